@@ -1,0 +1,162 @@
+//! The config as users write it: serde types, unknown fields rejected. [`super::validate`] turns
+//! them into a [`super::Plan`]; nothing else reads them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One pipeline. Sections are kept as raw JSON here so that validation can check each part on
+/// its own and report every error, not only the first.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    pub name: String,
+    pub source: Value,
+    #[serde(default)]
+    pub pools: BTreeMap<String, Value>,
+    pub stages: BTreeMap<String, Value>,
+    /// A request not ended this long after admission ends as timed out.
+    pub deadline_ms: Option<u64>,
+    /// How long shutdown waits for in-flight requests before it times them out.
+    #[serde(default = "default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
+    /// The most asynchronous operations (timers) in flight at once; past it a request that asks
+    /// for one is rejected.
+    #[serde(default = "default_io_capacity")]
+    pub io_capacity: usize,
+    /// How often workers publish their histograms to the metrics thread.
+    #[serde(default = "default_metrics_interval_ms")]
+    pub metrics_interval_ms: u64,
+}
+
+fn default_drain_timeout_ms() -> u64 {
+    5_000
+}
+
+fn default_io_capacity() -> usize {
+    65_536
+}
+
+fn default_metrics_interval_ms() -> u64 {
+    1_000
+}
+
+/// Where requests come from.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourceConfig {
+    Generator(GeneratorConfig),
+}
+
+/// The in-process generator: `requests` synthetic requests at `rate`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorConfig {
+    pub requests: u64,
+    #[serde(default)]
+    pub rate: Rate,
+    #[serde(default)]
+    pub payload_bytes: usize,
+    /// The stage requests enter.
+    pub entry: String,
+    /// The CPU the generator thread is pinned to; unpinned when absent.
+    pub cpu: Option<usize>,
+    /// Attributes to set on each request: name to {value: weight}, drawn per request id.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, BTreeMap<String, u32>>,
+}
+
+/// Requests per second, or `"max"`: as fast as the entry queue admits them.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub enum Rate {
+    #[default]
+    Max,
+    PerSecond(f64),
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(s) if s == "max" => Ok(Rate::Max),
+            Value::Number(n) => match n.as_f64() {
+                Some(r) if r > 0.0 && r.is_finite() => Ok(Rate::PerSecond(r)),
+                _ => Err(serde::de::Error::custom(format!(
+                    "rate must be positive, not {n}"
+                ))),
+            },
+            other => Err(serde::de::Error::custom(format!(
+                "rate must be \"max\" or requests per second, not {other}"
+            ))),
+        }
+    }
+}
+
+/// A named pool of pinned worker threads.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// The CPUs its threads are pinned to, one thread per entry unless `threads` says more.
+    pub cpus: Option<Vec<usize>>,
+    pub threads: Option<usize>,
+}
+
+/// One stage.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    pub kind: String,
+    #[serde(default)]
+    pub params: Value,
+    /// The pool serving it; without one the stage gets a dedicated pool (`threads`, `cpus`).
+    pub pool: Option<String>,
+    pub threads: Option<usize>,
+    pub cpus: Option<Vec<usize>>,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    /// The successor: a stage name, or `{output: stage}` for a branching stage.
+    pub next: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    #[serde(default = "default_capacity")]
+    pub capacity: usize,
+    #[serde(default)]
+    pub when_full: WhenFull,
+    /// With `block`: how long a sender waits for room before the request is rejected.
+    #[serde(default = "default_block_timeout_ms")]
+    pub block_timeout_ms: u64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            capacity: default_capacity(),
+            when_full: WhenFull::default(),
+            block_timeout_ms: default_block_timeout_ms(),
+        }
+    }
+}
+
+fn default_capacity() -> usize {
+    4_096
+}
+
+fn default_block_timeout_ms() -> u64 {
+    100
+}
+
+/// What a full queue does with one more request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// The new request ends at once as rejected.
+    #[default]
+    Reject,
+    /// The sender waits up to `block_timeout_ms` for room, then rejects.
+    Block,
+    /// The oldest queued request ends as rejected to make room.
+    DropOldest,
+}

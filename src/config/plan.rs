@@ -1,0 +1,86 @@
+//! The validated pipeline the engine runs: stages by index, successors resolved, pools and CPUs
+//! decided. Built only by [`super::validate`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use seda_stages::StageFactory;
+
+use super::{Rate, WhenFull};
+
+/// A stage's index in [`Plan::stages`].
+pub type StageId = usize;
+
+pub struct Plan {
+    pub name: String,
+    pub source: SourcePlan,
+    pub stages: Vec<StagePlan>,
+    pub pools: Vec<PoolPlan>,
+    pub deadline: Option<Duration>,
+    pub drain_timeout: Duration,
+    pub io_capacity: usize,
+    pub metrics_interval: Duration,
+}
+
+impl Plan {
+    pub fn stage(&self, name: &str) -> Option<StageId> {
+        self.stages.iter().position(|s| s.name == name)
+    }
+
+    pub fn worker_count(&self) -> usize {
+        self.pools.iter().map(|p| p.threads.len()).sum()
+    }
+}
+
+pub enum SourcePlan {
+    Generator {
+        requests: u64,
+        rate: Rate,
+        payload_bytes: usize,
+        entry: StageId,
+        cpu: Option<usize>,
+        /// (name, [(value, weight)]) pairs.
+        attributes: Vec<(String, Vec<(String, u32)>)>,
+    },
+}
+
+impl SourcePlan {
+    pub fn entry(&self) -> StageId {
+        match self {
+            SourcePlan::Generator { entry, .. } => *entry,
+        }
+    }
+}
+
+pub struct StagePlan {
+    pub name: String,
+    pub kind: String,
+    pub factory: Arc<dyn StageFactory>,
+    pub pool: usize,
+    pub queue: QueuePlan,
+    /// Successor of each output, by output index; empty for a terminal stage.
+    pub successors: Vec<StageId>,
+    /// Output names, by output index (`next` for a single successor).
+    pub output_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct QueuePlan {
+    pub capacity: usize,
+    pub when_full: WhenFull,
+    pub block_timeout: Duration,
+}
+
+pub struct PoolPlan {
+    pub name: String,
+    /// Whether the config named this pool, or it is a stage's dedicated one.
+    pub dedicated: bool,
+    pub threads: Vec<ThreadPlan>,
+    pub stages: Vec<StageId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadPlan {
+    /// The CPU this worker is pinned to.
+    pub cpu: usize,
+}

@@ -1,0 +1,601 @@
+//! The validation pass: checks a whole config and reports every error at once, each with its
+//! JSON path and a hint, before anything runs.
+//!
+//! It goes section by section (settings, pools, stages, source), then over the wiring (every
+//! `next` names a stage and wires every output) and the graph (every stage is reachable from the
+//! entry, and from every stage some path reaches a terminal stage). Each part is checked even
+//! when an earlier one failed, so one run of `seda validate` shows all that is wrong.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use seda_stages::{BuildError, Outputs};
+
+use super::model::{
+    GeneratorConfig, PipelineConfig, PoolConfig, SourceConfig, StageConfig, WhenFull,
+};
+use super::plan::{Plan, PoolPlan, QueuePlan, SourcePlan, StagePlan, ThreadPlan};
+use super::{ConfigError, ConfigErrors};
+
+/// Validates `config` against the CPUs of this machine.
+pub fn validate(config: &Value) -> Result<Plan, ConfigErrors> {
+    validate_with_cpus(config, &machine_cpus())
+}
+
+/// The CPUs this process may run on.
+pub fn machine_cpus() -> Vec<usize> {
+    core_affinity::get_core_ids()
+        .map(|ids| ids.into_iter().map(|c| c.id).collect())
+        .unwrap_or_else(|| vec![0])
+}
+
+/// Validates `config` as if the machine had exactly `cpus`.
+pub fn validate_with_cpus(config: &Value, cpus: &[usize]) -> Result<Plan, ConfigErrors> {
+    let mut v = Validator {
+        errors: Vec::new(),
+        cpus,
+        next_cpu: 0,
+    };
+    let plan = v.pipeline(config);
+    match plan {
+        Some(plan) if v.errors.is_empty() => Ok(plan),
+        _ => Err(ConfigErrors(v.errors)),
+    }
+}
+
+struct Validator<'a> {
+    errors: Vec<ConfigError>,
+    cpus: &'a [usize],
+    /// Round-robin cursor for threads whose config names no CPU.
+    next_cpu: usize,
+}
+
+/// A stage as far as validation got with it.
+struct Checked {
+    name: String,
+    config: StageConfig,
+    factory: Option<std::sync::Arc<dyn seda_stages::StageFactory>>,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>, hint: Option<String>) {
+        self.errors.push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+            hint,
+        });
+    }
+
+    /// Deserializes `value` into `T`, reporting the failure at its exact path under `at`.
+    fn parse<T: DeserializeOwned>(&mut self, at: &str, value: &Value) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let inner = e.path().to_string();
+                let path = if inner == "." || inner.is_empty() {
+                    at.to_string()
+                } else {
+                    format!("{at}.{inner}")
+                };
+                let message = e.into_inner().to_string();
+                self.error(path, message, None);
+                None
+            }
+        }
+    }
+
+    fn pipeline(&mut self, config: &Value) -> Option<Plan> {
+        let top: PipelineConfig = self.parse("$", config)?;
+        self.settings(&top);
+
+        // Pools named in `pools`.
+        let mut pools: Vec<PoolPlan> = Vec::new();
+        for (name, value) in &top.pools {
+            let at = key("$.pools", name);
+            if let Some(pool) = self.parse::<PoolConfig>(&at, value) {
+                let threads = self.threads(&at, pool.cpus.as_deref(), pool.threads);
+                pools.push(PoolPlan {
+                    name: name.clone(),
+                    dedicated: false,
+                    threads,
+                    stages: Vec::new(),
+                });
+            }
+        }
+
+        // Stages, each on its own so one bad stage does not hide another.
+        let mut checked: Vec<Checked> = Vec::new();
+        for (name, value) in &top.stages {
+            let at = key("$.stages", name);
+            if let Some(config) = self.parse::<StageConfig>(&at, value) {
+                let factory = self.factory(&at, &config);
+                checked.push(Checked {
+                    name: name.clone(),
+                    config,
+                    factory,
+                });
+            }
+        }
+        if top.stages.is_empty() {
+            self.error(
+                "$.stages",
+                "the pipeline has no stages",
+                Some("add at least a `respond` stage".into()),
+            );
+        }
+        let names: Vec<&str> = checked.iter().map(|c| c.name.as_str()).collect();
+
+        let source = self.source(&top.source, &names);
+
+        // Pools and queues of each stage.
+        let mut stage_pools = Vec::new();
+        let mut queues = Vec::new();
+        for (id, c) in checked.iter().enumerate() {
+            let at = key("$.stages", &c.name);
+            stage_pools.push(self.stage_pool(&at, id, c, &top.pools, &mut pools));
+            queues.push(self.queue(&at, c));
+        }
+        for p in pools.iter().filter(|p| !p.dedicated && p.stages.is_empty()) {
+            self.error(
+                key("$.pools", &p.name),
+                format!("pool `{}` serves no stage", p.name),
+                Some("give a stage `\"pool\": \"<name>\"`, or remove the pool".into()),
+            );
+        }
+
+        // Wiring, then the shape of the graph.
+        let wiring: Vec<Option<(Vec<usize>, Vec<String>)>> =
+            checked.iter().map(|c| self.wiring(c, &names)).collect();
+        if let (Some(entry), true) = (
+            source.as_ref().map(SourcePlan::entry),
+            wiring.iter().all(Option::is_some),
+        ) {
+            let edges: Vec<&[usize]> = wiring
+                .iter()
+                .map(|w| w.as_ref().unwrap().0.as_slice())
+                .collect();
+            self.graph(&names, &edges, entry);
+        }
+
+        if !self.errors.is_empty() {
+            return None;
+        }
+        let stages = checked
+            .into_iter()
+            .zip(stage_pools)
+            .zip(queues)
+            .zip(wiring)
+            .map(|(((c, pool), queue), wiring)| {
+                let (successors, output_names) = wiring.unwrap();
+                StagePlan {
+                    name: c.name,
+                    kind: c.config.kind,
+                    factory: c.factory.unwrap(),
+                    pool: pool.unwrap(),
+                    queue: queue.unwrap(),
+                    successors,
+                    output_names,
+                }
+            })
+            .collect();
+        Some(Plan {
+            name: top.name,
+            source: source?,
+            stages,
+            pools,
+            deadline: top.deadline_ms.map(Duration::from_millis),
+            drain_timeout: Duration::from_millis(top.drain_timeout_ms),
+            io_capacity: top.io_capacity,
+            metrics_interval: Duration::from_millis(top.metrics_interval_ms),
+        })
+    }
+
+    fn settings(&mut self, top: &PipelineConfig) {
+        if top.name.trim().is_empty() {
+            self.error("$.name", "the pipeline needs a name", None);
+        }
+        if top.deadline_ms == Some(0) {
+            self.error(
+                "$.deadline_ms",
+                "a deadline of 0 ms would time out every request",
+                Some("leave it out for no deadline".into()),
+            );
+        }
+        if top.io_capacity == 0 {
+            self.error("$.io_capacity", "io_capacity must be at least 1", None);
+        }
+        if top.metrics_interval_ms == 0 {
+            self.error(
+                "$.metrics_interval_ms",
+                "metrics_interval_ms must be at least 1",
+                None,
+            );
+        }
+    }
+
+    /// One thread per listed CPU (or `threads`, round-robin over them); without CPUs, `threads`
+    /// (default 1) spread round-robin over the machine's CPUs.
+    fn threads(
+        &mut self,
+        at: &str,
+        cpus: Option<&[usize]>,
+        threads: Option<usize>,
+    ) -> Vec<ThreadPlan> {
+        if threads == Some(0) {
+            self.error(
+                format!("{at}.threads"),
+                "a pool needs at least one thread",
+                None,
+            );
+            return Vec::new();
+        }
+        match cpus {
+            Some([]) => {
+                self.error(
+                    format!("{at}.cpus"),
+                    "the CPU list is empty",
+                    Some("leave `cpus` out to spread threads over all CPUs".into()),
+                );
+                Vec::new()
+            }
+            Some(list) => {
+                for (i, cpu) in list.iter().enumerate() {
+                    if !self.cpus.contains(cpu) {
+                        let have = self
+                            .cpus
+                            .iter()
+                            .map(usize::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        self.error(
+                            format!("{at}.cpus[{i}]"),
+                            format!("CPU {cpu} does not exist on this machine"),
+                            Some(format!("its CPUs are {have}")),
+                        );
+                    }
+                }
+                (0..threads.unwrap_or(list.len()))
+                    .map(|i| ThreadPlan {
+                        cpu: list[i % list.len()],
+                    })
+                    .collect()
+            }
+            None => (0..threads.unwrap_or(1))
+                .map(|_| {
+                    let cpu = self.cpus[self.next_cpu % self.cpus.len()];
+                    self.next_cpu += 1;
+                    ThreadPlan { cpu }
+                })
+                .collect(),
+        }
+    }
+
+    fn factory(
+        &mut self,
+        at: &str,
+        c: &StageConfig,
+    ) -> Option<std::sync::Arc<dyn seda_stages::StageFactory>> {
+        match seda_stages::build(&c.kind, &c.params) {
+            Ok(f) => Some(f),
+            Err(BuildError::UnknownKind { kind, suggestion }) => {
+                let hint = match suggestion {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("the kinds are {}", seda_stages::KINDS.join(", ")),
+                };
+                self.error(
+                    format!("{at}.kind"),
+                    format!("unknown stage kind `{kind}`"),
+                    Some(hint),
+                );
+                None
+            }
+            Err(BuildError::BadParams { field, message }) => {
+                let path = match field {
+                    Some(f) => format!("{at}.params.{f}"),
+                    None => format!("{at}.params"),
+                };
+                self.error(
+                    path,
+                    format!("bad params for `{}`: {message}", c.kind),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn source(&mut self, value: &Value, stages: &[&str]) -> Option<SourcePlan> {
+        let source: SourceConfig = self.parse("$.source", value)?;
+        match source {
+            SourceConfig::Generator(g) => self.generator(g, stages),
+        }
+    }
+
+    fn generator(&mut self, g: GeneratorConfig, stages: &[&str]) -> Option<SourcePlan> {
+        let errors = self.errors.len();
+        if g.requests == 0 {
+            self.error(
+                "$.source.requests",
+                "the generator must send at least one request",
+                None,
+            );
+        }
+        if let Some(cpu) = g.cpu.filter(|c| !self.cpus.contains(c)) {
+            self.error(
+                "$.source.cpu",
+                format!("CPU {cpu} does not exist on this machine"),
+                None,
+            );
+        }
+        let mut attributes = Vec::new();
+        for (name, values) in g.attributes {
+            if values.values().map(|&w| u64::from(w)).sum::<u64>() == 0 {
+                self.error(
+                    key("$.source.attributes", &name),
+                    "the weights add up to 0",
+                    Some("give at least one value a weight above 0".into()),
+                );
+            }
+            attributes.push((name, values.into_iter().collect()));
+        }
+        let entry = self.stage_ref("$.source.entry", &g.entry, stages);
+        if self.errors.len() > errors {
+            return None;
+        }
+        Some(SourcePlan::Generator {
+            requests: g.requests,
+            rate: g.rate,
+            payload_bytes: g.payload_bytes,
+            entry: entry?,
+            cpu: g.cpu,
+            attributes,
+        })
+    }
+
+    /// Resolves a stage name, suggesting the nearest when it names none.
+    fn stage_ref(&mut self, at: &str, name: &str, stages: &[&str]) -> Option<usize> {
+        if let Some(id) = stages.iter().position(|s| *s == name) {
+            return Some(id);
+        }
+        let hint = seda_stages::closest(name, stages.iter().copied())
+            .map(|s| format!("did you mean `{s}`?"));
+        self.error(at, format!("`{name}` names no stage"), hint);
+        None
+    }
+
+    fn stage_pool(
+        &mut self,
+        at: &str,
+        id: usize,
+        c: &Checked,
+        named: &BTreeMap<String, Value>,
+        pools: &mut Vec<PoolPlan>,
+    ) -> Option<usize> {
+        match &c.config.pool {
+            Some(pool) => {
+                if c.config.threads.is_some() || c.config.cpus.is_some() {
+                    self.error(
+                        format!("{at}.pool"),
+                        "a stage on a named pool takes its threads and CPUs from the pool",
+                        Some(
+                            "move `threads`/`cpus` to the pool, or drop `pool` for a dedicated one"
+                                .into(),
+                        ),
+                    );
+                }
+                match pools.iter().position(|p| !p.dedicated && &p.name == pool) {
+                    Some(p) => {
+                        pools[p].stages.push(id);
+                        Some(p)
+                    }
+                    None => {
+                        // A pool that failed its own checks is already reported.
+                        if !named.contains_key(pool) {
+                            let hint = seda_stages::closest(pool, named.keys().map(String::as_str))
+                                .map(|s| format!("did you mean `{s}`?"))
+                                .or_else(|| Some("name it under `pools`".into()));
+                            self.error(
+                                format!("{at}.pool"),
+                                format!("`{pool}` names no pool"),
+                                hint,
+                            );
+                        }
+                        None
+                    }
+                }
+            }
+            None => {
+                let threads = self.threads(at, c.config.cpus.as_deref(), c.config.threads);
+                pools.push(PoolPlan {
+                    name: c.name.clone(),
+                    dedicated: true,
+                    threads,
+                    stages: vec![id],
+                });
+                Some(pools.len() - 1)
+            }
+        }
+    }
+
+    fn queue(&mut self, at: &str, c: &Checked) -> Option<QueuePlan> {
+        let q = &c.config.queue;
+        let mut ok = true;
+        if q.capacity == 0 {
+            self.error(
+                format!("{at}.queue.capacity"),
+                "a queue needs a capacity of at least 1",
+                None,
+            );
+            ok = false;
+        }
+        if q.when_full == WhenFull::Block && q.block_timeout_ms == 0 {
+            self.error(
+                format!("{at}.queue.block_timeout_ms"),
+                "`block` needs a timeout of at least 1 ms",
+                Some("or use `reject`".into()),
+            );
+            ok = false;
+        }
+        ok.then_some(QueuePlan {
+            capacity: q.capacity,
+            when_full: q.when_full,
+            block_timeout: Duration::from_millis(q.block_timeout_ms),
+        })
+    }
+
+    /// The successor of each output and the output names, checked against the kind's outputs.
+    fn wiring(&mut self, c: &Checked, stages: &[&str]) -> Option<(Vec<usize>, Vec<String>)> {
+        let outputs = c.factory.as_ref()?.outputs();
+        let at = format!("{}.next", key("$.stages", &c.name));
+        let kind = &c.config.kind;
+        match (outputs, &c.config.next) {
+            (Outputs::Terminal, None) => Some((Vec::new(), Vec::new())),
+            (Outputs::Terminal, Some(_)) => {
+                self.error(
+                    at,
+                    format!("`{kind}` ends every request, so it has no `next`"),
+                    Some("remove `next`".into()),
+                );
+                None
+            }
+            (Outputs::Single, Some(Value::String(next))) => Some((
+                vec![self.stage_ref(&at, next, stages)?],
+                vec!["next".into()],
+            )),
+            (Outputs::Single, None) => {
+                self.error(
+                    at,
+                    format!("stage `{}` needs a `next`", c.name),
+                    Some("name the stage that comes after it".into()),
+                );
+                None
+            }
+            (Outputs::Single, Some(_)) => {
+                self.error(
+                    at,
+                    format!("`{kind}` has one successor: `next` is a stage name"),
+                    None,
+                );
+                None
+            }
+            (Outputs::Named(names), Some(Value::Object(map))) => {
+                let mut successors = Vec::new();
+                let mut ok = true;
+                for name in &names {
+                    match map.get(name) {
+                        Some(Value::String(s)) => {
+                            match self.stage_ref(&key(&at, name), s, stages) {
+                                Some(id) => successors.push(id),
+                                None => ok = false,
+                            }
+                        }
+                        Some(_) => {
+                            self.error(key(&at, name), "an output is wired to a stage name", None);
+                            ok = false;
+                        }
+                        None => {
+                            self.error(
+                                at.clone(),
+                                format!("output `{name}` is not wired"),
+                                Some(format!("add `\"{name}\": \"<stage>\"`")),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+                for extra in map.keys().filter(|k| !names.contains(k)) {
+                    self.error(
+                        key(&at, extra),
+                        format!("`{kind}` has no output `{extra}`"),
+                        Some(format!("its outputs are {}", names.join(", "))),
+                    );
+                    ok = false;
+                }
+                ok.then_some((successors, names))
+            }
+            (Outputs::Named(names), _) => {
+                let wire = names
+                    .iter()
+                    .map(|n| format!("\"{n}\": \"<stage>\""))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.error(
+                    at,
+                    format!(
+                        "stage `{}` has outputs {}: wire each",
+                        c.name,
+                        names.join(", ")
+                    ),
+                    Some(format!("`\"next\": {{{wire}}}`")),
+                );
+                None
+            }
+        }
+    }
+
+    /// Every stage reachable from the entry; from every stage, a path to a terminal stage.
+    fn graph(&mut self, names: &[&str], edges: &[&[usize]], entry: usize) {
+        let n = names.len();
+        let mut reachable = vec![false; n];
+        let mut todo = VecDeque::from([entry]);
+        reachable[entry] = true;
+        while let Some(s) = todo.pop_front() {
+            for &t in edges[s] {
+                if !std::mem::replace(&mut reachable[t], true) {
+                    todo.push_back(t);
+                }
+            }
+        }
+        // Backwards from the terminal stages: who can end.
+        let mut ends = vec![false; n];
+        let mut todo: VecDeque<usize> = (0..n).filter(|&s| edges[s].is_empty()).collect();
+        for &s in &todo {
+            ends[s] = true;
+        }
+        while let Some(t) = todo.pop_front() {
+            for s in 0..n {
+                if !ends[s] && edges[s].contains(&t) {
+                    ends[s] = true;
+                    todo.push_back(s);
+                }
+            }
+        }
+        for s in 0..n {
+            if !reachable[s] {
+                self.error(
+                    key("$.stages", names[s]),
+                    format!(
+                        "stage `{}` cannot be reached from the entry `{}`",
+                        names[s], names[entry]
+                    ),
+                    Some("wire it from a `next`, or remove it".into()),
+                );
+            } else if !ends[s] {
+                self.error(
+                    format!("{}.next", key("$.stages", names[s])),
+                    format!(
+                        "every path from stage `{}` loops without reaching a terminal stage",
+                        names[s]
+                    ),
+                    Some("give the cycle an exit to a `respond` stage".into()),
+                );
+            }
+        }
+    }
+}
+
+/// `base.name`, or `base['name']` when the name is not a plain identifier.
+fn key(base: &str, name: &str) -> String {
+    if !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        format!("{base}.{name}")
+    } else {
+        format!("{base}['{}']", name.replace('\'', "\\'"))
+    }
+}

@@ -1,0 +1,236 @@
+//! A thread's handle on the engine: its ledger shard, its recorder, and its outboxes.
+//!
+//! Every thread that moves requests (workers, the timer thread, sources) owns a `Ctx`. Requests
+//! bound for another pool's queue are buffered per stage and handed over in batches; a full
+//! queue applies its stage's policy here; and every ending is counted here, exactly once.
+
+use std::sync::Arc;
+
+use seda_stages::{IoOp, StageError};
+
+use super::ledger::{Ending, Shard};
+use super::runtime::Shared;
+use super::{Envelope, Outcome, RejectReason};
+use crate::clock::now_ns;
+use crate::config::{StageId, WhenFull};
+use crate::io::TimerEntry;
+use crate::metrics::{Publication, Recorder};
+
+/// Most requests buffered for one stage before they are handed over.
+pub(crate) const BATCH: usize = 32;
+
+pub(crate) struct Ctx {
+    pub shared: Arc<Shared>,
+    pub rec: Recorder,
+    ledger: Arc<Shard>,
+    metrics: flume::Sender<Publication>,
+    outbox: Vec<Vec<Box<Envelope>>>,
+    /// Stages whose outbox may hold requests, each listed once.
+    pending: Vec<StageId>,
+    listed: Vec<bool>,
+}
+
+impl Ctx {
+    pub fn new(shared: Arc<Shared>, metrics: flume::Sender<Publication>) -> Self {
+        let stages = shared.plan.stages.len();
+        Ctx {
+            ledger: shared.ledger.shard(),
+            rec: Recorder::new(stages),
+            metrics,
+            outbox: (0..stages).map(|_| Vec::with_capacity(BATCH)).collect(),
+            pending: Vec::with_capacity(stages),
+            listed: vec![false; stages],
+            shared,
+        }
+    }
+
+    #[inline]
+    pub fn admit(&self, n: u64) {
+        self.ledger.admit(n);
+    }
+
+    /// Queues `env` for its stage (`env.stage`), in a batch with others bound there.
+    #[inline]
+    pub fn send(&mut self, env: Box<Envelope>) {
+        let stage = env.stage;
+        if !self.listed[stage] {
+            self.listed[stage] = true;
+            self.pending.push(stage);
+        }
+        self.outbox[stage].push(env);
+        if self.outbox[stage].len() >= BATCH {
+            self.flush_stage(stage);
+        }
+    }
+
+    /// Hands every buffered request to its queue.
+    pub fn flush(&mut self) {
+        while let Some(stage) = self.pending.pop() {
+            self.listed[stage] = false;
+            self.flush_stage(stage);
+        }
+    }
+
+    fn flush_stage(&mut self, stage: StageId) {
+        let mut batch = std::mem::take(&mut self.outbox[stage]);
+        if batch.is_empty() {
+            self.outbox[stage] = batch;
+            return;
+        }
+        let shared = self.shared.clone();
+        let queue = &shared.queues[stage];
+        let fit = queue.reserve(batch.len());
+        let mut rest = batch.drain(..);
+        for env in rest.by_ref().take(fit) {
+            queue.push_reserved(env);
+        }
+        if fit > 0 {
+            shared.wake(stage);
+        }
+        for env in rest {
+            self.overflow(stage, env);
+        }
+        self.outbox[stage] = batch;
+    }
+
+    /// One request that did not fit in `stage`'s queue: the stage's policy decides.
+    #[cold]
+    fn overflow(&mut self, stage: StageId, env: Box<Envelope>) {
+        let shared = self.shared.clone();
+        let queue = &shared.queues[stage];
+        match queue.plan.when_full {
+            WhenFull::Reject => self.finish(
+                env,
+                Outcome::Rejected(RejectReason::QueueFull { stage }),
+                now_ns(),
+            ),
+            WhenFull::DropOldest => match queue.steal_oldest() {
+                // The oldest one's room goes to the new one.
+                Some(oldest) => {
+                    queue.push_reserved(env);
+                    shared.wake(stage);
+                    self.finish(
+                        oldest,
+                        Outcome::Rejected(RejectReason::DroppedOldest { stage }),
+                        now_ns(),
+                    );
+                }
+                None => self.wait_for_room(stage, env, 0),
+            },
+            WhenFull::Block => {
+                let timeout = queue.plan.block_timeout.as_nanos() as u64;
+                self.wait_for_room(stage, env, timeout)
+            }
+        }
+    }
+
+    /// Waits up to `timeout_ns` for room in `stage`'s queue, then rejects. Gives up early if
+    /// the engine aborts.
+    fn wait_for_room(&mut self, stage: StageId, env: Box<Envelope>, timeout_ns: u64) {
+        let shared = self.shared.clone();
+        let queue = &shared.queues[stage];
+        let start = now_ns();
+        let mut spins = 0u32;
+        loop {
+            if queue.reserve(1) == 1 {
+                queue.push_reserved(env);
+                shared.wake(stage);
+                return;
+            }
+            let now = now_ns();
+            if shared.aborting() {
+                return self.finish(env, Outcome::TimedOut { stage }, now);
+            }
+            if now - start >= timeout_ns {
+                let reason = if timeout_ns == 0 {
+                    RejectReason::QueueFull { stage }
+                } else {
+                    RejectReason::BlockTimeout { stage }
+                };
+                return self.finish(env, Outcome::Rejected(reason), now);
+            }
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else if spins < 128 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+        }
+    }
+
+    /// Ends `env` with `outcome`: counted once in the ledger and the stage's figures, then
+    /// handed back to its origin.
+    pub fn finish(&mut self, env: Box<Envelope>, outcome: Outcome, now: u64) {
+        match &outcome {
+            Outcome::Completed => {
+                self.ledger.end(Ending::Completed);
+                self.rec.e2e(now.saturating_sub(env.intended_ns));
+            }
+            Outcome::Rejected(reason) => {
+                self.ledger.end(Ending::Rejected);
+                if let Some(stage) = reason.stage() {
+                    self.rec.rejected(stage);
+                }
+            }
+            Outcome::Failed { stage, .. } => {
+                self.ledger.end(Ending::Failed);
+                self.rec.failed(*stage);
+            }
+            Outcome::TimedOut { stage } => {
+                self.ledger.end(Ending::TimedOut);
+                self.rec.timed_out(*stage);
+            }
+        }
+        let origin = self.shared.origins[env.origin as usize].clone();
+        origin.finish(env, &outcome);
+    }
+
+    /// Starts `op` for `env`, which is at stage `env.stage`; on completion it continues at
+    /// `next`.
+    pub fn start_io(&mut self, env: Box<Envelope>, op: IoOp, next: StageId, now: u64) {
+        match op {
+            IoOp::Timer(wait) => {
+                let fire_ns = now
+                    .saturating_add(wait.as_nanos() as u64)
+                    .min(env.deadline_ns);
+                if let Err(e) = self
+                    .shared
+                    .timers
+                    .try_send(TimerEntry { fire_ns, next, env })
+                {
+                    let entry = e.into_inner();
+                    let stage = entry.env.stage;
+                    self.finish(
+                        entry.env,
+                        Outcome::Rejected(RejectReason::IoFull { stage }),
+                        now,
+                    );
+                }
+            }
+            #[allow(unreachable_patterns)]
+            other => {
+                let stage = env.stage;
+                let error = StageError::new(format!("unsupported I/O operation {other:?}"));
+                self.finish(env, Outcome::Failed { stage, error }, now);
+            }
+        }
+    }
+
+    /// Sends what was recorded to the collector.
+    pub fn publish(&mut self, now: u64) {
+        let publication = self.rec.take(now);
+        // The collector only goes away after every thread is joined.
+        let _ = self.metrics.send(publication);
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        self.flush();
+        if self.rec.is_dirty() {
+            self.publish(now_ns());
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The runtime: per-stage bounded queues, pinned worker pools, sleep and wake, the ledger.
+//!
+//! [`Engine::start`] builds the queues and spawns the pools of a [`crate::config::Plan`];
+//! sources hand requests in through a [`Submitter`]; [`Engine::shutdown`] drains and joins.
+//! [`run`] does all of it for a pipeline with its configured source.
+
+mod context;
+mod envelope;
+mod ledger;
+mod outcome;
+mod panics;
+mod queue;
+mod run;
+mod runtime;
+mod sleep;
+mod worker;
+
+pub(crate) use context::Ctx;
+pub use envelope::{Envelope, OriginId};
+pub use ledger::{Ledger, LedgerCounts};
+pub use outcome::{Origin, Outcome, RejectReason};
+pub use panics::quiet_worker_panics;
+pub use run::run;
+pub use runtime::{Admission, Engine, EngineError, Submitter, WorkerInfo};
+pub use sleep::Sleep;

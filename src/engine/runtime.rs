@@ -1,0 +1,415 @@
+//! The engine: what its threads share, how it starts, how sources submit, how it shuts down.
+//!
+//! Shutdown protocol ([`Engine::shutdown`]):
+//! 1. `Draining`: submitters stop admitting (new requests end as rejected, `ShuttingDown`);
+//!    workers and timers go on.
+//! 2. Wait until the ledger shows nothing in flight, or `drain_timeout` passes.
+//! 3. If something is still in flight: `Aborting`. Workers end each request they take as timed
+//!    out, the timer thread fires every pending timer, senders blocked on a full queue give up;
+//!    wait until nothing is in flight.
+//! 4. `Stopped`: wake every worker; each exits once it finds no work, publishing its figures.
+//!    Join the workers and the timer thread.
+//! 5. Drop the last metrics sender, so the collector returns the run's totals.
+
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_deque::{Stealer, Worker as LocalQueue};
+
+use super::queue::StageQueue;
+use super::worker::Worker;
+use super::{Ctx, Envelope, Ledger, LedgerCounts, Origin, OriginId, Outcome, RejectReason, Sleep};
+use crate::clock::now_ns;
+use crate::config::{Plan, StageId, WhenFull};
+use crate::io::{timer, TimerEntry};
+use crate::metrics::{collector, Publication, Summary};
+
+const RUNNING: u8 = 0;
+const DRAINING: u8 = 1;
+const ABORTING: u8 = 2;
+const STOPPED: u8 = 3;
+
+/// What every engine thread shares.
+pub(crate) struct Shared {
+    pub plan: Plan,
+    pub queues: Vec<StageQueue>,
+    pub pools: Vec<PoolShared>,
+    /// Per stage, per output: the successor, and whether it is on the same pool (then the
+    /// worker runs it at once, with no hand-off).
+    pub routes: Vec<Vec<(StageId, bool)>>,
+    pub ledger: Ledger,
+    pub origins: Vec<Arc<dyn Origin>>,
+    pub timers: flume::Sender<TimerEntry>,
+    state: AtomicU8,
+}
+
+pub(crate) struct PoolShared {
+    pub stages: Vec<StageId>,
+    pub stealers: Vec<Stealer<Box<Envelope>>>,
+    pub sleep: Sleep,
+}
+
+impl Shared {
+    /// Wakes a worker of the pool serving `stage`, after its queue was made non-empty.
+    #[inline]
+    pub fn wake(&self, stage: StageId) {
+        self.pools[self.plan.stages[stage].pool].sleep.wake_one();
+    }
+
+    #[inline]
+    pub fn aborting(&self) -> bool {
+        self.state.load(Ordering::Acquire) >= ABORTING
+    }
+
+    #[inline]
+    pub fn stopped(&self) -> bool {
+        self.state.load(Ordering::Acquire) == STOPPED
+    }
+
+    fn admitting(&self) -> bool {
+        self.state.load(Ordering::Acquire) == RUNNING
+    }
+
+    fn set_state(&self, state: u8) {
+        self.state.store(state, Ordering::Release);
+        for pool in &self.pools {
+            pool.sleep.wake_all();
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot start thread `{name}`: {source}")]
+    Spawn {
+        name: String,
+        source: std::io::Error,
+    },
+    #[error("cannot pin worker {index} of pool `{pool}` to CPU {cpu}")]
+    Pin {
+        pool: String,
+        index: usize,
+        cpu: usize,
+    },
+}
+
+/// Where a worker runs, as read back from the OS after pinning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerInfo {
+    pub pool: String,
+    pub index: usize,
+    pub cpu: usize,
+    /// The CPUs the OS lets the thread run on (`Cpus_allowed_list`), e.g. `"1"`.
+    pub allowed_cpus: String,
+}
+
+/// A running engine.
+pub struct Engine {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    timer: Option<JoinHandle<()>>,
+    metrics: Option<flume::Sender<Publication>>,
+    collector: Option<JoinHandle<collector::Totals>>,
+    info: Vec<WorkerInfo>,
+    started_ns: u64,
+}
+
+/// How a submitter treats a full entry queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The entry stage's policy decides (a client-facing source).
+    Policy,
+    /// Wait for room: a generator running as fast as admission allows.
+    WaitForRoom,
+}
+
+impl Engine {
+    /// Builds the queues, spawns and pins every pool's workers, the timer thread and the
+    /// metrics collector. `origins[i]` is told of the end of each request submitted as origin i.
+    pub fn start(plan: Plan, origins: Vec<Arc<dyn Origin>>) -> Result<Engine, EngineError> {
+        let (metrics, collector) = collector::spawn(plan.stages.len());
+        let (timer_tx, timer_rx) = flume::bounded(plan.io_capacity);
+        let queues = plan
+            .stages
+            .iter()
+            .map(|s| StageQueue::new(s.queue))
+            .collect();
+        let routes = plan
+            .stages
+            .iter()
+            .map(|s| {
+                s.successors
+                    .iter()
+                    .map(|&n| (n, plan.stages[n].pool == s.pool))
+                    .collect()
+            })
+            .collect();
+        let mut locals: Vec<Vec<LocalQueue<Box<Envelope>>>> = Vec::new();
+        let mut pools = Vec::new();
+        for pool in &plan.pools {
+            let local: Vec<_> = pool
+                .threads
+                .iter()
+                .map(|_| LocalQueue::new_fifo())
+                .collect();
+            pools.push(PoolShared {
+                stages: pool.stages.clone(),
+                stealers: local.iter().map(LocalQueue::stealer).collect(),
+                sleep: Sleep::new(pool.threads.len()),
+            });
+            locals.push(local);
+        }
+        let shared = Arc::new(Shared {
+            queues,
+            pools,
+            routes,
+            ledger: Ledger::default(),
+            origins,
+            timers: timer_tx,
+            state: AtomicU8::new(RUNNING),
+            plan,
+        });
+
+        let mut engine = Engine {
+            shared: shared.clone(),
+            workers: Vec::new(),
+            timer: None,
+            metrics: Some(metrics.clone()),
+            collector: Some(collector),
+            info: Vec::new(),
+            started_ns: 0,
+        };
+        let (ready_tx, ready_rx) = flume::unbounded();
+        for (p, local) in locals.into_iter().enumerate() {
+            for (index, local) in local.into_iter().enumerate() {
+                let name = format!(
+                    "{}{}.{}",
+                    super::panics::WORKER_THREAD_PREFIX,
+                    shared.plan.pools[p].name,
+                    index
+                );
+                let worker =
+                    Worker::new(Ctx::new(shared.clone(), metrics.clone()), p, index, local);
+                let ready = ready_tx.clone();
+                let handle = std::thread::Builder::new()
+                    .name(name.clone())
+                    .spawn(move || worker.run(ready))
+                    .map_err(|source| EngineError::Spawn { name, source });
+                match handle {
+                    Ok(h) => engine.workers.push(h),
+                    Err(e) => {
+                        engine.stop_now();
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        drop(ready_tx);
+        let timer_ctx = Ctx::new(shared.clone(), metrics);
+        engine.timer = Some(
+            std::thread::Builder::new()
+                .name("seda-timer".into())
+                .spawn(move || timer::run(timer_ctx, timer_rx))
+                .map_err(|source| EngineError::Spawn {
+                    name: "seda-timer".into(),
+                    source,
+                })?,
+        );
+        // Every worker reports once it is pinned (or could not be).
+        let mut failure = None;
+        for report in ready_rx.iter() {
+            match report {
+                Ok(info) => engine.info.push(info),
+                Err(e) => failure = Some(e),
+            }
+        }
+        if let Some(e) = failure {
+            engine.stop_now();
+            return Err(e);
+        }
+        engine
+            .info
+            .sort_by(|a, b| (&a.pool, a.index).cmp(&(&b.pool, b.index)));
+        engine.started_ns = now_ns();
+        Ok(engine)
+    }
+
+    /// A handle for a source to submit requests as `origin`. Borrowing the engine, it is
+    /// dropped before shutdown, so its counts are in the summary.
+    pub fn submitter(&self, origin: OriginId, entry: StageId) -> Submitter<'_> {
+        let metrics = self.metrics.clone().expect("the engine is running");
+        Submitter {
+            ctx: Ctx::new(self.shared.clone(), metrics),
+            origin,
+            entry,
+            _engine: PhantomData,
+        }
+    }
+
+    pub fn ledger(&self) -> LedgerCounts {
+        self.shared.ledger.counts()
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.shared.plan
+    }
+
+    /// Every worker, with the CPUs it was read back to run on.
+    pub fn workers(&self) -> &[WorkerInfo] {
+        &self.info
+    }
+
+    /// Requests waiting in `stage`'s queue.
+    pub fn queue_depth(&self, stage: StageId) -> usize {
+        self.shared.queues[stage].depth()
+    }
+
+    /// Drains in-flight work, stops and joins every thread, and returns the run's summary
+    /// (see the module's shutdown protocol).
+    pub fn shutdown(mut self) -> Summary {
+        self.shared.set_state(DRAINING);
+        let give_up = now_ns() + self.shared.plan.drain_timeout.as_nanos() as u64;
+        while self.ledger().in_flight > 0 && now_ns() < give_up {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        if self.ledger().in_flight > 0 {
+            self.shared.set_state(ABORTING);
+            while self.ledger().in_flight > 0 {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+        let elapsed_s = (now_ns() - self.started_ns) as f64 / 1e9;
+        let totals = self.stop_now();
+        let ledger = self.ledger();
+        Summary::new(&self.shared.plan, &totals, ledger, elapsed_s)
+    }
+
+    /// Steps 4 and 5 of the shutdown protocol.
+    fn stop_now(&mut self) -> collector::Totals {
+        self.shared.set_state(STOPPED);
+        for w in self.workers.drain(..) {
+            // A worker catches handler panics; one that still panicked has already lost its
+            // requests to the ledger's in-flight count, which the summary shows.
+            let _ = w.join();
+        }
+        if let Some(t) = self.timer.take() {
+            let _ = t.join();
+        }
+        drop(self.metrics.take());
+        self.collector
+            .take()
+            .and_then(|c| c.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if self.collector.is_some() {
+            self.stop_now();
+        }
+    }
+}
+
+/// A source's handle for admitting requests into the pipeline's entry stage.
+pub struct Submitter<'e> {
+    ctx: Ctx,
+    origin: OriginId,
+    entry: StageId,
+    _engine: PhantomData<&'e Engine>,
+}
+
+impl Submitter<'_> {
+    /// Admits one request. See [`Submitter::submit_batch`].
+    pub fn submit(&mut self, env: Box<Envelope>, admission: Admission) {
+        let mut batch = vec![env];
+        self.submit_batch(&mut batch, admission);
+    }
+
+    /// Admits every request in `batch` (leaving it empty): each is counted as admitted and
+    /// then either queued at the entry stage or, if the entry is full and `admission` is
+    /// `Policy`, ended by the entry's policy. Once shutdown has begun, requests end at once as
+    /// rejected (`ShuttingDown`). A request without an intended start time gets now.
+    pub fn submit_batch(&mut self, batch: &mut Vec<Box<Envelope>>, admission: Admission) {
+        let now = now_ns();
+        let deadline = self
+            .ctx
+            .shared
+            .plan
+            .deadline
+            .map_or(u64::MAX, |d| now + d.as_nanos() as u64);
+        self.ctx.admit(batch.len() as u64);
+        for env in batch.iter_mut() {
+            env.origin = self.origin;
+            env.stage = self.entry;
+            env.enqueued_ns = now;
+            env.deadline_ns = deadline;
+            if env.intended_ns == 0 {
+                env.intended_ns = now;
+            }
+        }
+        if !self.ctx.shared.admitting() {
+            for env in batch.drain(..) {
+                self.ctx
+                    .finish(env, Outcome::Rejected(RejectReason::ShuttingDown), now);
+            }
+        } else if admission == Admission::WaitForRoom {
+            self.push_waiting(batch);
+        } else {
+            for env in batch.drain(..) {
+                self.ctx.send(env);
+            }
+            self.ctx.flush();
+        }
+    }
+
+    /// Pushes the whole batch into the entry queue, waiting as long as it takes for room (or
+    /// for shutdown, which rejects what is left).
+    fn push_waiting(&mut self, batch: &mut Vec<Box<Envelope>>) {
+        let shared = self.ctx.shared.clone();
+        let queue = &shared.queues[self.entry];
+        let mut left = batch.len();
+        let mut items = batch.drain(..);
+        let mut spins = 0u32;
+        while left > 0 {
+            let fit = queue.reserve(left);
+            for env in items.by_ref().take(fit) {
+                queue.push_reserved(env);
+            }
+            left -= fit;
+            if fit > 0 {
+                shared.wake(self.entry);
+                spins = 0;
+            }
+            if left == 0 {
+                break;
+            }
+            if !shared.admitting() {
+                for env in items.by_ref() {
+                    self.ctx
+                        .finish(env, Outcome::Rejected(RejectReason::ShuttingDown), now_ns());
+                }
+                break;
+            }
+            spins += 1;
+            if spins < 32 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Whether the engine still admits requests.
+    pub fn admitting(&self) -> bool {
+        self.ctx.shared.admitting()
+    }
+
+    /// Whether the entry stage's policy is to wait for room.
+    pub fn entry_blocks(&self) -> bool {
+        self.ctx.shared.plan.stages[self.entry].queue.when_full == WhenFull::Block
+    }
+}

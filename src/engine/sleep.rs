@@ -1,0 +1,253 @@
+//! Sleep and wake for one pool's workers. No wake-up is ever lost.
+//!
+//! A worker that found no work after spinning and yielding goes to sleep; a producer that made
+//! one of the pool's queues non-empty wakes one sleeper. The protocol is Dekker's:
+//!
+//! Worker (`sleep`):
+//! 1. under the `idle` lock, push itself on the idle list and store the list's length in
+//!    `sleepers` (SeqCst);
+//! 2. SeqCst fence, then look at the queues again (`has_work`); if there is work (or the engine
+//!    is stopping), take itself off the idle list and return;
+//! 3. otherwise park until its token is set, consuming it.
+//!
+//! Producer (`wake_one`), after pushing:
+//! 1. SeqCst fence, then load `sleepers`; zero means nobody sleeps: done, with no lock taken;
+//! 2. otherwise pop a sleeper off the idle list under the lock and set its token.
+//!
+//! Either the worker's step 2 sees the producer's push, or the producer's step 1 sees the
+//! worker's registration (the fences order each side's store before its load). A token set
+//! before the worker parks makes its park return at once, so a wake between steps 2 and 3 is
+//! not lost either. A stale token only causes one spurious wake-up, after which the worker looks
+//! for work and goes through the protocol again.
+//!
+//! `loom` checks this protocol (`RUSTFLAGS="--cfg loom" cargo test --release --lib sleep`).
+
+use crate::sync::{fence, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
+
+pub struct Sleep {
+    /// How many workers are on the idle list: lets producers skip the lock when none sleeps.
+    sleepers: AtomicUsize,
+    idle: Mutex<Vec<usize>>,
+    tokens: Vec<Token>,
+}
+
+/// A one-bit semaphore a worker parks on.
+struct Token {
+    set: Mutex<bool>,
+    cond: Condvar,
+    /// Mirrors `set` for a lock-free look (tests, stats).
+    parked: AtomicBool,
+}
+
+impl Sleep {
+    pub fn new(workers: usize) -> Self {
+        Sleep {
+            sleepers: AtomicUsize::new(0),
+            idle: Mutex::new(Vec::with_capacity(workers)),
+            tokens: (0..workers)
+                .map(|_| Token {
+                    set: Mutex::new(false),
+                    cond: Condvar::new(),
+                    parked: AtomicBool::new(false),
+                })
+                .collect(),
+        }
+    }
+
+    /// Worker `me` sleeps unless `has_work` says otherwise after registering. Returns when
+    /// woken (or at once, if there was work).
+    pub fn sleep(&self, me: usize, has_work: impl Fn() -> bool) {
+        {
+            let mut idle = self.idle.lock().unwrap();
+            idle.push(me);
+            self.sleepers.store(idle.len(), Ordering::SeqCst);
+        }
+        fence(Ordering::SeqCst);
+        if has_work() {
+            self.unregister(me);
+            return;
+        }
+        self.tokens[me].wait();
+    }
+
+    /// Wakes one sleeping worker, if any sleeps. Call after making a queue non-empty.
+    #[inline]
+    pub fn wake_one(&self) {
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) != 0 {
+            self.wake_one_slow();
+        }
+    }
+
+    #[cold]
+    fn wake_one_slow(&self) {
+        let woken = {
+            let mut idle = self.idle.lock().unwrap();
+            let woken = idle.pop();
+            self.sleepers.store(idle.len(), Ordering::SeqCst);
+            woken
+        };
+        if let Some(w) = woken {
+            self.tokens[w].notify();
+        }
+    }
+
+    /// Wakes every worker: for shutdown.
+    pub fn wake_all(&self) {
+        let woken: Vec<usize> = {
+            let mut idle = self.idle.lock().unwrap();
+            self.sleepers.store(0, Ordering::SeqCst);
+            idle.drain(..).collect()
+        };
+        for w in woken {
+            self.tokens[w].notify();
+        }
+    }
+
+    /// How many workers sleep now.
+    pub fn sleepers(&self) -> usize {
+        self.sleepers.load(Ordering::SeqCst)
+    }
+
+    fn unregister(&self, me: usize) {
+        let mut idle = self.idle.lock().unwrap();
+        // Absent means a producer popped us and set our token: the next park returns at once.
+        if let Some(at) = idle.iter().position(|&w| w == me) {
+            idle.swap_remove(at);
+            self.sleepers.store(idle.len(), Ordering::SeqCst);
+        }
+    }
+}
+
+impl Token {
+    fn wait(&self) {
+        let mut set = self.set.lock().unwrap();
+        self.parked.store(true, Ordering::Relaxed);
+        while !*set {
+            set = self.cond.wait(set).unwrap();
+        }
+        *set = false;
+        self.parked.store(false, Ordering::Relaxed);
+    }
+
+    fn notify(&self) {
+        *self.set.lock().unwrap() = true;
+        self.cond.notify_one();
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::atomic::AtomicUsize;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    /// A queue reduced to its length, with the same release/acquire a real push and pop have.
+    struct Queue(AtomicUsize);
+
+    impl Queue {
+        fn push(&self) {
+            self.0.fetch_add(1, Ordering::Release);
+        }
+        fn try_pop(&self) -> bool {
+            let mut n = self.0.load(Ordering::Acquire);
+            while n > 0 {
+                match self
+                    .0
+                    .compare_exchange(n, n - 1, Ordering::AcqRel, Ordering::Acquire)
+                {
+                    Ok(_) => return true,
+                    Err(now) => n = now,
+                }
+            }
+            false
+        }
+        fn has_work(&self) -> bool {
+            self.0.load(Ordering::Acquire) > 0
+        }
+    }
+
+    /// The worker loop's shape: take work until `items` are done, sleeping when none is seen.
+    fn worker(sleep: &Sleep, queue: &Queue, done: &AtomicUsize, me: usize, items: usize) {
+        while done.load(Ordering::Acquire) < items {
+            if queue.try_pop() {
+                done.fetch_add(1, Ordering::AcqRel);
+                continue;
+            }
+            if done.load(Ordering::Acquire) >= items {
+                break;
+            }
+            sleep.sleep(me, || {
+                queue.has_work() || done.load(Ordering::Acquire) >= items
+            });
+        }
+        // Whoever finishes the last item wakes the rest so they can see that all is done.
+        sleep.wake_all();
+    }
+
+    #[test]
+    fn one_producer_one_worker_never_loses_a_wake_up() {
+        loom::model(|| {
+            let sleep = Arc::new(Sleep::new(1));
+            let queue = Arc::new(Queue(AtomicUsize::new(0)));
+            let done = Arc::new(AtomicUsize::new(0));
+            let (s, q, d) = (sleep.clone(), queue.clone(), done.clone());
+            let w = thread::spawn(move || worker(&s, &q, &d, 0, 1));
+            queue.push();
+            sleep.wake_one();
+            w.join().unwrap();
+            assert_eq!(done.load(Ordering::Acquire), 1);
+        });
+    }
+
+    #[test]
+    fn two_pushes_two_workers_never_lose_a_wake_up() {
+        loom::model(|| {
+            let sleep = Arc::new(Sleep::new(2));
+            let queue = Arc::new(Queue(AtomicUsize::new(0)));
+            let done = Arc::new(AtomicUsize::new(0));
+            let workers: Vec<_> = (0..2)
+                .map(|me| {
+                    let (s, q, d) = (sleep.clone(), queue.clone(), done.clone());
+                    thread::spawn(move || worker(&s, &q, &d, me, 2))
+                })
+                .collect();
+            for _ in 0..2 {
+                queue.push();
+                sleep.wake_one();
+            }
+            for w in workers {
+                w.join().unwrap();
+            }
+            assert_eq!(done.load(Ordering::Acquire), 2);
+        });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn sleep_returns_at_once_when_work_appeared() {
+        let sleep = Sleep::new(1);
+        sleep.sleep(0, || true);
+        assert_eq!(sleep.sleepers(), 0);
+    }
+
+    #[test]
+    fn wake_one_wakes_a_parked_worker() {
+        let sleep = Arc::new(Sleep::new(1));
+        let s = sleep.clone();
+        let t = std::thread::spawn(move || s.sleep(0, || false));
+        while !sleep.tokens[0].parked.load(Ordering::Relaxed) {
+            std::thread::yield_now();
+        }
+        assert_eq!(sleep.sleepers(), 1);
+        sleep.wake_one();
+        t.join().unwrap();
+        assert_eq!(sleep.sleepers(), 0);
+    }
+}

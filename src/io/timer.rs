@@ -1,0 +1,97 @@
+//! Timers: a thread with a min-heap of deadlines. Workers hand it requests through a bounded
+//! channel (`io_capacity`); when a timer fires, the request goes on to its next stage's queue,
+//! or ends as timed out if its own deadline came first.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::time::Duration;
+
+use crate::clock::now_ns;
+use crate::config::StageId;
+use crate::engine::{Envelope, Outcome};
+
+/// How long the timer thread sleeps at most, so that it notices shutdown.
+const IDLE_POLL: Duration = Duration::from_millis(5);
+
+pub(crate) struct TimerEntry {
+    pub fire_ns: u64,
+    /// Where the request continues.
+    pub next: StageId,
+    pub env: Box<Envelope>,
+}
+
+/// Heap order: the earliest deadline first, then first come.
+struct Pending {
+    fire_ns: u64,
+    seq: u64,
+    entry: TimerEntry,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        (self.fire_ns, self.seq) == (other.fire_ns, other.seq)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.fire_ns, other.seq).cmp(&(self.fire_ns, self.seq))
+    }
+}
+
+pub(crate) fn run(mut ctx: crate::engine::Ctx, rx: flume::Receiver<TimerEntry>) {
+    let mut heap: BinaryHeap<Pending> = BinaryHeap::new();
+    let mut seq = 0u64;
+    let interval = ctx.shared.plan.metrics_interval.as_nanos() as u64;
+    loop {
+        let now = now_ns();
+        let aborting = ctx.shared.aborting();
+        while heap.peek().is_some_and(|p| p.fire_ns <= now || aborting) {
+            let TimerEntry { next, mut env, .. } = heap.pop().unwrap().entry;
+            if aborting || now >= env.deadline_ns {
+                ctx.finish(env, Outcome::TimedOut { stage: next }, now);
+            } else {
+                env.stage = next;
+                env.enqueued_ns = now;
+                ctx.send(env);
+            }
+        }
+        ctx.flush();
+        if ctx.rec.is_dirty() && now - ctx.rec.published_ns >= interval {
+            ctx.publish(now);
+        }
+        if heap.is_empty() && ctx.shared.stopped() {
+            break;
+        }
+        let wait = heap.peek().map_or(IDLE_POLL, |p| {
+            Duration::from_nanos(p.fire_ns.saturating_sub(now)).min(IDLE_POLL)
+        });
+        let mut push = |entry: TimerEntry| {
+            seq += 1;
+            heap.push(Pending {
+                fire_ns: entry.fire_ns,
+                seq,
+                entry,
+            });
+        };
+        match rx.recv_timeout(wait) {
+            Ok(entry) => {
+                push(entry);
+                while let Ok(entry) = rx.try_recv() {
+                    push(entry);
+                }
+            }
+            Err(flume::RecvTimeoutError::Timeout) => {}
+            Err(flume::RecvTimeoutError::Disconnected) => {
+                if heap.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+}

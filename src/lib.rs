@@ -1,0 +1,16 @@
+//! seda: a staged event-driven (SEDA) pipeline engine.
+//!
+//! A pipeline ([`config`]) is a state machine whose states are stages. Requests enter from a
+//! [`source`], wait in each stage's bounded queue, are handled by CPU-pinned worker pools
+//! ([`engine`]), wait on asynchronous operations in the completion layer ([`io`]) between stages,
+//! and end exactly once, counted by the ledger. [`metrics`] records where the time went.
+
+pub mod clock;
+pub mod config;
+pub mod engine;
+pub mod io;
+pub mod metrics;
+pub mod source;
+mod sync;
+
+pub use seda_stages as stages;

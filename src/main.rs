@@ -1,0 +1,69 @@
+//! The `seda` binary: parse the command line, call the library, map errors to exit codes.
+//!
+//! Exit codes: 0 success; 1 the run failed; 2 bad usage; 3 the config is invalid.
+
+mod cli;
+
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use cli::{Action, RunOptions};
+use seda::config;
+
+const INVALID_CONFIG: u8 = 3;
+
+fn main() -> ExitCode {
+    let result = match cli::parse() {
+        Action::Run(options) => run(options),
+        Action::Validate { config } => config::load(&config)
+            .map(|plan| {
+                println!(
+                    "{}: valid pipeline `{}` ({} stages, {} pools)",
+                    config.display(),
+                    plan.name,
+                    plan.stages.len(),
+                    plan.pools.len()
+                );
+                ExitCode::SUCCESS
+            })
+            .or_else(invalid),
+        Action::Graph { config } => config::load(&config)
+            .map(|plan| {
+                print!("{}", config::to_dot(&plan));
+                ExitCode::SUCCESS
+            })
+            .or_else(invalid),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("seda: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn invalid(errors: config::ConfigErrors) -> anyhow::Result<ExitCode> {
+    eprint!("{errors}");
+    Ok(ExitCode::from(INVALID_CONFIG))
+}
+
+fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
+    let plan = match config::load(&options.config) {
+        Ok(plan) => plan,
+        Err(errors) => return invalid(errors),
+    };
+    // SIGINT/SIGTERM stop admission; the engine drains what is in flight and reports.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone()).context("install the signal handler")?;
+    }
+    seda::engine::quiet_worker_panics();
+    let summary = seda::engine::run(plan, &stop)?;
+    println!("{summary}");
+    if let Some(path) = options.json {
+        let json = serde_json::to_string_pretty(&summary)?;
+        std::fs::write(&path, json + "\n").with_context(|| format!("write {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

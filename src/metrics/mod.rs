@@ -1,0 +1,12 @@
+//! Measurements: each thread records into its own [`Recorder`] (no shared lock on the hot path),
+//! publishes it on an interval to the [`collector`] thread, which merges; [`Summary`] is what a
+//! run reports.
+
+pub mod collector;
+mod histogram;
+mod recorder;
+mod summary;
+
+pub use histogram::{new_histogram, Percentiles};
+pub use recorder::{Publication, Recorder, StageStats};
+pub use summary::{StageSummary, Summary};

@@ -1,0 +1,150 @@
+//! A run's summary: the ledger, end-to-end latency and every stage's figures, as a table for
+//! people and as JSON for scripts.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::collector::Totals;
+use super::Percentiles;
+use crate::config::Plan;
+use crate::engine::LedgerCounts;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    pub pipeline: String,
+    pub elapsed_s: f64,
+    /// Completed requests per second over the run.
+    pub throughput_rps: f64,
+    pub ledger: LedgerCounts,
+    /// End to end, from each request's intended start to its completion.
+    pub latency_us: Percentiles,
+    pub stages: BTreeMap<String, StageSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageSummary {
+    pub kind: String,
+    pub pool: String,
+    pub processed: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub timed_out: u64,
+    pub throughput_rps: f64,
+    pub queue_wait_us: Percentiles,
+    pub service_us: Percentiles,
+}
+
+impl Summary {
+    pub fn new(plan: &Plan, totals: &Totals, ledger: LedgerCounts, elapsed_s: f64) -> Self {
+        let per_second = |n: u64| {
+            if elapsed_s > 0.0 {
+                n as f64 / elapsed_s
+            } else {
+                0.0
+            }
+        };
+        let stages = plan
+            .stages
+            .iter()
+            .zip(&totals.stages)
+            .map(|(stage, t)| {
+                let summary = StageSummary {
+                    kind: stage.kind.clone(),
+                    pool: plan.pools[stage.pool].name.clone(),
+                    processed: t.processed,
+                    rejected: t.rejected,
+                    failed: t.failed,
+                    timed_out: t.timed_out,
+                    throughput_rps: per_second(t.processed),
+                    queue_wait_us: Percentiles::of(t.queue_wait.as_ref()),
+                    service_us: Percentiles::of(t.service.as_ref()),
+                };
+                (stage.name.clone(), summary)
+            })
+            .collect();
+        Summary {
+            pipeline: plan.name.clone(),
+            elapsed_s,
+            throughput_rps: per_second(ledger.completed),
+            ledger,
+            latency_us: Percentiles::of(totals.e2e.as_ref()),
+            stages,
+        }
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let l = &self.ledger;
+        writeln!(
+            f,
+            "pipeline {}: {:.3} s, {:.0} requests/s completed",
+            self.pipeline, self.elapsed_s, self.throughput_rps
+        )?;
+        writeln!(
+            f,
+            "ledger: admitted {} = completed {} + rejected {} + failed {} + timed out {} + in flight {}",
+            l.admitted, l.completed, l.rejected, l.failed, l.timed_out, l.in_flight
+        )?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "{:<16} {:<8} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+            "latency (us)",
+            "",
+            "count",
+            "rate/s",
+            "p50",
+            "p90",
+            "p99",
+            "p99.9",
+            "max",
+            "rejected",
+            "failed"
+        )?;
+        let row = |f: &mut fmt::Formatter<'_>,
+                   name: &str,
+                   what: &str,
+                   p: &Percentiles,
+                   rate: f64,
+                   rej: u64,
+                   fail: u64| {
+            writeln!(
+                f,
+                "{:<16} {:<8} {:>10} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>8}",
+                name, what, p.count, rate, p.p50, p.p90, p.p99, p.p999, p.max, rej, fail
+            )
+        };
+        for (name, s) in &self.stages {
+            row(
+                f,
+                name,
+                "queue",
+                &s.queue_wait_us,
+                s.throughput_rps,
+                s.rejected,
+                s.failed,
+            )?;
+            row(
+                f,
+                "",
+                "service",
+                &s.service_us,
+                s.throughput_rps,
+                s.rejected,
+                s.failed,
+            )?;
+        }
+        row(
+            f,
+            "end to end",
+            "",
+            &self.latency_us,
+            self.throughput_rps,
+            l.rejected,
+            l.failed,
+        )
+    }
+}

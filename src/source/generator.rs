@@ -1,0 +1,149 @@
+//! The in-process generator: `requests` synthetic requests, at a fixed rate or as fast as the
+//! entry admits them, each stamped with its intended start time so that end-to-end latency
+//! counts any delay in sending it.
+//!
+//! Requests are recycled: the engine hands each back through [`Origin::finish`] and the
+//! generator reuses it, so a steady run does not allocate.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+use seda_stages::{splitmix64, Request};
+
+use crate::clock::now_ns;
+use crate::config::{Rate, SourcePlan};
+use crate::engine::{Admission, Envelope, Origin, Outcome, Submitter};
+
+/// Requests handed over per batch.
+const BATCH: usize = 32;
+/// Requests kept for reuse at most.
+const RECYCLE: usize = 1 << 16;
+
+pub struct Generator {
+    requests: u64,
+    rate: Rate,
+    payload_bytes: usize,
+    cpu: Option<usize>,
+    /// Per attribute: its name, its values with cumulative weights, the weights' total, and a
+    /// seed from the name, so that attributes are drawn independently.
+    attributes: Vec<(Arc<str>, Vec<(Arc<str>, u64)>, u64, u64)>,
+    recycled: ArrayQueue<Box<Envelope>>,
+}
+
+impl Origin for Generator {
+    fn finish(&self, env: Box<Envelope>, _outcome: &Outcome) {
+        // A full bin frees the request: only when more are in flight than it holds.
+        let _ = self.recycled.push(env);
+    }
+}
+
+impl Generator {
+    pub fn new(source: &SourcePlan) -> Self {
+        let SourcePlan::Generator {
+            requests,
+            rate,
+            payload_bytes,
+            cpu,
+            attributes,
+            ..
+        } = source;
+        let attributes = attributes
+            .iter()
+            .map(|(name, values)| {
+                let mut total = 0;
+                let values = values
+                    .iter()
+                    .map(|(v, w)| {
+                        total += u64::from(*w);
+                        (Arc::from(v.as_str()), total)
+                    })
+                    .collect();
+                let seed = name.bytes().fold(0, |h, b| splitmix64(h ^ u64::from(b)));
+                (Arc::from(name.as_str()), values, total, seed)
+            })
+            .collect();
+        Generator {
+            requests: *requests,
+            rate: *rate,
+            payload_bytes: *payload_bytes,
+            cpu: *cpu,
+            attributes,
+            recycled: ArrayQueue::new(RECYCLE),
+        }
+    }
+
+    /// Sends every request (or until `stop`); returns how many were submitted.
+    pub fn run(&self, mut submitter: Submitter<'_>, stop: &AtomicBool) -> u64 {
+        if let Some(cpu) = self.cpu {
+            core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
+        }
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut id = 0;
+        let start = now_ns();
+        while id < self.requests && !stop.load(Ordering::Relaxed) && submitter.admitting() {
+            match self.rate {
+                Rate::Max => {
+                    let now = now_ns();
+                    while batch.len() < BATCH && id < self.requests {
+                        batch.push(self.make(id, now));
+                        id += 1;
+                    }
+                    submitter.submit_batch(&mut batch, Admission::WaitForRoom);
+                }
+                Rate::PerSecond(rate) => {
+                    let due = |id: u64| start + (id as f64 * 1e9 / rate) as u64;
+                    wait_until(due(id));
+                    // Everything due by now goes in one batch.
+                    let now = now_ns();
+                    while batch.len() < BATCH && id < self.requests && due(id) <= now {
+                        batch.push(self.make(id, due(id)));
+                        id += 1;
+                    }
+                    submitter.submit_batch(&mut batch, Admission::Policy);
+                }
+            }
+        }
+        id
+    }
+
+    /// Request `id`, meant to start at `intended_ns`, reusing a finished one when there is one.
+    fn make(&self, id: u64, intended_ns: u64) -> Box<Envelope> {
+        let mut env = self
+            .recycled
+            .pop()
+            .unwrap_or_else(|| Envelope::new(Request::default()));
+        env.req.reset(id);
+        if env.req.payload.len() != self.payload_bytes {
+            env.req.payload.resize(self.payload_bytes, 0xa5);
+        }
+        for (name, values, total, seed) in &self.attributes {
+            let draw = splitmix64(id ^ seed) % total;
+            let value = &values
+                .iter()
+                .find(|(_, bound)| draw < *bound)
+                .expect("draw is below the total")
+                .0;
+            env.req.attrs.set(name.clone(), value.clone());
+        }
+        env.intended_ns = intended_ns;
+        env
+    }
+}
+
+/// Waits until the clock reads `ns`: sleeping while it is far, spinning when it is near.
+fn wait_until(ns: u64) {
+    loop {
+        let now = now_ns();
+        if now >= ns {
+            return;
+        }
+        let left = ns - now;
+        if left > 200_000 {
+            std::thread::sleep(Duration::from_nanos(left - 100_000));
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}

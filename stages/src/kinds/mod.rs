@@ -1,0 +1,102 @@
+//! The built-in stage kinds, one file each, and [`build`], which turns a kind name and its JSON
+//! params into a factory.
+
+mod chaos;
+mod delay;
+mod hash;
+mod noop;
+mod respond;
+mod route;
+mod spin;
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::{BuildError, StageFactory};
+
+/// Every kind [`build`] knows, for help texts and suggestions.
+pub const KINDS: &[&str] = &["chaos", "delay", "hash", "noop", "respond", "route", "spin"];
+
+/// Builds the factory of stage kind `kind` from its params (`null` when the config has none).
+pub fn build(kind: &str, params: &Value) -> Result<Arc<dyn StageFactory>, BuildError> {
+    Ok(match kind {
+        "chaos" => Arc::new(chaos::Chaos::new(parse(params)?)?),
+        "delay" => Arc::new(delay::Delay::new(parse(params)?)?),
+        "hash" => Arc::new(hash::Hash::new(parse(params)?)?),
+        "noop" => Arc::new(noop::Noop::new(parse(params)?)),
+        "respond" => Arc::new(respond::Respond::new(parse(params)?)),
+        "route" => Arc::new(route::Route::new(parse(params)?)?),
+        "spin" => Arc::new(spin::Spin::new(parse(params)?)),
+        _ => {
+            return Err(BuildError::UnknownKind {
+                kind: kind.to_string(),
+                suggestion: closest(kind, KINDS.iter().copied()).map(str::to_string),
+            })
+        }
+    })
+}
+
+/// Parses params into a kind's params struct; a missing `params` is an empty object.
+fn parse<P: DeserializeOwned>(params: &Value) -> Result<P, BuildError> {
+    let params = if params.is_null() {
+        Value::Object(Default::default())
+    } else {
+        params.clone()
+    };
+    serde_json::from_value(params).map_err(|e| BuildError::BadParams {
+        field: None,
+        message: e.to_string(),
+    })
+}
+
+/// The candidate nearest to `word` by edit distance, if it is near enough to be a typo.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|&(d, c)| d <= 2.max(c.len() / 3) && d < c.len().max(word.len()))
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance between two strings, by characters.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("respond", "respnd"), 1);
+        assert_eq!(edit_distance("noop", "nop"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn unknown_kind_suggests_the_nearest() {
+        let err = build("hsah", &Value::Null).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "unknown stage kind `hsah`; did you mean `hash`?"
+        );
+        let err = build("zzzzzzzz", &Value::Null).err().unwrap();
+        assert_eq!(err.to_string(), "unknown stage kind `zzzzzzzz`");
+    }
+}

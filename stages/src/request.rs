@@ -1,0 +1,67 @@
+//! The request: the state a pipeline carries from stage to stage.
+
+use std::sync::Arc;
+
+/// One request travelling through a pipeline.
+///
+/// Requests are recycled by the engine: [`Request::reset`] clears them but keeps their buffers'
+/// capacity, so a steady stream of requests does not allocate.
+#[derive(Debug, Default)]
+pub struct Request {
+    /// Unique within a run; sources number their requests.
+    pub id: u64,
+    /// The request body (the generator fills it with `payload_bytes` bytes).
+    pub payload: Vec<u8>,
+    /// Attributes set by the source, read by stages such as `route`.
+    pub attrs: Attrs,
+    /// What the terminal stage answers.
+    pub response: Response,
+}
+
+impl Request {
+    /// Clears everything but the payload, keeping all capacity for reuse.
+    pub fn reset(&mut self, id: u64) {
+        self.id = id;
+        self.attrs.clear();
+        self.response.status = 0;
+        self.response.body.clear();
+    }
+}
+
+/// The answer a request ends with.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// Request attributes: a few name/value pairs. Shared strings, so that setting an attribute
+/// from a fixed set of values (as the generator does) does not allocate.
+#[derive(Debug, Default, Clone)]
+pub struct Attrs(Vec<(Arc<str>, Arc<str>)>);
+
+impl Attrs {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| &**n == name).map(|(_, v)| &**v)
+    }
+
+    /// Sets `name` to `value`, replacing an earlier value.
+    pub fn set(&mut self, name: Arc<str>, value: Arc<str>) {
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name, value)),
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
