@@ -1,0 +1,1 @@
+//! Config validation: every error with its JSON path.

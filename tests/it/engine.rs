@@ -1,0 +1,1 @@
+//! The engine: the ledger, policies, faults, timers, shutdown, pinning.
