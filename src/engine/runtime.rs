@@ -267,6 +267,12 @@ impl Engine {
         self.shared.queues[stage].depth()
     }
 
+    /// Step 1 of shutdown on its own: from now on, submitted requests end at once as rejected
+    /// (`ShuttingDown`). Work already admitted goes on.
+    pub fn stop_admitting(&self) {
+        self.shared.set_state(DRAINING);
+    }
+
     /// Drains in-flight work, stops and joins every thread, and returns the run's summary
     /// (see the module's shutdown protocol).
     pub fn shutdown(mut self) -> Summary {

@@ -1,1 +1,352 @@
-//! The engine: the ledger, policies, faults, timers, shutdown, pinning.
+//! The engine: the ledger, queue policies, faults, timers, deadlines, shutdown, pinning.
+
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use seda::engine::{Admission, Outcome, RejectReason};
+use seda::stages::{splitmix64, unit_interval};
+use serde_json::{json, Value};
+
+use crate::support::{eventually, plan, start, submit, Gate};
+
+/// A config whose generator is not used: the tests submit themselves.
+fn pipeline(stages: Value, pools: Value) -> Value {
+    json!({
+        "name": "test",
+        "source": { "kind": "generator", "requests": 1, "entry": "entry" },
+        "pools": pools,
+        "stages": stages,
+    })
+}
+
+/// The stage named `name` in the plan, by id.
+fn id(engine: &seda::engine::Engine, name: &str) -> usize {
+    engine.plan().stage(name).unwrap()
+}
+
+#[test]
+fn every_request_ends_exactly_once_through_failures_and_panics() {
+    let config = pipeline(
+        json!({
+            "entry": { "kind": "noop", "pool": "front", "next": "chaos" },
+            "chaos": {
+                "kind": "chaos", "pool": "back", "params": { "fail": 0.1, "panic": 0.05, "seed": 7 }, "next": "done",
+                "queue": { "when_full": "block", "block_timeout_ms": 60000 }
+            },
+            "done": { "kind": "respond", "pool": "back" }
+        }),
+        json!({ "front": { "cpus": [0] }, "back": { "cpus": [1] } }),
+    );
+    let (engine, collect) = start(plan(config));
+    let n = 20_000u64;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        submit(&engine, chunk.iter().copied(), Admission::WaitForRoom);
+    }
+    let chaos = id(&engine, "chaos");
+    let summary = engine.shutdown();
+
+    let panics = (0..n).filter(|&i| unit_interval(i, 7) < 0.05).count() as u64;
+    let fails = (0..n).filter(|&i| (0.05..0.15).contains(&unit_interval(i, 7))).count() as u64;
+    let ended = collect.exactly_once(n);
+    let failed_by = |message: &str| {
+        ended.iter().filter(|e| matches!(&e.outcome, Outcome::Failed { stage, error } if *stage == chaos && error.0 == message)).count() as u64
+    };
+    assert_eq!(failed_by("panic: chaos: injected panic"), panics);
+    assert_eq!(failed_by("chaos: injected failure"), fails);
+    let ledger = summary.ledger;
+    assert_eq!(ledger.admitted, n);
+    assert_eq!(ledger.failed, panics + fails);
+    assert_eq!(ledger.completed, n - panics - fails);
+    assert_eq!((ledger.rejected, ledger.timed_out, ledger.in_flight), (0, 0, 0));
+    assert_eq!(summary.stages["chaos"].failed, panics + fails);
+    assert_eq!(summary.stages["chaos"].processed, n);
+    assert_eq!(summary.stages["done"].processed, n - panics - fails);
+    assert_eq!(summary.latency_us.count, n - panics - fails);
+}
+
+/// A gate at the entry holds the pool's only worker, so the queue behind it fills exactly.
+fn gated(queue: Value) -> Value {
+    pipeline(
+        json!({
+            "entry": { "kind": "noop", "pool": "p", "queue": queue, "next": "done" },
+            "done": { "kind": "respond", "pool": "p" }
+        }),
+        json!({ "p": { "cpus": [0] } }),
+    )
+}
+
+#[test]
+fn full_queue_rejects_at_once_and_the_ledger_stays_exact() {
+    let mut plan = plan(gated(json!({ "capacity": 4, "when_full": "reject" })));
+    let gate = Gate::install(&mut plan, "entry");
+    let (engine, collect) = start(plan);
+    submit(&engine, [0], Admission::Policy);
+    gate.wait_entered(1);
+    submit(&engine, 1..=100, Admission::Policy);
+    let entry = id(&engine, "entry");
+    // Room for 4 behind the held request; the other 96 are rejected before the gate opens.
+    eventually("96 rejections", || collect.ended().len() == 96);
+    assert_eq!(engine.queue_depth(entry), 4);
+    gate.open();
+    let summary = engine.shutdown();
+
+    let ended = collect.exactly_once(101);
+    let completed: Vec<u64> = ended.iter().filter(|e| e.outcome == Outcome::Completed).map(|e| e.id).collect();
+    assert_eq!(completed, vec![0, 1, 2, 3, 4]);
+    for e in &ended[5..] {
+        assert_eq!(e.outcome, Outcome::Rejected(RejectReason::QueueFull { stage: entry }));
+    }
+    assert_eq!((summary.ledger.admitted, summary.ledger.completed, summary.ledger.rejected), (101, 5, 96));
+    assert_eq!(summary.stages["entry"].rejected, 96);
+}
+
+#[test]
+fn drop_oldest_rejects_the_oldest_waiting_requests() {
+    let mut plan = plan(gated(json!({ "capacity": 4, "when_full": "drop_oldest" })));
+    let gate = Gate::install(&mut plan, "entry");
+    let (engine, collect) = start(plan);
+    submit(&engine, [0], Admission::Policy);
+    gate.wait_entered(1);
+    for i in 1..=10 {
+        submit(&engine, [i], Admission::Policy);
+    }
+    let entry = id(&engine, "entry");
+    gate.open();
+    let summary = engine.shutdown();
+
+    let ended = collect.exactly_once(11);
+    let completed: Vec<u64> = ended.iter().filter(|e| e.outcome == Outcome::Completed).map(|e| e.id).collect();
+    let dropped: Vec<u64> = ended.iter().filter(|e| e.outcome == Outcome::Rejected(RejectReason::DroppedOldest { stage: entry })).map(|e| e.id).collect();
+    assert_eq!(completed, vec![0, 7, 8, 9, 10]);
+    assert_eq!(dropped, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(summary.ledger.rejected, 6);
+}
+
+#[test]
+fn block_waits_for_room_then_rejects_after_its_timeout() {
+    let mut plan = plan(gated(json!({ "capacity": 2, "when_full": "block", "block_timeout_ms": 50 })));
+    let gate = Gate::install(&mut plan, "entry");
+    let (engine, collect) = start(plan);
+    submit(&engine, [0], Admission::Policy);
+    gate.wait_entered(1);
+    submit(&engine, [1, 2], Admission::Policy);
+    let started = Instant::now();
+    submit(&engine, [3], Admission::Policy);
+    assert!(started.elapsed() >= Duration::from_millis(50), "the sender waited the whole timeout");
+    let entry = id(&engine, "entry");
+    assert_eq!(collect.ended()[0].outcome, Outcome::Rejected(RejectReason::BlockTimeout { stage: entry }));
+
+    gate.open();
+    let summary = engine.shutdown();
+    let ended = collect.exactly_once(4);
+    let completed: Vec<u64> = ended.iter().filter(|e| e.outcome == Outcome::Completed).map(|e| e.id).collect();
+    assert_eq!(completed, vec![0, 1, 2]);
+    assert_eq!((summary.ledger.completed, summary.ledger.rejected), (3, 1));
+}
+
+#[test]
+fn block_lets_the_sender_through_when_room_comes_in_time() {
+    let mut plan = plan(gated(json!({ "capacity": 2, "when_full": "block", "block_timeout_ms": 60000 })));
+    let gate = Gate::install(&mut plan, "entry");
+    let (engine, collect) = start(plan);
+    submit(&engine, [0], Admission::Policy);
+    gate.wait_entered(1);
+    submit(&engine, [1, 2], Admission::Policy);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(20));
+            gate.open();
+        });
+        // Blocks until the gate opens and the worker makes room.
+        submit(&engine, [3], Admission::Policy);
+    });
+    let summary = engine.shutdown();
+    assert!(collect.exactly_once(4).iter().all(|e| e.outcome == Outcome::Completed));
+    assert_eq!((summary.ledger.completed, summary.ledger.rejected), (4, 0));
+}
+
+#[test]
+fn delay_completions_reenter_the_stage_wired_after_them() {
+    let config = pipeline(
+        json!({
+            "entry": { "kind": "noop", "pool": "p", "next": "wait" },
+            "wait": { "kind": "delay", "pool": "p", "params": { "micros": 2000 }, "next": "split" },
+            "split": { "kind": "route", "pool": "p", "params": { "weights": { "a": 1, "b": 1 }, "seed": 3 }, "next": { "a": "a", "b": "b" } },
+            "a": { "kind": "respond", "pool": "p", "params": { "status": 201 } },
+            "b": { "kind": "respond", "pool": "p", "params": { "status": 202 } }
+        }),
+        json!({ "p": { "cpus": [0] } }),
+    );
+    let (engine, collect) = start(plan(config));
+    let n = 2_000u64;
+    submit(&engine, 0..n, Admission::WaitForRoom);
+    let summary = engine.shutdown();
+
+    let ended = collect.exactly_once(n);
+    for e in &ended {
+        assert_eq!(e.outcome, Outcome::Completed);
+        // The route's choice: output index by cumulative weight over a hash of the id.
+        let expected = if splitmix64(e.id ^ splitmix64(3)) % 2 < 1 { 201 } else { 202 };
+        assert_eq!(e.status, expected, "request {}", e.id);
+    }
+    for stage in ["entry", "wait", "split"] {
+        assert_eq!(summary.stages[stage].processed, n, "{stage}");
+    }
+    // Every request came back from the timer into `split`'s queue.
+    assert_eq!(summary.stages["split"].queue_wait_us.count, n);
+    assert!(summary.latency_us.p50 >= 2_000.0, "end to end includes the delay: {:?}", summary.latency_us);
+    let a = ended.iter().filter(|e| e.status == 201).count() as u64;
+    assert_eq!(summary.stages["a"].processed + summary.stages["b"].processed, n);
+    assert_eq!(summary.stages["a"].processed, a);
+}
+
+#[test]
+fn deadline_times_out_requests_waiting_on_a_longer_timer() {
+    let mut config = pipeline(
+        json!({
+            "entry": { "kind": "delay", "pool": "p", "params": { "micros": 10000000 }, "next": "done" },
+            "done": { "kind": "respond", "pool": "p" }
+        }),
+        json!({ "p": { "cpus": [0] } }),
+    );
+    config["deadline_ms"] = json!(30);
+    let (engine, collect) = start(plan(config));
+    let started = Instant::now();
+    submit(&engine, 0..50, Admission::WaitForRoom);
+    let done = id(&engine, "done");
+    eventually("all 50 to time out", || collect.ended().len() == 50);
+    assert!(started.elapsed() >= Duration::from_millis(30));
+    assert!(started.elapsed() < Duration::from_secs(10), "the deadline cut the 10 s timer short");
+    let summary = engine.shutdown();
+    for e in collect.exactly_once(50) {
+        assert_eq!(e.outcome, Outcome::TimedOut { stage: done });
+    }
+    assert_eq!((summary.ledger.timed_out, summary.ledger.completed), (50, 0));
+}
+
+#[test]
+fn shutdown_times_out_what_outlives_the_drain_timeout() {
+    let mut config = pipeline(
+        json!({
+            "entry": { "kind": "delay", "pool": "p", "params": { "micros": 60000000 }, "next": "done" },
+            "done": { "kind": "respond", "pool": "p" }
+        }),
+        json!({ "p": { "cpus": [0] } }),
+    );
+    config["drain_timeout_ms"] = json!(50);
+    let (engine, collect) = start(plan(config));
+    submit(&engine, 0..100, Admission::WaitForRoom);
+    eventually("all 100 on the timer", || engine.ledger().in_flight == 100 && engine.queue_depth(0) == 0);
+    let started = Instant::now();
+    let summary = engine.shutdown();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let ended = collect.exactly_once(100);
+    assert!(ended.iter().all(|e| matches!(e.outcome, Outcome::TimedOut { .. })));
+    assert_eq!((summary.ledger.admitted, summary.ledger.timed_out, summary.ledger.in_flight), (100, 100, 0));
+}
+
+#[test]
+fn requests_after_shutdown_began_are_rejected_not_lost() {
+    let mut plan = plan(gated(json!({ "capacity": 64 })));
+    let gate = Gate::install(&mut plan, "entry");
+    let (engine, collect) = start(plan);
+    submit(&engine, [0, 1], Admission::Policy);
+    gate.wait_entered(1);
+    engine.stop_admitting();
+    submit(&engine, [2, 3], Admission::Policy);
+    submit(&engine, [4], Admission::WaitForRoom);
+    gate.open();
+    let summary = engine.shutdown();
+
+    let ended = collect.exactly_once(5);
+    let outcomes: Vec<&Outcome> = ended.iter().map(|e| &e.outcome).collect();
+    let rejected = Outcome::Rejected(RejectReason::ShuttingDown);
+    assert_eq!(outcomes, vec![&Outcome::Completed, &Outcome::Completed, &rejected, &rejected, &rejected]);
+    assert_eq!((summary.ledger.admitted, summary.ledger.completed, summary.ledger.rejected), (5, 2, 3));
+}
+
+#[test]
+fn generator_run_stopped_midway_drains_and_counts_every_request() {
+    let config = json!({
+        "name": "stop-midway",
+        "source": { "kind": "generator", "requests": 1_000_000_000u64, "rate": "max", "entry": "a" },
+        "pools": { "p": { "cpus": [0] }, "q": { "cpus": [1] } },
+        "stages": {
+            "a": { "kind": "noop", "pool": "p", "next": "b" },
+            "b": {
+                "kind": "spin", "pool": "q", "params": { "micros": 1 }, "next": "c",
+                "queue": { "when_full": "block", "block_timeout_ms": 60000 }
+            },
+            "c": { "kind": "respond", "pool": "q" }
+        }
+    });
+    let stop = AtomicBool::new(false);
+    let summary = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(200));
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        seda::engine::run(plan(config), &stop).unwrap()
+    });
+    let l = summary.ledger;
+    assert!(l.admitted > 0 && l.admitted < 1_000_000_000);
+    assert_eq!(l.in_flight, 0);
+    assert_eq!(l.completed + l.rejected + l.failed + l.timed_out, l.admitted);
+    assert_eq!(l.completed, l.admitted, "nothing was rejected: the generator waits for room");
+    assert_eq!(summary.stages["a"].processed, l.admitted);
+    assert_eq!(summary.latency_us.count, l.completed);
+}
+
+#[test]
+fn ledger_readings_never_show_more_endings_than_admissions() {
+    let config = pipeline(
+        json!({
+            "entry": { "kind": "noop", "pool": "p", "next": "done" },
+            "done": { "kind": "respond", "pool": "q", "queue": { "when_full": "block", "block_timeout_ms": 60000 } }
+        }),
+        json!({ "p": { "cpus": [0] }, "q": { "cpus": [1] } }),
+    );
+    let (engine, collect) = start(plan(config));
+    std::thread::scope(|s| {
+        let engine = &engine;
+        s.spawn(move || {
+            for chunk in (0..50_000u64).collect::<Vec<_>>().chunks(500) {
+                submit(engine, chunk.iter().copied(), Admission::WaitForRoom);
+            }
+        });
+        // Readings taken while requests flow: `counts` asserts (in debug builds) that no
+        // ending is seen before its admission.
+        for _ in 0..2_000 {
+            let l = engine.ledger();
+            assert_eq!(l.completed + l.rejected + l.failed + l.timed_out + l.in_flight, l.admitted);
+        }
+    });
+    let summary = engine.shutdown();
+    collect.exactly_once(50_000);
+    assert_eq!((summary.ledger.completed, summary.ledger.in_flight), (50_000, 0));
+}
+
+#[test]
+fn workers_run_on_their_configured_cpus() {
+    let config = pipeline(
+        json!({
+            "entry": { "kind": "noop", "pool": "zero", "next": "mid" },
+            "mid": { "kind": "noop", "pool": "one", "next": "done" },
+            "done": { "kind": "respond", "cpus": [1, 0] }
+        }),
+        json!({ "zero": { "cpus": [0] }, "one": { "cpus": [1] } }),
+    );
+    let (engine, _) = start(plan(config));
+    let placed: Vec<(String, usize, usize, String)> =
+        engine.workers().iter().map(|w| (w.pool.clone(), w.index, w.cpu, w.allowed_cpus.clone())).collect();
+    assert_eq!(
+        placed,
+        vec![
+            ("done".to_string(), 0, 1, "1".to_string()),
+            ("done".to_string(), 1, 0, "0".to_string()),
+            ("one".to_string(), 0, 1, "1".to_string()),
+            ("zero".to_string(), 0, 0, "0".to_string()),
+        ]
+    );
+    engine.shutdown();
+}

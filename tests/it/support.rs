@@ -1,1 +1,126 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests: building plans, an origin that records how each
+//! request ended, and a gate stage that holds a worker until the test opens it.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use seda::config::Plan;
+use seda::engine::{Admission, Engine, Envelope, Origin, Outcome};
+use seda::stages::{Output, Outputs, Request, Stage, StageFactory, Step};
+use serde_json::Value;
+
+/// A validated plan, or a panic listing the config's errors.
+pub fn plan(config: Value) -> Plan {
+    seda::config::validate(&config).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// How one request ended, as its origin saw it.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    pub id: u64,
+    pub outcome: Outcome,
+    pub status: u16,
+}
+
+/// An origin that keeps every ending.
+#[derive(Default)]
+pub struct Collect(Mutex<Vec<Ended>>);
+
+impl Origin for Collect {
+    fn finish(&self, env: Box<Envelope>, outcome: &Outcome) {
+        let ended = Ended { id: env.req.id, outcome: outcome.clone(), status: env.req.response.status };
+        self.0.lock().unwrap().push(ended);
+    }
+}
+
+impl Collect {
+    /// The endings so far, sorted by id.
+    pub fn ended(&self) -> Vec<Ended> {
+        let mut all = self.0.lock().unwrap().clone();
+        all.sort_by_key(|e| e.id);
+        all
+    }
+
+    /// Asserts that requests `0..n` each ended exactly once, and returns their endings by id.
+    pub fn exactly_once(&self, n: u64) -> Vec<Ended> {
+        let all = self.ended();
+        let ids: Vec<u64> = all.iter().map(|e| e.id).collect();
+        assert_eq!(ids, (0..n).collect::<Vec<_>>(), "every request ends exactly once");
+        all
+    }
+}
+
+/// Starts `plan` with one collecting origin.
+pub fn start(plan: Plan) -> (Engine, Arc<Collect>) {
+    seda::engine::quiet_worker_panics();
+    let collect = Arc::new(Collect::default());
+    let engine = Engine::start(plan, vec![collect.clone() as Arc<dyn Origin>]).expect("engine starts");
+    (engine, collect)
+}
+
+/// Submits requests with ids in `ids` to the plan's entry stage, one batch.
+pub fn submit(engine: &Engine, ids: impl IntoIterator<Item = u64>, admission: Admission) {
+    let entry = engine.plan().source.entry();
+    let mut submitter = engine.submitter(0, entry);
+    let mut batch: Vec<Box<Envelope>> = ids.into_iter().map(|id| Envelope::new(Request { id, ..Request::default() })).collect();
+    submitter.submit_batch(&mut batch, admission);
+}
+
+/// Polls `check` until it holds, failing the test after 20 s.
+pub fn eventually(what: &str, check: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Holds every request that reaches it until the test opens it.
+#[derive(Default)]
+pub struct Gate {
+    entered: AtomicUsize,
+    open: AtomicBool,
+}
+
+impl Gate {
+    /// Replaces stage `name` of `plan` (a single-successor kind) with this gate.
+    pub fn install(plan: &mut Plan, name: &str) -> Arc<Gate> {
+        let gate = Arc::new(Gate::default());
+        let stage = plan.stage(name).expect("the stage exists");
+        plan.stages[stage].factory = Arc::new(GateFactory(gate.clone()));
+        gate
+    }
+
+    /// Waits until `n` requests have entered the gate.
+    pub fn wait_entered(&self, n: usize) {
+        eventually("requests to reach the gate", || self.entered.load(Ordering::SeqCst) >= n);
+    }
+
+    pub fn open(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+struct GateFactory(Arc<Gate>);
+
+impl StageFactory for GateFactory {
+    fn outputs(&self) -> Outputs {
+        Outputs::Single
+    }
+    fn instance(&self, _worker: usize) -> Box<dyn Stage> {
+        Box::new(GateStage(self.0.clone()))
+    }
+}
+
+struct GateStage(Arc<Gate>);
+
+impl Stage for GateStage {
+    fn handle(&mut self, _req: &mut Request) -> Step {
+        self.0.entered.fetch_add(1, Ordering::SeqCst);
+        while !self.0.open.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        Step::Next(Output::NEXT)
+    }
+}
