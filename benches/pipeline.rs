@@ -60,17 +60,9 @@ impl Options {
     fn from_args() -> Self {
         // cargo bench passes `--bench` too; anything but `--quick` is ignored.
         if std::env::args().any(|a| a == "--quick") {
-            Options {
-                rounds: 1,
-                requests: 200_000,
-                open_loop_requests: 200_000,
-            }
+            Options { rounds: 1, requests: 200_000, open_loop_requests: 200_000 }
         } else {
-            Options {
-                rounds: 3,
-                requests: 2_000_000,
-                open_loop_requests: 1_000_000,
-            }
+            Options { rounds: 3, requests: 2_000_000, open_loop_requests: 1_000_000 }
         }
     }
 }
@@ -91,14 +83,8 @@ trait Shape {
 fn main() {
     let options = Options::from_args();
     let shapes: Vec<Box<dyn Shape>> = vec![
-        Box::new(Seda {
-            name: "(a) seda, one pool",
-            placement: Placement::OnePool,
-        }),
-        Box::new(Seda {
-            name: "(b) seda, pool per stage",
-            placement: Placement::PoolPerStage,
-        }),
+        Box::new(Seda { name: "(a) seda, one pool", placement: Placement::OnePool }),
+        Box::new(Seda { name: "(b) seda, pool per stage", placement: Placement::PoolPerStage }),
         Box::new(CrossbeamThreads),
         Box::new(TokioTasks),
         Box::new(Inline),
@@ -108,10 +94,7 @@ fn main() {
         "pipeline bench: K stages (K-1 noop + respond), {PAYLOAD_BYTES}-byte payloads, \
          queues/channels of {QUEUE_CAPACITY}"
     );
-    println!(
-        "{} round(s), shapes interleaved; medians quoted, ratios from medians",
-        options.rounds
-    );
+    println!("{} round(s), shapes interleaved; medians quoted, ratios from medians", options.rounds);
     println!(
         "rivals' requests: Box<Request>, recycled through a bounded pool (ArrayQueue of {RECYCLE_CAPACITY}) \
          like the engine's generator"
@@ -130,12 +113,7 @@ fn main() {
             for (si, shape) in shapes.iter().enumerate() {
                 let requests = shape.requests(options.requests);
                 let rps = shape.run(k, requests);
-                println!(
-                    "round {round}  K={k}  {:<28} {:>9} req  {:>8.3} Mreq/s",
-                    shape.name(),
-                    requests,
-                    rps / 1e6
-                );
+                println!("round {round}  K={k}  {:<28} {:>9} req  {:>8.3} Mreq/s", shape.name(), requests, rps / 1e6);
                 results[si][ki].push(rps);
             }
         }
@@ -147,10 +125,8 @@ fn main() {
         open_loop.push(summary);
     }
 
-    let medians: Vec<Vec<f64>> = results
-        .iter()
-        .map(|per_k| per_k.iter().map(|rounds| median(rounds)).collect())
-        .collect();
+    let medians: Vec<Vec<f64>> =
+        results.iter().map(|per_k| per_k.iter().map(|rounds| median(rounds)).collect()).collect();
     print_throughput(&shapes, &results, &medians);
     print_ratios(&medians);
     let open_loop_p999 = print_open_loop(&open_loop, options.open_loop_requests);
@@ -199,13 +175,7 @@ fn seda_open_loop(k: usize, requests: u64, rate: u64) -> Summary {
 /// Runs the engine with its own generator. `when_full` is every queue's policy: the closed-loop
 /// runs use `block`, which is what the rivals' bounded channels do; with the default `reject` a
 /// stage handing over to a full queue on another pool would drop requests.
-fn run_engine(
-    placement: &Placement,
-    k: usize,
-    requests: u64,
-    rate: Value,
-    when_full: &str,
-) -> Summary {
+fn run_engine(placement: &Placement, k: usize, requests: u64, rate: Value, when_full: &str) -> Summary {
     let config = engine_config(placement, k, requests, rate, when_full);
     let plan = seda::config::load_str(&config.to_string())
         .unwrap_or_else(|e| panic!("the bench's config is valid: {e}\n{config:#}"));
@@ -219,20 +189,13 @@ fn run_engine(
                 stop.store(true, Ordering::Relaxed);
             }
         });
-        let summary =
-            seda::engine::run(plan, stop).unwrap_or_else(|e| panic!("the engine starts: {e}"));
+        let summary = seda::engine::run(plan, stop).unwrap_or_else(|e| panic!("the engine starts: {e}"));
         drop(done);
         summary
     })
 }
 
-fn engine_config(
-    placement: &Placement,
-    k: usize,
-    requests: u64,
-    rate: Value,
-    when_full: &str,
-) -> Value {
+fn engine_config(placement: &Placement, k: usize, requests: u64, rate: Value, when_full: &str) -> Value {
     let mut stages = Map::new();
     for (i, kind) in stage_kinds(k).enumerate() {
         let mut stage = json!({ "kind": kind, "queue": { "capacity": QUEUE_CAPACITY, "when_full": when_full },
@@ -280,9 +243,7 @@ impl Shape for CrossbeamThreads {
 
     fn run(&self, k: usize, requests: u64) -> f64 {
         let recycler = Recycler::new();
-        let (entry, links) = chain_links(k, || {
-            crossbeam_channel::bounded::<Box<Request>>(QUEUE_CAPACITY)
-        });
+        let (entry, links) = chain_links(k, || crossbeam_channel::bounded::<Box<Request>>(QUEUE_CAPACITY));
         thread::scope(|scope| {
             let mut last = None;
             for (i, (mut stage, (rx, tx))) in stage_chain(k).into_iter().zip(links).enumerate() {
@@ -308,9 +269,7 @@ impl Shape for CrossbeamThreads {
             scope.spawn(move || {
                 pin(GENERATOR_CPU);
                 for id in 0..requests {
-                    entry
-                        .send(recycler.take(id))
-                        .expect("the first stage outlives the generator");
+                    entry.send(recycler.take(id)).expect("the first stage outlives the generator");
                 }
             });
             let completed = last.expect("k >= 1").join().expect("stages do not panic");
@@ -337,15 +296,11 @@ impl Shape for TokioTasks {
     }
 
     fn run(&self, k: usize, requests: u64) -> f64 {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .build()
-            .expect("a tokio runtime starts");
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("a tokio runtime starts");
         let recycler = Arc::new(Recycler::new());
         runtime.block_on(async move {
-            let (entry, links) = chain_links(k, || {
-                tokio::sync::mpsc::channel::<Box<Request>>(QUEUE_CAPACITY)
-            });
+            let (entry, links) = chain_links(k, || tokio::sync::mpsc::channel::<Box<Request>>(QUEUE_CAPACITY));
             let mut last = None;
             for (mut stage, (mut stage_rx, tx)) in stage_chain(k).into_iter().zip(links) {
                 let recycler = recycler.clone();
@@ -354,9 +309,7 @@ impl Shape for TokioTasks {
                     while let Some(mut req) = stage_rx.recv().await {
                         if passes_on(stage.as_mut(), &mut req) {
                             let tx = tx.as_ref().expect("a passing stage has a successor");
-                            tx.send(req)
-                                .await
-                                .expect("the next stage outlives this one");
+                            tx.send(req).await.expect("the next stage outlives this one");
                         } else {
                             completed += 1;
                             recycler.give(req);
@@ -370,10 +323,7 @@ impl Shape for TokioTasks {
             let generator_recycler = recycler.clone();
             tokio::spawn(async move {
                 for id in 0..requests {
-                    entry
-                        .send(generator_recycler.take(id))
-                        .await
-                        .expect("the first stage outlives the generator");
+                    entry.send(generator_recycler.take(id)).await.expect("the first stage outlives the generator");
                 }
             });
             let completed = last.expect("k >= 1").await.expect("stages do not panic");
@@ -448,10 +398,7 @@ fn stage_chain(k: usize) -> Vec<Box<dyn Stage>> {
 
 /// Wires K stages with K channels from `channel`: returns the entry (the first channel's
 /// sender) and, per stage, its receiver and its successor's sender (none for the last stage).
-fn chain_links<S, R>(
-    k: usize,
-    channel: impl Fn() -> (S, R),
-) -> (S, impl Iterator<Item = (R, Option<S>)>) {
+fn chain_links<S, R>(k: usize, channel: impl Fn() -> (S, R)) -> (S, impl Iterator<Item = (R, Option<S>)>) {
     let (senders, receivers): (Vec<S>, Vec<R>) = (0..k).map(|_| channel()).unzip();
     let mut senders = senders.into_iter();
     let entry = senders.next().expect("k >= 1");
@@ -465,10 +412,7 @@ fn stage_cpu(i: usize) -> usize {
 }
 
 fn pin(cpu: usize) {
-    assert!(
-        core_affinity::set_for_current(core_affinity::CoreId { id: cpu }),
-        "cannot pin to CPU {cpu}"
-    );
+    assert!(core_affinity::set_for_current(core_affinity::CoreId { id: cpu }), "cannot pin to CPU {cpu}");
 }
 
 /// Runs `stage` on `req`: whether the request goes on (`true`) or has ended (`false`).
@@ -527,17 +471,11 @@ fn ns_per_hop(rps: f64, k: usize) -> f64 {
 fn print_throughput(shapes: &[Box<dyn Shape>], results: &[Vec<Vec<f64>>], medians: &[Vec<f64>]) {
     println!();
     println!("throughput (median of rounds; ns/hop = wall time per request per stage)");
-    println!(
-        "{:<28} {:>2} {:>14} {:>9}   {}",
-        "shape", "K", "median Mreq/s", "ns/hop", "rounds Mreq/s"
-    );
+    println!("{:<28} {:>2} {:>14} {:>9}   {}", "shape", "K", "median Mreq/s", "ns/hop", "rounds Mreq/s");
     for (ki, &k) in KS.iter().enumerate() {
         for (si, shape) in shapes.iter().enumerate() {
             let m = medians[si][ki];
-            let rounds: Vec<String> = results[si][ki]
-                .iter()
-                .map(|r| format!("{:.3}", r / 1e6))
-                .collect();
+            let rounds: Vec<String> = results[si][ki].iter().map(|r| format!("{:.3}", r / 1e6)).collect();
             println!(
                 "{:<28} {:>2} {:>14.3} {:>9.1}   {}",
                 shape.name(),
@@ -560,29 +498,17 @@ const E: usize = 4;
 fn print_ratios(medians: &[Vec<f64>]) {
     println!();
     println!("ratios of medians (throughput)");
-    println!(
-        "{:>2} {:>9} {:>9} {:>9} {:>9}",
-        "K", "(a)/(c)", "(a)/(d)", "(a)/(e)", "(b)/(c)"
-    );
+    println!("{:>2} {:>9} {:>9} {:>9} {:>9}", "K", "(a)/(c)", "(a)/(d)", "(a)/(e)", "(b)/(c)");
     for (ki, &k) in KS.iter().enumerate() {
         let r = |x: usize, y: usize| medians[x][ki] / medians[y][ki];
-        println!(
-            "{:>2} {:>8.2}x {:>8.2}x {:>8.2}x {:>8.2}x",
-            k,
-            r(A, C),
-            r(A, D),
-            r(A, E),
-            r(B, C)
-        );
+        println!("{:>2} {:>8.2}x {:>8.2}x {:>8.2}x {:>8.2}x", k, r(A, C), r(A, D), r(A, E), r(B, C));
     }
 }
 
 /// Prints every open-loop round; returns the median p99.9, in microseconds.
 fn print_open_loop(summaries: &[Summary], requests: u64) -> f64 {
     println!();
-    println!(
-        "open loop: (a) K={TARGET_K}, {requests} requests at {OPEN_LOOP_RATE} req/s; end-to-end latency (us)"
-    );
+    println!("open loop: (a) K={TARGET_K}, {requests} requests at {OPEN_LOOP_RATE} req/s; end-to-end latency (us)");
     println!(
         "{:<7} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "round", "completed", "rejected", "Mreq/s", "p50", "p99", "p99.9", "max"
@@ -616,10 +542,7 @@ fn print_open_loop(summaries: &[Summary], requests: u64) -> f64 {
 }
 
 fn print_targets(medians: &[Vec<f64>], open_loop_p999: f64) {
-    let ki = KS
-        .iter()
-        .position(|&k| k == TARGET_K)
-        .expect("the target K is measured");
+    let ki = KS.iter().position(|&k| k == TARGET_K).expect("the target K is measured");
     let ratio = |x: usize, y: usize| medians[x][ki] / medians[y][ki];
     let verdict = |pass: bool| if pass { "PASS" } else { "FAIL" };
     println!();

@@ -6,11 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "seda",
-    version,
-    about = "A staged event-driven pipeline engine"
-)]
+#[command(name = "seda", version, about = "A staged event-driven pipeline engine")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

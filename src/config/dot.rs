@@ -9,34 +9,18 @@ pub fn to_dot(plan: &Plan) -> String {
     let mut out = String::new();
     let w = &mut out;
     let _ = writeln!(w, "digraph \"{}\" {{", escape(&plan.name));
-    let _ = writeln!(
-        w,
-        "  rankdir=LR;\n  node [shape=record, fontname=\"monospace\"];"
-    );
+    let _ = writeln!(w, "  rankdir=LR;\n  node [shape=record, fontname=\"monospace\"];");
     let SourcePlan::Generator { requests, rate, .. } = &plan.source;
     let rate = match rate {
         super::Rate::Max => "max".to_string(),
         super::Rate::PerSecond(r) => format!("{r}/s"),
     };
-    let _ = writeln!(
-        w,
-        "  source [shape=oval, label=\"generator\\n{requests} requests @ {rate}\"];"
-    );
+    let _ = writeln!(w, "  source [shape=oval, label=\"generator\\n{requests} requests @ {rate}\"];");
     for (p, pool) in plan.pools.iter().enumerate() {
-        let cpus = pool
-            .threads
-            .iter()
-            .map(|t| t.cpu.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
+        let cpus = pool.threads.iter().map(|t| t.cpu.to_string()).collect::<Vec<_>>().join(",");
         let _ = writeln!(w, "  subgraph cluster_{p} {{");
-        let _ = writeln!(
-            w,
-            "    label=\"pool {} ({} threads, CPUs {})\";",
-            escape(&pool.name),
-            pool.threads.len(),
-            cpus
-        );
+        let _ =
+            writeln!(w, "    label=\"pool {} ({} threads, CPUs {})\";", escape(&pool.name), pool.threads.len(), cpus);
         for &s in &pool.stages {
             let stage = &plan.stages[s];
             let policy = match stage.queue.when_full {
@@ -57,8 +41,7 @@ pub fn to_dot(plan: &Plan) -> String {
     }
     let _ = writeln!(w, "  source -> s{};", plan.source.entry());
     for (s, stage) in plan.stages.iter().enumerate() {
-        let branching =
-            stage.output_names.len() > 1 || stage.output_names.first().is_some_and(|n| n != "next");
+        let branching = stage.output_names.len() > 1 || stage.output_names.first().is_some_and(|n| n != "next");
         for (next, name) in stage.successors.iter().zip(&stage.output_names) {
             if branching {
                 let _ = writeln!(w, "  s{s} -> s{next} [label=\"{}\"];", escape(name));

@@ -26,11 +26,7 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl ConfigErrors {
     pub fn one(path: impl Into<String>, message: impl Into<String>, hint: Option<String>) -> Self {
-        ConfigErrors(vec![ConfigError {
-            path: path.into(),
-            message: message.into(),
-            hint,
-        }])
+        ConfigErrors(vec![ConfigError { path: path.into(), message: message.into(), hint }])
     }
 
     /// The error at `path`, if there is one: for tests and tools.
@@ -42,11 +38,7 @@ impl ConfigErrors {
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        writeln!(
-            f,
-            "{n} error{} in the config:",
-            if n == 1 { "" } else { "s" }
-        )?;
+        writeln!(f, "{n} error{} in the config:", if n == 1 { "" } else { "s" })?;
         for e in &self.0 {
             writeln!(f, "  {e}")?;
         }

@@ -9,10 +9,7 @@ mod validate;
 
 pub use dot::to_dot;
 pub use error::{ConfigError, ConfigErrors};
-pub use model::{
-    GeneratorConfig, PipelineConfig, PoolConfig, QueueConfig, Rate, SourceConfig, StageConfig,
-    WhenFull,
-};
+pub use model::{GeneratorConfig, PipelineConfig, PoolConfig, QueueConfig, Rate, SourceConfig, StageConfig, WhenFull};
 pub use plan::{Plan, PoolPlan, QueuePlan, SourcePlan, StageId, StagePlan, ThreadPlan};
 pub use validate::{validate, validate_with_cpus};
 
@@ -20,20 +17,15 @@ use std::path::Path;
 
 /// Reads, parses and validates the config at `path`.
 pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors::one("$", format!("cannot read {}: {e}", path.display()), None)
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors::one("$", format!("cannot read {}: {e}", path.display()), None))?;
     load_str(&text)
 }
 
 /// Parses and validates a config given as JSON text.
 pub fn load_str(text: &str) -> Result<Plan, ConfigErrors> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        ConfigErrors::one(
-            "$",
-            format!("not valid JSON: {e}"),
-            Some("check commas, quotes and brackets".into()),
-        )
+        ConfigErrors::one("$", format!("not valid JSON: {e}"), Some("check commas, quotes and brackets".into()))
     })?;
     validate(&value)
 }

@@ -28,6 +28,14 @@ pub struct PipelineConfig {
     /// How often workers publish their histograms to the metrics thread.
     #[serde(default = "default_metrics_interval_ms")]
     pub metrics_interval_ms: u64,
+    /// Per-stage service time is measured on every Nth request a worker takes (each sample
+    /// weighs N); 1 times every request. Counts, queue waits and end-to-end latency are exact.
+    #[serde(default = "default_stage_timing_every")]
+    pub stage_timing_every: u32,
+}
+
+fn default_stage_timing_every() -> u32 {
+    8
 }
 
 fn default_drain_timeout_ms() -> u64 {
@@ -81,13 +89,9 @@ impl<'de> Deserialize<'de> for Rate {
             Value::String(s) if s == "max" => Ok(Rate::Max),
             Value::Number(n) => match n.as_f64() {
                 Some(r) if r > 0.0 && r.is_finite() => Ok(Rate::PerSecond(r)),
-                _ => Err(serde::de::Error::custom(format!(
-                    "rate must be positive, not {n}"
-                ))),
+                _ => Err(serde::de::Error::custom(format!("rate must be positive, not {n}"))),
             },
-            other => Err(serde::de::Error::custom(format!(
-                "rate must be \"max\" or requests per second, not {other}"
-            ))),
+            other => Err(serde::de::Error::custom(format!("rate must be \"max\" or requests per second, not {other}"))),
         }
     }
 }

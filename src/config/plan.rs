@@ -20,6 +20,8 @@ pub struct Plan {
     pub drain_timeout: Duration,
     pub io_capacity: usize,
     pub metrics_interval: Duration,
+    /// Time every Nth request through its stages (see the config's `stage_timing_every`).
+    pub stage_timing_every: u32,
 }
 
 impl Plan {

@@ -14,9 +14,7 @@ use serde_json::Value;
 
 use seda_stages::{BuildError, Outputs};
 
-use super::model::{
-    GeneratorConfig, PipelineConfig, PoolConfig, SourceConfig, StageConfig, WhenFull,
-};
+use super::model::{GeneratorConfig, PipelineConfig, PoolConfig, SourceConfig, StageConfig, WhenFull};
 use super::plan::{Plan, PoolPlan, QueuePlan, SourcePlan, StagePlan, ThreadPlan};
 use super::{ConfigError, ConfigErrors};
 
@@ -27,18 +25,12 @@ pub fn validate(config: &Value) -> Result<Plan, ConfigErrors> {
 
 /// The CPUs this process may run on.
 pub fn machine_cpus() -> Vec<usize> {
-    core_affinity::get_core_ids()
-        .map(|ids| ids.into_iter().map(|c| c.id).collect())
-        .unwrap_or_else(|| vec![0])
+    core_affinity::get_core_ids().map(|ids| ids.into_iter().map(|c| c.id).collect()).unwrap_or_else(|| vec![0])
 }
 
 /// Validates `config` as if the machine had exactly `cpus`.
 pub fn validate_with_cpus(config: &Value, cpus: &[usize]) -> Result<Plan, ConfigErrors> {
-    let mut v = Validator {
-        errors: Vec::new(),
-        cpus,
-        next_cpu: 0,
-    };
+    let mut v = Validator { errors: Vec::new(), cpus, next_cpu: 0 };
     let plan = v.pipeline(config);
     match plan {
         Some(plan) if v.errors.is_empty() => Ok(plan),
@@ -62,11 +54,7 @@ struct Checked {
 
 impl Validator<'_> {
     fn error(&mut self, path: impl Into<String>, message: impl Into<String>, hint: Option<String>) {
-        self.errors.push(ConfigError {
-            path: path.into(),
-            message: message.into(),
-            hint,
-        });
+        self.errors.push(ConfigError { path: path.into(), message: message.into(), hint });
     }
 
     /// Deserializes `value` into `T`, reporting the failure at its exact path under `at`.
@@ -75,11 +63,7 @@ impl Validator<'_> {
             Ok(t) => Some(t),
             Err(e) => {
                 let inner = e.path().to_string();
-                let path = if inner == "." || inner.is_empty() {
-                    at.to_string()
-                } else {
-                    format!("{at}.{inner}")
-                };
+                let path = if inner == "." || inner.is_empty() { at.to_string() } else { format!("{at}.{inner}") };
                 let message = e.into_inner().to_string();
                 self.error(path, message, None);
                 None
@@ -97,12 +81,7 @@ impl Validator<'_> {
             let at = key("$.pools", name);
             if let Some(pool) = self.parse::<PoolConfig>(&at, value) {
                 let threads = self.threads(&at, pool.cpus.as_deref(), pool.threads);
-                pools.push(PoolPlan {
-                    name: name.clone(),
-                    dedicated: false,
-                    threads,
-                    stages: Vec::new(),
-                });
+                pools.push(PoolPlan { name: name.clone(), dedicated: false, threads, stages: Vec::new() });
             }
         }
 
@@ -112,19 +91,11 @@ impl Validator<'_> {
             let at = key("$.stages", name);
             if let Some(config) = self.parse::<StageConfig>(&at, value) {
                 let factory = self.factory(&at, &config);
-                checked.push(Checked {
-                    name: name.clone(),
-                    config,
-                    factory,
-                });
+                checked.push(Checked { name: name.clone(), config, factory });
             }
         }
         if top.stages.is_empty() {
-            self.error(
-                "$.stages",
-                "the pipeline has no stages",
-                Some("add at least a `respond` stage".into()),
-            );
+            self.error("$.stages", "the pipeline has no stages", Some("add at least a `respond` stage".into()));
         }
         let names: Vec<&str> = checked.iter().map(|c| c.name.as_str()).collect();
 
@@ -147,16 +118,9 @@ impl Validator<'_> {
         }
 
         // Wiring, then the shape of the graph.
-        let wiring: Vec<Option<(Vec<usize>, Vec<String>)>> =
-            checked.iter().map(|c| self.wiring(c, &names)).collect();
-        if let (Some(entry), true) = (
-            source.as_ref().map(SourcePlan::entry),
-            wiring.iter().all(Option::is_some),
-        ) {
-            let edges: Vec<&[usize]> = wiring
-                .iter()
-                .map(|w| w.as_ref().unwrap().0.as_slice())
-                .collect();
+        let wiring: Vec<Option<(Vec<usize>, Vec<String>)>> = checked.iter().map(|c| self.wiring(c, &names)).collect();
+        if let (Some(entry), true) = (source.as_ref().map(SourcePlan::entry), wiring.iter().all(Option::is_some)) {
+            let edges: Vec<&[usize]> = wiring.iter().map(|w| w.as_ref().unwrap().0.as_slice()).collect();
             self.graph(&names, &edges, entry);
         }
 
@@ -190,6 +154,7 @@ impl Validator<'_> {
             drain_timeout: Duration::from_millis(top.drain_timeout_ms),
             io_capacity: top.io_capacity,
             metrics_interval: Duration::from_millis(top.metrics_interval_ms),
+            stage_timing_every: top.stage_timing_every,
         })
     }
 
@@ -207,29 +172,23 @@ impl Validator<'_> {
         if top.io_capacity == 0 {
             self.error("$.io_capacity", "io_capacity must be at least 1", None);
         }
-        if top.metrics_interval_ms == 0 {
+        if top.stage_timing_every == 0 {
             self.error(
-                "$.metrics_interval_ms",
-                "metrics_interval_ms must be at least 1",
-                None,
+                "$.stage_timing_every",
+                "stage_timing_every must be at least 1",
+                Some("1 times every request".into()),
             );
+        }
+        if top.metrics_interval_ms == 0 {
+            self.error("$.metrics_interval_ms", "metrics_interval_ms must be at least 1", None);
         }
     }
 
     /// One thread per listed CPU (or `threads`, round-robin over them); without CPUs, `threads`
     /// (default 1) spread round-robin over the machine's CPUs.
-    fn threads(
-        &mut self,
-        at: &str,
-        cpus: Option<&[usize]>,
-        threads: Option<usize>,
-    ) -> Vec<ThreadPlan> {
+    fn threads(&mut self, at: &str, cpus: Option<&[usize]>, threads: Option<usize>) -> Vec<ThreadPlan> {
         if threads == Some(0) {
-            self.error(
-                format!("{at}.threads"),
-                "a pool needs at least one thread",
-                None,
-            );
+            self.error(format!("{at}.threads"), "a pool needs at least one thread", None);
             return Vec::new();
         }
         match cpus {
@@ -244,12 +203,7 @@ impl Validator<'_> {
             Some(list) => {
                 for (i, cpu) in list.iter().enumerate() {
                     if !self.cpus.contains(cpu) {
-                        let have = self
-                            .cpus
-                            .iter()
-                            .map(usize::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ");
+                        let have = self.cpus.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
                         self.error(
                             format!("{at}.cpus[{i}]"),
                             format!("CPU {cpu} does not exist on this machine"),
@@ -257,11 +211,7 @@ impl Validator<'_> {
                         );
                     }
                 }
-                (0..threads.unwrap_or(list.len()))
-                    .map(|i| ThreadPlan {
-                        cpu: list[i % list.len()],
-                    })
-                    .collect()
+                (0..threads.unwrap_or(list.len())).map(|i| ThreadPlan { cpu: list[i % list.len()] }).collect()
             }
             None => (0..threads.unwrap_or(1))
                 .map(|_| {
@@ -273,11 +223,7 @@ impl Validator<'_> {
         }
     }
 
-    fn factory(
-        &mut self,
-        at: &str,
-        c: &StageConfig,
-    ) -> Option<std::sync::Arc<dyn seda_stages::StageFactory>> {
+    fn factory(&mut self, at: &str, c: &StageConfig) -> Option<std::sync::Arc<dyn seda_stages::StageFactory>> {
         match seda_stages::build(&c.kind, &c.params) {
             Ok(f) => Some(f),
             Err(BuildError::UnknownKind { kind, suggestion }) => {
@@ -285,11 +231,7 @@ impl Validator<'_> {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!("the kinds are {}", seda_stages::KINDS.join(", ")),
                 };
-                self.error(
-                    format!("{at}.kind"),
-                    format!("unknown stage kind `{kind}`"),
-                    Some(hint),
-                );
+                self.error(format!("{at}.kind"), format!("unknown stage kind `{kind}`"), Some(hint));
                 None
             }
             Err(BuildError::BadParams { field, message }) => {
@@ -297,11 +239,7 @@ impl Validator<'_> {
                     Some(f) => format!("{at}.params.{f}"),
                     None => format!("{at}.params"),
                 };
-                self.error(
-                    path,
-                    format!("bad params for `{}`: {message}", c.kind),
-                    None,
-                );
+                self.error(path, format!("bad params for `{}`: {message}", c.kind), None);
                 None
             }
         }
@@ -317,18 +255,10 @@ impl Validator<'_> {
     fn generator(&mut self, g: GeneratorConfig, stages: &[&str]) -> Option<SourcePlan> {
         let errors = self.errors.len();
         if g.requests == 0 {
-            self.error(
-                "$.source.requests",
-                "the generator must send at least one request",
-                None,
-            );
+            self.error("$.source.requests", "the generator must send at least one request", None);
         }
         if let Some(cpu) = g.cpu.filter(|c| !self.cpus.contains(c)) {
-            self.error(
-                "$.source.cpu",
-                format!("CPU {cpu} does not exist on this machine"),
-                None,
-            );
+            self.error("$.source.cpu", format!("CPU {cpu} does not exist on this machine"), None);
         }
         let mut attributes = Vec::new();
         for (name, values) in g.attributes {
@@ -360,8 +290,7 @@ impl Validator<'_> {
         if let Some(id) = stages.iter().position(|s| *s == name) {
             return Some(id);
         }
-        let hint = seda_stages::closest(name, stages.iter().copied())
-            .map(|s| format!("did you mean `{s}`?"));
+        let hint = seda_stages::closest(name, stages.iter().copied()).map(|s| format!("did you mean `{s}`?"));
         self.error(at, format!("`{name}` names no stage"), hint);
         None
     }
@@ -380,10 +309,7 @@ impl Validator<'_> {
                     self.error(
                         format!("{at}.pool"),
                         "a stage on a named pool takes its threads and CPUs from the pool",
-                        Some(
-                            "move `threads`/`cpus` to the pool, or drop `pool` for a dedicated one"
-                                .into(),
-                        ),
+                        Some("move `threads`/`cpus` to the pool, or drop `pool` for a dedicated one".into()),
                     );
                 }
                 match pools.iter().position(|p| !p.dedicated && &p.name == pool) {
@@ -397,11 +323,7 @@ impl Validator<'_> {
                             let hint = seda_stages::closest(pool, named.keys().map(String::as_str))
                                 .map(|s| format!("did you mean `{s}`?"))
                                 .or_else(|| Some("name it under `pools`".into()));
-                            self.error(
-                                format!("{at}.pool"),
-                                format!("`{pool}` names no pool"),
-                                hint,
-                            );
+                            self.error(format!("{at}.pool"), format!("`{pool}` names no pool"), hint);
                         }
                         None
                     }
@@ -409,12 +331,7 @@ impl Validator<'_> {
             }
             None => {
                 let threads = self.threads(at, c.config.cpus.as_deref(), c.config.threads);
-                pools.push(PoolPlan {
-                    name: c.name.clone(),
-                    dedicated: true,
-                    threads,
-                    stages: vec![id],
-                });
+                pools.push(PoolPlan { name: c.name.clone(), dedicated: true, threads, stages: vec![id] });
                 Some(pools.len() - 1)
             }
         }
@@ -424,11 +341,7 @@ impl Validator<'_> {
         let q = &c.config.queue;
         let mut ok = true;
         if q.capacity == 0 {
-            self.error(
-                format!("{at}.queue.capacity"),
-                "a queue needs a capacity of at least 1",
-                None,
-            );
+            self.error(format!("{at}.queue.capacity"), "a queue needs a capacity of at least 1", None);
             ok = false;
         }
         if q.when_full == WhenFull::Block && q.block_timeout_ms == 0 {
@@ -461,10 +374,9 @@ impl Validator<'_> {
                 );
                 None
             }
-            (Outputs::Single, Some(Value::String(next))) => Some((
-                vec![self.stage_ref(&at, next, stages)?],
-                vec!["next".into()],
-            )),
+            (Outputs::Single, Some(Value::String(next))) => {
+                Some((vec![self.stage_ref(&at, next, stages)?], vec!["next".into()]))
+            }
             (Outputs::Single, None) => {
                 self.error(
                     at,
@@ -474,11 +386,7 @@ impl Validator<'_> {
                 None
             }
             (Outputs::Single, Some(_)) => {
-                self.error(
-                    at,
-                    format!("`{kind}` has one successor: `next` is a stage name"),
-                    None,
-                );
+                self.error(at, format!("`{kind}` has one successor: `next` is a stage name"), None);
                 None
             }
             (Outputs::Named(names), Some(Value::Object(map))) => {
@@ -486,12 +394,10 @@ impl Validator<'_> {
                 let mut ok = true;
                 for name in &names {
                     match map.get(name) {
-                        Some(Value::String(s)) => {
-                            match self.stage_ref(&key(&at, name), s, stages) {
-                                Some(id) => successors.push(id),
-                                None => ok = false,
-                            }
-                        }
+                        Some(Value::String(s)) => match self.stage_ref(&key(&at, name), s, stages) {
+                            Some(id) => successors.push(id),
+                            None => ok = false,
+                        },
                         Some(_) => {
                             self.error(key(&at, name), "an output is wired to a stage name", None);
                             ok = false;
@@ -517,18 +423,10 @@ impl Validator<'_> {
                 ok.then_some((successors, names))
             }
             (Outputs::Named(names), _) => {
-                let wire = names
-                    .iter()
-                    .map(|n| format!("\"{n}\": \"<stage>\""))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let wire = names.iter().map(|n| format!("\"{n}\": \"<stage>\"")).collect::<Vec<_>>().join(", ");
                 self.error(
                     at,
-                    format!(
-                        "stage `{}` has outputs {}: wire each",
-                        c.name,
-                        names.join(", ")
-                    ),
+                    format!("stage `{}` has outputs {}: wire each", c.name, names.join(", ")),
                     Some(format!("`\"next\": {{{wire}}}`")),
                 );
                 None
@@ -567,19 +465,13 @@ impl Validator<'_> {
             if !reachable[s] {
                 self.error(
                     key("$.stages", names[s]),
-                    format!(
-                        "stage `{}` cannot be reached from the entry `{}`",
-                        names[s], names[entry]
-                    ),
+                    format!("stage `{}` cannot be reached from the entry `{}`", names[s], names[entry]),
                     Some("wire it from a `next`, or remove it".into()),
                 );
             } else if !ends[s] {
                 self.error(
                     format!("{}.next", key("$.stages", names[s])),
-                    format!(
-                        "every path from stage `{}` loops without reaching a terminal stage",
-                        names[s]
-                    ),
+                    format!("every path from stage `{}` loops without reaching a terminal stage", names[s]),
                     Some("give the cycle an exit to a `respond` stage".into()),
                 );
             }
@@ -589,11 +481,7 @@ impl Validator<'_> {
 
 /// `base.name`, or `base['name']` when the name is not a plain identifier.
 fn key(base: &str, name: &str) -> String {
-    if !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         format!("{base}.{name}")
     } else {
         format!("{base}['{}']", name.replace('\'', "\\'"))

@@ -72,12 +72,11 @@ impl Ctx {
     }
 
     fn flush_stage(&mut self, stage: StageId) {
-        let mut batch = std::mem::take(&mut self.outbox[stage]);
+        let batch = &mut self.outbox[stage];
         if batch.is_empty() {
-            self.outbox[stage] = batch;
             return;
         }
-        let shared = self.shared.clone();
+        let shared = &*self.shared;
         let queue = &shared.queues[stage];
         let fit = queue.reserve(batch.len());
         let mut rest = batch.drain(..);
@@ -88,103 +87,15 @@ impl Ctx {
             shared.wake(stage);
         }
         for env in rest {
-            self.overflow(stage, env);
-        }
-        self.outbox[stage] = batch;
-    }
-
-    /// One request that did not fit in `stage`'s queue: the stage's policy decides.
-    #[cold]
-    fn overflow(&mut self, stage: StageId, env: Box<Envelope>) {
-        let shared = self.shared.clone();
-        let queue = &shared.queues[stage];
-        match queue.plan.when_full {
-            WhenFull::Reject => self.finish(
-                env,
-                Outcome::Rejected(RejectReason::QueueFull { stage }),
-                now_ns(),
-            ),
-            WhenFull::DropOldest => match queue.steal_oldest() {
-                // The oldest one's room goes to the new one.
-                Some(oldest) => {
-                    queue.push_reserved(env);
-                    shared.wake(stage);
-                    self.finish(
-                        oldest,
-                        Outcome::Rejected(RejectReason::DroppedOldest { stage }),
-                        now_ns(),
-                    );
-                }
-                None => self.wait_for_room(stage, env, 0),
-            },
-            WhenFull::Block => {
-                let timeout = queue.plan.block_timeout.as_nanos() as u64;
-                self.wait_for_room(stage, env, timeout)
-            }
-        }
-    }
-
-    /// Waits up to `timeout_ns` for room in `stage`'s queue, then rejects. Gives up early if
-    /// the engine aborts.
-    fn wait_for_room(&mut self, stage: StageId, env: Box<Envelope>, timeout_ns: u64) {
-        let shared = self.shared.clone();
-        let queue = &shared.queues[stage];
-        let start = now_ns();
-        let mut spins = 0u32;
-        loop {
-            if queue.reserve(1) == 1 {
-                queue.push_reserved(env);
-                shared.wake(stage);
-                return;
-            }
-            let now = now_ns();
-            if shared.aborting() {
-                return self.finish(env, Outcome::TimedOut { stage }, now);
-            }
-            if now - start >= timeout_ns {
-                let reason = if timeout_ns == 0 {
-                    RejectReason::QueueFull { stage }
-                } else {
-                    RejectReason::BlockTimeout { stage }
-                };
-                return self.finish(env, Outcome::Rejected(reason), now);
-            }
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else if spins < 128 {
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(std::time::Duration::from_micros(50));
-            }
+            overflow(shared, &self.ledger, &mut self.rec, stage, env);
         }
     }
 
     /// Ends `env` with `outcome`: counted once in the ledger and the stage's figures, then
     /// handed back to its origin.
+    #[inline]
     pub fn finish(&mut self, env: Box<Envelope>, outcome: Outcome, now: u64) {
-        match &outcome {
-            Outcome::Completed => {
-                self.ledger.end(Ending::Completed);
-                self.rec.e2e(now.saturating_sub(env.intended_ns));
-            }
-            Outcome::Rejected(reason) => {
-                self.ledger.end(Ending::Rejected);
-                if let Some(stage) = reason.stage() {
-                    self.rec.rejected(stage);
-                }
-            }
-            Outcome::Failed { stage, .. } => {
-                self.ledger.end(Ending::Failed);
-                self.rec.failed(*stage);
-            }
-            Outcome::TimedOut { stage } => {
-                self.ledger.end(Ending::TimedOut);
-                self.rec.timed_out(*stage);
-            }
-        }
-        let origin = self.shared.origins[env.origin as usize].clone();
-        origin.finish(env, &outcome);
+        finish(&self.shared, &self.ledger, &mut self.rec, env, outcome, now);
     }
 
     /// Starts `op` for `env`, which is at stage `env.stage`; on completion it continues at
@@ -192,21 +103,11 @@ impl Ctx {
     pub fn start_io(&mut self, env: Box<Envelope>, op: IoOp, next: StageId, now: u64) {
         match op {
             IoOp::Timer(wait) => {
-                let fire_ns = now
-                    .saturating_add(wait.as_nanos() as u64)
-                    .min(env.deadline_ns);
-                if let Err(e) = self
-                    .shared
-                    .timers
-                    .try_send(TimerEntry { fire_ns, next, env })
-                {
+                let fire_ns = now.saturating_add(wait.as_nanos() as u64).min(env.deadline_ns);
+                if let Err(e) = self.shared.timers.try_send(TimerEntry { fire_ns, next, env }) {
                     let entry = e.into_inner();
                     let stage = entry.env.stage;
-                    self.finish(
-                        entry.env,
-                        Outcome::Rejected(RejectReason::IoFull { stage }),
-                        now,
-                    );
+                    self.finish(entry.env, Outcome::Rejected(RejectReason::IoFull { stage }), now);
                 }
             }
             #[allow(unreachable_patterns)]
@@ -224,6 +125,96 @@ impl Ctx {
         // The collector only goes away after every thread is joined.
         let _ = self.metrics.send(publication);
     }
+}
+
+/// One request that did not fit in `stage`'s queue: the stage's policy decides.
+#[cold]
+fn overflow(shared: &Shared, ledger: &Shard, rec: &mut Recorder, stage: StageId, env: Box<Envelope>) {
+    let queue = &shared.queues[stage];
+    match queue.plan.when_full {
+        WhenFull::Reject => {
+            finish(shared, ledger, rec, env, Outcome::Rejected(RejectReason::QueueFull { stage }), now_ns())
+        }
+        WhenFull::DropOldest => match queue.steal_oldest() {
+            // The oldest one's room goes to the new one.
+            Some(oldest) => {
+                queue.push_reserved(env);
+                shared.wake(stage);
+                let reason = RejectReason::DroppedOldest { stage };
+                finish(shared, ledger, rec, oldest, Outcome::Rejected(reason), now_ns());
+            }
+            None => wait_for_room(shared, ledger, rec, stage, env, 0),
+        },
+        WhenFull::Block => {
+            let timeout = queue.plan.block_timeout.as_nanos() as u64;
+            wait_for_room(shared, ledger, rec, stage, env, timeout)
+        }
+    }
+}
+
+/// Waits up to `timeout_ns` for room in `stage`'s queue, then rejects. Gives up early if the
+/// engine aborts.
+fn wait_for_room(
+    shared: &Shared,
+    ledger: &Shard,
+    rec: &mut Recorder,
+    stage: StageId,
+    env: Box<Envelope>,
+    timeout_ns: u64,
+) {
+    let queue = &shared.queues[stage];
+    let start = now_ns();
+    let mut spins = 0u32;
+    loop {
+        if queue.reserve(1) == 1 {
+            queue.push_reserved(env);
+            shared.wake(stage);
+            return;
+        }
+        let now = now_ns();
+        if shared.aborting() {
+            return finish(shared, ledger, rec, env, Outcome::TimedOut { stage }, now);
+        }
+        if now - start >= timeout_ns {
+            let reason =
+                if timeout_ns == 0 { RejectReason::QueueFull { stage } } else { RejectReason::BlockTimeout { stage } };
+            return finish(shared, ledger, rec, env, Outcome::Rejected(reason), now);
+        }
+        spins += 1;
+        if spins < 64 {
+            std::hint::spin_loop();
+        } else if spins < 128 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+    }
+}
+
+/// Counts `env`'s ending in the ledger and the figures, then hands it back to its origin.
+#[inline]
+fn finish(shared: &Shared, ledger: &Shard, rec: &mut Recorder, env: Box<Envelope>, outcome: Outcome, now: u64) {
+    match &outcome {
+        Outcome::Completed => {
+            ledger.end(Ending::Completed);
+            rec.e2e(now.saturating_sub(env.intended_ns));
+        }
+        Outcome::Rejected(reason) => {
+            ledger.end(Ending::Rejected);
+            if let Some(stage) = reason.stage() {
+                rec.rejected(stage);
+            }
+        }
+        Outcome::Failed { stage, .. } => {
+            ledger.end(Ending::Failed);
+            rec.failed(*stage);
+        }
+        Outcome::TimedOut { stage } => {
+            ledger.end(Ending::TimedOut);
+            rec.timed_out(*stage);
+        }
+    }
+    shared.origins[env.origin as usize].finish(env, &outcome);
 }
 
 impl Drop for Ctx {

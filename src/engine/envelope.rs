@@ -27,11 +27,7 @@ pub struct Envelope {
 
 impl Envelope {
     pub fn new(req: Request) -> Box<Self> {
-        Box::new(Envelope {
-            req,
-            deadline_ns: u64::MAX,
-            ..Envelope::default()
-        })
+        Box::new(Envelope { req, deadline_ns: u64::MAX, ..Envelope::default() })
     }
 
     pub fn origin(&self) -> OriginId {

@@ -3,7 +3,8 @@
 //! Each thread that admits or ends requests owns a shard (its own cache line), so counting
 //! takes no shared lock and no contended cache line. A reading sums the shards:
 //!
-//! 1. every increment is a `Release` RMW by the shard's owner;
+//! 1. only the shard's owner writes it, so an increment is a plain load and a `Release` store
+//!    (no locked instruction);
 //! 2. a reading loads all the *ending* counters first, then all the `admitted` counters, each
 //!    with `Acquire`;
 //! 3. a request's admission happens before its ending (the queues hand it over with
@@ -22,7 +23,7 @@ pub struct Ledger {
     shards: Mutex<Vec<Arc<Shard>>>,
 }
 
-/// One thread's counters.
+/// One thread's counters. Each shard has one writer: the `Ctx` it was made for.
 #[derive(Default)]
 pub struct Shard(CachePadded<Counters>);
 
@@ -71,12 +72,7 @@ impl Ledger {
 
     pub fn counts(&self) -> LedgerCounts {
         let shards = self.shards.lock().unwrap();
-        let sum = |f: fn(&Counters) -> &AtomicU64| {
-            shards
-                .iter()
-                .map(|s| f(&s.0).load(Ordering::Acquire))
-                .sum::<u64>()
-        };
+        let sum = |f: fn(&Counters) -> &AtomicU64| shards.iter().map(|s| f(&s.0).load(Ordering::Acquire)).sum::<u64>();
         // Endings first, admissions last: see the module's protocol.
         let completed = sum(|c| &c.completed);
         let rejected = sum(|c| &c.rejected);
@@ -84,21 +80,14 @@ impl Ledger {
         let timed_out = sum(|c| &c.timed_out);
         let admitted = sum(|c| &c.admitted);
         let ended = completed + rejected + failed + timed_out;
-        LedgerCounts {
-            admitted,
-            completed,
-            rejected,
-            failed,
-            timed_out,
-            in_flight: admitted - ended,
-        }
+        LedgerCounts { admitted, completed, rejected, failed, timed_out, in_flight: admitted - ended }
     }
 }
 
 impl Shard {
     #[inline]
     pub fn admit(&self, n: u64) {
-        self.0.admitted.fetch_add(n, Ordering::Release);
+        bump(&self.0.admitted, n);
     }
 
     #[inline]
@@ -109,6 +98,12 @@ impl Shard {
             Ending::Failed => &self.0.failed,
             Ending::TimedOut => &self.0.timed_out,
         };
-        counter.fetch_add(1, Ordering::Release);
+        bump(counter, 1);
     }
+}
+
+/// Adds `n` to a counter only the calling thread writes.
+#[inline]
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Release);
 }

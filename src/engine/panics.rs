@@ -14,9 +14,7 @@ pub fn quiet_worker_panics() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let on_worker = std::thread::current()
-                .name()
-                .is_some_and(|n| n.starts_with(WORKER_THREAD_PREFIX));
+            let on_worker = std::thread::current().name().is_some_and(|n| n.starts_with(WORKER_THREAD_PREFIX));
             if !on_worker {
                 previous(info);
             }

@@ -22,11 +22,7 @@ pub(crate) struct StageQueue {
 
 impl StageQueue {
     pub fn new(plan: QueuePlan) -> Self {
-        StageQueue {
-            injector: Injector::new(),
-            len: CachePadded::new(AtomicUsize::new(0)),
-            plan,
-        }
+        StageQueue { injector: Injector::new(), len: CachePadded::new(AtomicUsize::new(0)), plan }
     }
 
     /// Reserves room for up to `n` requests; returns how many fit.
@@ -53,8 +49,7 @@ impl StageQueue {
             let before = local.len();
             match self.injector.steal_batch_and_pop(local) {
                 Steal::Success(env) => {
-                    self.len
-                        .fetch_sub(local.len() - before + 1, Ordering::AcqRel);
+                    self.len.fetch_sub(local.len() - before + 1, Ordering::AcqRel);
                     return Some(env);
                 }
                 Steal::Empty => return None,
@@ -88,10 +83,7 @@ impl StageQueue {
 
 /// Steals a batch from a sibling worker's local deque.
 #[inline]
-pub(crate) fn steal_from(
-    stealer: &Stealer<Box<Envelope>>,
-    local: &Worker<Box<Envelope>>,
-) -> Option<Box<Envelope>> {
+pub(crate) fn steal_from(stealer: &Stealer<Box<Envelope>>, local: &Worker<Box<Envelope>>) -> Option<Box<Envelope>> {
     loop {
         match stealer.steal_batch_and_pop(local) {
             Steal::Success(env) => return Some(env),

@@ -19,10 +19,7 @@ pub fn run(plan: Plan, stop: &AtomicBool) -> Result<Summary, EngineError> {
         std::thread::Builder::new()
             .name("seda-generator".into())
             .spawn_scoped(scope, move || generator.run(submitter, stop))
-            .map_err(|source| EngineError::Spawn {
-                name: "seda-generator".into(),
-                source,
-            })?
+            .map_err(|source| EngineError::Spawn { name: "seda-generator".into(), source })?
             .join()
             .expect("the generator does not panic");
         Ok::<_, EngineError>(())

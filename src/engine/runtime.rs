@@ -84,16 +84,9 @@ impl Shared {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("cannot start thread `{name}`: {source}")]
-    Spawn {
-        name: String,
-        source: std::io::Error,
-    },
+    Spawn { name: String, source: std::io::Error },
     #[error("cannot pin worker {index} of pool `{pool}` to CPU {cpu}")]
-    Pin {
-        pool: String,
-        index: usize,
-        cpu: usize,
-    },
+    Pin { pool: String, index: usize, cpu: usize },
 }
 
 /// Where a worker runs, as read back from the OS after pinning.
@@ -132,29 +125,16 @@ impl Engine {
     pub fn start(plan: Plan, origins: Vec<Arc<dyn Origin>>) -> Result<Engine, EngineError> {
         let (metrics, collector) = collector::spawn(plan.stages.len());
         let (timer_tx, timer_rx) = flume::bounded(plan.io_capacity);
-        let queues = plan
-            .stages
-            .iter()
-            .map(|s| StageQueue::new(s.queue))
-            .collect();
+        let queues = plan.stages.iter().map(|s| StageQueue::new(s.queue)).collect();
         let routes = plan
             .stages
             .iter()
-            .map(|s| {
-                s.successors
-                    .iter()
-                    .map(|&n| (n, plan.stages[n].pool == s.pool))
-                    .collect()
-            })
+            .map(|s| s.successors.iter().map(|&n| (n, plan.stages[n].pool == s.pool)).collect())
             .collect();
         let mut locals: Vec<Vec<LocalQueue<Box<Envelope>>>> = Vec::new();
         let mut pools = Vec::new();
         for pool in &plan.pools {
-            let local: Vec<_> = pool
-                .threads
-                .iter()
-                .map(|_| LocalQueue::new_fifo())
-                .collect();
+            let local: Vec<_> = pool.threads.iter().map(|_| LocalQueue::new_fifo()).collect();
             pools.push(PoolShared {
                 stages: pool.stages.clone(),
                 stealers: local.iter().map(LocalQueue::stealer).collect(),
@@ -185,14 +165,8 @@ impl Engine {
         let (ready_tx, ready_rx) = flume::unbounded();
         for (p, local) in locals.into_iter().enumerate() {
             for (index, local) in local.into_iter().enumerate() {
-                let name = format!(
-                    "{}{}.{}",
-                    super::panics::WORKER_THREAD_PREFIX,
-                    shared.plan.pools[p].name,
-                    index
-                );
-                let worker =
-                    Worker::new(Ctx::new(shared.clone(), metrics.clone()), p, index, local);
+                let name = format!("{}{}.{}", super::panics::WORKER_THREAD_PREFIX, shared.plan.pools[p].name, index);
+                let worker = Worker::new(Ctx::new(shared.clone(), metrics.clone()), p, index, local);
                 let ready = ready_tx.clone();
                 let handle = std::thread::Builder::new()
                     .name(name.clone())
@@ -213,10 +187,7 @@ impl Engine {
             std::thread::Builder::new()
                 .name("seda-timer".into())
                 .spawn(move || timer::run(timer_ctx, timer_rx))
-                .map_err(|source| EngineError::Spawn {
-                    name: "seda-timer".into(),
-                    source,
-                })?,
+                .map_err(|source| EngineError::Spawn { name: "seda-timer".into(), source })?,
         );
         // Every worker reports once it is pinned (or could not be).
         let mut failure = None;
@@ -230,9 +201,7 @@ impl Engine {
             engine.stop_now();
             return Err(e);
         }
-        engine
-            .info
-            .sort_by(|a, b| (&a.pool, a.index).cmp(&(&b.pool, b.index)));
+        engine.info.sort_by(|a, b| (&a.pool, a.index).cmp(&(&b.pool, b.index)));
         engine.started_ns = now_ns();
         Ok(engine)
     }
@@ -241,12 +210,7 @@ impl Engine {
     /// dropped before shutdown, so its counts are in the summary.
     pub fn submitter(&self, origin: OriginId, entry: StageId) -> Submitter<'_> {
         let metrics = self.metrics.clone().expect("the engine is running");
-        Submitter {
-            ctx: Ctx::new(self.shared.clone(), metrics),
-            origin,
-            entry,
-            _engine: PhantomData,
-        }
+        Submitter { ctx: Ctx::new(self.shared.clone(), metrics), origin, entry, _engine: PhantomData }
     }
 
     pub fn ledger(&self) -> LedgerCounts {
@@ -305,10 +269,7 @@ impl Engine {
             let _ = t.join();
         }
         drop(self.metrics.take());
-        self.collector
-            .take()
-            .and_then(|c| c.join().ok())
-            .unwrap_or_default()
+        self.collector.take().and_then(|c| c.join().ok()).unwrap_or_default()
     }
 }
 
@@ -341,12 +302,7 @@ impl Submitter<'_> {
     /// rejected (`ShuttingDown`). A request without an intended start time gets now.
     pub fn submit_batch(&mut self, batch: &mut Vec<Box<Envelope>>, admission: Admission) {
         let now = now_ns();
-        let deadline = self
-            .ctx
-            .shared
-            .plan
-            .deadline
-            .map_or(u64::MAX, |d| now + d.as_nanos() as u64);
+        let deadline = self.ctx.shared.plan.deadline.map_or(u64::MAX, |d| now + d.as_nanos() as u64);
         self.ctx.admit(batch.len() as u64);
         for env in batch.iter_mut() {
             env.origin = self.origin;
@@ -359,8 +315,7 @@ impl Submitter<'_> {
         }
         if !self.ctx.shared.admitting() {
             for env in batch.drain(..) {
-                self.ctx
-                    .finish(env, Outcome::Rejected(RejectReason::ShuttingDown), now);
+                self.ctx.finish(env, Outcome::Rejected(RejectReason::ShuttingDown), now);
             }
         } else if admission == Admission::WaitForRoom {
             self.push_waiting(batch);
@@ -375,10 +330,11 @@ impl Submitter<'_> {
     /// Pushes the whole batch into the entry queue, waiting as long as it takes for room (or
     /// for shutdown, which rejects what is left).
     fn push_waiting(&mut self, batch: &mut Vec<Box<Envelope>>) {
-        let shared = self.ctx.shared.clone();
+        let shared = &*self.ctx.shared;
         let queue = &shared.queues[self.entry];
         let mut left = batch.len();
         let mut items = batch.drain(..);
+        let mut turned_away = Vec::new();
         let mut spins = 0u32;
         while left > 0 {
             let fit = queue.reserve(left);
@@ -390,14 +346,8 @@ impl Submitter<'_> {
                 shared.wake(self.entry);
                 spins = 0;
             }
-            if left == 0 {
-                break;
-            }
-            if !shared.admitting() {
-                for env in items.by_ref() {
-                    self.ctx
-                        .finish(env, Outcome::Rejected(RejectReason::ShuttingDown), now_ns());
-                }
+            if left > 0 && !shared.admitting() {
+                turned_away.extend(items.by_ref());
                 break;
             }
             spins += 1;
@@ -406,6 +356,10 @@ impl Submitter<'_> {
             } else {
                 std::thread::yield_now();
             }
+        }
+        drop(items);
+        for env in turned_away {
+            self.ctx.finish(env, Outcome::Rejected(RejectReason::ShuttingDown), now_ns());
         }
     }
 

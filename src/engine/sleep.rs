@@ -45,11 +45,7 @@ impl Sleep {
             sleepers: AtomicUsize::new(0),
             idle: Mutex::new(Vec::with_capacity(workers)),
             tokens: (0..workers)
-                .map(|_| Token {
-                    set: Mutex::new(false),
-                    cond: Condvar::new(),
-                    parked: AtomicBool::new(false),
-                })
+                .map(|_| Token { set: Mutex::new(false), cond: Condvar::new(), parked: AtomicBool::new(false) })
                 .collect(),
         }
     }
@@ -153,10 +149,7 @@ mod loom_tests {
         fn try_pop(&self) -> bool {
             let mut n = self.0.load(Ordering::Acquire);
             while n > 0 {
-                match self
-                    .0
-                    .compare_exchange(n, n - 1, Ordering::AcqRel, Ordering::Acquire)
-                {
+                match self.0.compare_exchange(n, n - 1, Ordering::AcqRel, Ordering::Acquire) {
                     Ok(_) => return true,
                     Err(now) => n = now,
                 }
@@ -178,9 +171,7 @@ mod loom_tests {
             if done.load(Ordering::Acquire) >= items {
                 break;
             }
-            sleep.sleep(me, || {
-                queue.has_work() || done.load(Ordering::Acquire) >= items
-            });
+            sleep.sleep(me, || queue.has_work() || done.load(Ordering::Acquire) >= items);
         }
         // Whoever finishes the last item wakes the rest so they can see that all is done.
         sleep.wake_all();

@@ -13,7 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use crossbeam_deque::Worker as LocalQueue;
-use seda_stages::{Stage, StageError, Step};
+use seda_stages::{IoOp, Stage, StageError, Step};
 
 use super::queue::steal_from;
 use super::runtime::{EngineError, WorkerInfo};
@@ -35,39 +35,35 @@ pub(crate) struct Worker {
     /// Which of the pool's stage queues to look at first.
     rotate: usize,
     publish_every_ns: u64,
+    /// Time every this many requests through their stages.
+    timing_every: u32,
+    /// Requests left before the next timed one.
+    untimed_left: u32,
 }
 
 impl Worker {
     pub fn new(ctx: Ctx, pool: usize, index: usize, local: LocalQueue<Box<Envelope>>) -> Self {
         let plan = &ctx.shared.plan;
-        let instances = plan
-            .stages
-            .iter()
-            .map(|s| (s.pool == pool).then(|| s.factory.instance(index)))
-            .collect();
+        let instances = plan.stages.iter().map(|s| (s.pool == pool).then(|| s.factory.instance(index))).collect();
         let publish_every_ns = plan.metrics_interval.as_nanos() as u64;
-        Worker {
-            ctx,
-            pool,
-            index,
-            local,
-            instances,
-            rotate: 0,
-            publish_every_ns,
-        }
+        let timing_every = plan.stage_timing_every;
+        Worker { ctx, pool, index, local, instances, rotate: 0, publish_every_ns, timing_every, untimed_left: 0 }
     }
 
     pub fn run(mut self, ready: flume::Sender<Result<WorkerInfo, EngineError>>) {
         let _ = ready.send(self.pin());
         drop(ready);
+        // The clock reading a request ended at doubles as the next one's start while the
+        // worker goes straight on; after idling it reads the clock afresh.
+        let mut now = now_ns();
         loop {
             if let Some(env) = self.take() {
-                self.process(env);
+                now = self.process(env, now);
                 continue;
             }
             self.ctx.flush();
             if let Some(env) = self.wait_for_work() {
-                self.process(env);
+                now = self.process(env, now_ns());
                 continue;
             }
             if self.ctx.shared.stopped() {
@@ -78,8 +74,7 @@ impl Worker {
             }
             let shared = self.ctx.shared.clone();
             let pool = &shared.pools[self.pool];
-            pool.sleep
-                .sleep(self.index, || shared.stopped() || self.has_work());
+            pool.sleep.sleep(self.index, || shared.stopped() || self.has_work());
         }
         self.ctx.flush();
         self.ctx.publish(now_ns());
@@ -90,18 +85,9 @@ impl Worker {
         let pool = &plan.pools[self.pool];
         let cpu = pool.threads[self.index].cpu;
         if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
-            return Err(EngineError::Pin {
-                pool: pool.name.clone(),
-                index: self.index,
-                cpu,
-            });
+            return Err(EngineError::Pin { pool: pool.name.clone(), index: self.index, cpu });
         }
-        Ok(WorkerInfo {
-            pool: pool.name.clone(),
-            index: self.index,
-            cpu,
-            allowed_cpus: allowed_cpus(),
-        })
+        Ok(WorkerInfo { pool: pool.name.clone(), index: self.index, cpu, allowed_cpus: allowed_cpus() })
     }
 
     /// Step 1 of the loop.
@@ -138,8 +124,7 @@ impl Worker {
     fn has_work(&self) -> bool {
         let shared = &self.ctx.shared;
         let pool = &shared.pools[self.pool];
-        pool.stages.iter().any(|&s| !shared.queues[s].is_empty())
-            || pool.stealers.iter().any(|s| !s.is_empty())
+        pool.stages.iter().any(|&s| !shared.queues[s].is_empty()) || pool.stealers.iter().any(|s| !s.is_empty())
     }
 
     /// Spins, then yields, looking for work before the worker sleeps.
@@ -167,83 +152,105 @@ impl Worker {
         }
     }
 
-    /// Step 2: runs `env` through its stage and every same-pool successor.
-    fn process(&mut self, mut env: Box<Envelope>) {
+    /// Step 2: runs `env` through its stage and every same-pool successor, then sends it on,
+    /// starts its I/O or ends it. `now` is a fresh clock reading (the end of the previous
+    /// request, when the worker went straight on). One `catch_unwind` covers the whole run;
+    /// `stage` tells which handler panicked. Returns the clock reading it ended at.
+    fn process(&mut self, mut env: Box<Envelope>, mut now: u64) -> u64 {
         let mut stage = env.stage;
-        let mut now = now_ns();
-        self.ctx
-            .rec
-            .queue_wait(stage, now.saturating_sub(env.enqueued_ns));
-        loop {
-            if now >= env.deadline_ns || self.ctx.shared.aborting() {
-                return self.ctx.finish(env, Outcome::TimedOut { stage }, now);
+        self.ctx.rec.queue_wait(stage, now.saturating_sub(env.enqueued_ns));
+        // Every `stage_timing_every`-th request is timed through each stage.
+        let timed = self.untimed_left == 0;
+        self.untimed_left = if timed { self.timing_every - 1 } else { self.untimed_left - 1 };
+        let run = catch_unwind(AssertUnwindSafe(|| self.run_inline(&mut env, &mut stage, &mut now, timed)));
+        let end = if timed { now } else { now_ns() };
+        match run {
+            Ok(Next::Send) => {
+                env.enqueued_ns = end;
+                self.ctx.send(env);
             }
-            let instance = self.instances[stage]
-                .as_mut()
-                .expect("a pool runs only its own stages");
-            let step = catch_unwind(AssertUnwindSafe(|| instance.handle(&mut env.req)));
-            let end = now_ns();
-            self.ctx.rec.service(stage, end - now);
-            match step {
-                Ok(Step::Next(out)) => match self.ctx.shared.routes[stage].get(out.0 as usize) {
-                    Some(&(next, true)) => {
-                        env.stage = next;
-                        self.ctx.rec.queue_wait(next, 0);
-                        stage = next;
-                        now = end;
-                        continue;
-                    }
-                    Some(&(next, false)) => {
-                        env.stage = next;
-                        env.enqueued_ns = end;
-                        self.ctx.send(env);
-                    }
-                    None => self.no_such_output(env, stage, out.0, end),
-                },
-                Ok(Step::Io(op, out)) => match self.ctx.shared.routes[stage].get(out.0 as usize) {
-                    Some(&(next, _)) => self.ctx.start_io(env, op, next, end),
-                    None => self.no_such_output(env, stage, out.0, end),
-                },
-                Ok(Step::Respond) => self.ctx.finish(env, Outcome::Completed, end),
-                Ok(Step::Fail(error)) => {
-                    self.ctx.finish(env, Outcome::Failed { stage, error }, end)
-                }
-                Err(payload) => {
-                    // The instance may be left half-updated: replace it before its next call.
-                    self.instances[stage] = Some(
-                        self.ctx.shared.plan.stages[stage]
-                            .factory
-                            .instance(self.index),
-                    );
-                    let error = StageError::new(panics::message(&*payload));
-                    self.ctx.finish(env, Outcome::Failed { stage, error }, end);
-                }
+            Ok(Next::Io(op, next)) => self.ctx.start_io(env, op, next, end),
+            Ok(Next::End(outcome)) => self.ctx.finish(env, outcome, end),
+            Err(payload) => {
+                let end = now_ns();
+                self.ctx.rec.processed(stage);
+                // The instance may be left half-updated: replace it before its next call.
+                self.instances[stage] = Some(self.ctx.shared.plan.stages[stage].factory.instance(self.index));
+                let error = StageError::new(panics::message(&*payload));
+                self.ctx.finish(env, Outcome::Failed { stage, error }, end);
+                return end;
             }
-            if end - self.ctx.rec.published_ns >= self.publish_every_ns {
-                self.ctx.publish(end);
-            }
-            return;
         }
+        if end - self.ctx.rec.published_ns >= self.publish_every_ns {
+            self.ctx.publish(end);
+        }
+        end
     }
 
-    #[cold]
-    fn no_such_output(&mut self, env: Box<Envelope>, stage: StageId, out: u16, now: u64) {
-        let error = StageError::new(format!(
-            "the handler chose output {out}, which the stage does not have"
-        ));
-        self.ctx.finish(env, Outcome::Failed { stage, error }, now);
+    /// Handles `env` at `stage` and on through same-pool successors, until it leaves the pool
+    /// or ends. Keeps `stage` current for the caller; when `timed`, reads the clock after each
+    /// stage (and keeps `now` current), otherwise only where a deadline needs checking.
+    #[inline]
+    fn run_inline(&mut self, env: &mut Envelope, stage: &mut StageId, now: &mut u64, timed: bool) -> Next {
+        let shared = &*self.ctx.shared;
+        let weight = self.timing_every;
+        loop {
+            if *now >= env.deadline_ns || shared.aborting() {
+                return Next::End(Outcome::TimedOut { stage: *stage });
+            }
+            let instance = self.instances[*stage].as_mut().expect("a pool runs only its own stages");
+            let step = instance.handle(&mut env.req);
+            self.ctx.rec.processed(*stage);
+            if timed {
+                let end = now_ns();
+                self.ctx.rec.service(*stage, end - *now, weight);
+                *now = end;
+            } else if env.deadline_ns != u64::MAX {
+                *now = now_ns();
+            }
+            let route = |out: seda_stages::Output| shared.routes[*stage].get(out.0 as usize).copied();
+            match step {
+                Step::Next(out) => match route(out) {
+                    Some((next, true)) => {
+                        env.stage = next;
+                        *stage = next;
+                    }
+                    Some((next, false)) => {
+                        env.stage = next;
+                        return Next::Send;
+                    }
+                    None => return no_such_output(*stage, out.0),
+                },
+                Step::Io(op, out) => match route(out) {
+                    Some((next, _)) => return Next::Io(op, next),
+                    None => return no_such_output(*stage, out.0),
+                },
+                Step::Respond => return Next::End(Outcome::Completed),
+                Step::Fail(error) => return Next::End(Outcome::Failed { stage: *stage, error }),
+            }
+        }
     }
+}
+
+/// Where a request goes once it leaves the worker's hands.
+enum Next {
+    /// To another pool's queue (`env.stage`).
+    Send,
+    /// Into the completion layer, continuing at the stage given.
+    Io(IoOp, StageId),
+    End(Outcome),
+}
+
+#[cold]
+fn no_such_output(stage: StageId, out: u16) -> Next {
+    let error = StageError::new(format!("the handler chose output {out}, which the stage does not have"));
+    Next::End(Outcome::Failed { stage, error })
 }
 
 /// The CPUs the calling thread may run on, as the kernel reports them.
 fn allowed_cpus() -> String {
     std::fs::read_to_string("/proc/thread-self/status")
         .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("Cpus_allowed_list:")
-                    .map(|v| v.trim().to_string())
-            })
-        })
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:").map(|v| v.trim().to_string())))
         .unwrap_or_default()
 }

@@ -68,16 +68,11 @@ pub(crate) fn run(mut ctx: crate::engine::Ctx, rx: flume::Receiver<TimerEntry>) 
         if heap.is_empty() && ctx.shared.stopped() {
             break;
         }
-        let wait = heap.peek().map_or(IDLE_POLL, |p| {
-            Duration::from_nanos(p.fire_ns.saturating_sub(now)).min(IDLE_POLL)
-        });
+        let wait =
+            heap.peek().map_or(IDLE_POLL, |p| Duration::from_nanos(p.fire_ns.saturating_sub(now)).min(IDLE_POLL));
         let mut push = |entry: TimerEntry| {
             seq += 1;
-            heap.push(Pending {
-                fire_ns: entry.fire_ns,
-                seq,
-                entry,
-            });
+            heap.push(Pending { fire_ns: entry.fire_ns, seq, entry });
         };
         match rx.recv_timeout(wait) {
             Ok(entry) => {

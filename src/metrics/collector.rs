@@ -4,7 +4,7 @@ use std::thread::JoinHandle;
 
 use hdrhistogram::Histogram;
 
-use super::recorder::merge_histogram;
+use super::recorder::add_counts;
 use super::{Publication, StageStats};
 
 /// Everything recorded in a run, merged.
@@ -16,13 +16,10 @@ pub struct Totals {
 
 impl Totals {
     fn merge(&mut self, p: Publication) {
-        if self.stages.len() < p.stages.len() {
-            self.stages.resize(p.stages.len(), StageStats::default());
-        }
         for (into, from) in self.stages.iter_mut().zip(&p.stages) {
-            into.merge(from);
+            into.add(from);
         }
-        merge_histogram(&mut self.e2e, &p.e2e);
+        add_counts(&mut self.e2e, &p.e2e);
     }
 }
 
@@ -33,10 +30,7 @@ pub fn spawn(stages: usize) -> (flume::Sender<Publication>, JoinHandle<Totals>) 
     let handle = std::thread::Builder::new()
         .name("seda-metrics".into())
         .spawn(move || {
-            let mut totals = Totals {
-                stages: vec![StageStats::default(); stages],
-                e2e: None,
-            };
+            let mut totals = Totals { stages: vec![StageStats::default(); stages], e2e: None };
             for publication in rx.iter() {
                 totals.merge(publication);
             }

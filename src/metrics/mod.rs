@@ -7,6 +7,6 @@ mod histogram;
 mod recorder;
 mod summary;
 
-pub use histogram::{new_histogram, Percentiles};
-pub use recorder::{Publication, Recorder, StageStats};
+pub use histogram::{new_histogram, Counts, Percentiles, HIGHEST_NS};
+pub use recorder::{Publication, Recorder, StageCounts, StageStats};
 pub use summary::{StageSummary, Summary};

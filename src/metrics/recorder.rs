@@ -1,22 +1,40 @@
-//! A thread's own measurements: per-stage counters and histograms, and end-to-end latency.
+//! A thread's own measurements: per-stage counters and latency counts, and end to end.
 
 use hdrhistogram::Histogram;
 
+use super::histogram::Counts;
 use super::new_histogram;
 use crate::config::StageId;
 
-/// One thread's measurements since it last published.
+/// One thread's measurements since it last published. Nothing in it is shared.
 pub struct Recorder {
-    stages: Vec<StageStats>,
-    e2e: Option<Histogram<u64>>,
+    stages: Vec<StageCounts>,
+    e2e: Option<Box<Counts>>,
     /// Anything recorded since the last publication.
     dirty: bool,
     /// When this recorder last published (clock ns).
     pub(crate) published_ns: u64,
 }
 
-/// One stage's counters and histograms (nanoseconds). Histograms are made on first use, so a
-/// thread that never serves a stage does not carry them.
+/// One stage's counters and latency counts (nanoseconds), as a thread records them. The
+/// counts are made on first use, so a thread that never serves a stage does not carry them.
+#[derive(Default)]
+pub struct StageCounts {
+    pub processed: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub timed_out: u64,
+    pub queue_wait: Option<Box<Counts>>,
+    pub service: Option<Box<Counts>>,
+}
+
+/// What a recorder hands to the collector.
+pub struct Publication {
+    pub stages: Vec<StageCounts>,
+    pub e2e: Option<Box<Counts>>,
+}
+
+/// One stage's figures merged across threads: counters and histograms (nanoseconds).
 #[derive(Default, Clone)]
 pub struct StageStats {
     pub processed: u64,
@@ -27,16 +45,10 @@ pub struct StageStats {
     pub service: Option<Histogram<u64>>,
 }
 
-/// What a recorder hands to the collector.
-pub struct Publication {
-    pub stages: Vec<StageStats>,
-    pub e2e: Option<Histogram<u64>>,
-}
-
 impl Recorder {
     pub fn new(stages: usize) -> Self {
         Recorder {
-            stages: vec![StageStats::default(); stages],
+            stages: (0..stages).map(|_| StageCounts::default()).collect(),
             e2e: None,
             dirty: false,
             published_ns: 0,
@@ -46,28 +58,26 @@ impl Recorder {
     #[inline]
     pub fn queue_wait(&mut self, stage: StageId, ns: u64) {
         self.dirty = true;
-        self.stages[stage]
-            .queue_wait
-            .get_or_insert_with(new_histogram)
-            .saturating_record(ns);
+        self.stages[stage].queue_wait.get_or_insert_with(Default::default).record(ns);
     }
 
-    /// A handler call: counted, and its time recorded.
+    /// A handler call.
     #[inline]
-    pub fn service(&mut self, stage: StageId, ns: u64) {
-        let s = &mut self.stages[stage];
-        s.processed += 1;
-        s.service
-            .get_or_insert_with(new_histogram)
-            .saturating_record(ns);
+    pub fn processed(&mut self, stage: StageId) {
+        self.stages[stage].processed += 1;
+    }
+
+    /// A handler call's time, standing for `weight` calls (see `stage_timing_every`).
+    #[inline]
+    pub fn service(&mut self, stage: StageId, ns: u64, weight: u32) {
+        self.dirty = true;
+        self.stages[stage].service.get_or_insert_with(Default::default).record_n(ns, weight);
     }
 
     #[inline]
     pub fn e2e(&mut self, ns: u64) {
         self.dirty = true;
-        self.e2e
-            .get_or_insert_with(new_histogram)
-            .saturating_record(ns);
+        self.e2e.get_or_insert_with(Default::default).record(ns);
     }
 
     pub fn rejected(&mut self, stage: StageId) {
@@ -86,37 +96,32 @@ impl Recorder {
     }
 
     pub fn is_dirty(&self) -> bool {
-        self.dirty
+        self.dirty || self.stages.iter().any(|s| s.processed != 0)
     }
 
     /// Takes what was recorded, leaving the recorder empty.
     pub fn take(&mut self, now_ns: u64) -> Publication {
         self.dirty = false;
         self.published_ns = now_ns;
-        let n = self.stages.len();
-        Publication {
-            stages: std::mem::replace(&mut self.stages, vec![StageStats::default(); n]),
-            e2e: self.e2e.take(),
-        }
+        let fresh = (0..self.stages.len()).map(|_| StageCounts::default()).collect();
+        Publication { stages: std::mem::replace(&mut self.stages, fresh), e2e: self.e2e.take() }
     }
 }
 
 impl StageStats {
-    pub fn merge(&mut self, other: &StageStats) {
-        self.processed += other.processed;
-        self.rejected += other.rejected;
-        self.failed += other.failed;
-        self.timed_out += other.timed_out;
-        merge_histogram(&mut self.queue_wait, &other.queue_wait);
-        merge_histogram(&mut self.service, &other.service);
+    /// Adds one thread's publication for this stage.
+    pub fn add(&mut self, from: &StageCounts) {
+        self.processed += from.processed;
+        self.rejected += from.rejected;
+        self.failed += from.failed;
+        self.timed_out += from.timed_out;
+        add_counts(&mut self.queue_wait, &from.queue_wait);
+        add_counts(&mut self.service, &from.service);
     }
 }
 
-pub(crate) fn merge_histogram(into: &mut Option<Histogram<u64>>, from: &Option<Histogram<u64>>) {
-    if let Some(from) = from {
-        // Same bounds on both sides, so adding cannot fail.
-        into.get_or_insert_with(new_histogram)
-            .add(from)
-            .expect("histograms share bounds");
+pub(crate) fn add_counts(into: &mut Option<Histogram<u64>>, from: &Option<Box<Counts>>) {
+    if let Some(from) = from.as_deref().filter(|c| !c.is_empty()) {
+        from.add_to(into.get_or_insert_with(new_histogram));
     }
 }

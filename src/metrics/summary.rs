@@ -92,59 +92,20 @@ impl fmt::Display for Summary {
         writeln!(
             f,
             "{:<16} {:<8} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
-            "latency (us)",
-            "",
-            "count",
-            "rate/s",
-            "p50",
-            "p90",
-            "p99",
-            "p99.9",
-            "max",
-            "rejected",
-            "failed"
+            "latency (us)", "", "count", "rate/s", "p50", "p90", "p99", "p99.9", "max", "rejected", "failed"
         )?;
-        let row = |f: &mut fmt::Formatter<'_>,
-                   name: &str,
-                   what: &str,
-                   p: &Percentiles,
-                   rate: f64,
-                   rej: u64,
-                   fail: u64| {
-            writeln!(
-                f,
-                "{:<16} {:<8} {:>10} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>8}",
-                name, what, p.count, rate, p.p50, p.p90, p.p99, p.p999, p.max, rej, fail
-            )
-        };
+        let row =
+            |f: &mut fmt::Formatter<'_>, name: &str, what: &str, p: &Percentiles, rate: f64, rej: u64, fail: u64| {
+                writeln!(
+                    f,
+                    "{:<16} {:<8} {:>10} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>8}",
+                    name, what, p.count, rate, p.p50, p.p90, p.p99, p.p999, p.max, rej, fail
+                )
+            };
         for (name, s) in &self.stages {
-            row(
-                f,
-                name,
-                "queue",
-                &s.queue_wait_us,
-                s.throughput_rps,
-                s.rejected,
-                s.failed,
-            )?;
-            row(
-                f,
-                "",
-                "service",
-                &s.service_us,
-                s.throughput_rps,
-                s.rejected,
-                s.failed,
-            )?;
+            row(f, name, "queue", &s.queue_wait_us, s.throughput_rps, s.rejected, s.failed)?;
+            row(f, "", "service", &s.service_us, s.throughput_rps, s.rejected, s.failed)?;
         }
-        row(
-            f,
-            "end to end",
-            "",
-            &self.latency_us,
-            self.throughput_rps,
-            l.rejected,
-            l.failed,
-        )
+        row(f, "end to end", "", &self.latency_us, self.throughput_rps, l.rejected, l.failed)
     }
 }

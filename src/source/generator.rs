@@ -41,14 +41,7 @@ impl Origin for Generator {
 
 impl Generator {
     pub fn new(source: &SourcePlan) -> Self {
-        let SourcePlan::Generator {
-            requests,
-            rate,
-            payload_bytes,
-            cpu,
-            attributes,
-            ..
-        } = source;
+        let SourcePlan::Generator { requests, rate, payload_bytes, cpu, attributes, .. } = source;
         let attributes = attributes
             .iter()
             .map(|(name, values)| {
@@ -110,21 +103,14 @@ impl Generator {
 
     /// Request `id`, meant to start at `intended_ns`, reusing a finished one when there is one.
     fn make(&self, id: u64, intended_ns: u64) -> Box<Envelope> {
-        let mut env = self
-            .recycled
-            .pop()
-            .unwrap_or_else(|| Envelope::new(Request::default()));
+        let mut env = self.recycled.pop().unwrap_or_else(|| Envelope::new(Request::default()));
         env.req.reset(id);
         if env.req.payload.len() != self.payload_bytes {
             env.req.payload.resize(self.payload_bytes, 0xa5);
         }
         for (name, values, total, seed) in &self.attributes {
             let draw = splitmix64(id ^ seed) % total;
-            let value = &values
-                .iter()
-                .find(|(_, bound)| draw < *bound)
-                .expect("draw is below the total")
-                .0;
+            let value = &values.iter().find(|(_, bound)| draw < *bound).expect("draw is below the total").0;
             env.req.attrs.set(name.clone(), value.clone());
         }
         env.intended_ns = intended_ns;

@@ -32,23 +32,14 @@ pub enum Outputs {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
     #[error("unknown stage kind `{kind}`{}", suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]
-    UnknownKind {
-        kind: String,
-        suggestion: Option<String>,
-    },
+    UnknownKind { kind: String, suggestion: Option<String> },
     /// Params that do not parse or do not make sense, with the offending field when known.
     #[error("{message}")]
-    BadParams {
-        field: Option<String>,
-        message: String,
-    },
+    BadParams { field: Option<String>, message: String },
 }
 
 impl BuildError {
     pub fn bad(field: impl Into<String>, message: impl Into<String>) -> Self {
-        BuildError::BadParams {
-            field: Some(field.into()),
-            message: message.into(),
-        }
+        BuildError::BadParams { field: Some(field.into()), message: message.into() }
     }
 }

@@ -49,7 +49,10 @@ fn every_request_ends_exactly_once_through_failures_and_panics() {
     let fails = (0..n).filter(|&i| (0.05..0.15).contains(&unit_interval(i, 7))).count() as u64;
     let ended = collect.exactly_once(n);
     let failed_by = |message: &str| {
-        ended.iter().filter(|e| matches!(&e.outcome, Outcome::Failed { stage, error } if *stage == chaos && error.0 == message)).count() as u64
+        ended
+            .iter()
+            .filter(|e| matches!(&e.outcome, Outcome::Failed { stage, error } if *stage == chaos && error.0 == message))
+            .count() as u64
     };
     assert_eq!(failed_by("panic: chaos: injected panic"), panics);
     assert_eq!(failed_by("chaos: injected failure"), fails);
@@ -116,7 +119,11 @@ fn drop_oldest_rejects_the_oldest_waiting_requests() {
 
     let ended = collect.exactly_once(11);
     let completed: Vec<u64> = ended.iter().filter(|e| e.outcome == Outcome::Completed).map(|e| e.id).collect();
-    let dropped: Vec<u64> = ended.iter().filter(|e| e.outcome == Outcome::Rejected(RejectReason::DroppedOldest { stage: entry })).map(|e| e.id).collect();
+    let dropped: Vec<u64> = ended
+        .iter()
+        .filter(|e| e.outcome == Outcome::Rejected(RejectReason::DroppedOldest { stage: entry }))
+        .map(|e| e.id)
+        .collect();
     assert_eq!(completed, vec![0, 7, 8, 9, 10]);
     assert_eq!(dropped, vec![1, 2, 3, 4, 5, 6]);
     assert_eq!(summary.ledger.rejected, 6);

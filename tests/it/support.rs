@@ -63,7 +63,8 @@ pub fn start(plan: Plan) -> (Engine, Arc<Collect>) {
 pub fn submit(engine: &Engine, ids: impl IntoIterator<Item = u64>, admission: Admission) {
     let entry = engine.plan().source.entry();
     let mut submitter = engine.submitter(0, entry);
-    let mut batch: Vec<Box<Envelope>> = ids.into_iter().map(|id| Envelope::new(Request { id, ..Request::default() })).collect();
+    let mut batch: Vec<Box<Envelope>> =
+        ids.into_iter().map(|id| Envelope::new(Request { id, ..Request::default() })).collect();
     submitter.submit_batch(&mut batch, admission);
 }
 

@@ -3,9 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::{
-    unit_interval, BuildError, Output, Outputs, Request, Stage, StageError, StageFactory, Step,
-};
+use crate::{unit_interval, BuildError, Output, Outputs, Request, Stage, StageError, StageFactory, Step};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,23 +27,13 @@ impl Chaos {
     pub fn new(p: Params) -> Result<Self, BuildError> {
         for (field, value) in [("fail", p.fail), ("panic", p.panic)] {
             if !(0.0..=1.0).contains(&value) {
-                return Err(BuildError::bad(
-                    field,
-                    format!("`{field}` is a probability in [0, 1], not {value}"),
-                ));
+                return Err(BuildError::bad(field, format!("`{field}` is a probability in [0, 1], not {value}")));
             }
         }
         if p.fail + p.panic > 1.0 {
-            return Err(BuildError::bad(
-                "fail",
-                "`fail` + `panic` must be at most 1",
-            ));
+            return Err(BuildError::bad("fail", "`fail` + `panic` must be at most 1"));
         }
-        Ok(Chaos {
-            fail: p.fail,
-            panic: p.panic,
-            seed: p.seed,
-        })
+        Ok(Chaos { fail: p.fail, panic: p.panic, seed: p.seed })
     }
 
     /// What this stage does to request `id`: the single source of truth, also for tests.

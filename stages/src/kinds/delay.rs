@@ -20,14 +20,9 @@ pub struct Delay {
 impl Delay {
     pub fn new(params: Params) -> Result<Self, BuildError> {
         if params.micros == 0 {
-            return Err(BuildError::bad(
-                "micros",
-                "`micros` must be at least 1 (use `noop` for no delay)",
-            ));
+            return Err(BuildError::bad("micros", "`micros` must be at least 1 (use `noop` for no delay)"));
         }
-        Ok(Delay {
-            wait: Duration::from_micros(params.micros),
-        })
+        Ok(Delay { wait: Duration::from_micros(params.micros) })
     }
 }
 

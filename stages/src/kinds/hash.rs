@@ -26,9 +26,7 @@ impl Hash {
         if params.rounds == 0 {
             return Err(BuildError::bad("rounds", "`rounds` must be at least 1"));
         }
-        Ok(Hash {
-            rounds: params.rounds,
-        })
+        Ok(Hash { rounds: params.rounds })
     }
 }
 
@@ -38,9 +36,7 @@ impl StageFactory for Hash {
     }
 
     fn instance(&self, _worker: usize) -> Box<dyn Stage> {
-        Box::new(Hash {
-            rounds: self.rounds,
-        })
+        Box::new(Hash { rounds: self.rounds })
     }
 }
 
@@ -63,20 +59,9 @@ mod tests {
     #[test]
     fn digest_of_abc_is_the_fips_180_vector() {
         let mut stage = Hash::new(Params { rounds: 1 }).unwrap().instance(0);
-        let mut req = Request {
-            payload: b"abc".to_vec(),
-            ..Request::default()
-        };
+        let mut req = Request { payload: b"abc".to_vec(), ..Request::default() };
         assert!(matches!(stage.handle(&mut req), Step::Next(Output::NEXT)));
-        let hex: String = req
-            .response
-            .body
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(
-            hex,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        let hex: String = req.response.body.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

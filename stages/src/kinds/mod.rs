@@ -40,15 +40,8 @@ pub fn build(kind: &str, params: &Value) -> Result<Arc<dyn StageFactory>, BuildE
 
 /// Parses params into a kind's params struct; a missing `params` is an empty object.
 fn parse<P: DeserializeOwned>(params: &Value) -> Result<P, BuildError> {
-    let params = if params.is_null() {
-        Value::Object(Default::default())
-    } else {
-        params.clone()
-    };
-    serde_json::from_value(params).map_err(|e| BuildError::BadParams {
-        field: None,
-        message: e.to_string(),
-    })
+    let params = if params.is_null() { Value::Object(Default::default()) } else { params.clone() };
+    serde_json::from_value(params).map_err(|e| BuildError::BadParams { field: None, message: e.to_string() })
 }
 
 /// The candidate nearest to `word` by edit distance, if it is near enough to be a typo.
@@ -92,10 +85,7 @@ mod tests {
     #[test]
     fn unknown_kind_suggests_the_nearest() {
         let err = build("hsah", &Value::Null).err().unwrap();
-        assert_eq!(
-            err.to_string(),
-            "unknown stage kind `hsah`; did you mean `hash`?"
-        );
+        assert_eq!(err.to_string(), "unknown stage kind `hsah`; did you mean `hash`?");
         let err = build("zzzzzzzz", &Value::Null).err().unwrap();
         assert_eq!(err.to_string(), "unknown stage kind `zzzzzzzz`");
     }

@@ -26,10 +26,7 @@ pub struct Respond {
 
 impl Respond {
     pub fn new(params: Params) -> Self {
-        Respond {
-            status: params.status,
-            body: params.body.map(|b| b.into_bytes().into_boxed_slice()),
-        }
+        Respond { status: params.status, body: params.body.map(|b| b.into_bytes().into_boxed_slice()) }
     }
 }
 

@@ -48,10 +48,7 @@ impl Route {
         match (p.weights, p.attribute) {
             (Some(weights), None) => {
                 if p.cases.is_some() || p.default.is_some() {
-                    return Err(BuildError::bad(
-                        "cases",
-                        "`cases` and `default` go with `attribute`, not `weights`",
-                    ));
+                    return Err(BuildError::bad("cases", "`cases` and `default` go with `attribute`, not `weights`"));
                 }
                 if weights.is_empty() {
                     return Err(BuildError::bad("weights", "`weights` names no output"));
@@ -66,68 +63,37 @@ impl Route {
                     return Err(BuildError::bad("weights", "the weights add up to 0"));
                 }
                 let names = weights.into_keys().collect();
-                Ok(Route {
-                    names,
-                    rule: Rule::Weights {
-                        bounds,
-                        total,
-                        seed: p.seed,
-                    },
-                })
+                Ok(Route { names, rule: Rule::Weights { bounds, total, seed: p.seed } })
             }
             (None, Some(name)) => {
                 let cases = p.cases.unwrap_or_default();
-                let default = p.default.ok_or_else(|| {
-                    BuildError::bad("default", "routing by `attribute` needs a `default` output")
-                })?;
-                let names: Vec<String> = cases
-                    .values()
-                    .cloned()
-                    .chain([default.clone()])
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
+                let default = p
+                    .default
+                    .ok_or_else(|| BuildError::bad("default", "routing by `attribute` needs a `default` output"))?;
+                let names: Vec<String> =
+                    cases.values().cloned().chain([default.clone()]).collect::<BTreeSet<_>>().into_iter().collect();
                 let index = |n: &str| Output(names.iter().position(|x| x == n).unwrap() as u16);
                 let rule = Rule::Attribute {
-                    cases: cases
-                        .iter()
-                        .map(|(value, out)| (value.clone(), index(out)))
-                        .collect(),
+                    cases: cases.iter().map(|(value, out)| (value.clone(), index(out))).collect(),
                     default: index(&default),
                     name,
                 };
                 Ok(Route { names, rule })
             }
-            (Some(_), Some(_)) => Err(BuildError::bad(
-                "weights",
-                "give either `weights` or `attribute`, not both",
-            )),
-            (None, None) => Err(BuildError::bad(
-                "weights",
-                "give `weights` or `attribute` to route by",
-            )),
+            (Some(_), Some(_)) => Err(BuildError::bad("weights", "give either `weights` or `attribute`, not both")),
+            (None, None) => Err(BuildError::bad("weights", "give `weights` or `attribute` to route by")),
         }
     }
 
     fn choose(&self, req: &Request) -> Output {
         match &self.rule {
-            Rule::Weights {
-                bounds,
-                total,
-                seed,
-            } => {
+            Rule::Weights { bounds, total, seed } => {
                 let draw = splitmix64(req.id ^ splitmix64(*seed)) % total;
                 Output(bounds.iter().position(|&b| draw < b).unwrap() as u16)
             }
-            Rule::Attribute {
-                name,
-                cases,
-                default,
-            } => req
-                .attrs
-                .get(name)
-                .and_then(|v| cases.iter().find(|(c, _)| c == v))
-                .map_or(*default, |(_, out)| *out),
+            Rule::Attribute { name, cases, default } => {
+                req.attrs.get(name).and_then(|v| cases.iter().find(|(c, _)| c == v)).map_or(*default, |(_, out)| *out)
+            }
         }
     }
 }
@@ -162,10 +128,7 @@ mod tests {
         assert_eq!(r.outputs(), Outputs::Named(vec!["a".into(), "b".into()]));
         let mut counts = [0u32; 2];
         for id in 0..40_000 {
-            let req = Request {
-                id,
-                ..Request::default()
-            };
+            let req = Request { id, ..Request::default() };
             counts[r.choose(&req).0 as usize] += 1;
         }
         // A fair hash puts 30,000 in `a`; 1% is about six standard deviations.
@@ -175,12 +138,8 @@ mod tests {
 
     #[test]
     fn attribute_picks_its_case_or_the_default() {
-        let r = route(r#"{"attribute": "tier", "cases": {"gold": "fast"}, "default": "slow"}"#)
-            .unwrap();
-        assert_eq!(
-            r.outputs(),
-            Outputs::Named(vec!["fast".into(), "slow".into()])
-        );
+        let r = route(r#"{"attribute": "tier", "cases": {"gold": "fast"}, "default": "slow"}"#).unwrap();
+        assert_eq!(r.outputs(), Outputs::Named(vec!["fast".into(), "slow".into()]));
         let mut req = Request::default();
         assert_eq!(r.choose(&req), Output(1));
         req.attrs.set("tier".into(), "gold".into());
@@ -191,12 +150,7 @@ mod tests {
 
     #[test]
     fn attribute_without_default_is_refused() {
-        let err = route(r#"{"attribute": "tier", "cases": {"gold": "fast"}}"#)
-            .err()
-            .unwrap();
-        assert_eq!(
-            err,
-            BuildError::bad("default", "routing by `attribute` needs a `default` output")
-        );
+        let err = route(r#"{"attribute": "tier", "cases": {"gold": "fast"}}"#).err().unwrap();
+        assert_eq!(err, BuildError::bad("default", "routing by `attribute` needs a `default` output"));
     }
 }

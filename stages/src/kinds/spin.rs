@@ -19,9 +19,7 @@ pub struct Spin {
 
 impl Spin {
     pub fn new(params: Params) -> Self {
-        Spin {
-            busy: Duration::from_micros(params.micros),
-        }
+        Spin { busy: Duration::from_micros(params.micros) }
     }
 }
 
