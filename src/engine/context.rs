@@ -10,21 +10,20 @@ use seda_stages::{IoOp, StageError};
 
 use super::ledger::{Ending, Shard};
 use super::runtime::Shared;
+use super::queue::{Batch, BATCH};
 use super::{Envelope, Outcome, RejectReason};
 use crate::clock::now_ns;
 use crate::config::{StageId, WhenFull};
 use crate::io::TimerEntry;
 use crate::metrics::{Publication, Recorder};
 
-/// Most requests buffered for one stage before they are handed over.
-pub(crate) const BATCH: usize = 32;
 
 pub(crate) struct Ctx {
     pub shared: Arc<Shared>,
     pub rec: Recorder,
     ledger: Arc<Shard>,
     metrics: flume::Sender<Publication>,
-    outbox: Vec<Vec<Box<Envelope>>>,
+    outbox: Vec<Batch>,
     /// Stages whose outbox may hold requests, each listed once.
     pending: Vec<StageId>,
     listed: Vec<bool>,
@@ -72,21 +71,27 @@ impl Ctx {
     }
 
     fn flush_stage(&mut self, stage: StageId) {
-        let batch = &mut self.outbox[stage];
-        if batch.is_empty() {
+        let n = self.outbox[stage].len();
+        if n == 0 {
             return;
         }
         let shared = &*self.shared;
         let queue = &shared.queues[stage];
-        let fit = queue.reserve(batch.len());
-        let mut rest = batch.drain(..);
-        for env in rest.by_ref().take(fit) {
-            queue.push_reserved(env);
+        let fit = queue.reserve(n);
+        if fit == n {
+            // The whole outbox goes; a spare takes its place.
+            queue.push_reserved(std::mem::replace(&mut self.outbox[stage], queue.spare()));
+            shared.wake(stage);
+            return;
         }
+        let batch = &mut self.outbox[stage];
         if fit > 0 {
+            let mut part = queue.spare();
+            part.extend(batch.drain(..fit));
+            queue.push_reserved(part);
             shared.wake(stage);
         }
-        for env in rest {
+        for env in batch.drain(..) {
             overflow(shared, &self.ledger, &mut self.rec, stage, env);
         }
     }
@@ -138,7 +143,7 @@ fn overflow(shared: &Shared, ledger: &Shard, rec: &mut Recorder, stage: StageId,
         WhenFull::DropOldest => match queue.steal_oldest() {
             // The oldest one's room goes to the new one.
             Some(oldest) => {
-                queue.push_reserved(env);
+                queue.push_reserved(single(queue, env));
                 shared.wake(stage);
                 let reason = RejectReason::DroppedOldest { stage };
                 finish(shared, ledger, rec, oldest, Outcome::Rejected(reason), now_ns());
@@ -167,7 +172,7 @@ fn wait_for_room(
     let mut spins = 0u32;
     loop {
         if queue.reserve(1) == 1 {
-            queue.push_reserved(env);
+            queue.push_reserved(single(queue, env));
             shared.wake(stage);
             return;
         }
@@ -189,6 +194,13 @@ fn wait_for_room(
             std::thread::sleep(std::time::Duration::from_micros(50));
         }
     }
+}
+
+/// A batch of one.
+fn single(queue: &super::queue::StageQueue, env: Box<Envelope>) -> Batch {
+    let mut batch = queue.spare();
+    batch.push(env);
+    batch
 }
 
 /// Counts `env`'s ending in the ledger and the figures, then hands it back to its origin.

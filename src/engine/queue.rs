@@ -1,28 +1,48 @@
-//! A stage's bounded queue: a crossbeam injector plus a count that enforces the capacity.
+//! A stage's bounded queue: a crossbeam injector of request batches, plus a count of requests
+//! that enforces the capacity.
 //!
-//! Producers reserve room with one `fetch_add` for a whole batch and give back what did not
-//! fit; consumers release room when they move requests out of the injector into a worker's
-//! local deque. The count can briefly overshoot while a producer gives back an over-reservation,
-//! which can only make a racing producer see the queue full a moment early, never let the queue
-//! grow past its capacity.
+//! Hand-offs move whole batches (a `Vec` of up to [`BATCH`] requests): one injector push and one
+//! steal per batch, not per request. Empty batches go back to the queue's spares, where the next
+//! producer picks one up, so a steady stream allocates nothing.
+//!
+//! Room is counted in requests. Producers reserve room with one `fetch_add` for a whole batch and
+//! give back what did not fit; a worker releases a batch's room when it starts on the batch. The
+//! count can briefly overshoot while a producer gives back an over-reservation, which can only
+//! make a racing producer see the queue full a moment early, never let it grow past capacity.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
 
 use super::Envelope;
 use crate::config::QueuePlan;
 
+/// Most requests in one batch.
+pub(crate) const BATCH: usize = 32;
+
+/// Requests handed over together, all for the same stage.
+pub(crate) type Batch = Vec<Box<Envelope>>;
+
+/// Empty batches a queue keeps for reuse.
+const SPARES: usize = 1024;
+
 pub(crate) struct StageQueue {
-    injector: Injector<Box<Envelope>>,
+    injector: Injector<Batch>,
     len: CachePadded<AtomicUsize>,
+    spares: ArrayQueue<Batch>,
     pub plan: QueuePlan,
 }
 
 impl StageQueue {
     pub fn new(plan: QueuePlan) -> Self {
-        StageQueue { injector: Injector::new(), len: CachePadded::new(AtomicUsize::new(0)), plan }
+        StageQueue {
+            injector: Injector::new(),
+            len: CachePadded::new(AtomicUsize::new(0)),
+            spares: ArrayQueue::new(SPARES),
+            plan,
+        }
     }
 
     /// Reserves room for up to `n` requests; returns how many fit.
@@ -36,22 +56,38 @@ impl StageQueue {
         fit
     }
 
-    /// Pushes a request whose room was reserved.
+    /// Pushes a batch whose room was reserved.
     #[inline]
-    pub fn push_reserved(&self, env: Box<Envelope>) {
-        self.injector.push(env);
+    pub fn push_reserved(&self, batch: Batch) {
+        debug_assert!(!batch.is_empty());
+        self.injector.push(batch);
     }
 
-    /// Moves a batch into `local` and pops one of it, releasing the room they took.
+    /// Releases the room of a batch a worker starts on.
     #[inline]
-    pub fn steal_into(&self, local: &Worker<Box<Envelope>>) -> Option<Box<Envelope>> {
+    pub fn release(&self, n: usize) {
+        self.len.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// An empty batch to fill.
+    #[inline]
+    pub fn spare(&self) -> Batch {
+        self.spares.pop().unwrap_or_else(|| Vec::with_capacity(BATCH))
+    }
+
+    /// Gives back an emptied batch.
+    #[inline]
+    pub fn give_back(&self, batch: Batch) {
+        debug_assert!(batch.is_empty());
+        let _ = self.spares.push(batch);
+    }
+
+    /// Moves a few batches into `local` and pops one of them.
+    #[inline]
+    pub fn steal_into(&self, local: &Worker<Batch>) -> Option<Batch> {
         loop {
-            let before = local.len();
-            match self.injector.steal_batch_and_pop(local) {
-                Steal::Success(env) => {
-                    self.len.fetch_sub(local.len() - before + 1, Ordering::AcqRel);
-                    return Some(env);
-                }
+            match self.injector.steal_batch_with_limit_and_pop(local, 4) {
+                Steal::Success(batch) => return Some(batch),
                 Steal::Empty => return None,
                 Steal::Retry => continue,
             }
@@ -59,15 +95,22 @@ impl StageQueue {
     }
 
     /// Takes the oldest queued request (for `drop_oldest`), keeping its room reserved for the
-    /// caller's new request.
+    /// caller's new one. The rest of its batch goes back to the end of the queue.
     pub fn steal_oldest(&self) -> Option<Box<Envelope>> {
-        loop {
+        let mut batch = loop {
             match self.injector.steal() {
-                Steal::Success(env) => return Some(env),
+                Steal::Success(batch) => break batch,
                 Steal::Empty => return None,
                 Steal::Retry => continue,
             }
+        };
+        let oldest = batch.remove(0);
+        if batch.is_empty() {
+            self.give_back(batch);
+        } else {
+            self.injector.push(batch);
         }
+        Some(oldest)
     }
 
     #[inline]
@@ -75,18 +118,18 @@ impl StageQueue {
         self.injector.is_empty()
     }
 
-    /// Requests waiting (reserved room included).
+    /// Requests queued and not yet started (reserved room included).
     pub fn depth(&self) -> usize {
         self.len.load(Ordering::Relaxed)
     }
 }
 
-/// Steals a batch from a sibling worker's local deque.
+/// Steals batches from a sibling worker's local deque.
 #[inline]
-pub(crate) fn steal_from(stealer: &Stealer<Box<Envelope>>, local: &Worker<Box<Envelope>>) -> Option<Box<Envelope>> {
+pub(crate) fn steal_from(stealer: &Stealer<Batch>, local: &Worker<Batch>) -> Option<Batch> {
     loop {
         match stealer.steal_batch_and_pop(local) {
-            Steal::Success(env) => return Some(env),
+            Steal::Success(batch) => return Some(batch),
             Steal::Empty => return None,
             Steal::Retry => continue,
         }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crossbeam_deque::{Stealer, Worker as LocalQueue};
 
-use super::queue::StageQueue;
+use super::queue::{Batch, StageQueue};
 use super::worker::Worker;
 use super::{Ctx, Envelope, Ledger, LedgerCounts, Origin, OriginId, Outcome, RejectReason, Sleep};
 use crate::clock::now_ns;
@@ -48,7 +48,7 @@ pub(crate) struct Shared {
 
 pub(crate) struct PoolShared {
     pub stages: Vec<StageId>,
-    pub stealers: Vec<Stealer<Box<Envelope>>>,
+    pub stealers: Vec<Stealer<Batch>>,
     pub sleep: Sleep,
 }
 
@@ -131,7 +131,7 @@ impl Engine {
             .iter()
             .map(|s| s.successors.iter().map(|&n| (n, plan.stages[n].pool == s.pool)).collect())
             .collect();
-        let mut locals: Vec<Vec<LocalQueue<Box<Envelope>>>> = Vec::new();
+        let mut locals: Vec<Vec<LocalQueue<Batch>>> = Vec::new();
         let mut pools = Vec::new();
         for pool in &plan.pools {
             let local: Vec<_> = pool.threads.iter().map(|_| LocalQueue::new_fifo()).collect();
@@ -332,23 +332,28 @@ impl Submitter<'_> {
     fn push_waiting(&mut self, batch: &mut Vec<Box<Envelope>>) {
         let shared = &*self.ctx.shared;
         let queue = &shared.queues[self.entry];
-        let mut left = batch.len();
-        let mut items = batch.drain(..);
-        let mut turned_away = Vec::new();
         let mut spins = 0u32;
-        while left > 0 {
-            let fit = queue.reserve(left);
-            for env in items.by_ref().take(fit) {
-                queue.push_reserved(env);
+        while !batch.is_empty() {
+            let n = batch.len();
+            let fit = queue.reserve(n);
+            if fit == n {
+                // The caller's batch goes whole; a spare takes its place.
+                queue.push_reserved(std::mem::replace(batch, queue.spare()));
+                shared.wake(self.entry);
+                return;
             }
-            left -= fit;
             if fit > 0 {
+                let mut part = queue.spare();
+                part.extend(batch.drain(..fit));
+                queue.push_reserved(part);
                 shared.wake(self.entry);
                 spins = 0;
             }
-            if left > 0 && !shared.admitting() {
-                turned_away.extend(items.by_ref());
-                break;
+            if !shared.admitting() {
+                for env in batch.drain(..) {
+                    self.ctx.finish(env, Outcome::Rejected(RejectReason::ShuttingDown), now_ns());
+                }
+                return;
             }
             spins += 1;
             if spins < 32 {
@@ -356,10 +361,6 @@ impl Submitter<'_> {
             } else {
                 std::thread::yield_now();
             }
-        }
-        drop(items);
-        for env in turned_away {
-            self.ctx.finish(env, Outcome::Rejected(RejectReason::ShuttingDown), now_ns());
         }
     }
 

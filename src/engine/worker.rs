@@ -15,7 +15,7 @@ use std::time::Duration;
 use crossbeam_deque::Worker as LocalQueue;
 use seda_stages::{IoOp, Stage, StageError, Step};
 
-use super::queue::steal_from;
+use super::queue::{steal_from, Batch};
 use super::runtime::{EngineError, WorkerInfo};
 use super::{panics, Ctx, Envelope, Outcome};
 use crate::clock::now_ns;
@@ -29,7 +29,7 @@ pub(crate) struct Worker {
     ctx: Ctx,
     pool: usize,
     index: usize,
-    local: LocalQueue<Box<Envelope>>,
+    local: LocalQueue<Batch>,
     /// Stage instances by stage id; `Some` for this pool's stages.
     instances: Vec<Option<Box<dyn Stage>>>,
     /// Which of the pool's stage queues to look at first.
@@ -42,7 +42,7 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub fn new(ctx: Ctx, pool: usize, index: usize, local: LocalQueue<Box<Envelope>>) -> Self {
+    pub fn new(ctx: Ctx, pool: usize, index: usize, local: LocalQueue<Batch>) -> Self {
         let plan = &ctx.shared.plan;
         let instances = plan.stages.iter().map(|s| (s.pool == pool).then(|| s.factory.instance(index))).collect();
         let publish_every_ns = plan.metrics_interval.as_nanos() as u64;
@@ -57,13 +57,13 @@ impl Worker {
         // worker goes straight on; after idling it reads the clock afresh.
         let mut now = now_ns();
         loop {
-            if let Some(env) = self.take() {
-                now = self.process(env, now);
+            if let Some(batch) = self.take() {
+                now = self.process_batch(batch, now);
                 continue;
             }
             self.ctx.flush();
-            if let Some(env) = self.wait_for_work() {
-                now = self.process(env, now_ns());
+            if let Some(batch) = self.wait_for_work() {
+                now = self.process_batch(batch, now_ns());
                 continue;
             }
             if self.ctx.shared.stopped() {
@@ -92,9 +92,9 @@ impl Worker {
 
     /// Step 1 of the loop.
     #[inline]
-    fn take(&mut self) -> Option<Box<Envelope>> {
-        if let Some(env) = self.local.pop() {
-            return Some(env);
+    fn take(&mut self) -> Option<Batch> {
+        if let Some(batch) = self.local.pop() {
+            return Some(batch);
         }
         let shared = &self.ctx.shared;
         let pool = &shared.pools[self.pool];
@@ -105,13 +105,13 @@ impl Worker {
             if queue.is_empty() {
                 continue;
             }
-            if let Some(env) = queue.steal_into(&self.local) {
+            if let Some(batch) = queue.steal_into(&self.local) {
                 self.rotate = self.rotate.wrapping_add(1);
                 // More left for a sibling: make sure one is awake to take it.
                 if !self.local.is_empty() || !queue.is_empty() {
                     pool.sleep.wake_one();
                 }
-                return Some(env);
+                return Some(batch);
             }
         }
         pool.stealers
@@ -119,6 +119,18 @@ impl Worker {
             .enumerate()
             .filter(|&(i, s)| i != self.index && !s.is_empty())
             .find_map(|(_, s)| steal_from(s, &self.local))
+    }
+
+    /// Runs every request of a batch (all bound for one stage), starting at clock `now`;
+    /// returns the clock reading the last one ended at.
+    fn process_batch(&mut self, mut batch: Batch, mut now: u64) -> u64 {
+        let Some(stage) = batch.first().map(|env| env.stage) else { return now };
+        self.ctx.shared.queues[stage].release(batch.len());
+        for env in batch.drain(..) {
+            now = self.process(env, now);
+        }
+        self.ctx.shared.queues[stage].give_back(batch);
+        now
     }
 
     fn has_work(&self) -> bool {
@@ -129,12 +141,12 @@ impl Worker {
 
     /// Spins, then yields, looking for work before the worker sleeps.
     #[cold]
-    fn wait_for_work(&mut self) -> Option<Box<Envelope>> {
+    fn wait_for_work(&mut self) -> Option<Batch> {
         let start = now_ns();
         let (spin, yield_) = (SPIN.as_nanos() as u64, YIELD.as_nanos() as u64);
         loop {
-            if let Some(env) = self.take() {
-                return Some(env);
+            if let Some(batch) = self.take() {
+                return Some(batch);
             }
             if self.ctx.shared.stopped() {
                 return None;

@@ -7,29 +7,36 @@ use std::sync::Arc;
 /// Requests are recycled by the engine: [`Request::reset`] clears them but keeps their buffers'
 /// capacity, so a steady stream of requests does not allocate.
 #[derive(Debug, Default)]
+#[repr(C)] // id and response status first: the engine keeps them in the request's hot cache line
 pub struct Request {
     /// Unique within a run; sources number their requests.
     pub id: u64,
+    /// What the terminal stage answers.
+    pub response: Response,
     /// The request body (the generator fills it with `payload_bytes` bytes).
     pub payload: Vec<u8>,
     /// Attributes set by the source, read by stages such as `route`.
     pub attrs: Attrs,
-    /// What the terminal stage answers.
-    pub response: Response,
 }
 
 impl Request {
     /// Clears everything but the payload, keeping all capacity for reuse.
     pub fn reset(&mut self, id: u64) {
         self.id = id;
-        self.attrs.clear();
         self.response.status = 0;
-        self.response.body.clear();
+        // Only written when not already empty: an untouched line stays in the owner's cache.
+        if !self.response.body.is_empty() {
+            self.response.body.clear();
+        }
+        if !self.attrs.is_empty() {
+            self.attrs.clear();
+        }
     }
 }
 
 /// The answer a request ends with.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[repr(C)]
 pub struct Response {
     pub status: u16,
     pub body: Vec<u8>,
