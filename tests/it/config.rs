@@ -1,1 +1,998 @@
-//! Config validation: every error with its JSON path.
+//! Config validation: every error with its JSON path, and the plan a valid config becomes.
+//!
+//! Every test validates against a machine with CPUs 0 and 1, and most compare the complete
+//! list of errors, so that a spurious extra error fails the test as well as a missing one.
+//!
+//! Tests marked `#[ignore = "validation bug: ..."]` state the behaviour validation should
+//! have and does not yet; run them with `cargo test --test it config -- --ignored`.
+
+use seda::config::{to_dot, validate_with_cpus, ConfigError, ConfigErrors, Plan, Rate, WhenFull};
+use serde_json::{json, Value};
+
+/// The CPUs of the machine every test validates against.
+const CPUS: &[usize] = &[0, 1];
+
+/// The errors of a config that must not validate.
+fn errors(config: &Value) -> ConfigErrors {
+    match validate_with_cpus(config, CPUS) {
+        Ok(_) => panic!("the config validated: {config:#}"),
+        Err(e) => e,
+    }
+}
+
+/// The plan of a config that must validate.
+fn valid(config: &Value) -> Plan {
+    validate_with_cpus(config, CPUS).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn error(path: &str, message: &str, hint: Option<&str>) -> ConfigError {
+    ConfigError { path: path.into(), message: message.into(), hint: hint.map(str::to_string) }
+}
+
+/// A pipeline entered at stage `parse`, with `stages` and no named pools.
+fn pipeline(stages: Value) -> Value {
+    json!({
+        "name": "test",
+        "source": { "kind": "generator", "requests": 10, "entry": "parse" },
+        "stages": stages,
+    })
+}
+
+/// The smallest valid pipeline: `parse` (noop) -> `respond`.
+fn minimal() -> Value {
+    pipeline(json!({
+        "parse": { "kind": "noop", "next": "respond" },
+        "respond": { "kind": "respond" }
+    }))
+}
+
+/// A pipeline whose stage `parse` is `stage`, continuing at `respond`.
+fn with_parse(stage: Value) -> Value {
+    let mut config = minimal();
+    config["stages"]["parse"] = stage;
+    config
+}
+
+// ---- stage kinds and params ----
+
+#[test]
+fn unknown_stage_kind_suggests_the_nearest_kind() {
+    let config = with_parse(json!({ "kind": "hsah", "next": "respond" }));
+    assert_eq!(
+        errors(&config).0,
+        vec![error("$.stages.parse.kind", "unknown stage kind `hsah`", Some("did you mean `hash`?"))]
+    );
+}
+
+#[test]
+fn unknown_stage_kind_far_from_every_kind_lists_the_kinds() {
+    let config = with_parse(json!({ "kind": "zzzzzzzz", "next": "respond" }));
+    assert_eq!(
+        errors(&config).0,
+        vec![error(
+            "$.stages.parse.kind",
+            "unknown stage kind `zzzzzzzz`",
+            Some("the kinds are chaos, delay, hash, noop, respond, route, spin")
+        )]
+    );
+}
+
+#[test]
+fn chaos_probability_above_one_is_reported_at_the_param() {
+    let config = with_parse(json!({ "kind": "chaos", "params": { "fail": 1.5 }, "next": "respond" }));
+    assert_eq!(
+        errors(&config).0,
+        vec![error(
+            "$.stages.parse.params.fail",
+            "bad params for `chaos`: `fail` is a probability in [0, 1], not 1.5",
+            None
+        )]
+    );
+}
+
+#[test]
+fn chaos_negative_panic_probability_is_reported_at_the_param() {
+    let config = with_parse(json!({ "kind": "chaos", "params": { "panic": -0.25 }, "next": "respond" }));
+    assert_eq!(
+        errors(&config).0,
+        vec![error(
+            "$.stages.parse.params.panic",
+            "bad params for `chaos`: `panic` is a probability in [0, 1], not -0.25",
+            None
+        )]
+    );
+}
+
+#[test]
+fn chaos_fail_and_panic_adding_up_past_one_are_refused() {
+    let config = with_parse(json!({ "kind": "chaos", "params": { "fail": 0.6, "panic": 0.5 }, "next": "respond" }));
+    assert_eq!(
+        errors(&config).0,
+        vec![error("$.stages.parse.params.fail", "bad params for `chaos`: `fail` + `panic` must be at most 1", None)]
+    );
+}
+
+#[test]
+fn hash_with_zero_rounds_is_reported_at_the_param() {
+    let config = with_parse(json!({ "kind": "hash", "params": { "rounds": 0 }, "next": "respond" }));
+    assert_eq!(
+        errors(&config).0,
+        vec![error("$.stages.parse.params.rounds", "bad params for `hash`: `rounds` must be at least 1", None)]
+    );
+}
+
+#[test]
+fn delay_of_zero_micros_is_reported_at_the_param() {
+    let config = with_parse(json!({ "kind": "delay", "params": { "micros": 0 }, "next": "respond" }));
+    assert_eq!(
+        errors(&config).0,
+        vec![error(
+            "$.stages.parse.params.micros",
+            "bad params for `delay`: `micros` must be at least 1 (use `noop` for no delay)",
+            None
+        )]
+    );
+}
+
+#[test]
+fn route_without_weights_or_attribute_is_refused() {
+    let config = with_parse(json!({ "kind": "route", "params": {}, "next": "respond" }));
+    assert_eq!(
+        errors(&config).0,
+        vec![error(
+            "$.stages.parse.params.weights",
+            "bad params for `route`: give `weights` or `attribute` to route by",
+            None
+        )]
+    );
+}
+
+#[test]
+fn route_by_attribute_without_default_is_refused() {
+    let config = with_parse(json!({
+        "kind": "route",
+        "params": { "attribute": "tier", "cases": { "gold": "fast" } },
+        "next": { "fast": "respond" }
+    }));
+    assert_eq!(
+        errors(&config).0,
+        vec![error(
+            "$.stages.parse.params.default",
+            "bad params for `route`: routing by `attribute` needs a `default` output",
+            None
+        )]
+    );
+}
+
+#[test]
+fn missing_required_param_is_reported_at_params() {
+    let config = with_parse(json!({ "kind": "spin", "next": "respond" }));
+    assert_eq!(
+        errors(&config).0,
+        vec![error("$.stages.parse.params", "bad params for `spin`: missing field `micros`", None)]
+    );
+}
+
+#[test]
+#[ignore = "validation bug: serde errors in params are reported at `.params`, not at the field"]
+fn unknown_param_field_is_reported_at_the_field() {
+    let config = with_parse(json!({ "kind": "noop", "params": { "bogus": 1 }, "next": "respond" }));
+    assert_eq!(
+        errors(&config).0,
+        vec![error(
+            "$.stages.parse.params.bogus",
+            "bad params for `noop`: unknown field `bogus`, there are no fields",
+            None
+        )]
+    );
+}
+
+#[test]
+#[ignore = "validation bug: serde errors in params are reported at `.params`, not at the field"]
+fn param_of_the_wrong_type_is_reported_at_the_field() {
+    let config = with_parse(json!({ "kind": "hash", "params": { "rounds": "four" }, "next": "respond" }));
+    assert_eq!(
+        errors(&config).0,
+        vec![error(
+            "$.stages.parse.params.rounds",
+            "bad params for `hash`: invalid type: string \"four\", expected u32",
+            None
+        )]
+    );
+}
+
+// ---- stage fields ----
+//
+// A stage that does not parse is also reported as missing wherever it is named (see
+// `stage_that_fails_to_parse_is_not_also_reported_as_missing`), so these tests look up
+// the error at its own path.
+
+/// The error at `path` among the config's errors, which must be there.
+fn error_at(config: &Value, path: &str) -> ConfigError {
+    let errors = errors(config);
+    errors.at(path).unwrap_or_else(|| panic!("no error at {path}: {errors}")).clone()
+}
+
+#[test]
+fn unknown_stage_field_is_reported_at_the_field() {
+    let mut config = minimal();
+    config["stages"]["respond"]["colour"] = json!("blue");
+    let err = error_at(&config, "$.stages.respond.colour");
+    assert_eq!(err.hint, None);
+    // The rest of the message lists the schema's fields, which grows.
+    assert!(err.message.starts_with("unknown field `colour`, expected one of `kind`, `params`, "), "{}", err.message);
+}
+
+#[test]
+fn wrong_type_deep_in_a_stage_is_reported_at_its_exact_path() {
+    let mut config = minimal();
+    config["stages"]["respond"]["cpus"] = json!([0, "one"]);
+    assert_eq!(
+        error_at(&config, "$.stages.respond.cpus[1]"),
+        error("$.stages.respond.cpus[1]", "invalid type: string \"one\", expected usize", None)
+    );
+}
+
+#[test]
+fn unknown_queue_policy_is_reported_at_the_policy() {
+    let mut config = minimal();
+    config["stages"]["respond"]["queue"] = json!({ "when_full": "wait" });
+    assert_eq!(
+        error_at(&config, "$.stages.respond.queue.when_full"),
+        error(
+            "$.stages.respond.queue.when_full",
+            "unknown variant `wait`, expected one of `reject`, `block`, `drop_oldest`",
+            None
+        )
+    );
+}
+
+#[test]
+fn stage_that_is_not_an_object_is_reported_at_the_stage() {
+    let mut config = minimal();
+    config["stages"]["respond"] = json!("respond");
+    assert_eq!(
+        error_at(&config, "$.stages.respond"),
+        error("$.stages.respond", "invalid type: string \"respond\", expected struct StageConfig", None)
+    );
+}
+
+#[test]
+#[ignore = "validation bug: a stage that fails to parse makes every reference to it fail too"]
+fn stage_that_fails_to_parse_is_not_also_reported_as_missing() {
+    /// The paths of the config's errors.
+    fn paths(config: &Value) -> Vec<String> {
+        errors(config).0.into_iter().map(|e| e.path).collect()
+    }
+    // `check` has a typo in a field name; `parse.next` still names it correctly.
+    let config = pipeline(json!({
+        "parse": { "kind": "noop", "next": "check" },
+        "check": { "kind": "noop", "nxt": "respond" },
+        "respond": { "kind": "respond" }
+    }));
+    assert_eq!(paths(&config), ["$.stages.check.nxt"]);
+
+    // The same for the entry stage, which the source names.
+    let mut config = minimal();
+    config["stages"]["parse"]["nxt"] = json!("respond");
+    assert_eq!(paths(&config), ["$.stages.parse.nxt"]);
+}
+
+// ---- wiring ----
+
+#[test]
+fn unknown_successor_suggests_the_nearest_stage() {
+    let config = pipeline(json!({
+        "parse": { "kind": "noop", "next": "s2" },
+        "s2": { "kind": "noop", "next": "respnd" },
+        "respond": { "kind": "respond" }
+    }));
+    let errors = errors(&config);
+    let err = errors.at("$.stages.s2.next").unwrap();
+    assert_eq!(err.message, "`respnd` names no stage");
+    assert_eq!(err.hint.as_deref(), Some("did you mean `respond`?"));
+    assert_eq!(errors.0.len(), 1, "{errors}");
+}
+
+#[test]
+fn unknown_successor_far_from_every_stage_has_no_hint() {
+    let config = with_parse(json!({ "kind": "noop", "next": "elsewhere" }));
+    assert_eq!(errors(&config).0, vec![error("$.stages.parse.next", "`elsewhere` names no stage", None)]);
+}
+
+#[test]
+fn stage_name_that_is_no_identifier_is_quoted_in_the_path() {
+    let config = pipeline(json!({
+        "parse": { "kind": "noop", "next": "check.v2" },
+        "check.v2": { "kind": "noop", "next": "respnd" },
+        "respond": { "kind": "respond" }
+    }));
+    assert_eq!(
+        errors(&config).0,
+        vec![error("$.stages['check.v2'].next", "`respnd` names no stage", Some("did you mean `respond`?"))]
+    );
+}
+
+/// `parse` routes by weight to outputs `a` and `b`, wired by `next`.
+fn route_wired(next: Value) -> Value {
+    pipeline(json!({
+        "parse": { "kind": "route", "params": { "weights": { "a": 1, "b": 1 } }, "next": next },
+        "respond": { "kind": "respond" }
+    }))
+}
+
+#[test]
+fn route_output_not_wired_is_reported_with_the_wiring_to_add() {
+    let config = route_wired(json!({ "a": "respond" }));
+    assert_eq!(
+        errors(&config).0,
+        vec![error("$.stages.parse.next", "output `b` is not wired", Some("add `\"b\": \"<stage>\"`"))]
+    );
+}
+
+#[test]
+fn route_output_the_kind_does_not_have_is_reported_at_that_output() {
+    let config = route_wired(json!({ "a": "respond", "b": "respond", "c": "respond" }));
+    assert_eq!(
+        errors(&config).0,
+        vec![error("$.stages.parse.next.c", "`route` has no output `c`", Some("its outputs are a, b"))]
+    );
+}
+
+#[test]
+fn route_output_wired_to_an_unknown_stage_is_reported_at_that_output() {
+    let config = route_wired(json!({ "a": "respond", "b": "respnd" }));
+    assert_eq!(
+        errors(&config).0,
+        vec![error("$.stages.parse.next.b", "`respnd` names no stage", Some("did you mean `respond`?"))]
+    );
+}
+
+#[test]
+fn route_output_wired_to_a_number_is_reported_at_that_output() {
+    let config = route_wired(json!({ "a": "respond", "b": 5 }));
+    assert_eq!(errors(&config).0, vec![error("$.stages.parse.next.b", "an output is wired to a stage name", None)]);
+}
+
+#[test]
+fn branching_stage_with_a_string_next_must_wire_each_output() {
+    let config = route_wired(json!("respond"));
+    assert_eq!(
+        errors(&config).0,
+        vec![error(
+            "$.stages.parse.next",
+            "stage `parse` has outputs a, b: wire each",
+            Some("`\"next\": {\"a\": \"<stage>\", \"b\": \"<stage>\"}`")
+        )]
+    );
+}
+
+#[test]
+fn route_by_attribute_has_its_cases_and_default_as_outputs() {
+    let config = pipeline(json!({
+        "parse": {
+            "kind": "route",
+            "params": { "attribute": "tier", "cases": { "gold": "fast", "silver": "fast" }, "default": "slow" },
+            "next": { "fast": "respond" }
+        },
+        "respond": { "kind": "respond" }
+    }));
+    assert_eq!(
+        errors(&config).0,
+        vec![error("$.stages.parse.next", "output `slow` is not wired", Some("add `\"slow\": \"<stage>\"`"))]
+    );
+}
+
+#[test]
+fn single_successor_stage_with_an_object_next_is_refused() {
+    let config = with_parse(json!({ "kind": "noop", "next": { "next": "respond" } }));
+    assert_eq!(
+        errors(&config).0,
+        vec![error("$.stages.parse.next", "`noop` has one successor: `next` is a stage name", None)]
+    );
+}
+
+#[test]
+fn stage_without_next_is_refused() {
+    let config = with_parse(json!({ "kind": "noop" }));
+    assert_eq!(
+        errors(&config).0,
+        vec![error("$.stages.parse.next", "stage `parse` needs a `next`", Some("name the stage that comes after it"))]
+    );
+}
+
+#[test]
+fn terminal_stage_with_next_is_refused() {
+    let mut config = minimal();
+    config["stages"]["respond"]["next"] = json!("parse");
+    assert_eq!(
+        errors(&config).0,
+        vec![error(
+            "$.stages.respond.next",
+            "`respond` ends every request, so it has no `next`",
+            Some("remove `next`")
+        )]
+    );
+}
+
+#[test]
+#[ignore = "validation bug: a stage whose kind or params are bad gets no check of its `next`"]
+fn bad_params_do_not_hide_an_unknown_successor() {
+    let config = with_parse(json!({ "kind": "hash", "params": { "rounds": 0 }, "next": "respnd" }));
+    assert_eq!(
+        errors(&config).0,
+        vec![
+            error("$.stages.parse.params.rounds", "bad params for `hash`: `rounds` must be at least 1", None),
+            error("$.stages.parse.next", "`respnd` names no stage", Some("did you mean `respond`?")),
+        ]
+    );
+}
+
+// ---- graph ----
+
+#[test]
+fn stage_unreachable_from_the_entry_is_reported() {
+    let mut config = minimal();
+    config["stages"]["orphan"] = json!({ "kind": "noop", "next": "respond" });
+    assert_eq!(
+        errors(&config).0,
+        vec![error(
+            "$.stages.orphan",
+            "stage `orphan` cannot be reached from the entry `parse`",
+            Some("wire it from a `next`, or remove it")
+        )]
+    );
+}
+
+#[test]
+fn cycle_without_an_exit_is_reported_on_every_stage_in_it() {
+    // parse -> retry -> (again: parse | stay: retry): valid wiring, but nothing ever ends.
+    let config = pipeline(json!({
+        "parse": { "kind": "noop", "next": "retry" },
+        "retry": {
+            "kind": "route",
+            "params": { "weights": { "again": 1, "stay": 1 } },
+            "next": { "again": "parse", "stay": "retry" }
+        },
+        "respond": { "kind": "respond" }
+    }));
+    let hint = Some("give the cycle an exit to a `respond` stage");
+    assert_eq!(
+        errors(&config).0,
+        vec![
+            error("$.stages.parse.next", "every path from stage `parse` loops without reaching a terminal stage", hint),
+            error(
+                "$.stages.respond",
+                "stage `respond` cannot be reached from the entry `parse`",
+                Some("wire it from a `next`, or remove it")
+            ),
+            error("$.stages.retry.next", "every path from stage `retry` loops without reaching a terminal stage", hint),
+        ]
+    );
+}
+
+#[test]
+fn stage_feeding_itself_with_no_way_out_is_reported() {
+    let config = pipeline(json!({
+        "parse": { "kind": "noop", "next": "parse" },
+        "respond": { "kind": "respond" }
+    }));
+    assert_eq!(
+        errors(&config).0,
+        vec![
+            error(
+                "$.stages.parse.next",
+                "every path from stage `parse` loops without reaching a terminal stage",
+                Some("give the cycle an exit to a `respond` stage")
+            ),
+            error(
+                "$.stages.respond",
+                "stage `respond` cannot be reached from the entry `parse`",
+                Some("wire it from a `next`, or remove it")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn route_cycle_with_an_exit_is_valid() {
+    // parse -> retry -> (again: parse | done: respond)
+    let config = pipeline(json!({
+        "parse": { "kind": "noop", "next": "retry" },
+        "retry": {
+            "kind": "route",
+            "params": { "weights": { "again": 1, "done": 3 } },
+            "next": { "again": "parse", "done": "respond" }
+        },
+        "respond": { "kind": "respond" }
+    }));
+    let plan = valid(&config);
+    let names: Vec<&str> = plan.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["parse", "respond", "retry"]);
+    let retry = &plan.stages[2];
+    assert_eq!(retry.output_names, ["again", "done"]);
+    assert_eq!(retry.successors, [0, 1]);
+    assert_eq!(plan.stages[0].successors, [2]);
+    assert!(plan.stages[1].successors.is_empty());
+}
+
+// ---- pools, threads, CPUs ----
+
+#[test]
+fn pool_cpu_the_machine_lacks_is_reported_at_its_index() {
+    let mut config = minimal();
+    config["pools"] = json!({ "main": { "cpus": [7, 1] } });
+    config["stages"]["parse"]["pool"] = json!("main");
+    config["stages"]["respond"]["cpus"] = json!([1, 2]);
+    assert_eq!(
+        errors(&config).0,
+        vec![
+            error("$.pools.main.cpus[0]", "CPU 7 does not exist on this machine", Some("its CPUs are 0, 1")),
+            error("$.stages.respond.cpus[1]", "CPU 2 does not exist on this machine", Some("its CPUs are 0, 1")),
+        ]
+    );
+}
+
+#[test]
+fn stage_naming_an_unknown_pool_suggests_the_nearest_pool() {
+    let mut config = minimal();
+    config["pools"] = json!({ "main": { "cpus": [0] } });
+    config["stages"]["parse"]["pool"] = json!("mian");
+    config["stages"]["respond"]["pool"] = json!("main");
+    assert_eq!(
+        errors(&config).0,
+        vec![error("$.stages.parse.pool", "`mian` names no pool", Some("did you mean `main`?"))]
+    );
+}
+
+#[test]
+fn stage_naming_a_pool_when_none_is_defined_says_where_to_define_it() {
+    let mut config = minimal();
+    config["stages"]["parse"]["pool"] = json!("main");
+    assert_eq!(
+        errors(&config).0,
+        vec![error("$.stages.parse.pool", "`main` names no pool", Some("name it under `pools`"))]
+    );
+}
+
+#[test]
+fn pool_serving_no_stage_is_reported() {
+    let mut config = minimal();
+    config["pools"] = json!({ "spare": { "cpus": [1] } });
+    assert_eq!(
+        errors(&config).0,
+        vec![error(
+            "$.pools.spare",
+            "pool `spare` serves no stage",
+            Some("give a stage `\"pool\": \"<name>\"`, or remove the pool")
+        )]
+    );
+}
+
+#[test]
+fn stage_on_a_named_pool_cannot_choose_its_own_cpus() {
+    let mut config = minimal();
+    config["pools"] = json!({ "main": {} });
+    config["stages"]["parse"]["pool"] = json!("main");
+    config["stages"]["parse"]["cpus"] = json!([0]);
+    assert_eq!(
+        errors(&config).0,
+        vec![error(
+            "$.stages.parse.pool",
+            "a stage on a named pool takes its threads and CPUs from the pool",
+            Some("move `threads`/`cpus` to the pool, or drop `pool` for a dedicated one")
+        )]
+    );
+}
+
+#[test]
+fn zero_threads_is_refused_on_named_and_dedicated_pools() {
+    let mut config = minimal();
+    config["pools"] = json!({ "main": { "threads": 0 } });
+    config["stages"]["parse"]["pool"] = json!("main");
+    config["stages"]["respond"]["threads"] = json!(0);
+    assert_eq!(
+        errors(&config).0,
+        vec![
+            error("$.pools.main.threads", "a pool needs at least one thread", None),
+            error("$.stages.respond.threads", "a pool needs at least one thread", None),
+        ]
+    );
+}
+
+#[test]
+fn empty_cpu_list_is_refused() {
+    let mut config = minimal();
+    config["stages"]["respond"]["cpus"] = json!([]);
+    assert_eq!(
+        errors(&config).0,
+        vec![error(
+            "$.stages.respond.cpus",
+            "the CPU list is empty",
+            Some("leave `cpus` out to spread threads over all CPUs")
+        )]
+    );
+}
+
+// ---- queues ----
+
+#[test]
+fn zero_queue_capacity_is_refused() {
+    let mut config = minimal();
+    config["stages"]["respond"]["queue"] = json!({ "capacity": 0 });
+    assert_eq!(
+        errors(&config).0,
+        vec![error("$.stages.respond.queue.capacity", "a queue needs a capacity of at least 1", None)]
+    );
+}
+
+#[test]
+fn block_policy_with_a_zero_timeout_is_refused() {
+    let mut config = minimal();
+    config["stages"]["respond"]["queue"] = json!({ "when_full": "block", "block_timeout_ms": 0 });
+    assert_eq!(
+        errors(&config).0,
+        vec![error(
+            "$.stages.respond.queue.block_timeout_ms",
+            "`block` needs a timeout of at least 1 ms",
+            Some("or use `reject`")
+        )]
+    );
+}
+
+// ---- source ----
+
+#[test]
+fn source_entry_naming_no_stage_suggests_the_nearest() {
+    let mut config = minimal();
+    config["source"]["entry"] = json!("prase");
+    assert_eq!(
+        errors(&config).0,
+        vec![error("$.source.entry", "`prase` names no stage", Some("did you mean `parse`?"))]
+    );
+}
+
+#[test]
+fn zero_requests_is_refused() {
+    let mut config = minimal();
+    config["source"]["requests"] = json!(0);
+    assert_eq!(
+        errors(&config).0,
+        vec![error("$.source.requests", "the generator must send at least one request", None)]
+    );
+}
+
+#[test]
+fn generator_cpu_the_machine_lacks_is_refused() {
+    let mut config = minimal();
+    config["source"]["cpu"] = json!(4);
+    assert_eq!(errors(&config).0, vec![error("$.source.cpu", "CPU 4 does not exist on this machine", None)]);
+}
+
+#[test]
+fn attribute_whose_weights_add_up_to_zero_is_refused() {
+    let mut config = minimal();
+    config["source"]["attributes"] = json!({ "tier": { "gold": 0, "free": 0 } });
+    assert_eq!(
+        errors(&config).0,
+        vec![error(
+            "$.source.attributes.tier",
+            "the weights add up to 0",
+            Some("give at least one value a weight above 0")
+        )]
+    );
+}
+
+#[test]
+fn unknown_source_kind_is_reported_at_the_kind() {
+    let mut config = minimal();
+    config["source"]["kind"] = json!("socket");
+    assert_eq!(errors(&config).0, vec![error("$.source.kind", "unknown variant `socket`, expected `generator`", None)]);
+}
+
+#[test]
+fn source_without_a_kind_is_reported_at_the_source() {
+    let mut config = minimal();
+    config["source"].as_object_mut().unwrap().remove("kind");
+    assert_eq!(errors(&config).0, vec![error("$.source", "missing field `kind`", None)]);
+}
+
+#[test]
+#[ignore = "validation bug: errors inside `source` are reported at `$.source`, not at the field"]
+fn bad_rate_is_reported_at_the_rate() {
+    for (rate, message) in [
+        (json!("fast"), "rate must be \"max\" or requests per second, not \"fast\""),
+        (json!(-1), "rate must be positive, not -1"),
+        (json!(0), "rate must be positive, not 0"),
+    ] {
+        let mut config = minimal();
+        config["source"]["rate"] = rate;
+        assert_eq!(errors(&config).0, vec![error("$.source.rate", message, None)]);
+    }
+}
+
+#[test]
+#[ignore = "validation bug: errors inside `source` are reported at `$.source`, not at the field"]
+fn unknown_source_field_is_reported_at_the_field() {
+    let mut config = minimal();
+    config["source"]["burst"] = json!(10);
+    assert_eq!(
+        errors(&config).0,
+        vec![error(
+            "$.source.burst",
+            "unknown field `burst`, expected one of `requests`, `rate`, `payload_bytes`, `entry`, `cpu`, `attributes`",
+            None
+        )]
+    );
+}
+
+// ---- the document ----
+
+#[test]
+fn unknown_top_level_field_is_reported_at_the_field() {
+    let mut config = minimal();
+    config["nmae"] = json!("typo");
+    let errors = errors(&config);
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    let err = &errors.0[0];
+    assert_eq!((err.path.as_str(), err.hint.as_deref()), ("$.nmae", None));
+    // The rest of the message lists the schema's fields, which grows.
+    assert!(
+        err.message.starts_with("unknown field `nmae`, expected one of `name`, `source`, `pools`, `stages`, "),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn missing_stages_section_is_reported_at_the_root() {
+    let mut config = minimal();
+    config.as_object_mut().unwrap().remove("stages");
+    assert_eq!(errors(&config).0, vec![error("$", "missing field `stages`", None)]);
+}
+
+#[test]
+fn pipeline_without_stages_is_refused() {
+    let mut config = minimal();
+    config["stages"] = json!({});
+    assert_eq!(
+        errors(&config).0,
+        vec![
+            error("$.stages", "the pipeline has no stages", Some("add at least a `respond` stage")),
+            error("$.source.entry", "`parse` names no stage", None),
+        ]
+    );
+}
+
+#[test]
+fn settings_out_of_range_are_each_reported() {
+    let mut config = minimal();
+    config["name"] = json!("  ");
+    config["deadline_ms"] = json!(0);
+    config["io_capacity"] = json!(0);
+    config["metrics_interval_ms"] = json!(0);
+    assert_eq!(
+        errors(&config).0,
+        vec![
+            error("$.name", "the pipeline needs a name", None),
+            error(
+                "$.deadline_ms",
+                "a deadline of 0 ms would time out every request",
+                Some("leave it out for no deadline")
+            ),
+            error("$.io_capacity", "io_capacity must be at least 1", None),
+            error("$.metrics_interval_ms", "metrics_interval_ms must be at least 1", None),
+        ]
+    );
+}
+
+#[test]
+fn invalid_json_text_is_reported_at_the_root() {
+    let err = match seda::config::load_str("{\"name\": \"x\",}") {
+        Ok(_) => panic!("invalid JSON loaded"),
+        Err(e) => e,
+    };
+    assert_eq!(
+        err.0,
+        vec![error(
+            "$",
+            "not valid JSON: trailing comma at line 1 column 14",
+            Some("check commas, quotes and brackets")
+        )]
+    );
+}
+
+#[test]
+fn every_error_in_one_config_is_reported_at_once() {
+    let config = json!({
+        "name": "many",
+        "deadline_ms": 0,
+        "source": { "kind": "generator", "requests": 0, "entry": "parse" },
+        "pools": { "main": { "cpus": [0, 5] }, "spare": {} },
+        "stages": {
+            "parse": { "kind": "noop", "pool": "main", "queue": { "capacity": 0 }, "next": "respnd" },
+            "digest": { "kind": "hash", "pool": "main", "params": { "rounds": 0 }, "next": "respond" },
+            "fan": { "kind": "rout", "next": "respond" },
+            "respond": {
+                "kind": "respond",
+                "pool": "mian",
+                "queue": { "when_full": "block", "block_timeout_ms": 0 },
+                "next": "parse"
+            }
+        }
+    });
+    let errors = errors(&config);
+    let paths: Vec<&str> = errors.0.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "$.deadline_ms",
+            "$.pools.main.cpus[1]",
+            "$.stages.digest.params.rounds",
+            "$.stages.fan.kind",
+            "$.source.requests",
+            "$.stages.parse.queue.capacity",
+            "$.stages.respond.pool",
+            "$.stages.respond.queue.block_timeout_ms",
+            "$.pools.spare",
+            "$.stages.parse.next",
+            "$.stages.respond.next",
+        ]
+    );
+    assert_eq!(errors.at("$.stages.fan.kind").unwrap().hint.as_deref(), Some("did you mean `route`?"));
+    assert_eq!(errors.at("$.stages.respond.pool").unwrap().hint.as_deref(), Some("did you mean `main`?"));
+    assert_eq!(errors.at("$.stages.parse.next").unwrap().message, "`respnd` names no stage");
+    assert_eq!(errors.to_string().lines().next(), Some("11 errors in the config:"));
+}
+
+// ---- the plan of a valid config ----
+
+/// Two named pools and three dedicated ones, a branching stage and a cycle-free graph.
+fn five_stages() -> Value {
+    json!({
+        "name": "plan",
+        "deadline_ms": 250,
+        "source": {
+            "kind": "generator", "requests": 100, "rate": 5000, "payload_bytes": 16, "entry": "parse",
+            "attributes": { "tier": { "gold": 1, "free": 3 } }
+        },
+        "pools": {
+            "io": { "cpus": [1] },
+            "shared": { "cpus": [0, 1], "threads": 3 }
+        },
+        "stages": {
+            "parse": { "kind": "noop", "next": "route" },
+            "route": {
+                "kind": "route",
+                "params": { "weights": { "fast": 1, "slow": 1 } },
+                "threads": 2,
+                "next": { "fast": "respond", "slow": "work" }
+            },
+            "work": {
+                "kind": "hash",
+                "pool": "io",
+                "queue": { "capacity": 16, "when_full": "block", "block_timeout_ms": 5 },
+                "next": "log"
+            },
+            "log": { "kind": "noop", "pool": "shared", "next": "respond" },
+            "respond": { "kind": "respond" }
+        }
+    })
+}
+
+/// A stage of a plan as (name, kind, output names, successors, pool).
+type StageRow<'a> = (&'a str, &'a str, Vec<&'a str>, Vec<usize>, usize);
+
+#[test]
+fn valid_config_becomes_a_plan_with_stages_successors_and_pools() {
+    let plan = valid(&five_stages());
+    assert_eq!(plan.name, "plan");
+    assert_eq!(plan.deadline, Some(std::time::Duration::from_millis(250)));
+
+    // Stages by name order; successors by output, outputs by name order.
+    let stages: Vec<StageRow> = plan
+        .stages
+        .iter()
+        .map(|s| {
+            let outputs = s.output_names.iter().map(String::as_str).collect();
+            (s.name.as_str(), s.kind.as_str(), outputs, s.successors.clone(), s.pool)
+        })
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            ("log", "noop", vec!["next"], vec![2], 1),
+            ("parse", "noop", vec!["next"], vec![3], 2),
+            ("respond", "respond", vec![], vec![], 3),
+            ("route", "route", vec!["fast", "slow"], vec![2, 4], 4),
+            ("work", "hash", vec!["next"], vec![0], 0),
+        ]
+    );
+    assert_eq!(plan.stage("work"), Some(4));
+    assert_eq!(plan.stage("nothing"), None);
+
+    let work = &plan.stages[4].queue;
+    assert_eq!(
+        (work.capacity, work.when_full, work.block_timeout),
+        (16, WhenFull::Block, std::time::Duration::from_millis(5))
+    );
+    let respond = &plan.stages[2].queue;
+    assert_eq!((respond.capacity, respond.when_full), (4096, WhenFull::Reject));
+
+    // Named pools first, then each dedicated pool in stage order; a pool without `cpus` gets
+    // CPUs round-robin over the machine, continuing from one pool to the next.
+    let pools: Vec<(&str, bool, Vec<usize>, Vec<usize>)> = plan
+        .pools
+        .iter()
+        .map(|p| {
+            let cpus = p.threads.iter().map(|t| t.cpu).collect();
+            (p.name.as_str(), p.dedicated, cpus, p.stages.clone())
+        })
+        .collect();
+    assert_eq!(
+        pools,
+        [
+            ("io", false, vec![1], vec![4]),
+            ("shared", false, vec![0, 1, 0], vec![0]),
+            ("parse", true, vec![0], vec![1]),
+            ("respond", true, vec![1], vec![2]),
+            ("route", true, vec![0, 1], vec![3]),
+        ]
+    );
+    assert_eq!(plan.worker_count(), 8);
+
+    let seda::config::SourcePlan::Generator { requests, rate, payload_bytes, entry, cpu, attributes } = &plan.source;
+    assert_eq!((*requests, *rate, *payload_bytes, *entry, *cpu), (100, Rate::PerSecond(5000.0), 16, 1, None));
+    assert_eq!(attributes, &[("tier".to_string(), vec![("free".to_string(), 3), ("gold".to_string(), 1)])]);
+}
+
+#[test]
+fn dot_has_a_cluster_per_pool_and_an_edge_per_wired_output() {
+    let dot = to_dot(&valid(&five_stages()));
+    let expected = r#"digraph "plan" {
+  rankdir=LR;
+  node [shape=record, fontname="monospace"];
+  source [shape=oval, label="generator\n100 requests @ 5000/s"];
+  subgraph cluster_0 {
+    label="pool io (1 threads, CPUs 1)";
+    s4 [label="{work|hash|queue 16 block}"];
+  }
+  subgraph cluster_1 {
+    label="pool shared (3 threads, CPUs 0,1,0)";
+    s0 [label="{log|noop|queue 4096 reject}"];
+  }
+  subgraph cluster_2 {
+    label="pool parse (1 threads, CPUs 0)";
+    s1 [label="{parse|noop|queue 4096 reject}"];
+  }
+  subgraph cluster_3 {
+    label="pool respond (1 threads, CPUs 1)";
+    s2 [label="{respond|respond|queue 4096 reject}"];
+  }
+  subgraph cluster_4 {
+    label="pool route (2 threads, CPUs 0,1)";
+    s3 [label="{route|route|queue 4096 reject}"];
+  }
+  source -> s1;
+  s0 -> s2;
+  s1 -> s3;
+  s3 -> s2 [label="fast"];
+  s3 -> s4 [label="slow"];
+  s4 -> s0;
+}
+"#;
+    assert_eq!(dot, expected);
+}
+
+#[test]
+fn dot_escapes_record_characters_in_names() {
+    let config = pipeline(json!({
+        "parse": { "kind": "noop", "next": "a|b" },
+        "a|b": { "kind": "respond" }
+    }));
+    let dot = to_dot(&valid(&config));
+    let edges: Vec<&str> = dot.lines().filter(|l| l.contains("->")).collect();
+    assert_eq!(edges, ["  source -> s1;", "  s1 -> s0;"]);
+    assert!(dot.contains("    s0 [label=\"{a\\|b|respond|queue 4096 reject}\"];\n"), "{dot}");
+    assert!(dot.contains("    label=\"pool a\\|b (1 threads, CPUs 0)\";\n"), "{dot}");
+}

@@ -1,5 +1,6 @@
 //! The integration tests: one binary, a module per area.
 
 mod config;
+mod configs;
 mod engine;
 mod support;

@@ -1,0 +1,99 @@
+//! The example pipelines in `configs/`: each one validates on this machine and runs as it is,
+//! with fewer requests, ending every request exactly once.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use seda::stages::unit_interval;
+use serde_json::Value;
+
+/// The most requests a test run sends.
+const MAX_REQUESTS: u64 = 5_000;
+/// A run at a fixed rate sends at most this long (in seconds) worth of requests.
+const MAX_RATED_SECONDS: f64 = 0.2;
+
+/// Every `configs/*.json`, by file name.
+fn example_configs() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// Lowers `source.requests` to what a test run sends, keeping the rate; returns the count.
+fn shorten(config: &mut Value) -> u64 {
+    let source = &mut config["source"];
+    let configured = source["requests"].as_u64().expect("source.requests is a number");
+    let mut requests = configured.min(MAX_REQUESTS);
+    if let Some(rate) = source["rate"].as_f64() {
+        requests = requests.min((rate * MAX_RATED_SECONDS).ceil() as u64).max(1);
+    }
+    source["requests"] = requests.into();
+    requests
+}
+
+/// Request ids `0..requests` that a `chaos` stage with `params` fails (a panic included).
+fn chaos_failures(params: &Value, requests: u64) -> u64 {
+    let p = |name: &str| params[name].as_f64().unwrap_or(0.0);
+    let (fail, panic, seed) = (p("fail"), p("panic"), params["seed"].as_u64().unwrap_or(0));
+    (0..requests).filter(|&id| unit_interval(id, seed) < panic + fail).count() as u64
+}
+
+#[test]
+fn every_example_config_validates_and_runs_with_an_exact_ledger() {
+    seda::engine::quiet_worker_panics();
+    let paths = example_configs();
+    let names: Vec<String> = paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    for expected in
+        ["branching.json", "compute.json", "faults.json", "noop4.json", "noop4_dedicated.json", "timers.json"]
+    {
+        assert!(names.iter().any(|n| n == expected), "configs/{expected} is there: {names:?}");
+    }
+
+    for (path, name) in paths.iter().zip(&names) {
+        let text = std::fs::read_to_string(path).unwrap();
+        // The file as it is validates.
+        if let Err(e) = seda::config::load_str(&text) {
+            panic!("{name}: {e}");
+        }
+        let mut config: Value = serde_json::from_str(&text).unwrap();
+        let requests = shorten(&mut config);
+        let plan = seda::config::validate(&config).unwrap_or_else(|e| panic!("{name}: {e}"));
+
+        let started = Instant::now();
+        let summary =
+            seda::engine::run(plan, &AtomicBool::new(false)).unwrap_or_else(|e| panic!("{name}: the engine runs: {e}"));
+        let ledger = summary.ledger;
+        eprintln!("{name}: {requests} requests in {:?}: {ledger:?}", started.elapsed());
+        assert_eq!(ledger.admitted, requests, "{name}: every request sent is admitted");
+        assert_eq!(ledger.in_flight, 0, "{name}: nothing is left in flight");
+        assert_eq!(
+            ledger.completed + ledger.rejected + ledger.failed + ledger.timed_out,
+            ledger.admitted,
+            "{name}: every admitted request ended once"
+        );
+
+        if name == "faults.json" {
+            // Nothing can reject (one pool, so no internal queue; the entry waits for room)
+            // and nothing times out, so the chaos stage alone decides, by request id.
+            let stages = config["stages"].as_object().unwrap();
+            let (chaos, stage) =
+                stages.iter().find(|(_, s)| s["kind"] == "chaos").expect("faults.json has a chaos stage");
+            let failed = chaos_failures(&stage["params"], requests);
+            assert!(failed > 0 && failed < requests, "{name}: {failed} failures");
+            assert_eq!(ledger.failed, failed, "{name}: failed requests");
+            assert_eq!(summary.stages[chaos].failed, failed, "{name}: failed at `{chaos}`");
+            assert_eq!(summary.stages[chaos].processed, requests, "{name}: seen by `{chaos}`");
+            assert_eq!(
+                (ledger.completed, ledger.rejected, ledger.timed_out),
+                (requests - failed, 0, 0),
+                "{name}: the rest completed"
+            );
+        }
+    }
+}
