@@ -36,7 +36,7 @@ impl Ctx {
             ledger: shared.ledger.shard(),
             rec: Recorder::new(stages),
             metrics,
-            outbox: (0..stages).map(|_| Vec::with_capacity(BATCH)).collect(),
+            outbox: shared.queues.iter().map(|q| q.spare()).collect(),
             pending: Vec::with_capacity(stages),
             listed: vec![false; stages],
             shared,
@@ -48,16 +48,16 @@ impl Ctx {
         self.ledger.admit(n);
     }
 
-    /// Queues `env` for its stage (`env.stage`), in a batch with others bound there.
+    /// Queues `env` for `stage`, in a batch with others bound there.
     #[inline]
-    pub fn send(&mut self, env: Box<Envelope>) {
-        let stage = env.stage;
+    pub fn send(&mut self, env: Box<Envelope>, stage: StageId) {
         if !self.listed[stage] {
             self.listed[stage] = true;
             self.pending.push(stage);
         }
-        self.outbox[stage].push(env);
-        if self.outbox[stage].len() >= BATCH {
+        let items = &mut self.outbox[stage].items;
+        items.push(env);
+        if items.len() >= BATCH {
             self.flush_stage(stage);
         }
     }
@@ -71,27 +71,31 @@ impl Ctx {
     }
 
     fn flush_stage(&mut self, stage: StageId) {
-        let n = self.outbox[stage].len();
+        let n = self.outbox[stage].items.len();
         if n == 0 {
             return;
         }
         let shared = &*self.shared;
         let queue = &shared.queues[stage];
         let fit = queue.reserve(n);
+        let now = now_ns();
         if fit == n {
             // The whole outbox goes; a spare takes its place.
-            queue.push_reserved(std::mem::replace(&mut self.outbox[stage], queue.spare()));
+            let mut batch = std::mem::replace(&mut self.outbox[stage], queue.spare());
+            batch.enqueued_ns = now;
+            queue.push_reserved(batch);
             shared.wake(stage);
             return;
         }
-        let batch = &mut self.outbox[stage];
+        let items = &mut self.outbox[stage].items;
         if fit > 0 {
             let mut part = queue.spare();
-            part.extend(batch.drain(..fit));
+            part.items.extend(items.drain(..fit));
+            part.enqueued_ns = now;
             queue.push_reserved(part);
             shared.wake(stage);
         }
-        for env in batch.drain(..) {
+        for env in items.drain(..) {
             overflow(shared, &self.ledger, &mut self.rec, stage, env);
         }
     }
@@ -103,21 +107,18 @@ impl Ctx {
         finish(&self.shared, &self.ledger, &mut self.rec, env, outcome, now);
     }
 
-    /// Starts `op` for `env`, which is at stage `env.stage`; on completion it continues at
-    /// `next`.
-    pub fn start_io(&mut self, env: Box<Envelope>, op: IoOp, next: StageId, now: u64) {
+    /// Starts `op` for `env`, which `stage` asked for; on completion it continues at `next`.
+    pub fn start_io(&mut self, env: Box<Envelope>, op: IoOp, stage: StageId, next: StageId, now: u64) {
         match op {
             IoOp::Timer(wait) => {
                 let fire_ns = now.saturating_add(wait.as_nanos() as u64).min(env.deadline_ns);
                 if let Err(e) = self.shared.timers.try_send(TimerEntry { fire_ns, next, env }) {
                     let entry = e.into_inner();
-                    let stage = entry.env.stage;
                     self.finish(entry.env, Outcome::Rejected(RejectReason::IoFull { stage }), now);
                 }
             }
             #[allow(unreachable_patterns)]
             other => {
-                let stage = env.stage;
                 let error = StageError::new(format!("unsupported I/O operation {other:?}"));
                 self.finish(env, Outcome::Failed { stage, error }, now);
             }
@@ -143,7 +144,7 @@ fn overflow(shared: &Shared, ledger: &Shard, rec: &mut Recorder, stage: StageId,
         WhenFull::DropOldest => match queue.steal_oldest() {
             // The oldest one's room goes to the new one.
             Some(oldest) => {
-                queue.push_reserved(single(queue, env));
+                queue.push_reserved(single(queue, env, now_ns()));
                 shared.wake(stage);
                 let reason = RejectReason::DroppedOldest { stage };
                 finish(shared, ledger, rec, oldest, Outcome::Rejected(reason), now_ns());
@@ -172,7 +173,7 @@ fn wait_for_room(
     let mut spins = 0u32;
     loop {
         if queue.reserve(1) == 1 {
-            queue.push_reserved(single(queue, env));
+            queue.push_reserved(single(queue, env, now_ns()));
             shared.wake(stage);
             return;
         }
@@ -185,21 +186,22 @@ fn wait_for_room(
                 if timeout_ns == 0 { RejectReason::QueueFull { stage } } else { RejectReason::BlockTimeout { stage } };
             return finish(shared, ledger, rec, env, Outcome::Rejected(reason), now);
         }
+        // Yielding, not sleeping: the consumer that makes room may share this CPU, and a sleep
+        // would stall the pipeline for its whole length after room appears.
         spins += 1;
         if spins < 64 {
             std::hint::spin_loop();
-        } else if spins < 128 {
-            std::thread::yield_now();
         } else {
-            std::thread::sleep(std::time::Duration::from_micros(50));
+            std::thread::yield_now();
         }
     }
 }
 
-/// A batch of one.
-fn single(queue: &super::queue::StageQueue, env: Box<Envelope>) -> Batch {
+/// A batch of one, queued at `now`.
+fn single(queue: &super::queue::StageQueue, env: Box<Envelope>, now: u64) -> Batch {
     let mut batch = queue.spare();
-    batch.push(env);
+    batch.items.push(env);
+    batch.enqueued_ns = now;
     batch
 }
 

@@ -17,13 +17,19 @@ use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
 
 use super::Envelope;
-use crate::config::QueuePlan;
+use crate::config::{QueuePlan, StageId};
 
 /// Most requests in one batch.
 pub(crate) const BATCH: usize = 32;
 
-/// Requests handed over together, all for the same stage.
-pub(crate) type Batch = Vec<Box<Envelope>>;
+/// Requests handed over together, all for one stage. The hop's facts (the stage, when the batch
+/// was queued) travel with the batch, not in each envelope, so a request whose stages do not
+/// read it crosses cores by pointer alone.
+pub(crate) struct Batch {
+    pub stage: StageId,
+    pub enqueued_ns: u64,
+    pub items: Vec<Box<Envelope>>,
+}
 
 /// Empty batches a queue keeps for reuse.
 const SPARES: usize = 1024;
@@ -31,16 +37,18 @@ const SPARES: usize = 1024;
 pub(crate) struct StageQueue {
     injector: Injector<Batch>,
     len: CachePadded<AtomicUsize>,
-    spares: ArrayQueue<Batch>,
+    spares: ArrayQueue<Vec<Box<Envelope>>>,
+    stage: StageId,
     pub plan: QueuePlan,
 }
 
 impl StageQueue {
-    pub fn new(plan: QueuePlan) -> Self {
+    pub fn new(stage: StageId, plan: QueuePlan) -> Self {
         StageQueue {
             injector: Injector::new(),
             len: CachePadded::new(AtomicUsize::new(0)),
             spares: ArrayQueue::new(SPARES),
+            stage,
             plan,
         }
     }
@@ -59,7 +67,7 @@ impl StageQueue {
     /// Pushes a batch whose room was reserved.
     #[inline]
     pub fn push_reserved(&self, batch: Batch) {
-        debug_assert!(!batch.is_empty());
+        debug_assert!(!batch.items.is_empty() && batch.stage == self.stage);
         self.injector.push(batch);
     }
 
@@ -69,17 +77,18 @@ impl StageQueue {
         self.len.fetch_sub(n, Ordering::AcqRel);
     }
 
-    /// An empty batch to fill.
+    /// An empty batch for this stage, to fill.
     #[inline]
     pub fn spare(&self) -> Batch {
-        self.spares.pop().unwrap_or_else(|| Vec::with_capacity(BATCH))
+        let items = self.spares.pop().unwrap_or_else(|| Vec::with_capacity(BATCH));
+        Batch { stage: self.stage, enqueued_ns: 0, items }
     }
 
     /// Gives back an emptied batch.
     #[inline]
     pub fn give_back(&self, batch: Batch) {
-        debug_assert!(batch.is_empty());
-        let _ = self.spares.push(batch);
+        debug_assert!(batch.items.is_empty());
+        let _ = self.spares.push(batch.items);
     }
 
     /// Moves a few batches into `local` and pops one of them.
@@ -104,8 +113,8 @@ impl StageQueue {
                 Steal::Retry => continue,
             }
         };
-        let oldest = batch.remove(0);
-        if batch.is_empty() {
+        let oldest = batch.items.remove(0);
+        if batch.items.is_empty() {
             self.give_back(batch);
         } else {
             self.injector.push(batch);

@@ -125,7 +125,7 @@ impl Engine {
     pub fn start(plan: Plan, origins: Vec<Arc<dyn Origin>>) -> Result<Engine, EngineError> {
         let (metrics, collector) = collector::spawn(plan.stages.len());
         let (timer_tx, timer_rx) = flume::bounded(plan.io_capacity);
-        let queues = plan.stages.iter().map(|s| StageQueue::new(s.queue)).collect();
+        let queues = plan.stages.iter().enumerate().map(|(id, s)| StageQueue::new(id, s.queue)).collect();
         let routes = plan
             .stages
             .iter()
@@ -163,10 +163,19 @@ impl Engine {
             started_ns: 0,
         };
         let (ready_tx, ready_rx) = flume::unbounded();
+        // Engine threads pinned to each CPU: workers, and the generator if it is pinned.
+        let mut pinned = std::collections::HashMap::<usize, usize>::new();
+        for thread in shared.plan.pools.iter().flat_map(|p| &p.threads) {
+            *pinned.entry(thread.cpu).or_default() += 1;
+        }
+        if let crate::config::SourcePlan::Generator { cpu: Some(cpu), .. } = shared.plan.source {
+            *pinned.entry(cpu).or_default() += 1;
+        }
         for (p, local) in locals.into_iter().enumerate() {
             for (index, local) in local.into_iter().enumerate() {
                 let name = format!("{}{}.{}", super::panics::WORKER_THREAD_PREFIX, shared.plan.pools[p].name, index);
-                let worker = Worker::new(Ctx::new(shared.clone(), metrics.clone()), p, index, local);
+                let shares_cpu = pinned[&shared.plan.pools[p].threads[index].cpu] > 1;
+                let worker = Worker::new(Ctx::new(shared.clone(), metrics.clone()), p, index, local, shares_cpu);
                 let ready = ready_tx.clone();
                 let handle = std::thread::Builder::new()
                     .name(name.clone())
@@ -306,8 +315,6 @@ impl Submitter<'_> {
         self.ctx.admit(batch.len() as u64);
         for env in batch.iter_mut() {
             env.origin = self.origin;
-            env.stage = self.entry;
-            env.enqueued_ns = now;
             env.deadline_ns = deadline;
             if env.intended_ns == 0 {
                 env.intended_ns = now;
@@ -321,7 +328,7 @@ impl Submitter<'_> {
             self.push_waiting(batch);
         } else {
             for env in batch.drain(..) {
-                self.ctx.send(env);
+                self.ctx.send(env, self.entry);
             }
             self.ctx.flush();
         }
@@ -336,18 +343,19 @@ impl Submitter<'_> {
         while !batch.is_empty() {
             let n = batch.len();
             let fit = queue.reserve(n);
-            if fit == n {
-                // The caller's batch goes whole; a spare takes its place.
-                queue.push_reserved(std::mem::replace(batch, queue.spare()));
-                shared.wake(self.entry);
-                return;
-            }
             if fit > 0 {
                 let mut part = queue.spare();
-                part.extend(batch.drain(..fit));
+                if fit == n {
+                    // The caller's requests go whole; the spare's empty vector takes their place.
+                    std::mem::swap(&mut part.items, batch);
+                } else {
+                    part.items.extend(batch.drain(..fit));
+                }
+                part.enqueued_ns = now_ns();
                 queue.push_reserved(part);
                 shared.wake(self.entry);
                 spins = 0;
+                continue;
             }
             if !shared.admitting() {
                 for env in batch.drain(..) {

@@ -21,9 +21,12 @@ use super::{panics, Ctx, Envelope, Outcome};
 use crate::clock::now_ns;
 use crate::config::StageId;
 
-/// How long an idle worker spins, then yields, before it sleeps.
+/// How long an idle worker spins, then yields, before it sleeps. A worker that shares its CPU
+/// with another engine thread does not spin: spinning would take the CPU from the very thread
+/// that could be making its work.
 const SPIN: Duration = Duration::from_micros(50);
 const YIELD: Duration = Duration::from_micros(500);
+const SHARED_YIELD: Duration = Duration::from_micros(100);
 
 pub(crate) struct Worker {
     ctx: Ctx,
@@ -39,15 +42,17 @@ pub(crate) struct Worker {
     timing_every: u32,
     /// Requests left before the next timed one.
     untimed_left: u32,
+    /// Another engine thread is pinned to this worker's CPU.
+    shares_cpu: bool,
 }
 
 impl Worker {
-    pub fn new(ctx: Ctx, pool: usize, index: usize, local: LocalQueue<Batch>) -> Self {
+    pub fn new(ctx: Ctx, pool: usize, index: usize, local: LocalQueue<Batch>, shares_cpu: bool) -> Self {
         let plan = &ctx.shared.plan;
         let instances = plan.stages.iter().map(|s| (s.pool == pool).then(|| s.factory.instance(index))).collect();
         let publish_every_ns = plan.metrics_interval.as_nanos() as u64;
         let timing_every = plan.stage_timing_every;
-        Worker { ctx, pool, index, local, instances, rotate: 0, publish_every_ns, timing_every, untimed_left: 0 }
+        Worker { ctx, pool, index, local, instances, rotate: 0, publish_every_ns, timing_every, untimed_left: 0, shares_cpu }
     }
 
     pub fn run(mut self, ready: flume::Sender<Result<WorkerInfo, EngineError>>) {
@@ -124,10 +129,12 @@ impl Worker {
     /// Runs every request of a batch (all bound for one stage), starting at clock `now`;
     /// returns the clock reading the last one ended at.
     fn process_batch(&mut self, mut batch: Batch, mut now: u64) -> u64 {
-        let Some(stage) = batch.first().map(|env| env.stage) else { return now };
-        self.ctx.shared.queues[stage].release(batch.len());
-        for env in batch.drain(..) {
-            now = self.process(env, now);
+        let stage = batch.stage;
+        let queue = &self.ctx.shared.queues[stage];
+        queue.release(batch.items.len());
+        for env in batch.items.drain(..) {
+            self.ctx.rec.queue_wait(stage, now.saturating_sub(batch.enqueued_ns));
+            now = self.process(env, stage, now);
         }
         self.ctx.shared.queues[stage].give_back(batch);
         now
@@ -143,7 +150,11 @@ impl Worker {
     #[cold]
     fn wait_for_work(&mut self) -> Option<Batch> {
         let start = now_ns();
-        let (spin, yield_) = (SPIN.as_nanos() as u64, YIELD.as_nanos() as u64);
+        let (spin, yield_) = if self.shares_cpu {
+            (0, SHARED_YIELD.as_nanos() as u64)
+        } else {
+            (SPIN.as_nanos() as u64, YIELD.as_nanos() as u64)
+        };
         loop {
             if let Some(batch) = self.take() {
                 return Some(batch);
@@ -168,20 +179,15 @@ impl Worker {
     /// starts its I/O or ends it. `now` is a fresh clock reading (the end of the previous
     /// request, when the worker went straight on). One `catch_unwind` covers the whole run;
     /// `stage` tells which handler panicked. Returns the clock reading it ended at.
-    fn process(&mut self, mut env: Box<Envelope>, mut now: u64) -> u64 {
-        let mut stage = env.stage;
-        self.ctx.rec.queue_wait(stage, now.saturating_sub(env.enqueued_ns));
+    fn process(&mut self, mut env: Box<Envelope>, mut stage: StageId, mut now: u64) -> u64 {
         // Every `stage_timing_every`-th request is timed through each stage.
         let timed = self.untimed_left == 0;
         self.untimed_left = if timed { self.timing_every - 1 } else { self.untimed_left - 1 };
         let run = catch_unwind(AssertUnwindSafe(|| self.run_inline(&mut env, &mut stage, &mut now, timed)));
         let end = if timed { now } else { now_ns() };
         match run {
-            Ok(Next::Send) => {
-                env.enqueued_ns = end;
-                self.ctx.send(env);
-            }
-            Ok(Next::Io(op, next)) => self.ctx.start_io(env, op, next, end),
+            Ok(Next::Send(next)) => self.ctx.send(env, next),
+            Ok(Next::Io(op, next)) => self.ctx.start_io(env, op, stage, next, end),
             Ok(Next::End(outcome)) => self.ctx.finish(env, outcome, end),
             Err(payload) => {
                 let end = now_ns();
@@ -206,8 +212,9 @@ impl Worker {
     fn run_inline(&mut self, env: &mut Envelope, stage: &mut StageId, now: &mut u64, timed: bool) -> Next {
         let shared = &*self.ctx.shared;
         let weight = self.timing_every;
+        let deadlines = shared.plan.deadline.is_some();
         loop {
-            if *now >= env.deadline_ns || shared.aborting() {
+            if (deadlines && *now >= env.deadline_ns) || shared.aborting() {
                 return Next::End(Outcome::TimedOut { stage: *stage });
             }
             let instance = self.instances[*stage].as_mut().expect("a pool runs only its own stages");
@@ -217,20 +224,14 @@ impl Worker {
                 let end = now_ns();
                 self.ctx.rec.service(*stage, end - *now, weight);
                 *now = end;
-            } else if env.deadline_ns != u64::MAX {
+            } else if deadlines {
                 *now = now_ns();
             }
             let route = |out: seda_stages::Output| shared.routes[*stage].get(out.0 as usize).copied();
             match step {
                 Step::Next(out) => match route(out) {
-                    Some((next, true)) => {
-                        env.stage = next;
-                        *stage = next;
-                    }
-                    Some((next, false)) => {
-                        env.stage = next;
-                        return Next::Send;
-                    }
+                    Some((next, true)) => *stage = next,
+                    Some((next, false)) => return Next::Send(next),
                     None => return no_such_output(*stage, out.0),
                 },
                 Step::Io(op, out) => match route(out) {
@@ -246,8 +247,8 @@ impl Worker {
 
 /// Where a request goes once it leaves the worker's hands.
 enum Next {
-    /// To another pool's queue (`env.stage`).
-    Send,
+    /// To the queue of this stage, on another pool.
+    Send(StageId),
     /// Into the completion layer, continuing at the stage given.
     Io(IoOp, StageId),
     End(Outcome),

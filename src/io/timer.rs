@@ -52,13 +52,11 @@ pub(crate) fn run(mut ctx: crate::engine::Ctx, rx: flume::Receiver<TimerEntry>) 
         let now = now_ns();
         let aborting = ctx.shared.aborting();
         while heap.peek().is_some_and(|p| p.fire_ns <= now || aborting) {
-            let TimerEntry { next, mut env, .. } = heap.pop().unwrap().entry;
+            let TimerEntry { next, env, .. } = heap.pop().unwrap().entry;
             if aborting || now >= env.deadline_ns {
                 ctx.finish(env, Outcome::TimedOut { stage: next }, now);
             } else {
-                env.stage = next;
-                env.enqueued_ns = now;
-                ctx.send(env);
+                ctx.send(env, next);
             }
         }
         ctx.flush();
