@@ -20,12 +20,13 @@ fn main() -> ExitCode {
         Action::Run(options) => run(options),
         Action::Validate { config } => config::load(&config)
             .map(|plan| {
+                let count = |n: usize, noun: &str| format!("{n} {noun}{}", if n == 1 { "" } else { "s" });
                 println!(
-                    "{}: valid pipeline `{}` ({} stages, {} pools)",
+                    "{}: valid pipeline `{}` ({}, {})",
                     config.display(),
                     plan.name,
-                    plan.stages.len(),
-                    plan.pools.len()
+                    count(plan.stages.len(), "stage"),
+                    count(plan.pools.len(), "pool")
                 );
                 ExitCode::SUCCESS
             })

@@ -19,8 +19,8 @@ pub fn to_dot(plan: &Plan) -> String {
     for (p, pool) in plan.pools.iter().enumerate() {
         let cpus = pool.threads.iter().map(|t| t.cpu.to_string()).collect::<Vec<_>>().join(",");
         let _ = writeln!(w, "  subgraph cluster_{p} {{");
-        let _ =
-            writeln!(w, "    label=\"pool {} ({} threads, CPUs {})\";", escape(&pool.name), pool.threads.len(), cpus);
+        let threads = plural(pool.threads.len(), "thread");
+        let _ = writeln!(w, "    label=\"pool {} ({threads}, CPUs {cpus})\";", escape(&pool.name));
         for &s in &pool.stages {
             let stage = &plan.stages[s];
             let policy = match stage.queue.when_full {
@@ -52,6 +52,11 @@ pub fn to_dot(plan: &Plan) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// `1 thread`, `2 threads`.
+fn plural(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Escapes a string for a DOT label, record fields included.

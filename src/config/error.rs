@@ -20,7 +20,10 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// Every error found in one config, in document order.
+/// Every error found in one config, grouped by check in the order validation runs them, not in
+/// document order: settings; pools; each stage's fields, kind and params; the source; each
+/// stage's pool and queue; pools serving no stage; each stage's `next`; the graph. Pools and
+/// stages go by name (sorted, as JSON object keys are).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigErrors(pub Vec<ConfigError>);
 

@@ -1,10 +1,12 @@
 //! The validation pass: checks a whole config and reports every error at once, each with its
 //! JSON path and a hint, before anything runs.
 //!
-//! It goes section by section (settings, pools, stages, source), then over the wiring (every
-//! `next` names a stage and wires every output) and the graph (every stage is reachable from the
-//! entry, and from every stage some path reaches a terminal stage). Each part is checked even
-//! when an earlier one failed, so one run of `seda validate` shows all that is wrong.
+//! It goes section by section (settings, pools, each stage's fields, kind and params, source,
+//! each stage's pool and queue), then over the wiring (every `next` names a stage and wires every
+//! output) and the graph (every stage is reachable from the entry, and from every stage some path
+//! reaches a terminal stage). Each part is checked even when an earlier one failed, so one run of
+//! `seda validate` shows all that is wrong; errors come in that order, and within a section in
+//! the order of the names (a JSON object's keys are sorted).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -23,13 +25,25 @@ pub fn validate(config: &Value) -> Result<Plan, ConfigErrors> {
     validate_with_cpus(config, &machine_cpus())
 }
 
-/// The CPUs this process may run on.
+/// The CPUs this process may run on; CPU 0 alone when the machine does not say.
 pub fn machine_cpus() -> Vec<usize> {
-    core_affinity::get_core_ids().map(|ids| ids.into_iter().map(|c| c.id).collect()).unwrap_or_else(|| vec![0])
+    cpus_or_cpu_0(core_affinity::get_core_ids().map(|ids| ids.into_iter().map(|c| c.id).collect()))
 }
 
-/// Validates `config` as if the machine had exactly `cpus`.
+/// `cpus`, or CPU 0 alone when there is no list or it is empty.
+fn cpus_or_cpu_0(cpus: Option<Vec<usize>>) -> Vec<usize> {
+    cpus.filter(|c| !c.is_empty()).unwrap_or_else(|| vec![0])
+}
+
+/// The source kinds `source.kind` may name.
+const SOURCE_KINDS: &[&str] = &["generator"];
+
+/// Validates `config` as if the machine had exactly `cpus`, which must not be empty.
 pub fn validate_with_cpus(config: &Value, cpus: &[usize]) -> Result<Plan, ConfigErrors> {
+    if cpus.is_empty() {
+        // Nothing could be placed: checking the rest against no CPUs would only add noise.
+        return Err(ConfigErrors::one("$", "the machine reports no CPUs", None));
+    }
     let mut v = Validator { errors: Vec::new(), cpus, next_cpu: 0 };
     let plan = v.pipeline(config);
     match plan {
@@ -43,6 +57,14 @@ struct Validator<'a> {
     cpus: &'a [usize],
     /// Round-robin cursor for threads whose config names no CPU.
     next_cpu: usize,
+}
+
+/// The stage names a `next` or the source may resolve.
+struct Stages<'a> {
+    /// The stages that parsed, by id.
+    parsed: Vec<&'a str>,
+    /// Every key of `stages`, those that did not parse included.
+    all: Vec<&'a str>,
 }
 
 /// A stage as far as validation got with it.
@@ -97,7 +119,10 @@ impl Validator<'_> {
         if top.stages.is_empty() {
             self.error("$.stages", "the pipeline has no stages", Some("add at least a `respond` stage".into()));
         }
-        let names: Vec<&str> = checked.iter().map(|c| c.name.as_str()).collect();
+        let names = Stages {
+            parsed: checked.iter().map(|c| c.name.as_str()).collect(),
+            all: top.stages.keys().map(String::as_str).collect(),
+        };
 
         let source = self.source(&top.source, &names);
 
@@ -121,7 +146,7 @@ impl Validator<'_> {
         let wiring: Vec<Option<(Vec<usize>, Vec<String>)>> = checked.iter().map(|c| self.wiring(c, &names)).collect();
         if let (Some(entry), true) = (source.as_ref().map(SourcePlan::entry), wiring.iter().all(Option::is_some)) {
             let edges: Vec<&[usize]> = wiring.iter().map(|w| w.as_ref().unwrap().0.as_slice()).collect();
-            self.graph(&names, &edges, entry);
+            self.graph(&names.parsed, &edges, entry);
         }
 
         if !self.errors.is_empty() {
@@ -203,12 +228,7 @@ impl Validator<'_> {
             Some(list) => {
                 for (i, cpu) in list.iter().enumerate() {
                     if !self.cpus.contains(cpu) {
-                        let have = self.cpus.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
-                        self.error(
-                            format!("{at}.cpus[{i}]"),
-                            format!("CPU {cpu} does not exist on this machine"),
-                            Some(format!("its CPUs are {have}")),
-                        );
+                        self.missing_cpu(format!("{at}.cpus[{i}]"), *cpu);
                     }
                 }
                 (0..threads.unwrap_or(list.len())).map(|i| ThreadPlan { cpu: list[i % list.len()] }).collect()
@@ -221,6 +241,12 @@ impl Validator<'_> {
                 })
                 .collect(),
         }
+    }
+
+    /// Reports that `cpu`, named at `at`, is not one of the machine's.
+    fn missing_cpu(&mut self, at: String, cpu: usize) {
+        let have = self.cpus.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
+        self.error(at, format!("CPU {cpu} does not exist on this machine"), Some(format!("its CPUs are {have}")));
     }
 
     fn factory(&mut self, at: &str, c: &StageConfig) -> Option<std::sync::Arc<dyn seda_stages::StageFactory>> {
@@ -245,20 +271,56 @@ impl Validator<'_> {
         }
     }
 
-    fn source(&mut self, value: &Value, stages: &[&str]) -> Option<SourcePlan> {
-        let source: SourceConfig = self.parse("$.source", value)?;
+    /// The source, by its `kind`. Read by hand rather than through [`SourceConfig`]'s serde tag:
+    /// serde buffers an internally tagged enum, which loses the path of an error inside it.
+    fn source(&mut self, value: &Value, stages: &Stages) -> Option<SourcePlan> {
+        let Some(fields) = value.as_object() else {
+            self.error(
+                "$.source",
+                format!("the source must be an object, not {value}"),
+                Some(format!("`\"source\": {{\"kind\": \"{}\", ...}}`", SOURCE_KINDS[0])),
+            );
+            return None;
+        };
+        let kind = match fields.get("kind") {
+            Some(Value::String(kind)) => kind,
+            Some(other) => {
+                self.error(
+                    "$.source.kind",
+                    format!("the source kind must be a string, not {other}"),
+                    source_kinds_hint(),
+                );
+                return None;
+            }
+            None => {
+                self.error("$.source", "missing field `kind`", source_kinds_hint());
+                return None;
+            }
+        };
+        let mut rest = fields.clone();
+        rest.remove("kind");
+        let source = match kind.as_str() {
+            "generator" => SourceConfig::Generator(self.parse("$.source", &Value::Object(rest))?),
+            _ => {
+                let hint = seda_stages::closest(kind, SOURCE_KINDS.iter().copied())
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .or_else(source_kinds_hint);
+                self.error("$.source.kind", format!("unknown source kind `{kind}`"), hint);
+                return None;
+            }
+        };
         match source {
             SourceConfig::Generator(g) => self.generator(g, stages),
         }
     }
 
-    fn generator(&mut self, g: GeneratorConfig, stages: &[&str]) -> Option<SourcePlan> {
+    fn generator(&mut self, g: GeneratorConfig, stages: &Stages) -> Option<SourcePlan> {
         let errors = self.errors.len();
         if g.requests == 0 {
             self.error("$.source.requests", "the generator must send at least one request", None);
         }
         if let Some(cpu) = g.cpu.filter(|c| !self.cpus.contains(c)) {
-            self.error("$.source.cpu", format!("CPU {cpu} does not exist on this machine"), None);
+            self.missing_cpu("$.source.cpu".into(), cpu);
         }
         let mut attributes = Vec::new();
         for (name, values) in g.attributes {
@@ -285,13 +347,16 @@ impl Validator<'_> {
         })
     }
 
-    /// Resolves a stage name, suggesting the nearest when it names none.
-    fn stage_ref(&mut self, at: &str, name: &str, stages: &[&str]) -> Option<usize> {
-        if let Some(id) = stages.iter().position(|s| *s == name) {
+    /// Resolves a stage name to its id, suggesting the nearest when it names none. A stage that
+    /// did not parse has no id, but naming it is no error: its own error is reported already.
+    fn stage_ref(&mut self, at: &str, name: &str, stages: &Stages) -> Option<usize> {
+        if let Some(id) = stages.parsed.iter().position(|s| *s == name) {
             return Some(id);
         }
-        let hint = seda_stages::closest(name, stages.iter().copied()).map(|s| format!("did you mean `{s}`?"));
-        self.error(at, format!("`{name}` names no stage"), hint);
+        if !stages.all.contains(&name) {
+            let hint = seda_stages::closest(name, stages.all.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+            self.error(at, format!("`{name}` names no stage"), hint);
+        }
         None
     }
 
@@ -360,9 +425,27 @@ impl Validator<'_> {
     }
 
     /// The successor of each output and the output names, checked against the kind's outputs.
-    fn wiring(&mut self, c: &Checked, stages: &[&str]) -> Option<(Vec<usize>, Vec<String>)> {
-        let outputs = c.factory.as_ref()?.outputs();
+    fn wiring(&mut self, c: &Checked, stages: &Stages) -> Option<(Vec<usize>, Vec<String>)> {
         let at = format!("{}.next", key("$.stages", &c.name));
+        let Some(factory) = &c.factory else {
+            // Without a factory its outputs are unknown, but the stages its `next` names are still
+            // checked, so that a bad kind or params does not hide a bad successor.
+            match &c.config.next {
+                Some(Value::String(next)) => {
+                    self.stage_ref(&at, next, stages);
+                }
+                Some(Value::Object(map)) => {
+                    for (output, next) in map {
+                        if let Value::String(next) = next {
+                            self.stage_ref(&key(&at, output), next, stages);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            return None;
+        };
+        let outputs = factory.outputs();
         let kind = &c.config.kind;
         match (outputs, &c.config.next) {
             (Outputs::Terminal, None) => Some((Vec::new(), Vec::new())),
@@ -398,8 +481,12 @@ impl Validator<'_> {
                             Some(id) => successors.push(id),
                             None => ok = false,
                         },
-                        Some(_) => {
-                            self.error(key(&at, name), "an output is wired to a stage name", None);
+                        Some(other) => {
+                            self.error(
+                                key(&at, name),
+                                format!("output `{name}` must name a stage, not {other}"),
+                                Some(format!("wire it as `\"{name}\": \"<stage>\"`")),
+                            );
                             ok = false;
                         }
                         None => {
@@ -479,11 +566,36 @@ impl Validator<'_> {
     }
 }
 
+/// The hint naming the source kinds.
+fn source_kinds_hint() -> Option<String> {
+    Some(match SOURCE_KINDS {
+        [kind] => format!("the only kind is `{kind}`"),
+        kinds => format!("the kinds are {}", kinds.join(", ")),
+    })
+}
+
 /// `base.name`, or `base['name']` when the name is not a plain identifier.
 fn key(base: &str, name: &str) -> String {
     if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         format!("{base}.{name}")
     } else {
         format!("{base}['{}']", name.replace('\'', "\\'"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machine_without_a_cpu_list_counts_as_cpu_0() {
+        assert_eq!(cpus_or_cpu_0(None), [0]);
+        assert_eq!(cpus_or_cpu_0(Some(Vec::new())), [0]);
+        assert_eq!(cpus_or_cpu_0(Some(vec![2, 3])), [2, 3]);
+    }
+
+    #[test]
+    fn machine_cpus_is_never_empty() {
+        assert!(!machine_cpus().is_empty());
     }
 }

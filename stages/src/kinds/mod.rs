@@ -38,10 +38,17 @@ pub fn build(kind: &str, params: &Value) -> Result<Arc<dyn StageFactory>, BuildE
     })
 }
 
-/// Parses params into a kind's params struct; a missing `params` is an empty object.
+/// Parses params into a kind's params struct; a missing `params` is an empty object. A failure
+/// names the field it is at (`rounds`, `weights.a`), or none when it is about the params as a
+/// whole (a missing field, params that are not an object).
 fn parse<P: DeserializeOwned>(params: &Value) -> Result<P, BuildError> {
-    let params = if params.is_null() { Value::Object(Default::default()) } else { params.clone() };
-    serde_json::from_value(params).map_err(|e| BuildError::BadParams { field: None, message: e.to_string() })
+    let empty = Value::Object(Default::default());
+    let params = if params.is_null() { &empty } else { params };
+    serde_path_to_error::deserialize(params).map_err(|e| {
+        let path = e.path().to_string();
+        let field = (path != "." && !path.is_empty()).then_some(path);
+        BuildError::BadParams { field, message: e.into_inner().to_string() }
+    })
 }
 
 /// The candidate nearest to `word` by edit distance, if it is near enough to be a typo.
@@ -88,5 +95,41 @@ mod tests {
         assert_eq!(err.to_string(), "unknown stage kind `hsah`; did you mean `hash`?");
         let err = build("zzzzzzzz", &Value::Null).err().unwrap();
         assert_eq!(err.to_string(), "unknown stage kind `zzzzzzzz`");
+    }
+
+    /// The params error of building `kind` from `params`, which must fail.
+    fn bad_params(kind: &str, params: Value) -> BuildError {
+        build(kind, &params).err().unwrap()
+    }
+
+    #[test]
+    fn serde_errors_in_params_name_their_field() {
+        assert_eq!(
+            bad_params("noop", serde_json::json!({ "bogus": 1 })),
+            BuildError::bad("bogus", "unknown field `bogus`, there are no fields")
+        );
+        assert_eq!(
+            bad_params("hash", serde_json::json!({ "rounds": "four" })),
+            BuildError::bad("rounds", "invalid type: string \"four\", expected u32")
+        );
+        assert_eq!(
+            bad_params("route", serde_json::json!({ "weights": { "a": -1 } })),
+            BuildError::bad("weights.a", "invalid value: integer `-1`, expected u32")
+        );
+    }
+
+    #[test]
+    fn serde_errors_about_the_params_as_a_whole_name_no_field() {
+        assert_eq!(
+            bad_params("spin", Value::Null),
+            BuildError::BadParams { field: None, message: "missing field `micros`".into() }
+        );
+        assert_eq!(
+            bad_params("hash", serde_json::json!("fast")),
+            BuildError::BadParams {
+                field: None,
+                message: "invalid type: string \"fast\", expected struct Params".into()
+            }
+        );
     }
 }
