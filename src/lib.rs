@@ -5,6 +5,8 @@
 //! ([`engine`]), wait on asynchronous operations in the completion layer ([`io`]) between stages,
 //! and end exactly once, counted by the ledger. [`metrics`] records where the time went.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod clock;
 pub mod config;
 pub mod engine;

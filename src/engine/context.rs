@@ -9,14 +9,13 @@ use std::sync::Arc;
 use seda_stages::{IoOp, StageError};
 
 use super::ledger::{Ending, Shard};
-use super::runtime::Shared;
 use super::queue::{Batch, BATCH};
+use super::runtime::Shared;
 use super::{Envelope, Outcome, RejectReason};
 use crate::clock::now_ns;
 use crate::config::{StageId, WhenFull};
-use crate::io::TimerEntry;
+use crate::io::{TimerEntry, TimerMsg};
 use crate::metrics::{Publication, Recorder};
-
 
 pub(crate) struct Ctx {
     pub shared: Arc<Shared>,
@@ -34,7 +33,7 @@ impl Ctx {
         let stages = shared.plan.stages.len();
         Ctx {
             ledger: shared.ledger.shard(),
-            rec: Recorder::new(stages),
+            rec: Recorder::new(stages, shared.spare_counts.clone()),
             metrics,
             outbox: shared.queues.iter().map(|q| q.spare()).collect(),
             pending: Vec::with_capacity(stages),
@@ -112,9 +111,11 @@ impl Ctx {
         match op {
             IoOp::Timer(wait) => {
                 let fire_ns = now.saturating_add(wait.as_nanos() as u64).min(env.deadline_ns);
-                if let Err(e) = self.shared.timers.try_send(TimerEntry { fire_ns, next, env }) {
-                    let entry = e.into_inner();
-                    self.finish(entry.env, Outcome::Rejected(RejectReason::IoFull { stage }), now);
+                let entry = TimerMsg::Start(TimerEntry { fire_ns, next, env });
+                if let Err(e) = self.shared.timers.try_send(entry) {
+                    if let TimerMsg::Start(entry) = e.into_inner() {
+                        self.finish(entry.env, Outcome::Rejected(RejectReason::IoFull { stage }), now);
+                    }
                 }
             }
             #[allow(unreachable_patterns)]

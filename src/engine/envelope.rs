@@ -39,7 +39,6 @@ impl Envelope {
     pub fn origin(&self) -> OriginId {
         self.origin
     }
-
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use super::worker::Worker;
 use super::{Ctx, Envelope, Ledger, LedgerCounts, Origin, OriginId, Outcome, RejectReason, Sleep};
 use crate::clock::now_ns;
 use crate::config::{Plan, StageId, WhenFull};
-use crate::io::{timer, TimerEntry};
+use crate::io::{timer, TimerMsg};
 use crate::metrics::{collector, Publication, Summary};
 
 const RUNNING: u8 = 0;
@@ -42,7 +42,9 @@ pub(crate) struct Shared {
     pub routes: Vec<Vec<(StageId, bool)>>,
     pub ledger: Ledger,
     pub origins: Vec<Arc<dyn Origin>>,
-    pub timers: flume::Sender<TimerEntry>,
+    pub timers: flume::Sender<TimerMsg>,
+    /// Emptied latency counts for recorders to reuse.
+    pub spare_counts: crate::metrics::SpareCounts,
     state: AtomicU8,
 }
 
@@ -75,6 +77,8 @@ impl Shared {
 
     fn set_state(&self, state: u8) {
         self.state.store(state, Ordering::Release);
+        // A full channel means the timer thread is busy and will look at the state anyway.
+        let _ = self.timers.try_send(TimerMsg::Wake);
         for pool in &self.pools {
             pool.sleep.wake_all();
         }
@@ -123,7 +127,7 @@ impl Engine {
     /// Builds the queues, spawns and pins every pool's workers, the timer thread and the
     /// metrics collector. `origins[i]` is told of the end of each request submitted as origin i.
     pub fn start(plan: Plan, origins: Vec<Arc<dyn Origin>>) -> Result<Engine, EngineError> {
-        let (metrics, collector) = collector::spawn(plan.stages.len());
+        let (metrics, spare_counts, collector) = collector::spawn(plan.stages.len());
         let (timer_tx, timer_rx) = flume::bounded(plan.io_capacity);
         let queues = plan.stages.iter().enumerate().map(|(id, s)| StageQueue::new(id, s.queue)).collect();
         let routes = plan
@@ -149,6 +153,7 @@ impl Engine {
             ledger: Ledger::default(),
             origins,
             timers: timer_tx,
+            spare_counts,
             state: AtomicU8::new(RUNNING),
             plan,
         });

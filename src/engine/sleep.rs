@@ -20,7 +20,9 @@
 //! not lost either. A stale token only causes one spurious wake-up, after which the worker looks
 //! for work and goes through the protocol again.
 //!
-//! `loom` checks this protocol (`RUSTFLAGS="--cfg loom" cargo test --release --lib sleep`).
+//! `loom` checks this protocol, and finds the lost wake-up if step 2's look is taken out:
+//! `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" cargo test --release --lib engine::sleep`
+//! (a separate `CARGO_TARGET_DIR` keeps it from rebuilding the normal one).
 
 use crate::sync::{fence, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
 

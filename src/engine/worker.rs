@@ -52,7 +52,18 @@ impl Worker {
         let instances = plan.stages.iter().map(|s| (s.pool == pool).then(|| s.factory.instance(index))).collect();
         let publish_every_ns = plan.metrics_interval.as_nanos() as u64;
         let timing_every = plan.stage_timing_every;
-        Worker { ctx, pool, index, local, instances, rotate: 0, publish_every_ns, timing_every, untimed_left: 0, shares_cpu }
+        Worker {
+            ctx,
+            pool,
+            index,
+            local,
+            instances,
+            rotate: 0,
+            publish_every_ns,
+            timing_every,
+            untimed_left: 0,
+            shares_cpu,
+        }
     }
 
     pub fn run(mut self, ready: flume::Sender<Result<WorkerInfo, EngineError>>) {

@@ -5,4 +5,4 @@
 
 pub(crate) mod timer;
 
-pub(crate) use timer::TimerEntry;
+pub(crate) use timer::{TimerEntry, TimerMsg};

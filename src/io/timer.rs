@@ -10,8 +10,12 @@ use crate::clock::now_ns;
 use crate::config::StageId;
 use crate::engine::{Envelope, Outcome};
 
-/// How long the timer thread sleeps at most, so that it notices shutdown.
-const IDLE_POLL: Duration = Duration::from_millis(5);
+/// What the timer thread is sent.
+pub(crate) enum TimerMsg {
+    Start(TimerEntry),
+    /// The engine's state changed: look at it (shutdown fires or ends every timer).
+    Wake,
+}
 
 pub(crate) struct TimerEntry {
     pub fire_ns: u64,
@@ -44,7 +48,7 @@ impl Ord for Pending {
     }
 }
 
-pub(crate) fn run(mut ctx: crate::engine::Ctx, rx: flume::Receiver<TimerEntry>) {
+pub(crate) fn run(mut ctx: crate::engine::Ctx, rx: flume::Receiver<TimerMsg>) {
     let mut heap: BinaryHeap<Pending> = BinaryHeap::new();
     let mut seq = 0u64;
     let interval = ctx.shared.plan.metrics_interval.as_nanos() as u64;
@@ -66,24 +70,29 @@ pub(crate) fn run(mut ctx: crate::engine::Ctx, rx: flume::Receiver<TimerEntry>) 
         if heap.is_empty() && ctx.shared.stopped() {
             break;
         }
-        let wait =
-            heap.peek().map_or(IDLE_POLL, |p| Duration::from_nanos(p.fire_ns.saturating_sub(now)).min(IDLE_POLL));
-        let mut push = |entry: TimerEntry| {
-            seq += 1;
-            heap.push(Pending { fire_ns: entry.fire_ns, seq, entry });
+        // Sleeps until the next timer is due or a message comes, with no polling, so that the
+        // thread stays off the workers' CPUs while nothing is due.
+        let received = match heap.peek() {
+            Some(p) => match rx.recv_timeout(Duration::from_nanos(p.fire_ns.saturating_sub(now))) {
+                Ok(msg) => Some(msg),
+                Err(flume::RecvTimeoutError::Timeout) => None,
+                Err(flume::RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(msg) => Some(msg),
+                Err(flume::RecvError::Disconnected) => break,
+            },
         };
-        match rx.recv_timeout(wait) {
-            Ok(entry) => {
-                push(entry);
-                while let Ok(entry) = rx.try_recv() {
-                    push(entry);
-                }
+        let mut push = |msg: TimerMsg| {
+            if let TimerMsg::Start(entry) = msg {
+                seq += 1;
+                heap.push(Pending { fire_ns: entry.fire_ns, seq, entry });
             }
-            Err(flume::RecvTimeoutError::Timeout) => {}
-            Err(flume::RecvTimeoutError::Disconnected) => {
-                if heap.is_empty() {
-                    break;
-                }
+        };
+        if let Some(msg) = received {
+            push(msg);
+            while let Ok(msg) = rx.try_recv() {
+                push(msg);
             }
         }
     }

@@ -33,12 +33,17 @@ const LEN: usize = ((BUCKETS + 1) as usize) << HALF_BITS;
 /// Counts of recorded values, for one thread to record into on the hot path.
 pub struct Counts {
     counts: Box<[u32]>,
+    /// Which blocks of 64 buckets hold a count, so that reading and clearing touch only those
+    /// (the metrics thread shares CPUs with the workers: its work must stay short).
+    touched: [u64; BLOCK_WORDS],
     total: u64,
 }
 
+const BLOCK_WORDS: usize = LEN.div_ceil(64 * 64);
+
 impl Default for Counts {
     fn default() -> Self {
-        Counts { counts: vec![0; LEN].into_boxed_slice(), total: 0 }
+        Counts { counts: vec![0; LEN].into_boxed_slice(), touched: [0; BLOCK_WORDS], total: 0 }
     }
 }
 
@@ -54,7 +59,28 @@ impl Counts {
         let i = index_of(ns.min(HIGHEST_NS));
         // u32 per bucket: a publication interval would need 4 billion records in one bucket.
         self.counts[i] = self.counts[i].wrapping_add(n);
+        self.touched[i >> 12] |= 1 << ((i >> 6) & 63);
         self.total += u64::from(n);
+    }
+
+    /// The index ranges of the touched blocks.
+    fn touched_blocks(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        self.touched.iter().enumerate().flat_map(|(w, &bits)| {
+            (0..64).filter(move |b| bits & (1 << b) != 0).map(move |b| {
+                let start = (w * 64 + b) * 64;
+                start..(start + 64).min(LEN)
+            })
+        })
+    }
+
+    /// Empties the counts, for reuse.
+    pub fn clear(&mut self) {
+        let blocks: Vec<_> = self.touched_blocks().collect();
+        for block in blocks {
+            self.counts[block].fill(0);
+        }
+        self.touched = [0; BLOCK_WORDS];
+        self.total = 0;
     }
 
     pub fn len(&self) -> u64 {
@@ -68,9 +94,9 @@ impl Counts {
     /// Adds these counts to `h`, each at the lowest value of its bucket, which `h` (with the
     /// same precision) puts in the same bucket.
     pub fn add_to(&self, h: &mut Histogram<u64>) {
-        for (i, &n) in self.counts.iter().enumerate() {
-            if n != 0 {
-                h.saturating_record_n(value_of(i), u64::from(n));
+        for block in self.touched_blocks() {
+            for i in block.filter(|&i| self.counts[i] != 0) {
+                h.saturating_record_n(value_of(i), u64::from(self.counts[i]));
             }
         }
     }
@@ -147,6 +173,21 @@ mod tests {
             converted.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect();
         let b: Vec<(u64, u64)> = direct.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn cleared_counts_are_empty_and_record_afresh() {
+        let mut counts = Counts::default();
+        for v in values() {
+            counts.record(v);
+        }
+        counts.clear();
+        assert!(counts.is_empty());
+        assert!(counts.counts.iter().all(|&n| n == 0));
+        counts.record(1234);
+        let mut h = new_histogram();
+        counts.add_to(&mut h);
+        assert_eq!((h.len(), h.min()), (1, 1234));
     }
 
     #[test]

@@ -8,5 +8,5 @@ mod recorder;
 mod summary;
 
 pub use histogram::{new_histogram, Counts, Percentiles, HIGHEST_NS};
-pub use recorder::{Publication, Recorder, StageCounts, StageStats};
+pub use recorder::{Publication, Recorder, SpareCounts, StageCounts, StageStats};
 pub use summary::{StageSummary, Summary};

@@ -1,5 +1,8 @@
 //! A thread's own measurements: per-stage counters and latency counts, and end to end.
 
+use std::sync::Arc;
+
+use crossbeam_queue::ArrayQueue;
 use hdrhistogram::Histogram;
 
 use super::histogram::Counts;
@@ -14,6 +17,17 @@ pub struct Recorder {
     dirty: bool,
     /// When this recorder last published (clock ns).
     pub(crate) published_ns: u64,
+    /// Emptied counts the collector hands back, so that recording allocates nothing.
+    spares: SpareCounts,
+}
+
+/// Emptied [`Counts`] on their way from the collector back to the recorders.
+pub type SpareCounts = Arc<ArrayQueue<Box<Counts>>>;
+
+/// Counts from the spares, or new ones.
+#[inline]
+fn counts<'a>(slot: &'a mut Option<Box<Counts>>, spares: &SpareCounts) -> &'a mut Counts {
+    slot.get_or_insert_with(|| spares.pop().unwrap_or_default())
 }
 
 /// One stage's counters and latency counts (nanoseconds), as a thread records them. The
@@ -46,19 +60,15 @@ pub struct StageStats {
 }
 
 impl Recorder {
-    pub fn new(stages: usize) -> Self {
-        Recorder {
-            stages: (0..stages).map(|_| StageCounts::default()).collect(),
-            e2e: None,
-            dirty: false,
-            published_ns: 0,
-        }
+    pub fn new(stages: usize, spares: SpareCounts) -> Self {
+        let stages = (0..stages).map(|_| StageCounts::default()).collect();
+        Recorder { stages, e2e: None, dirty: false, published_ns: 0, spares }
     }
 
     #[inline]
     pub fn queue_wait(&mut self, stage: StageId, ns: u64) {
         self.dirty = true;
-        self.stages[stage].queue_wait.get_or_insert_with(Default::default).record(ns);
+        counts(&mut self.stages[stage].queue_wait, &self.spares).record(ns);
     }
 
     /// A handler call.
@@ -71,13 +81,13 @@ impl Recorder {
     #[inline]
     pub fn service(&mut self, stage: StageId, ns: u64, weight: u32) {
         self.dirty = true;
-        self.stages[stage].service.get_or_insert_with(Default::default).record_n(ns, weight);
+        counts(&mut self.stages[stage].service, &self.spares).record_n(ns, weight);
     }
 
     #[inline]
     pub fn e2e(&mut self, ns: u64) {
         self.dirty = true;
-        self.e2e.get_or_insert_with(Default::default).record(ns);
+        counts(&mut self.e2e, &self.spares).record(ns);
     }
 
     pub fn rejected(&mut self, stage: StageId) {
