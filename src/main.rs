@@ -21,19 +21,19 @@ fn main() -> ExitCode {
         Action::Validate { config } => config::load(&config)
             .map(|plan| {
                 let count = |n: usize, noun: &str| format!("{n} {noun}{}", if n == 1 { "" } else { "s" });
-                println!(
-                    "{}: valid pipeline `{}` ({}, {})",
+                out(&format!(
+                    "{}: valid pipeline `{}` ({}, {})\n",
                     config.display(),
                     plan.name,
                     count(plan.stages.len(), "stage"),
                     count(plan.pools.len(), "pool")
-                );
+                ));
                 ExitCode::SUCCESS
             })
             .or_else(invalid),
         Action::Graph { config } => config::load(&config)
             .map(|plan| {
-                print!("{}", config::to_dot(&plan));
+                out(&config::to_dot(&plan));
                 ExitCode::SUCCESS
             })
             .or_else(invalid),
@@ -42,6 +42,12 @@ fn main() -> ExitCode {
         eprintln!("seda: {e:#}");
         ExitCode::FAILURE
     })
+}
+
+/// Writes to standard output; a reader that went away (`seda run ... | head`) is not an error.
+fn out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 fn invalid(errors: config::ConfigErrors) -> anyhow::Result<ExitCode> {
@@ -61,7 +67,7 @@ fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
     }
     seda::engine::quiet_worker_panics();
     let summary = seda::engine::run(plan, &stop)?;
-    println!("{summary}");
+    out(&format!("{summary}\n"));
     if let Some(path) = options.json {
         let json = serde_json::to_string_pretty(&summary)?;
         std::fs::write(&path, json + "\n").with_context(|| format!("write {}", path.display()))?;
