@@ -69,17 +69,14 @@ impl Worker {
     pub fn run(mut self, ready: flume::Sender<Result<WorkerInfo, EngineError>>) {
         let _ = ready.send(self.pin());
         drop(ready);
-        // The clock reading a request ended at doubles as the next one's start while the
-        // worker goes straight on; after idling it reads the clock afresh.
-        let mut now = now_ns();
         loop {
             if let Some(batch) = self.take() {
-                now = self.process_batch(batch, now);
+                self.process_batch(batch);
                 continue;
             }
             self.ctx.flush();
             if let Some(batch) = self.wait_for_work() {
-                now = self.process_batch(batch, now_ns());
+                self.process_batch(batch);
                 continue;
             }
             if self.ctx.shared.stopped() {
@@ -139,16 +136,17 @@ impl Worker {
 
     /// Runs every request of a batch (all bound for one stage), starting at clock `now`;
     /// returns the clock reading the last one ended at.
-    fn process_batch(&mut self, mut batch: Batch, mut now: u64) -> u64 {
+    fn process_batch(&mut self, mut batch: Batch) {
         let stage = batch.stage;
-        let queue = &self.ctx.shared.queues[stage];
-        queue.release(batch.items.len());
+        let n = batch.items.len();
+        self.ctx.shared.queues[stage].release(n);
+        // Queue wait: from the batch's hand-off until a worker took it, the same for all of it.
+        let mut now = now_ns();
+        self.ctx.rec.queue_wait_n(stage, now.saturating_sub(batch.enqueued_ns), n as u32);
         for env in batch.items.drain(..) {
-            self.ctx.rec.queue_wait(stage, now.saturating_sub(batch.enqueued_ns));
             now = self.process(env, stage, now);
         }
         self.ctx.shared.queues[stage].give_back(batch);
-        now
     }
 
     fn has_work(&self) -> bool {
@@ -195,7 +193,8 @@ impl Worker {
         let timed = self.untimed_left == 0;
         self.untimed_left = if timed { self.timing_every - 1 } else { self.untimed_left - 1 };
         let run = catch_unwind(AssertUnwindSafe(|| self.run_inline(&mut env, &mut stage, &mut now, timed)));
-        let end = if timed { now } else { now_ns() };
+        // A request that only moves on to another pool needs no clock reading of its own.
+        let end = if timed || matches!(run, Ok(Next::Send(_))) { now } else { now_ns() };
         match run {
             Ok(Next::Send(next)) => self.ctx.send(env, next),
             Ok(Next::Io(op, next)) => self.ctx.start_io(env, op, stage, next, end),

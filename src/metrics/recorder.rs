@@ -65,10 +65,11 @@ impl Recorder {
         Recorder { stages, e2e: None, dirty: false, published_ns: 0, spares }
     }
 
+    /// `n` requests that waited `ns` in `stage`'s queue.
     #[inline]
-    pub fn queue_wait(&mut self, stage: StageId, ns: u64) {
+    pub fn queue_wait_n(&mut self, stage: StageId, ns: u64, n: u32) {
         self.dirty = true;
-        counts(&mut self.stages[stage].queue_wait, &self.spares).record(ns);
+        counts(&mut self.stages[stage].queue_wait, &self.spares).record_n(ns, n);
     }
 
     /// A handler call.
