@@ -58,12 +58,17 @@ struct Options {
 
 impl Options {
     fn from_args() -> Self {
-        // cargo bench passes `--bench` too; anything but `--quick` is ignored.
-        if std::env::args().any(|a| a == "--quick") {
+        // cargo bench passes `--bench` too; anything but `--quick` and `--rounds N` is ignored.
+        let args: Vec<String> = std::env::args().collect();
+        let mut options = if args.iter().any(|a| a == "--quick") {
             Options { rounds: 1, requests: 200_000, open_loop_requests: 200_000 }
         } else {
             Options { rounds: 3, requests: 2_000_000, open_loop_requests: 1_000_000 }
+        };
+        if let Some(n) = args.iter().position(|a| a == "--rounds").and_then(|i| args.get(i + 1)) {
+            options.rounds = n.parse().expect("--rounds takes a whole number");
         }
+        options
     }
 }
 

@@ -1,0 +1,126 @@
+//! The `seda` binary, started for real: signals, exit codes, its outputs.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// A file path of this test's own under the temporary directory.
+fn scratch(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("seda-it-{}-{name}", std::process::id()))
+}
+
+fn write_config(name: &str, config: &Value) -> PathBuf {
+    let path = scratch(name);
+    std::fs::write(&path, serde_json::to_string_pretty(config).unwrap()).unwrap();
+    path
+}
+
+fn seda() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_seda"))
+}
+
+#[test]
+fn sigterm_stops_admission_drains_and_writes_an_exact_summary() {
+    let config = write_config(
+        "sigterm.json",
+        &json!({
+            "name": "endless",
+            "source": { "kind": "generator", "requests": 1_000_000_000_000u64, "rate": "max", "entry": "a" },
+            "pools": { "p": { "cpus": [0] }, "q": { "cpus": [1] } },
+            "stages": {
+                "a": { "kind": "noop", "pool": "p", "next": "b" },
+                "b": { "kind": "spin", "pool": "q", "params": { "micros": 2 }, "next": "c",
+                       "queue": { "when_full": "block", "block_timeout_ms": 60000 } },
+                "c": { "kind": "respond", "pool": "q" }
+            }
+        }),
+    );
+    let summary_path = scratch("sigterm-summary.json");
+    let child = seda()
+        .args(["run".as_ref(), config.as_os_str(), "--json".as_ref(), summary_path.as_os_str()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: kill takes no pointers; the pid is our own child's, which has not been waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "exit status {:?}", output.status);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.starts_with("pipeline endless: "), "{stdout}");
+
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    let ledger = &summary["ledger"];
+    let count = |field: &str| ledger[field].as_u64().unwrap();
+    assert!(count("admitted") > 0 && count("admitted") < 1_000_000_000_000);
+    assert_eq!(count("in_flight"), 0);
+    assert_eq!(count("completed"), count("admitted"), "every admitted request completed: {ledger}");
+    assert_eq!(count("rejected") + count("failed") + count("timed_out"), 0);
+    assert_eq!(summary["stages"]["c"]["processed"].as_u64().unwrap(), count("completed"));
+    assert!(stdout.contains(&format!("ledger: admitted {} = completed {}", count("admitted"), count("completed"))));
+    let _ = std::fs::remove_file(config);
+    let _ = std::fs::remove_file(summary_path);
+}
+
+#[test]
+fn invalid_config_exits_3_and_prints_every_error() {
+    let config = write_config(
+        "invalid.json",
+        &json!({
+            "name": "broken",
+            "source": { "kind": "generator", "requests": 10, "entry": "s1" },
+            "stages": {
+                "s1": { "kind": "noop", "next": "respnd" },
+                "respond": { "kind": "respond" },
+                "extra": { "kind": "nop", "next": "respond" }
+            }
+        }),
+    );
+    for command in ["validate", "run", "graph"] {
+        let output = seda().args([command.as_ref(), config.as_os_str()]).output().unwrap();
+        assert_eq!(output.status.code(), Some(3), "{command}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(
+            stderr,
+            "2 errors in the config:\n  \
+             $.stages.extra.kind: unknown stage kind `nop` (did you mean `noop`?)\n  \
+             $.stages.s1.next: `respnd` names no stage (did you mean `respond`?)\n",
+            "{command}"
+        );
+    }
+    let _ = std::fs::remove_file(config);
+}
+
+#[test]
+fn bad_usage_exits_2_and_a_missing_file_is_a_clear_error() {
+    let output = seda().args(["run"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let output = seda().args(["validate", "/nonexistent/pipeline.json"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.starts_with("1 error in the config:\n  $: cannot read /nonexistent/pipeline.json: "), "{stderr}");
+}
+
+#[test]
+fn graph_prints_the_pipeline_as_dot() {
+    let config = write_config(
+        "graph.json",
+        &json!({
+            "name": "g",
+            "source": { "kind": "generator", "requests": 1, "entry": "a" },
+            "pools": { "p": { "cpus": [0] } },
+            "stages": {
+                "a": { "kind": "noop", "pool": "p", "next": "b" },
+                "b": { "kind": "respond", "pool": "p" }
+            }
+        }),
+    );
+    let output = seda().args(["graph".as_ref(), config.as_os_str()]).output().unwrap();
+    assert!(output.status.success());
+    let dot = String::from_utf8(output.stdout).unwrap();
+    assert!(dot.starts_with("digraph \"g\" {\n"), "{dot}");
+    assert!(dot.contains("  source -> s0;\n  s0 -> s1;\n}\n"), "{dot}");
+    let _ = std::fs::remove_file(config);
+}
