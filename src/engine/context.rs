@@ -26,6 +26,8 @@ pub(crate) struct Ctx {
     /// Stages whose outbox may hold requests, each listed once.
     pending: Vec<StageId>,
     listed: Vec<bool>,
+    /// Per origin that batches: requests ended and not yet handed back.
+    ended: Vec<Vec<(Box<Envelope>, Outcome)>>,
 }
 
 impl Ctx {
@@ -38,6 +40,7 @@ impl Ctx {
             outbox: shared.queues.iter().map(|q| q.spare()).collect(),
             pending: Vec::with_capacity(stages),
             listed: vec![false; stages],
+            ended: shared.origins.iter().map(|_| Vec::with_capacity(BATCH)).collect(),
             shared,
         }
     }
@@ -61,12 +64,13 @@ impl Ctx {
         }
     }
 
-    /// Hands every buffered request to its queue.
+    /// Hands every buffered request to its queue, and every collected ending to its origin.
     pub fn flush(&mut self) {
         while let Some(stage) = self.pending.pop() {
             self.listed[stage] = false;
             self.flush_stage(stage);
         }
+        self.flush_ended();
     }
 
     fn flush_stage(&mut self, stage: StageId) {
@@ -100,10 +104,28 @@ impl Ctx {
     }
 
     /// Ends `env` with `outcome`: counted once in the ledger and the stage's figures, then
-    /// handed back to its origin.
+    /// handed back to its origin, at once or (for an origin that batches) with others.
     #[inline]
     pub fn finish(&mut self, env: Box<Envelope>, outcome: Outcome, now: u64) {
-        finish(&self.shared, &self.ledger, &mut self.rec, env, outcome, now);
+        count(&self.ledger, &mut self.rec, &env, &outcome, now);
+        let origin = env.origin as usize;
+        if !self.shared.origin_batches[origin] {
+            return self.shared.origins[origin].finish(env, &outcome);
+        }
+        let ended = &mut self.ended[origin];
+        ended.push((env, outcome));
+        if ended.len() >= BATCH {
+            self.shared.origins[origin].finish_batch(ended);
+        }
+    }
+
+    /// Hands every collected ending to its origin.
+    fn flush_ended(&mut self) {
+        for (origin, ended) in self.ended.iter_mut().enumerate() {
+            if !ended.is_empty() {
+                self.shared.origins[origin].finish_batch(ended);
+            }
+        }
     }
 
     /// Starts `op` for `env`, which `stage` asked for; on completion it continues at `next`.
@@ -206,10 +228,17 @@ fn single(queue: &super::queue::StageQueue, env: Box<Envelope>, now: u64) -> Bat
     batch
 }
 
-/// Counts `env`'s ending in the ledger and the figures, then hands it back to its origin.
-#[inline]
+/// Counts `env`'s ending in the ledger and the figures, then hands it back to its origin at
+/// once: for the slow paths.
 fn finish(shared: &Shared, ledger: &Shard, rec: &mut Recorder, env: Box<Envelope>, outcome: Outcome, now: u64) {
-    match &outcome {
+    count(ledger, rec, &env, &outcome, now);
+    shared.origins[env.origin as usize].finish(env, &outcome);
+}
+
+/// Counts an ending, exactly once, in the ledger and the figures.
+#[inline]
+fn count(ledger: &Shard, rec: &mut Recorder, env: &Envelope, outcome: &Outcome, now: u64) {
+    match outcome {
         Outcome::Completed => {
             ledger.end(Ending::Completed);
             rec.e2e(now.saturating_sub(env.intended_ns));
@@ -229,7 +258,6 @@ fn finish(shared: &Shared, ledger: &Shard, rec: &mut Recorder, env: Box<Envelope
             rec.timed_out(*stage);
         }
     }
-    shared.origins[env.origin as usize].finish(env, &outcome);
 }
 
 impl Drop for Ctx {

@@ -51,4 +51,20 @@ impl RejectReason {
 /// Called on whichever engine thread ended the request: keep it short and non-blocking.
 pub trait Origin: Send + Sync {
     fn finish(&self, env: Box<Envelope>, outcome: &Outcome);
+
+    /// Whether this origin takes ended requests back in batches ([`Origin::finish_batch`]):
+    /// for an origin that only recycles them, where a moment's delay costs nothing and a
+    /// cross-thread hand-off per request costs much.
+    fn batches(&self) -> bool {
+        false
+    }
+
+    /// Up to a batch of ended requests at once, for an origin whose `batches` is true. The
+    /// engine hands over what a worker has collected whenever it has a batch, and whenever it
+    /// runs out of work.
+    fn finish_batch(&self, ended: &mut Vec<(Box<Envelope>, Outcome)>) {
+        for (env, outcome) in ended.drain(..) {
+            self.finish(env, &outcome);
+        }
+    }
 }

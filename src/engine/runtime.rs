@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub routes: Vec<Vec<(StageId, bool)>>,
     pub ledger: Ledger,
     pub origins: Vec<Arc<dyn Origin>>,
+    /// `origins[i].batches()`, read once.
+    pub origin_batches: Vec<bool>,
     pub timers: flume::Sender<TimerMsg>,
     /// Emptied latency counts for recorders to reuse.
     pub spare_counts: crate::metrics::SpareCounts,
@@ -151,6 +153,7 @@ impl Engine {
             pools,
             routes,
             ledger: Ledger::default(),
+            origin_batches: origins.iter().map(|o| o.batches()).collect(),
             origins,
             timers: timer_tx,
             spare_counts,
@@ -224,7 +227,13 @@ impl Engine {
     /// dropped before shutdown, so its counts are in the summary.
     pub fn submitter(&self, origin: OriginId, entry: StageId) -> Submitter<'_> {
         let metrics = self.metrics.clone().expect("the engine is running");
-        Submitter { ctx: Ctx::new(self.shared.clone(), metrics), origin, entry, _engine: PhantomData }
+        Submitter {
+            ctx: Ctx::new(self.shared.clone(), metrics),
+            one: Vec::with_capacity(1),
+            origin,
+            entry,
+            _engine: PhantomData,
+        }
     }
 
     pub fn ledger(&self) -> LedgerCounts {
@@ -298,6 +307,8 @@ impl Drop for Engine {
 /// A source's handle for admitting requests into the pipeline's entry stage.
 pub struct Submitter<'e> {
     ctx: Ctx,
+    /// Kept for `submit`, so that submitting one at a time does not allocate.
+    one: Vec<Box<Envelope>>,
     origin: OriginId,
     entry: StageId,
     _engine: PhantomData<&'e Engine>,
@@ -306,8 +317,10 @@ pub struct Submitter<'e> {
 impl Submitter<'_> {
     /// Admits one request. See [`Submitter::submit_batch`].
     pub fn submit(&mut self, env: Box<Envelope>, admission: Admission) {
-        let mut batch = vec![env];
-        self.submit_batch(&mut batch, admission);
+        let mut one = std::mem::take(&mut self.one);
+        one.push(env);
+        self.submit_batch(&mut one, admission);
+        self.one = one;
     }
 
     /// Admits every request in `batch` (leaving it empty): each is counted as admitted and

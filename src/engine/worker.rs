@@ -1,11 +1,11 @@
 //! A pinned worker thread serving one pool's stages.
 //!
 //! The loop:
-//! 1. take a request: from the local deque, else a batch from one of the pool's stage queues
-//!    (rotating which first), else a batch from a sibling's local deque;
-//! 2. run it through its stage and on through every successor on the same pool, with no
-//!    hand-off; a successor on another pool gets it through the outbox (batched), an I/O step
-//!    through the completion layer, and an ending through `Ctx::finish`;
+//! 1. take a batch: from the local deque, else a few from one of the pool's stage queues
+//!    (rotating which first) into the local deque, else some from a sibling's local deque;
+//! 2. run each of its requests through its stage and on through every successor on the same
+//!    pool, with no hand-off; a successor on another pool gets it through the outbox (batched),
+//!    an I/O step through the completion layer, and an ending through `Ctx::finish`;
 //! 3. with nothing to take: hand over the outboxes, spin briefly, yield, then sleep on the
 //!    pool's [`super::Sleep`] until a producer wakes it.
 
@@ -134,8 +134,7 @@ impl Worker {
             .find_map(|(_, s)| steal_from(s, &self.local))
     }
 
-    /// Runs every request of a batch (all bound for one stage), starting at clock `now`;
-    /// returns the clock reading the last one ended at.
+    /// Step 2 for a whole batch (all bound for one stage).
     fn process_batch(&mut self, mut batch: Batch) {
         let stage = batch.stage;
         let n = batch.items.len();

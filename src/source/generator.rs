@@ -2,8 +2,9 @@
 //! entry admits them, each stamped with its intended start time so that end-to-end latency
 //! counts any delay in sending it.
 //!
-//! Requests are recycled: the engine hands each back through [`Origin::finish`] and the
-//! generator reuses it, so a steady run does not allocate.
+//! Requests are recycled: the engine hands them back in batches ([`Origin::finish_batch`]) and
+//! the generator reuses them, so a steady run does not allocate, and a request's return costs
+//! one cross-thread hand-off per batch, not one each.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,8 +19,9 @@ use crate::engine::{Admission, Envelope, Origin, Outcome, Submitter};
 
 /// Requests handed over per batch.
 const BATCH: usize = 32;
-/// Requests kept for reuse at most.
-const RECYCLE: usize = 1 << 16;
+/// Batches of requests kept for reuse at most (of up to 32 each; a worker that runs out of work
+/// hands back what it has, so many are small).
+const RECYCLE_BATCHES: usize = 1 << 14;
 
 pub struct Generator {
     requests: u64,
@@ -29,13 +31,27 @@ pub struct Generator {
     /// Per attribute: its name, its values with cumulative weights, the weights' total, and a
     /// seed from the name, so that attributes are drawn independently.
     attributes: Vec<(Arc<str>, Vec<(Arc<str>, u64)>, u64, u64)>,
-    recycled: ArrayQueue<Box<Envelope>>,
+    /// Ended requests, a batch at a time, for reuse.
+    recycled: ArrayQueue<Vec<Box<Envelope>>>,
+    /// Emptied batch vectors, going back to the workers that fill them.
+    empties: ArrayQueue<Vec<Box<Envelope>>>,
 }
 
 impl Origin for Generator {
     fn finish(&self, env: Box<Envelope>, _outcome: &Outcome) {
-        // A full bin frees the request: only when more are in flight than it holds.
-        let _ = self.recycled.push(env);
+        // Only for endings on a slow path (rejections); the common path comes in batches.
+        let _ = self.recycled.push(vec![env]);
+    }
+
+    fn batches(&self) -> bool {
+        true
+    }
+
+    fn finish_batch(&self, ended: &mut Vec<(Box<Envelope>, Outcome)>) {
+        let mut envs = self.empties.pop().unwrap_or_else(|| Vec::with_capacity(BATCH));
+        envs.extend(ended.drain(..).map(|(env, _)| env));
+        // A full bin frees them: only when far more are in flight than it holds.
+        let _ = self.recycled.push(envs);
     }
 }
 
@@ -63,7 +79,8 @@ impl Generator {
             payload_bytes: *payload_bytes,
             cpu: *cpu,
             attributes,
-            recycled: ArrayQueue::new(RECYCLE),
+            recycled: ArrayQueue::new(RECYCLE_BATCHES),
+            empties: ArrayQueue::new(RECYCLE_BATCHES),
         }
     }
 
@@ -73,6 +90,7 @@ impl Generator {
             core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
         }
         let mut batch = Vec::with_capacity(BATCH);
+        let mut reuse = Vec::with_capacity(BATCH);
         let mut id = 0;
         let start = now_ns();
         while id < self.requests && !stop.load(Ordering::Relaxed) && submitter.admitting() {
@@ -80,7 +98,7 @@ impl Generator {
                 Rate::Max => {
                     let now = now_ns();
                     while batch.len() < BATCH && id < self.requests {
-                        batch.push(self.make(id, now));
+                        batch.push(self.make(&mut reuse, id, now));
                         id += 1;
                     }
                     submitter.submit_batch(&mut batch, Admission::WaitForRoom);
@@ -91,7 +109,7 @@ impl Generator {
                     // Everything due by now goes in one batch.
                     let now = now_ns();
                     while batch.len() < BATCH && id < self.requests && due(id) <= now {
-                        batch.push(self.make(id, due(id)));
+                        batch.push(self.make(&mut reuse, id, due(id)));
                         id += 1;
                     }
                     submitter.submit_batch(&mut batch, Admission::Policy);
@@ -101,9 +119,16 @@ impl Generator {
         id
     }
 
-    /// Request `id`, meant to start at `intended_ns`, reusing a finished one when there is one.
-    fn make(&self, id: u64, intended_ns: u64) -> Box<Envelope> {
-        let mut env = self.recycled.pop().unwrap_or_else(|| Envelope::new(Request::default()));
+    /// Request `id`, meant to start at `intended_ns`, reusing a finished one when there is one
+    /// (`reuse` holds the batch of them being drawn from).
+    fn make(&self, reuse: &mut Vec<Box<Envelope>>, id: u64, intended_ns: u64) -> Box<Envelope> {
+        if reuse.is_empty() {
+            if let Some(full) = self.recycled.pop() {
+                let empty = std::mem::replace(reuse, full);
+                let _ = self.empties.push(empty);
+            }
+        }
+        let mut env = reuse.pop().unwrap_or_else(|| Envelope::new(Request::default()));
         env.req.reset(id);
         if env.req.payload.len() != self.payload_bytes {
             env.req.payload.resize(self.payload_bytes, 0xa5);
