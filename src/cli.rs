@@ -21,6 +21,10 @@ enum Command {
         /// Also write the summary as JSON to this file
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Write a run record into this directory (new or empty): config, summary, HdrHistogram
+        /// interval log (latency.hlog), per-interval counters (counters.csv), .hgrm spectra
+        #[arg(long, value_name = "DIR")]
+        record: Option<PathBuf>,
     },
     /// Check a pipeline config; print every error with its JSON path
     Validate { config: PathBuf },
@@ -38,12 +42,13 @@ pub enum Action {
 pub struct RunOptions {
     pub config: PathBuf,
     pub json: Option<PathBuf>,
+    pub record: Option<PathBuf>,
 }
 
 /// Parses the process arguments; on bad usage clap prints help and exits with code 2.
 pub fn parse() -> Action {
     match Cli::parse().command {
-        Command::Run { config, json } => Action::Run(RunOptions { config, json }),
+        Command::Run { config, json, record } => Action::Run(RunOptions { config, json, record }),
         Command::Validate { config } => Action::Validate { config },
         Command::Graph { config } => Action::Graph { config },
     }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 pub mod io;
 pub mod metrics;
+pub mod net;
 pub mod source;
 mod sync;
 

@@ -65,12 +65,30 @@ fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone()).context("install the signal handler")?;
     }
+    // A record directory that cannot be used fails before the run, not after it.
+    let record = match &options.record {
+        Some(dir) => {
+            seda::metrics::record::prepare_dir(dir)?;
+            let text = std::fs::read_to_string(&options.config)
+                .with_context(|| format!("read {}", options.config.display()))?;
+            Some((dir, text))
+        }
+        None => None,
+    };
     seda::engine::quiet_worker_panics();
-    let summary = seda::engine::run(plan, &stop)?;
+    let (summary, recording) = if record.is_some() {
+        let (summary, recording) = seda::engine::run_recorded(plan, &stop)?;
+        (summary, Some(recording))
+    } else {
+        (seda::engine::run(plan, &stop)?, None)
+    };
     out(&format!("{summary}\n"));
     if let Some(path) = options.json {
         let json = serde_json::to_string_pretty(&summary)?;
         std::fs::write(&path, json + "\n").with_context(|| format!("write {}", path.display()))?;
+    }
+    if let (Some((dir, text)), Some(recording)) = (record, recording) {
+        seda::metrics::record::write_run(dir, &text, &summary, &recording)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -20,6 +20,6 @@ pub use envelope::{Envelope, OriginId};
 pub use ledger::{Ledger, LedgerCounts};
 pub use outcome::{Origin, Outcome, RejectReason};
 pub use panics::quiet_worker_panics;
-pub use run::run;
+pub use run::{run, run_recorded};
 pub use runtime::{Admission, Engine, EngineError, Submitter, WorkerInfo};
 pub use sleep::Sleep;

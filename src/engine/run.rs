@@ -6,13 +6,25 @@ use std::sync::Arc;
 
 use super::{Engine, EngineError, Origin};
 use crate::config::Plan;
+use crate::metrics::record::Recording;
 use crate::metrics::Summary;
 use crate::source::Generator;
 
 pub fn run(plan: Plan, stop: &AtomicBool) -> Result<Summary, EngineError> {
+    run_with(plan, stop, false).map(|(summary, _)| summary)
+}
+
+/// [`run`], also returning the run's totals and its intervals, for
+/// [`crate::metrics::record::write_run`].
+pub fn run_recorded(plan: Plan, stop: &AtomicBool) -> Result<(Summary, Recording), EngineError> {
+    run_with(plan, stop, true)
+}
+
+fn run_with(plan: Plan, stop: &AtomicBool, record: bool) -> Result<(Summary, Recording), EngineError> {
     let generator = Arc::new(Generator::new(&plan.source));
     let entry = plan.source.entry();
-    let engine = Engine::start(plan, vec![generator.clone() as Arc<dyn Origin>])?;
+    let origins = vec![generator.clone() as Arc<dyn Origin>];
+    let engine = if record { Engine::start_recorded(plan, origins) } else { Engine::start(plan, origins) }?;
     std::thread::scope(|scope| {
         let submitter = engine.submitter(0, entry);
         let generator = &generator;
@@ -24,5 +36,5 @@ pub fn run(plan: Plan, stop: &AtomicBool) -> Result<Summary, EngineError> {
             .expect("the generator does not panic");
         Ok::<_, EngineError>(())
     })?;
-    Ok(engine.shutdown())
+    Ok(engine.shutdown_recorded())
 }

@@ -25,6 +25,7 @@ use super::{Ctx, Envelope, Ledger, LedgerCounts, Origin, OriginId, Outcome, Reje
 use crate::clock::now_ns;
 use crate::config::{Plan, StageId, WhenFull};
 use crate::io::{timer, TimerMsg};
+use crate::metrics::record::Recording;
 use crate::metrics::{collector, Publication, Summary};
 
 const RUNNING: u8 = 0;
@@ -129,7 +130,18 @@ impl Engine {
     /// Builds the queues, spawns and pins every pool's workers, the timer thread and the
     /// metrics collector. `origins[i]` is told of the end of each request submitted as origin i.
     pub fn start(plan: Plan, origins: Vec<Arc<dyn Origin>>) -> Result<Engine, EngineError> {
-        let (metrics, spare_counts, collector) = collector::spawn(plan.stages.len());
+        Engine::start_with(plan, origins, false)
+    }
+
+    /// [`Engine::start`], with the collector also keeping the run interval by interval (every
+    /// `metrics_interval`), for [`Engine::shutdown_recorded`] to return.
+    pub fn start_recorded(plan: Plan, origins: Vec<Arc<dyn Origin>>) -> Result<Engine, EngineError> {
+        Engine::start_with(plan, origins, true)
+    }
+
+    fn start_with(plan: Plan, origins: Vec<Arc<dyn Origin>>, record: bool) -> Result<Engine, EngineError> {
+        let intervals = record.then_some(plan.metrics_interval);
+        let (metrics, spare_counts, collector) = collector::spawn(plan.stages.len(), intervals);
         let (timer_tx, timer_rx) = flume::bounded(plan.io_capacity);
         let queues = plan.stages.iter().enumerate().map(|(id, s)| StageQueue::new(id, s.queue)).collect();
         let routes = plan
@@ -262,7 +274,13 @@ impl Engine {
 
     /// Drains in-flight work, stops and joins every thread, and returns the run's summary
     /// (see the module's shutdown protocol).
-    pub fn shutdown(mut self) -> Summary {
+    pub fn shutdown(self) -> Summary {
+        self.shutdown_recorded().0
+    }
+
+    /// [`Engine::shutdown`], also returning the run's totals, with its intervals if the engine
+    /// was started with [`Engine::start_recorded`].
+    pub fn shutdown_recorded(mut self) -> (Summary, Recording) {
         self.shared.set_state(DRAINING);
         let give_up = now_ns() + self.shared.plan.drain_timeout.as_nanos() as u64;
         while self.ledger().in_flight > 0 && now_ns() < give_up {
@@ -277,7 +295,9 @@ impl Engine {
         let elapsed_s = (now_ns() - self.started_ns) as f64 / 1e9;
         let totals = self.stop_now();
         let ledger = self.ledger();
-        Summary::new(&self.shared.plan, &totals, ledger, elapsed_s)
+        let plan = &self.shared.plan;
+        let summary = Summary::new(plan, &totals, ledger, elapsed_s);
+        (summary, Recording { stages: plan.stages.iter().map(|s| s.name.clone()).collect(), totals })
     }
 
     /// Steps 4 and 5 of the shutdown protocol.

@@ -1,4 +1,5 @@
-//! The metrics thread: merges the publications of every recorder into run totals.
+//! The metrics thread: merges the publications of every recorder into run totals and, when a
+//! run is recorded, into per-interval figures ([`Intervals`]).
 
 use std::thread::JoinHandle;
 
@@ -8,6 +9,7 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
+use super::intervals::{IntervalBuilder, Intervals};
 use super::recorder::{add_counts, SpareCounts};
 use super::{Counts, Publication, StageStats};
 
@@ -16,6 +18,8 @@ use super::{Counts, Publication, StageStats};
 pub struct Totals {
     pub stages: Vec<StageStats>,
     pub e2e: Option<Histogram<u64>>,
+    /// The run interval by interval, if it was asked for (see [`spawn`]).
+    pub intervals: Option<Intervals>,
 }
 
 impl Totals {
@@ -33,8 +37,13 @@ impl Totals {
 }
 
 /// Starts the collector; it returns the totals once every sender is gone. Recorders take their
-/// counts from the spares it returns.
-pub fn spawn(stages: usize) -> (flume::Sender<Publication>, SpareCounts, JoinHandle<Totals>) {
+/// counts from the spares it returns. With `intervals` (the metrics interval), it also keeps
+/// the figures of each interval from now on, compressed as each interval closes.
+pub fn spawn(
+    stages: usize,
+    intervals: Option<std::time::Duration>,
+) -> (flume::Sender<Publication>, SpareCounts, JoinHandle<Totals>) {
+    let mut builder = intervals.map(|interval| IntervalBuilder::new(stages, interval));
     // Bounded: a publication per thread per interval; senders wait if the collector lags.
     let (tx, rx) = flume::bounded::<Publication>(256);
     let spares: SpareCounts = Arc::new(ArrayQueue::new(256));
@@ -43,10 +52,14 @@ pub fn spawn(stages: usize) -> (flume::Sender<Publication>, SpareCounts, JoinHan
         .name("seda-metrics".into())
         .spawn(move || {
             lower_priority();
-            let mut totals = Totals { stages: vec![StageStats::default(); stages], e2e: None };
+            let mut totals = Totals { stages: vec![StageStats::default(); stages], e2e: None, intervals: None };
             for publication in rx.iter() {
+                if let Some(builder) = &mut builder {
+                    builder.add(&publication);
+                }
                 totals.merge(publication, &returns);
             }
+            totals.intervals = builder.map(IntervalBuilder::finish);
             totals
         })
         .expect("spawn the metrics thread");

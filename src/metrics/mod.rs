@@ -3,10 +3,15 @@
 //! run reports.
 
 pub mod collector;
+pub mod hgrm;
 mod histogram;
+pub mod hlog;
+mod intervals;
+pub mod record;
 mod recorder;
 mod summary;
 
 pub use histogram::{new_histogram, Counts, Percentiles, HIGHEST_NS};
+pub use intervals::{Interval, IntervalStage, Intervals};
 pub use recorder::{Publication, Recorder, SpareCounts, StageCounts, StageStats};
 pub use summary::{StageSummary, Summary};

@@ -46,6 +46,8 @@ pub struct StageCounts {
 pub struct Publication {
     pub stages: Vec<StageCounts>,
     pub e2e: Option<Box<Counts>>,
+    /// When it was taken (clock ns): the collector files it in that metrics interval.
+    pub published_ns: u64,
 }
 
 /// One stage's figures merged across threads: counters and histograms (nanoseconds).
@@ -115,7 +117,7 @@ impl Recorder {
         self.dirty = false;
         self.published_ns = now_ns;
         let fresh = (0..self.stages.len()).map(|_| StageCounts::default()).collect();
-        Publication { stages: std::mem::replace(&mut self.stages, fresh), e2e: self.e2e.take() }
+        Publication { stages: std::mem::replace(&mut self.stages, fresh), e2e: self.e2e.take(), published_ns: now_ns }
     }
 }
 

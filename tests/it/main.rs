@@ -4,4 +4,6 @@ mod cli;
 mod config;
 mod configs;
 mod engine;
+mod http_framing;
+mod record;
 mod support;

@@ -1,0 +1,28 @@
+//! HTTP/1.1 on the server side, sans I/O: framing requests out of a connection's bytes and
+//! writing responses into a buffer. The socket side (a mio reactor driving these per connection)
+//! comes next; everything here is pure and tested by feeding bytes.
+//!
+//! - [`framing`]: [`RequestReader`], fed bytes, yields [`Framed`] requests, pipelined or split
+//!   anywhere, or a [`Reject`] that says which canned response to send before closing.
+//! - `chunked`: the chunked body decoder the reader uses.
+//! - [`request`]: the framed [`Request`].
+//! - [`limits`]: the [`Limits`] a request must keep.
+//! - [`reject`]: why a request is turned away, and its answer.
+//! - [`response`]: [`write_response`] into a reusable `Vec<u8>`; [`status`]: [`Status`].
+//! - [`canned`]: static responses (the rejects, `503` with `Retry-After`, `100 Continue`).
+
+pub mod canned;
+mod chunked;
+pub mod framing;
+pub mod limits;
+pub mod reject;
+pub mod request;
+pub mod response;
+pub mod status;
+
+pub use framing::{Framed, RequestReader};
+pub use limits::Limits;
+pub use reject::{BadRequest, Reject};
+pub use request::{Request, Version};
+pub use response::{write_response, Reply, Response};
+pub use status::Status;

@@ -1,0 +1,112 @@
+//! Serialising a response into a caller's reusable buffer.
+//!
+//! The writer owns the framing headers: it writes `Content-Length` from the body (none for 1xx
+//! and 204), `Connection: close` when the connection ends after this response, and
+//! `Connection: keep-alive` when an HTTP/1.0 client's connection stays open (an HTTP/1.0 client
+//! assumes close otherwise). Extra headers by those names, or `Transfer-Encoding`, are left out,
+//! so a handler cannot make the framing lie. For HEAD the headers are those of the GET, with no
+//! body. No `Date` header yet.
+
+use super::request::{Request, Version};
+use super::status::Status;
+
+/// A response to write: status, extra headers (`Content-Type`, `Retry-After`, ...) and body.
+#[derive(Clone, Copy, Debug)]
+pub struct Response<'a> {
+    pub status: Status,
+    pub headers: &'a [(&'a str, &'a [u8])],
+    pub body: &'a [u8],
+}
+
+impl<'a> Response<'a> {
+    /// A response with no extra headers.
+    pub const fn new(status: Status, body: &'a [u8]) -> Self {
+        Response { status, headers: &[], body }
+    }
+}
+
+/// What the request being answered asks of the response's framing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Reply {
+    /// The request was HEAD: headers only.
+    pub head_only: bool,
+    /// The connection closes after this response.
+    pub close: bool,
+    /// The client speaks HTTP/1.0, so an open connection must be said to stay open.
+    pub http10: bool,
+}
+
+impl Reply {
+    /// The framing `request` asks for.
+    pub fn to(request: &Request) -> Reply {
+        Reply {
+            head_only: request.is_head(),
+            close: !request.keep_alive(),
+            http10: request.version() == Version::Http10,
+        }
+    }
+}
+
+/// Appends `response` to `out` (several responses to pipelined requests can share one buffer).
+///
+/// A header whose name is not a token, or whose value holds CR, LF or NUL, is left out: a value
+/// copied from a request cannot split the response.
+pub fn write_response(out: &mut Vec<u8>, response: &Response<'_>, reply: Reply) {
+    let status = response.status;
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, usize::from(status.code()));
+    out.push(b' ');
+    out.extend_from_slice(status.reason().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for &(name, value) in response.headers {
+        if is_framing_header(name) || !is_token(name) || !is_field_value(value) {
+            continue;
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if !status.forbids_content_length() {
+        let length = if status.forbids_body() { 0 } else { response.body.len() };
+        out.extend_from_slice(b"Content-Length: ");
+        push_decimal(out, length);
+        out.extend_from_slice(b"\r\n");
+    }
+    if reply.close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if reply.http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !reply.head_only && !status.forbids_body() {
+        out.extend_from_slice(response.body);
+    }
+}
+
+fn is_framing_header(name: &str) -> bool {
+    ["content-length", "connection", "transfer-encoding"].iter().any(|framing| name.eq_ignore_ascii_case(framing))
+}
+
+/// RFC 9110 §5.6.2 `token`.
+fn is_token(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn is_field_value(value: &[u8]) -> bool {
+    !value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
+}
+
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
