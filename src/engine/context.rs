@@ -28,6 +28,8 @@ pub(crate) struct Ctx {
     listed: Vec<bool>,
     /// Per origin that batches: requests ended and not yet handed back.
     ended: Vec<Vec<(Box<Envelope>, Outcome)>>,
+    /// Requests that did not fit in a queue, on their way to its policy (kept for reuse).
+    overflowed: Vec<Box<Envelope>>,
 }
 
 impl Ctx {
@@ -41,6 +43,7 @@ impl Ctx {
             pending: Vec::with_capacity(stages),
             listed: vec![false; stages],
             ended: shared.origins.iter().map(|_| Vec::with_capacity(BATCH)).collect(),
+            overflowed: Vec::new(),
             shared,
         }
     }
@@ -98,9 +101,15 @@ impl Ctx {
             queue.push_reserved(part);
             shared.wake(stage);
         }
-        for env in items.drain(..) {
-            overflow(shared, &self.ledger, &mut self.rec, stage, env);
+        // What did not fit meets the stage's policy; what that ends, ends like any request.
+        let mut rest = std::mem::take(&mut self.overflowed);
+        rest.append(items);
+        for env in rest.drain(..) {
+            if let Some((env, outcome, now)) = overflow(&self.shared, stage, env) {
+                self.finish(env, outcome, now);
+            }
         }
+        self.overflowed = rest;
     }
 
     /// Ends `env` with `outcome`: counted once in the ledger and the stage's figures, then
@@ -156,41 +165,32 @@ impl Ctx {
     }
 }
 
-/// One request that did not fit in `stage`'s queue: the stage's policy decides.
+/// How a request ended, and when, if it did.
+type Ended = Option<(Box<Envelope>, Outcome, u64)>;
+
+/// One request that did not fit in `stage`'s queue: the stage's policy decides. Returns the
+/// request that ended because of it (the new one, or for `drop_oldest` the oldest), if any.
 #[cold]
-fn overflow(shared: &Shared, ledger: &Shard, rec: &mut Recorder, stage: StageId, env: Box<Envelope>) {
+fn overflow(shared: &Shared, stage: StageId, env: Box<Envelope>) -> Ended {
     let queue = &shared.queues[stage];
     match queue.plan.when_full {
-        WhenFull::Reject => {
-            finish(shared, ledger, rec, env, Outcome::Rejected(RejectReason::QueueFull { stage }), now_ns())
-        }
+        WhenFull::Reject => Some((env, Outcome::Rejected(RejectReason::QueueFull { stage }), now_ns())),
         WhenFull::DropOldest => match queue.steal_oldest() {
             // The oldest one's room goes to the new one.
             Some(oldest) => {
                 queue.push_reserved(single(queue, env, now_ns()));
                 shared.wake(stage);
-                let reason = RejectReason::DroppedOldest { stage };
-                finish(shared, ledger, rec, oldest, Outcome::Rejected(reason), now_ns());
+                Some((oldest, Outcome::Rejected(RejectReason::DroppedOldest { stage }), now_ns()))
             }
-            None => wait_for_room(shared, ledger, rec, stage, env, 0),
+            None => wait_for_room(shared, stage, env, 0),
         },
-        WhenFull::Block => {
-            let timeout = queue.plan.block_timeout.as_nanos() as u64;
-            wait_for_room(shared, ledger, rec, stage, env, timeout)
-        }
+        WhenFull::Block => wait_for_room(shared, stage, env, queue.plan.block_timeout.as_nanos() as u64),
     }
 }
 
 /// Waits up to `timeout_ns` for room in `stage`'s queue, then rejects. Gives up early if the
 /// engine aborts.
-fn wait_for_room(
-    shared: &Shared,
-    ledger: &Shard,
-    rec: &mut Recorder,
-    stage: StageId,
-    env: Box<Envelope>,
-    timeout_ns: u64,
-) {
+fn wait_for_room(shared: &Shared, stage: StageId, env: Box<Envelope>, timeout_ns: u64) -> Ended {
     let queue = &shared.queues[stage];
     let start = now_ns();
     let mut spins = 0u32;
@@ -198,16 +198,16 @@ fn wait_for_room(
         if queue.reserve(1) == 1 {
             queue.push_reserved(single(queue, env, now_ns()));
             shared.wake(stage);
-            return;
+            return None;
         }
         let now = now_ns();
         if shared.aborting() {
-            return finish(shared, ledger, rec, env, Outcome::TimedOut { stage }, now);
+            return Some((env, Outcome::TimedOut { stage }, now));
         }
         if now - start >= timeout_ns {
             let reason =
                 if timeout_ns == 0 { RejectReason::QueueFull { stage } } else { RejectReason::BlockTimeout { stage } };
-            return finish(shared, ledger, rec, env, Outcome::Rejected(reason), now);
+            return Some((env, Outcome::Rejected(reason), now));
         }
         // Yielding, not sleeping: the consumer that makes room may share this CPU, and a sleep
         // would stall the pipeline for its whole length after room appears.
@@ -226,13 +226,6 @@ fn single(queue: &super::queue::StageQueue, env: Box<Envelope>, now: u64) -> Bat
     batch.items.push(env);
     batch.enqueued_ns = now;
     batch
-}
-
-/// Counts `env`'s ending in the ledger and the figures, then hands it back to its origin at
-/// once: for the slow paths.
-fn finish(shared: &Shared, ledger: &Shard, rec: &mut Recorder, env: Box<Envelope>, outcome: Outcome, now: u64) {
-    count(ledger, rec, &env, &outcome, now);
-    shared.origins[env.origin as usize].finish(env, &outcome);
 }
 
 /// Counts an ending, exactly once, in the ledger and the figures.

@@ -35,10 +35,6 @@ impl Envelope {
     pub fn new(req: Request) -> Box<Self> {
         Box::new(Envelope { req, ..Envelope::default() })
     }
-
-    pub fn origin(&self) -> OriginId {
-        self.origin
-    }
 }
 
 #[cfg(test)]

@@ -56,12 +56,6 @@ pub struct LedgerCounts {
     pub in_flight: u64,
 }
 
-impl LedgerCounts {
-    pub fn ended(&self) -> u64 {
-        self.completed + self.rejected + self.failed + self.timed_out
-    }
-}
-
 impl Ledger {
     /// A new shard for the calling thread to count in.
     pub fn shard(&self) -> Arc<Shard> {

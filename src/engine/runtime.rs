@@ -23,7 +23,7 @@ use super::queue::{Batch, StageQueue};
 use super::worker::Worker;
 use super::{Ctx, Envelope, Ledger, LedgerCounts, Origin, OriginId, Outcome, RejectReason, Sleep};
 use crate::clock::now_ns;
-use crate::config::{Plan, StageId, WhenFull};
+use crate::config::{Plan, StageId};
 use crate::io::{timer, TimerMsg};
 use crate::metrics::record::Recording;
 use crate::metrics::{collector, Publication, Summary};
@@ -413,10 +413,5 @@ impl Submitter<'_> {
     /// Whether the engine still admits requests.
     pub fn admitting(&self) -> bool {
         self.ctx.shared.admitting()
-    }
-
-    /// Whether the entry stage's policy is to wait for room.
-    pub fn entry_blocks(&self) -> bool {
-        self.ctx.shared.plan.stages[self.entry].queue.when_full == WhenFull::Block
     }
 }

@@ -64,19 +64,13 @@ impl Counts {
     }
 
     /// The index ranges of the touched blocks.
-    fn touched_blocks(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
-        self.touched.iter().enumerate().flat_map(|(w, &bits)| {
-            (0..64).filter(move |b| bits & (1 << b) != 0).map(move |b| {
-                let start = (w * 64 + b) * 64;
-                start..(start + 64).min(LEN)
-            })
-        })
+    fn touched_blocks(&self) -> impl Iterator<Item = std::ops::Range<usize>> {
+        blocks_of(self.touched)
     }
 
     /// Empties the counts, for reuse.
     pub fn clear(&mut self) {
-        let blocks: Vec<_> = self.touched_blocks().collect();
-        for block in blocks {
+        for block in blocks_of(self.touched) {
             self.counts[block].fill(0);
         }
         self.touched = [0; BLOCK_WORDS];
@@ -100,6 +94,16 @@ impl Counts {
             }
         }
     }
+}
+
+/// The bucket ranges of the blocks marked in `touched`.
+fn blocks_of(touched: [u64; BLOCK_WORDS]) -> impl Iterator<Item = std::ops::Range<usize>> {
+    touched.into_iter().enumerate().flat_map(|(w, bits)| {
+        (0..64).filter(move |b| bits & (1 << b) != 0).map(move |b| {
+            let start = (w * 64 + b) * 64;
+            start..(start + 64).min(LEN)
+        })
+    })
 }
 
 #[inline]
