@@ -24,7 +24,7 @@ use super::worker::Worker;
 use super::{Ctx, Envelope, Ledger, LedgerCounts, Origin, OriginId, Outcome, RejectReason, Sleep};
 use crate::clock::now_ns;
 use crate::config::{Plan, StageId};
-use crate::io::{timer, TimerMsg};
+use crate::io::{files, timer, FileMsg, TimerMsg};
 use crate::metrics::record::Recording;
 use crate::metrics::{collector, Publication, Summary};
 
@@ -46,6 +46,7 @@ pub(crate) struct Shared {
     /// `origins[i].batches()`, read once.
     pub origin_batches: Vec<bool>,
     pub timers: flume::Sender<TimerMsg>,
+    pub files: flume::Sender<FileMsg>,
     /// Emptied latency counts for recorders to reuse.
     pub spare_counts: crate::metrics::SpareCounts,
     state: AtomicU8,
@@ -111,6 +112,7 @@ pub struct Engine {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
     timer: Option<JoinHandle<()>>,
+    files: Vec<JoinHandle<()>>,
     metrics: Option<flume::Sender<Publication>>,
     collector: Option<JoinHandle<collector::Totals>>,
     info: Vec<WorkerInfo>,
@@ -143,6 +145,7 @@ impl Engine {
         let intervals = record.then_some(plan.metrics_interval);
         let (metrics, spare_counts, collector) = collector::spawn(plan.stages.len(), intervals);
         let (timer_tx, timer_rx) = flume::bounded(plan.io_capacity);
+        let (files_tx, files_rx) = flume::bounded(plan.io_capacity);
         let queues = plan.stages.iter().enumerate().map(|(id, s)| StageQueue::new(id, s.queue)).collect();
         let routes = plan
             .stages
@@ -168,6 +171,7 @@ impl Engine {
             origin_batches: origins.iter().map(|o| o.batches()).collect(),
             origins,
             timers: timer_tx,
+            files: files_tx,
             spare_counts,
             state: AtomicU8::new(RUNNING),
             plan,
@@ -177,6 +181,7 @@ impl Engine {
             shared: shared.clone(),
             workers: Vec::new(),
             timer: None,
+            files: Vec::new(),
             metrics: Some(metrics.clone()),
             collector: Some(collector),
             info: Vec::new(),
@@ -188,7 +193,7 @@ impl Engine {
         for thread in shared.plan.pools.iter().flat_map(|p| &p.threads) {
             *pinned.entry(thread.cpu).or_default() += 1;
         }
-        if let crate::config::SourcePlan::Generator { cpu: Some(cpu), .. } = shared.plan.source {
+        if let Some(cpu) = shared.plan.source.cpu() {
             *pinned.entry(cpu).or_default() += 1;
         }
         for (p, local) in locals.into_iter().enumerate() {
@@ -211,6 +216,17 @@ impl Engine {
             }
         }
         drop(ready_tx);
+        for i in 0..shared.plan.file_threads {
+            let (ctx, rx, name) =
+                (Ctx::new(shared.clone(), metrics.clone()), files_rx.clone(), format!("seda-file.{i}"));
+            match std::thread::Builder::new().name(name.clone()).spawn(move || files::run(ctx, rx)) {
+                Ok(h) => engine.files.push(h),
+                Err(source) => {
+                    engine.stop_now();
+                    return Err(EngineError::Spawn { name, source });
+                }
+            }
+        }
         let timer_ctx = Ctx::new(shared.clone(), metrics);
         engine.timer = Some(
             std::thread::Builder::new()
@@ -310,6 +326,13 @@ impl Engine {
         }
         if let Some(t) = self.timer.take() {
             let _ = t.join();
+        }
+        // Each file thread exits at the first `Stop` it takes, after what was queued before it.
+        for _ in &self.files {
+            let _ = self.shared.files.send(FileMsg::Stop);
+        }
+        for f in self.files.drain(..) {
+            let _ = f.join();
         }
         drop(self.metrics.take());
         self.collector.take().and_then(|c| c.join().ok()).unwrap_or_default()

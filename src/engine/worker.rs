@@ -243,6 +243,7 @@ impl Worker {
                     Some((next, false)) => return Next::Send(next),
                     None => return no_such_output(*stage, out.0),
                 },
+                Step::Io(op, seda_stages::Output::SELF) => return Next::Io(op, *stage),
                 Step::Io(op, out) => match route(out) {
                     Some((next, _)) => return Next::Io(op, next),
                     None => return no_such_output(*stage, out.0),

@@ -5,7 +5,7 @@
 //! - [`framing`]: [`RequestReader`], fed bytes, yields [`Framed`] requests, pipelined or split
 //!   anywhere, or a [`Reject`] that says which canned response to send before closing.
 //! - `chunked`: the chunked body decoder the reader uses.
-//! - [`request`]: the framed [`Request`].
+//! - [`Request`]: the framed request, `seda_stages::HttpRequest`, which stages read.
 //! - [`limits`]: the [`Limits`] a request must keep.
 //! - [`reject`]: why a request is turned away, and its answer.
 //! - [`response`]: [`write_response`] into a reusable `Vec<u8>`; [`status`]: [`Status`].
@@ -16,13 +16,12 @@ mod chunked;
 pub mod framing;
 pub mod limits;
 pub mod reject;
-pub mod request;
 pub mod response;
 pub mod status;
 
 pub use framing::{Framed, RequestReader};
 pub use limits::Limits;
 pub use reject::{BadRequest, Reject};
-pub use request::{Request, Version};
 pub use response::{write_response, Reply, Response};
+pub use seda_stages::http::{HttpRequest as Request, Version};
 pub use status::Status;

@@ -7,8 +7,8 @@
 //! so a handler cannot make the framing lie. For HEAD the headers are those of the GET, with no
 //! body. No `Date` header yet.
 
-use super::request::{Request, Version};
 use super::status::Status;
+use super::{Request, Version};
 
 /// A response to write: status, extra headers (`Content-Type`, `Retry-After`, ...) and body.
 #[derive(Clone, Copy, Debug)]

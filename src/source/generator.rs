@@ -58,7 +58,9 @@ impl Origin for Generator {
 
 impl Generator {
     pub fn new(source: &SourcePlan) -> Self {
-        let SourcePlan::Generator { requests, rate, payload_bytes, cpu, attributes, .. } = source;
+        let SourcePlan::Generator { requests, rate, payload_bytes, cpu, attributes, .. } = source else {
+            panic!("Generator::new takes a generator source");
+        };
         let attributes = attributes
             .iter()
             .map(|(name, values)| {
