@@ -93,6 +93,9 @@ impl Shared {
 pub enum EngineError {
     #[error("cannot start thread `{name}`: {source}")]
     Spawn { name: String, source: std::io::Error },
+    /// The source could not start (an HTTP listener's address in use, ...).
+    #[error("{0}")]
+    Source(String),
     #[error("cannot pin worker {index} of pool `{pool}` to CPU {cpu}")]
     Pin { pool: String, index: usize, cpu: usize },
 }
