@@ -198,7 +198,9 @@ impl<'e> Reactor<'e> {
                 self.start_draining();
                 give_up = now + drain_timeout.as_nanos() as u64;
             }
-            if self.draining && (self.open == 0 || now >= give_up) {
+            // Answers still owed to closed connections are taken too, so every request framed
+            // is seen back (or the drain timeout passes).
+            if self.draining && ((self.open == 0 && self.in_flight == 0) || now >= give_up) {
                 break;
             }
         }
