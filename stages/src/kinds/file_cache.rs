@@ -288,6 +288,25 @@ impl Lru {
         self.head = slot;
     }
 
+    /// The bytes the linked entries cost, checking that the list, the map and the free slots
+    /// agree, for tests.
+    #[cfg(test)]
+    fn audit(&self) -> u64 {
+        let (mut bytes, mut linked, mut slot, mut prev) = (0, 0, self.head, NIL);
+        while slot != NIL {
+            let (key, _) = self.slots[slot].item.as_ref().expect("a linked slot holds an entry");
+            assert_eq!(self.map[key], slot);
+            assert_eq!(self.slots[slot].prev, prev);
+            bytes += self.slots[slot].cost;
+            linked += 1;
+            (prev, slot) = (slot, self.slots[slot].next);
+        }
+        assert_eq!(self.tail, prev);
+        assert_eq!(linked, self.map.len());
+        assert_eq!(linked + self.free.len(), self.slots.len());
+        bytes
+    }
+
     /// The keys from most to least recently used, for tests.
     #[cfg(test)]
     fn keys(&self) -> Vec<String> {
@@ -420,6 +439,7 @@ mod tests {
         assert_eq!(c.shared.lock().keys(), ["/e", "/d"]);
         let stats = c.stats();
         assert_eq!((stats.bytes, stats.entries, stats.evictions, stats.inserts), (34, 2, 3, 5));
+        assert_eq!(c.shared.lock().audit(), 34);
     }
 
     #[test]
@@ -454,6 +474,61 @@ mod tests {
         let mut two = c.instance(1);
         one.handle(&mut read_back("/a", 200, b"x"));
         assert!(matches!(two.handle(&mut http_request("GET", "/a", &[])), Step::Next(HIT)));
+    }
+
+    #[test]
+    fn concurrent_use_keeps_the_byte_account() {
+        const LOOKUPS: u64 = 5_000;
+        let c = cache(400);
+        std::thread::scope(|scope| {
+            for worker in 0..4u64 {
+                let mut stage = c.instance(worker as usize);
+                scope.spawn(move || {
+                    for i in 0..LOOKUPS {
+                        let path = format!("/{}", (i * 7 + worker) % 50);
+                        if let Step::Next(MISS) = stage.handle(&mut http_request("GET", &path, &[])) {
+                            let size = (i % 90) as usize;
+                            stage.handle(&mut read_back(&path, 200, &vec![b'x'; size]));
+                        }
+                    }
+                });
+            }
+        });
+        let stats = c.stats();
+        assert_eq!(stats.hits + stats.misses, 4 * LOOKUPS);
+        assert_eq!(stats.inserts, stats.misses);
+        assert_eq!(c.shared.lock().audit(), stats.bytes);
+        assert!(stats.bytes <= 400, "{stats:?}");
+        assert!(stats.evictions > 0 && stats.hits > 0, "{stats:?}");
+    }
+
+    /// Haboob's shape with the real `static_file` stage: the read's outcome left in `req.file`
+    /// is what the cache stores.
+    #[test]
+    fn static_file_hands_its_read_to_the_cache() {
+        let root = crate::kinds::test_support::temp_dir("cache-haboob");
+        std::fs::write(root.join("page.html"), b"<h1>hi</h1>").unwrap();
+        let c = cache(1 << 20);
+        let mut cache_stage = c.instance(0);
+        let mut read = crate::build("static_file", &json!({ "root": root })).unwrap().instance(0);
+
+        let mut req = http_request("GET", "/page.html", &[]);
+        assert!(matches!(cache_stage.handle(&mut req), Step::Next(MISS)));
+        let Step::Io(crate::IoOp::ReadFile(op), Output::SELF) = read.handle(&mut req) else { panic!("a read") };
+        // What the engine's file thread does.
+        let path = op.root.join(&op.relative);
+        req.response.body = std::fs::read(&path).unwrap();
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        req.file = Some(FileRead { result: Ok(FileMeta { len: 11, modified }) });
+        assert!(matches!(read.handle(&mut req), Step::Next(Output::NEXT)));
+        assert!(matches!(cache_stage.handle(&mut req), Step::Next(HIT)));
+        assert_eq!((req.response.status, req.response.bytes()), (200, &b"<h1>hi</h1>"[..]));
+
+        let mut again = http_request("GET", "/page.html", &[]);
+        assert!(matches!(cache_stage.handle(&mut again), Step::Next(HIT)));
+        assert!(Arc::ptr_eq(again.response.shared.as_ref().unwrap(), req.response.shared.as_ref().unwrap()));
+        assert_eq!(header(&again, "Content-Type").as_deref(), Some("text/html; charset=utf-8"));
+        assert_eq!(header(&again, "Last-Modified").unwrap(), crate::http::http_date(modified));
     }
 
     #[test]
