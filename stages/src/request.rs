@@ -63,6 +63,17 @@ impl Response {
     pub fn bytes(&self) -> &[u8] {
         self.shared.as_deref().unwrap_or(&self.body)
     }
+
+    /// Answers `status` with a short plain-text body (an error page) and no other headers,
+    /// reusing the body's buffer.
+    pub fn set_text(&mut self, status: u16, text: &str) {
+        self.status = status;
+        self.shared = None;
+        self.body.clear();
+        self.body.extend_from_slice(text.as_bytes());
+        self.headers.clear();
+        self.headers.set("Content-Type", b"text/plain; charset=utf-8");
+    }
 }
 
 /// Request attributes: a few name/value pairs. Shared strings, so that setting an attribute

@@ -69,7 +69,10 @@ fn unknown_stage_kind_far_from_every_kind_lists_the_kinds() {
         vec![error(
             "$.stages.parse.kind",
             "unknown stage kind `zzzzzzzz`",
-            Some("the kinds are chaos, delay, hash, noop, respond, route, spin")
+            Some(
+                "the kinds are chaos, delay, file_cache, gzip, hash, http_route, noop, respond, respond_static, \
+                 route, send, spin, static_file"
+            )
         )]
     );
 }
