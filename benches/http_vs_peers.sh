@@ -82,7 +82,7 @@ start_seda() {
 
 start_nginx() {
     mkdir -p "$WORK/nginx/logs"
-    local location='return 200 "hello\n";'
+    local location='default_type text/plain; return 200 "Hello, world!\n";'
     if [ "$1" = static ]; then location="root $WORK/www;"; fi
     cat >"$WORK/nginx/nginx.conf" <<EOF
 worker_processes 1;
@@ -228,7 +228,7 @@ def rss_kib():
 def one(s):
     s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     got = b""
-    while b"hello\n" not in got:
+    while not got.endswith(b"Hello, world!\n"):
         got += s.recv(4096)
 # Warm up: the first connections grow the server's tables once.
 warm = [socket.create_connection(("127.0.0.1", port)) for _ in range(100)]

@@ -543,3 +543,115 @@ fn many_clients_at_once_each_get_their_own_answers() {
     let http = summary.http.unwrap();
     assert_eq!((http.requests, http.answered), (n, n));
 }
+
+/// A temporary web root: `index.html`, a 4 MiB `big.bin`, `secret.txt` beside the root (not
+/// under it) and `escape.txt` inside it, a symlink to the secret.
+struct WebRoot(std::path::PathBuf);
+
+impl WebRoot {
+    fn new(name: &str) -> WebRoot {
+        let base = std::env::temp_dir().join(format!("seda-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let root = base.join("www");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("index.html"), "<h1>hi</h1>\n").unwrap();
+        std::fs::write(root.join("big.bin"), big_body(4 * 1024 * 1024)).unwrap();
+        std::fs::write(base.join("secret.txt"), "secret\n").unwrap();
+        std::os::unix::fs::symlink(base.join("secret.txt"), root.join("escape.txt")).unwrap();
+        WebRoot(base)
+    }
+
+    fn root(&self) -> String {
+        self.0.join("www").to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for WebRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// configs/http_static.json's shape, on port 0, serving `root`.
+fn static_config(root: &str) -> Value {
+    let mut config: Value = serde_json::from_str(include_str!("../../configs/http_static.json")).unwrap();
+    config["source"]["listen"] = json!("127.0.0.1:0");
+    config["stages"]["read"]["params"]["root"] = json!(root);
+    config
+}
+
+fn exchange(stream: &mut TcpStream, buf: &mut Vec<u8>, request: &str) -> Response {
+    stream.write_all(request.as_bytes()).unwrap();
+    read_response(stream, buf, request.starts_with("HEAD "))
+}
+
+#[test]
+fn static_files_are_served_cached_and_answered_304_when_not_modified() {
+    let web = WebRoot::new("static-304");
+    let server = start(static_config(&web.root()));
+    let mut stream = connect(server.addr);
+    let mut buf = Vec::new();
+    let first = exchange(&mut stream, &mut buf, &get("/index.html"));
+    assert_eq!(first.status, 200);
+    assert_eq!(first.body, b"<h1>hi</h1>\n");
+    assert_eq!(first.header("content-type"), Some("text/html; charset=utf-8"));
+    let modified = first.header("last-modified").expect("Last-Modified").to_string();
+    // From the cache now: the same answer.
+    let second = exchange(&mut stream, &mut buf, &get("/"));
+    assert_eq!((second.status, second.body.as_slice()), (200, &b"<h1>hi</h1>\n"[..]));
+    let conditional = format!("GET /index.html HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: {modified}\r\n\r\n");
+    let not_modified = exchange(&mut stream, &mut buf, &conditional);
+    assert_eq!(not_modified.status, 304);
+    assert_eq!(not_modified.header("content-length"), None, "a 304 has no body and no length");
+    assert_eq!(not_modified.body, b"");
+    let head = exchange(&mut stream, &mut buf, "HEAD /index.html HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((head.status, head.header("content-length")), (200, Some("12")));
+    assert_eq!(exchange(&mut stream, &mut buf, &get("/missing.html")).status, 404);
+    drop(stream);
+    let summary = server.stop();
+    assert_eq!(summary.ledger.completed, 5);
+}
+
+#[test]
+fn paths_that_climb_out_of_the_root_are_refused() {
+    let web = WebRoot::new("static-escape");
+    let server = start(static_config(&web.root()));
+    let mut stream = connect(server.addr);
+    let mut buf = Vec::new();
+    for path in ["/../secret.txt", "/%2e%2e/secret.txt", "/a/../../secret.txt", "/escape.txt"] {
+        let response = exchange(&mut stream, &mut buf, &get(path));
+        assert_eq!(response.status, 403, "{path}");
+        assert!(!response.body.windows(6).any(|w| w == b"secret"), "{path} leaked the file");
+    }
+    drop(stream);
+    server.stop();
+}
+
+#[test]
+fn a_file_larger_than_the_socket_buffer_is_served_whole() {
+    let web = WebRoot::new("static-big");
+    let server = start(static_config(&web.root()));
+    let mut stream = connect(server.addr);
+    let mut buf = Vec::new();
+    for _ in 0..2 {
+        let response = exchange(&mut stream, &mut buf, &get("/big.bin"));
+        assert_eq!(response.status, 200);
+        assert_eq!(response.header("content-type"), Some("application/octet-stream"));
+        assert!(response.body == big_body(4 * 1024 * 1024), "every byte in place");
+    }
+    drop(stream);
+    server.stop();
+}
+
+#[test]
+fn a_method_the_route_does_not_allow_is_405_with_allow() {
+    let web = WebRoot::new("static-405");
+    let server = start(static_config(&web.root()));
+    let mut stream = connect(server.addr);
+    let response =
+        exchange(&mut stream, &mut Vec::new(), "DELETE /index.html HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(response.status, 405);
+    assert_eq!(response.header("allow"), Some("GET, HEAD"));
+    drop(stream);
+    server.stop();
+}

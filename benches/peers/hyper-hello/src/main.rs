@@ -1,4 +1,4 @@
-//! hyper's hello world, one thread: `hyper-hello ADDR`. Answers every request `200 hello\n`
+//! hyper's hello world, one thread: `hyper-hello ADDR`. Answers every request `200 Hello, world!\n`
 //! (the body of configs/http_hello.json), with keep-alive and pipelining.
 
 use std::convert::Infallible;
@@ -12,7 +12,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 async fn hello(_: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(Response::new(Full::new(Bytes::from_static(b"hello\n"))))
+    let body = Full::new(Bytes::from_static(b"Hello, world!\n"));
+    Ok(Response::builder().header("content-type", "text/plain; charset=utf-8").body(body).unwrap())
 }
 
 #[tokio::main(flavor = "current_thread")]
