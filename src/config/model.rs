@@ -72,7 +72,10 @@ pub struct HttpConfig {
     /// `host:port`; port 0 takes a free one (the server prints which).
     pub listen: String,
     pub entry: String,
-    /// The CPU the reactor thread is pinned to; unpinned when absent.
+    /// Where connections are polled: in the entry stage's pool's workers, or a thread of its own.
+    #[serde(default)]
+    pub reactor: ReactorPlacement,
+    /// With `"reactor": "thread"`: the CPU that thread is pinned to; unpinned when absent.
     pub cpu: Option<usize>,
     /// Open connections at most; past it a new connection is closed at accept, and counted.
     #[serde(default = "default_max_connections")]
@@ -94,6 +97,17 @@ pub struct HttpConfig {
     pub max_headers: usize,
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+}
+
+/// Where an HTTP source's reactors run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReactorPlacement {
+    /// In each worker of the entry stage's pool, each with its own `SO_REUSEPORT` listener.
+    #[default]
+    Workers,
+    /// One thread of its own, handing requests to the workers through the entry queue.
+    Thread,
 }
 
 fn default_max_connections() -> usize {

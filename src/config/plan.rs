@@ -61,7 +61,7 @@ impl SourcePlan {
     pub fn cpu(&self) -> Option<usize> {
         match self {
             SourcePlan::Generator { cpu, .. } => *cpu,
-            SourcePlan::Http(http) => http.cpu,
+            SourcePlan::Http(http) => http.cpu.filter(|_| http.reactor == super::ReactorPlacement::Thread),
         }
     }
 }
@@ -71,6 +71,7 @@ impl SourcePlan {
 pub struct HttpPlan {
     pub listen: std::net::SocketAddr,
     pub entry: StageId,
+    pub reactor: super::ReactorPlacement,
     pub cpu: Option<usize>,
     pub max_connections: usize,
     pub max_pipelined: usize,

@@ -16,7 +16,9 @@ use serde_json::Value;
 
 use seda_stages::{BuildError, Outputs};
 
-use super::model::{GeneratorConfig, HttpConfig, PipelineConfig, PoolConfig, SourceConfig, StageConfig, WhenFull};
+use super::model::{
+    GeneratorConfig, HttpConfig, PipelineConfig, PoolConfig, ReactorPlacement, SourceConfig, StageConfig, WhenFull,
+};
 use super::plan::{HttpPlan, Plan, PoolPlan, QueuePlan, SourcePlan, StagePlan, ThreadPlan};
 use super::{ConfigError, ConfigErrors};
 
@@ -333,6 +335,13 @@ impl Validator<'_> {
         if let Some(cpu) = h.cpu.filter(|c| !self.cpus.contains(c)) {
             self.missing_cpu("$.source.cpu".into(), cpu);
         }
+        if h.cpu.is_some() && h.reactor == ReactorPlacement::Workers {
+            self.error(
+                "$.source.cpu",
+                "`cpu` places the reactor thread, and the reactors run in the entry pool's workers",
+                Some("add `\"reactor\": \"thread\"`, or leave `cpu` out (the pool's `cpus` place the workers)".into()),
+            );
+        }
         for (field, value) in [
             ("max_connections", h.max_connections as u64),
             ("max_pipelined", h.max_pipelined as u64),
@@ -356,6 +365,7 @@ impl Validator<'_> {
         Some(SourcePlan::Http(HttpPlan {
             listen: listen.ok()?,
             entry: entry?,
+            reactor: h.reactor,
             cpu: h.cpu,
             max_connections: h.max_connections,
             max_pipelined: h.max_pipelined,

@@ -5,6 +5,8 @@
 //! [`Waker`]): a worker that ends a batch of requests wakes the reactor once for the batch.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::thread::ThreadId;
 
 use crossbeam_queue::ArrayQueue;
 use mio::Waker;
@@ -39,11 +41,28 @@ pub(crate) struct Completions {
     /// Set by the first push after the reactor last looked; cleared by the reactor before it
     /// drains, so a push that finds it set knows the reactor will see its request.
     notified: AtomicBool,
+    /// The reactor's thread: a request it ends itself needs no wake-up, it drains them next.
+    owner: OnceLock<ThreadId>,
 }
 
 impl Completions {
     pub fn new(capacity: usize, waker: Waker) -> Self {
-        Completions { ended: ArrayQueue::new(capacity), waker, notified: AtomicBool::new(false) }
+        Completions {
+            ended: ArrayQueue::new(capacity),
+            waker,
+            notified: AtomicBool::new(false),
+            owner: OnceLock::new(),
+        }
+    }
+
+    /// Called by the reactor's thread before it first drains.
+    pub fn claim(&self) {
+        self.owner.get_or_init(|| std::thread::current().id());
+    }
+
+    /// Wakes the reactor's thread (out of its poll).
+    pub fn wake(&self) {
+        let _ = self.waker.wake();
     }
 
     /// Takes every ended request waiting, in the order they were pushed.
@@ -61,6 +80,9 @@ impl Completions {
     }
 
     fn notify(&self) {
+        if self.owner.get() == Some(&std::thread::current().id()) {
+            return;
+        }
         if !self.notified.swap(true, Ordering::SeqCst) {
             // The reactor only stops listening when it exits, and then nothing is owed.
             let _ = self.waker.wake();

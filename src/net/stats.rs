@@ -30,6 +30,22 @@ pub struct HttpStats {
     pub dropped_at_shutdown: u64,
 }
 
+impl HttpStats {
+    /// Adds `other`'s counts (another reactor's) to these.
+    pub fn add(&mut self, other: &HttpStats) {
+        self.accepted += other.accepted;
+        self.refused += other.refused;
+        self.requests += other.requests;
+        self.answered += other.answered;
+        self.framing_rejects += other.framing_rejects;
+        self.header_timeouts += other.header_timeouts;
+        self.idle_closed += other.idle_closed;
+        self.broken += other.broken;
+        self.closed_with_requests_in_flight += other.closed_with_requests_in_flight;
+        self.dropped_at_shutdown += other.dropped_at_shutdown;
+    }
+}
+
 impl fmt::Display for HttpStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(

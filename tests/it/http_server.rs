@@ -1,7 +1,11 @@
 //! The HTTP source, started for real on 127.0.0.1 (port 0), spoken to with raw TCP and with an
 //! HTTP client crate (ureq). Test stages are put in place of config stages: `echo` answers
 //! `METHOD TARGET BODY-LENGTH`, `/big/N` with N bytes; `wait` holds `/sleep/MS` requests on a
-//! timer and `/gate...` requests until the test opens the gate.
+//! timer and `/gate...` requests until the test opens the gate (counting both as they enter).
+//!
+//! Most tests run twice: with the reactors in the workers (the default) and on a thread of their
+//! own. A test that holds a worker at the gate runs with the reactor thread only: with the
+//! reactors in the workers, a held worker holds its connections too.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -16,6 +20,42 @@ use seda::stages::{IoOp, Output, Outputs, Request, Stage, StageFactory, Step};
 use serde_json::{json, Value};
 
 use crate::support::{eventually, plan};
+
+/// Runs test `$name(reactor)` with the reactors in the workers and on a thread of their own.
+macro_rules! both_placements {
+    ($($name:ident),* $(,)?) => {
+        $(mod $name {
+            #[test]
+            fn reactor_in_workers() {
+                super::$name("workers")
+            }
+            #[test]
+            fn reactor_thread() {
+                super::$name("thread")
+            }
+        })*
+    };
+}
+
+both_placements!(
+    keep_alive_serves_requests_one_after_another_on_one_connection,
+    pipelined_answers_leave_in_request_order_whatever_order_they_end_in,
+    head_answers_with_the_headers_of_get_and_no_body,
+    each_framing_limit_gets_its_status_then_a_close,
+    answers_owed_before_a_bad_request_are_sent_first,
+    a_head_that_comes_too_slowly_is_answered_408_and_closed,
+    an_idle_keep_alive_connection_is_closed_after_the_idle_timeout,
+    connections_over_the_cap_are_refused_at_accept_and_counted,
+    a_client_that_shuts_its_side_still_gets_its_answer,
+    a_full_entry_queue_answers_503_with_retry_after_and_the_ledger_stays_exact,
+    a_body_larger_than_the_socket_buffer_is_sent_whole,
+    an_http_client_crate_gets_answers_with_bodies_fixed_and_chunked,
+    many_clients_at_once_each_get_their_own_answers,
+    static_files_are_served_cached_and_answered_304_when_not_modified,
+    paths_that_climb_out_of_the_root_are_refused,
+    a_file_larger_than_the_socket_buffer_is_served_whole,
+    a_method_the_route_does_not_allow_is_405_with_allow,
+);
 
 /// A server running `config` with the test stages in place of `wait` and `echo`.
 struct Server {
@@ -58,12 +98,12 @@ fn install(plan: &mut Plan, name: &str, factory: Arc<dyn StageFactory>) {
 }
 
 /// `wait` → `echo`, one pool on CPU 0, with `source` fields merged into the http source.
-fn config(source: Value) -> Value {
-    config_with(source, json!({}))
+fn config(reactor: &str, source: Value) -> Value {
+    config_with(reactor, source, json!({}))
 }
 
-fn config_with(source: Value, wait_queue: Value) -> Value {
-    let mut http = json!({ "kind": "http", "listen": "127.0.0.1:0", "entry": "wait" });
+fn config_with(reactor: &str, source: Value, wait_queue: Value) -> Value {
+    let mut http = json!({ "kind": "http", "listen": "127.0.0.1:0", "entry": "wait", "reactor": reactor });
     for (k, v) in source.as_object().unwrap() {
         http[k] = v.clone();
     }
@@ -113,6 +153,7 @@ impl Stage for Wait {
     fn handle(&mut self, req: &mut Request) -> Step {
         let path = req.http.path().to_string();
         if let Some(ms) = path.strip_prefix("/sleep/") {
+            self.0.entered.fetch_add(1, Ordering::SeqCst);
             return Step::Io(IoOp::Timer(Duration::from_millis(ms.parse().unwrap())), Output::NEXT);
         }
         if path.starts_with("/gate") {
@@ -225,9 +266,8 @@ fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n")
 }
 
-#[test]
-fn keep_alive_serves_requests_one_after_another_on_one_connection() {
-    let server = start(config(json!({})));
+fn keep_alive_serves_requests_one_after_another_on_one_connection(reactor: &str) {
+    let server = start(config(reactor, json!({})));
     let mut stream = connect(server.addr);
     let mut buf = Vec::new();
     for i in 0..5 {
@@ -245,9 +285,8 @@ fn keep_alive_serves_requests_one_after_another_on_one_connection() {
     assert_eq!((http.accepted, http.requests, http.answered), (1, 5, 5));
 }
 
-#[test]
-fn pipelined_answers_leave_in_request_order_whatever_order_they_end_in() {
-    let server = start(config(json!({})));
+fn pipelined_answers_leave_in_request_order_whatever_order_they_end_in(reactor: &str) {
+    let server = start(config(reactor, json!({})));
     let mut stream = connect(server.addr);
     let paths = ["/sleep/300", "/sleep/0", "/sleep/150", "/x", "/sleep/50"];
     let all: String = paths.iter().map(|p| get(p)).collect();
@@ -261,9 +300,8 @@ fn pipelined_answers_leave_in_request_order_whatever_order_they_end_in() {
     assert_eq!(server.stop().ledger.completed, 5);
 }
 
-#[test]
-fn head_answers_with_the_headers_of_get_and_no_body() {
-    let server = start(config(json!({})));
+fn head_answers_with_the_headers_of_get_and_no_body(reactor: &str) {
+    let server = start(config(reactor, json!({})));
     let mut stream = connect(server.addr);
     stream.write_all(b"HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     stream.write_all(get("/after").as_bytes()).unwrap();
@@ -285,9 +323,8 @@ fn rejected(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
     read_to_close(&mut stream)
 }
 
-#[test]
-fn each_framing_limit_gets_its_status_then_a_close() {
-    let server = start(config(json!({ "max_body_bytes": 1000, "max_head_bytes": 4096 })));
+fn each_framing_limit_gets_its_status_then_a_close(reactor: &str) {
+    let server = start(config(reactor, json!({ "max_body_bytes": 1000, "max_head_bytes": 4096 })));
     let close =
         |status: &str| format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes();
     assert_eq!(rejected(server.addr, b"NOT HTTP AT ALL\r\n\r\n"), close("400 Bad Request"));
@@ -303,9 +340,8 @@ fn each_framing_limit_gets_its_status_then_a_close() {
     assert_eq!(summary.http.unwrap().framing_rejects, 5);
 }
 
-#[test]
-fn answers_owed_before_a_bad_request_are_sent_first() {
-    let server = start(config(json!({})));
+fn answers_owed_before_a_bad_request_are_sent_first(reactor: &str) {
+    let server = start(config(reactor, json!({})));
     let mut stream = connect(server.addr);
     stream.write_all(format!("{}BAD\r\n\r\n", get("/sleep/100")).as_bytes()).unwrap();
     let all = read_to_close(&mut stream);
@@ -318,9 +354,8 @@ fn answers_owed_before_a_bad_request_are_sent_first() {
     server.stop();
 }
 
-#[test]
-fn a_head_that_comes_too_slowly_is_answered_408_and_closed() {
-    let server = start(config(json!({ "header_timeout_ms": 300 })));
+fn a_head_that_comes_too_slowly_is_answered_408_and_closed(reactor: &str) {
+    let server = start(config(reactor, json!({ "header_timeout_ms": 300 })));
     let mut stream = connect(server.addr);
     stream.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
     let all = read_to_close(&mut stream);
@@ -329,9 +364,8 @@ fn a_head_that_comes_too_slowly_is_answered_408_and_closed() {
     assert_eq!(http.header_timeouts, 1);
 }
 
-#[test]
-fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
-    let server = start(config(json!({ "idle_timeout_ms": 300 })));
+fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(reactor: &str) {
+    let server = start(config(reactor, json!({ "idle_timeout_ms": 300 })));
     let mut stream = connect(server.addr);
     stream.write_all(get("/once").as_bytes()).unwrap();
     let mut buf = Vec::new();
@@ -341,9 +375,8 @@ fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     assert_eq!((http.idle_closed, http.header_timeouts), (1, 0));
 }
 
-#[test]
-fn connections_over_the_cap_are_refused_at_accept_and_counted() {
-    let server = start(config(json!({ "max_connections": 2 })));
+fn connections_over_the_cap_are_refused_at_accept_and_counted(reactor: &str) {
+    let server = start(config(reactor, json!({ "max_connections": 2 })));
     let mut open = Vec::new();
     let mut buf = Vec::new();
     for i in 0..2 {
@@ -393,7 +426,7 @@ fn reset(stream: TcpStream) {
 
 #[test]
 fn a_client_that_vanishes_mid_request_leaves_an_exact_ledger() {
-    let server = start(config(json!({})));
+    let server = start(config("thread", json!({})));
     let mut gone = connect(server.addr);
     gone.write_all(get("/gate").as_bytes()).unwrap();
     server.gate.wait_entered(1);
@@ -413,9 +446,8 @@ fn a_client_that_vanishes_mid_request_leaves_an_exact_ledger() {
     assert_eq!((http.requests, http.answered), (2, 2));
 }
 
-#[test]
-fn a_client_that_shuts_its_side_still_gets_its_answer() {
-    let server = start(config(json!({})));
+fn a_client_that_shuts_its_side_still_gets_its_answer(reactor: &str) {
+    let server = start(config(reactor, json!({})));
     let mut stream = connect(server.addr);
     stream.write_all(get("/sleep/100").as_bytes()).unwrap();
     stream.shutdown(std::net::Shutdown::Write).unwrap();
@@ -428,9 +460,8 @@ fn a_client_that_shuts_its_side_still_gets_its_answer() {
     assert_eq!(summary.ledger.completed, 1);
 }
 
-#[test]
-fn a_full_entry_queue_answers_503_with_retry_after_and_the_ledger_stays_exact() {
-    let server = start(config_with(json!({}), json!({ "capacity": 2, "when_full": "reject" })));
+fn a_full_entry_queue_answers_503_with_retry_after_and_the_ledger_stays_exact(reactor: &str) {
+    let server = start(config_with(reactor, json!({}), json!({ "capacity": 2, "when_full": "reject" })));
     let mut stream = connect(server.addr);
     let n = 12;
     let all: String = (0..n).map(|i| get(&format!("/gate{i}"))).collect();
@@ -464,7 +495,7 @@ fn a_full_entry_queue_answers_503_with_retry_after_and_the_ledger_stays_exact() 
 
 #[test]
 fn shutdown_answers_requests_in_flight_then_closes_every_connection() {
-    let server = start(config(json!({})));
+    let server = start(config("thread", json!({})));
     let mut idle = connect(server.addr);
     let mut busy = connect(server.addr);
     busy.write_all(get("/gate").as_bytes()).unwrap();
@@ -482,9 +513,8 @@ fn shutdown_answers_requests_in_flight_then_closes_every_connection() {
     assert_eq!(summary.http.unwrap().dropped_at_shutdown, 0);
 }
 
-#[test]
-fn a_body_larger_than_the_socket_buffer_is_sent_whole() {
-    let server = start(config(json!({})));
+fn a_body_larger_than_the_socket_buffer_is_sent_whole(reactor: &str) {
+    let server = start(config(reactor, json!({})));
     let mut stream = connect(server.addr);
     let n = 8 * 1024 * 1024;
     stream.write_all(get(&format!("/big/{n}")).as_bytes()).unwrap();
@@ -498,9 +528,8 @@ fn a_body_larger_than_the_socket_buffer_is_sent_whole() {
     server.stop();
 }
 
-#[test]
-fn an_http_client_crate_gets_answers_with_bodies_fixed_and_chunked() {
-    let server = start(config(json!({})));
+fn an_http_client_crate_gets_answers_with_bodies_fixed_and_chunked(reactor: &str) {
+    let server = start(config(reactor, json!({})));
     let base = format!("http://{}", server.addr);
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(20)).build();
     for i in 0..3 {
@@ -520,9 +549,8 @@ fn an_http_client_crate_gets_answers_with_bodies_fixed_and_chunked() {
     assert_eq!(summary.http.unwrap().accepted, 1, "the agent kept its connection alive");
 }
 
-#[test]
-fn many_clients_at_once_each_get_their_own_answers() {
-    let server = start(config(json!({})));
+fn many_clients_at_once_each_get_their_own_answers(reactor: &str) {
+    let server = start(config(reactor, json!({})));
     let base = format!("http://{}", server.addr);
     let (clients, each) = (16, 40);
     std::thread::scope(|s| {
@@ -550,7 +578,9 @@ struct WebRoot(std::path::PathBuf);
 
 impl WebRoot {
     fn new(name: &str) -> WebRoot {
-        let base = std::env::temp_dir().join(format!("seda-{name}-{}", std::process::id()));
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let base = std::env::temp_dir().join(format!("seda-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
         let root = base.join("www");
         std::fs::create_dir_all(&root).unwrap();
@@ -573,9 +603,10 @@ impl Drop for WebRoot {
 }
 
 /// configs/http_static.json's shape, on port 0, serving `root`.
-fn static_config(root: &str) -> Value {
+fn static_config(reactor: &str, root: &str) -> Value {
     let mut config: Value = serde_json::from_str(include_str!("../../configs/http_static.json")).unwrap();
     config["source"]["listen"] = json!("127.0.0.1:0");
+    config["source"]["reactor"] = json!(reactor);
     config["stages"]["read"]["params"]["root"] = json!(root);
     config
 }
@@ -585,10 +616,9 @@ fn exchange(stream: &mut TcpStream, buf: &mut Vec<u8>, request: &str) -> Respons
     read_response(stream, buf, request.starts_with("HEAD "))
 }
 
-#[test]
-fn static_files_are_served_cached_and_answered_304_when_not_modified() {
+fn static_files_are_served_cached_and_answered_304_when_not_modified(reactor: &str) {
     let web = WebRoot::new("static-304");
-    let server = start(static_config(&web.root()));
+    let server = start(static_config(reactor, &web.root()));
     let mut stream = connect(server.addr);
     let mut buf = Vec::new();
     let first = exchange(&mut stream, &mut buf, &get("/index.html"));
@@ -612,10 +642,9 @@ fn static_files_are_served_cached_and_answered_304_when_not_modified() {
     assert_eq!(summary.ledger.completed, 5);
 }
 
-#[test]
-fn paths_that_climb_out_of_the_root_are_refused() {
+fn paths_that_climb_out_of_the_root_are_refused(reactor: &str) {
     let web = WebRoot::new("static-escape");
-    let server = start(static_config(&web.root()));
+    let server = start(static_config(reactor, &web.root()));
     let mut stream = connect(server.addr);
     let mut buf = Vec::new();
     for path in ["/../secret.txt", "/%2e%2e/secret.txt", "/a/../../secret.txt", "/escape.txt"] {
@@ -627,10 +656,9 @@ fn paths_that_climb_out_of_the_root_are_refused() {
     server.stop();
 }
 
-#[test]
-fn a_file_larger_than_the_socket_buffer_is_served_whole() {
+fn a_file_larger_than_the_socket_buffer_is_served_whole(reactor: &str) {
     let web = WebRoot::new("static-big");
-    let server = start(static_config(&web.root()));
+    let server = start(static_config(reactor, &web.root()));
     let mut stream = connect(server.addr);
     let mut buf = Vec::new();
     for _ in 0..2 {
@@ -643,10 +671,9 @@ fn a_file_larger_than_the_socket_buffer_is_served_whole() {
     server.stop();
 }
 
-#[test]
-fn a_method_the_route_does_not_allow_is_405_with_allow() {
+fn a_method_the_route_does_not_allow_is_405_with_allow(reactor: &str) {
     let web = WebRoot::new("static-405");
-    let server = start(static_config(&web.root()));
+    let server = start(static_config(reactor, &web.root()));
     let mut stream = connect(server.addr);
     let response =
         exchange(&mut stream, &mut Vec::new(), "DELETE /index.html HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
@@ -654,4 +681,34 @@ fn a_method_the_route_does_not_allow_is_405_with_allow() {
     assert_eq!(response.header("allow"), Some("GET, HEAD"));
     drop(stream);
     server.stop();
+}
+
+#[test]
+fn shutdown_with_reactors_in_workers_answers_a_request_in_flight() {
+    let server = start(config("workers", json!({})));
+    let mut idle = connect(server.addr);
+    assert_eq!(exchange(&mut idle, &mut Vec::new(), &get("/first")).status, 200);
+    let mut busy = connect(server.addr);
+    busy.write_all(get("/sleep/1000").as_bytes()).unwrap();
+    server.gate.wait_entered(1);
+    server.stop.store(true, Ordering::SeqCst);
+    assert_eq!(read_to_close(&mut idle), b"", "the idle connection is closed at once");
+    let all = String::from_utf8(read_to_close(&mut busy)).unwrap();
+    assert!(all.contains("\r\nConnection: close\r\n") && all.ends_with("GET /sleep/1000 0"), "{all}");
+    let summary = server.thread.join().unwrap();
+    assert_eq!((summary.ledger.admitted, summary.ledger.completed), (2, 2));
+}
+
+#[test]
+fn a_client_that_vanishes_while_its_request_waits_on_a_timer_leaves_an_exact_ledger() {
+    let server = start(config("workers", json!({})));
+    let mut gone = connect(server.addr);
+    gone.write_all(get("/sleep/1000").as_bytes()).unwrap();
+    server.gate.wait_entered(1);
+    reset(gone);
+    let summary = server.stop();
+    let l = &summary.ledger;
+    assert_eq!((l.admitted, l.completed, l.in_flight), (1, 1, 0));
+    let http = summary.http.unwrap();
+    assert_eq!((http.closed_with_requests_in_flight, http.requests, http.answered), (1, 1, 1), "{http:?}");
 }
