@@ -6,6 +6,7 @@
 #   benches/http_vs_peers.sh [--rounds N] [--duration SECONDS] [--only hello|static|idle]
 #
 # hello:  configs/http_hello.json vs nginx `return 200` vs hyper, plain and 16-deep pipelined.
+#         `seda` runs the reactor in its worker (the default); `seda_thread` on a thread beside it.
 # static: configs/http_static.json vs nginx over 1,000 files whose sizes follow SPECweb99's
 #         classes (35% 0.1-0.9 KB, 50% 1-9 KB, 14% 10-90 KB, 1% 100-900 KB), requested at random.
 # idle:   resident memory per idle keep-alive connection, 10,000 of them (each has served one
@@ -73,9 +74,15 @@ wait_port() {
 }
 
 # The servers, each on CPU 0. $1: what to serve (hello or static), $2: port.
+# seda: the reactor in the worker (the default); seda_thread: a reactor thread beside it.
 start_seda() {
-    local config=$WORK/seda-http_$1.json
-    taskset -c 0 "$SEDA" run "$config" --listen "127.0.0.1:$2" >"$WORK/seda.out" 2>&1 &
+    taskset -c 0 "$SEDA" run "$WORK/seda-http_$1.json" --listen "127.0.0.1:$2" >"$WORK/seda.out" 2>&1 &
+    SERVER_PID=$!
+    wait_port "$2"
+}
+
+start_seda_thread() {
+    taskset -c 0 "$SEDA" run "$WORK/seda-http_$1-thread.json" --listen "127.0.0.1:$2" >"$WORK/seda.out" 2>&1 &
     SERVER_PID=$!
     wait_port "$2"
 }
@@ -142,16 +149,19 @@ RESULTS=$WORK/results.txt
 : >"$RESULTS"
 record() { echo "$1 $2" >>"$RESULTS"; echo "  $1: $2"; }
 
-# A seda config from configs/$1.json with its `root` params pointed at $2 (if given).
+# A seda config from configs/$1.json with its `root` params pointed at $2 (if given), and a
+# copy of it with the reactor on a thread of its own (pinned to CPU 0 too).
 seda_config() {
-    python3 - "$ROOT/configs/$1.json" "$WORK/seda-$1.json" "${2:-}" <<'EOF'
+    python3 - "$ROOT/configs/$1.json" "$WORK/seda-$1" "${2:-}" <<'EOF'
 import json, sys
 config = json.load(open(sys.argv[1]))
 for stage in config["stages"].values():
     params = stage.get("params") or {}
     if "root" in params and sys.argv[3]:
         params["root"] = sys.argv[3]
-json.dump(config, open(sys.argv[2], "w"), indent=1)
+json.dump(config, open(sys.argv[2] + ".json", "w"), indent=1)
+config["source"].update({"reactor": "thread", "cpu": 0})
+json.dump(config, open(sys.argv[2] + "-thread.json", "w"), indent=1)
 EOF
 }
 
@@ -159,7 +169,7 @@ hello() {
     seda_config http_hello
     for round in $(seq 1 "$ROUNDS"); do
         echo "== hello, round $round of $ROUNDS"
-        for server in seda nginx hyper; do
+        for server in seda seda_thread nginx hyper; do
             "start_$server" hello 18080
             record "hello.plain.$server" "$(drive 18080)"
             record "hello.pipelined.$server" "$(drive 18080 -s "$WORK/pipeline.lua")"
@@ -200,7 +210,7 @@ static() {
     seda_config http_static "$WORK/www"
     for round in $(seq 1 "$ROUNDS"); do
         echo "== static, round $round of $ROUNDS"
-        for server in seda nginx; do
+        for server in seda seda_thread nginx; do
             "start_$server" static 18080
             record "static.random.$server" "$(drive 18080 -s "$WORK/static.lua")"
             stop_server
@@ -273,7 +283,7 @@ for k in sorted(med):
 print()
 for test in ["hello.plain", "hello.pipelined", "static.random"]:
     s = med.get(f"{test}.seda")
-    for peer in ["nginx", "hyper"]:
+    for peer in ["seda_thread", "nginx", "hyper"]:
         p = med.get(f"{test}.{peer}")
         if s and p:
             print(f"{test}: seda / {peer} = {s / p:.2f}x requests/s")

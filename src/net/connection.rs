@@ -138,6 +138,16 @@ impl Conn {
                     self.closing = true;
                     return Ok(Err(env));
                 }
+                Framed::NeedMore if self.reader.take_continue() && self.owed.is_empty() => {
+                    // Only with nothing owed before it: an interim answer may not overtake the
+                    // answers to earlier requests. (Otherwise the client sends on its own
+                    // after its timeout.)
+                    if self.written == self.out.len() {
+                        self.out.clear();
+                        self.written = 0;
+                    }
+                    self.out.extend_from_slice(canned::CONTINUE);
+                }
                 Framed::NeedMore => match self.stream.read(scratch) {
                     Ok(0) => {
                         // The peer shut its side; it may still read what it is owed.

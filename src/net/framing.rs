@@ -65,6 +65,8 @@ pub struct RequestReader {
     request: Request,
     /// A finished request handed back, whose buffers the next one reuses.
     spare: Option<Request>,
+    /// The head being read asked for `100 Continue` before its body (`Expect: 100-continue`).
+    continue_owed: bool,
 }
 
 impl Default for RequestReader {
@@ -83,6 +85,7 @@ impl RequestReader {
             head_tried: 0,
             request: Request::default(),
             spare: None,
+            continue_owed: false,
         }
     }
 
@@ -124,6 +127,13 @@ impl RequestReader {
         self.spare = Some(request);
     }
 
+    /// Whether the client waits for `100 Continue` before it sends the body of the request
+    /// being framed: true once per such request, when its head is in and its body is not.
+    pub fn take_continue(&mut self) -> bool {
+        let owed = std::mem::take(&mut self.continue_owed);
+        owed && !matches!(self.state, State::Head | State::Closed)
+    }
+
     /// Frames the next request from the buffered bytes.
     pub fn next_request(&mut self) -> Framed {
         loop {
@@ -131,6 +141,9 @@ impl RequestReader {
                 State::Closed => return Framed::Closed,
                 State::Head => match self.parse_head() {
                     Ok(Some(framing)) => {
+                        self.continue_owed = !matches!(framing, BodyFraming::Length(0))
+                            && self.request.version() == Version::Http11
+                            && self.request.header("expect").is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
                         self.state = match framing {
                             BodyFraming::Length(0) => return self.finish(),
                             BodyFraming::Length(remaining) => State::Body { remaining },
@@ -210,6 +223,7 @@ impl RequestReader {
     }
 
     fn finish(&mut self) -> Framed {
+        self.continue_owed = false;
         let next = self.spare.take().unwrap_or_default();
         let request = std::mem::replace(&mut self.request, next);
         if request.keep_alive() {

@@ -38,6 +38,7 @@ macro_rules! both_placements {
 }
 
 both_placements!(
+    a_client_that_expects_100_continue_gets_it_before_sending_the_body,
     keep_alive_serves_requests_one_after_another_on_one_connection,
     pipelined_answers_leave_in_request_order_whatever_order_they_end_in,
     head_answers_with_the_headers_of_get_and_no_body,
@@ -711,4 +712,18 @@ fn a_client_that_vanishes_while_its_request_waits_on_a_timer_leaves_an_exact_led
     assert_eq!((l.admitted, l.completed, l.in_flight), (1, 1, 0));
     let http = summary.http.unwrap();
     assert_eq!((http.closed_with_requests_in_flight, http.requests, http.answered), (1, 1, 1), "{http:?}");
+}
+
+fn a_client_that_expects_100_continue_gets_it_before_sending_the_body(reactor: &str) {
+    let server = start(config(reactor, json!({})));
+    let mut stream = connect(server.addr);
+    stream.write_all(b"POST /upload HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n").unwrap();
+    let mut interim = [0u8; 25];
+    stream.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stream.write_all(b"hello").unwrap();
+    let response = read_response(&mut stream, &mut Vec::new(), false);
+    assert_eq!((response.status, response.body.as_slice()), (200, &b"POST /upload 5"[..]));
+    drop(stream);
+    server.stop();
 }
