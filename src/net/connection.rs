@@ -187,7 +187,7 @@ impl Conn {
 
     /// Serialises every answer ready at the front of `owed`, handing each envelope to
     /// `recycle`. Returns how many.
-    pub fn serialise(&mut self, mut recycle: impl FnMut(Box<Envelope>)) -> usize {
+    pub fn serialise(&mut self, date: &[u8], mut recycle: impl FnMut(Box<Envelope>)) -> usize {
         let mut n = 0;
         while let Some(Owed { ready: Some(_), .. }) = self.owed.front() {
             let Owed { mut reply, ready } = self.owed.pop_front().unwrap();
@@ -202,7 +202,7 @@ impl Conn {
             match ready.unwrap() {
                 Ready::Canned(bytes) => self.out.extend_from_slice(bytes),
                 Ready::Ended(env, answer) => {
-                    write_answer(&mut self.out, &env, answer, reply);
+                    write_answer(&mut self.out, &env, answer, reply, date);
                     recycle(env);
                 }
             }
@@ -260,15 +260,19 @@ impl Conn {
     }
 }
 
-fn write_answer(out: &mut Vec<u8>, env: &Envelope, answer: Answer, reply: Reply) {
+/// Writes the answer to `env`'s request, with `date` as its `Date` header.
+fn write_answer(out: &mut Vec<u8>, env: &Envelope, answer: Answer, reply: Reply, date: &[u8]) {
     let response = &env.req.response;
+    let date = [("Date", date)];
     match answer {
         Answer::Response => match Status::new(response.status) {
-            Some(status) => write_parts(out, status, response.headers.iter(), response.bytes(), reply),
+            Some(status) => {
+                write_parts(out, status, date.into_iter().chain(response.headers.iter()), response.bytes(), reply)
+            }
             // A pipeline that ended without choosing a status is a server error.
-            None => write_parts(out, Status::INTERNAL_SERVER_ERROR, [], b"", reply),
+            None => write_parts(out, Status::INTERNAL_SERVER_ERROR, date, b"", reply),
         },
         Answer::Unavailable => out.extend_from_slice(canned::service_unavailable(reply)),
-        Answer::Failed => write_parts(out, Status::INTERNAL_SERVER_ERROR, [], b"", reply),
+        Answer::Failed => write_parts(out, Status::INTERNAL_SERVER_ERROR, date, b"", reply),
     }
 }

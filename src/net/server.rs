@@ -221,6 +221,9 @@ struct Reactor {
     next_sweep: u64,
     draining: bool,
     drained: bool,
+    /// The `Date` header's value, made anew when the second changes.
+    date: String,
+    date_second: u64,
 }
 
 impl Reactor {
@@ -255,6 +258,8 @@ impl Reactor {
             next_sweep: now_ns() + sweep_every,
             draining: false,
             drained: false,
+            date: String::new(),
+            date_second: u64::MAX,
         })
     }
 
@@ -459,13 +464,19 @@ impl Reactor {
 
     /// Serialises and writes what each dirty connection can send, and closes the finished.
     fn write_dirty(&mut self) {
+        let now = std::time::SystemTime::now();
+        let second = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if second != self.date_second {
+            self.date = seda_stages::http::http_date(now);
+            self.date_second = second;
+        }
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         dirty.dedup();
         for &slot in &dirty {
             let Some(conn) = self.slots[slot].conn.as_mut() else { continue };
             let envelopes = &mut self.envelopes;
-            conn.serialise(|env| envelopes.push(env));
+            conn.serialise(self.date.as_bytes(), |env| envelopes.push(env));
             if conn.flush().is_err() {
                 self.stats.broken += 1;
                 self.close(slot);

@@ -278,6 +278,8 @@ fn keep_alive_serves_requests_one_after_another_on_one_connection(reactor: &str)
         assert_eq!(response.body, format!("GET /k{i} 0").as_bytes());
         assert_eq!(response.header("content-type"), Some("text/plain"));
         assert_eq!(response.header("connection"), None);
+        let date = response.header("date").expect("a Date header");
+        assert!(date.len() == 29 && date.ends_with(" GMT"), "an IMF-fixdate: {date}");
     }
     drop(stream);
     let summary = server.stop();
