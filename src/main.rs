@@ -31,6 +31,9 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             })
             .or_else(invalid),
+        Action::Report(options) => seda::report::report(&options, &mut std::io::stdout().lock())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
         Action::Graph { config } => config::load(&config)
             .map(|plan| {
                 out(&config::to_dot(&plan));
