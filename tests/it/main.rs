@@ -6,4 +6,5 @@ mod configs;
 mod engine;
 mod http_framing;
 mod record;
+mod report;
 mod support;
