@@ -440,3 +440,30 @@ fn missing_truncated_and_foreign_records_give_clear_errors() {
     stdout(&seda_report(&[&good]));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_summary_with_sweep_steps_gets_a_knee_of_its_steps() {
+    let dir = scratch("steps");
+    let run_dir = dir.join("sweep");
+    record_run(&run_dir, &config(300, 2_000));
+    // A sweep's summary lists its steps (only `throughput_rps` and `latency_us` are read).
+    let path = run_dir.join("summary.json");
+    let mut summary: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let step = |rps: f64, p99: f64| {
+        json!({ "rate": rps, "throughput_rps": rps, "latency_us": {
+            "count": 10, "mean": 1.0, "p50": 1.0, "p90": 2.0, "p99": p99, "p999": p99, "max": p99 } })
+    };
+    summary["steps"] = json!([step(1_000.0, 10.0), step(2_000.0, 12.0), step(2_500.0, 900.0)]);
+    std::fs::write(&path, serde_json::to_string_pretty(&summary).unwrap()).unwrap();
+
+    let plots = dir.join("plots");
+    stdout(&seda_report(&[&run_dir, &"--svg", &plots]));
+    assert_eq!(files(&plots), ["knee.svg", "spectrum.svg", "timeline.svg"].map(String::from).into());
+    let knee = plots.join("knee.svg");
+    assert_eq!(svg_series(&knee), [("p99 by throughput".to_owned(), 3)].into());
+    let labels = texts(&knee);
+    for label in ["step 1", "step 2", "step 3"] {
+        assert!(labels.contains(&label.to_owned()), "{labels:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

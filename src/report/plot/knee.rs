@@ -1,6 +1,7 @@
 //! The knee of a sweep: end-to-end p99 against throughput, one point per run (or per step of a
-//! run whose summary has steps), joined in order of throughput. Where the line turns up is
-//! the load the pipeline can take before its tail grows.
+//! run whose summary has steps), joined in the order given, which is the sweep's: where the
+//! line turns up is the load the pipeline can take before its tail grows, and where it bends
+//! back, an offered load it could not carry.
 
 use super::chart::{count_label, title, Area, Axis, Panel, Series, TEXT};
 use super::svg::{Stroke, Svg};
@@ -21,10 +22,8 @@ pub struct KneePoint {
 }
 
 pub fn draw(points: &[KneePoint], subtitle: &str) -> String {
-    let mut sorted: Vec<&KneePoint> = points.iter().collect();
-    sorted.sort_by(|a, b| a.throughput_rps.total_cmp(&b.throughput_rps));
-    let max_x = sorted.iter().map(|p| p.throughput_rps).fold(0.0, f64::max);
-    let max_y = sorted.iter().map(|p| p.p99_us).fold(0.0, f64::max);
+    let max_x = points.iter().map(|p| p.throughput_rps).fold(0.0, f64::max);
+    let max_y = points.iter().map(|p| p.p99_us).fold(0.0, f64::max);
     let panel = Panel {
         area: AREA,
         // Room on the right for the last point's label.
@@ -37,12 +36,12 @@ pub fn draw(points: &[KneePoint], subtitle: &str) -> String {
     let series = Series {
         name: SERIES.to_owned(),
         stroke: Stroke::solid("#4e79a7", 2.5),
-        points: sorted.iter().map(|p| (p.throughput_rps, p.p99_us)).collect(),
+        points: points.iter().map(|p| (p.throughput_rps, p.p99_us)).collect(),
     };
     panel.draw_series(&mut svg, &series);
-    for p in &sorted {
+    for p in points {
         let (x, y) = panel.at((p.throughput_rps, p.p99_us));
-        svg.text((x + 8.0, y - 8.0), &p.label, TEXT);
+        svg.label((x + 8.0, y - 8.0), &p.label, TEXT);
     }
     svg.finish()
 }

@@ -121,6 +121,18 @@ impl Svg {
         self.text_rotated((x, y), text, font, 0.0);
     }
 
+    /// Text with a white outline under it, legible where it crosses a line.
+    pub fn label(&mut self, (x, y): (f64, f64), text: &str, font: Font) {
+        let _ = writeln!(
+            self.out,
+            r#"<text x="{x:.1}" y="{y:.1}" font-size="{}" text-anchor="{}" fill="{}" stroke="white" stroke-width="4" stroke-linejoin="round" paint-order="stroke">{}</text>"#,
+            font.size,
+            font.anchor.as_str(),
+            font.color,
+            escape(text)
+        );
+    }
+
     /// Text turned by `degrees` about its anchor point (-90: reading upwards, for a y axis).
     pub fn text_rotated(&mut self, (x, y): (f64, f64), text: &str, font: Font, degrees: f64) {
         let rotate =
