@@ -31,6 +31,9 @@ const HLOG_VERSION_LINE: &str = "#[Histogram log format version 1.3]";
 /// The tag of end-to-end latency in the interval log.
 pub const E2E_TAG: &str = "e2e";
 
+/// The series name of a log's untagged lines (seda tags every line; other tools may not).
+pub const UNTAGGED: &str = "untagged";
+
 /// A run record, read back.
 pub struct RecordedRun {
     pub dir: PathBuf,
@@ -183,7 +186,7 @@ fn parse_hlog(path: &Path, bytes: &[u8]) -> Result<Log, ReadError> {
                 let histogram: Histogram<u64> = deserializer
                     .deserialize(&mut &compressed[..])
                     .map_err(|e| undecodable(format!("the histogram does not decode ({e:?})")))?;
-                let tag = i.tag().map_or_else(String::new, |t| t.as_str().to_owned());
+                let tag = i.tag().map_or(UNTAGGED, |t| t.as_str()).to_owned();
                 entries.push((tag, i.start_timestamp(), i.duration(), histogram));
             }
         }
@@ -240,7 +243,7 @@ fn parse_millis(secs: &str) -> Option<u64> {
 
 /// Joins the log's histograms and the counters by interval start (both written to the
 /// millisecond).
-fn join(log: Log, mut counters: Counters) -> Vec<Interval> {
+fn join(log: Log, counters: Counters) -> Vec<Interval> {
     let typical_length = log.entries.first().map_or(Duration::ZERO, |e| e.2);
     let mut by_start: BTreeMap<u64, Interval> = BTreeMap::new();
     let new = |start_ms: u64, length: Duration| Interval {
@@ -259,7 +262,7 @@ fn join(log: Log, mut counters: Counters) -> Vec<Interval> {
             }
         }
     }
-    for (start_ms, stages) in std::mem::take(&mut counters) {
+    for (start_ms, stages) in counters {
         by_start.entry(start_ms).or_insert_with(|| new(start_ms, typical_length)).counters = stages;
     }
     by_start.into_values().collect()

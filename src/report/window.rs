@@ -36,17 +36,18 @@ impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.from, self.to) {
             (None, None) => write!(f, "the whole run"),
-            (Some(from), None) => write!(f, "intervals from {:.3} s", from.as_secs_f64()),
-            (None, Some(to)) => write!(f, "intervals before {:.3} s", to.as_secs_f64()),
+            (Some(from), None) => write!(f, "intervals starting from {:.3} s", from.as_secs_f64()),
+            (None, Some(to)) => write!(f, "intervals starting before {:.3} s", to.as_secs_f64()),
             (Some(from), Some(to)) => {
-                write!(f, "intervals from {:.3} s to before {:.3} s", from.as_secs_f64(), to.as_secs_f64())
+                let (from, to) = (from.as_secs_f64(), to.as_secs_f64());
+                write!(f, "intervals starting from {from:.3} s to before {to:.3} s")
             }
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{}: no interval starts in {window} (the run's intervals start from {first:.3} s to {last:.3} s)", dir.display())]
+#[error("{}: no interval in the window ({window}); the run's intervals start from {first:.3} s to {last:.3} s", dir.display())]
 pub struct EmptyWindow {
     pub dir: std::path::PathBuf,
     pub window: Window,

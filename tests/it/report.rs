@@ -431,7 +431,7 @@ fn missing_truncated_and_foreign_records_give_clear_errors() {
     fails_with(&[&old_log], "latency.hlog:1: not an interval log of format 1.3");
 
     // A window with no interval in it, and a window the wrong way round (bad usage: code 2).
-    fails_with(&[&good, &"--from", &"1000"], "no interval starts in intervals from 1000.000 s");
+    fails_with(&[&good, &"--from", &"1000"], "no interval in the window (intervals starting from 1000.000 s)");
     let output = seda_report(&[&good, &"--from", &"2", &"--to", &"1"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--from must be before --to"));
