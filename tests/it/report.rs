@@ -307,10 +307,15 @@ fn svg_plots_are_well_formed_with_the_expected_series() {
 
         let timeline = svg_series(&folder.join("timeline.svg"));
         let names: BTreeSet<&str> = timeline.keys().map(String::as_str).collect();
-        assert_eq!(names, ["end to end p99", "end to end max", "completed/s"].into(), "{label}");
-        let with_e2e = log["e2e"].iter().filter(|(_, h)| !h.is_empty()).count();
-        assert_eq!(timeline["end to end p99"], with_e2e, "{label}: a point per interval with latencies");
-        assert_eq!(timeline["end to end max"], with_e2e);
+        let expected =
+            ["end to end p99", "end to end max", "parse queue wait p99", "work queue wait p99", "completed/s"];
+        assert_eq!(names, expected.into(), "{label}");
+        // A point per interval with values in it.
+        let with_values = |tag: &str| log[tag].iter().filter(|(_, h)| !h.is_empty()).count();
+        assert_eq!(timeline["end to end p99"], with_values("e2e"), "{label}");
+        assert_eq!(timeline["end to end max"], with_values("e2e"), "{label}");
+        assert_eq!(timeline["parse queue wait p99"], with_values("parse.queue_wait"), "{label}");
+        assert_eq!(timeline["work queue wait p99"], with_values("work.queue_wait"), "{label}");
         assert_eq!(timeline["completed/s"], log["e2e"].len(), "{label}: a bar per interval");
         assert!(out.contains(&folder.join("timeline.svg").display().to_string()), "{out}");
     }

@@ -5,6 +5,7 @@
 pub mod chart;
 pub mod knee;
 pub mod spectrum;
+pub mod style;
 pub mod svg;
 pub mod timeline;
 

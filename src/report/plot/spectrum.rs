@@ -5,29 +5,16 @@
 
 use hdrhistogram::Histogram;
 
-use super::chart::{legend, title, Area, Axis, Panel, Scale, Series, PALETTE};
+use super::chart::{legend, title, Area, Axis, Panel, Scale, Series};
+use super::style::{self, series_name};
 use super::svg::{Stroke, Svg};
 use crate::metrics::hgrm::TICKS_PER_HALF_DISTANCE;
-use crate::report::run::E2E_TAG;
 use crate::report::spectra::series_tags;
-use crate::report::table::STAGE_METRICS;
 use crate::report::window::Slice;
 
 const WIDTH: f64 = 980.0;
 const HEIGHT: f64 = 560.0;
 const AREA: Area = Area { left: 100.0, top: 70.0, width: 600.0, height: 410.0 };
-
-/// The series' display name for a log tag: `s1 queue wait`, `s1 service`, `end to end`.
-pub fn series_name(tag: &str) -> String {
-    if tag == E2E_TAG {
-        return "end to end".to_owned();
-    }
-    match tag.rsplit_once('.') {
-        Some((stage, "queue_wait")) => format!("{stage} queue wait"),
-        Some((stage, "service")) => format!("{stage} service"),
-        _ => tag.to_owned(),
-    }
-}
 
 /// The points of a spectrum: (1/(1-q), value in us) at the quantiles an `.hgrm` lists, short of
 /// 100% (which lies at infinity).
@@ -65,26 +52,19 @@ fn percentile_axis(max_x: f64) -> Axis {
 
 pub fn draw(slice: &Slice<'_>, label: &str) -> String {
     let stages: Vec<&String> = slice.run.summary.stages.keys().collect();
-    let mut series = Vec::new();
-    let mut others = 0;
-    for tag in series_tags(slice) {
-        let Some(h) = slice.histogram(&tag) else { continue };
-        let stage = tag.rsplit_once('.').and_then(|(stage, metric)| {
-            let known = STAGE_METRICS.iter().any(|(m, _)| *m == metric);
-            stages.iter().position(|s| s.as_str() == stage).filter(|_| known).map(|i| (i, metric))
-        });
-        let stroke = match stage {
-            _ if tag == E2E_TAG => Stroke::solid("#111", 3.0),
-            Some((i, "queue_wait")) => Stroke { dash: Some("7 4"), ..Stroke::solid(PALETTE[i % PALETTE.len()], 2.0) },
-            Some((i, _)) => Stroke::solid(PALETTE[i % PALETTE.len()], 2.0),
-            None => {
-                others += 1;
-                let color = PALETTE[(stages.len() + others - 1) % PALETTE.len()];
-                Stroke { dash: Some("2 3"), ..Stroke::solid(color, 2.5) }
-            }
-        };
-        series.push(Series { name: series_name(&tag), stroke, points: spectrum_points(h) });
-    }
+    let tags = series_tags(slice);
+    let series: Vec<Series> = tags
+        .iter()
+        .zip(style::kinds(&stages, &tags))
+        .filter_map(|(tag, kind)| {
+            let h = slice.histogram(tag)?;
+            Some(Series {
+                name: series_name(tag),
+                stroke: style::stroke(kind, stages.len()),
+                points: spectrum_points(h),
+            })
+        })
+        .collect();
     let all = || series.iter().flat_map(|s| s.points.iter());
     let max_x = all().map(|p| p.0).fold(10.0, f64::max);
     let lo = all().map(|p| p.1).filter(|&v| v > 0.0).fold(f64::INFINITY, f64::min);

@@ -1,10 +1,11 @@
 //! Latency over time: per interval, the end-to-end p99 and max (and those of any other
-//! end-to-end series of the log, such as a load generator's), with the throughput of each
-//! interval under it on the same time axis, and the rejections under that if there were any
-//! (in a panel of their own: a burst of rejections would flatten the throughput).
+//! end-to-end series of the log, such as a load generator's) and each stage's p99 queue wait
+//! (where SEDA's time goes when a stage falls behind), with the throughput of each interval
+//! under it on the same time axis, and the rejections under that if there were any (in a panel
+//! of their own: a burst of rejections would flatten the throughput).
 
-use super::chart::{count_label, legend, seconds_label, title, Area, Axis, Panel, Series, PALETTE};
-use super::spectrum::series_name;
+use super::chart::{count_label, legend, seconds_label, title, Area, Axis, Panel, Series};
+use super::style::{self, series_name, Kind};
 use super::svg::{Stroke, Svg};
 use crate::report::run::{Interval, E2E_TAG};
 use crate::report::spectra::series_tags;
@@ -22,16 +23,6 @@ pub const REJECTED: &str = "rejected/s";
 const COMPLETED_FILL: &str = "#9bb7d4";
 const REJECTED_FILL: &str = "#e15759";
 
-/// The end-to-end tags: `e2e` and the log's tags of no stage.
-fn end_to_end_tags(slice: &Slice<'_>) -> Vec<String> {
-    let stages = &slice.run.summary.stages;
-    series_tags(slice)
-        .into_iter()
-        .filter(|t| t == E2E_TAG || t.rsplit_once('.').is_none_or(|(stage, _)| !stages.contains_key(stage)))
-        .filter(|t| slice.histogram(t).is_some())
-        .collect()
-}
-
 fn middle(i: &Interval) -> f64 {
     (i.start + i.length / 2).as_secs_f64()
 }
@@ -47,27 +38,49 @@ fn per_second(n: u64, i: &Interval) -> f64 {
 
 pub fn draw(slice: &Slice<'_>, label: &str) -> String {
     let intervals = &slice.intervals;
+    let stages: Vec<&String> = slice.run.summary.stages.keys().collect();
+    let tags = series_tags(slice);
+    let over_time = |tag: &str, q: Option<f64>| {
+        intervals
+            .iter()
+            .filter_map(|i| {
+                let h = i.histograms.get(tag).filter(|h| !h.is_empty())?;
+                let ns = q.map_or_else(|| h.max(), |q| h.value_at_quantile(q));
+                Some((middle(i), ns as f64 / 1_000.0))
+            })
+            .collect::<Vec<_>>()
+    };
+    // Drawn in this order: stages' queue waits under end to end, each max under its p99.
     let mut latency = Vec::new();
-    for (k, tag) in end_to_end_tags(slice).iter().enumerate() {
+    for (tag, kind) in tags.iter().zip(style::kinds(&stages, &tags)) {
+        if slice.histogram(tag).is_none() {
+            continue;
+        }
         let name = series_name(tag);
-        let p99 = PALETTE[(2 * k) % PALETTE.len()];
-        let max = PALETTE[(2 * k + 1) % PALETTE.len()];
-        let values = |q: Option<f64>| {
-            intervals
-                .iter()
-                .filter_map(|i| {
-                    let h = i.histograms.get(tag).filter(|h| !h.is_empty())?;
-                    let ns = q.map_or_else(|| h.max(), |q| h.value_at_quantile(q));
-                    Some((middle(i), ns as f64 / 1_000.0))
-                })
-                .collect::<Vec<_>>()
-        };
-        latency.push(Series { name: format!("{name} max"), stroke: Stroke::solid(max, 1.5), points: values(None) });
-        latency.push(Series {
-            name: format!("{name} p99"),
-            stroke: Stroke::solid(p99, 2.5),
-            points: values(Some(0.99)),
-        });
+        match kind {
+            Kind::Stage(_, "queue_wait") => latency.insert(
+                0,
+                Series {
+                    name: format!("{name} p99"),
+                    stroke: style::thin_stroke(kind, stages.len()),
+                    points: over_time(tag, Some(0.99)),
+                },
+            ),
+            Kind::Stage(..) => {}
+            Kind::EndToEnd | Kind::Other(_) => {
+                let max = Series {
+                    name: format!("{name} max"),
+                    stroke: style::thin_stroke(kind, stages.len()),
+                    points: over_time(tag, None),
+                };
+                let p99 = Series {
+                    name: format!("{name} p99"),
+                    stroke: style::stroke(kind, stages.len()),
+                    points: over_time(tag, Some(0.99)),
+                };
+                latency.extend([max, p99]);
+            }
+        }
     }
     let e2e_count = |i: &Interval| i.histograms.get(E2E_TAG).map_or(0, |h| h.len());
     let rejected = |i: &Interval| i.counters.values().map(|c| c.rejected).sum::<u64>();
@@ -83,7 +96,7 @@ pub fn draw(slice: &Slice<'_>, label: &str) -> String {
     let all_latency = || latency.iter().flat_map(|s| s.points.iter().map(|p| p.1));
     let lo = all_latency().filter(|&v| v > 0.0).fold(f64::INFINITY, f64::min);
     let hi = all_latency().fold(0.0, f64::max);
-    let top = Panel { area: LATENCY, x: time.clone(), y: Axis::latency(lo.min(hi), hi, "end-to-end latency") };
+    let top = Panel { area: LATENCY, x: time.clone(), y: Axis::latency(lo.min(hi), hi, "latency") };
     let rate = |bars: &[(f64, f64, f64)], title| {
         Axis::linear(0.0, bars.iter().map(|b| b.2).fold(0.0, f64::max), title, count_label)
     };
