@@ -53,16 +53,17 @@ impl Axis {
         Axis { min: 10f64.powi(min_exp), max: 10f64.powi(max_exp), scale: Scale::Log, title: title.to_owned(), ticks }
     }
 
-    /// Latency in microseconds, labelled in us or, past [`MS_FROM_US`], in ms; on a log scale
-    /// when the values span more than [`LOG_SPAN`], so that a fast stage is not flattened
-    /// against the axis by a slow one.
+    /// Latency in microseconds, on a log scale when the values span more than [`LOG_SPAN`]
+    /// (so that a fast stage is not flattened against the axis by a slow one), labelled in ms
+    /// where every label would be past [`MS_FROM_US`] on a linear scale, or past 1 ms on a log
+    /// one, else in us.
     pub fn latency(lo: f64, hi: f64, what: &str) -> Axis {
-        let (unit, label) = latency_unit(hi);
         let lo_positive = lo.max(0.001);
         if hi / lo_positive > LOG_SPAN {
+            let (unit, label) = latency_unit(if lo_positive >= 1_000.0 { f64::INFINITY } else { 0.0 });
             Axis::log(lo_positive, hi, &format!("{what} ({unit}, log scale)"), label)
         } else {
-            Axis::linear(0.0, hi, &format!("{what} ({unit})"), label)
+            Axis::latency_linear(hi, what)
         }
     }
 
@@ -126,12 +127,14 @@ pub fn nice_step(rough: f64) -> f64 {
     nice * power
 }
 
-/// Microseconds, with thousands separated: `0.05`, `2.5`, `250`, `12,000`.
+/// Microseconds, with thousands separated: `0.005`, `0.05`, `2.5`, `250`, `12,000`.
 pub fn micros_label(us: f64) -> String {
     if us == 0.0 {
         "0".to_owned()
     } else if us.abs() < 1.0 {
-        trim(format!("{us:.3}"))
+        // Two significant digits, however small.
+        let decimals = ((-us.abs().log10()).ceil() as usize + 1).min(9);
+        trim(format!("{us:.decimals$}"))
     } else if us.abs() < 10.0 {
         trim(format!("{us:.1}"))
     } else {
@@ -320,6 +323,8 @@ mod tests {
     fn labels_are_short() {
         assert_eq!(micros_label(12_000.0), "12,000");
         assert_eq!(micros_label(0.05), "0.05");
+        assert_eq!(micros_label(0.0001), "0.0001");
+        assert_eq!(micros_label(0.25), "0.25");
         assert_eq!(count_label(1_500_000.0), "1.5M");
         assert_eq!(count_label(20_000.0), "20k");
         assert_eq!(seconds_label(0.25), "0.25");
