@@ -476,7 +476,7 @@ fn ns_per_hop(rps: f64, k: usize) -> f64 {
 fn print_throughput(shapes: &[Box<dyn Shape>], results: &[Vec<Vec<f64>>], medians: &[Vec<f64>]) {
     println!();
     println!("throughput (median of rounds; ns/hop = wall time per request per stage)");
-    println!("{:<28} {:>2} {:>14} {:>9}   {}", "shape", "K", "median Mreq/s", "ns/hop", "rounds Mreq/s");
+    println!("{:<28} {:>2} {:>14} {:>9}   rounds Mreq/s", "shape", "K", "median Mreq/s", "ns/hop");
     for (ki, &k) in KS.iter().enumerate() {
         for (si, shape) in shapes.iter().enumerate() {
             let m = medians[si][ki];

@@ -28,6 +28,9 @@ enum Command {
         /// interval log (latency.hlog), per-interval counters (counters.csv), .hgrm spectra
         #[arg(long, value_name = "DIR")]
         record: Option<PathBuf>,
+        /// For an http source: listen here instead of the config's `listen` (port 0: any free)
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
     },
     /// Check a pipeline config; print every error with its JSON path
     Validate { config: PathBuf },
@@ -74,12 +77,13 @@ pub struct RunOptions {
     pub config: PathBuf,
     pub json: Option<PathBuf>,
     pub record: Option<PathBuf>,
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// Parses the process arguments; on bad usage clap prints help and exits with code 2.
 pub fn parse() -> Action {
     match Cli::parse().command {
-        Command::Run { config, json, record } => Action::Run(RunOptions { config, json, record }),
+        Command::Run { config, json, record, listen } => Action::Run(RunOptions { config, json, record, listen }),
         Command::Validate { config } => Action::Validate { config },
         Command::Graph { config } => Action::Graph { config },
         Command::Report { runs, from, to, hgrm, svg } => {

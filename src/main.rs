@@ -60,10 +60,19 @@ fn invalid(errors: config::ConfigErrors) -> anyhow::Result<ExitCode> {
 }
 
 fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
-    let plan = match config::load(&options.config) {
+    let mut plan = match config::load(&options.config) {
         Ok(plan) => plan,
         Err(errors) => return invalid(errors),
     };
+    if let Some(addr) = options.listen {
+        match &mut plan.source {
+            config::SourcePlan::Http(http) => http.listen = addr,
+            _ => {
+                eprintln!("seda: --listen is for a pipeline whose source is `http`");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
     // SIGINT/SIGTERM stop admission; the engine drains what is in flight and reports.
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -10,12 +10,17 @@ pub fn to_dot(plan: &Plan) -> String {
     let w = &mut out;
     let _ = writeln!(w, "digraph \"{}\" {{", escape(&plan.name));
     let _ = writeln!(w, "  rankdir=LR;\n  node [shape=record, fontname=\"monospace\"];");
-    let SourcePlan::Generator { requests, rate, .. } = &plan.source;
-    let rate = match rate {
-        super::Rate::Max => "max".to_string(),
-        super::Rate::PerSecond(r) => format!("{r}/s"),
+    let source = match &plan.source {
+        SourcePlan::Generator { requests, rate, .. } => {
+            let rate = match rate {
+                super::Rate::Max => "max".to_string(),
+                super::Rate::PerSecond(r) => format!("{r}/s"),
+            };
+            format!("generator\\n{requests} requests @ {rate}")
+        }
+        SourcePlan::Http(http) => format!("http\\n{}", http.listen),
     };
-    let _ = writeln!(w, "  source [shape=oval, label=\"generator\\n{requests} requests @ {rate}\"];");
+    let _ = writeln!(w, "  source [shape=oval, label=\"{source}\"];");
     for (p, pool) in plan.pools.iter().enumerate() {
         let cpus = pool.threads.iter().map(|t| t.cpu.to_string()).collect::<Vec<_>>().join(",");
         let _ = writeln!(w, "  subgraph cluster_{p} {{");

@@ -32,6 +32,13 @@ pub struct PipelineConfig {
     /// weighs N); 1 times every request. Counts, queue waits and end-to-end latency are exact.
     #[serde(default = "default_stage_timing_every")]
     pub stage_timing_every: u32,
+    /// Threads doing blocking file reads for stages that read files.
+    #[serde(default = "default_file_threads")]
+    pub file_threads: usize,
+}
+
+fn default_file_threads() -> usize {
+    2
 }
 
 fn default_stage_timing_every() -> u32 {
@@ -55,6 +62,80 @@ fn default_metrics_interval_ms() -> u64 {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SourceConfig {
     Generator(GeneratorConfig),
+    Http(HttpConfig),
+}
+
+/// An HTTP/1.1 listener: each framed request is admitted into `entry`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `host:port`; port 0 takes a free one (the server prints which).
+    pub listen: String,
+    pub entry: String,
+    /// Where connections are polled: in the entry stage's pool's workers, or a thread of its own.
+    #[serde(default)]
+    pub reactor: ReactorPlacement,
+    /// With `"reactor": "thread"`: the CPU that thread is pinned to; unpinned when absent.
+    pub cpu: Option<usize>,
+    /// Open connections at most; past it a new connection is closed at accept, and counted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Requests of one connection in the pipeline at once; past it, its further pipelined
+    /// requests wait in its buffer.
+    #[serde(default = "default_max_pipelined")]
+    pub max_pipelined: usize,
+    /// A request head (or the first one, from accept) must arrive within this, else the
+    /// connection is answered 408 and closed (slowloris).
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// A keep-alive connection with nothing to do is closed after this.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    #[serde(default = "default_max_head_bytes")]
+    pub max_head_bytes: usize,
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+/// Where an HTTP source's reactors run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReactorPlacement {
+    /// In each worker of the entry stage's pool, each with its own `SO_REUSEPORT` listener.
+    #[default]
+    Workers,
+    /// One thread of its own, handing requests to the workers through the entry queue.
+    Thread,
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+
+fn default_max_pipelined() -> usize {
+    64
+}
+
+fn default_header_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_idle_timeout_ms() -> u64 {
+    60_000
+}
+
+fn default_max_head_bytes() -> usize {
+    crate::net::Limits::default().max_head_bytes
+}
+
+fn default_max_headers() -> usize {
+    crate::net::Limits::default().max_headers
+}
+
+fn default_max_body_bytes() -> usize {
+    crate::net::Limits::default().max_body_bytes
 }
 
 /// The in-process generator: `requests` synthetic requests at `rate`.

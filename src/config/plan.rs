@@ -22,6 +22,7 @@ pub struct Plan {
     pub metrics_interval: Duration,
     /// Time every Nth request through its stages (see the config's `stage_timing_every`).
     pub stage_timing_every: u32,
+    pub file_threads: usize,
 }
 
 impl Plan {
@@ -44,14 +45,39 @@ pub enum SourcePlan {
         /// (name, [(value, weight)]) pairs.
         attributes: Vec<(String, Vec<(String, u32)>)>,
     },
+
+    Http(HttpPlan),
 }
 
 impl SourcePlan {
     pub fn entry(&self) -> StageId {
         match self {
             SourcePlan::Generator { entry, .. } => *entry,
+            SourcePlan::Http(http) => http.entry,
         }
     }
+
+    /// The CPU the source's own thread is pinned to, if any.
+    pub fn cpu(&self) -> Option<usize> {
+        match self {
+            SourcePlan::Generator { cpu, .. } => *cpu,
+            SourcePlan::Http(http) => http.cpu.filter(|_| http.reactor == super::ReactorPlacement::Thread),
+        }
+    }
+}
+
+/// An HTTP listener, as validated (see the config's `HttpConfig` for each field).
+#[derive(Debug, Clone)]
+pub struct HttpPlan {
+    pub listen: std::net::SocketAddr,
+    pub entry: StageId,
+    pub reactor: super::ReactorPlacement,
+    pub cpu: Option<usize>,
+    pub max_connections: usize,
+    pub max_pipelined: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub limits: crate::net::Limits,
 }
 
 pub struct StagePlan {

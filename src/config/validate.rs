@@ -16,8 +16,10 @@ use serde_json::Value;
 
 use seda_stages::{BuildError, Outputs};
 
-use super::model::{GeneratorConfig, PipelineConfig, PoolConfig, SourceConfig, StageConfig, WhenFull};
-use super::plan::{Plan, PoolPlan, QueuePlan, SourcePlan, StagePlan, ThreadPlan};
+use super::model::{
+    GeneratorConfig, HttpConfig, PipelineConfig, PoolConfig, ReactorPlacement, SourceConfig, StageConfig, WhenFull,
+};
+use super::plan::{HttpPlan, Plan, PoolPlan, QueuePlan, SourcePlan, StagePlan, ThreadPlan};
 use super::{ConfigError, ConfigErrors};
 
 /// Validates `config` against the CPUs of this machine.
@@ -36,7 +38,7 @@ fn cpus_or_cpu_0(cpus: Option<Vec<usize>>) -> Vec<usize> {
 }
 
 /// The source kinds `source.kind` may name.
-const SOURCE_KINDS: &[&str] = &["generator"];
+const SOURCE_KINDS: &[&str] = &["generator", "http"];
 
 /// Validates `config` as if the machine had exactly `cpus`, which must not be empty.
 pub fn validate_with_cpus(config: &Value, cpus: &[usize]) -> Result<Plan, ConfigErrors> {
@@ -180,6 +182,7 @@ impl Validator<'_> {
             io_capacity: top.io_capacity,
             metrics_interval: Duration::from_millis(top.metrics_interval_ms),
             stage_timing_every: top.stage_timing_every,
+            file_threads: top.file_threads,
         })
     }
 
@@ -203,6 +206,9 @@ impl Validator<'_> {
                 "stage_timing_every must be at least 1",
                 Some("1 times every request".into()),
             );
+        }
+        if top.file_threads == 0 {
+            self.error("$.file_threads", "file_threads must be at least 1", None);
         }
         if top.metrics_interval_ms == 0 {
             self.error("$.metrics_interval_ms", "metrics_interval_ms must be at least 1", None);
@@ -301,6 +307,7 @@ impl Validator<'_> {
         rest.remove("kind");
         let source = match kind.as_str() {
             "generator" => SourceConfig::Generator(self.parse("$.source", &Value::Object(rest))?),
+            "http" => SourceConfig::Http(self.parse("$.source", &Value::Object(rest))?),
             _ => {
                 let hint = seda_stages::closest(kind, SOURCE_KINDS.iter().copied())
                     .map(|s| format!("did you mean `{s}`?"))
@@ -311,7 +318,66 @@ impl Validator<'_> {
         };
         match source {
             SourceConfig::Generator(g) => self.generator(g, stages),
+            SourceConfig::Http(h) => self.http(h, stages),
         }
+    }
+
+    fn http(&mut self, h: HttpConfig, stages: &Stages) -> Option<SourcePlan> {
+        let errors = self.errors.len();
+        let listen = h.listen.parse::<std::net::SocketAddr>();
+        if listen.is_err() {
+            self.error(
+                "$.source.listen",
+                format!("`{}` is not a socket address", h.listen),
+                Some("write `host:port` with a numeric host, e.g. `127.0.0.1:8080`".into()),
+            );
+        }
+        if let Some(cpu) = h.cpu.filter(|c| !self.cpus.contains(c)) {
+            self.missing_cpu("$.source.cpu".into(), cpu);
+        }
+        if h.cpu.is_some() && h.reactor == ReactorPlacement::Workers {
+            self.error(
+                "$.source.cpu",
+                "`cpu` places the reactor thread, and the reactors run in the entry pool's workers",
+                Some("add `\"reactor\": \"thread\"`, or leave `cpu` out (the pool's `cpus` place the workers)".into()),
+            );
+        }
+        for (field, value) in [
+            ("max_connections", h.max_connections as u64),
+            ("max_pipelined", h.max_pipelined as u64),
+            ("header_timeout_ms", h.header_timeout_ms),
+            ("idle_timeout_ms", h.idle_timeout_ms),
+            ("max_head_bytes", h.max_head_bytes as u64),
+            ("max_headers", h.max_headers as u64),
+        ] {
+            if value == 0 {
+                self.error(format!("$.source.{field}"), format!("{field} must be at least 1"), None);
+            }
+        }
+        if h.max_pipelined > 1024 {
+            self.error("$.source.max_pipelined", "max_pipelined must be at most 1024", None);
+        }
+        let entry = self.stage_ref("$.source.entry", &h.entry, stages);
+        if self.errors.len() > errors {
+            return None;
+        }
+        let defaults = crate::net::Limits::default();
+        Some(SourcePlan::Http(HttpPlan {
+            listen: listen.ok()?,
+            entry: entry?,
+            reactor: h.reactor,
+            cpu: h.cpu,
+            max_connections: h.max_connections,
+            max_pipelined: h.max_pipelined,
+            header_timeout: Duration::from_millis(h.header_timeout_ms),
+            idle_timeout: Duration::from_millis(h.idle_timeout_ms),
+            limits: crate::net::Limits {
+                max_head_bytes: h.max_head_bytes,
+                max_headers: h.max_headers,
+                max_body_bytes: h.max_body_bytes,
+                ..defaults
+            },
+        }))
     }
 
     fn generator(&mut self, g: GeneratorConfig, stages: &Stages) -> Option<SourcePlan> {
@@ -570,7 +636,7 @@ impl Validator<'_> {
 fn source_kinds_hint() -> Option<String> {
     Some(match SOURCE_KINDS {
         [kind] => format!("the only kind is `{kind}`"),
-        kinds => format!("the kinds are {}", kinds.join(", ")),
+        kinds => format!("the kinds are {}", kinds.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
     })
 }
 

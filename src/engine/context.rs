@@ -14,7 +14,7 @@ use super::runtime::Shared;
 use super::{Envelope, Outcome, RejectReason};
 use crate::clock::now_ns;
 use crate::config::{StageId, WhenFull};
-use crate::io::{TimerEntry, TimerMsg};
+use crate::io::{FileJob, FileMsg, TimerEntry, TimerMsg};
 use crate::metrics::{Publication, Recorder};
 
 pub(crate) struct Ctx {
@@ -146,6 +146,13 @@ impl Ctx {
                 if let Err(e) = self.shared.timers.try_send(entry) {
                     if let TimerMsg::Start(entry) = e.into_inner() {
                         self.finish(entry.env, Outcome::Rejected(RejectReason::IoFull { stage }), now);
+                    }
+                }
+            }
+            IoOp::ReadFile(op) => {
+                if let Err(e) = self.shared.files.try_send(FileMsg::Read(FileJob { op, next, env })) {
+                    if let FileMsg::Read(job) = e.into_inner() {
+                        self.finish(job.env, Outcome::Rejected(RejectReason::IoFull { stage }), now);
                     }
                 }
             }

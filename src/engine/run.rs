@@ -21,6 +21,13 @@ pub fn run_recorded(plan: Plan, stop: &AtomicBool) -> Result<(Summary, Recording
 }
 
 fn run_with(plan: Plan, stop: &AtomicBool, record: bool) -> Result<(Summary, Recording), EngineError> {
+    if let crate::config::SourcePlan::Http(_) = plan.source {
+        let listening = |addr| eprintln!("seda: listening on http://{addr}");
+        return crate::net::serve(plan, stop, record, listening).map_err(|e| match e {
+            crate::net::ServeError::Engine(e) => e,
+            other => EngineError::Source(other.to_string()),
+        });
+    }
     let generator = Arc::new(Generator::new(&plan.source));
     let entry = plan.source.entry();
     let origins = vec![generator.clone() as Arc<dyn Origin>];

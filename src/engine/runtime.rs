@@ -19,12 +19,13 @@ use std::time::Duration;
 
 use crossbeam_deque::{Stealer, Worker as LocalQueue};
 
+use super::poller::{admit_by_policy, stamp};
 use super::queue::{Batch, StageQueue};
 use super::worker::Worker;
 use super::{Ctx, Envelope, Ledger, LedgerCounts, Origin, OriginId, Outcome, RejectReason, Sleep};
 use crate::clock::now_ns;
 use crate::config::{Plan, StageId};
-use crate::io::{timer, TimerMsg};
+use crate::io::{files, timer, FileMsg, TimerMsg};
 use crate::metrics::record::Recording;
 use crate::metrics::{collector, Publication, Summary};
 
@@ -46,6 +47,7 @@ pub(crate) struct Shared {
     /// `origins[i].batches()`, read once.
     pub origin_batches: Vec<bool>,
     pub timers: flume::Sender<TimerMsg>,
+    pub files: flume::Sender<FileMsg>,
     /// Emptied latency counts for recorders to reuse.
     pub spare_counts: crate::metrics::SpareCounts,
     state: AtomicU8,
@@ -74,7 +76,7 @@ impl Shared {
         self.state.load(Ordering::Acquire) == STOPPED
     }
 
-    fn admitting(&self) -> bool {
+    pub(crate) fn admitting(&self) -> bool {
         self.state.load(Ordering::Acquire) == RUNNING
     }
 
@@ -92,6 +94,9 @@ impl Shared {
 pub enum EngineError {
     #[error("cannot start thread `{name}`: {source}")]
     Spawn { name: String, source: std::io::Error },
+    /// The source could not start (an HTTP listener's address in use, ...).
+    #[error("{0}")]
+    Source(String),
     #[error("cannot pin worker {index} of pool `{pool}` to CPU {cpu}")]
     Pin { pool: String, index: usize, cpu: usize },
 }
@@ -106,11 +111,21 @@ pub struct WorkerInfo {
     pub allowed_cpus: String,
 }
 
+/// Pollers for the workers of one pool (see [`Engine::start_polled`]).
+pub struct WorkerPollers {
+    pub pool: usize,
+    /// Where the pollers' requests are admitted.
+    pub entry: StageId,
+    /// Per worker of the pool: the origin its requests are submitted as, and its poller.
+    pub pollers: Vec<(OriginId, Box<dyn super::Poller>)>,
+}
+
 /// A running engine.
 pub struct Engine {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
     timer: Option<JoinHandle<()>>,
+    files: Vec<JoinHandle<()>>,
     metrics: Option<flume::Sender<Publication>>,
     collector: Option<JoinHandle<collector::Totals>>,
     info: Vec<WorkerInfo>,
@@ -130,19 +145,37 @@ impl Engine {
     /// Builds the queues, spawns and pins every pool's workers, the timer thread and the
     /// metrics collector. `origins[i]` is told of the end of each request submitted as origin i.
     pub fn start(plan: Plan, origins: Vec<Arc<dyn Origin>>) -> Result<Engine, EngineError> {
-        Engine::start_with(plan, origins, false)
+        Engine::start_with(plan, origins, false, None)
     }
 
     /// [`Engine::start`], with the collector also keeping the run interval by interval (every
     /// `metrics_interval`), for [`Engine::shutdown_recorded`] to return.
     pub fn start_recorded(plan: Plan, origins: Vec<Arc<dyn Origin>>) -> Result<Engine, EngineError> {
-        Engine::start_with(plan, origins, true)
+        Engine::start_with(plan, origins, true, None)
     }
 
-    fn start_with(plan: Plan, origins: Vec<Arc<dyn Origin>>, record: bool) -> Result<Engine, EngineError> {
+    /// [`Engine::start`] (recorded when `record`), with a poller in each worker of one pool:
+    /// worker i of `pollers.pool` turns `pollers.pollers[i]` between batches and sleeps in it.
+    pub fn start_polled(
+        plan: Plan,
+        origins: Vec<Arc<dyn Origin>>,
+        record: bool,
+        pollers: WorkerPollers,
+    ) -> Result<Engine, EngineError> {
+        assert_eq!(pollers.pollers.len(), plan.pools[pollers.pool].threads.len(), "a poller per worker of the pool");
+        Engine::start_with(plan, origins, record, Some(pollers))
+    }
+
+    fn start_with(
+        plan: Plan,
+        origins: Vec<Arc<dyn Origin>>,
+        record: bool,
+        mut pollers: Option<WorkerPollers>,
+    ) -> Result<Engine, EngineError> {
         let intervals = record.then_some(plan.metrics_interval);
         let (metrics, spare_counts, collector) = collector::spawn(plan.stages.len(), intervals);
         let (timer_tx, timer_rx) = flume::bounded(plan.io_capacity);
+        let (files_tx, files_rx) = flume::bounded(plan.io_capacity);
         let queues = plan.stages.iter().enumerate().map(|(id, s)| StageQueue::new(id, s.queue)).collect();
         let routes = plan
             .stages
@@ -151,12 +184,18 @@ impl Engine {
             .collect();
         let mut locals: Vec<Vec<LocalQueue<Batch>>> = Vec::new();
         let mut pools = Vec::new();
-        for pool in &plan.pools {
+        for (p, pool) in plan.pools.iter().enumerate() {
             let local: Vec<_> = pool.threads.iter().map(|_| LocalQueue::new_fifo()).collect();
+            let sleep = match &pollers {
+                Some(polled) if polled.pool == p => {
+                    Sleep::with_wakers(polled.pollers.iter().map(|(_, poller)| Some(poller.waker())).collect())
+                }
+                _ => Sleep::new(pool.threads.len()),
+            };
             pools.push(PoolShared {
                 stages: pool.stages.clone(),
                 stealers: local.iter().map(LocalQueue::stealer).collect(),
-                sleep: Sleep::new(pool.threads.len()),
+                sleep,
             });
             locals.push(local);
         }
@@ -168,6 +207,7 @@ impl Engine {
             origin_batches: origins.iter().map(|o| o.batches()).collect(),
             origins,
             timers: timer_tx,
+            files: files_tx,
             spare_counts,
             state: AtomicU8::new(RUNNING),
             plan,
@@ -177,6 +217,7 @@ impl Engine {
             shared: shared.clone(),
             workers: Vec::new(),
             timer: None,
+            files: Vec::new(),
             metrics: Some(metrics.clone()),
             collector: Some(collector),
             info: Vec::new(),
@@ -188,14 +229,19 @@ impl Engine {
         for thread in shared.plan.pools.iter().flat_map(|p| &p.threads) {
             *pinned.entry(thread.cpu).or_default() += 1;
         }
-        if let crate::config::SourcePlan::Generator { cpu: Some(cpu), .. } = shared.plan.source {
+        if let Some(cpu) = shared.plan.source.cpu() {
             *pinned.entry(cpu).or_default() += 1;
         }
+        let mut polled = pollers.as_mut().map(|p| (p.pool, p.entry, p.pollers.drain(..)));
         for (p, local) in locals.into_iter().enumerate() {
             for (index, local) in local.into_iter().enumerate() {
                 let name = format!("{}{}.{}", super::panics::WORKER_THREAD_PREFIX, shared.plan.pools[p].name, index);
                 let shares_cpu = pinned[&shared.plan.pools[p].threads[index].cpu] > 1;
-                let worker = Worker::new(Ctx::new(shared.clone(), metrics.clone()), p, index, local, shares_cpu);
+                let mut worker = Worker::new(Ctx::new(shared.clone(), metrics.clone()), p, index, local, shares_cpu);
+                if let Some((_, entry, pollers)) = polled.as_mut().filter(|(pool, ..)| *pool == p) {
+                    let (origin, poller) = pollers.next().expect("a poller per worker");
+                    worker.poll_with(poller, origin, *entry);
+                }
                 let ready = ready_tx.clone();
                 let handle = std::thread::Builder::new()
                     .name(name.clone())
@@ -211,6 +257,17 @@ impl Engine {
             }
         }
         drop(ready_tx);
+        for i in 0..shared.plan.file_threads {
+            let (ctx, rx, name) =
+                (Ctx::new(shared.clone(), metrics.clone()), files_rx.clone(), format!("seda-file.{i}"));
+            match std::thread::Builder::new().name(name.clone()).spawn(move || files::run(ctx, rx)) {
+                Ok(h) => engine.files.push(h),
+                Err(source) => {
+                    engine.stop_now();
+                    return Err(EngineError::Spawn { name, source });
+                }
+            }
+        }
         let timer_ctx = Ctx::new(shared.clone(), metrics);
         engine.timer = Some(
             std::thread::Builder::new()
@@ -311,6 +368,13 @@ impl Engine {
         if let Some(t) = self.timer.take() {
             let _ = t.join();
         }
+        // Each file thread exits at the first `Stop` it takes, after what was queued before it.
+        for _ in &self.files {
+            let _ = self.shared.files.send(FileMsg::Stop);
+        }
+        for f in self.files.drain(..) {
+            let _ = f.join();
+        }
         drop(self.metrics.take());
         self.collector.take().and_then(|c| c.join().ok()).unwrap_or_default()
     }
@@ -348,28 +412,11 @@ impl Submitter<'_> {
     /// `Policy`, ended by the entry's policy. Once shutdown has begun, requests end at once as
     /// rejected (`ShuttingDown`). A request without an intended start time gets now.
     pub fn submit_batch(&mut self, batch: &mut Vec<Box<Envelope>>, admission: Admission) {
-        let now = now_ns();
-        let deadline = self.ctx.shared.plan.deadline.map_or(u64::MAX, |d| now + d.as_nanos() as u64);
-        self.ctx.admit(batch.len() as u64);
-        for env in batch.iter_mut() {
-            env.origin = self.origin;
-            env.deadline_ns = deadline;
-            if env.intended_ns == 0 {
-                env.intended_ns = now;
-            }
+        if admission == Admission::Policy || !self.ctx.shared.admitting() {
+            return admit_by_policy(&mut self.ctx, batch, self.origin, self.entry);
         }
-        if !self.ctx.shared.admitting() {
-            for env in batch.drain(..) {
-                self.ctx.finish(env, Outcome::Rejected(RejectReason::ShuttingDown), now);
-            }
-        } else if admission == Admission::WaitForRoom {
-            self.push_waiting(batch);
-        } else {
-            for env in batch.drain(..) {
-                self.ctx.send(env, self.entry);
-            }
-            self.ctx.flush();
-        }
+        stamp(&mut self.ctx, batch, self.origin);
+        self.push_waiting(batch);
     }
 
     /// Pushes the whole batch into the entry queue, waiting as long as it takes for room (or

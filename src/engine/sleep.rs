@@ -31,7 +31,12 @@ pub struct Sleep {
     sleepers: AtomicUsize,
     idle: Mutex<Vec<usize>>,
     tokens: Vec<Token>,
+    /// Per worker, for one that sleeps in its poller ([`Sleep::sleep_polling`]): what wakes it.
+    wakers: Vec<Option<Waker>>,
 }
+
+/// Wakes a worker blocked in its poller.
+pub type Waker = std::sync::Arc<dyn Fn() + Send + Sync>;
 
 /// A one-bit semaphore a worker parks on.
 struct Token {
@@ -43,7 +48,14 @@ struct Token {
 
 impl Sleep {
     pub fn new(workers: usize) -> Self {
+        Sleep::with_wakers((0..workers).map(|_| None).collect())
+    }
+
+    /// A pool whose worker `i` sleeps in its poller when `wakers[i]` is given.
+    pub fn with_wakers(wakers: Vec<Option<Waker>>) -> Self {
+        let workers = wakers.len();
         Sleep {
+            wakers,
             sleepers: AtomicUsize::new(0),
             idle: Mutex::new(Vec::with_capacity(workers)),
             tokens: (0..workers)
@@ -68,6 +80,28 @@ impl Sleep {
         self.tokens[me].wait();
     }
 
+    /// [`Sleep::sleep`] for a worker that sleeps in its poller: `poll(woken)` blocks there
+    /// (until its waker is called, its own I/O is ready, or its own deadline), or, when `woken`
+    /// says a wake-up is already due, only looks without blocking.
+    pub fn sleep_polling(&self, me: usize, has_work: impl Fn() -> bool, poll: impl FnOnce(bool)) {
+        {
+            let mut idle = self.idle.lock().unwrap();
+            idle.push(me);
+            self.sleepers.store(idle.len(), Ordering::SeqCst);
+        }
+        fence(Ordering::SeqCst);
+        if has_work() {
+            self.unregister(me);
+            return;
+        }
+        poll(self.tokens[me].take());
+        // Woken by its own I/O, it may still be listed: a producer would wake it for nothing.
+        // (A producer that pops it after this leaves a token: one spurious wake-up later.)
+        if !self.tokens[me].take() {
+            self.unregister(me);
+        }
+    }
+
     /// Wakes one sleeping worker, if any sleeps. Call after making a queue non-empty.
     #[inline]
     pub fn wake_one(&self) {
@@ -86,7 +120,14 @@ impl Sleep {
             woken
         };
         if let Some(w) = woken {
-            self.tokens[w].notify();
+            self.notify(w);
+        }
+    }
+
+    fn notify(&self, w: usize) {
+        self.tokens[w].notify();
+        if let Some(waker) = &self.wakers[w] {
+            waker();
         }
     }
 
@@ -98,7 +139,7 @@ impl Sleep {
             idle.drain(..).collect()
         };
         for w in woken {
-            self.tokens[w].notify();
+            self.notify(w);
         }
     }
 
@@ -131,6 +172,11 @@ impl Token {
     fn notify(&self) {
         *self.set.lock().unwrap() = true;
         self.cond.notify_one();
+    }
+
+    /// Consumes the token if set, without waiting.
+    fn take(&self) -> bool {
+        std::mem::take(&mut *self.set.lock().unwrap())
     }
 }
 

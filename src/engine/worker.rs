@@ -8,6 +8,9 @@
 //!    an I/O step through the completion layer, and an ending through `Ctx::finish`;
 //! 3. with nothing to take: hand over the outboxes, spin briefly, yield, then sleep on the
 //!    pool's [`super::Sleep`] until a producer wakes it.
+//!
+//! A worker with a [`Poller`] (the HTTP source's reactor, when it runs in the workers) turns it
+//! whenever it runs out of work and every few batches, and sleeps in it instead of parking.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
@@ -16,8 +19,8 @@ use crossbeam_deque::Worker as LocalQueue;
 use seda_stages::{IoOp, Stage, StageError, Step};
 
 use super::queue::{steal_from, Batch};
-use super::runtime::{EngineError, WorkerInfo};
-use super::{panics, Ctx, Envelope, Outcome};
+use super::runtime::{EngineError, Shared, WorkerInfo};
+use super::{panics, Admit, Ctx, Envelope, OriginId, Outcome, Poller};
 use crate::clock::now_ns;
 use crate::config::StageId;
 
@@ -27,6 +30,17 @@ use crate::config::StageId;
 const SPIN: Duration = Duration::from_micros(50);
 const YIELD: Duration = Duration::from_micros(500);
 const SHARED_YIELD: Duration = Duration::from_micros(100);
+
+/// A worker with a poller looks at its I/O at least every this many batches.
+const POLL_EVERY: u32 = 4;
+
+/// A worker's own I/O.
+struct PolledIo {
+    poller: Box<dyn Poller>,
+    origin: OriginId,
+    entry: StageId,
+    batches_since: u32,
+}
 
 pub(crate) struct Worker {
     ctx: Ctx,
@@ -44,6 +58,7 @@ pub(crate) struct Worker {
     untimed_left: u32,
     /// Another engine thread is pinned to this worker's CPU.
     shares_cpu: bool,
+    io: Option<PolledIo>,
 }
 
 impl Worker {
@@ -63,7 +78,21 @@ impl Worker {
             timing_every,
             untimed_left: 0,
             shares_cpu,
+            io: None,
         }
+    }
+
+    /// Gives the worker a poller: it admits what the poller frames as `origin` at `entry`.
+    pub fn poll_with(&mut self, poller: Box<dyn Poller>, origin: OriginId, entry: StageId) {
+        self.io = Some(PolledIo { poller, origin, entry, batches_since: 0 });
+    }
+
+    /// One turn of the worker's poller, if it has one. Returns whether it did anything.
+    fn poll(&mut self, timeout: Option<Duration>) -> bool {
+        let Some(io) = self.io.as_mut() else { return false };
+        io.batches_since = 0;
+        let mut admit = Admit { ctx: &mut self.ctx, origin: io.origin, entry: io.entry };
+        io.poller.turn(timeout, &mut admit)
     }
 
     pub fn run(mut self, ready: flume::Sender<Result<WorkerInfo, EngineError>>) {
@@ -72,10 +101,21 @@ impl Worker {
         loop {
             if let Some(batch) = self.take() {
                 self.process_batch(batch);
+                if let Some(io) = self.io.as_mut() {
+                    io.batches_since += 1;
+                    if io.batches_since >= POLL_EVERY {
+                        self.ctx.flush();
+                        self.poll(Some(Duration::ZERO));
+                    }
+                }
                 continue;
             }
             self.ctx.flush();
-            if let Some(batch) = self.wait_for_work() {
+            if self.io.is_some() {
+                if self.poll(Some(Duration::ZERO)) {
+                    continue;
+                }
+            } else if let Some(batch) = self.wait_for_work() {
                 self.process_batch(batch);
                 continue;
             }
@@ -86,8 +126,17 @@ impl Worker {
                 self.ctx.publish(now_ns());
             }
             let shared = self.ctx.shared.clone();
-            let pool = &shared.pools[self.pool];
-            pool.sleep.sleep(self.index, || shared.stopped() || self.has_work());
+            let (pool, index) = (self.pool, self.index);
+            let has_work = || shared.stopped() || pool_has_work(&shared, pool);
+            if self.io.is_some() {
+                // Its I/O is its sleep: blocked there, a producer's wake or a socket wakes it.
+                let timeout = |woken: bool| if woken { Some(Duration::ZERO) } else { None };
+                shared.pools[pool].sleep.sleep_polling(index, has_work, |woken| {
+                    self.poll(timeout(woken));
+                });
+            } else {
+                shared.pools[pool].sleep.sleep(index, has_work);
+            }
         }
         self.ctx.flush();
         self.ctx.publish(now_ns());
@@ -146,12 +195,6 @@ impl Worker {
             now = self.process(env, stage, now);
         }
         self.ctx.shared.queues[stage].give_back(batch);
-    }
-
-    fn has_work(&self) -> bool {
-        let shared = &self.ctx.shared;
-        let pool = &shared.pools[self.pool];
-        pool.stages.iter().any(|&s| !shared.queues[s].is_empty()) || pool.stealers.iter().any(|s| !s.is_empty())
     }
 
     /// Spins, then yields, looking for work before the worker sleeps.
@@ -243,6 +286,7 @@ impl Worker {
                     Some((next, false)) => return Next::Send(next),
                     None => return no_such_output(*stage, out.0),
                 },
+                Step::Io(op, seda_stages::Output::SELF) => return Next::Io(op, *stage),
                 Step::Io(op, out) => match route(out) {
                     Some((next, _)) => return Next::Io(op, next),
                     None => return no_such_output(*stage, out.0),
@@ -267,6 +311,12 @@ enum Next {
 fn no_such_output(stage: StageId, out: u16) -> Next {
     let error = StageError::new(format!("the handler chose output {out}, which the stage does not have"));
     Next::End(Outcome::Failed { stage, error })
+}
+
+/// Whether any of `pool`'s stage queues or workers' local deques holds work.
+fn pool_has_work(shared: &Shared, pool: usize) -> bool {
+    let pool = &shared.pools[pool];
+    pool.stages.iter().any(|&s| !shared.queues[s].is_empty()) || pool.stealers.iter().any(|s| !s.is_empty())
 }
 
 /// The CPUs the calling thread may run on, as the kernel reports them.

@@ -27,6 +27,9 @@ pub struct Summary {
     /// End to end, from each request's intended start to its completion.
     pub latency_us: Percentiles,
     pub stages: BTreeMap<String, StageSummary>,
+    /// Connection figures, when the source was an HTTP listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<crate::net::HttpStats>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +81,7 @@ impl Summary {
             ledger,
             latency_us: Percentiles::of(totals.e2e.as_ref()),
             stages,
+            http: None,
         }
     }
 }
@@ -101,7 +105,12 @@ impl fmt::Display for Summary {
             write_table_row(f, name, "queue", &s.queue_wait_us, s.throughput_rps, s.rejected, s.failed)?;
             write_table_row(f, "", "service", &s.service_us, s.throughput_rps, s.rejected, s.failed)?;
         }
-        write_table_row(f, "end to end", "", &self.latency_us, self.throughput_rps, l.rejected, l.failed)
+        write_table_row(f, "end to end", "", &self.latency_us, self.throughput_rps, l.rejected, l.failed)?;
+        if let Some(http) = &self.http {
+            writeln!(f)?;
+            writeln!(f, "{http}")?;
+        }
+        Ok(())
     }
 }
 

@@ -24,6 +24,8 @@ pub static SERVICE_UNAVAILABLE_CLOSE: &[u8] =
 /// `503 Service Unavailable` with `Retry-After: 1` to an HTTP/1.0 client whose connection stays open.
 pub static SERVICE_UNAVAILABLE_HTTP10: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n";
+/// `408 Request Timeout`: a head did not arrive in time; then close.
+pub static REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 /// The interim `100 Continue`, sent before reading a body the client holds back for it.
 pub static CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 

@@ -23,7 +23,7 @@ use std::io;
 use super::chunked::{ChunkedDecoder, Progress};
 use super::limits::{Limits, HEADER_SLOTS};
 use super::reject::{BadRequest, Reject};
-use super::request::{trim_ows, Request, Version};
+use seda_stages::http::{trim_ows, HttpRequest as Request, Version};
 
 /// What [`RequestReader::next_request`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]

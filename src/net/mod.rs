@@ -1,11 +1,15 @@
-//! HTTP/1.1 on the server side, sans I/O: framing requests out of a connection's bytes and
-//! writing responses into a buffer. The socket side (a mio reactor driving these per connection)
-//! comes next; everything here is pure and tested by feeding bytes.
+//! HTTP/1.1 on the server side: the HTTP source.
 //!
+//! - [`server`]: [`serve`], the reactor thread: accepts, reads and frames on readiness, admits
+//!   requests into the pipeline, writes answers back in request order; timeouts, the connection
+//!   cap and graceful shutdown. `connection`: one connection's state. `completions`: where
+//!   ended requests wait for the reactor. [`HttpStats`]: what it counts.
+//!
+//! The rest is sans I/O, tested by feeding bytes:
 //! - [`framing`]: [`RequestReader`], fed bytes, yields [`Framed`] requests, pipelined or split
 //!   anywhere, or a [`Reject`] that says which canned response to send before closing.
 //! - `chunked`: the chunked body decoder the reader uses.
-//! - [`request`]: the framed [`Request`].
+//! - [`Request`]: the framed request, `seda_stages::HttpRequest`, which stages read.
 //! - [`limits`]: the [`Limits`] a request must keep.
 //! - [`reject`]: why a request is turned away, and its answer.
 //! - [`response`]: [`write_response`] into a reusable `Vec<u8>`; [`status`]: [`Status`].
@@ -13,16 +17,21 @@
 
 pub mod canned;
 mod chunked;
+mod completions;
+mod connection;
 pub mod framing;
 pub mod limits;
 pub mod reject;
-pub mod request;
 pub mod response;
+pub mod server;
+mod stats;
 pub mod status;
 
 pub use framing::{Framed, RequestReader};
 pub use limits::Limits;
 pub use reject::{BadRequest, Reject};
-pub use request::{Request, Version};
-pub use response::{write_response, Reply, Response};
+pub use response::{write_parts, write_response, Reply, Response};
+pub use seda_stages::http::{HttpRequest as Request, Version};
+pub use server::{serve, ServeError};
+pub use stats::HttpStats;
 pub use status::Status;

@@ -7,8 +7,8 @@
 //! so a handler cannot make the framing lie. For HEAD the headers are those of the GET, with no
 //! body. No `Date` header yet.
 
-use super::request::{Request, Version};
 use super::status::Status;
+use super::{Request, Version};
 
 /// A response to write: status, extra headers (`Content-Type`, `Retry-After`, ...) and body.
 #[derive(Clone, Copy, Debug)]
@@ -52,13 +52,23 @@ impl Reply {
 /// A header whose name is not a token, or whose value holds CR, LF or NUL, is left out: a value
 /// copied from a request cannot split the response.
 pub fn write_response(out: &mut Vec<u8>, response: &Response<'_>, reply: Reply) {
-    let status = response.status;
+    write_parts(out, response.status, response.headers.iter().copied(), response.body, reply);
+}
+
+/// [`write_response`] from its parts, for a caller whose headers are not in a slice.
+pub fn write_parts<'n, 'v>(
+    out: &mut Vec<u8>,
+    status: Status,
+    headers: impl IntoIterator<Item = (&'n str, &'v [u8])>,
+    body: &[u8],
+    reply: Reply,
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
     push_decimal(out, usize::from(status.code()));
     out.push(b' ');
     out.extend_from_slice(status.reason().as_bytes());
     out.extend_from_slice(b"\r\n");
-    for &(name, value) in response.headers {
+    for (name, value) in headers {
         if is_framing_header(name) || !is_token(name) || !is_field_value(value) {
             continue;
         }
@@ -68,7 +78,7 @@ pub fn write_response(out: &mut Vec<u8>, response: &Response<'_>, reply: Reply) 
         out.extend_from_slice(b"\r\n");
     }
     if !status.forbids_content_length() {
-        let length = if status.forbids_body() { 0 } else { response.body.len() };
+        let length = if status.forbids_body() { 0 } else { body.len() };
         out.extend_from_slice(b"Content-Length: ");
         push_decimal(out, length);
         out.extend_from_slice(b"\r\n");
@@ -80,7 +90,7 @@ pub fn write_response(out: &mut Vec<u8>, response: &Response<'_>, reply: Reply) 
     }
     out.extend_from_slice(b"\r\n");
     if !reply.head_only && !status.forbids_body() {
-        out.extend_from_slice(response.body);
+        out.extend_from_slice(body);
     }
 }
 

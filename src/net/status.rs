@@ -70,14 +70,15 @@ impl Status {
         }
     }
 
-    /// Whether a response with this status carries no body and no `Content-Length`
-    /// (1xx, 204; RFC 9110 §8.6).
+    /// Whether a response with this status is written without `Content-Length`: 1xx and 204
+    /// may not have one, and a 304's would have to be the length of the full 200 body, which
+    /// the writer does not know (RFC 9110 §8.6).
     pub const fn forbids_content_length(self) -> bool {
-        self.0 < 200 || self.0 == 204
+        self.0 < 200 || self.0 == 204 || self.0 == 304
     }
 
     /// Whether a response with this status carries no body (1xx, 204, 304).
     pub const fn forbids_body(self) -> bool {
-        self.forbids_content_length() || self.0 == 304
+        self.forbids_content_length()
     }
 }

@@ -28,14 +28,16 @@ pub struct Generator {
     rate: Rate,
     payload_bytes: usize,
     cpu: Option<usize>,
-    /// Per attribute: its name, its values with cumulative weights, the weights' total, and a
-    /// seed from the name, so that attributes are drawn independently.
-    attributes: Vec<(Arc<str>, Vec<(Arc<str>, u64)>, u64, u64)>,
+    attributes: Vec<Attribute>,
     /// Ended requests, a batch at a time, for reuse.
     recycled: ArrayQueue<Vec<Box<Envelope>>>,
     /// Emptied batch vectors, going back to the workers that fill them.
     empties: ArrayQueue<Vec<Box<Envelope>>>,
 }
+
+/// An attribute to draw: its name, its values with cumulative weights, the weights' total, and
+/// a seed from the name, so that attributes are drawn independently.
+type Attribute = (Arc<str>, Vec<(Arc<str>, u64)>, u64, u64);
 
 impl Origin for Generator {
     fn finish(&self, env: Box<Envelope>, _outcome: &Outcome) {
@@ -58,7 +60,9 @@ impl Origin for Generator {
 
 impl Generator {
     pub fn new(source: &SourcePlan) -> Self {
-        let SourcePlan::Generator { requests, rate, payload_bytes, cpu, attributes, .. } = source;
+        let SourcePlan::Generator { requests, rate, payload_bytes, cpu, attributes, .. } = source else {
+            panic!("Generator::new takes a generator source");
+        };
         let attributes = attributes
             .iter()
             .map(|(name, values)| {

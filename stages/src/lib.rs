@@ -8,12 +8,16 @@
 //! Each stage kind is built once per pipeline by a [`StageFactory`] from its JSON params, and
 //! the factory makes one [`Stage`] instance per worker thread, so handlers need no locks.
 
+mod file;
+pub mod http;
 mod kinds;
 mod request;
 mod rng;
 mod stage;
 mod step;
 
+pub use file::{FileError, FileMeta, FileOp, FileRead};
+pub use http::{Headers, HttpRequest};
 pub use kinds::{build, closest, edit_distance, KINDS};
 pub use request::{Attrs, Request, Response};
 pub use rng::{splitmix64, unit_interval};

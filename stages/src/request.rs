@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::{FileRead, Headers, HttpRequest};
+
 /// One request travelling through a pipeline.
 ///
 /// Requests are recycled by the engine: [`Request::reset`] clears them but keeps their buffers'
@@ -17,6 +19,10 @@ pub struct Request {
     pub payload: Vec<u8>,
     /// Attributes set by the source, read by stages such as `route`.
     pub attrs: Attrs,
+    /// The HTTP request head, for requests from an HTTP source (empty otherwise).
+    pub http: HttpRequest,
+    /// The outcome of the last [`crate::IoOp::ReadFile`], until a stage takes it.
+    pub file: Option<FileRead>,
 }
 
 impl Request {
@@ -31,6 +37,11 @@ impl Request {
         if !self.attrs.is_empty() {
             self.attrs.clear();
         }
+        if !self.response.headers.is_empty() {
+            self.response.headers.clear();
+        }
+        self.response.shared = None;
+        self.file = None;
     }
 }
 
@@ -40,6 +51,29 @@ impl Request {
 pub struct Response {
     pub status: u16,
     pub body: Vec<u8>,
+    /// Extra headers (`Content-Type`, ...); an HTTP source writes the framing ones itself.
+    pub headers: Headers,
+    /// A body shared with other responses (a cached file, a fixed answer), sent instead of
+    /// `body` when set, so it is not copied per request.
+    pub shared: Option<Arc<[u8]>>,
+}
+
+impl Response {
+    /// The bytes to send: `shared` when set, else `body`.
+    pub fn bytes(&self) -> &[u8] {
+        self.shared.as_deref().unwrap_or(&self.body)
+    }
+
+    /// Answers `status` with a short plain-text body (an error page) and no other headers,
+    /// reusing the body's buffer.
+    pub fn set_text(&mut self, status: u16, text: &str) {
+        self.status = status;
+        self.shared = None;
+        self.body.clear();
+        self.body.extend_from_slice(text.as_bytes());
+        self.headers.clear();
+        self.headers.set("Content-Type", b"text/plain; charset=utf-8");
+    }
 }
 
 /// Request attributes: a few name/value pairs. Shared strings, so that setting an attribute

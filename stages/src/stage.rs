@@ -15,6 +15,12 @@ pub trait StageFactory: Send + Sync {
     /// A fresh instance for worker `worker`. Also called to replace an instance after one of
     /// its calls panicked, since its state may then be broken.
     fn instance(&self, worker: usize) -> Box<dyn Stage>;
+
+    /// Counters the kind keeps across its instances (a cache's hits and misses), by name, for
+    /// the engine to report. Most kinds keep none.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// The outputs a stage kind has, which its `next` in the config must wire.

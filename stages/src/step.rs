@@ -4,6 +4,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
+use crate::FileOp;
+
 /// One of a stage's outputs, by index. A stage with a single successor uses [`Output::NEXT`];
 /// a branching stage numbers its outputs in the order of [`crate::Outputs::Named`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -12,6 +14,10 @@ pub struct Output(pub u16);
 impl Output {
     /// The only output of a stage with a single successor.
     pub const NEXT: Output = Output(0);
+
+    /// Back to this same stage, for a stage that starts an I/O operation and handles its
+    /// completion itself (the state travels with the request). Only for [`Step::Io`].
+    pub const SELF: Output = Output(u16::MAX);
 }
 
 /// The outcome of [`crate::Stage::handle`].
@@ -33,6 +39,8 @@ pub enum Step {
 pub enum IoOp {
     /// Wait this long, off any worker thread.
     Timer(Duration),
+    /// Read a file on the completion layer's file-I/O threads.
+    ReadFile(FileOp),
 }
 
 /// Why a stage failed a request.

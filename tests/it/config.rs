@@ -69,7 +69,10 @@ fn unknown_stage_kind_far_from_every_kind_lists_the_kinds() {
         vec![error(
             "$.stages.parse.kind",
             "unknown stage kind `zzzzzzzz`",
-            Some("the kinds are chaos, delay, hash, noop, respond, route, spin")
+            Some(
+                "the kinds are chaos, delay, file_cache, gzip, hash, http_route, noop, respond, respond_static, \
+                 route, send, spin, static_file"
+            )
         )]
     );
 }
@@ -737,7 +740,7 @@ fn unknown_source_kind_is_reported_at_the_kind() {
     config["source"]["kind"] = json!("socket");
     assert_eq!(
         errors(&config).0,
-        vec![error("$.source.kind", "unknown source kind `socket`", Some("the only kind is `generator`"))]
+        vec![error("$.source.kind", "unknown source kind `socket`", Some("the kinds are `generator`, `http`"))]
     );
 }
 
@@ -757,7 +760,11 @@ fn source_kind_that_is_no_string_is_reported_at_the_kind() {
     config["source"]["kind"] = json!(1);
     assert_eq!(
         errors(&config).0,
-        vec![error("$.source.kind", "the source kind must be a string, not 1", Some("the only kind is `generator`"))]
+        vec![error(
+            "$.source.kind",
+            "the source kind must be a string, not 1",
+            Some("the kinds are `generator`, `http`")
+        )]
     );
 }
 
@@ -767,7 +774,7 @@ fn source_without_a_kind_is_reported_at_the_source() {
     config["source"].as_object_mut().unwrap().remove("kind");
     assert_eq!(
         errors(&config).0,
-        vec![error("$.source", "missing field `kind`", Some("the only kind is `generator`"))]
+        vec![error("$.source", "missing field `kind`", Some("the kinds are `generator`, `http`"))]
     );
 }
 
@@ -843,7 +850,7 @@ fn unknown_top_level_field_is_reported_at_the_field() {
         vec![error(
             "$.nmae",
             "unknown field `nmae`, expected one of `name`, `source`, `pools`, `stages`, `deadline_ms`, \
-             `drain_timeout_ms`, `io_capacity`, `metrics_interval_ms`, `stage_timing_every`",
+             `drain_timeout_ms`, `io_capacity`, `metrics_interval_ms`, `stage_timing_every`, `file_threads`",
             None
         )]
     );
@@ -1064,7 +1071,10 @@ fn valid_config_becomes_a_plan_with_stages_successors_and_pools() {
     );
     assert_eq!(plan.worker_count(), 8);
 
-    let seda::config::SourcePlan::Generator { requests, rate, payload_bytes, entry, cpu, attributes } = &plan.source;
+    let seda::config::SourcePlan::Generator { requests, rate, payload_bytes, entry, cpu, attributes } = &plan.source
+    else {
+        panic!("a generator source");
+    };
     assert_eq!((*requests, *rate, *payload_bytes, *entry, *cpu), (100, Rate::PerSecond(5000.0), 16, 1, None));
     assert_eq!(attributes, &[("tier".to_string(), vec![("free".to_string(), 3), ("gold".to_string(), 1)])]);
 }

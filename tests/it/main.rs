@@ -5,6 +5,7 @@ mod config;
 mod configs;
 mod engine;
 mod http_framing;
+mod http_server;
 mod record;
 mod report;
 mod support;

@@ -3,11 +3,19 @@
 
 mod chaos;
 mod delay;
+mod file_cache;
+mod gzip;
 mod hash;
+mod http_route;
 mod noop;
 mod respond;
+mod respond_static;
 mod route;
+mod send;
 mod spin;
+mod static_file;
+#[cfg(test)]
+mod test_support;
 
 use std::sync::Arc;
 
@@ -17,18 +25,38 @@ use serde_json::Value;
 use crate::{BuildError, StageFactory};
 
 /// Every kind [`build`] knows, for help texts and suggestions.
-pub const KINDS: &[&str] = &["chaos", "delay", "hash", "noop", "respond", "route", "spin"];
+pub const KINDS: &[&str] = &[
+    "chaos",
+    "delay",
+    "file_cache",
+    "gzip",
+    "hash",
+    "http_route",
+    "noop",
+    "respond",
+    "respond_static",
+    "route",
+    "send",
+    "spin",
+    "static_file",
+];
 
 /// Builds the factory of stage kind `kind` from its params (`null` when the config has none).
 pub fn build(kind: &str, params: &Value) -> Result<Arc<dyn StageFactory>, BuildError> {
     Ok(match kind {
         "chaos" => Arc::new(chaos::Chaos::new(parse(params)?)?),
         "delay" => Arc::new(delay::Delay::new(parse(params)?)?),
+        "file_cache" => Arc::new(file_cache::FileCache::new(parse(params)?)?),
+        "gzip" => Arc::new(gzip::Gzip::new(parse(params)?)?),
         "hash" => Arc::new(hash::Hash::new(parse(params)?)?),
+        "http_route" => Arc::new(http_route::HttpRoute::new(parse(params)?)?),
         "noop" => Arc::new(noop::Noop::new(parse(params)?)),
         "respond" => Arc::new(respond::Respond::new(parse(params)?)),
+        "respond_static" => Arc::new(respond_static::RespondStatic::new(parse(params)?)?),
         "route" => Arc::new(route::Route::new(parse(params)?)?),
+        "send" => Arc::new(send::SendResponse::new(parse(params)?)),
         "spin" => Arc::new(spin::Spin::new(parse(params)?)),
+        "static_file" => Arc::new(static_file::StaticFile::new(parse(params)?)?),
         _ => {
             return Err(BuildError::UnknownKind {
                 kind: kind.to_string(),

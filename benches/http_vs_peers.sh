@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# seda's HTTP source side by side with nginx (one worker) and hyper (current-thread tokio), each
+# pinned to CPU 0, driven by `wrk -t1 -c64` pinned to CPU 1; rounds interleaved so that the
+# machine's drift hits every server alike. Prints each run, then medians and ratios.
+#
+#   benches/http_vs_peers.sh [--rounds N] [--duration SECONDS] [--only hello|static|idle]
+#
+# hello:  configs/http_hello.json vs nginx `return 200` vs hyper, plain and 16-deep pipelined.
+# static: configs/http_static.json vs nginx over 1,000 files whose sizes follow SPECweb99's
+#         classes (35% 0.1-0.9 KB, 50% 1-9 KB, 14% 10-90 KB, 1% 100-900 KB), requested at random.
+# idle:   resident memory per idle keep-alive connection, 10,000 of them (each has served one
+#         request), seda and nginx.
+#
+# Installs nginx and wrk from Debian's packages when missing (needs root), and builds the hyper
+# reference server (benches/peers/hyper-hello, outside the workspace).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+ROUNDS=3
+DURATION=10
+ONLY=all
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rounds) ROUNDS=$2; shift 2 ;;
+        --duration) DURATION=$2; shift 2 ;;
+        --only) ONLY=$2; shift 2 ;;
+        *) echo "usage: $0 [--rounds N] [--duration SECONDS] [--only hello|static|idle]" >&2; exit 2 ;;
+    esac
+done
+
+need() {
+    if ! command -v "$1" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$1" ]; then
+        echo "== installing $2"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+    fi
+}
+need wrk wrk
+need nginx nginx
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+echo "== building seda and the hyper reference server"
+cargo build --release -q
+(cd benches/peers/hyper-hello && CARGO_TARGET_DIR="$ROOT/target/peers" cargo build --release -q)
+SEDA=$ROOT/target/release/seda
+HYPER=$ROOT/target/peers/release/hyper-hello
+
+WORK=$(mktemp -d)
+SERVER_PID=
+cleanup() {
+    stop_server
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+stop_server() {
+    if [ -n "$SERVER_PID" ]; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=
+    fi
+}
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "server on port $1 did not come up" >&2
+    exit 1
+}
+
+# The servers, each on CPU 0. $1: what to serve (hello or static), $2: port.
+start_seda() {
+    local config=$WORK/seda-http_$1.json
+    taskset -c 0 "$SEDA" run "$config" --listen "127.0.0.1:$2" >"$WORK/seda.out" 2>&1 &
+    SERVER_PID=$!
+    wait_port "$2"
+}
+
+start_nginx() {
+    mkdir -p "$WORK/nginx/logs"
+    local location='default_type text/plain; return 200 "Hello, world!\n";'
+    if [ "$1" = static ]; then location="root $WORK/www;"; fi
+    cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes 1;
+worker_cpu_affinity 01;
+worker_rlimit_nofile 65536;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/logs/error.log;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    sendfile on;
+    keepalive_requests 100000000;
+    keepalive_timeout 120s;
+    default_type application/octet-stream;
+    server { listen 127.0.0.1:$2 reuseport; location / { $location } }
+}
+EOF
+    taskset -c 0 "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
+    SERVER_PID=$!
+    wait_port "$2"
+}
+
+start_hyper() {
+    taskset -c 0 "$HYPER" "127.0.0.1:$2" &
+    SERVER_PID=$!
+    wait_port "$2"
+}
+
+# wrk on CPU 1 against port $1 with extra args; prints "requests/s p99_us".
+drive() {
+    local port=$1
+    shift
+    taskset -c 1 wrk -t1 -c64 -d"${DURATION}s" --latency "$@" "http://127.0.0.1:$port/" >"$WORK/wrk.out" 2>&1
+    python3 - "$WORK/wrk.out" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+p99 = float(m.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", text)
+print(f"{rps:.0f} {p99:.0f}" + (f" errors={errors.group(0)!r}" if errors else ""))
+EOF
+}
+
+cat >"$WORK/pipeline.lua" <<'EOF'
+-- 16 requests per write: wrk counts each response.
+init = function(args)
+    local r = {}
+    for i = 1, 16 do r[i] = wrk.format(nil, "/") end
+    req = table.concat(r)
+end
+request = function() return req end
+EOF
+
+RESULTS=$WORK/results.txt
+: >"$RESULTS"
+record() { echo "$1 $2" >>"$RESULTS"; echo "  $1: $2"; }
+
+# A seda config from configs/$1.json with its `root` params pointed at $2 (if given).
+seda_config() {
+    python3 - "$ROOT/configs/$1.json" "$WORK/seda-$1.json" "${2:-}" <<'EOF'
+import json, sys
+config = json.load(open(sys.argv[1]))
+for stage in config["stages"].values():
+    params = stage.get("params") or {}
+    if "root" in params and sys.argv[3]:
+        params["root"] = sys.argv[3]
+json.dump(config, open(sys.argv[2], "w"), indent=1)
+EOF
+}
+
+hello() {
+    seda_config http_hello
+    for round in $(seq 1 "$ROUNDS"); do
+        echo "== hello, round $round of $ROUNDS"
+        for server in seda nginx hyper; do
+            "start_$server" hello 18080
+            record "hello.plain.$server" "$(drive 18080)"
+            record "hello.pipelined.$server" "$(drive 18080 -s "$WORK/pipeline.lua")"
+            stop_server
+        done
+    done
+}
+
+make_files() {
+    mkdir -p "$WORK/www"
+    python3 - "$WORK/www" "$WORK/static.lua" <<'EOF'
+import os, random, sys
+random.seed(99)
+www, lua = sys.argv[1], sys.argv[2]
+# SPECweb99's file classes: (share of files, base size); sizes 1..9 times the base.
+classes = [(0.35, 102), (0.50, 1024), (0.14, 10240), (0.01, 102400)]
+paths = []
+for i in range(1000):
+    r, acc = random.random(), 0.0
+    for share, base in classes:
+        acc += share
+        if r <= acc:
+            break
+    size = base * random.randint(1, 9)
+    name = f"f{i:04}.bin"
+    with open(os.path.join(www, name), "wb") as f:
+        f.write(os.urandom(size))
+    paths.append("/" + name)
+with open(lua, "w") as f:
+    f.write("paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n")
+    f.write("math.randomseed(7)\n")
+    f.write("request = function() return wrk.format(nil, paths[math.random(#paths)]) end\n")
+EOF
+}
+
+static() {
+    make_files
+    seda_config http_static "$WORK/www"
+    for round in $(seq 1 "$ROUNDS"); do
+        echo "== static, round $round of $ROUNDS"
+        for server in seda nginx; do
+            "start_$server" static 18080
+            record "static.random.$server" "$(drive 18080 -s "$WORK/static.lua")"
+            stop_server
+        done
+    done
+}
+
+# Resident memory per idle keep-alive connection: 10,000 connections, each served one request.
+idle() {
+    seda_config http_hello
+    ulimit -n 65536
+    for server in seda nginx; do
+        echo "== idle connections, $server"
+        "start_$server" hello 18080
+        local pid=$SERVER_PID
+        if [ "$server" = nginx ]; then pid=$(pgrep -P "$SERVER_PID" | head -1); fi
+        record "idle.kib_per_connection.$server" "$(python3 - "$pid" 18080 10000 <<'EOF'
+import resource, socket, sys, time
+pid, port, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+def rss_kib():
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+def one(s):
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = b""
+    while not got.endswith(b"Hello, world!\n"):
+        got += s.recv(4096)
+# Warm up: the first connections grow the server's tables once.
+warm = [socket.create_connection(("127.0.0.1", port)) for _ in range(100)]
+for s in warm: one(s)
+for s in warm: s.close()
+time.sleep(0.5)
+before = rss_kib()
+conns = []
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    one(s)
+    conns.append(s)
+time.sleep(1.0)
+after = rss_kib()
+print(f"{(after - before) / n:.2f} rss_before_kib={before} rss_after_kib={after}")
+EOF
+)"
+        stop_server
+    done
+}
+
+case "$ONLY" in
+    hello) hello ;;
+    static) static ;;
+    idle) idle ;;
+    all) hello; static; idle ;;
+esac
+
+echo
+echo "== medians over $ROUNDS rounds (requests/s, p99 us) and ratios"
+python3 - "$RESULTS" <<'EOF'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    name, *fields = line.split()
+    runs.setdefault(name, []).append(float(fields[0]) if fields else 0.0)
+    if len(fields) > 1 and not fields[1].startswith(("errors", "rss")):
+        runs.setdefault(name + ".p99", []).append(float(fields[1]))
+med = {k: statistics.median(v) for k, v in runs.items()}
+for k in sorted(med):
+    print(f"{k:<40} {med[k]:>12.1f}   (runs: {', '.join(f'{x:.0f}' for x in runs[k])})")
+print()
+for test in ["hello.plain", "hello.pipelined", "static.random"]:
+    s = med.get(f"{test}.seda")
+    for peer in ["nginx", "hyper"]:
+        p = med.get(f"{test}.{peer}")
+        if s and p:
+            print(f"{test}: seda / {peer} = {s / p:.2f}x requests/s")
+EOF

@@ -1,0 +1,72 @@
+//! I/O polled by a pool's own workers: a source (the HTTP reactor) that lives inside a worker
+//! thread, so that a request read on a connection runs through the pool's stages and is
+//! answered on the same thread, with no hand-off at all.
+//!
+//! The worker turns its poller without waiting between batches of work (every few batches
+//! when the queues never empty), and blocks in it instead of parking when idle: a producer that
+//! makes work for the pool wakes it through [`Poller::waker`], the same way it unparks others.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Ctx, Envelope, OriginId, Outcome, RejectReason};
+use crate::clock::now_ns;
+use crate::config::StageId;
+
+/// A source of requests that a worker polls.
+pub trait Poller: Send {
+    /// One round of I/O: waits up to `timeout` for readiness (`None`: as long as the poller's
+    /// own deadlines allow), handles it, and admits the requests it framed through `admit`.
+    /// Returns whether it did anything.
+    fn turn(&mut self, timeout: Option<Duration>, admit: &mut Admit<'_>) -> bool;
+
+    /// What makes a `turn` blocked on another thread return.
+    fn waker(&self) -> Arc<dyn Fn() + Send + Sync>;
+}
+
+/// Admission into the pipeline's entry stage for a poller, on its worker's own context.
+pub struct Admit<'a> {
+    pub(crate) ctx: &'a mut Ctx,
+    pub(crate) origin: OriginId,
+    pub(crate) entry: StageId,
+}
+
+impl Admit<'_> {
+    /// Admits every request in `batch` (leaving it empty), as `Submitter::submit_batch` does
+    /// with `Admission::Policy`.
+    pub fn submit(&mut self, batch: &mut Vec<Box<Envelope>>) {
+        admit_by_policy(self.ctx, batch, self.origin, self.entry);
+    }
+}
+
+/// Counts `batch` as admitted and queues it at `entry`; what does not fit meets the entry's
+/// policy, and once shutdown has begun everything ends as rejected (`ShuttingDown`).
+pub(crate) fn admit_by_policy(ctx: &mut Ctx, batch: &mut Vec<Box<Envelope>>, origin: OriginId, entry: StageId) {
+    let now = stamp(ctx, batch, origin);
+    if !ctx.shared.admitting() {
+        for env in batch.drain(..) {
+            ctx.finish(env, Outcome::Rejected(RejectReason::ShuttingDown), now);
+        }
+        return;
+    }
+    for env in batch.drain(..) {
+        ctx.send(env, entry);
+    }
+    ctx.flush();
+}
+
+/// Counts `batch` as admitted and gives each request its origin, deadline and (when it has
+/// none) intended start. Returns the time it read.
+pub(crate) fn stamp(ctx: &mut Ctx, batch: &mut [Box<Envelope>], origin: OriginId) -> u64 {
+    let now = now_ns();
+    let deadline = ctx.shared.plan.deadline.map_or(u64::MAX, |d| now + d.as_nanos() as u64);
+    ctx.admit(batch.len() as u64);
+    for env in batch.iter_mut() {
+        env.origin = origin;
+        env.deadline_ns = deadline;
+        if env.intended_ns == 0 {
+            env.intended_ns = now;
+        }
+    }
+    now
+}

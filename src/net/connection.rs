@@ -1,0 +1,264 @@
+//! One client connection: its framer, the answers it is owed in request order, its output buffer
+//! and its deadline. The reactor ([`super::server`]) drives it on readiness; nothing here blocks.
+//!
+//! Pipelining: every framed request takes the next sequence number and a slot in `owed`. Slots
+//! are filled as answers arrive, in any order, and written strictly from the front, so responses
+//! leave in request order.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+
+use mio::net::TcpStream;
+
+use super::completions::Answer;
+use super::{canned, write_parts, Framed, Reply, RequestReader, Status};
+use crate::engine::Envelope;
+
+/// An answer owed, in request order.
+struct Owed {
+    reply: Reply,
+    ready: Option<Ready>,
+}
+
+enum Ready {
+    /// The pipeline ended the request.
+    Ended(Box<Envelope>, Answer),
+    /// A fixed response (a framing rejection).
+    Canned(&'static [u8]),
+}
+
+/// What a connection is waiting for, and so which timeout applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waiting {
+    /// A request head: from accept, or from the first byte of a request.
+    Head,
+    /// Nothing: a keep-alive connection between requests.
+    Idle,
+    /// Its own requests' answers: the pipeline's deadline applies, not the connection's.
+    Answers,
+}
+
+pub(crate) struct Conn {
+    pub stream: TcpStream,
+    reader: RequestReader,
+    /// Responses serialised and not yet fully written; `written` bytes of it are.
+    out: Vec<u8>,
+    written: usize,
+    owed: VecDeque<Owed>,
+    /// The sequence number of `owed[0]`.
+    first_seq: u64,
+    /// Nothing more is read: the reader closed (a `Connection: close` request, a rejection) or
+    /// the peer shut its side. The connection ends once what is owed is written.
+    closing: bool,
+    /// Set when the framer rejected a request, until [`Conn::take_rejected`].
+    rejected: bool,
+    pub generation: u32,
+    pub waiting: Waiting,
+    /// When the current wait times out.
+    pub deadline_ns: u64,
+}
+
+/// What [`Conn::frame`] did with the envelope it was given.
+pub(crate) type Framing = Result<Box<Envelope>, Box<Envelope>>;
+
+/// Reads from a socket go through one scratch buffer of the reactor's, so an idle connection
+/// keeps only the bytes it has been sent, not a read buffer of its own.
+pub(crate) const READ_CHUNK: usize = 16 * 1024;
+
+/// An output buffer grown past this is given back once written, so a connection that once
+/// sent a large file does not keep its memory.
+const KEEP_OUT: usize = 64 * 1024;
+
+impl Conn {
+    pub fn new(stream: TcpStream, reader: RequestReader, generation: u32, head_deadline_ns: u64) -> Self {
+        Conn {
+            stream,
+            reader,
+            out: Vec::new(),
+            written: 0,
+            owed: VecDeque::new(),
+            first_seq: 0,
+            closing: false,
+            rejected: false,
+            generation,
+            waiting: Waiting::Head,
+            deadline_ns: head_deadline_ns,
+        }
+    }
+
+    /// Requests admitted and not yet answered, or answered and not yet written.
+    pub fn owed(&self) -> usize {
+        self.owed.len()
+    }
+
+    /// The sequence number the next framed request gets.
+    pub fn next_seq(&self) -> u64 {
+        self.first_seq + self.owed.len() as u64
+    }
+
+    /// Whether the connection is done: nothing more will be read and nothing is owed or unsent.
+    pub fn finished(&self) -> bool {
+        self.closing && self.owed.is_empty() && self.written == self.out.len()
+    }
+
+    /// Stops reading: what is owed is still written, then the connection ends.
+    pub fn close_after_owed(&mut self) {
+        self.closing = true;
+    }
+
+    /// Frames the next request out of what is buffered, reading from the socket when the
+    /// buffer runs out, into `env` (a recycled envelope). Returns the envelope back when no
+    /// request could be framed. `room` says whether another request may be admitted now.
+    pub fn frame(&mut self, env: Box<Envelope>, scratch: &mut [u8], room: bool) -> io::Result<Framing> {
+        let mut env = env;
+        loop {
+            if self.closing || !room {
+                return Ok(Err(env));
+            }
+            match self.reader.next_request() {
+                Framed::Request(mut http) => {
+                    let reply = Reply::to(&http);
+                    let req = &mut env.req;
+                    std::mem::swap(&mut req.http, &mut http);
+                    self.reader.recycle(http);
+                    // The body travels as the payload, where stages read it.
+                    req.payload.clear();
+                    std::mem::swap(&mut req.payload, req.http.body_mut());
+                    self.owed.push_back(Owed { reply, ready: None });
+                    return Ok(Ok(env));
+                }
+                Framed::Reject(reject) => {
+                    self.owed
+                        .push_back(Owed { reply: Reply::default(), ready: Some(Ready::Canned(reject.response())) });
+                    self.closing = true;
+                    self.rejected = true;
+                    return Ok(Err(env));
+                }
+                Framed::Closed => {
+                    self.closing = true;
+                    return Ok(Err(env));
+                }
+                Framed::NeedMore => match self.stream.read(scratch) {
+                    Ok(0) => {
+                        // The peer shut its side; it may still read what it is owed.
+                        self.closing = true;
+                        return Ok(Err(env));
+                    }
+                    Ok(n) => self.reader.feed(&scratch[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Err(env)),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+    }
+
+    /// Whether a request was rejected by the framer since the last call.
+    pub fn take_rejected(&mut self) -> bool {
+        std::mem::take(&mut self.rejected)
+    }
+
+    /// Bytes of a request head or body received and not yet framed.
+    pub fn partial(&self) -> bool {
+        self.reader.buffered() > 0
+    }
+
+    /// Places the answer to request `seq`. Returns false if the connection owes no such request
+    /// (it cannot happen for a live connection; the caller recycles the envelope).
+    pub fn answer(&mut self, seq: u64, env: Box<Envelope>, answer: Answer) -> Result<(), Box<Envelope>> {
+        match seq.checked_sub(self.first_seq).and_then(|i| self.owed.get_mut(i as usize)) {
+            Some(owed) if owed.ready.is_none() => {
+                owed.ready = Some(Ready::Ended(env, answer));
+                Ok(())
+            }
+            _ => Err(env),
+        }
+    }
+
+    /// Serialises every answer ready at the front of `owed`, handing each envelope to
+    /// `recycle`. Returns how many.
+    pub fn serialise(&mut self, mut recycle: impl FnMut(Box<Envelope>)) -> usize {
+        let mut n = 0;
+        while let Some(Owed { ready: Some(_), .. }) = self.owed.front() {
+            let Owed { mut reply, ready } = self.owed.pop_front().unwrap();
+            self.first_seq += 1;
+            n += 1;
+            if self.written == self.out.len() {
+                self.out.clear();
+                self.written = 0;
+            }
+            // The last answer owed on a closing connection says so.
+            reply.close |= self.closing && self.owed.is_empty();
+            match ready.unwrap() {
+                Ready::Canned(bytes) => self.out.extend_from_slice(bytes),
+                Ready::Ended(env, answer) => {
+                    write_answer(&mut self.out, &env, answer, reply);
+                    recycle(env);
+                }
+            }
+            if reply.close {
+                // Nothing after a `Connection: close` response may be sent.
+                self.closing = true;
+                for owed in self.owed.drain(..) {
+                    if let Some(Ready::Ended(env, _)) = owed.ready {
+                        recycle(env);
+                    }
+                }
+            }
+        }
+        n
+    }
+
+    /// Writes what is unsent until the socket would block. Err: the connection is broken.
+    pub fn flush(&mut self) -> io::Result<()> {
+        while self.written < self.out.len() {
+            match self.stream.write(&self.out[self.written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.out.clear();
+        self.written = 0;
+        if self.out.capacity() > KEEP_OUT {
+            self.out = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Whether bytes wait for the socket to take them.
+    pub fn unsent(&self) -> bool {
+        self.written < self.out.len()
+    }
+
+    /// Sends `bytes` if the socket takes them now, ignoring errors: a last word before closing.
+    pub fn last_word(&mut self, bytes: &[u8]) {
+        if !self.unsent() {
+            let _ = self.stream.write(bytes);
+        }
+    }
+
+    /// Envelopes of answers that arrived but were not written, for the caller to recycle when
+    /// the connection is dropped.
+    pub fn take_ready(&mut self) -> impl Iterator<Item = Box<Envelope>> + '_ {
+        self.owed.drain(..).filter_map(|owed| match owed.ready {
+            Some(Ready::Ended(env, _)) => Some(env),
+            _ => None,
+        })
+    }
+}
+
+fn write_answer(out: &mut Vec<u8>, env: &Envelope, answer: Answer, reply: Reply) {
+    let response = &env.req.response;
+    match answer {
+        Answer::Response => match Status::new(response.status) {
+            Some(status) => write_parts(out, status, response.headers.iter(), response.bytes(), reply),
+            // A pipeline that ended without choosing a status is a server error.
+            None => write_parts(out, Status::INTERNAL_SERVER_ERROR, [], b"", reply),
+        },
+        Answer::Unavailable => out.extend_from_slice(canned::service_unavailable(reply)),
+        Answer::Failed => write_parts(out, Status::INTERNAL_SERVER_ERROR, [], b"", reply),
+    }
+}

@@ -1,0 +1,579 @@
+//! The HTTP source: reactors that accept connections, read and frame requests on readiness
+//! (mio: epoll or kqueue), admit them into the pipeline's entry stage in batches, and write each
+//! response back to its connection, in request order, when the pipeline ends it.
+//!
+//! Where the reactors run (`source.reactor`):
+//! - `"workers"` (the default): in each worker of the entry stage's pool, each with its own
+//!   `SO_REUSEPORT` listener, between batches of work; an idle worker sleeps in its reactor's
+//!   poll. A request that never leaves that pool never crosses threads.
+//! - `"thread"`: one reactor thread of its own (pinned to `source.cpu`), handing requests to the
+//!   workers and taking answers back through a queue and a wake-up.
+//!
+//! A reactor owns its sockets, so no connection state is shared: whoever ends a request pushes
+//! it into that reactor's [`Completions`] (and wakes it, unless it is the reactor's own thread).
+//! A request carries its way home in the envelope's tag (slot, generation, sequence number); an
+//! answer for a connection that has gone away (the client vanished mid-request) finds another
+//! generation in the slot and is dropped, after the ledger has counted its request's ending like
+//! any other.
+//!
+//! Shutdown (the `stop` flag): listeners close; idle connections close at once; a connection
+//! with requests in flight gets their answers, the last saying `Connection: close`, then closes.
+//! Connections still open after the pipeline's `drain_timeout` are dropped.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::completions::{Answer, Completions};
+use super::connection::{Conn, Waiting, READ_CHUNK};
+use super::stats::HttpStats;
+use super::{canned, RequestReader};
+use crate::clock::now_ns;
+use crate::config::{HttpPlan, Plan, ReactorPlacement};
+use crate::engine::{Admission, Admit, Engine, EngineError, Envelope, Origin, Poller, WorkerPollers};
+use crate::metrics::record::Recording;
+use crate::metrics::Summary;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+
+/// The most requests one reactor has in the pipeline at once: the bound of its completion
+/// queue. Past it, the reactor frames no more until answers come back.
+const MAX_IN_FLIGHT: usize = 1 << 16;
+
+/// The longest a reactor sleeps without looking at its deadlines and the drain flag.
+const MAX_POLL_WAIT: Duration = Duration::from_millis(50);
+
+/// Connections waiting to be accepted, per listener.
+const BACKLOG: i32 = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: io::Error },
+    #[error("cannot set up the reactor: {0}")]
+    Reactor(io::Error),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// What the reactors share with the thread that stops them.
+#[derive(Default)]
+struct Control {
+    draining: AtomicBool,
+    /// When draining gives up on open connections.
+    give_up_ns: AtomicU64,
+    /// Reactors that have drained.
+    drained: AtomicUsize,
+    /// Connections open across every reactor, for the `max_connections` cap.
+    open: AtomicUsize,
+    /// Each reactor's figures, added in when it is dropped.
+    stats: Mutex<HttpStats>,
+}
+
+/// Serves `plan` (whose source must be `http`) until `stop` is set, then drains and returns
+/// the summary, with the run's intervals when `record`. `listening` is told the bound address
+/// (the config's port 0 takes a free one) once connections are accepted.
+pub fn serve(
+    plan: Plan,
+    stop: &AtomicBool,
+    record: bool,
+    listening: impl FnOnce(SocketAddr),
+) -> Result<(Summary, Recording), ServeError> {
+    let crate::config::SourcePlan::Http(http) = &plan.source else {
+        panic!("serve takes a pipeline with an http source");
+    };
+    let http = http.clone();
+    let control = Arc::new(Control::default());
+    let drain_timeout = plan.drain_timeout;
+    let reactors = match http.reactor {
+        ReactorPlacement::Thread => 1,
+        ReactorPlacement::Workers => plan.pools[plan.stages[http.entry].pool].threads.len(),
+    };
+    // Every reactor's listener, bound before anything starts: a bad address fails the run here.
+    let mut listeners = vec![listen(http.listen, reactors > 1)?];
+    let addr = listeners[0].local_addr().map_err(|source| ServeError::Listen { addr: http.listen, source })?;
+    for _ in 1..reactors {
+        listeners.push(listen(addr, true)?);
+    }
+    let mut built = Vec::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        built.push(Reactor::new(listener, &http, control.clone(), i as u32)?);
+    }
+    let origins: Vec<Arc<dyn Origin>> = built.iter().map(|r| r.completions.clone() as Arc<dyn Origin>).collect();
+    let wakers: Vec<_> = built.iter().map(|r| r.waker()).collect();
+    let give_up = || {
+        control.give_up_ns.store(now_ns() + drain_timeout.as_nanos() as u64, Ordering::SeqCst);
+        control.draining.store(true, Ordering::SeqCst);
+        wakers.iter().for_each(|wake| wake());
+    };
+    let engine = match http.reactor {
+        ReactorPlacement::Workers => {
+            let pollers = WorkerPollers {
+                pool: plan.stages[http.entry].pool,
+                entry: http.entry,
+                pollers: built
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| (i as u32, Box::new(r) as Box<dyn Poller>))
+                    .collect(),
+            };
+            let engine = Engine::start_polled(plan, origins, record, pollers)?;
+            listening(addr);
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            give_up();
+            wait_drained(&control, reactors);
+            engine
+        }
+        ReactorPlacement::Thread => {
+            let engine = if record { Engine::start_recorded(plan, origins) } else { Engine::start(plan, origins) }?;
+            let mut reactor = built.pop().unwrap();
+            let mut submitter = engine.submitter(0, http.entry);
+            std::thread::scope(|scope| {
+                let handle = std::thread::Builder::new()
+                    .name("seda-http".into())
+                    .spawn_scoped(scope, move || {
+                        if let Some(cpu) = http.cpu {
+                            core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
+                        }
+                        let mut admit =
+                            |batch: &mut Vec<Box<Envelope>>| submitter.submit_batch(batch, Admission::Policy);
+                        while !reactor.is_drained() {
+                            reactor.turn(None, &mut admit);
+                        }
+                    })
+                    .map_err(|source| EngineError::Spawn { name: "seda-http".into(), source })?;
+                listening(addr);
+                while !stop.load(Ordering::Relaxed) && !handle.is_finished() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                give_up();
+                handle.join().expect("the reactor does not panic");
+                Ok::<_, ServeError>(())
+            })?;
+            engine
+        }
+    };
+    let (mut summary, recording) = engine.shutdown_recorded();
+    summary.http = Some(control.stats.lock().unwrap().clone());
+    Ok((summary, recording))
+}
+
+/// Waits until every reactor has drained (each gives up by itself at the drain timeout).
+fn wait_drained(control: &Control, reactors: usize) {
+    while control.drained.load(Ordering::SeqCst) < reactors {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A non-blocking listener on `addr`; with `reuse_port`, one of several on the same port,
+/// among which the kernel spreads new connections.
+fn listen(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener, ServeError> {
+    let fail = |source| ServeError::Listen { addr, source };
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).map_err(fail)?;
+    socket.set_reuse_address(true).map_err(fail)?;
+    if reuse_port {
+        socket.set_reuse_port(true).map_err(fail)?;
+    }
+    socket.set_nonblocking(true).map_err(fail)?;
+    socket.bind(&addr.into()).map_err(fail)?;
+    socket.listen(BACKLOG).map_err(fail)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// A connection slot: the connection, if open, and the generation of the last one in it.
+struct Slot {
+    conn: Option<Conn>,
+    generation: u32,
+}
+
+struct Reactor {
+    poll: Poll,
+    events: Events,
+    listener: Option<TcpListener>,
+    slots: Vec<Slot>,
+    free_slots: Vec<usize>,
+    open: usize,
+    completions: Arc<Completions>,
+    control: Arc<Control>,
+    /// Recycled envelopes, and the framed requests of this turn waiting to be admitted.
+    envelopes: Vec<Box<Envelope>>,
+    admit: Vec<Box<Envelope>>,
+    in_flight: usize,
+    in_flight_cap: usize,
+    /// Connections with answers to write since they were last flushed.
+    dirty: Vec<usize>,
+    /// Connections that stopped framing for lack of room, to resume when answers come back.
+    stalled: Vec<usize>,
+    scratch: Vec<u8>,
+    /// Request ids: this reactor's number in the top bits, so ids are unique across reactors.
+    next_id: u64,
+    plan: HttpPlan,
+    stats: HttpStats,
+    sweep_every: u64,
+    next_sweep: u64,
+    draining: bool,
+    drained: bool,
+}
+
+impl Reactor {
+    fn new(mut listener: TcpListener, plan: &HttpPlan, control: Arc<Control>, id: u32) -> Result<Self, ServeError> {
+        let poll = Poll::new().map_err(ServeError::Reactor)?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(ServeError::Reactor)?;
+        let waker = Waker::new(poll.registry(), WAKER).map_err(ServeError::Reactor)?;
+        let in_flight_cap = plan.max_connections.saturating_mul(plan.max_pipelined).clamp(1, MAX_IN_FLIGHT);
+        let sweep_every = (plan.header_timeout.min(plan.idle_timeout) / 8)
+            .clamp(Duration::from_millis(5), Duration::from_millis(500))
+            .as_nanos() as u64;
+        Ok(Reactor {
+            poll,
+            events: Events::with_capacity(1024),
+            listener: Some(listener),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            open: 0,
+            completions: Arc::new(Completions::new(in_flight_cap, waker)),
+            control,
+            envelopes: Vec::new(),
+            admit: Vec::new(),
+            in_flight: 0,
+            in_flight_cap,
+            dirty: Vec::new(),
+            stalled: Vec::new(),
+            scratch: vec![0; READ_CHUNK],
+            next_id: u64::from(id) << 48,
+            plan: plan.clone(),
+            stats: HttpStats::default(),
+            sweep_every,
+            next_sweep: now_ns() + sweep_every,
+            draining: false,
+            drained: false,
+        })
+    }
+
+    fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let completions = self.completions.clone();
+        Arc::new(move || completions.wake())
+    }
+
+    fn is_drained(&self) -> bool {
+        self.drained
+    }
+
+    /// One round: waits for readiness up to `timeout` (`None`: until the next deadline sweep),
+    /// accepts, reads and frames, admits through `admit`, places answers, writes, and keeps the
+    /// deadlines and the drain. Returns whether anything happened.
+    fn turn(&mut self, timeout: Option<Duration>, admit: &mut dyn FnMut(&mut Vec<Box<Envelope>>)) -> bool {
+        self.completions.claim();
+        let now = now_ns();
+        let until_sweep = Duration::from_nanos(self.next_sweep.saturating_sub(now));
+        let wait = timeout.unwrap_or(until_sweep).min(until_sweep).min(MAX_POLL_WAIT);
+        if let Err(e) = self.poll.poll(&mut self.events, Some(wait)) {
+            assert_eq!(e.kind(), io::ErrorKind::Interrupted, "epoll_wait failed: {e}");
+        }
+        let mut busy = false;
+        // Taken out for the loop, which needs the reactor mutable.
+        let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        for event in events.iter() {
+            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+            let writable = event.is_writable();
+            busy = true;
+            match event.token() {
+                LISTENER => self.accept(),
+                WAKER => {}
+                Token(slot) => {
+                    if readable {
+                        self.on_readable(slot);
+                    }
+                    if writable {
+                        self.mark_dirty(slot);
+                    }
+                }
+            }
+        }
+        self.events = events;
+        // Admit, then take answers (what admission itself turned away among them), and admit
+        // what the answers made room for.
+        for _ in 0..2 {
+            if !self.admit.is_empty() {
+                admit(&mut self.admit);
+                busy = true;
+            }
+            busy |= self.take_answers();
+        }
+        self.write_dirty();
+        let now = now_ns();
+        if now >= self.next_sweep {
+            self.sweep(now);
+            self.next_sweep = now + self.sweep_every;
+        }
+        if !self.draining && self.control.draining.load(Ordering::SeqCst) {
+            self.start_draining();
+        }
+        // Answers still owed to closed connections are taken too, so every request framed is
+        // seen back (or the drain timeout passes).
+        if self.draining && !self.drained {
+            let out_of_time = now >= self.control.give_up_ns.load(Ordering::SeqCst);
+            if (self.open == 0 && self.in_flight == 0) || out_of_time {
+                for slot in 0..self.slots.len() {
+                    if self.slots[slot].conn.is_some() {
+                        self.stats.dropped_at_shutdown += 1;
+                        self.close(slot);
+                    }
+                }
+                self.drained = true;
+                self.control.drained.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        busy
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let Some(listener) = &self.listener else { return };
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    let cap = self.plan.max_connections;
+                    let taken = self
+                        .control
+                        .open
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < cap).then_some(n + 1));
+                    if taken.is_err() {
+                        // Refused: dropping the socket closes it.
+                        self.stats.refused += 1;
+                        continue;
+                    }
+                    self.stats.accepted += 1;
+                    let _ = stream.set_nodelay(true);
+                    self.add(stream);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // Out of descriptors, or a connection reset before it was accepted: try later.
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn add(&mut self, mut stream: mio::net::TcpStream) {
+        let slot = self.free_slots.pop().unwrap_or_else(|| {
+            self.slots.push(Slot { conn: None, generation: 0 });
+            self.slots.len() - 1
+        });
+        // Generations wrap at 16 bits, what the tag keeps.
+        let generation = (self.slots[slot].generation + 1) & 0xffff;
+        self.slots[slot].generation = generation;
+        // Edge-triggered for both directions at once: no re-registration per write.
+        if self.poll.registry().register(&mut stream, Token(slot), Interest::READABLE | Interest::WRITABLE).is_err() {
+            self.free_slots.push(slot);
+            self.control.open.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        let deadline = now_ns() + self.plan.header_timeout.as_nanos() as u64;
+        let reader = RequestReader::new(self.plan.limits);
+        self.slots[slot].conn = Some(Conn::new(stream, reader, generation, deadline));
+        self.open += 1;
+        self.on_readable(slot);
+    }
+
+    /// Frames what the connection has sent, up to its pipelining cap and the source's room.
+    fn on_readable(&mut self, slot: usize) {
+        let Some(conn) = self.slots[slot].conn.as_mut() else { return };
+        let generation = conn.generation;
+        loop {
+            let room = conn.owed() < self.plan.max_pipelined && self.in_flight < self.in_flight_cap;
+            let env = self.envelopes.pop().unwrap_or_default();
+            match conn.frame(env, &mut self.scratch, room) {
+                Ok(Ok(mut env)) => {
+                    let seq = conn.next_seq() - 1;
+                    env.req.reset(self.next_id);
+                    self.next_id += 1;
+                    env.intended_ns = 0;
+                    env.tag = tag(slot, generation, seq);
+                    self.in_flight += 1;
+                    self.stats.requests += 1;
+                    self.admit.push(env);
+                }
+                Ok(Err(env)) => {
+                    self.envelopes.push(env);
+                    if !room {
+                        self.stalled.push(slot);
+                    }
+                    break;
+                }
+                Err(_) => {
+                    self.stats.broken += 1;
+                    return self.close(slot);
+                }
+            }
+        }
+        let conn = self.slots[slot].conn.as_mut().unwrap();
+        if conn.take_rejected() {
+            self.stats.framing_rejects += 1;
+        }
+        self.mark_dirty(slot);
+    }
+
+    fn mark_dirty(&mut self, slot: usize) {
+        self.dirty.push(slot);
+    }
+
+    /// Places every ended request's answer with its connection. Returns whether there were any.
+    fn take_answers(&mut self) -> bool {
+        let (slots, envelopes, dirty) = (&mut self.slots, &mut self.envelopes, &mut self.dirty);
+        let mut answered = 0;
+        self.completions.drain(|env, answer: Answer| {
+            answered += 1;
+            let (slot, generation, seq16) = untag(env.tag);
+            let live = slots.get_mut(slot).and_then(|s| s.conn.as_mut()).filter(|c| c.generation == generation);
+            match live {
+                Some(conn) => {
+                    // The full sequence number, from the 16 bits the tag keeps: answers owed
+                    // span fewer than 2^16 numbers.
+                    let first = conn.next_seq() - conn.owed() as u64;
+                    let seq = first + u64::from(seq16.wrapping_sub(first as u16));
+                    match conn.answer(seq, env, answer) {
+                        Ok(()) => dirty.push(slot),
+                        Err(env) => envelopes.push(env),
+                    }
+                }
+                None => envelopes.push(env),
+            }
+        });
+        self.in_flight -= answered;
+        if answered > 0 {
+            self.stats.answered += answered as u64;
+            // Room again: connections that stopped for lack of it frame what they hold.
+            for slot in std::mem::take(&mut self.stalled) {
+                self.on_readable(slot);
+            }
+        }
+        answered > 0
+    }
+
+    /// Serialises and writes what each dirty connection can send, and closes the finished.
+    fn write_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for &slot in &dirty {
+            let Some(conn) = self.slots[slot].conn.as_mut() else { continue };
+            let envelopes = &mut self.envelopes;
+            conn.serialise(|env| envelopes.push(env));
+            if conn.flush().is_err() {
+                self.stats.broken += 1;
+                self.close(slot);
+                continue;
+            }
+            self.update_deadline(slot);
+            let conn = self.slots[slot].conn.as_ref().unwrap();
+            if conn.finished() {
+                self.close(slot);
+            }
+        }
+        dirty.clear();
+        self.dirty = dirty;
+    }
+
+    /// What the connection now waits for, and until when.
+    fn update_deadline(&mut self, slot: usize) {
+        let Some(conn) = self.slots[slot].conn.as_mut() else { return };
+        let waiting = if conn.owed() > 0 || conn.unsent() {
+            Waiting::Answers
+        } else if conn.partial() {
+            Waiting::Head
+        } else {
+            Waiting::Idle
+        };
+        if waiting != conn.waiting {
+            // A head's time runs from its first byte: later bytes do not extend it.
+            let timeout = match waiting {
+                Waiting::Head => self.plan.header_timeout.as_nanos() as u64,
+                Waiting::Idle => self.plan.idle_timeout.as_nanos() as u64,
+                Waiting::Answers => u64::MAX,
+            };
+            conn.waiting = waiting;
+            conn.deadline_ns = now_ns().saturating_add(timeout);
+        }
+    }
+
+    /// Closes connections whose head or idle time ran out.
+    fn sweep(&mut self, now: u64) {
+        for slot in 0..self.slots.len() {
+            let Some(conn) = self.slots[slot].conn.as_mut() else { continue };
+            if now < conn.deadline_ns {
+                continue;
+            }
+            match conn.waiting {
+                Waiting::Head => {
+                    conn.last_word(canned::REQUEST_TIMEOUT);
+                    self.stats.header_timeouts += 1;
+                }
+                Waiting::Idle => self.stats.idle_closed += 1,
+                Waiting::Answers => continue,
+            }
+            self.close(slot);
+        }
+    }
+
+    fn start_draining(&mut self) {
+        self.draining = true;
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        for slot in 0..self.slots.len() {
+            let Some(conn) = self.slots[slot].conn.as_mut() else { continue };
+            conn.close_after_owed();
+            if conn.finished() {
+                self.close(slot);
+            }
+        }
+    }
+
+    fn close(&mut self, slot: usize) {
+        let Some(mut conn) = self.slots[slot].conn.take() else { return };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        if conn.owed() > 0 {
+            // Requests still in the pipeline end there and are counted; their answers will
+            // find another generation here and be dropped.
+            self.stats.closed_with_requests_in_flight += 1;
+        }
+        self.envelopes.extend(conn.take_ready());
+        self.free_slots.push(slot);
+        self.open -= 1;
+        self.control.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Poller for Reactor {
+    fn turn(&mut self, timeout: Option<Duration>, admit: &mut Admit<'_>) -> bool {
+        Reactor::turn(self, timeout, &mut |batch| admit.submit(batch))
+    }
+
+    fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
+        Reactor::waker(self)
+    }
+}
+
+impl Drop for Reactor {
+    fn drop(&mut self) {
+        let mut total = self.control.stats.lock().unwrap();
+        total.add(&self.stats);
+    }
+}
+
+/// Where an answer goes: the connection's slot, its generation, and the request's sequence
+/// number on it (its low 16 bits).
+fn tag(slot: usize, generation: u32, seq: u64) -> u64 {
+    (slot as u64 & 0xffff_ffff) | (u64::from(generation & 0xffff) << 32) | ((seq & 0xffff) << 48)
+}
+
+fn untag(tag: u64) -> (usize, u32, u16) {
+    ((tag & 0xffff_ffff) as usize, ((tag >> 32) & 0xffff) as u32, (tag >> 48) as u16)
+}

@@ -1,0 +1,714 @@
+//! The HTTP source, started for real on 127.0.0.1 (port 0), spoken to with raw TCP and with an
+//! HTTP client crate (ureq). Test stages are put in place of config stages: `echo` answers
+//! `METHOD TARGET BODY-LENGTH`, `/big/N` with N bytes; `wait` holds `/sleep/MS` requests on a
+//! timer and `/gate...` requests until the test opens the gate (counting both as they enter).
+//!
+//! Most tests run twice: with the reactors in the workers (the default) and on a thread of their
+//! own. A test that holds a worker at the gate runs with the reactor thread only: with the
+//! reactors in the workers, a held worker holds its connections too.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use seda::config::Plan;
+use seda::metrics::Summary;
+use seda::stages::{IoOp, Output, Outputs, Request, Stage, StageFactory, Step};
+use serde_json::{json, Value};
+
+use crate::support::{eventually, plan};
+
+/// Runs test `$name(reactor)` with the reactors in the workers and on a thread of their own.
+macro_rules! both_placements {
+    ($($name:ident),* $(,)?) => {
+        $(mod $name {
+            #[test]
+            fn reactor_in_workers() {
+                super::$name("workers")
+            }
+            #[test]
+            fn reactor_thread() {
+                super::$name("thread")
+            }
+        })*
+    };
+}
+
+both_placements!(
+    keep_alive_serves_requests_one_after_another_on_one_connection,
+    pipelined_answers_leave_in_request_order_whatever_order_they_end_in,
+    head_answers_with_the_headers_of_get_and_no_body,
+    each_framing_limit_gets_its_status_then_a_close,
+    answers_owed_before_a_bad_request_are_sent_first,
+    a_head_that_comes_too_slowly_is_answered_408_and_closed,
+    an_idle_keep_alive_connection_is_closed_after_the_idle_timeout,
+    connections_over_the_cap_are_refused_at_accept_and_counted,
+    a_client_that_shuts_its_side_still_gets_its_answer,
+    a_full_entry_queue_answers_503_with_retry_after_and_the_ledger_stays_exact,
+    a_body_larger_than_the_socket_buffer_is_sent_whole,
+    an_http_client_crate_gets_answers_with_bodies_fixed_and_chunked,
+    many_clients_at_once_each_get_their_own_answers,
+    static_files_are_served_cached_and_answered_304_when_not_modified,
+    paths_that_climb_out_of_the_root_are_refused,
+    a_file_larger_than_the_socket_buffer_is_served_whole,
+    a_method_the_route_does_not_allow_is_405_with_allow,
+);
+
+/// A server running `config` with the test stages in place of `wait` and `echo`.
+struct Server {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Summary>,
+    gate: Arc<Gate>,
+}
+
+fn start(config: Value) -> Server {
+    let mut plan = plan(config);
+    let gate = Arc::new(Gate::default());
+    install(&mut plan, "wait", Arc::new(WaitFactory(gate.clone())));
+    install(&mut plan, "echo", Arc::new(EchoFactory));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let (summary, _) =
+            seda::net::serve(plan, &flag, false, |addr| tx.send(addr).unwrap()).expect("the server runs");
+        summary
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the server listens");
+    Server { addr, stop, thread, gate }
+}
+
+impl Server {
+    /// Stops the server (it drains) and returns its summary.
+    fn stop(self) -> Summary {
+        self.gate.open();
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().expect("the server thread ends")
+    }
+}
+
+fn install(plan: &mut Plan, name: &str, factory: Arc<dyn StageFactory>) {
+    if let Some(stage) = plan.stage(name) {
+        plan.stages[stage].factory = factory;
+    }
+}
+
+/// `wait` → `echo`, one pool on CPU 0, with `source` fields merged into the http source.
+fn config(reactor: &str, source: Value) -> Value {
+    config_with(reactor, source, json!({}))
+}
+
+fn config_with(reactor: &str, source: Value, wait_queue: Value) -> Value {
+    let mut http = json!({ "kind": "http", "listen": "127.0.0.1:0", "entry": "wait", "reactor": reactor });
+    for (k, v) in source.as_object().unwrap() {
+        http[k] = v.clone();
+    }
+    let mut wait = json!({ "kind": "delay", "params": { "micros": 1 }, "pool": "main", "next": "echo" });
+    if !wait_queue.as_object().unwrap().is_empty() {
+        wait["queue"] = wait_queue;
+    }
+    json!({
+        "name": "http-test",
+        "source": http,
+        "pools": { "main": { "cpus": [0], "threads": 2 } },
+        "stages": { "wait": wait, "echo": { "kind": "respond", "pool": "main" } },
+        "drain_timeout_ms": 10000
+    })
+}
+
+#[derive(Default)]
+struct Gate {
+    entered: AtomicUsize,
+    open: AtomicBool,
+}
+
+impl Gate {
+    fn wait_entered(&self, n: usize) {
+        eventually("requests to reach the gate", || self.entered.load(Ordering::SeqCst) >= n);
+    }
+
+    fn open(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+struct WaitFactory(Arc<Gate>);
+
+impl StageFactory for WaitFactory {
+    fn outputs(&self) -> Outputs {
+        Outputs::Single
+    }
+    fn instance(&self, _worker: usize) -> Box<dyn Stage> {
+        Box::new(Wait(self.0.clone()))
+    }
+}
+
+struct Wait(Arc<Gate>);
+
+impl Stage for Wait {
+    fn handle(&mut self, req: &mut Request) -> Step {
+        let path = req.http.path().to_string();
+        if let Some(ms) = path.strip_prefix("/sleep/") {
+            self.0.entered.fetch_add(1, Ordering::SeqCst);
+            return Step::Io(IoOp::Timer(Duration::from_millis(ms.parse().unwrap())), Output::NEXT);
+        }
+        if path.starts_with("/gate") {
+            self.0.entered.fetch_add(1, Ordering::SeqCst);
+            while !self.0.open.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+        Step::Next(Output::NEXT)
+    }
+}
+
+struct EchoFactory;
+
+impl StageFactory for EchoFactory {
+    fn outputs(&self) -> Outputs {
+        Outputs::Terminal
+    }
+    fn instance(&self, _worker: usize) -> Box<dyn Stage> {
+        Box::new(Echo)
+    }
+}
+
+struct Echo;
+
+impl Stage for Echo {
+    fn handle(&mut self, req: &mut Request) -> Step {
+        req.response.status = 200;
+        req.response.headers.set("Content-Type", b"text/plain");
+        if let Some(n) = req.http.path().strip_prefix("/big/") {
+            req.response.body = big_body(n.parse().unwrap());
+        } else {
+            let line = format!("{} {} {}", req.http.method(), req.http.target(), req.payload.len());
+            req.response.body = line.into_bytes();
+        }
+        Step::Respond
+    }
+}
+
+fn big_body(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream
+}
+
+/// One response read off `stream`: status, headers (lowercased names), body.
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one response, using bytes left over in `buf` from an earlier read first. `head_only`
+/// for the answer to a HEAD request.
+fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>, head_only: bool) -> Response {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut parsed = httparse::Response::new(&mut headers);
+        if let httparse::Status::Complete(head_len) = parsed.parse(buf).expect("a valid response head") {
+            let status = parsed.code.unwrap();
+            let headers: Vec<(String, String)> = parsed
+                .headers
+                .iter()
+                .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+                .collect();
+            let length: usize =
+                headers.iter().find(|(n, _)| n == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
+            let length = if head_only { 0 } else { length };
+            while buf.len() < head_len + length {
+                fill(stream, buf);
+            }
+            let body = buf[head_len..head_len + length].to_vec();
+            buf.drain(..head_len + length);
+            return Response { status, headers, body };
+        }
+        fill(stream, buf);
+    }
+}
+
+fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) {
+    let mut chunk = [0u8; 64 * 1024];
+    let n = stream.read(&mut chunk).expect("read");
+    assert!(n > 0, "the server closed the connection mid-response; got {:?}", String::from_utf8_lossy(buf));
+    buf.extend_from_slice(&chunk[..n]);
+}
+
+/// Everything until the server closes the connection.
+fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    match stream.read_to_end(&mut all) {
+        Ok(_) => {}
+        // A close with unread bytes of ours on the server side is a reset: a close all the same.
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("read: {e}"),
+    }
+    all
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n")
+}
+
+fn keep_alive_serves_requests_one_after_another_on_one_connection(reactor: &str) {
+    let server = start(config(reactor, json!({})));
+    let mut stream = connect(server.addr);
+    let mut buf = Vec::new();
+    for i in 0..5 {
+        stream.write_all(get(&format!("/k{i}")).as_bytes()).unwrap();
+        let response = read_response(&mut stream, &mut buf, false);
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, format!("GET /k{i} 0").as_bytes());
+        assert_eq!(response.header("content-type"), Some("text/plain"));
+        assert_eq!(response.header("connection"), None);
+    }
+    drop(stream);
+    let summary = server.stop();
+    assert_eq!(summary.ledger.completed, 5);
+    let http = summary.http.unwrap();
+    assert_eq!((http.accepted, http.requests, http.answered), (1, 5, 5));
+}
+
+fn pipelined_answers_leave_in_request_order_whatever_order_they_end_in(reactor: &str) {
+    let server = start(config(reactor, json!({})));
+    let mut stream = connect(server.addr);
+    let paths = ["/sleep/300", "/sleep/0", "/sleep/150", "/x", "/sleep/50"];
+    let all: String = paths.iter().map(|p| get(p)).collect();
+    stream.write_all(all.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    for path in paths {
+        let response = read_response(&mut stream, &mut buf, false);
+        assert_eq!(response.body, format!("GET {path} 0").as_bytes());
+    }
+    drop(stream);
+    assert_eq!(server.stop().ledger.completed, 5);
+}
+
+fn head_answers_with_the_headers_of_get_and_no_body(reactor: &str) {
+    let server = start(config(reactor, json!({})));
+    let mut stream = connect(server.addr);
+    stream.write_all(b"HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    stream.write_all(get("/after").as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let head = read_response(&mut stream, &mut buf, true);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some("9"), "the length of `HEAD /h 0`");
+    // The next response starts right after the head: no body was sent.
+    let next = read_response(&mut stream, &mut buf, false);
+    assert_eq!(next.body, b"GET /after 0");
+    drop(stream);
+    server.stop();
+}
+
+/// Sends `request` on a new connection and returns everything until the server closes it.
+fn rejected(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut stream = connect(addr);
+    stream.write_all(request).unwrap();
+    read_to_close(&mut stream)
+}
+
+fn each_framing_limit_gets_its_status_then_a_close(reactor: &str) {
+    let server = start(config(reactor, json!({ "max_body_bytes": 1000, "max_head_bytes": 4096 })));
+    let close =
+        |status: &str| format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes();
+    assert_eq!(rejected(server.addr, b"NOT HTTP AT ALL\r\n\r\n"), close("400 Bad Request"));
+    let huge = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "a".repeat(5000));
+    assert_eq!(rejected(server.addr, huge.as_bytes()), close("431 Request Header Fields Too Large"));
+    let body = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\n\r\n";
+    assert_eq!(rejected(server.addr, body), close("413 Content Too Large"));
+    assert_eq!(rejected(server.addr, b"GET / HTTP/2.0\r\nHost: t\r\n\r\n"), close("505 HTTP Version Not Supported"));
+    let coding = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+    assert_eq!(rejected(server.addr, coding), close("501 Not Implemented"));
+    let summary = server.stop();
+    assert_eq!(summary.ledger.admitted, 0, "a rejected frame never enters the pipeline");
+    assert_eq!(summary.http.unwrap().framing_rejects, 5);
+}
+
+fn answers_owed_before_a_bad_request_are_sent_first(reactor: &str) {
+    let server = start(config(reactor, json!({})));
+    let mut stream = connect(server.addr);
+    stream.write_all(format!("{}BAD\r\n\r\n", get("/sleep/100")).as_bytes()).unwrap();
+    let all = read_to_close(&mut stream);
+    let text = String::from_utf8(all).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(
+        text.ends_with("GET /sleep/100 0HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+        "{text}"
+    );
+    server.stop();
+}
+
+fn a_head_that_comes_too_slowly_is_answered_408_and_closed(reactor: &str) {
+    let server = start(config(reactor, json!({ "header_timeout_ms": 300 })));
+    let mut stream = connect(server.addr);
+    stream.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
+    let all = read_to_close(&mut stream);
+    assert_eq!(all, b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let http = server.stop().http.unwrap();
+    assert_eq!(http.header_timeouts, 1);
+}
+
+fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(reactor: &str) {
+    let server = start(config(reactor, json!({ "idle_timeout_ms": 300 })));
+    let mut stream = connect(server.addr);
+    stream.write_all(get("/once").as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    assert_eq!(read_response(&mut stream, &mut buf, false).status, 200);
+    assert_eq!(read_to_close(&mut stream), b"", "closed with nothing more sent");
+    let http = server.stop().http.unwrap();
+    assert_eq!((http.idle_closed, http.header_timeouts), (1, 0));
+}
+
+fn connections_over_the_cap_are_refused_at_accept_and_counted(reactor: &str) {
+    let server = start(config(reactor, json!({ "max_connections": 2 })));
+    let mut open = Vec::new();
+    let mut buf = Vec::new();
+    for i in 0..2 {
+        let mut stream = connect(server.addr);
+        stream.write_all(get(&format!("/c{i}")).as_bytes()).unwrap();
+        assert_eq!(read_response(&mut stream, &mut buf, false).status, 200);
+        open.push(stream);
+    }
+    let mut third = connect(server.addr);
+    let _ = third.write_all(get("/c2").as_bytes());
+    assert_eq!(read_to_close(&mut third), b"", "refused: closed without an answer");
+    // A slot frees when a connection closes.
+    drop(open.pop());
+    // (The close may reach the reactor after the next connection does: try until it is in.)
+    let mut fourth = None;
+    for _ in 0..200 {
+        let mut stream = connect(server.addr);
+        let mut head = [0u8; 12];
+        if stream.write_all(get("/c3").as_bytes()).is_ok()
+            && matches!(stream.read_exact(&mut head), Ok(()) if &head == b"HTTP/1.1 200")
+        {
+            fourth = Some(stream);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(fourth.is_some(), "a freed slot takes a new connection");
+    drop(open);
+    drop(fourth);
+    let http = server.stop().http.unwrap();
+    assert!(http.refused >= 1, "{http:?}");
+    assert_eq!(http.accepted, 3, "two, then one more once a slot was free: {http:?}");
+}
+
+/// Closes `stream` with a reset (SO_LINGER 0), as a client that vanishes does.
+fn reset(stream: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    let size = std::mem::size_of::<libc::linger>() as libc::socklen_t;
+    // SAFETY: a valid socket and a linger struct of the size given.
+    let rc = unsafe {
+        libc::setsockopt(stream.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, &linger as *const _ as *const _, size)
+    };
+    assert_eq!(rc, 0);
+    drop(stream);
+}
+
+#[test]
+fn a_client_that_vanishes_mid_request_leaves_an_exact_ledger() {
+    let server = start(config("thread", json!({})));
+    let mut gone = connect(server.addr);
+    gone.write_all(get("/gate").as_bytes()).unwrap();
+    server.gate.wait_entered(1);
+    reset(gone);
+    // The reset reached the reactor before this request's bytes did, so it was seen before this
+    // answer was written (the gate holds one worker; the pool's other one serves this).
+    let mut other = connect(server.addr);
+    other.write_all(get("/x").as_bytes()).unwrap();
+    assert_eq!(read_response(&mut other, &mut Vec::new(), false).status, 200);
+    server.gate.open();
+    drop(other);
+    let summary = server.stop();
+    let l = &summary.ledger;
+    assert_eq!((l.admitted, l.completed, l.in_flight), (2, 2, 0));
+    let http = summary.http.unwrap();
+    assert_eq!((http.broken, http.closed_with_requests_in_flight), (1, 1), "{http:?}");
+    assert_eq!((http.requests, http.answered), (2, 2));
+}
+
+fn a_client_that_shuts_its_side_still_gets_its_answer(reactor: &str) {
+    let server = start(config(reactor, json!({})));
+    let mut stream = connect(server.addr);
+    stream.write_all(get("/sleep/100").as_bytes()).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let all = String::from_utf8(read_to_close(&mut stream)).unwrap();
+    assert!(
+        all.starts_with("HTTP/1.1 200 OK\r\n") && all.ends_with("\r\nConnection: close\r\n\r\nGET /sleep/100 0"),
+        "{all}"
+    );
+    let summary = server.stop();
+    assert_eq!(summary.ledger.completed, 1);
+}
+
+fn a_full_entry_queue_answers_503_with_retry_after_and_the_ledger_stays_exact(reactor: &str) {
+    let server = start(config_with(reactor, json!({}), json!({ "capacity": 2, "when_full": "reject" })));
+    let mut stream = connect(server.addr);
+    let n = 12;
+    let all: String = (0..n).map(|i| get(&format!("/gate{i}"))).collect();
+    stream.write_all(all.as_bytes()).unwrap();
+    server.gate.wait_entered(1);
+    // Whatever did not fit was answered at once; open the gate for the rest.
+    std::thread::sleep(Duration::from_millis(100));
+    server.gate.open();
+    let mut buf = Vec::new();
+    let (mut ok, mut unavailable) = (0, 0);
+    for i in 0..n {
+        let response = read_response(&mut stream, &mut buf, false);
+        match response.status {
+            200 => {
+                assert_eq!(response.body, format!("GET /gate{i} 0").as_bytes(), "in request order");
+                ok += 1;
+            }
+            503 => {
+                assert_eq!(response.header("retry-after"), Some("1"));
+                unavailable += 1;
+            }
+            other => panic!("status {other}"),
+        }
+    }
+    drop(stream);
+    let summary = server.stop();
+    let l = &summary.ledger;
+    assert!(unavailable >= 1, "a queue of 2 cannot hold {n}");
+    assert_eq!((l.admitted, l.completed, l.rejected, l.in_flight), (n, ok, unavailable, 0));
+}
+
+#[test]
+fn shutdown_answers_requests_in_flight_then_closes_every_connection() {
+    let server = start(config("thread", json!({})));
+    let mut idle = connect(server.addr);
+    let mut busy = connect(server.addr);
+    busy.write_all(get("/gate").as_bytes()).unwrap();
+    server.gate.wait_entered(1);
+    server.stop.store(true, Ordering::SeqCst);
+    // The idle connection is closed at once; the busy one waits for its answer.
+    assert_eq!(read_to_close(&mut idle), b"");
+    server.gate.open();
+    let all = String::from_utf8(read_to_close(&mut busy)).unwrap();
+    assert!(all.starts_with("HTTP/1.1 200 OK\r\n"), "{all}");
+    assert!(all.contains("\r\nConnection: close\r\n"), "the last answer says the connection closes: {all}");
+    assert!(all.ends_with("GET /gate 0"), "{all}");
+    let summary = server.thread.join().unwrap();
+    assert_eq!((summary.ledger.admitted, summary.ledger.completed), (1, 1));
+    assert_eq!(summary.http.unwrap().dropped_at_shutdown, 0);
+}
+
+fn a_body_larger_than_the_socket_buffer_is_sent_whole(reactor: &str) {
+    let server = start(config(reactor, json!({})));
+    let mut stream = connect(server.addr);
+    let n = 8 * 1024 * 1024;
+    stream.write_all(get(&format!("/big/{n}")).as_bytes()).unwrap();
+    stream.write_all(get("/after").as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let response = read_response(&mut stream, &mut buf, false);
+    assert_eq!(response.body.len(), n);
+    assert!(response.body == big_body(n), "every byte in place");
+    assert_eq!(read_response(&mut stream, &mut buf, false).body, b"GET /after 0");
+    drop(stream);
+    server.stop();
+}
+
+fn an_http_client_crate_gets_answers_with_bodies_fixed_and_chunked(reactor: &str) {
+    let server = start(config(reactor, json!({})));
+    let base = format!("http://{}", server.addr);
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(20)).build();
+    for i in 0..3 {
+        let response = agent.get(&format!("{base}/u{i}?q=1")).call().unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.header("content-type"), Some("text/plain"));
+        assert_eq!(response.into_string().unwrap(), format!("GET /u{i}?q=1 0"));
+    }
+    let body = vec![7u8; 100_000];
+    let response = agent.post(&format!("{base}/post")).send_bytes(&body).unwrap();
+    assert_eq!(response.into_string().unwrap(), "POST /post 100000");
+    // A reader of unknown length goes chunked.
+    let response = agent.post(&format!("{base}/chunked")).send(&body[..54_321]).unwrap();
+    assert_eq!(response.into_string().unwrap(), "POST /chunked 54321");
+    let summary = server.stop();
+    assert_eq!(summary.ledger.completed, 5);
+    assert_eq!(summary.http.unwrap().accepted, 1, "the agent kept its connection alive");
+}
+
+fn many_clients_at_once_each_get_their_own_answers(reactor: &str) {
+    let server = start(config(reactor, json!({})));
+    let base = format!("http://{}", server.addr);
+    let (clients, each) = (16, 40);
+    std::thread::scope(|s| {
+        for c in 0..clients {
+            let base = &base;
+            s.spawn(move || {
+                let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
+                for i in 0..each {
+                    let body = agent.get(&format!("{base}/c{c}/r{i}")).call().unwrap().into_string().unwrap();
+                    assert_eq!(body, format!("GET /c{c}/r{i} 0"));
+                }
+            });
+        }
+    });
+    let summary = server.stop();
+    let n = (clients * each) as u64;
+    assert_eq!((summary.ledger.admitted, summary.ledger.completed), (n, n));
+    let http = summary.http.unwrap();
+    assert_eq!((http.requests, http.answered), (n, n));
+}
+
+/// A temporary web root: `index.html`, a 4 MiB `big.bin`, `secret.txt` beside the root (not
+/// under it) and `escape.txt` inside it, a symlink to the secret.
+struct WebRoot(std::path::PathBuf);
+
+impl WebRoot {
+    fn new(name: &str) -> WebRoot {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let base = std::env::temp_dir().join(format!("seda-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let root = base.join("www");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("index.html"), "<h1>hi</h1>\n").unwrap();
+        std::fs::write(root.join("big.bin"), big_body(4 * 1024 * 1024)).unwrap();
+        std::fs::write(base.join("secret.txt"), "secret\n").unwrap();
+        std::os::unix::fs::symlink(base.join("secret.txt"), root.join("escape.txt")).unwrap();
+        WebRoot(base)
+    }
+
+    fn root(&self) -> String {
+        self.0.join("www").to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for WebRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// configs/http_static.json's shape, on port 0, serving `root`.
+fn static_config(reactor: &str, root: &str) -> Value {
+    let mut config: Value = serde_json::from_str(include_str!("../../configs/http_static.json")).unwrap();
+    config["source"]["listen"] = json!("127.0.0.1:0");
+    config["source"]["reactor"] = json!(reactor);
+    config["stages"]["read"]["params"]["root"] = json!(root);
+    config
+}
+
+fn exchange(stream: &mut TcpStream, buf: &mut Vec<u8>, request: &str) -> Response {
+    stream.write_all(request.as_bytes()).unwrap();
+    read_response(stream, buf, request.starts_with("HEAD "))
+}
+
+fn static_files_are_served_cached_and_answered_304_when_not_modified(reactor: &str) {
+    let web = WebRoot::new("static-304");
+    let server = start(static_config(reactor, &web.root()));
+    let mut stream = connect(server.addr);
+    let mut buf = Vec::new();
+    let first = exchange(&mut stream, &mut buf, &get("/index.html"));
+    assert_eq!(first.status, 200);
+    assert_eq!(first.body, b"<h1>hi</h1>\n");
+    assert_eq!(first.header("content-type"), Some("text/html; charset=utf-8"));
+    let modified = first.header("last-modified").expect("Last-Modified").to_string();
+    // From the cache now: the same answer.
+    let second = exchange(&mut stream, &mut buf, &get("/"));
+    assert_eq!((second.status, second.body.as_slice()), (200, &b"<h1>hi</h1>\n"[..]));
+    let conditional = format!("GET /index.html HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: {modified}\r\n\r\n");
+    let not_modified = exchange(&mut stream, &mut buf, &conditional);
+    assert_eq!(not_modified.status, 304);
+    assert_eq!(not_modified.header("content-length"), None, "a 304 has no body and no length");
+    assert_eq!(not_modified.body, b"");
+    let head = exchange(&mut stream, &mut buf, "HEAD /index.html HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((head.status, head.header("content-length")), (200, Some("12")));
+    assert_eq!(exchange(&mut stream, &mut buf, &get("/missing.html")).status, 404);
+    drop(stream);
+    let summary = server.stop();
+    assert_eq!(summary.ledger.completed, 5);
+}
+
+fn paths_that_climb_out_of_the_root_are_refused(reactor: &str) {
+    let web = WebRoot::new("static-escape");
+    let server = start(static_config(reactor, &web.root()));
+    let mut stream = connect(server.addr);
+    let mut buf = Vec::new();
+    for path in ["/../secret.txt", "/%2e%2e/secret.txt", "/a/../../secret.txt", "/escape.txt"] {
+        let response = exchange(&mut stream, &mut buf, &get(path));
+        assert_eq!(response.status, 403, "{path}");
+        assert!(!response.body.windows(6).any(|w| w == b"secret"), "{path} leaked the file");
+    }
+    drop(stream);
+    server.stop();
+}
+
+fn a_file_larger_than_the_socket_buffer_is_served_whole(reactor: &str) {
+    let web = WebRoot::new("static-big");
+    let server = start(static_config(reactor, &web.root()));
+    let mut stream = connect(server.addr);
+    let mut buf = Vec::new();
+    for _ in 0..2 {
+        let response = exchange(&mut stream, &mut buf, &get("/big.bin"));
+        assert_eq!(response.status, 200);
+        assert_eq!(response.header("content-type"), Some("application/octet-stream"));
+        assert!(response.body == big_body(4 * 1024 * 1024), "every byte in place");
+    }
+    drop(stream);
+    server.stop();
+}
+
+fn a_method_the_route_does_not_allow_is_405_with_allow(reactor: &str) {
+    let web = WebRoot::new("static-405");
+    let server = start(static_config(reactor, &web.root()));
+    let mut stream = connect(server.addr);
+    let response =
+        exchange(&mut stream, &mut Vec::new(), "DELETE /index.html HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(response.status, 405);
+    assert_eq!(response.header("allow"), Some("GET, HEAD"));
+    drop(stream);
+    server.stop();
+}
+
+#[test]
+fn shutdown_with_reactors_in_workers_answers_a_request_in_flight() {
+    let server = start(config("workers", json!({})));
+    let mut idle = connect(server.addr);
+    assert_eq!(exchange(&mut idle, &mut Vec::new(), &get("/first")).status, 200);
+    let mut busy = connect(server.addr);
+    busy.write_all(get("/sleep/1000").as_bytes()).unwrap();
+    server.gate.wait_entered(1);
+    server.stop.store(true, Ordering::SeqCst);
+    assert_eq!(read_to_close(&mut idle), b"", "the idle connection is closed at once");
+    let all = String::from_utf8(read_to_close(&mut busy)).unwrap();
+    assert!(all.contains("\r\nConnection: close\r\n") && all.ends_with("GET /sleep/1000 0"), "{all}");
+    let summary = server.thread.join().unwrap();
+    assert_eq!((summary.ledger.admitted, summary.ledger.completed), (2, 2));
+}
+
+#[test]
+fn a_client_that_vanishes_while_its_request_waits_on_a_timer_leaves_an_exact_ledger() {
+    let server = start(config("workers", json!({})));
+    let mut gone = connect(server.addr);
+    gone.write_all(get("/sleep/1000").as_bytes()).unwrap();
+    server.gate.wait_entered(1);
+    reset(gone);
+    let summary = server.stop();
+    let l = &summary.ledger;
+    assert_eq!((l.admitted, l.completed, l.in_flight), (1, 1, 0));
+    let http = summary.http.unwrap();
+    assert_eq!((http.closed_with_requests_in_flight, http.requests, http.answered), (1, 1, 1), "{http:?}");
+}
