@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use seda::report::{Options as ReportOptions, Window};
 
 #[derive(Parser)]
 #[command(name = "seda", version, about = "A staged event-driven pipeline engine")]
@@ -33,6 +36,33 @@ enum Command {
     Validate { config: PathBuf },
     /// Print the pipeline's stage graph as Graphviz DOT
     Graph { config: PathBuf },
+    /// Read run records back: latency per stage and end to end, over a time window if asked,
+    /// as tables (two runs side by side), .hgrm spectra and SVG plots
+    Report {
+        /// Run record directories (`seda run CONFIG --record DIR`); with two, the second is
+        /// compared with the first
+        #[arg(required = true, value_name = "RUN")]
+        runs: Vec<PathBuf>,
+        /// Only the intervals that start at or after this many seconds from the run's start
+        #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+        from: Option<Duration>,
+        /// Only the intervals that start before this many seconds from the run's start
+        #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+        to: Option<Duration>,
+        /// Write a percentile spectrum (.hgrm) per stage and metric and end to end into DIR
+        #[arg(long, value_name = "DIR")]
+        hgrm: Option<PathBuf>,
+        /// Write SVG plots into DIR: percentile spectrum, latency over time, and for several
+        /// runs throughput against p99
+        #[arg(long, value_name = "DIR")]
+        svg: Option<PathBuf>,
+    },
+}
+
+/// A time in seconds (`2`, `0.5`), not negative.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let s: f64 = text.parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    Duration::try_from_secs_f64(s).map_err(|_| format!("`{text}`: seconds must be 0 or more"))
 }
 
 /// What the user asked for.
@@ -40,6 +70,7 @@ pub enum Action {
     Run(RunOptions),
     Validate { config: PathBuf },
     Graph { config: PathBuf },
+    Report(ReportOptions),
 }
 
 pub struct RunOptions {
@@ -55,5 +86,14 @@ pub fn parse() -> Action {
         Command::Run { config, json, record, listen } => Action::Run(RunOptions { config, json, record, listen }),
         Command::Validate { config } => Action::Validate { config },
         Command::Graph { config } => Action::Graph { config },
+        Command::Report { runs, from, to, hgrm, svg } => {
+            if let (Some(from), Some(to)) = (from, to) {
+                if from >= to {
+                    let message = "--from must be before --to";
+                    Cli::command().error(clap::error::ErrorKind::ArgumentConflict, message).exit();
+                }
+            }
+            Action::Report(ReportOptions { runs, window: Window { from, to }, hgrm, svg })
+        }
     }
 }

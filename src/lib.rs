@@ -16,6 +16,7 @@ pub mod engine;
 pub mod io;
 pub mod metrics;
 pub mod net;
+pub mod report;
 pub mod source;
 mod sync;
 

@@ -1,6 +1,7 @@
 //! The `seda` binary: parse the command line, call the library, map errors to exit codes.
 //!
-//! Exit codes: 0 success; 1 the run failed; 2 bad usage; 3 the config is invalid.
+//! Exit codes: 0 success; 1 the run failed (or, for `report`, a run record could not be read);
+//! 2 bad usage; 3 the config is invalid.
 
 mod cli;
 
@@ -31,6 +32,9 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             })
             .or_else(invalid),
+        Action::Report(options) => seda::report::report(&options, &mut std::io::stdout().lock())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
         Action::Graph { config } => config::load(&config)
             .map(|plan| {
                 out(&config::to_dot(&plan));

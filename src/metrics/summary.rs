@@ -11,8 +11,14 @@ use super::Percentiles;
 use crate::config::Plan;
 use crate::engine::LedgerCounts;
 
+/// The format of run records and JSON summaries, which `seda report` checks before it reads one.
+/// A change that older readers would misread gets a new number.
+pub const FORMAT: &str = "seda-run/1";
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
+    /// [`FORMAT`].
+    pub format: String,
     pub pipeline: String,
     pub elapsed_s: f64,
     /// Completed requests per second over the run.
@@ -68,6 +74,7 @@ impl Summary {
             })
             .collect();
         Summary {
+            format: FORMAT.to_owned(),
             pipeline: plan.name.clone(),
             elapsed_s,
             throughput_rps: per_second(ledger.completed),
@@ -93,28 +100,42 @@ impl fmt::Display for Summary {
             l.admitted, l.completed, l.rejected, l.failed, l.timed_out, l.in_flight
         )?;
         writeln!(f)?;
-        writeln!(
-            f,
-            "{:<16} {:<8} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
-            "latency (us)", "", "count", "rate/s", "p50", "p90", "p99", "p99.9", "max", "rejected", "failed"
-        )?;
-        let row =
-            |f: &mut fmt::Formatter<'_>, name: &str, what: &str, p: &Percentiles, rate: f64, rej: u64, fail: u64| {
-                writeln!(
-                    f,
-                    "{:<16} {:<8} {:>10} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>8}",
-                    name, what, p.count, rate, p.p50, p.p90, p.p99, p.p999, p.max, rej, fail
-                )
-            };
+        write_table_header(f)?;
         for (name, s) in &self.stages {
-            row(f, name, "queue", &s.queue_wait_us, s.throughput_rps, s.rejected, s.failed)?;
-            row(f, "", "service", &s.service_us, s.throughput_rps, s.rejected, s.failed)?;
+            write_table_row(f, name, "queue", &s.queue_wait_us, s.throughput_rps, s.rejected, s.failed)?;
+            write_table_row(f, "", "service", &s.service_us, s.throughput_rps, s.rejected, s.failed)?;
         }
-        row(f, "end to end", "", &self.latency_us, self.throughput_rps, l.rejected, l.failed)?;
+        write_table_row(f, "end to end", "", &self.latency_us, self.throughput_rps, l.rejected, l.failed)?;
         if let Some(http) = &self.http {
             writeln!(f)?;
             writeln!(f, "{http}")?;
         }
         Ok(())
     }
+}
+
+/// The latency table's header, which `seda run` and `seda report` share.
+pub fn write_table_header(f: &mut dyn fmt::Write) -> fmt::Result {
+    writeln!(
+        f,
+        "{:<16} {:<8} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+        "latency (us)", "", "count", "rate/s", "p50", "p90", "p99", "p99.9", "max", "rejected", "failed"
+    )
+}
+
+/// One row of the latency table: `name` and `what` (the metric) on the left.
+pub fn write_table_row(
+    f: &mut dyn fmt::Write,
+    name: &str,
+    what: &str,
+    p: &Percentiles,
+    rate: f64,
+    rejected: u64,
+    failed: u64,
+) -> fmt::Result {
+    writeln!(
+        f,
+        "{:<16} {:<8} {:>10} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>8}",
+        name, what, p.count, rate, p.p50, p.p90, p.p99, p.p999, p.max, rejected, failed
+    )
 }

@@ -7,4 +7,5 @@ mod engine;
 mod http_framing;
 mod http_server;
 mod record;
+mod report;
 mod support;

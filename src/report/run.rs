@@ -1,0 +1,327 @@
+//! Reading a run record (`seda run --record DIR`) back: the summary, the interval log and the
+//! counters, joined interval by interval.
+//!
+//! What is read is checked, so that a damaged record gives an error that names the file, the
+//! line and what is wrong rather than a report of wrong numbers:
+//! 1. `summary.json` carries the record's format ([`FORMAT`]); another format, or none, is refused.
+//! 2. `latency.hlog` starts with the version header of format 1.3; every line parses and every
+//!    histogram decodes (a line cut short fails one or the other).
+//! 3. Each series of the log adds up to the count the summary has for it, and the counters to the
+//!    summary's stage counters: a log that lost whole lines at its end is caught here.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry, LogIteratorError};
+use hdrhistogram::serialization::Deserializer;
+use hdrhistogram::Histogram;
+use serde::Deserialize;
+
+use crate::metrics::{Percentiles, Summary, FORMAT};
+
+pub const SUMMARY_FILE: &str = "summary.json";
+pub const HLOG_FILE: &str = "latency.hlog";
+pub const COUNTERS_FILE: &str = "counters.csv";
+const HLOG_VERSION_LINE: &str = "#[Histogram log format version 1.3]";
+
+/// The tag of end-to-end latency in the interval log.
+pub const E2E_TAG: &str = "e2e";
+
+/// The series name of a log's untagged lines (seda tags every line; other tools may not).
+pub const UNTAGGED: &str = "untagged";
+
+/// A run record, read back.
+pub struct RecordedRun {
+    pub dir: PathBuf,
+    pub summary: Summary,
+    /// The steps of a sweep, if the summary has them (see [`SweepStep`]).
+    pub steps: Vec<SweepStep>,
+    /// The log's start time, since the epoch; interval starts are relative to it.
+    pub started: Duration,
+    /// In order of start.
+    pub intervals: Vec<Interval>,
+}
+
+/// One metrics interval of a run: its histograms by tag (nanoseconds) and its counters by stage.
+pub struct Interval {
+    pub start: Duration,
+    pub length: Duration,
+    pub histograms: BTreeMap<String, Histogram<u64>>,
+    pub counters: BTreeMap<String, StageCounters>,
+}
+
+impl Interval {
+    pub fn end(&self) -> Duration {
+        self.start + self.length
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageCounters {
+    pub processed: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub timed_out: u64,
+}
+
+impl StageCounters {
+    pub fn add(&mut self, other: &StageCounters) {
+        self.processed += other.processed;
+        self.rejected += other.rejected;
+        self.failed += other.failed;
+        self.timed_out += other.timed_out;
+    }
+}
+
+/// One step of a sweep, as a summary's optional `steps` array holds it: a load level and what
+/// it gave. Fields other than these are ignored.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SweepStep {
+    /// Completed requests per second during the step.
+    pub throughput_rps: f64,
+    /// End-to-end latency during the step.
+    pub latency_us: Percentiles,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{}: no such run directory", .0.display())]
+    NoDir(PathBuf),
+    #[error("{}: not a complete run record: {file} is missing (`seda run CONFIG --record DIR` writes it)", dir.display())]
+    Missing { dir: PathBuf, file: &'static str },
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{}: not a seda summary ({detail}); the file may be truncated", path.display())]
+    Summary { path: PathBuf, detail: String },
+    #[error("{}: no `format` field: not a run record this seda reads (it reads `{FORMAT}`)", path.display())]
+    NoFormat { path: PathBuf },
+    #[error("{}: format `{found}`, but this seda reads `{FORMAT}` only", path.display())]
+    Format { path: PathBuf, found: String },
+    #[error("{}:{line}: {detail}", path.display())]
+    Hlog { path: PathBuf, line: usize, detail: String },
+    #[error("{}:{line}: {detail}", path.display())]
+    Counters { path: PathBuf, line: usize, detail: String },
+    #[error("{}: {what} adds up to {found} but {SUMMARY_FILE} counts {expected}: the record is incomplete (truncated?)", path.display())]
+    Incomplete { path: PathBuf, what: String, found: u64, expected: u64 },
+}
+
+/// Reads the run record in `dir`.
+pub fn read_run(dir: &Path) -> Result<RecordedRun, ReadError> {
+    if !dir.is_dir() {
+        return Err(ReadError::NoDir(dir.to_owned()));
+    }
+    let read = |file: &'static str| {
+        let path = dir.join(file);
+        fs::read(&path).map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => ReadError::Missing { dir: dir.to_owned(), file },
+            _ => ReadError::Io { path, source },
+        })
+    };
+    let (summary, steps) = parse_summary(&dir.join(SUMMARY_FILE), &read(SUMMARY_FILE)?)?;
+    let log = parse_hlog(&dir.join(HLOG_FILE), &read(HLOG_FILE)?)?;
+    let counters = parse_counters(&dir.join(COUNTERS_FILE), &read(COUNTERS_FILE)?)?;
+    let run = RecordedRun { dir: dir.to_owned(), summary, steps, started: log.started, intervals: join(log, counters) };
+    check_complete(&run)?;
+    Ok(run)
+}
+
+fn parse_summary(path: &Path, bytes: &[u8]) -> Result<(Summary, Vec<SweepStep>), ReadError> {
+    let bad = |e: serde_json::Error| ReadError::Summary { path: path.to_owned(), detail: e.to_string() };
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(bad)?;
+    match value.get("format") {
+        None => return Err(ReadError::NoFormat { path: path.to_owned() }),
+        Some(serde_json::Value::String(f)) if f == FORMAT => {}
+        Some(other) => {
+            let found = other.as_str().map_or_else(|| other.to_string(), str::to_owned);
+            return Err(ReadError::Format { path: path.to_owned(), found });
+        }
+    }
+    let steps = match value.get("steps") {
+        Some(steps) => Vec::<SweepStep>::deserialize(steps).map_err(bad)?,
+        None => Vec::new(),
+    };
+    Ok((Summary::deserialize(value).map_err(bad)?, steps))
+}
+
+/// The interval log: its start time and, per tag, (start, length, histogram) in order.
+struct Log {
+    started: Duration,
+    entries: Vec<(String, Duration, Duration, Histogram<u64>)>,
+}
+
+fn parse_hlog(path: &Path, bytes: &[u8]) -> Result<Log, ReadError> {
+    let error = |offset: usize, detail: String| {
+        let line = bytes[..offset.min(bytes.len())].iter().filter(|&&b| b == b'\n').count() + 1;
+        ReadError::Hlog { path: path.to_owned(), line, detail }
+    };
+    if !bytes.starts_with(HLOG_VERSION_LINE.as_bytes()) {
+        return Err(error(
+            0,
+            format!("not an interval log of format 1.3 (the first line should be `{HLOG_VERSION_LINE}`)"),
+        ));
+    }
+    let mut started = None;
+    let mut entries = Vec::new();
+    let mut deserializer = Deserializer::new();
+    for entry in IntervalLogIterator::new(bytes) {
+        match entry {
+            Err(LogIteratorError::ParseError { offset }) => {
+                let complete = bytes[offset..].contains(&b'\n');
+                let hint = if complete { "" } else { " (a line cut short: the file is truncated)" };
+                return Err(error(offset, format!("not an interval log line{hint}")));
+            }
+            Ok(LogEntry::StartTime(t)) => started = Some(t),
+            Ok(LogEntry::BaseTime(_)) => {}
+            Ok(LogEntry::Interval(i)) => {
+                // Where the line is, for the error: the encoded histogram is a slice of `bytes`.
+                let offset = i.encoded_histogram().as_ptr() as usize - bytes.as_ptr() as usize;
+                let undecodable = |what: String| error(offset, format!("{what}; the line may be cut short"));
+                let compressed = base64::engine::general_purpose::STANDARD
+                    .decode(i.encoded_histogram())
+                    .map_err(|e| undecodable(format!("the histogram is not base64 ({e})")))?;
+                let histogram: Histogram<u64> = deserializer
+                    .deserialize(&mut &compressed[..])
+                    .map_err(|e| undecodable(format!("the histogram does not decode ({e:?})")))?;
+                let tag = i.tag().map_or(UNTAGGED, |t| t.as_str()).to_owned();
+                entries.push((tag, i.start_timestamp(), i.duration(), histogram));
+            }
+        }
+    }
+    let started = started.ok_or_else(|| error(0, "no `#[StartTime: ...]` header".to_owned()))?;
+    Ok(Log { started, entries })
+}
+
+/// Counters by interval start (milliseconds, as the file has them) and stage.
+type Counters = BTreeMap<u64, BTreeMap<String, StageCounters>>;
+
+/// Reads `counters.csv` by its header's column names, so that columns added later are skipped.
+fn parse_counters(path: &Path, bytes: &[u8]) -> Result<Counters, ReadError> {
+    let error = |line: usize, detail: String| ReadError::Counters { path: path.to_owned(), line, detail };
+    let text = std::str::from_utf8(bytes).map_err(|e| error(1, format!("not UTF-8 ({e})")))?;
+    if !text.is_empty() && !text.ends_with('\n') {
+        return Err(error(text.lines().count(), "the last line is cut short: the file is truncated".to_owned()));
+    }
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let column =
+        |name: &str| header.iter().position(|h| *h == name).ok_or_else(|| error(1, format!("no `{name}` column")));
+    let [start, stage, processed, rejected, failed, timed_out] =
+        ["interval_start_s", "stage", "processed", "rejected", "failed", "timed_out"].map(column);
+    let (start, stage) = (start?, stage?);
+    let numbers = [processed?, rejected?, failed?, timed_out?];
+    let mut counters = Counters::new();
+    for (index, line) in lines.enumerate() {
+        let line_no = index + 2;
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields.len() != header.len() {
+            return Err(error(line_no, format!("{} fields, the header has {}", fields.len(), header.len())));
+        }
+        let start_ms =
+            parse_millis(fields[start]).ok_or_else(|| error(line_no, format!("bad time `{}`", fields[start])))?;
+        let [processed, rejected, failed, timed_out] = numbers.map(|c| fields[c].parse::<u64>());
+        let bad = |_| error(line_no, format!("bad count in `{line}`"));
+        let row = StageCounters {
+            processed: processed.map_err(bad)?,
+            rejected: rejected.map_err(bad)?,
+            failed: failed.map_err(bad)?,
+            timed_out: timed_out.map_err(bad)?,
+        };
+        counters.entry(start_ms).or_default().insert(fields[stage].to_owned(), row);
+    }
+    Ok(counters)
+}
+
+/// `"1.250"` (seconds, three decimals) as 1250 milliseconds.
+fn parse_millis(secs: &str) -> Option<u64> {
+    let secs: f64 = secs.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| (secs * 1_000.0).round() as u64)
+}
+
+/// Joins the log's histograms and the counters by interval start (both written to the
+/// millisecond).
+fn join(log: Log, counters: Counters) -> Vec<Interval> {
+    let typical_length = log.entries.first().map_or(Duration::ZERO, |e| e.2);
+    let mut by_start: BTreeMap<u64, Interval> = BTreeMap::new();
+    let new = |start_ms: u64, length: Duration| Interval {
+        start: Duration::from_millis(start_ms),
+        length,
+        histograms: BTreeMap::new(),
+        counters: BTreeMap::new(),
+    };
+    for (tag, start, length, histogram) in log.entries {
+        let start_ms = start.as_millis() as u64;
+        let interval = by_start.entry(start_ms).or_insert_with(|| new(start_ms, length));
+        match interval.histograms.get_mut(&tag) {
+            Some(h) => h.add(&histogram).expect("histograms of one log have the same layout"),
+            None => {
+                interval.histograms.insert(tag, histogram);
+            }
+        }
+    }
+    for (start_ms, stages) in counters {
+        by_start.entry(start_ms).or_insert_with(|| new(start_ms, typical_length)).counters = stages;
+    }
+    by_start.into_values().collect()
+}
+
+/// Checks that the log and the counters add up to the summary (step 3 of the module doc).
+fn check_complete(run: &RecordedRun) -> Result<(), ReadError> {
+    let hlog = run.dir.join(HLOG_FILE);
+    let counters = run.dir.join(COUNTERS_FILE);
+    let logged = |tag: &str| run.intervals.iter().filter_map(|i| i.histograms.get(tag)).map(|h| h.len()).sum::<u64>();
+    let check = |path: &Path, what: String, found: u64, expected: u64| {
+        if found == expected {
+            Ok(())
+        } else {
+            Err(ReadError::Incomplete { path: path.to_owned(), what, found, expected })
+        }
+    };
+    let s = &run.summary;
+    check(&hlog, format!("`{E2E_TAG}`"), logged(E2E_TAG), s.latency_us.count)?;
+    for (name, stage) in &s.stages {
+        for (metric, p) in [("queue_wait", &stage.queue_wait_us), ("service", &stage.service_us)] {
+            let tag = format!("{name}.{metric}");
+            check(&hlog, format!("`{tag}`"), logged(&tag), p.count)?;
+        }
+        let mut total = StageCounters::default();
+        for interval in &run.intervals {
+            if let Some(c) = interval.counters.get(name) {
+                total.add(c);
+            }
+        }
+        check(&counters, format!("`{name}` processed"), total.processed, stage.processed)?;
+        check(&counters, format!("`{name}` rejected"), total.rejected, stage.rejected)?;
+        check(&counters, format!("`{name}` failed"), total.failed, stage.failed)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_read_by_column_name() {
+        let csv = "interval_start_s,stage,queue_depth,processed,rejected,failed,timed_out\n0.050,a,7,10,1,2,3\n";
+        let counters = parse_counters(Path::new("c.csv"), csv.as_bytes()).unwrap();
+        let row = StageCounters { processed: 10, rejected: 1, failed: 2, timed_out: 3 };
+        assert_eq!(counters[&50]["a"], row);
+    }
+
+    #[test]
+    fn a_cut_counters_line_names_its_line() {
+        let csv = "interval_start_s,stage,processed,rejected,failed,timed_out\n0.050,a,10,0,0,0\n0.100,a,1";
+        let err = parse_counters(Path::new("c.csv"), csv.as_bytes()).unwrap_err();
+        assert_eq!(err.to_string(), "c.csv:3: the last line is cut short: the file is truncated");
+    }
+
+    #[test]
+    fn a_log_without_its_version_header_is_refused() {
+        let err = parse_hlog(Path::new("l.hlog"), b"#[StartTime: 1.000 (seconds since epoch)]\n").err().unwrap();
+        assert!(err.to_string().starts_with("l.hlog:1: not an interval log of format 1.3"), "{err}");
+    }
+}
