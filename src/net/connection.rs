@@ -52,6 +52,8 @@ pub(crate) struct Conn {
     closing: bool,
     /// Set when the framer rejected a request, until [`Conn::take_rejected`].
     rejected: bool,
+    /// On the reactor's list of connections to write this turn.
+    pub dirty: bool,
     pub generation: u32,
     pub waiting: Waiting,
     /// When the current wait times out.
@@ -80,6 +82,7 @@ impl Conn {
             first_seq: 0,
             closing: false,
             rejected: false,
+            dirty: false,
             generation,
             waiting: Waiting::Head,
             deadline_ns: head_deadline_ns,

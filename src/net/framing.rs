@@ -193,9 +193,10 @@ impl RequestReader {
             return if full { Err(Reject::HeadTooLarge) } else { Ok(None) };
         }
 
-        let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
-        let mut head = httparse::Request::new(&mut slots[..self.limits.header_slots()]);
-        let head_len = match head.parse(window) {
+        // Uninitialised slots: zeroing 128 of them would cost more than parsing a small head.
+        let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
+        let mut head = httparse::Request::new(&mut []);
+        let head_len = match head.parse_with_uninit_headers(window, &mut slots[..self.limits.header_slots()]) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) if full => return Err(Reject::HeadTooLarge),
             Ok(httparse::Status::Partial) => {

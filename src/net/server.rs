@@ -426,7 +426,10 @@ impl Reactor {
     }
 
     fn mark_dirty(&mut self, slot: usize) {
-        self.dirty.push(slot);
+        if let Some(conn) = self.slots[slot].conn.as_mut().filter(|c| !c.dirty) {
+            conn.dirty = true;
+            self.dirty.push(slot);
+        }
     }
 
     /// Places every ended request's answer with its connection. Returns whether there were any.
@@ -444,7 +447,11 @@ impl Reactor {
                     let first = conn.next_seq() - conn.owed() as u64;
                     let seq = first + u64::from(seq16.wrapping_sub(first as u16));
                     match conn.answer(seq, env, answer) {
-                        Ok(()) => dirty.push(slot),
+                        Ok(()) if !conn.dirty => {
+                            conn.dirty = true;
+                            dirty.push(slot);
+                        }
+                        Ok(()) => {}
                         Err(env) => envelopes.push(env),
                     }
                 }
@@ -471,10 +478,9 @@ impl Reactor {
             self.date_second = second;
         }
         let mut dirty = std::mem::take(&mut self.dirty);
-        dirty.sort_unstable();
-        dirty.dedup();
         for &slot in &dirty {
             let Some(conn) = self.slots[slot].conn.as_mut() else { continue };
+            conn.dirty = false;
             let envelopes = &mut self.envelopes;
             conn.serialise(self.date.as_bytes(), |env| envelopes.push(env));
             if conn.flush().is_err() {
