@@ -89,6 +89,7 @@ pub fn serve(
         panic!("serve takes a pipeline with an http source");
     };
     let http = http.clone();
+    raise_open_files_limit();
     let control = Arc::new(Control::default());
     let drain_timeout = plan.drain_timeout;
     let reactors = match http.reactor {
@@ -164,6 +165,19 @@ pub fn serve(
     let (mut summary, recording) = engine.shutdown_recorded();
     summary.http = Some(control.stats.lock().unwrap().clone());
     Ok((summary, recording))
+}
+
+/// Raises this process's soft limit on open files to its hard limit: a server holds a
+/// descriptor per connection, and the usual soft default (1024) is far below `max_connections`.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the struct given, nothing else.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }
 
 /// Waits until every reactor has drained (each gives up by itself at the drain timeout).
