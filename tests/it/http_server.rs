@@ -38,6 +38,7 @@ macro_rules! both_placements {
 }
 
 both_placements!(
+    a_panic_or_failure_in_a_stage_is_500_and_the_server_goes_on,
     a_client_that_expects_100_continue_gets_it_before_sending_the_body,
     keep_alive_serves_requests_one_after_another_on_one_connection,
     pipelined_answers_leave_in_request_order_whatever_order_they_end_in,
@@ -728,4 +729,38 @@ fn a_client_that_expects_100_continue_gets_it_before_sending_the_body(reactor: &
     assert_eq!((response.status, response.body.as_slice()), (200, &b"POST /upload 5"[..]));
     drop(stream);
     server.stop();
+}
+
+fn a_panic_or_failure_in_a_stage_is_500_and_the_server_goes_on(reactor: &str) {
+    seda::engine::quiet_worker_panics();
+    let config = json!({
+        "name": "http-faults",
+        "source": { "kind": "http", "listen": "127.0.0.1:0", "entry": "route", "reactor": reactor },
+        "pools": { "main": { "cpus": [0] } },
+        "stages": {
+            "route": {
+                "kind": "http_route", "pool": "main",
+                "params": { "routes": [
+                    { "prefix": "/panic", "output": "panic" },
+                    { "prefix": "/fail", "output": "fail" },
+                    { "prefix": "/", "output": "ok" }
+                ] },
+                "next": { "panic": "boom", "fail": "broken", "ok": "hello" }
+            },
+            "boom": { "kind": "chaos", "pool": "main", "params": { "panic": 1.0 }, "next": "hello" },
+            "broken": { "kind": "chaos", "pool": "main", "params": { "fail": 1.0 }, "next": "hello" },
+            "hello": { "kind": "respond_static", "pool": "main", "params": { "body": "hi" } }
+        }
+    });
+    let server = start(config);
+    let mut stream = connect(server.addr);
+    let mut buf = Vec::new();
+    for path in ["/panic", "/", "/fail", "/panic", "/"] {
+        let response = exchange(&mut stream, &mut buf, &get(path));
+        let expected = if path == "/" { 200 } else { 500 };
+        assert_eq!(response.status, expected, "{path}");
+    }
+    drop(stream);
+    let l = server.stop().ledger;
+    assert_eq!((l.admitted, l.completed, l.failed), (5, 2, 3));
 }
