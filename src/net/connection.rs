@@ -54,6 +54,12 @@ pub(crate) struct Conn {
     rejected: bool,
     /// On the reactor's list of connections to write this turn.
     pub dirty: bool,
+    /// The socket may have bytes to read: set by a readiness event, cleared by a read that
+    /// came back short (the receive queue was emptied; with edge-triggered readiness, bytes
+    /// that come later raise a new event). Saves the read that would only say `WouldBlock`.
+    pub readable: bool,
+    /// The peer shut its side (EPOLLRDHUP): read until the end of stream, short reads or not.
+    pub read_closed: bool,
     pub generation: u32,
     pub waiting: Waiting,
     /// When the current wait times out.
@@ -83,6 +89,8 @@ impl Conn {
             closing: false,
             rejected: false,
             dirty: false,
+            readable: true,
+            read_closed: false,
             generation,
             waiting: Waiting::Head,
             deadline_ns: head_deadline_ns,
@@ -151,14 +159,21 @@ impl Conn {
                     }
                     self.out.extend_from_slice(canned::CONTINUE);
                 }
+                Framed::NeedMore if !self.readable => return Ok(Err(env)),
                 Framed::NeedMore => match self.stream.read(scratch) {
                     Ok(0) => {
                         // The peer shut its side; it may still read what it is owed.
                         self.closing = true;
                         return Ok(Err(env));
                     }
-                    Ok(n) => self.reader.feed(&scratch[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Err(env)),
+                    Ok(n) => {
+                        self.readable = n == scratch.len() || self.read_closed;
+                        self.reader.feed(&scratch[..n]);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.readable = false;
+                        return Ok(Err(env));
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 },

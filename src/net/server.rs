@@ -301,7 +301,8 @@ impl Reactor {
         // Taken out for the loop, which needs the reactor mutable.
         let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         for event in events.iter() {
-            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+            let read_closed = event.is_read_closed() || event.is_error();
+            let readable = event.is_readable() || read_closed;
             let writable = event.is_writable();
             busy = true;
             match event.token() {
@@ -309,6 +310,10 @@ impl Reactor {
                 WAKER => {}
                 Token(slot) => {
                     if readable {
+                        if let Some(conn) = self.slots.get_mut(slot).and_then(|s| s.conn.as_mut()) {
+                            conn.readable = true;
+                            conn.read_closed |= read_closed;
+                        }
                         self.on_readable(slot);
                     }
                     if writable {
