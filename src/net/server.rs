@@ -379,7 +379,10 @@ impl Reactor {
                     self.add(stream);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                // Out of descriptors, or a connection reset before it was accepted: try later.
+                // A connection reset before it was accepted: on to the next.
+                Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted) => {}
+                // Out of descriptors (or memory): the sweep tries again, since no new readiness
+                // edge comes for connections already waiting.
                 Err(_) => return,
             }
         }
@@ -539,8 +542,10 @@ impl Reactor {
         }
     }
 
-    /// Closes connections whose head or idle time ran out.
+    /// Closes connections whose head or idle time ran out, and accepts what an earlier
+    /// failure (out of descriptors) left waiting.
     fn sweep(&mut self, now: u64) {
+        self.accept();
         for slot in 0..self.slots.len() {
             let Some(conn) = self.slots[slot].conn.as_mut() else { continue };
             if now < conn.deadline_ns {
