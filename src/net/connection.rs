@@ -6,7 +6,8 @@
 //! leave in request order.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
+use std::sync::Arc;
 
 use mio::net::TcpStream;
 
@@ -27,6 +28,15 @@ enum Ready {
     Canned(&'static [u8]),
 }
 
+struct Splice {
+    at: usize,
+    body: Arc<[u8]>,
+    sent: usize,
+}
+
+/// A shared body at least this long is spliced into the output rather than copied.
+const SPLICE_MIN: usize = 16 * 1024;
+
 /// What a connection is waiting for, and so which timeout applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Waiting {
@@ -44,6 +54,9 @@ pub(crate) struct Conn {
     /// Responses serialised and not yet fully written; `written` bytes of it are.
     out: Vec<u8>,
     written: usize,
+    /// Large shared bodies (a cached file) sent from where they are instead of being copied
+    /// into `out`: each goes out after `out[..at]`, in `at` order.
+    spliced: VecDeque<Splice>,
     owed: VecDeque<Owed>,
     /// The sequence number of `owed[0]`.
     first_seq: u64,
@@ -84,6 +97,7 @@ impl Conn {
             reader,
             out: Vec::new(),
             written: 0,
+            spliced: VecDeque::new(),
             owed: VecDeque::new(),
             first_seq: 0,
             closing: false,
@@ -109,7 +123,7 @@ impl Conn {
 
     /// Whether the connection is done: nothing more will be read and nothing is owed or unsent.
     pub fn finished(&self) -> bool {
-        self.closing && self.owed.is_empty() && self.written == self.out.len()
+        self.closing && self.owed.is_empty() && !self.unsent()
     }
 
     /// Stops reading: what is owed is still written, then the connection ends.
@@ -211,7 +225,7 @@ impl Conn {
             let Owed { mut reply, ready } = self.owed.pop_front().unwrap();
             self.first_seq += 1;
             n += 1;
-            if self.written == self.out.len() {
+            if !self.unsent() {
                 self.out.clear();
                 self.written = 0;
             }
@@ -220,7 +234,9 @@ impl Conn {
             match ready.unwrap() {
                 Ready::Canned(bytes) => self.out.extend_from_slice(bytes),
                 Ready::Ended(env, answer) => {
-                    write_answer(&mut self.out, &env, answer, reply, date);
+                    if let Some(body) = write_answer(&mut self.out, &env, answer, reply, date) {
+                        self.spliced.push_back(Splice { at: self.out.len(), body, sent: 0 });
+                    }
                     recycle(env);
                 }
             }
@@ -239,10 +255,17 @@ impl Conn {
 
     /// Writes what is unsent until the socket would block. Err: the connection is broken.
     pub fn flush(&mut self) -> io::Result<()> {
-        while self.written < self.out.len() {
-            match self.stream.write(&self.out[self.written..]) {
+        while self.unsent() {
+            let result = if self.spliced.is_empty() {
+                self.stream.write(&self.out[self.written..])
+            } else {
+                let mut slices = [IoSlice::new(&[]); 16];
+                let n = self.gather(&mut slices);
+                (&self.stream).write_vectored(&slices[..n])
+            };
+            match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.written += n,
+                Ok(n) => self.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -256,9 +279,50 @@ impl Conn {
         Ok(())
     }
 
+    /// The unsent bytes in order, as slices of `out` and of the spliced bodies. Returns how
+    /// many of `slices` it filled.
+    fn gather<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+        let (mut n, mut at) = (0, self.written);
+        for splice in &self.spliced {
+            if n + 2 > slices.len() {
+                return n;
+            }
+            if splice.at > at {
+                slices[n] = IoSlice::new(&self.out[at..splice.at]);
+                n += 1;
+                at = splice.at;
+            }
+            slices[n] = IoSlice::new(&splice.body[splice.sent..]);
+            n += 1;
+        }
+        if n < slices.len() && at < self.out.len() {
+            slices[n] = IoSlice::new(&self.out[at..]);
+            n += 1;
+        }
+        n
+    }
+
+    /// Marks `n` more bytes of the output as sent.
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let until = self.spliced.front().map_or(self.out.len(), |s| s.at);
+            let take = n.min(until - self.written);
+            self.written += take;
+            n -= take;
+            if let Some(splice) = self.spliced.front_mut().filter(|_| n > 0) {
+                let take = n.min(splice.body.len() - splice.sent);
+                splice.sent += take;
+                n -= take;
+                if splice.sent == splice.body.len() {
+                    self.spliced.pop_front();
+                }
+            }
+        }
+    }
+
     /// Whether bytes wait for the socket to take them.
     pub fn unsent(&self) -> bool {
-        self.written < self.out.len()
+        self.written < self.out.len() || !self.spliced.is_empty()
     }
 
     /// Sends `bytes` if the socket takes them now, ignoring errors: a last word before closing.
@@ -278,14 +342,25 @@ impl Conn {
     }
 }
 
-/// Writes the answer to `env`'s request, with `date` as its `Date` header.
-fn write_answer(out: &mut Vec<u8>, env: &Envelope, answer: Answer, reply: Reply, date: &[u8]) {
+/// Writes the answer to `env`'s request, with `date` as its `Date` header. Returns a large
+/// shared body to send after what it wrote, instead of having copied it.
+fn write_answer(out: &mut Vec<u8>, env: &Envelope, answer: Answer, reply: Reply, date: &[u8]) -> Option<Arc<[u8]>> {
     let response = &env.req.response;
     let date = [("Date", date)];
     match answer {
         Answer::Response => match Status::new(response.status) {
             Some(status) => {
-                write_parts(out, status, date.into_iter().chain(response.headers.iter()), response.bytes(), reply)
+                let headers = date.into_iter().chain(response.headers.iter());
+                let splice = response
+                    .shared
+                    .as_ref()
+                    .filter(|body| body.len() >= SPLICE_MIN && !reply.head_only && !status.forbids_body());
+                if let Some(body) = splice {
+                    // The head as for HEAD: the body's length, not the body.
+                    write_parts(out, status, headers, body, Reply { head_only: true, ..reply });
+                    return Some(body.clone());
+                }
+                write_parts(out, status, headers, response.bytes(), reply);
             }
             // A pipeline that ended without choosing a status is a server error.
             None => write_parts(out, Status::INTERNAL_SERVER_ERROR, date, b"", reply),
@@ -293,4 +368,5 @@ fn write_answer(out: &mut Vec<u8>, env: &Envelope, answer: Answer, reply: Reply,
         Answer::Unavailable => out.extend_from_slice(canned::service_unavailable(reply)),
         Answer::Failed => write_parts(out, Status::INTERNAL_SERVER_ERROR, date, b"", reply),
     }
+    None
 }
