@@ -7,6 +7,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod engine;

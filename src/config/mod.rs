@@ -9,7 +9,9 @@ mod validate;
 
 pub use dot::to_dot;
 pub use error::{ConfigError, ConfigErrors};
-pub use model::{GeneratorConfig, PipelineConfig, PoolConfig, QueueConfig, Rate, SourceConfig, StageConfig, WhenFull};
+pub use model::{
+    AdminConfig, GeneratorConfig, PipelineConfig, PoolConfig, QueueConfig, Rate, SourceConfig, StageConfig, WhenFull,
+};
 pub use plan::{Plan, PoolPlan, QueuePlan, SourcePlan, StageId, StagePlan, ThreadPlan};
 pub use validate::{validate, validate_with_cpus};
 

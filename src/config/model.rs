@@ -32,6 +32,16 @@ pub struct PipelineConfig {
     /// weighs N); 1 times every request. Counts, queue waits and end-to-end latency are exact.
     #[serde(default = "default_stage_timing_every")]
     pub stage_timing_every: u32,
+    /// The admin listener (`/metrics`, `/stats`); none when absent.
+    pub admin: Option<Value>,
+}
+
+/// The admin listener: live figures over HTTP while the pipeline runs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `IP:port` to listen on; port 0 takes a free port.
+    pub listen: String,
 }
 
 fn default_stage_timing_every() -> u32 {

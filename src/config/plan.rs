@@ -22,6 +22,8 @@ pub struct Plan {
     pub metrics_interval: Duration,
     /// Time every Nth request through its stages (see the config's `stage_timing_every`).
     pub stage_timing_every: u32,
+    /// Where the admin listener listens, if the pipeline has one.
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 impl Plan {

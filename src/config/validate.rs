@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use seda_stages::{BuildError, Outputs};
 
-use super::model::{GeneratorConfig, PipelineConfig, PoolConfig, SourceConfig, StageConfig, WhenFull};
+use super::model::{AdminConfig, GeneratorConfig, PipelineConfig, PoolConfig, SourceConfig, StageConfig, WhenFull};
 use super::plan::{Plan, PoolPlan, QueuePlan, SourcePlan, StagePlan, ThreadPlan};
 use super::{ConfigError, ConfigErrors};
 
@@ -96,6 +96,7 @@ impl Validator<'_> {
     fn pipeline(&mut self, config: &Value) -> Option<Plan> {
         let top: PipelineConfig = self.parse("$", config)?;
         self.settings(&top);
+        let admin = top.admin.as_ref().map(|admin| self.admin(admin));
 
         // Pools named in `pools`.
         let mut pools: Vec<PoolPlan> = Vec::new();
@@ -180,6 +181,7 @@ impl Validator<'_> {
             io_capacity: top.io_capacity,
             metrics_interval: Duration::from_millis(top.metrics_interval_ms),
             stage_timing_every: top.stage_timing_every,
+            admin: admin.flatten(),
         })
     }
 
@@ -206,6 +208,23 @@ impl Validator<'_> {
         }
         if top.metrics_interval_ms == 0 {
             self.error("$.metrics_interval_ms", "metrics_interval_ms must be at least 1", None);
+        }
+    }
+
+    /// The admin listener's address: an IP address and a port, not a host name (resolving one
+    /// at validation would make a config's meaning depend on the resolver).
+    fn admin(&mut self, value: &Value) -> Option<std::net::SocketAddr> {
+        let admin: AdminConfig = self.parse("$.admin", value)?;
+        match admin.listen.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.error(
+                    "$.admin.listen",
+                    format!("`{}` is not an IP address and port", admin.listen),
+                    Some("e.g. \"127.0.0.1:9090\"; port 0 takes a free port".into()),
+                );
+                None
+            }
         }
     }
 

@@ -8,6 +8,10 @@
 //!    an I/O step through the completion layer, and an ending through `Ctx::finish`;
 //! 3. with nothing to take: hand over the outboxes, spin briefly, yield, then sleep on the
 //!    pool's [`super::Sleep`] until a producer wakes it.
+//!
+//! Busy time (for the pool's utilisation) is measured at the edges of idleness: the clock is
+//! read when the worker runs out of work and when it finds some again, both off the hot path,
+//! and at each publication. Everything between is busy, spinning and sleeping is not.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
@@ -44,14 +48,21 @@ pub(crate) struct Worker {
     untimed_left: u32,
     /// Another engine thread is pinned to this worker's CPU.
     shares_cpu: bool,
+    /// When the worker last found work after being idle (or last published its busy time).
+    busy_since: u64,
+    /// The next boundary of the metrics interval (multiples of it from the engine's metrics
+    /// origin, the same for every worker and the collector): the first request past it
+    /// publishes.
+    next_publish_ns: u64,
 }
 
 impl Worker {
-    pub fn new(ctx: Ctx, pool: usize, index: usize, local: LocalQueue<Batch>, shares_cpu: bool) -> Self {
+    pub fn new(mut ctx: Ctx, pool: usize, index: usize, local: LocalQueue<Batch>, shares_cpu: bool) -> Self {
         let plan = &ctx.shared.plan;
         let instances = plan.stages.iter().map(|s| (s.pool == pool).then(|| s.factory.instance(index))).collect();
         let publish_every_ns = plan.metrics_interval.as_nanos() as u64;
         let timing_every = plan.stage_timing_every;
+        ctx.rec.for_worker_of(pool);
         Worker {
             ctx,
             pool,
@@ -63,19 +74,26 @@ impl Worker {
             timing_every,
             untimed_left: 0,
             shares_cpu,
+            busy_since: 0,
+            next_publish_ns: 0,
         }
     }
 
     pub fn run(mut self, ready: flume::Sender<Result<WorkerInfo, EngineError>>) {
         let _ = ready.send(self.pin());
         drop(ready);
+        self.busy_since = now_ns();
+        self.next_publish_ns = self.next_boundary(self.busy_since);
         loop {
             if let Some(batch) = self.take() {
                 self.process_batch(batch);
                 continue;
             }
             self.ctx.flush();
-            if let Some(batch) = self.wait_for_work() {
+            let idle_from = now_ns();
+            self.ctx.rec.busy(idle_from.saturating_sub(self.busy_since));
+            if let Some(batch) = self.wait_for_work(idle_from) {
+                self.busy_since = now_ns();
                 self.process_batch(batch);
                 continue;
             }
@@ -88,6 +106,7 @@ impl Worker {
             let shared = self.ctx.shared.clone();
             let pool = &shared.pools[self.pool];
             pool.sleep.sleep(self.index, || shared.stopped() || self.has_work());
+            self.busy_since = now_ns();
         }
         self.ctx.flush();
         self.ctx.publish(now_ns());
@@ -154,10 +173,9 @@ impl Worker {
         pool.stages.iter().any(|&s| !shared.queues[s].is_empty()) || pool.stealers.iter().any(|s| !s.is_empty())
     }
 
-    /// Spins, then yields, looking for work before the worker sleeps.
+    /// Spins, then yields, looking for work before the worker sleeps. `start`: when it ran out.
     #[cold]
-    fn wait_for_work(&mut self) -> Option<Batch> {
-        let start = now_ns();
+    fn wait_for_work(&mut self, start: u64) -> Option<Batch> {
         let (spin, yield_) = if self.shares_cpu {
             (0, SHARED_YIELD.as_nanos() as u64)
         } else {
@@ -208,10 +226,27 @@ impl Worker {
                 return end;
             }
         }
-        if end - self.ctx.rec.published_ns >= self.publish_every_ns {
-            self.ctx.publish(end);
+        if end >= self.next_publish_ns {
+            self.publish_closing(end);
         }
         end
+    }
+
+    /// The first boundary of the metrics interval after `now`.
+    fn next_boundary(&self, now: u64) -> u64 {
+        let origin = self.ctx.shared.metrics_origin_ns;
+        let every = self.publish_every_ns;
+        origin + (now.saturating_sub(origin) / every + 1) * every
+    }
+
+    /// Publishes mid-work, just past an interval boundary, with the busy time up to `now`, so
+    /// a worker that never runs out of work still shows it, interval by interval.
+    #[cold]
+    fn publish_closing(&mut self, now: u64) {
+        self.ctx.rec.busy(now.saturating_sub(self.busy_since));
+        self.busy_since = now;
+        self.next_publish_ns = self.next_boundary(now);
+        self.ctx.publish_closing(now);
     }
 
     /// Handles `env` at `stage` and on through same-pool successors, until it leaves the pool
