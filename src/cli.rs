@@ -30,6 +30,24 @@ enum Command {
     Validate { config: PathBuf },
     /// Print the pipeline's stage graph as Graphviz DOT
     Graph { config: PathBuf },
+    /// Watch a running pipeline through its admin listener: a line per stage, refreshed
+    Top {
+        /// The admin listener, e.g. http://127.0.0.1:9090
+        url: String,
+        /// Seconds between refreshes
+        #[arg(long, default_value_t = 1.0, value_parser = positive_seconds)]
+        interval: f64,
+        /// Print one frame (after two snapshots, an interval apart) as plain text and exit
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("`{s}` is not a positive number of seconds")),
+    }
 }
 
 /// What the user asked for.
@@ -37,6 +55,13 @@ pub enum Action {
     Run(RunOptions),
     Validate { config: PathBuf },
     Graph { config: PathBuf },
+    Top(TopOptions),
+}
+
+pub struct TopOptions {
+    pub url: String,
+    pub interval: std::time::Duration,
+    pub once: bool,
 }
 
 pub struct RunOptions {
@@ -51,5 +76,8 @@ pub fn parse() -> Action {
         Command::Run { config, json, record } => Action::Run(RunOptions { config, json, record }),
         Command::Validate { config } => Action::Validate { config },
         Command::Graph { config } => Action::Graph { config },
+        Command::Top { url, interval, once } => {
+            Action::Top(TopOptions { url, interval: std::time::Duration::from_secs_f64(interval), once })
+        }
     }
 }

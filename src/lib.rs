@@ -16,5 +16,6 @@ pub mod metrics;
 pub mod net;
 pub mod source;
 mod sync;
+pub mod top;
 
 pub use seda_stages as stages;

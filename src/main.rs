@@ -37,6 +37,11 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             })
             .or_else(invalid),
+        Action::Top(options) => {
+            seda::top::run(&options.url, options.interval, options.once, &mut std::io::stdout().lock())
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(anyhow::Error::from)
+        }
     };
     result.unwrap_or_else(|e| {
         eprintln!("seda: {e:#}");

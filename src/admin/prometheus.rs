@@ -8,9 +8,11 @@ use std::fmt::Write;
 use crate::engine::Snapshot;
 use crate::metrics::Percentiles;
 
-/// The quantiles of every summary, and the [`Percentiles`] field each reads.
-const QUANTILES: [(&str, fn(&Percentiles) -> f64); 4] =
-    [("0.5", |p| p.p50), ("0.9", |p| p.p90), ("0.99", |p| p.p99), ("0.999", |p| p.p999)];
+/// A summary's quantile label, and the [`Percentiles`] field that holds it.
+type Quantile = (&'static str, fn(&Percentiles) -> f64);
+
+/// The quantiles of every summary.
+const QUANTILES: [Quantile; 4] = [("0.5", |p| p.p50), ("0.9", |p| p.p90), ("0.99", |p| p.p99), ("0.999", |p| p.p999)];
 
 /// Renders `s` as Prometheus text.
 pub fn render(s: &Snapshot) -> String {

@@ -23,8 +23,8 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error("cannot listen for admin requests on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: io::Error },
+    #[error("cannot listen for admin requests on {addr}: {error}")]
+    Listen { addr: SocketAddr, error: io::Error },
     #[error("cannot start the admin thread: {0}")]
     Spawn(io::Error),
 }
@@ -39,8 +39,8 @@ pub struct AdminServer {
 impl AdminServer {
     /// Listens on `addr` (port 0 takes a free port) and serves snapshots from `observer`.
     pub fn start(addr: SocketAddr, observer: Observer) -> Result<AdminServer, AdminError> {
-        let listener = TcpListener::bind(addr).map_err(|source| AdminError::Listen { addr, source })?;
-        let addr = listener.local_addr().map_err(|source| AdminError::Listen { addr, source })?;
+        let listener = TcpListener::bind(addr).map_err(|error| AdminError::Listen { addr, error })?;
+        let addr = listener.local_addr().map_err(|error| AdminError::Listen { addr, error })?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
