@@ -110,7 +110,8 @@ impl Exposition {
 
     /// A summary's samples from percentiles in microseconds.
     fn summary(&mut self, name: &str, labels: &[(&str, &str)], p: &Percentiles) {
-        let seconds = |us: f64| us / 1e6;
+        // Whole nanoseconds, which print as short decimals (1234567 ns is 0.001234567).
+        let seconds = |us: f64| (us * 1e3).round() / 1e9;
         for (quantile, field) in QUANTILES {
             let mut with_quantile = labels.to_vec();
             with_quantile.push(("quantile", quantile));
