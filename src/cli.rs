@@ -57,6 +57,24 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         svg: Option<PathBuf>,
     },
+    /// Watch a running pipeline through its admin listener: a line per stage, refreshed
+    Top {
+        /// The admin listener, e.g. http://127.0.0.1:9090
+        url: String,
+        /// Seconds between refreshes
+        #[arg(long, default_value_t = 1.0, value_parser = positive_seconds)]
+        interval: f64,
+        /// Print one frame (after two snapshots, an interval apart) as plain text and exit
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("`{s}` is not a positive number of seconds")),
+    }
 }
 
 /// A time in seconds (`2`, `0.5`), not negative.
@@ -71,6 +89,13 @@ pub enum Action {
     Validate { config: PathBuf },
     Graph { config: PathBuf },
     Report(ReportOptions),
+    Top(TopOptions),
+}
+
+pub struct TopOptions {
+    pub url: String,
+    pub interval: std::time::Duration,
+    pub once: bool,
 }
 
 pub struct RunOptions {
@@ -94,6 +119,9 @@ pub fn parse() -> Action {
                 }
             }
             Action::Report(ReportOptions { runs, window: Window { from, to }, hgrm, svg })
+        }
+        Command::Top { url, interval, once } => {
+            Action::Top(TopOptions { url, interval: std::time::Duration::from_secs_f64(interval), once })
         }
     }
 }

@@ -10,6 +10,7 @@
 // recycle them, whatever their size.
 #![allow(clippy::vec_box)]
 
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod engine;
@@ -19,5 +20,6 @@ pub mod net;
 pub mod report;
 pub mod source;
 mod sync;
+pub mod top;
 
 pub use seda_stages as stages;

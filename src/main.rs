@@ -41,6 +41,11 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             })
             .or_else(invalid),
+        Action::Top(options) => {
+            seda::top::run(&options.url, options.interval, options.once, &mut std::io::stdout().lock())
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(anyhow::Error::from)
+        }
     };
     result.unwrap_or_else(|e| {
         eprintln!("seda: {e:#}");
@@ -89,12 +94,9 @@ fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
         None => None,
     };
     seda::engine::quiet_worker_panics();
-    let (summary, recording) = if record.is_some() {
-        let (summary, recording) = seda::engine::run_recorded(plan, &stop)?;
-        (summary, Some(recording))
-    } else {
-        (seda::engine::run(plan, &stop)?, None)
-    };
+    let admin_listening = &mut |addr| eprintln!("admin listening on {addr}");
+    let (summary, recording) = seda::engine::run_observed(plan, &stop, record.is_some(), admin_listening)?;
+    let recording = record.is_some().then_some(recording);
     out(&format!("{summary}\n"));
     if let Some(path) = options.json {
         let json = serde_json::to_string_pretty(&summary)?;

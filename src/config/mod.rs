@@ -10,8 +10,8 @@ mod validate;
 pub use dot::to_dot;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    GeneratorConfig, PipelineConfig, PoolConfig, QueueConfig, Rate, ReactorPlacement, SourceConfig, StageConfig,
-    WhenFull,
+    AdminConfig, GeneratorConfig, PipelineConfig, PoolConfig, QueueConfig, Rate, ReactorPlacement, SourceConfig,
+    StageConfig, WhenFull,
 };
 pub use plan::{HttpPlan, Plan, PoolPlan, QueuePlan, SourcePlan, StageId, StagePlan, ThreadPlan};
 pub use validate::{validate, validate_with_cpus};

@@ -35,10 +35,20 @@ pub struct PipelineConfig {
     /// Threads doing blocking file reads for stages that read files.
     #[serde(default = "default_file_threads")]
     pub file_threads: usize,
+    /// The admin listener (`/metrics`, `/stats`); none when absent.
+    pub admin: Option<Value>,
 }
 
 fn default_file_threads() -> usize {
     2
+}
+
+/// The admin listener: live figures over HTTP while the pipeline runs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `IP:port` to listen on; port 0 takes a free port.
+    pub listen: String,
 }
 
 fn default_stage_timing_every() -> u32 {

@@ -23,6 +23,8 @@ pub struct Plan {
     /// Time every Nth request through its stages (see the config's `stage_timing_every`).
     pub stage_timing_every: u32,
     pub file_threads: usize,
+    /// Where the admin listener listens, if the pipeline has one.
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 impl Plan {

@@ -17,7 +17,8 @@ use serde_json::Value;
 use seda_stages::{BuildError, Outputs};
 
 use super::model::{
-    GeneratorConfig, HttpConfig, PipelineConfig, PoolConfig, ReactorPlacement, SourceConfig, StageConfig, WhenFull,
+    AdminConfig, GeneratorConfig, HttpConfig, PipelineConfig, PoolConfig, ReactorPlacement, SourceConfig, StageConfig,
+    WhenFull,
 };
 use super::plan::{HttpPlan, Plan, PoolPlan, QueuePlan, SourcePlan, StagePlan, ThreadPlan};
 use super::{ConfigError, ConfigErrors};
@@ -98,6 +99,7 @@ impl Validator<'_> {
     fn pipeline(&mut self, config: &Value) -> Option<Plan> {
         let top: PipelineConfig = self.parse("$", config)?;
         self.settings(&top);
+        let admin = top.admin.as_ref().map(|admin| self.admin(admin));
 
         // Pools named in `pools`.
         let mut pools: Vec<PoolPlan> = Vec::new();
@@ -183,6 +185,7 @@ impl Validator<'_> {
             metrics_interval: Duration::from_millis(top.metrics_interval_ms),
             stage_timing_every: top.stage_timing_every,
             file_threads: top.file_threads,
+            admin: admin.flatten(),
         })
     }
 
@@ -212,6 +215,23 @@ impl Validator<'_> {
         }
         if top.metrics_interval_ms == 0 {
             self.error("$.metrics_interval_ms", "metrics_interval_ms must be at least 1", None);
+        }
+    }
+
+    /// The admin listener's address: an IP address and a port, not a host name (resolving one
+    /// at validation would make a config's meaning depend on the resolver).
+    fn admin(&mut self, value: &Value) -> Option<std::net::SocketAddr> {
+        let admin: AdminConfig = self.parse("$.admin", value)?;
+        match admin.listen.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.error(
+                    "$.admin.listen",
+                    format!("`{}` is not an IP address and port", admin.listen),
+                    Some("e.g. \"127.0.0.1:9090\"; port 0 takes a free port".into()),
+                );
+                None
+            }
         }
     }
 

@@ -166,7 +166,18 @@ impl Ctx {
 
     /// Sends what was recorded to the collector.
     pub fn publish(&mut self, now: u64) {
-        let publication = self.rec.take(now);
+        self.send_publication(now, false);
+    }
+
+    /// Sends what was recorded to the collector, just past a boundary of the metrics interval:
+    /// it is filed in the interval that just ended.
+    pub fn publish_closing(&mut self, now: u64) {
+        self.send_publication(now, true);
+    }
+
+    fn send_publication(&mut self, now: u64, closes_interval: bool) {
+        let mut publication = self.rec.take(now);
+        publication.closes_interval = closes_interval;
         // The collector only goes away after every thread is joined.
         let _ = self.metrics.send(publication);
     }

@@ -14,6 +14,7 @@ mod queue;
 mod run;
 mod runtime;
 mod sleep;
+mod snapshot;
 mod worker;
 
 pub(crate) use context::Ctx;
@@ -22,6 +23,7 @@ pub use ledger::{Ledger, LedgerCounts};
 pub use outcome::{Origin, Outcome, RejectReason};
 pub use panics::quiet_worker_panics;
 pub use poller::{Admit, Poller};
-pub use run::{run, run_recorded};
+pub use run::{run, run_observed, run_recorded};
 pub use runtime::{Admission, Engine, EngineError, Submitter, WorkerInfo, WorkerPollers};
 pub use sleep::Sleep;
+pub use snapshot::{Observer, PoolSnapshot, Snapshot, StageSnapshot};

@@ -22,7 +22,7 @@ use crossbeam_deque::{Stealer, Worker as LocalQueue};
 use super::poller::{admit_by_policy, stamp};
 use super::queue::{Batch, StageQueue};
 use super::worker::Worker;
-use super::{Ctx, Envelope, Ledger, LedgerCounts, Origin, OriginId, Outcome, RejectReason, Sleep};
+use super::{Ctx, Envelope, Ledger, LedgerCounts, Observer, Origin, OriginId, Outcome, RejectReason, Sleep, Snapshot};
 use crate::clock::now_ns;
 use crate::config::{Plan, StageId};
 use crate::io::{files, timer, FileMsg, TimerMsg};
@@ -50,6 +50,11 @@ pub(crate) struct Shared {
     pub files: flume::Sender<FileMsg>,
     /// Emptied latency counts for recorders to reuse.
     pub spare_counts: crate::metrics::SpareCounts,
+    /// The metrics merged so far, for snapshots.
+    pub live: Arc<collector::Live>,
+    /// Workers publish at multiples of the metrics interval from this clock reading, which
+    /// the collector's intervals start from.
+    pub metrics_origin_ns: u64,
     state: AtomicU8,
 }
 
@@ -99,6 +104,8 @@ pub enum EngineError {
     Source(String),
     #[error("cannot pin worker {index} of pool `{pool}` to CPU {cpu}")]
     Pin { pool: String, index: usize, cpu: usize },
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
 }
 
 /// Where a worker runs, as read back from the OS after pinning.
@@ -172,8 +179,7 @@ impl Engine {
         record: bool,
         mut pollers: Option<WorkerPollers>,
     ) -> Result<Engine, EngineError> {
-        let intervals = record.then_some(plan.metrics_interval);
-        let (metrics, spare_counts, collector) = collector::spawn(plan.stages.len(), intervals);
+        let spare_counts = collector::spare_counts();
         let (timer_tx, timer_rx) = flume::bounded(plan.io_capacity);
         let (files_tx, files_rx) = flume::bounded(plan.io_capacity);
         let queues = plan.stages.iter().enumerate().map(|(id, s)| StageQueue::new(id, s.queue)).collect();
@@ -208,10 +214,21 @@ impl Engine {
             origins,
             timers: timer_tx,
             files: files_tx,
-            spare_counts,
+            spare_counts: spare_counts.clone(),
+            live: Arc::new(collector::Live::new(plan.stages.len(), plan.pools.len())),
+            metrics_origin_ns: now_ns(),
             state: AtomicU8::new(RUNNING),
             plan,
         });
+        let intervals = record.then_some(shared.plan.metrics_interval);
+        let sampled = shared.clone();
+        let depths = Box::new(move |depths: &mut [u64]| {
+            for (depth, queue) in depths.iter_mut().zip(&sampled.queues) {
+                *depth = queue.depth() as u64;
+            }
+        });
+        let (metrics, collector) =
+            collector::spawn(shared.live.clone(), spare_counts, intervals, shared.metrics_origin_ns, depths);
 
         let mut engine = Engine {
             shared: shared.clone(),
@@ -309,6 +326,16 @@ impl Engine {
         self.shared.ledger.counts()
     }
 
+    /// A reading of the live figures: ledger, queues, per-stage counts and latency, pools.
+    pub fn snapshot(&self) -> Snapshot {
+        self.observer().snapshot()
+    }
+
+    /// A handle that takes [`Snapshot`]s from another thread, during and after the run.
+    pub fn observer(&self) -> Observer {
+        Observer { shared: self.shared.clone(), started_ns: self.started_ns }
+    }
+
     pub fn plan(&self) -> &Plan {
         &self.shared.plan
     }
@@ -354,7 +381,13 @@ impl Engine {
         let ledger = self.ledger();
         let plan = &self.shared.plan;
         let summary = Summary::new(plan, &totals, ledger, elapsed_s);
-        (summary, Recording { stages: plan.stages.iter().map(|s| s.name.clone()).collect(), totals })
+        let recording = Recording {
+            stages: plan.stages.iter().map(|s| s.name.clone()).collect(),
+            stage_pools: plan.stages.iter().map(|s| s.pool).collect(),
+            pool_threads: plan.pools.iter().map(|p| p.threads.len()).collect(),
+            totals,
+        };
+        (summary, recording)
     }
 
     /// Steps 4 and 5 of the shutdown protocol.
@@ -413,10 +446,25 @@ impl Submitter<'_> {
     /// rejected (`ShuttingDown`). A request without an intended start time gets now.
     pub fn submit_batch(&mut self, batch: &mut Vec<Box<Envelope>>, admission: Admission) {
         if admission == Admission::Policy || !self.ctx.shared.admitting() {
-            return admit_by_policy(&mut self.ctx, batch, self.origin, self.entry);
+            admit_by_policy(&mut self.ctx, batch, self.origin, self.entry);
+        } else {
+            stamp(&mut self.ctx, batch, self.origin);
+            self.push_waiting(batch);
         }
-        stamp(&mut self.ctx, batch, self.origin);
-        self.push_waiting(batch);
+        let now = now_ns();
+        // What the entry's policy rejected shows in the live figures within an interval.
+        if now - self.ctx.rec.published_ns >= self.ctx.shared.plan.metrics_interval.as_nanos() as u64 {
+            self.publish(now);
+        }
+    }
+
+    #[cold]
+    fn publish(&mut self, now: u64) {
+        if self.ctx.rec.is_dirty() {
+            self.ctx.publish(now);
+        } else {
+            self.ctx.rec.published_ns = now;
+        }
     }
 
     /// Pushes the whole batch into the entry queue, waiting as long as it takes for room (or

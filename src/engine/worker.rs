@@ -11,6 +11,10 @@
 //!
 //! A worker with a [`Poller`] (the HTTP source's reactor, when it runs in the workers) turns it
 //! whenever it runs out of work and every few batches, and sleeps in it instead of parking.
+//!
+//! Busy time (for the pool's utilisation) is measured at the edges of idleness: the clock is
+//! read when the worker runs out of work and when it finds some again, both off the hot path,
+//! and at each publication. Everything between is busy, spinning and sleeping is not.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
@@ -59,14 +63,21 @@ pub(crate) struct Worker {
     /// Another engine thread is pinned to this worker's CPU.
     shares_cpu: bool,
     io: Option<PolledIo>,
+    /// When the worker last found work after being idle (or last published its busy time).
+    busy_since: u64,
+    /// The next boundary of the metrics interval (multiples of it from the engine's metrics
+    /// origin, the same for every worker and the collector): the first request past it
+    /// publishes.
+    next_publish_ns: u64,
 }
 
 impl Worker {
-    pub fn new(ctx: Ctx, pool: usize, index: usize, local: LocalQueue<Batch>, shares_cpu: bool) -> Self {
+    pub fn new(mut ctx: Ctx, pool: usize, index: usize, local: LocalQueue<Batch>, shares_cpu: bool) -> Self {
         let plan = &ctx.shared.plan;
         let instances = plan.stages.iter().map(|s| (s.pool == pool).then(|| s.factory.instance(index))).collect();
         let publish_every_ns = plan.metrics_interval.as_nanos() as u64;
         let timing_every = plan.stage_timing_every;
+        ctx.rec.for_worker_of(pool);
         Worker {
             ctx,
             pool,
@@ -79,6 +90,8 @@ impl Worker {
             untimed_left: 0,
             shares_cpu,
             io: None,
+            busy_since: 0,
+            next_publish_ns: 0,
         }
     }
 
@@ -98,6 +111,8 @@ impl Worker {
     pub fn run(mut self, ready: flume::Sender<Result<WorkerInfo, EngineError>>) {
         let _ = ready.send(self.pin());
         drop(ready);
+        self.busy_since = now_ns();
+        self.next_publish_ns = self.next_boundary(self.busy_since);
         loop {
             if let Some(batch) = self.take() {
                 self.process_batch(batch);
@@ -111,13 +126,20 @@ impl Worker {
                 continue;
             }
             self.ctx.flush();
+            let idle_from = now_ns();
             if self.io.is_some() {
+                // A worker with a poller does not spin: its poll is where it waits.
                 if self.poll(Some(Duration::ZERO)) {
                     continue;
                 }
-            } else if let Some(batch) = self.wait_for_work() {
-                self.process_batch(batch);
-                continue;
+                self.ctx.rec.busy(idle_from.saturating_sub(self.busy_since));
+            } else {
+                self.ctx.rec.busy(idle_from.saturating_sub(self.busy_since));
+                if let Some(batch) = self.wait_for_work(idle_from) {
+                    self.busy_since = now_ns();
+                    self.process_batch(batch);
+                    continue;
+                }
             }
             if self.ctx.shared.stopped() {
                 break;
@@ -137,6 +159,7 @@ impl Worker {
             } else {
                 shared.pools[pool].sleep.sleep(index, has_work);
             }
+            self.busy_since = now_ns();
         }
         self.ctx.flush();
         self.ctx.publish(now_ns());
@@ -197,10 +220,9 @@ impl Worker {
         self.ctx.shared.queues[stage].give_back(batch);
     }
 
-    /// Spins, then yields, looking for work before the worker sleeps.
+    /// Spins, then yields, looking for work before the worker sleeps. `start`: when it ran out.
     #[cold]
-    fn wait_for_work(&mut self) -> Option<Batch> {
-        let start = now_ns();
+    fn wait_for_work(&mut self, start: u64) -> Option<Batch> {
         let (spin, yield_) = if self.shares_cpu {
             (0, SHARED_YIELD.as_nanos() as u64)
         } else {
@@ -251,10 +273,27 @@ impl Worker {
                 return end;
             }
         }
-        if end - self.ctx.rec.published_ns >= self.publish_every_ns {
-            self.ctx.publish(end);
+        if end >= self.next_publish_ns {
+            self.publish_closing(end);
         }
         end
+    }
+
+    /// The first boundary of the metrics interval after `now`.
+    fn next_boundary(&self, now: u64) -> u64 {
+        let origin = self.ctx.shared.metrics_origin_ns;
+        let every = self.publish_every_ns;
+        origin + (now.saturating_sub(origin) / every + 1) * every
+    }
+
+    /// Publishes mid-work, just past an interval boundary, with the busy time up to `now`, so
+    /// a worker that never runs out of work still shows it, interval by interval.
+    #[cold]
+    fn publish_closing(&mut self, now: u64) {
+        self.ctx.rec.busy(now.saturating_sub(self.busy_since));
+        self.busy_since = now;
+        self.next_publish_ns = self.next_boundary(now);
+        self.ctx.publish_closing(now);
     }
 
     /// Handles `env` at `stage` and on through same-pool successors, until it leaves the pool

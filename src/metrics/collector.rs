@@ -1,13 +1,14 @@
-//! The metrics thread: merges the publications of every recorder into run totals and, when a
-//! run is recorded, into per-interval figures ([`Intervals`]).
+//! The metrics thread: merges the publications of every recorder into run totals, which it
+//! keeps readable while the run goes on ([`Live`]), and, when a run is recorded, into
+//! per-interval figures ([`Intervals`]), with each stage's queue depth sampled ten times an
+//! interval.
 
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-
-use hdrhistogram::Histogram;
-
-use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
+use hdrhistogram::Histogram;
 
 use super::intervals::{IntervalBuilder, Intervals};
 use super::recorder::{add_counts, SpareCounts};
@@ -18,52 +19,119 @@ use super::{Counts, Publication, StageStats};
 pub struct Totals {
     pub stages: Vec<StageStats>,
     pub e2e: Option<Histogram<u64>>,
+    /// Per pool: the time its workers had work, summed over them (ns).
+    pub pool_busy_ns: Vec<u64>,
     /// The run interval by interval, if it was asked for (see [`spawn`]).
     pub intervals: Option<Intervals>,
 }
 
 impl Totals {
+    fn new(stages: usize, pools: usize) -> Self {
+        Totals { stages: vec![StageStats::default(); stages], e2e: None, pool_busy_ns: vec![0; pools], intervals: None }
+    }
+
     fn merge(&mut self, p: Publication, spares: &ArrayQueue<Box<Counts>>) {
         for (into, from) in self.stages.iter_mut().zip(&p.stages) {
             into.add(from);
         }
         add_counts(&mut self.e2e, &p.e2e);
+        if let Some(busy) = p.busy {
+            self.pool_busy_ns[busy.pool] += busy.ns;
+        }
         let counts = p.stages.into_iter().flat_map(|s| [s.queue_wait, s.service]).chain([p.e2e]);
         for mut c in counts.flatten() {
             c.clear();
             let _ = spares.push(c);
         }
     }
+
+    /// The figures without the intervals.
+    fn figures(&self) -> Totals {
+        Totals {
+            stages: self.stages.clone(),
+            e2e: self.e2e.clone(),
+            pool_busy_ns: self.pool_busy_ns.clone(),
+            intervals: None,
+        }
+    }
 }
 
-/// Starts the collector; it returns the totals once every sender is gone. Recorders take their
-/// counts from the spares it returns. With `intervals` (the metrics interval), it also keeps
-/// the figures of each interval from now on, compressed as each interval closes.
+/// The totals merged so far, readable while the run goes on. Only the metrics thread and
+/// readers (the admin listener) take its lock, never the hot path.
+pub struct Live(Mutex<Totals>);
+
+impl Live {
+    pub fn new(stages: usize, pools: usize) -> Self {
+        Live(Mutex::new(Totals::new(stages, pools)))
+    }
+
+    /// The totals as merged so far; the metrics thread waits while the guard is held.
+    pub fn lock(&self) -> MutexGuard<'_, Totals> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Reads every stage's queue depth into the slice, by stage id.
+pub type DepthSampler = Box<dyn Fn(&mut [u64]) + Send>;
+
+/// Emptied counts for recorders to reuse, handed to [`spawn`].
+pub fn spare_counts() -> SpareCounts {
+    Arc::new(ArrayQueue::new(256))
+}
+
+/// Starts the collector, merging into `live` (made for the pipeline's stages and pools); it
+/// returns the totals once every sender is gone. Recorders take their counts from `spares`,
+/// which it refills. With `intervals` (the metrics interval), it also keeps the figures of each
+/// interval from `origin_ns` on (the clock reading workers publish on multiples of the interval
+/// from), compressed as each interval closes, and samples queue depths with `depths`.
 pub fn spawn(
-    stages: usize,
-    intervals: Option<std::time::Duration>,
-) -> (flume::Sender<Publication>, SpareCounts, JoinHandle<Totals>) {
-    let mut builder = intervals.map(|interval| IntervalBuilder::new(stages, interval));
+    live: Arc<Live>,
+    spares: SpareCounts,
+    intervals: Option<Duration>,
+    origin_ns: u64,
+    depths: DepthSampler,
+) -> (flume::Sender<Publication>, JoinHandle<Totals>) {
+    let (stages, pools) = {
+        let totals = live.lock();
+        (totals.stages.len(), totals.pool_busy_ns.len())
+    };
+    let mut builder = intervals.map(|interval| IntervalBuilder::new(stages, pools, interval, origin_ns));
+    let sample_every = intervals.map(|interval| (interval / 10).max(Duration::from_millis(1)));
     // Bounded: a publication per thread per interval; senders wait if the collector lags.
     let (tx, rx) = flume::bounded::<Publication>(256);
-    let spares: SpareCounts = Arc::new(ArrayQueue::new(256));
-    let returns = spares.clone();
+    let merged = live;
     let handle = std::thread::Builder::new()
         .name("seda-metrics".into())
         .spawn(move || {
             lower_priority();
-            let mut totals = Totals { stages: vec![StageStats::default(); stages], e2e: None, intervals: None };
-            for publication in rx.iter() {
+            let mut depth = vec![0; stages];
+            let mut next_sample = Instant::now();
+            loop {
+                let received = match (sample_every, &mut builder) {
+                    (Some(every), Some(builder)) => match rx.recv_deadline(next_sample) {
+                        Err(flume::RecvTimeoutError::Timeout) => {
+                            depths(&mut depth);
+                            builder.sample_depths(&depth);
+                            // A collector that fell behind samples once, not once per missed tick.
+                            next_sample = (next_sample + every).max(Instant::now());
+                            continue;
+                        }
+                        other => other.ok(),
+                    },
+                    _ => rx.recv().ok(),
+                };
+                let Some(publication) = received else { break };
                 if let Some(builder) = &mut builder {
                     builder.add(&publication);
                 }
-                totals.merge(publication, &returns);
+                merged.lock().merge(publication, &spares);
             }
+            let mut totals = merged.lock().figures();
             totals.intervals = builder.map(IntervalBuilder::finish);
             totals
         })
         .expect("spawn the metrics thread");
-    (tx, spares, handle)
+    (tx, handle)
 }
 
 /// Runs the calling thread at the lowest priority (nice 19): merging can wait, while the pinned

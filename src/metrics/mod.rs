@@ -13,5 +13,5 @@ mod summary;
 
 pub use histogram::{new_histogram, Counts, Percentiles, HIGHEST_NS};
 pub use intervals::{Interval, IntervalStage, Intervals};
-pub use recorder::{Publication, Recorder, SpareCounts, StageCounts, StageStats};
+pub use recorder::{PoolBusy, Publication, Recorder, SpareCounts, StageCounts, StageStats};
 pub use summary::{write_table_header, write_table_row, StageSummary, Summary, FORMAT};

@@ -5,7 +5,7 @@
 //! | `config.json` | the pipeline config, as read |
 //! | `summary.json` | the run's summary, as `seda run --json` writes it |
 //! | `latency.hlog` | HdrHistogram interval log: per interval, `Tag=<stage>.queue_wait`, `Tag=<stage>.service`, `Tag=e2e` (see [`super::hlog`]) |
-//! | `counters.csv` | per interval and stage: `interval_start_s,stage,processed,rejected,failed,timed_out` |
+//! | `counters.csv` | per interval and stage: `interval_start_s,stage,processed,rejected,failed,timed_out,queue_depth,pool_utilisation` (the most requests seen queued, of ten samples an interval; the share of the interval the stage's pool's workers had work) |
 //! | `<stage>.queue_wait.hgrm`, `<stage>.service.hgrm`, `e2e.hgrm` | percentile spectra of the whole run, in microseconds (see [`super::hgrm`]) |
 
 use std::fs;
@@ -21,6 +21,10 @@ use super::{hgrm, hlog, Intervals, Summary};
 /// with its intervals.
 pub struct Recording {
     pub stages: Vec<String>,
+    /// Each stage's pool, by stage id.
+    pub stage_pools: Vec<usize>,
+    /// Each pool's worker count, by pool id.
+    pub pool_threads: Vec<usize>,
     pub totals: Totals,
 }
 
@@ -67,7 +71,7 @@ pub fn write_run(dir: &Path, config: &str, summary: &Summary, recording: &Record
     })?;
     if let Some(intervals) = &recording.totals.intervals {
         file("latency.hlog", &|mut out| write_hlog(&mut out, recording, intervals))?;
-        file("counters.csv", &|out| write_counters(out, &recording.stages, intervals))?;
+        file("counters.csv", &|out| write_counters(out, recording, intervals))?;
     }
     let empty = super::new_histogram();
     let or_empty = |h: &Option<Histogram<u64>>| h.as_ref().unwrap_or(&empty).clone();
@@ -113,18 +117,22 @@ fn write_hlog<W: Write>(out: &mut W, recording: &Recording, intervals: &Interval
     hlog::write(out, intervals.started, entries)
 }
 
-fn write_counters(out: &mut dyn Write, stages: &[String], intervals: &Intervals) -> io::Result<()> {
-    writeln!(out, "interval_start_s,stage,processed,rejected,failed,timed_out")?;
+fn write_counters(out: &mut dyn Write, recording: &Recording, intervals: &Intervals) -> io::Result<()> {
+    writeln!(out, "interval_start_s,stage,processed,rejected,failed,timed_out,queue_depth,pool_utilisation")?;
     for interval in &intervals.list {
-        for (name, s) in stages.iter().zip(&interval.stages) {
+        let stages = recording.stages.iter().zip(&recording.stage_pools).zip(&interval.stages);
+        for ((name, &pool), s) in stages {
+            let capacity_ns = recording.pool_threads[pool] as f64 * interval.length.as_nanos() as f64;
+            let utilisation = interval.pool_busy_ns[pool] as f64 / capacity_ns;
             writeln!(
                 out,
-                "{:.3},{name},{},{},{},{}",
+                "{:.3},{name},{},{},{},{},{},{utilisation:.3}",
                 interval.start.as_secs_f64(),
                 s.processed,
                 s.rejected,
                 s.failed,
-                s.timed_out
+                s.timed_out,
+                s.queue_depth,
             )?;
         }
     }

@@ -19,6 +19,10 @@ pub struct Recorder {
     pub(crate) published_ns: u64,
     /// Emptied counts the collector hands back, so that recording allocates nothing.
     spares: SpareCounts,
+    /// The pool whose worker records here, which `busy_ns` is time of.
+    pool: Option<usize>,
+    /// Time spent with work (not idle) since the last publication.
+    busy_ns: u64,
 }
 
 /// Emptied [`Counts`] on their way from the collector back to the recorders.
@@ -48,6 +52,17 @@ pub struct Publication {
     pub e2e: Option<Box<Counts>>,
     /// When it was taken (clock ns): the collector files it in that metrics interval.
     pub published_ns: u64,
+    /// A worker's time with work since its last publication, and its pool.
+    pub busy: Option<PoolBusy>,
+    /// Taken just past a boundary of the metrics interval (by a worker that had work across
+    /// it): what it holds belongs to the interval that just ended.
+    pub closes_interval: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolBusy {
+    pub pool: usize,
+    pub ns: u64,
 }
 
 /// One stage's figures merged across threads: counters and histograms (nanoseconds).
@@ -64,7 +79,18 @@ pub struct StageStats {
 impl Recorder {
     pub fn new(stages: usize, spares: SpareCounts) -> Self {
         let stages = (0..stages).map(|_| StageCounts::default()).collect();
-        Recorder { stages, e2e: None, dirty: false, published_ns: 0, spares }
+        Recorder { stages, e2e: None, dirty: false, published_ns: 0, spares, pool: None, busy_ns: 0 }
+    }
+
+    /// Marks this as a worker's recorder, for `pool`: its busy time is published.
+    pub fn for_worker_of(&mut self, pool: usize) {
+        self.pool = Some(pool);
+    }
+
+    /// Time the worker had work: from when it found work after being idle until it ran out.
+    #[inline]
+    pub fn busy(&mut self, ns: u64) {
+        self.busy_ns += ns;
     }
 
     /// `n` requests that waited `ns` in `stage`'s queue.
@@ -109,7 +135,7 @@ impl Recorder {
     }
 
     pub fn is_dirty(&self) -> bool {
-        self.dirty || self.stages.iter().any(|s| s.processed != 0)
+        self.dirty || self.busy_ns != 0 || self.stages.iter().any(|s| s.processed != 0)
     }
 
     /// Takes what was recorded, leaving the recorder empty.
@@ -117,7 +143,14 @@ impl Recorder {
         self.dirty = false;
         self.published_ns = now_ns;
         let fresh = (0..self.stages.len()).map(|_| StageCounts::default()).collect();
-        Publication { stages: std::mem::replace(&mut self.stages, fresh), e2e: self.e2e.take(), published_ns: now_ns }
+        let busy = self.pool.map(|pool| PoolBusy { pool, ns: std::mem::take(&mut self.busy_ns) });
+        Publication {
+            stages: std::mem::replace(&mut self.stages, fresh),
+            e2e: self.e2e.take(),
+            published_ns: now_ns,
+            busy,
+            closes_interval: false,
+        }
     }
 }
 

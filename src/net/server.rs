@@ -33,6 +33,7 @@ use super::completions::{Answer, Completions};
 use super::connection::{Conn, Waiting, READ_CHUNK};
 use super::stats::HttpStats;
 use super::{canned, RequestReader};
+use crate::admin::AdminServer;
 use crate::clock::now_ns;
 use crate::config::{HttpPlan, Plan, ReactorPlacement};
 use crate::engine::{Admission, Admit, Engine, EngineError, Envelope, Origin, Poller, WorkerPollers};
@@ -78,12 +79,14 @@ struct Control {
 
 /// Serves `plan` (whose source must be `http`) until `stop` is set, then drains and returns
 /// the summary, with the run's intervals when `record`. `listening` is told the bound address
-/// (the config's port 0 takes a free one) once connections are accepted.
+/// (the config's port 0 takes a free one) once connections are accepted, and
+/// `admin_listening` the admin listener's, when the pipeline has one.
 pub fn serve(
     plan: Plan,
     stop: &AtomicBool,
     record: bool,
     listening: impl FnOnce(SocketAddr),
+    admin_listening: &mut dyn FnMut(SocketAddr),
 ) -> Result<(Summary, Recording), ServeError> {
     let crate::config::SourcePlan::Http(http) = &plan.source else {
         panic!("serve takes a pipeline with an http source");
@@ -113,7 +116,8 @@ pub fn serve(
         control.draining.store(true, Ordering::SeqCst);
         wakers.iter().for_each(|wake| wake());
     };
-    let engine = match http.reactor {
+    // The admin listener serves until the drain is over.
+    let (engine, admin) = match http.reactor {
         ReactorPlacement::Workers => {
             let pollers = WorkerPollers {
                 pool: plan.stages[http.entry].pool,
@@ -125,16 +129,18 @@ pub fn serve(
                     .collect(),
             };
             let engine = Engine::start_polled(plan, origins, record, pollers)?;
+            let admin = admin(&engine, admin_listening)?;
             listening(addr);
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(20));
             }
             give_up();
             wait_drained(&control, reactors);
-            engine
+            (engine, admin)
         }
         ReactorPlacement::Thread => {
             let engine = if record { Engine::start_recorded(plan, origins) } else { Engine::start(plan, origins) }?;
+            let admin = admin(&engine, admin_listening)?;
             let mut reactor = built.pop().unwrap();
             let mut submitter = engine.submitter(0, http.entry);
             std::thread::scope(|scope| {
@@ -159,12 +165,21 @@ pub fn serve(
                 handle.join().expect("the reactor does not panic");
                 Ok::<_, ServeError>(())
             })?;
-            engine
+            (engine, admin)
         }
     };
     let (mut summary, recording) = engine.shutdown_recorded();
+    drop(admin);
     summary.http = Some(control.stats.lock().unwrap().clone());
     Ok((summary, recording))
+}
+
+/// The pipeline's admin listener, if it has one, serving until it is dropped.
+fn admin(engine: &Engine, listening: &mut dyn FnMut(SocketAddr)) -> Result<Option<AdminServer>, ServeError> {
+    let Some(addr) = engine.plan().admin else { return Ok(None) };
+    let server = AdminServer::start(addr, engine.observer()).map_err(|e| ServeError::Engine(e.into()))?;
+    listening(server.local_addr());
+    Ok(Some(server))
 }
 
 /// Raises this process's soft limit on open files to its hard limit: a server holds a

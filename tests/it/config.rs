@@ -850,10 +850,52 @@ fn unknown_top_level_field_is_reported_at_the_field() {
         vec![error(
             "$.nmae",
             "unknown field `nmae`, expected one of `name`, `source`, `pools`, `stages`, `deadline_ms`, \
-             `drain_timeout_ms`, `io_capacity`, `metrics_interval_ms`, `stage_timing_every`, `file_threads`",
+             `drain_timeout_ms`, `io_capacity`, `metrics_interval_ms`, `stage_timing_every`, `file_threads`, `admin`",
             None
         )]
     );
+}
+
+// ---- the admin listener ----
+
+#[test]
+fn admin_listen_address_becomes_the_plan_address() {
+    let mut config = minimal();
+    config["admin"] = json!({ "listen": "127.0.0.1:9090" });
+    assert_eq!(valid(&config).admin, Some("127.0.0.1:9090".parse().unwrap()));
+    config["admin"] = json!({ "listen": "[::1]:0" });
+    assert_eq!(valid(&config).admin, Some("[::1]:0".parse().unwrap()));
+    assert_eq!(valid(&minimal()).admin, None);
+}
+
+#[test]
+fn admin_errors_are_reported_at_their_paths_with_the_rest() {
+    let mut config = minimal();
+    config["admin"] = json!({ "listen": "localhost:9090" });
+    config["io_capacity"] = json!(0);
+    assert_eq!(
+        errors(&config).0,
+        vec![
+            error("$.io_capacity", "io_capacity must be at least 1", None),
+            error(
+                "$.admin.listen",
+                "`localhost:9090` is not an IP address and port",
+                Some("e.g. \"127.0.0.1:9090\"; port 0 takes a free port")
+            ),
+        ]
+    );
+    for (admin, path, message) in [
+        (json!({ "listen": "127.0.0.1" }), "$.admin.listen", "`127.0.0.1` is not an IP address and port"),
+        (json!({ "listen": 9090 }), "$.admin.listen", "invalid type: integer `9090`, expected a string"),
+        (json!({}), "$.admin", "missing field `listen`"),
+        (json!({ "listen": "127.0.0.1:9090", "port": 1 }), "$.admin.port", "unknown field `port`, expected `listen`"),
+    ] {
+        let mut config = minimal();
+        config["admin"] = admin;
+        let errors = errors(&config);
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        assert_eq!((errors.0[0].path.as_str(), errors.0[0].message.as_str()), (path, message));
+    }
 }
 
 #[test]

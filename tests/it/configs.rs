@@ -111,7 +111,7 @@ fn serve_briefly(name: &str, mut config: Value) {
     let computes = config.to_string().contains("/compute");
     let summary = std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::channel();
-        let server = s.spawn(|| seda::net::serve(plan, &stop, false, move |addr| tx.send(addr).unwrap()));
+        let server = s.spawn(|| seda::net::serve(plan, &stop, false, move |addr| tx.send(addr).unwrap(), &mut |_| {}));
         let addr = rx.recv().unwrap_or_else(|_| panic!("{name}: listens"));
         let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(20)).build();
         let response = agent.get(&format!("http://{addr}/")).call().unwrap_or_else(|e| panic!("{name}: GET /: {e}"));

@@ -77,7 +77,7 @@ fn start(config: Value) -> Server {
     let flag = stop.clone();
     let thread = std::thread::spawn(move || {
         let (summary, _) =
-            seda::net::serve(plan, &flag, false, |addr| tx.send(addr).unwrap()).expect("the server runs");
+            seda::net::serve(plan, &flag, false, |addr| tx.send(addr).unwrap(), &mut |_| {}).expect("the server runs");
         summary
     });
     let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the server listens");

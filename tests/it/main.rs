@@ -1,5 +1,6 @@
 //! The integration tests: one binary, a module per area.
 
+mod admin;
 mod cli;
 mod config;
 mod configs;

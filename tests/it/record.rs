@@ -109,12 +109,19 @@ fn a_recorded_run_writes_an_interval_log_counters_and_spectra() {
     // Counters: per interval and stage, adding up to the summary's.
     let csv = std::fs::read_to_string(dir.join("counters.csv")).unwrap();
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("interval_start_s,stage,processed,rejected,failed,timed_out"));
+    assert_eq!(
+        lines.next(),
+        Some("interval_start_s,stage,processed,rejected,failed,timed_out,queue_depth,pool_utilisation")
+    );
     let mut processed = BTreeMap::<String, u64>::new();
     for line in lines {
         let fields: Vec<&str> = line.split(',').collect();
-        assert_eq!(fields.len(), 6, "{line}");
+        assert_eq!(fields.len(), 8, "{line}");
         *processed.entry(fields[1].to_owned()).or_default() += fields[2].parse::<u64>().unwrap();
+        // 600 requests into a queue of 4096: never more queued than were sent.
+        assert!(fields[6].parse::<u64>().unwrap() <= 600, "{line}");
+        let utilisation: f64 = fields[7].parse().unwrap();
+        assert!((0.0..=1.5).contains(&utilisation), "{line}");
     }
     assert_eq!(processed["parse"], summary.stages["parse"].processed);
     assert_eq!(processed["done"], summary.stages["done"].processed);

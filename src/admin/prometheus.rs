@@ -1,0 +1,144 @@
+//! A [`Snapshot`] in the Prometheus text exposition format, version 0.0.4: each family with its
+//! `# HELP` and `# TYPE` lines, then its samples. Counters end in `_total`; times are in seconds
+//! (Prometheus's base unit); latencies are summaries (quantiles 0.5, 0.9, 0.99, 0.999 since the
+//! engine started, `_sum` and `_count`), whose quantiles are `NaN` while nothing was recorded.
+
+use std::fmt::Write;
+
+use crate::engine::Snapshot;
+use crate::metrics::Percentiles;
+
+/// A summary's quantile label, and the [`Percentiles`] field that holds it.
+type Quantile = (&'static str, fn(&Percentiles) -> f64);
+
+/// The quantiles of every summary.
+const QUANTILES: [Quantile; 4] = [("0.5", |p| p.p50), ("0.9", |p| p.p90), ("0.99", |p| p.p99), ("0.999", |p| p.p999)];
+
+/// Renders `s` as Prometheus text.
+pub fn render(s: &Snapshot) -> String {
+    let mut out = Exposition(String::with_capacity(8 * 1024));
+    let o = &mut out;
+
+    o.family("seda_pipeline_info", "gauge", "The pipeline being run (always 1).");
+    o.sample("seda_pipeline_info", &[("pipeline", &s.pipeline)], 1.0);
+    o.family("seda_uptime_seconds", "gauge", "Seconds since the engine started.");
+    o.sample("seda_uptime_seconds", &[], s.uptime_s);
+
+    let l = &s.ledger;
+    let ledger: [(&str, &str, u64); 5] = [
+        ("seda_ledger_admitted_total", "Requests admitted.", l.admitted),
+        ("seda_ledger_completed_total", "Requests that ended completed.", l.completed),
+        ("seda_ledger_rejected_total", "Requests that ended rejected (full queue, shutdown, ...).", l.rejected),
+        ("seda_ledger_failed_total", "Requests that ended failed (a stage's error or panic).", l.failed),
+        ("seda_ledger_timed_out_total", "Requests that ended timed out.", l.timed_out),
+    ];
+    for (name, help, value) in ledger {
+        o.family(name, "counter", help);
+        o.sample(name, &[], value as f64);
+    }
+    o.family("seda_ledger_in_flight", "gauge", "Requests admitted and not yet ended.");
+    o.sample("seda_ledger_in_flight", &[], l.in_flight as f64);
+
+    type StageField = fn(&crate::engine::StageSnapshot) -> u64;
+    let per_stage: [(&str, &str, &str, StageField); 6] = [
+        ("seda_stage_handled_total", "counter", "Handler calls of the stage.", |st| st.handled),
+        ("seda_stage_rejected_total", "counter", "Requests the stage rejected (its queue full, ...).", |st| {
+            st.rejected
+        }),
+        ("seda_stage_failed_total", "counter", "Requests that failed in the stage.", |st| st.failed),
+        ("seda_stage_timed_out_total", "counter", "Requests that timed out at the stage.", |st| st.timed_out),
+        ("seda_stage_queue_depth", "gauge", "Requests waiting in the stage's queue.", |st| st.queue_depth),
+        ("seda_stage_queue_capacity", "gauge", "The most requests the stage's queue holds.", |st| st.queue_capacity),
+    ];
+    for (name, kind, help, field) in per_stage {
+        o.family(name, kind, help);
+        for st in &s.stages {
+            o.sample(name, &[("stage", &st.name), ("pool", &st.pool)], field(st) as f64);
+        }
+    }
+    let name = "seda_stage_queue_wait_seconds";
+    o.family(name, "summary", "Time requests waited in the stage's queue.");
+    for st in &s.stages {
+        o.summary(name, &[("stage", &st.name)], &st.queue_wait_us);
+    }
+    let name = "seda_stage_service_seconds";
+    o.family(name, "summary", "Time in the stage's handler (sampled; each sample counts for stage_timing_every).");
+    for st in &s.stages {
+        o.summary(name, &[("stage", &st.name)], &st.service_us);
+    }
+    let name = "seda_end_to_end_seconds";
+    o.family(name, "summary", "Time from a request's intended start to its completion.");
+    o.summary(name, &[], &s.latency_us);
+
+    o.family("seda_pool_threads", "gauge", "Worker threads of the pool.");
+    for p in &s.pools {
+        o.sample("seda_pool_threads", &[("pool", &p.name)], p.threads as f64);
+    }
+    let name = "seda_pool_busy_seconds_total";
+    o.family(name, "counter", "Time the pool's workers had work, summed over them.");
+    for p in &s.pools {
+        o.sample(name, &[("pool", &p.name)], p.busy_s);
+    }
+    let name = "seda_pool_utilisation_ratio";
+    o.family(name, "gauge", "Share of the pool's worker time with work since the engine started.");
+    for p in &s.pools {
+        o.sample(name, &[("pool", &p.name)], p.utilisation);
+    }
+    out.0
+}
+
+struct Exposition(String);
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {}", escape_help(help));
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (label, value)) in labels.iter().enumerate() {
+                let comma = if i == 0 { "" } else { "," };
+                let _ = write!(self.0, "{comma}{label}=\"{}\"", escape_label(value));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {}", number(value));
+    }
+
+    /// A summary's samples from percentiles in microseconds.
+    fn summary(&mut self, name: &str, labels: &[(&str, &str)], p: &Percentiles) {
+        // Whole nanoseconds, which print as short decimals (1234567 ns is 0.001234567).
+        let seconds = |us: f64| (us * 1e3).round() / 1e9;
+        for (quantile, field) in QUANTILES {
+            let mut with_quantile = labels.to_vec();
+            with_quantile.push(("quantile", quantile));
+            let value = if p.count == 0 { f64::NAN } else { seconds(field(p)) };
+            self.sample(name, &with_quantile, value);
+        }
+        self.sample(&format!("{name}_sum"), labels, seconds(p.mean * p.count as f64));
+        self.sample(&format!("{name}_count"), labels, p.count as f64);
+    }
+}
+
+/// A sample value as Prometheus (Go's `ParseFloat`) reads it.
+fn number(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        (if v > 0.0 { "+Inf" } else { "-Inf" }).into()
+    } else {
+        // Rust prints integers without a fraction and never in exponent form: both parse.
+        format!("{v}")
+    }
+}
+
+fn escape_label(value: &str) -> String {
+    value.replace('\\', r"\\").replace('"', "\\\"").replace('\n', r"\n")
+}
+
+fn escape_help(text: &str) -> String {
+    text.replace('\\', r"\\").replace('\n', r"\n")
+}

@@ -1,0 +1,145 @@
+//! Live figures of a running engine, for the admin listener and `seda top`.
+//!
+//! A [`Snapshot`] is read in the order the figures are written, so that a reading never shows
+//! an effect before its cause:
+//! 1. the metrics merged so far (per-stage counts, latency, pool busy time), under the
+//!    collector's lock: a thread publishes what it counted only after the ledger counted it;
+//! 2. the queue depths;
+//! 3. the ledger, endings before admissions (see [`super::ledger`]).
+//!
+//! So the ledger never shows fewer endings than the published figures (`completed` is at least
+//! the end-to-end count, `rejected` at least the stages' rejections), and
+//! `admitted = completed + rejected + failed + timed_out + in_flight` holds in every snapshot.
+//! Published figures lag the ledger by up to a metrics interval while work goes on; once the
+//! engine is idle, every worker has published and they agree exactly.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::runtime::Shared;
+use super::LedgerCounts;
+use crate::clock::now_ns;
+use crate::metrics::Percentiles;
+
+/// One reading of a running engine. Latencies in microseconds, since the engine started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub pipeline: String,
+    /// Seconds since the engine started.
+    pub uptime_s: f64,
+    /// How often threads publish their figures: the per-stage figures lag by up to this.
+    pub metrics_interval_s: f64,
+    pub ledger: LedgerCounts,
+    /// End to end, from each request's intended start to its completion.
+    pub latency_us: Percentiles,
+    pub stages: Vec<StageSnapshot>,
+    pub pools: Vec<PoolSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageSnapshot {
+    pub name: String,
+    pub kind: String,
+    pub pool: String,
+    /// Handler calls (a failed one included).
+    pub handled: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub timed_out: u64,
+    /// Requests waiting in the queue now.
+    pub queue_depth: u64,
+    pub queue_capacity: u64,
+    pub queue_wait_us: Percentiles,
+    /// Sampled: every `stage_timing_every`-th request, each sample counting for that many.
+    pub service_us: Percentiles,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolSnapshot {
+    pub name: String,
+    pub threads: u64,
+    pub stages: Vec<String>,
+    /// Time its workers had work (handling requests, handing them on), summed over them.
+    pub busy_s: f64,
+    /// `busy_s` over the workers' time since the engine started: 1.0 is never idle.
+    pub utilisation: f64,
+}
+
+/// A handle that takes snapshots of an engine, for another thread (the admin listener).
+#[derive(Clone)]
+pub struct Observer {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) started_ns: u64,
+}
+
+impl Observer {
+    /// Takes a snapshot (see the module's order of reading).
+    pub fn snapshot(&self) -> Snapshot {
+        let plan = &self.shared.plan;
+        let (figures, latency_us, pool_busy_ns) = {
+            let totals = self.shared.live.lock();
+            let figures: Vec<_> = totals
+                .stages
+                .iter()
+                .map(|t| {
+                    let latency = (Percentiles::of(t.queue_wait.as_ref()), Percentiles::of(t.service.as_ref()));
+                    ((t.processed, t.rejected, t.failed, t.timed_out), latency)
+                })
+                .collect();
+            (figures, Percentiles::of(totals.e2e.as_ref()), totals.pool_busy_ns.clone())
+        };
+        let depths: Vec<u64> = self.shared.queues.iter().map(|q| q.depth() as u64).collect();
+        let ledger = self.shared.ledger.counts();
+        let uptime_s = now_ns().saturating_sub(self.started_ns) as f64 / 1e9;
+
+        let stages = plan
+            .stages
+            .iter()
+            .zip(figures)
+            .zip(depths)
+            .map(|((stage, ((handled, rejected, failed, timed_out), (queue_wait_us, service_us))), queue_depth)| {
+                StageSnapshot {
+                    name: stage.name.clone(),
+                    kind: stage.kind.clone(),
+                    pool: plan.pools[stage.pool].name.clone(),
+                    handled,
+                    rejected,
+                    failed,
+                    timed_out,
+                    queue_depth,
+                    queue_capacity: stage.queue.capacity as u64,
+                    queue_wait_us,
+                    service_us,
+                }
+            })
+            .collect();
+        let pools = plan
+            .pools
+            .iter()
+            .zip(pool_busy_ns)
+            .map(|(pool, busy_ns)| {
+                let busy_s = busy_ns as f64 / 1e9;
+                let threads = pool.threads.len() as u64;
+                let capacity_s = threads as f64 * uptime_s;
+                PoolSnapshot {
+                    name: pool.name.clone(),
+                    threads,
+                    stages: pool.stages.iter().map(|&s| plan.stages[s].name.clone()).collect(),
+                    busy_s,
+                    // At most 1: workers start counting a moment before the engine's uptime does.
+                    utilisation: if capacity_s > 0.0 { (busy_s / capacity_s).min(1.0) } else { 0.0 },
+                }
+            })
+            .collect();
+        Snapshot {
+            pipeline: plan.name.clone(),
+            uptime_s,
+            metrics_interval_s: plan.metrics_interval.as_secs_f64(),
+            ledger,
+            latency_us,
+            stages,
+            pools,
+        }
+    }
+}
