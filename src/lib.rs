@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod io;
+pub mod loadgen;
 pub mod metrics;
 pub mod net;
 pub mod source;

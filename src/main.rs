@@ -1,6 +1,7 @@
 //! The `seda` binary: parse the command line, call the library, map errors to exit codes.
 //!
-//! Exit codes: 0 success; 1 the run failed; 2 bad usage; 3 the config is invalid.
+//! Exit codes: 0 success; 1 the run failed; 2 bad usage; 3 the config is invalid; 4 a
+//! `seda load --fail-if` threshold failed; 5 `seda load`'s target cannot be reached.
 
 mod cli;
 
@@ -13,11 +14,15 @@ use anyhow::Context;
 use cli::{Action, RunOptions};
 use seda::config;
 
+const USAGE: u8 = 2;
 const INVALID_CONFIG: u8 = 3;
+const THRESHOLD_FAILED: u8 = 4;
+const UNREACHABLE: u8 = 5;
 
 fn main() -> ExitCode {
     let result = match cli::parse() {
         Action::Run(options) => run(options),
+        Action::Load(options) => load(&options),
         Action::Validate { config } => config::load(&config)
             .map(|plan| {
                 let count = |n: usize, noun: &str| format!("{n} {noun}{}", if n == 1 { "" } else { "s" });
@@ -91,4 +96,25 @@ fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
         seda::metrics::record::write_run(dir, &text, &summary, &recording)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn load(options: &seda::loadgen::LoadOptions) -> anyhow::Result<ExitCode> {
+    use seda::loadgen::LoadError;
+    seda::engine::quiet_worker_panics();
+    let results = match seda::loadgen::run(options) {
+        Ok(results) => results,
+        Err(LoadError::Config(errors)) => return invalid(errors),
+        Err(e @ LoadError::Usage(_)) => {
+            eprintln!("seda load: {e}");
+            return Ok(ExitCode::from(USAGE));
+        }
+        Err(e @ LoadError::Unreachable { .. }) => {
+            eprintln!("seda load: {e}");
+            return Ok(ExitCode::from(UNREACHABLE));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    out(&format!("{results}"));
+    seda::loadgen::write_outputs(&results, options)?;
+    Ok(if results.passed() { ExitCode::SUCCESS } else { ExitCode::from(THRESHOLD_FAILED) })
 }
