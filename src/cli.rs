@@ -75,8 +75,8 @@ struct LoadArgs {
     #[arg(short, long, default_value_t = 1)]
     threads: usize,
     /// Pin the sending threads to these CPUs, round robin (1, 0,1, 0-3)
-    #[arg(long, value_parser = parse_cpus)]
-    cpus: Option<Vec<usize>>,
+    #[arg(long, value_parser = |s: &str| parse_cpus(s).map(CpuList))]
+    cpus: Option<CpuList>,
     /// The measured run (each step's, with --sweep)
     #[arg(short, long, value_parser = parse_duration, default_value = "10s")]
     duration: Duration,
@@ -101,6 +101,10 @@ struct LoadArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
 }
+
+/// A list of CPUs as one value (clap would take a `Vec` for a repeated option).
+#[derive(Clone)]
+struct CpuList(Vec<usize>);
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Arrival {
@@ -140,7 +144,7 @@ pub fn parse() -> Action {
             mix: a.mix,
             timeout: a.timeout,
             threads: a.threads,
-            cpus: a.cpus,
+            cpus: a.cpus.map(|c| c.0),
             duration: a.duration,
             warmup: a.warmup,
             hgrm: a.hgrm,

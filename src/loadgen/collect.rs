@@ -21,18 +21,27 @@ use crate::metrics::new_histogram;
 /// One final interval of the measured phases, for the `.hlog`.
 pub struct IntervalRecord {
     pub index: u64,
-    /// (value, count) pairs of the corrected, uncorrected and send-lag histograms.
-    pub buckets: [Vec<(u64, u64)>; 3],
+    /// (value, count) pairs of the corrected, uncorrected, send-lag and connection-wait
+    /// histograms.
+    pub buckets: [Vec<(u64, u64)>; 4],
 }
 
 impl IntervalRecord {
     fn of(index: u64, l: &Latencies) -> Self {
         let compact =
             |h: &Histogram<u64>| h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect();
-        IntervalRecord { index, buckets: [compact(&l.corrected), compact(&l.uncorrected), compact(&l.send_lag)] }
+        IntervalRecord {
+            index,
+            buckets: [
+                compact(&l.corrected),
+                compact(&l.uncorrected),
+                compact(&l.send_lag),
+                compact(&l.connection_wait),
+            ],
+        }
     }
 
-    /// The histogram `which` (0 corrected, 1 uncorrected, 2 send lag).
+    /// The histogram `which` (0 corrected, 1 uncorrected, 2 send lag, 3 connection wait).
     pub fn histogram(&self, which: usize) -> Histogram<u64> {
         let mut h = new_histogram();
         for &(v, n) in &self.buckets[which] {

@@ -54,6 +54,7 @@ impl Origin for Returns {
 #[derive(Clone, Copy, Default)]
 struct Slot {
     intended_ns: u64,
+    dispatched_ns: u64,
     sent_ns: u64,
     phase: usize,
 }
@@ -110,7 +111,8 @@ impl InProcessJob<'_> {
         let mut spare: Vec<Box<Envelope>> = Vec::new();
         let mut batch: Vec<Box<Envelope>> = Vec::with_capacity(64);
         let mut arrivals = schedule.arrivals(0, 1).peekable();
-        let mut backlog: VecDeque<(u64, usize)> = VecDeque::with_capacity(backlog_cap.min(1 << 16));
+        // (intended, dispatched, phase) of each request waiting for a free slot.
+        let mut backlog: VecDeque<(u64, u64, usize)> = VecDeque::with_capacity(backlog_cap.min(1 << 16));
         let end_ns = start_ns + schedule.length_ns();
         let give_up_ns = end_ns + give_up_after.as_nanos() as u64;
         let mut id = 0u64;
@@ -119,12 +121,14 @@ impl InProcessJob<'_> {
             let now = now_ns();
             tally.tick(now);
             let running = now < end_ns;
+            let started = now >= start_ns;
             let mut progressed = false;
 
             while let Some((env, done_ns, ending)) = returns.ended.pop() {
                 let slot = env.tag as usize;
                 let s = table[slot];
-                let timing = Timing { intended_ns: s.intended_ns, sent_ns: s.sent_ns, done_ns };
+                let timing =
+                    Timing { intended_ns: s.intended_ns, dispatched_ns: s.dispatched_ns, sent_ns: s.sent_ns, done_ns };
                 match ending {
                     Ending::Status(status) => tally.phase(s.phase).response(&timing, status),
                     Ending::Error(kind) => tally.phase(s.phase).failed(&timing, kind),
@@ -141,7 +145,7 @@ impl InProcessJob<'_> {
                     }
                     arrivals.next();
                     if backlog.len() < backlog_cap {
-                        backlog.push_back((start_ns + due, phase));
+                        backlog.push_back((start_ns + due, now, phase));
                     } else {
                         tally.phase(phase).error(ErrorKind::Unsent);
                     }
@@ -150,9 +154,9 @@ impl InProcessJob<'_> {
 
             let closed_phase = schedule.phase_at(now.saturating_sub(start_ns));
             while let Some(slot) = free.last().copied() {
-                let (intended_ns, phase) = match (open, backlog.pop_front()) {
+                let (intended_ns, dispatched_ns, phase) = match (open, backlog.pop_front()) {
                     (true, Some(due)) => due,
-                    (false, _) if running => (0, closed_phase),
+                    (false, _) if started && running => (0, 0, closed_phase),
                     _ => break,
                 };
                 free.pop();
@@ -173,7 +177,7 @@ impl InProcessJob<'_> {
                 }
                 env.tag = slot as u64;
                 env.intended_ns = intended_ns;
-                table[slot] = Slot { intended_ns, sent_ns: 0, phase };
+                table[slot] = Slot { intended_ns, dispatched_ns, sent_ns: 0, phase };
                 batch.push(env);
                 id += 1;
             }
@@ -184,6 +188,7 @@ impl InProcessJob<'_> {
                     slot.sent_ns = sent_ns;
                     if slot.intended_ns == 0 {
                         slot.intended_ns = sent_ns;
+                        slot.dispatched_ns = sent_ns;
                         env.intended_ns = sent_ns;
                     }
                 }
@@ -200,11 +205,16 @@ impl InProcessJob<'_> {
                 // The deadline ends every request; only a stuck stage keeps one this long.
                 for slot in table.iter().enumerate().filter(|(i, _)| !free.contains(i)).map(|(_, s)| *s) {
                     tally.phase(slot.phase).failed(
-                        &Timing { intended_ns: slot.intended_ns, sent_ns: slot.sent_ns, done_ns: 0 },
+                        &Timing {
+                            intended_ns: slot.intended_ns,
+                            dispatched_ns: slot.dispatched_ns,
+                            sent_ns: slot.sent_ns,
+                            done_ns: 0,
+                        },
                         ErrorKind::Timeout,
                     );
                 }
-                for (_, phase) in backlog.drain(..) {
+                for (_, _, phase) in backlog.drain(..) {
                     tally.phase(phase).error(ErrorKind::Unsent);
                 }
                 break;

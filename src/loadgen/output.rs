@@ -18,7 +18,7 @@ use super::threshold::Verdict;
 use crate::metrics::{hgrm, hlog, Summary};
 
 /// The `.hlog` tags, in the order of [`IntervalRecord::buckets`].
-pub const HLOG_TAGS: [&str; 3] = ["corrected", "uncorrected", "send_lag"];
+pub const HLOG_TAGS: [&str; 4] = ["corrected", "uncorrected", "send_lag", "connection_wait"];
 
 /// Latency percentiles in microseconds.
 #[derive(Debug, Clone, Serialize)]
@@ -86,7 +86,10 @@ pub struct PhaseResults {
     /// Responses by status class: `2xx`, `4xx`, ...
     pub status: BTreeMap<&'static str, u64>,
     pub latency_us: LatencyResults,
+    /// How late the generator took each request off its schedule.
     pub send_lag_us: Spectrum,
+    /// How long each request then waited for a free connection.
+    pub connection_wait_us: Spectrum,
     #[serde(skip)]
     pub histograms: Latencies,
 }
@@ -112,13 +115,16 @@ impl PhaseResults {
                 uncorrected: Spectrum::of(&tally.latencies.uncorrected),
             },
             send_lag_us: Spectrum::of(&tally.latencies.send_lag),
+            connection_wait_us: Spectrum::of(&tally.latencies.connection_wait),
             histograms: tally.latencies.clone(),
         }
     }
 
-    /// Histogram `which` (0 corrected, 1 uncorrected, 2 send lag) at quantile `q` (1.0: max).
+    /// Histogram `which` (0 corrected, 1 uncorrected, 2 send lag, 3 connection wait) at
+    /// quantile `q` (1.0: max).
     pub fn latency_ns(&self, which: usize, q: f64) -> u64 {
-        let h = [&self.histograms.corrected, &self.histograms.uncorrected, &self.histograms.send_lag][which];
+        let h = &self.histograms;
+        let h = [&h.corrected, &h.uncorrected, &h.send_lag, &h.connection_wait][which];
         quantile_ns(h, q)
     }
 }
@@ -231,8 +237,8 @@ impl Results {
         Ok([path.to_path_buf(), uncorrected])
     }
 
-    /// The measured intervals, each as three tagged histograms (corrected, uncorrected,
-    /// send_lag), in nanoseconds.
+    /// The measured intervals, each as four tagged histograms (corrected, uncorrected,
+    /// send_lag, connection_wait), in nanoseconds.
     pub fn write_hlog(&self, path: &Path) -> std::io::Result<()> {
         let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
         let length = Duration::from_nanos(self.interval_ns);
@@ -320,6 +326,7 @@ impl fmt::Display for Results {
             ("corrected", &t.latency_us.corrected),
             ("uncorrected", &t.latency_us.uncorrected),
             ("send lag", &t.send_lag_us),
+            ("conn. wait", &t.connection_wait_us),
         ] {
             writeln!(
                 f,

@@ -80,7 +80,7 @@ impl Tally {
 
     /// A request that was sent and ended without a response.
     pub fn failed(&mut self, timing: &Timing, kind: ErrorKind) {
-        self.latencies.record_lag_only(timing);
+        self.latencies.record_sending(timing);
         self.sent += 1;
         self.error(kind);
     }

@@ -2,7 +2,8 @@
 //!
 //! `METRIC OP VALUE`, with OP one of `<`, `<=`, `>`, `>=`:
 //! - `p50`, `p90`, `p99`, `p99.9`, `p99.99`, `max`: corrected latency; `uncorrected.p99` and
-//!   the like: uncorrected latency; `lag.p50`, `lag.p99`, `lag.max`: send lag. The value takes
+//!   the like: uncorrected latency; `lag.p99` and the like: send lag; `wait.p99` and the like:
+//!   connection wait. The value takes
 //!   a unit: `ns`, `us`, `ms` or `s` (`p99<5ms`).
 //! - `errors`: with `%`, errors as a share of requests (`errors<0.1%`); without, a count.
 //! - `rate`: achieved requests per second (`rate>=9900`, `rate>=99k`).
@@ -74,7 +75,7 @@ impl std::str::FromStr for Threshold {
                 let (which, quantile) = latency_metric(name).ok_or_else(|| {
                     bad(&format!(
                         "unknown metric `{name}` (known: p50, p90, p99, p99.9, p99.99, max, \
-                         uncorrected.p99 ..., lag.p50, lag.p99, lag.max, errors, rate)"
+                         uncorrected.p99 ..., lag.p99 ..., wait.p99 ..., errors, rate)"
                     ))
                 })?;
                 let ns = duration_ns(value).ok_or_else(|| bad("a latency needs a unit: ns, us, ms or s (`5ms`)"))?;
@@ -93,6 +94,7 @@ fn latency_metric(name: &str) -> Option<(usize, f64)> {
     let (which, q) = match name.split_once('.') {
         Some(("uncorrected", q)) => (1, q),
         Some(("lag", q)) => (2, q),
+        Some(("wait", q)) => (3, q),
         _ => (0, name),
     };
     let quantile = match q {

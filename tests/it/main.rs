@@ -5,5 +5,6 @@ mod config;
 mod configs;
 mod engine;
 mod http_framing;
+mod load;
 mod record;
 mod support;

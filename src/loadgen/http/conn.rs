@@ -18,6 +18,8 @@ use crate::loadgen::tally::ErrorKind;
 pub struct Pending {
     /// When the schedule meant it to go; 0 in a closed loop, where it is its send time.
     pub intended_ns: u64,
+    /// When the sending loop took it off the schedule; 0 in a closed loop.
+    pub dispatched_ns: u64,
     /// When it was written; 0 until then.
     pub sent_ns: u64,
     pub phase: u32,
@@ -125,6 +127,7 @@ impl Connection {
             p.sent_ns = now;
             if p.intended_ns == 0 {
                 p.intended_ns = now;
+                p.dispatched_ns = now;
             }
         }
         self.written = self.in_flight.len();

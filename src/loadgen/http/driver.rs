@@ -56,7 +56,8 @@ impl HttpJob<'_> {
         let mut events = Events::with_capacity(1024);
         let mut conns: Vec<Connection> = (0..self.connections).map(|_| Connection::new(self.depth)).collect();
         let mut arrivals = self.schedule.arrivals(self.thread, self.threads).peekable();
-        let mut backlog: VecDeque<(u64, u32)> = VecDeque::with_capacity(self.backlog.min(1 << 16));
+        // (intended, dispatched, phase) of each request waiting for a free connection.
+        let mut backlog: VecDeque<(u64, u64, u32)> = VecDeque::with_capacity(self.backlog.min(1 << 16));
         let end_ns = self.start_ns + self.schedule.length_ns();
         let give_up_ns = end_ns + self.timeout_ns;
         let (mut next_kind, mut cursor, mut next_expiry_check) = (self.thread as u64, 0usize, 0u64);
@@ -68,11 +69,23 @@ impl HttpJob<'_> {
             let phase = tally.phase(p.phase as usize);
             match how {
                 Ended::Response { status, done_ns } => {
-                    phase.response(&Timing { intended_ns: p.intended_ns, sent_ns: p.sent_ns, done_ns }, status)
+                    let timing = Timing {
+                        intended_ns: p.intended_ns,
+                        dispatched_ns: p.dispatched_ns,
+                        sent_ns: p.sent_ns,
+                        done_ns,
+                    };
+                    phase.response(&timing, status)
                 }
                 Ended::Error(ErrorKind::Unsent) => phase.error(ErrorKind::Unsent),
                 Ended::Error(kind) => {
-                    phase.failed(&Timing { intended_ns: p.intended_ns, sent_ns: p.sent_ns, done_ns: 0 }, kind)
+                    let timing = Timing {
+                        intended_ns: p.intended_ns,
+                        dispatched_ns: p.dispatched_ns,
+                        sent_ns: p.sent_ns,
+                        done_ns: 0,
+                    };
+                    phase.failed(&timing, kind)
                 }
             }
         };
@@ -80,6 +93,7 @@ impl HttpJob<'_> {
             let now = now_ns();
             tally.tick(now);
             let running = now < end_ns;
+            let started = now >= start_ns;
 
             // 1. What is due.
             if self.open {
@@ -89,7 +103,7 @@ impl HttpJob<'_> {
                     }
                     arrivals.next();
                     if backlog.len() < self.backlog {
-                        backlog.push_back((start_ns + due, phase as u32));
+                        backlog.push_back((start_ns + due, now, phase as u32));
                     } else {
                         tally.phase(phase).error(ErrorKind::Unsent);
                     }
@@ -99,14 +113,15 @@ impl HttpJob<'_> {
             // 2. Onto connections.
             let n = conns.len();
             if self.open {
-                'backlog: while let Some(&(intended_ns, phase)) = backlog.front() {
+                'backlog: while let Some(&(intended_ns, dispatched_ns, phase)) = backlog.front() {
                     for step in 0..n {
                         let i = (cursor + step) % n;
                         if conns[i].has_room() {
                             backlog.pop_front();
                             let kind = self.mix.pick(next_kind);
                             next_kind += self.threads as u64;
-                            let pending = Pending { intended_ns, sent_ns: 0, phase, head: self.heads[kind] };
+                            let pending =
+                                Pending { intended_ns, dispatched_ns, sent_ns: 0, phase, head: self.heads[kind] };
                             conns[i].push(&self.requests[kind], pending);
                             cursor = (i + 1) % n;
                             continue 'backlog;
@@ -114,7 +129,7 @@ impl HttpJob<'_> {
                     }
                     break;
                 }
-            } else if running {
+            } else if started && running {
                 let phase = schedule.phase_at(now - start_ns) as u32;
                 for conn in conns.iter_mut() {
                     while conn.has_room() {
@@ -122,7 +137,7 @@ impl HttpJob<'_> {
                         next_kind += self.threads as u64;
                         conn.push(
                             &self.requests[kind],
-                            Pending { intended_ns: 0, sent_ns: 0, phase, head: self.heads[kind] },
+                            Pending { intended_ns: 0, dispatched_ns: 0, sent_ns: 0, phase, head: self.heads[kind] },
                         );
                     }
                 }
@@ -156,7 +171,7 @@ impl HttpJob<'_> {
                 for conn in &mut conns {
                     conn.fail(ErrorKind::Timeout, &mut |p, how| end(p, how, tally));
                 }
-                for (_, phase) in backlog.drain(..) {
+                for (_, _, phase) in backlog.drain(..) {
                     tally.phase(phase as usize).error(ErrorKind::Unsent);
                 }
                 break;
@@ -164,6 +179,9 @@ impl HttpJob<'_> {
 
             // 4. Wait for the network, or for the next thing due.
             let mut wake = tally.next_tick_ns().min(if running { end_ns } else { give_up_ns });
+            if !started {
+                wake = wake.min(start_ns);
+            }
             if self.open {
                 if let Some(&(due, _)) = arrivals.peek() {
                     wake = wake.min(start_ns + due);
