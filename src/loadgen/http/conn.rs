@@ -198,8 +198,12 @@ impl Connection {
                 }
                 Ok(n) => {
                     let done_ns = now_ns();
+                    let drained = self.filled + n < self.input.len();
                     self.filled += n;
-                    if !self.parse(done_ns, ends) {
+                    if !self.parse(done_ns, ends) || drained {
+                        // A read that did not fill the buffer emptied the socket: bytes that
+                        // arrive later raise a new edge, so reading on to WouldBlock would
+                        // only cost a second system call per response.
                         return;
                     }
                 }

@@ -5,7 +5,8 @@
 //! 1. open loop: every request now due joins the backlog (bounded; a due request that finds it
 //!    full is counted as unsent); closed loop: every connection with room gets a new request;
 //! 2. backlog requests go to connections with room, round robin, and are written out;
-//! 3. connections whose oldest request outlived `--timeout` are failed, closed ones reopened;
+//! 3. each millisecond, connections whose oldest request outlived `--timeout` are failed, and
+//!    closed ones reopened;
 //! 4. poll: without waiting when the next send is less than a millisecond away (epoll waits in
 //!    whole milliseconds), else until the next thing to do.
 //!
@@ -48,7 +49,8 @@ pub struct HttpJob<'a> {
     pub tally: ThreadTally,
 }
 
-const POLL_SPIN_NS: u64 = 1_000_000;
+/// A send due sooner than this is waited for by spinning on the poll.
+const SPIN_NS: u64 = 1_000_000;
 
 impl HttpJob<'_> {
     pub fn run(mut self) -> io::Result<()> {
@@ -60,7 +62,7 @@ impl HttpJob<'_> {
         let mut backlog: VecDeque<(u64, u64, u32)> = VecDeque::with_capacity(self.backlog.min(1 << 16));
         let end_ns = self.start_ns + self.schedule.length_ns();
         let give_up_ns = end_ns + self.timeout_ns;
-        let (mut next_kind, mut cursor, mut next_expiry_check) = (self.thread as u64, 0usize, 0u64);
+        let (mut next_kind, mut next_expiry_check) = (self.thread as u64, 0u64);
         let tally = &mut self.tally;
         let schedule = self.schedule;
         let start_ns = self.start_ns;
@@ -89,6 +91,13 @@ impl HttpJob<'_> {
                 }
             }
         };
+        // Connections that may have room for a request, each listed once, in the order they
+        // got it; and those with requests to write this turn. Only these are visited, so a
+        // turn costs what happened in it, not the number of connections.
+        let n = conns.len();
+        let mut room: VecDeque<usize> = VecDeque::with_capacity(n);
+        let mut listed = vec![false; n];
+        let mut dirty: Vec<usize> = Vec::with_capacity(n);
         loop {
             let now = now_ns();
             tally.tick(now);
@@ -110,103 +119,114 @@ impl HttpJob<'_> {
                 }
             }
 
-            // 2. Onto connections.
-            let n = conns.len();
+            // 2. Onto connections with room, then written out.
             if self.open {
-                'backlog: while let Some(&(intended_ns, dispatched_ns, phase)) = backlog.front() {
-                    for step in 0..n {
-                        let i = (cursor + step) % n;
-                        if conns[i].has_room() {
-                            backlog.pop_front();
-                            let kind = self.mix.pick(next_kind);
-                            next_kind += self.threads as u64;
-                            let pending =
-                                Pending { intended_ns, dispatched_ns, sent_ns: 0, phase, head: self.heads[kind] };
-                            conns[i].push(&self.requests[kind], pending);
-                            cursor = (i + 1) % n;
-                            continue 'backlog;
-                        }
+                while !backlog.is_empty() {
+                    let Some(&i) = room.front() else { break };
+                    if !conns[i].has_room() {
+                        room.pop_front();
+                        listed[i] = false;
+                        continue;
                     }
-                    break;
+                    let (intended_ns, dispatched_ns, phase) = backlog.pop_front().expect("not empty");
+                    let kind = self.mix.pick(next_kind);
+                    next_kind += self.threads as u64;
+                    let pending = Pending { intended_ns, dispatched_ns, sent_ns: 0, phase, head: self.heads[kind] };
+                    conns[i].push(&self.requests[kind], pending);
+                    dirty.push(i);
+                    // Round robin: a connection with room left goes to the back.
+                    room.pop_front();
+                    if conns[i].has_room() {
+                        room.push_back(i);
+                    } else {
+                        listed[i] = false;
+                    }
                 }
             } else if started && running {
                 let phase = schedule.phase_at(now - start_ns) as u32;
-                for conn in conns.iter_mut() {
-                    while conn.has_room() {
+                while let Some(i) = room.pop_front() {
+                    listed[i] = false;
+                    while conns[i].has_room() {
                         let kind = self.mix.pick(next_kind);
                         next_kind += self.threads as u64;
-                        conn.push(
-                            &self.requests[kind],
-                            Pending { intended_ns: 0, dispatched_ns: 0, sent_ns: 0, phase, head: self.heads[kind] },
-                        );
+                        let pending =
+                            Pending { intended_ns: 0, dispatched_ns: 0, sent_ns: 0, phase, head: self.heads[kind] };
+                        conns[i].push(&self.requests[kind], pending);
+                        dirty.push(i);
                     }
                 }
             }
-            for conn in conns.iter_mut().filter(|c| c.has_unwritten()) {
-                conn.flush(&mut |p, how| end(p, how, tally));
+            for i in dirty.drain(..) {
+                conns[i].flush(&mut |p, how| end(p, how, tally));
             }
 
-            // 3. Timeouts (checked each millisecond) and reopening.
-            let needed = running || !backlog.is_empty();
+            // 3. Each millisecond: timeouts, and reopening closed connections.
             if now >= next_expiry_check {
                 next_expiry_check = now + 1_000_000;
-                for conn in conns.iter_mut().filter(|c| c.expired(now, self.timeout_ns)) {
-                    conn.fail(ErrorKind::Timeout, &mut |p, how| end(p, how, tally));
-                }
-            }
-            for (i, conn) in conns.iter_mut().enumerate() {
-                if let State::Down { retry_ns } = conn.state {
-                    if needed && retry_ns <= now {
-                        if let Err(kind) = conn.connect(self.addr, poll.registry(), Token(i)) {
-                            tally.phase(schedule.phase_at(now.saturating_sub(start_ns))).error(kind);
+                let needed = running || !backlog.is_empty();
+                for (i, conn) in conns.iter_mut().enumerate() {
+                    if conn.expired(now, self.timeout_ns) {
+                        conn.fail(ErrorKind::Timeout, &mut |p, how| end(p, how, tally));
+                    }
+                    if let State::Down { retry_ns } = conn.state {
+                        if needed && retry_ns <= now {
+                            if let Err(kind) = conn.connect(self.addr, poll.registry(), Token(i)) {
+                                tally.phase(schedule.phase_at(now.saturating_sub(start_ns))).error(kind);
+                            }
                         }
                     }
                 }
             }
 
             // The end: nothing left to send and nothing in flight, or out of time.
-            let in_flight: usize = conns.iter().map(Connection::in_flight).sum();
             let exhausted = !self.open || arrivals.peek().is_none();
-            if !running && exhausted && ((backlog.is_empty() && in_flight == 0) || now >= give_up_ns) {
-                for conn in &mut conns {
-                    conn.fail(ErrorKind::Timeout, &mut |p, how| end(p, how, tally));
+            if !running && exhausted {
+                let in_flight: usize = conns.iter().map(Connection::in_flight).sum();
+                if (backlog.is_empty() && in_flight == 0) || now >= give_up_ns {
+                    for conn in &mut conns {
+                        conn.fail(ErrorKind::Timeout, &mut |p, how| end(p, how, tally));
+                    }
+                    for (_, _, phase) in backlog.drain(..) {
+                        tally.phase(phase as usize).error(ErrorKind::Unsent);
+                    }
+                    break;
                 }
-                for (_, _, phase) in backlog.drain(..) {
-                    tally.phase(phase as usize).error(ErrorKind::Unsent);
-                }
-                break;
             }
 
-            // 4. Wait for the network, or for the next thing due.
-            let mut wake = tally.next_tick_ns().min(if running { end_ns } else { give_up_ns });
+            // 4. Wait for the network, or for the next thing due. epoll waits in whole
+            // milliseconds: a send due within one is waited for by polling without waiting
+            // (spinning); ticks, timeouts and the end can come a little late instead.
+            let mut coarse = tally.next_tick_ns().min(if running { end_ns } else { give_up_ns }).min(next_expiry_check);
             if !started {
-                wake = wake.min(start_ns);
+                coarse = coarse.min(start_ns);
             }
+            let now = now_ns();
+            let mut timeout_ms = coarse.saturating_sub(now).div_ceil(1_000_000);
             if self.open {
                 if let Some(&(due, _)) = arrivals.peek() {
-                    wake = wake.min(start_ns + due);
+                    timeout_ms = timeout_ms.min((start_ns + due).saturating_sub(now + SPIN_NS) / 1_000_000);
+                }
+                if !backlog.is_empty() && !room.is_empty() {
+                    timeout_ms = 0;
                 }
             }
-            if in_flight > 0 {
-                wake = wake.min(next_expiry_check);
-            }
-            let wait = wake.saturating_sub(now_ns());
-            let timeout = if wait < POLL_SPIN_NS || (self.open && !backlog.is_empty()) {
-                Duration::ZERO
-            } else {
-                Duration::from_millis((wait - POLL_SPIN_NS) / 1_000_000)
-            };
+            let timeout = Duration::from_millis(timeout_ms);
             match poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
             for event in events.iter() {
-                let conn = &mut conns[event.token().0];
+                let i = event.token().0;
+                let conn = &mut conns[i];
                 let readable = event.is_readable() || event.is_read_closed() || event.is_error();
                 let writable = event.is_writable() || event.is_write_closed();
                 if let Some(kind) = conn.ready(readable, writable, &mut |p, how| end(p, how, tally)) {
                     tally.phase(schedule.phase_at(now_ns().saturating_sub(start_ns))).error(kind);
+                }
+                if !listed[i] && conn.has_room() {
+                    listed[i] = true;
+                    room.push_back(i);
                 }
             }
         }
