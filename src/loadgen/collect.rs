@@ -129,3 +129,54 @@ pub fn collect(
     }
     Collected { phases, intervals }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadgen::correction::Timing;
+    use crate::loadgen::schedule::{Arrival, Phase};
+    use crate::loadgen::tally::ThreadTally;
+
+    const S: u64 = 1_000_000_000;
+
+    fn schedule() -> Schedule {
+        let phase = |label: &str, measured| Phase { label: label.into(), length_ns: 2 * S, rate: None, measured };
+        Schedule::new(vec![phase("warmup", false), phase("run", true)], Arrival::Constant)
+    }
+
+    fn response(tally: &mut ThreadTally, phase: usize, latency_ns: u64) {
+        let t = Timing { intended_ns: 0, dispatched_ns: 0, sent_ns: 0, done_ns: latency_ns };
+        tally.phase(phase).response(&t, 200);
+    }
+
+    #[test]
+    fn intervals_from_every_thread_merge_into_phases_and_a_log_of_the_measured_ones() {
+        let (tx, rx) = flume::bounded(64);
+        let schedule = schedule();
+        let mut a = ThreadTally::new(0, 0, S, tx.clone());
+        let mut b = ThreadTally::new(1, 0, S, tx);
+        // Interval 0: warmup only. Interval 1: a warmup request ending late and two measured.
+        // Thread b skips interval 2 (nothing happened) and ends in interval 3.
+        response(&mut a, 0, 1_000);
+        response(&mut b, 0, 2_000);
+        a.tick(S);
+        b.tick(S);
+        response(&mut a, 0, 3_000);
+        response(&mut a, 1, 4_000);
+        response(&mut b, 1, 5_000);
+        a.tick(2 * S);
+        b.tick(3 * S);
+        response(&mut b, 1, 6_000);
+        a.finish();
+        b.finish();
+
+        let collected = collect(rx, 2, &schedule, S, None);
+        let lens: Vec<(u64, u64)> =
+            collected.phases.iter().map(|t| (t.responses, t.latencies.corrected.len())).collect();
+        assert_eq!(lens, [(3, 3), (3, 3)]);
+        let log: Vec<(u64, u64)> = collected.intervals.iter().map(|r| (r.index, r.histogram(0).len())).collect();
+        // Interval 0 held no measured request; interval 1 two; interval 3 one.
+        assert_eq!(log, [(1, 2), (3, 1)]);
+        assert_eq!(collected.intervals[1].histogram(0).max(), collected.phases[1].latencies.corrected.max());
+    }
+}
