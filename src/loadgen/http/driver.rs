@@ -15,6 +15,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::iter::Peekable;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ use super::conn::{Connection, Ended, Pending, State};
 use crate::clock::now_ns;
 use crate::loadgen::correction::Timing;
 use crate::loadgen::mix::Mix;
-use crate::loadgen::schedule::Schedule;
+use crate::loadgen::schedule::{Arrivals, Schedule};
 use crate::loadgen::tally::{ErrorKind, ThreadTally};
 
 /// What one sending thread does.
@@ -51,186 +52,268 @@ pub struct HttpJob<'a> {
 
 /// A send due sooner than this is waited for by spinning on the poll.
 const SPIN_NS: u64 = 1_000_000;
+/// How often timeouts are checked and closed connections reopened.
+const HOUSEKEEPING_NS: u64 = 1_000_000;
+
+/// Connections that may have room for a request, each listed once, in the order they got it.
+/// Only connections that had an event are offered, so a turn costs what happened in it, not
+/// the number of connections.
+struct Room {
+    queue: VecDeque<usize>,
+    listed: Vec<bool>,
+}
+
+impl Room {
+    fn new(connections: usize) -> Self {
+        Room { queue: VecDeque::with_capacity(connections), listed: vec![false; connections] }
+    }
+
+    fn offer(&mut self, i: usize, conn: &Connection) {
+        if !self.listed[i] && conn.has_room() {
+            self.listed[i] = true;
+            self.queue.push_back(i);
+        }
+    }
+
+    /// The connection with room that is next in turn (it stays listed until [`Room::used`]).
+    fn next(&mut self, conns: &[Connection]) -> Option<usize> {
+        while let Some(&i) = self.queue.front() {
+            if conns[i].has_room() {
+                return Some(i);
+            }
+            self.queue.pop_front();
+            self.listed[i] = false;
+        }
+        None
+    }
+
+    /// Connection `i`, just given a request, goes to the back of the queue if it has room
+    /// left: round robin.
+    fn used(&mut self, i: usize, conn: &Connection) {
+        self.queue.pop_front();
+        self.listed[i] = false;
+        self.offer(i, conn);
+    }
+
+    /// Takes the next connection off the queue.
+    fn take(&mut self) -> Option<usize> {
+        let i = self.queue.pop_front()?;
+        self.listed[i] = false;
+        Some(i)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}
+
+/// How a request that left a connection is counted.
+fn count(tally: &mut ThreadTally, p: Pending, how: Ended) {
+    let phase = tally.phase(p.phase as usize);
+    let timing =
+        |done_ns| Timing { intended_ns: p.intended_ns, dispatched_ns: p.dispatched_ns, sent_ns: p.sent_ns, done_ns };
+    match how {
+        Ended::Response { status, done_ns } => phase.response(&timing(done_ns), status),
+        Ended::Error(ErrorKind::Unsent) => phase.error(ErrorKind::Unsent),
+        Ended::Error(kind) => phase.failed(&timing(0), kind),
+    }
+}
+
+/// The state of a running [`HttpJob`].
+struct Sender<'a> {
+    job: HttpJob<'a>,
+    poll: Poll,
+    conns: Vec<Connection>,
+    arrivals: Peekable<Arrivals<'a>>,
+    /// (intended, dispatched, phase) of each request waiting for a free connection.
+    backlog: VecDeque<(u64, u64, u32)>,
+    room: Room,
+    /// Connections with requests to write this turn.
+    dirty: Vec<usize>,
+    /// Request number of the next request, for the mix's draw.
+    next_request: u64,
+    next_housekeeping_ns: u64,
+    end_ns: u64,
+    give_up_ns: u64,
+}
 
 impl HttpJob<'_> {
-    pub fn run(mut self) -> io::Result<()> {
-        let mut poll = Poll::new()?;
-        let mut events = Events::with_capacity(1024);
-        let mut conns: Vec<Connection> = (0..self.connections).map(|_| Connection::new(self.depth)).collect();
-        let mut arrivals = self.schedule.arrivals(self.thread, self.threads).peekable();
-        // (intended, dispatched, phase) of each request waiting for a free connection.
-        let mut backlog: VecDeque<(u64, u64, u32)> = VecDeque::with_capacity(self.backlog.min(1 << 16));
+    pub fn run(self) -> io::Result<()> {
         let end_ns = self.start_ns + self.schedule.length_ns();
-        let give_up_ns = end_ns + self.timeout_ns;
-        let (mut next_kind, mut next_expiry_check) = (self.thread as u64, 0u64);
-        let tally = &mut self.tally;
         let schedule = self.schedule;
-        let start_ns = self.start_ns;
-        // How a request that left a connection is counted.
-        let end = |p: Pending, how: Ended, tally: &mut ThreadTally| {
-            let phase = tally.phase(p.phase as usize);
-            match how {
-                Ended::Response { status, done_ns } => {
-                    let timing = Timing {
-                        intended_ns: p.intended_ns,
-                        dispatched_ns: p.dispatched_ns,
-                        sent_ns: p.sent_ns,
-                        done_ns,
-                    };
-                    phase.response(&timing, status)
-                }
-                Ended::Error(ErrorKind::Unsent) => phase.error(ErrorKind::Unsent),
-                Ended::Error(kind) => {
-                    let timing = Timing {
-                        intended_ns: p.intended_ns,
-                        dispatched_ns: p.dispatched_ns,
-                        sent_ns: p.sent_ns,
-                        done_ns: 0,
-                    };
-                    phase.failed(&timing, kind)
-                }
-            }
+        let mut sender = Sender {
+            poll: Poll::new()?,
+            conns: (0..self.connections).map(|_| Connection::new(self.depth)).collect(),
+            arrivals: schedule.arrivals(self.thread, self.threads).peekable(),
+            backlog: VecDeque::with_capacity(self.backlog.min(1 << 16)),
+            room: Room::new(self.connections),
+            dirty: Vec::with_capacity(self.connections),
+            next_request: self.thread as u64,
+            next_housekeeping_ns: 0,
+            end_ns,
+            give_up_ns: end_ns + self.timeout_ns,
+            job: self,
         };
-        // Connections that may have room for a request, each listed once, in the order they
-        // got it; and those with requests to write this turn. Only these are visited, so a
-        // turn costs what happened in it, not the number of connections.
-        let n = conns.len();
-        let mut room: VecDeque<usize> = VecDeque::with_capacity(n);
-        let mut listed = vec![false; n];
-        let mut dirty: Vec<usize> = Vec::with_capacity(n);
+        let mut events = Events::with_capacity(1024);
         loop {
             let now = now_ns();
-            tally.tick(now);
+            sender.job.tally.tick(now);
             let running = now < end_ns;
-            let started = now >= start_ns;
-
-            // 1. What is due.
-            if self.open {
-                while let Some(&(due, phase)) = arrivals.peek() {
-                    if start_ns + due > now {
-                        break;
-                    }
-                    arrivals.next();
-                    if backlog.len() < self.backlog {
-                        backlog.push_back((start_ns + due, now, phase as u32));
-                    } else {
-                        tally.phase(phase).error(ErrorKind::Unsent);
-                    }
-                }
+            if sender.job.open {
+                sender.take_due(now);
+                sender.send_backlog();
+            } else if running && now >= sender.job.start_ns {
+                sender.send_closed_loop(now);
             }
-
-            // 2. Onto connections with room, then written out.
-            if self.open {
-                while !backlog.is_empty() {
-                    let Some(&i) = room.front() else { break };
-                    if !conns[i].has_room() {
-                        room.pop_front();
-                        listed[i] = false;
-                        continue;
-                    }
-                    let (intended_ns, dispatched_ns, phase) = backlog.pop_front().expect("not empty");
-                    let kind = self.mix.pick(next_kind);
-                    next_kind += self.threads as u64;
-                    let pending = Pending { intended_ns, dispatched_ns, sent_ns: 0, phase, head: self.heads[kind] };
-                    conns[i].push(&self.requests[kind], pending);
-                    dirty.push(i);
-                    // Round robin: a connection with room left goes to the back.
-                    room.pop_front();
-                    if conns[i].has_room() {
-                        room.push_back(i);
-                    } else {
-                        listed[i] = false;
-                    }
-                }
-            } else if started && running {
-                let phase = schedule.phase_at(now - start_ns) as u32;
-                while let Some(i) = room.pop_front() {
-                    listed[i] = false;
-                    while conns[i].has_room() {
-                        let kind = self.mix.pick(next_kind);
-                        next_kind += self.threads as u64;
-                        let pending =
-                            Pending { intended_ns: 0, dispatched_ns: 0, sent_ns: 0, phase, head: self.heads[kind] };
-                        conns[i].push(&self.requests[kind], pending);
-                        dirty.push(i);
-                    }
-                }
+            sender.flush();
+            if now >= sender.next_housekeeping_ns {
+                sender.housekeeping(now, running);
             }
-            for i in dirty.drain(..) {
-                conns[i].flush(&mut |p, how| end(p, how, tally));
+            if !running && sender.finished(now) {
+                break;
             }
-
-            // 3. Each millisecond: timeouts, and reopening closed connections.
-            if now >= next_expiry_check {
-                next_expiry_check = now + 1_000_000;
-                let needed = running || !backlog.is_empty();
-                for (i, conn) in conns.iter_mut().enumerate() {
-                    if conn.expired(now, self.timeout_ns) {
-                        conn.fail(ErrorKind::Timeout, &mut |p, how| end(p, how, tally));
-                    }
-                    if let State::Down { retry_ns } = conn.state {
-                        if needed && retry_ns <= now {
-                            if let Err(kind) = conn.connect(self.addr, poll.registry(), Token(i)) {
-                                tally.phase(schedule.phase_at(now.saturating_sub(start_ns))).error(kind);
-                            }
-                        }
-                    }
-                }
-            }
-
-            // The end: nothing left to send and nothing in flight, or out of time.
-            let exhausted = !self.open || arrivals.peek().is_none();
-            if !running && exhausted {
-                let in_flight: usize = conns.iter().map(Connection::in_flight).sum();
-                if (backlog.is_empty() && in_flight == 0) || now >= give_up_ns {
-                    for conn in &mut conns {
-                        conn.fail(ErrorKind::Timeout, &mut |p, how| end(p, how, tally));
-                    }
-                    for (_, _, phase) in backlog.drain(..) {
-                        tally.phase(phase as usize).error(ErrorKind::Unsent);
-                    }
-                    break;
-                }
-            }
-
-            // 4. Wait for the network, or for the next thing due. epoll waits in whole
-            // milliseconds: a send due within one is waited for by polling without waiting
-            // (spinning); ticks, timeouts and the end can come a little late instead.
-            let mut coarse = tally.next_tick_ns().min(if running { end_ns } else { give_up_ns }).min(next_expiry_check);
-            if !started {
-                coarse = coarse.min(start_ns);
-            }
-            let now = now_ns();
-            let mut timeout_ms = coarse.saturating_sub(now).div_ceil(1_000_000);
-            if self.open {
-                if let Some(&(due, _)) = arrivals.peek() {
-                    timeout_ms = timeout_ms.min((start_ns + due).saturating_sub(now + SPIN_NS) / 1_000_000);
-                }
-                if !backlog.is_empty() && !room.is_empty() {
-                    timeout_ms = 0;
-                }
-            }
-            let timeout = Duration::from_millis(timeout_ms);
-            match poll.poll(&mut events, Some(timeout)) {
+            let timeout = sender.poll_timeout(running);
+            match sender.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
             for event in events.iter() {
-                let i = event.token().0;
-                let conn = &mut conns[i];
                 let readable = event.is_readable() || event.is_read_closed() || event.is_error();
                 let writable = event.is_writable() || event.is_write_closed();
-                if let Some(kind) = conn.ready(readable, writable, &mut |p, how| end(p, how, tally)) {
-                    tally.phase(schedule.phase_at(now_ns().saturating_sub(start_ns))).error(kind);
-                }
-                if !listed[i] && conn.has_room() {
-                    listed[i] = true;
-                    room.push_back(i);
+                sender.ready(event.token().0, readable, writable);
+            }
+        }
+        sender.job.tally.finish();
+        Ok(())
+    }
+}
+
+impl Sender<'_> {
+    /// Step 1, open loop: every request now due joins the backlog, or is unsent if it is full.
+    fn take_due(&mut self, now: u64) {
+        let start_ns = self.job.start_ns;
+        while let Some(&(due, phase)) = self.arrivals.peek() {
+            if start_ns + due > now {
+                break;
+            }
+            self.arrivals.next();
+            if self.backlog.len() < self.job.backlog {
+                self.backlog.push_back((start_ns + due, now, phase as u32));
+            } else {
+                self.job.tally.phase(phase).error(ErrorKind::Unsent);
+            }
+        }
+    }
+
+    /// Step 2, open loop: backlog requests onto connections with room, round robin.
+    fn send_backlog(&mut self) {
+        while !self.backlog.is_empty() {
+            let Some(i) = self.room.next(&self.conns) else { break };
+            let (intended_ns, dispatched_ns, phase) = self.backlog.pop_front().expect("not empty");
+            self.push(i, Pending { intended_ns, dispatched_ns, sent_ns: 0, phase, head: false });
+            self.room.used(i, &self.conns[i]);
+        }
+    }
+
+    /// Step 2, closed loop: every connection with room filled with new requests.
+    fn send_closed_loop(&mut self, now: u64) {
+        let phase = self.job.schedule.phase_at(now - self.job.start_ns) as u32;
+        while let Some(i) = self.room.take() {
+            while self.conns[i].has_room() {
+                self.push(i, Pending { intended_ns: 0, dispatched_ns: 0, sent_ns: 0, phase, head: false });
+            }
+        }
+    }
+
+    /// Queues the next request of the mix on connection `i`.
+    fn push(&mut self, i: usize, mut pending: Pending) {
+        let kind = self.job.mix.pick(self.next_request);
+        self.next_request += self.job.threads as u64;
+        pending.head = self.job.heads[kind];
+        self.conns[i].push(&self.job.requests[kind], pending);
+        self.dirty.push(i);
+    }
+
+    /// Writes what this turn queued.
+    fn flush(&mut self) {
+        let tally = &mut self.job.tally;
+        for i in self.dirty.drain(..) {
+            self.conns[i].flush(&mut |p, how| count(tally, p, how));
+        }
+    }
+
+    /// Step 3: timeouts, and reopening closed connections while they are needed.
+    fn housekeeping(&mut self, now: u64, running: bool) {
+        self.next_housekeeping_ns = now + HOUSEKEEPING_NS;
+        let needed = running || !self.backlog.is_empty();
+        let tally = &mut self.job.tally;
+        for (i, conn) in self.conns.iter_mut().enumerate() {
+            if conn.expired(now, self.job.timeout_ns) {
+                conn.fail(ErrorKind::Timeout, &mut |p, how| count(tally, p, how));
+            }
+            if let State::Down { retry_ns } = conn.state {
+                if needed && retry_ns <= now {
+                    if let Err(kind) = conn.connect(self.job.addr, self.poll.registry(), Token(i)) {
+                        let phase = self.job.schedule.phase_at(now.saturating_sub(self.job.start_ns));
+                        tally.phase(phase).error(kind);
+                    }
                 }
             }
         }
-        self.tally.finish();
-        Ok(())
+    }
+
+    /// After the schedule's end: true once nothing is left to send or in flight, or time is
+    /// up, when whatever is left is counted (timed out if sent, unsent if not).
+    fn finished(&mut self, now: u64) -> bool {
+        if self.job.open && self.arrivals.peek().is_some() {
+            return false;
+        }
+        let in_flight: usize = self.conns.iter().map(Connection::in_flight).sum();
+        if (!self.backlog.is_empty() || in_flight > 0) && now < self.give_up_ns {
+            return false;
+        }
+        let tally = &mut self.job.tally;
+        for conn in &mut self.conns {
+            conn.fail(ErrorKind::Timeout, &mut |p, how| count(tally, p, how));
+        }
+        for (_, _, phase) in self.backlog.drain(..) {
+            tally.phase(phase as usize).error(ErrorKind::Unsent);
+        }
+        true
+    }
+
+    /// Step 4: how long to wait for the network. epoll waits in whole milliseconds: a send
+    /// due within one is waited for by polling without waiting (spinning); ticks,
+    /// housekeeping and the end can come a little late instead.
+    fn poll_timeout(&mut self, running: bool) -> Duration {
+        let start_ns = self.job.start_ns;
+        let mut coarse = self.job.tally.next_tick_ns().min(self.next_housekeeping_ns);
+        coarse = coarse.min(if running { self.end_ns } else { self.give_up_ns });
+        let now = now_ns();
+        if now < start_ns {
+            coarse = coarse.min(start_ns);
+        }
+        let mut timeout_ms = coarse.saturating_sub(now).div_ceil(1_000_000);
+        if self.job.open {
+            if let Some(&(due, _)) = self.arrivals.peek() {
+                timeout_ms = timeout_ms.min((start_ns + due).saturating_sub(now + SPIN_NS) / 1_000_000);
+            }
+            if !self.backlog.is_empty() && !self.room.is_empty() {
+                timeout_ms = 0;
+            }
+        }
+        Duration::from_millis(timeout_ms)
+    }
+
+    /// A readiness event on connection `i`.
+    fn ready(&mut self, i: usize, readable: bool, writable: bool) {
+        let tally = &mut self.job.tally;
+        let conn = &mut self.conns[i];
+        if let Some(kind) = conn.ready(readable, writable, &mut |p, how| count(tally, p, how)) {
+            let phase = self.job.schedule.phase_at(now_ns().saturating_sub(self.job.start_ns));
+            tally.phase(phase).error(kind);
+        }
+        self.room.offer(i, conn);
     }
 }
