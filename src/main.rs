@@ -18,6 +18,8 @@ const USAGE: u8 = 2;
 const INVALID_CONFIG: u8 = 3;
 const THRESHOLD_FAILED: u8 = 4;
 const UNREACHABLE: u8 = 5;
+/// A second SIGINT/SIGTERM during `seda load`: 128 + SIGINT, as a shell reports an interrupt.
+const STOPPED_TWICE: i32 = 130;
 
 fn main() -> ExitCode {
     let result = match cli::parse() {
@@ -100,8 +102,15 @@ fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
 
 fn load(options: &seda::loadgen::LoadOptions) -> anyhow::Result<ExitCode> {
     use seda::loadgen::LoadError;
+    // The first SIGINT/SIGTERM ends the run early, with its results; a second one exits at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, STOPPED_TWICE, stop.clone())
+            .context("install the signal handler")?;
+        signal_hook::flag::register(signal, stop.clone()).context("install the signal handler")?;
+    }
     seda::engine::quiet_worker_panics();
-    let results = match seda::loadgen::run(options) {
+    let results = match seda::loadgen::run(options, &stop) {
         Ok(results) => results,
         Err(LoadError::Config(errors)) => return invalid(errors),
         Err(e @ LoadError::Usage(_)) => {

@@ -6,14 +6,18 @@
 //!    interval it counts into next;
 //! 2. an interval is final once every thread has moved past it (or is done); final intervals
 //!    are kept compactly (their non-empty buckets only), so a long run holds little;
-//! 3. the run ends when every thread has said it is done.
+//! 3. the run ends when every thread has said it is done. While it waits, it watches the stop
+//!    flag (Ctrl-C), and cuts the run short when it is set.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
 use super::correction::Latencies;
 use super::progress::Progress;
+use super::run_end::RunEnd;
 use super::schedule::Schedule;
 use super::tally::{Report, Tally};
 use crate::metrics::new_histogram;
@@ -67,13 +71,14 @@ struct Open {
     phase: usize,
 }
 
-/// Receives until every one of `threads` is done.
+/// Receives until every one of `threads` is done; `stop` set ends the run at once.
 pub fn collect(
     reports: flume::Receiver<Report>,
     threads: usize,
     schedule: &Schedule,
     interval_ns: u64,
     mut progress: Option<Progress>,
+    (stop, run_end): (&AtomicBool, &RunEnd),
 ) -> Collected {
     let mut phases = vec![Tally::default(); schedule.phases.len()];
     let mut intervals = Vec::new();
@@ -81,7 +86,14 @@ pub fn collect(
     let mut watermark = vec![0u64; threads];
     let mut done = 0;
     while done < threads {
-        let Ok(report) = reports.recv() else { break };
+        if stop.load(Ordering::Relaxed) {
+            run_end.stop_now();
+        }
+        let report = match reports.recv_timeout(Duration::from_millis(50)) {
+            Ok(report) => report,
+            Err(flume::RecvTimeoutError::Timeout) => continue,
+            Err(flume::RecvTimeoutError::Disconnected) => break,
+        };
         match report {
             Report::Interval { thread, index, next, phases: counts } => {
                 let slot = open.entry(index).or_default();
@@ -170,7 +182,8 @@ mod tests {
         a.finish();
         b.finish();
 
-        let collected = collect(rx, 2, &schedule, S, None);
+        let end = RunEnd::new(0, 4 * S);
+        let collected = collect(rx, 2, &schedule, S, None, (&AtomicBool::new(false), &end));
         let lens: Vec<(u64, u64)> =
             collected.phases.iter().map(|t| (t.responses, t.latencies.corrected.len())).collect();
         assert_eq!(lens, [(3, 3), (3, 3)]);

@@ -17,6 +17,7 @@ use seda_stages::Request;
 
 use super::correction::Timing;
 use super::mix::Mix;
+use super::run_end::RunEnd;
 use super::schedule::{Arrivals, Schedule};
 use super::tally::{ErrorKind, ThreadTally};
 use crate::clock::now_ns;
@@ -70,6 +71,7 @@ pub struct InProcessJob<'a> {
     pub mix: Option<&'a Mix>,
     pub cpu: Option<usize>,
     pub start_ns: u64,
+    pub run_end: &'a RunEnd,
     pub tally: ThreadTally,
 }
 
@@ -128,7 +130,8 @@ struct Driver<'a> {
 impl InProcessJob<'_> {
     /// Runs the schedule against the pipeline; returns the engine's own summary.
     pub fn run(self) -> Result<Summary, EngineError> {
-        let InProcessJob { schedule, open, mut plan, slots, backlog, timeout, mix, cpu, start_ns, tally } = self;
+        let InProcessJob { schedule, open, mut plan, slots, backlog, timeout, mix, cpu, start_ns, run_end, tally } =
+            self;
         if let Some(cpu) = cpu {
             core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
         }
@@ -145,8 +148,7 @@ impl InProcessJob<'_> {
             attributes: Generator::new(&plan.source),
         };
         let entry = plan.source.entry();
-        let end_ns = start_ns + schedule.length_ns();
-        let give_up_ns = end_ns + (timeout + plan.drain_timeout).as_nanos() as u64;
+        let give_up_after = (timeout + plan.drain_timeout).as_nanos() as u64;
         let returns = Arc::new(Returns { ended: ArrayQueue::new(slots) });
         let engine = Engine::start(plan, vec![returns.clone() as Arc<dyn Origin>])?;
         let mut submitter = engine.submitter(0, entry);
@@ -169,16 +171,17 @@ impl InProcessJob<'_> {
         loop {
             let now = now_ns();
             driver.tally.tick(now);
+            let end_ns = run_end.end_ns();
             let running = now < end_ns;
             let mut progressed = driver.take_returns(&returns);
             if open {
-                driver.take_due(now);
+                driver.take_due(now, end_ns);
             }
             if driver.fill_slots(now, running) {
                 driver.submit(&mut submitter);
                 progressed = true;
             }
-            if !running && driver.finished(now >= give_up_ns) {
+            if !running && driver.finished(now >= end_ns + give_up_after, end_ns) {
                 break;
             }
             if progressed {
@@ -220,9 +223,16 @@ impl Driver<'_> {
         any
     }
 
+    /// Whether a request of the schedule is due before `end_ns`.
+    fn more_due(&mut self, end_ns: u64) -> bool {
+        let start_ns = self.start_ns;
+        self.arrivals.peek().is_some_and(|&(due, _)| start_ns + due < end_ns)
+    }
+
     /// Open loop: every request now due joins the backlog, or is unsent if it is full.
-    fn take_due(&mut self, now: u64) {
-        while let Some(&(due, phase)) = self.arrivals.peek() {
+    fn take_due(&mut self, now: u64, end_ns: u64) {
+        while self.more_due(end_ns) {
+            let &(due, phase) = self.arrivals.peek().expect("more are due");
             if self.start_ns + due > now {
                 break;
             }
@@ -279,8 +289,8 @@ impl Driver<'_> {
     /// After the schedule's end: true once nothing is left to send or in flight, or when
     /// `out_of_time`, counting what is left (timed out if sent, unsent if not). The deadline
     /// ends every request, so only a stuck stage keeps one past the drain timeout.
-    fn finished(&mut self, out_of_time: bool) -> bool {
-        let exhausted = !self.open || self.arrivals.peek().is_none();
+    fn finished(&mut self, out_of_time: bool, end_ns: u64) -> bool {
+        let exhausted = !self.open || !self.more_due(end_ns);
         let idle = self.backlog.is_empty() && self.free.len() == self.table.len();
         if exhausted && idle {
             return true;

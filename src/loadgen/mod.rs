@@ -22,12 +22,14 @@ pub mod mix;
 pub mod options;
 pub mod output;
 pub mod progress;
+pub mod run_end;
 pub mod schedule;
 pub mod tally;
 pub mod threshold;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
 pub use options::{ArrivalKind, LoadOptions, Target};
@@ -37,6 +39,7 @@ use crate::clock::now_ns;
 use crate::config::{ConfigErrors, SourcePlan};
 use crate::engine::EngineError;
 use mix::Mix;
+use run_end::RunEnd;
 use schedule::{Arrival, Phase, Schedule};
 use tally::{Report, ThreadTally};
 
@@ -170,7 +173,8 @@ fn reach(target: &options::HttpTarget, timeout: Duration) -> Result<SocketAddr, 
 }
 
 /// Runs the load test the options describe and returns its results (thresholds checked).
-pub fn run(options: &LoadOptions) -> Result<Results, LoadError> {
+/// Setting `stop` ends the run early; the results are then those of the schedule up to there.
+pub fn run(options: &LoadOptions, stop: &AtomicBool) -> Result<Results, LoadError> {
     check(options)?;
     let phases = phases(options)?;
     let open = phases.iter().any(|p| p.rate.is_some());
@@ -192,6 +196,7 @@ pub fn run(options: &LoadOptions) -> Result<Results, LoadError> {
     let mut engine_summary = None;
     let start_ns;
     let started;
+    let run_end;
     let collected = match &options.target {
         Target::Http(target) => {
             let addr = reach(target, options.timeout)?;
@@ -199,6 +204,7 @@ pub fn run(options: &LoadOptions) -> Result<Results, LoadError> {
             let (requests, heads) = http::encode_requests(target, &mix);
             start_ns = now_ns() + LEAD_TIME.as_nanos() as u64;
             started = SystemTime::now() + LEAD_TIME;
+            run_end = RunEnd::new(start_ns, schedule.length_ns());
             std::thread::scope(|scope| {
                 let mut handles = Vec::new();
                 for thread in 0..threads {
@@ -218,6 +224,7 @@ pub fn run(options: &LoadOptions) -> Result<Results, LoadError> {
                         timeout_ns: options.timeout.as_nanos() as u64,
                         backlog: BACKLOG,
                         start_ns,
+                        run_end: &run_end,
                         tally: ThreadTally::new(thread, start_ns, interval_ns, report_tx.clone()),
                     };
                     let cpu = cpu_of(thread);
@@ -233,7 +240,8 @@ pub fn run(options: &LoadOptions) -> Result<Results, LoadError> {
                     handles.push(handle);
                 }
                 drop(report_tx);
-                let collected = collect::collect(report_rx, threads, &schedule, interval_ns, progress);
+                let collected =
+                    collect::collect(report_rx, threads, &schedule, interval_ns, progress, (stop, &run_end));
                 for h in handles {
                     h.join()
                         .expect("a sending thread does not panic")
@@ -247,6 +255,7 @@ pub fn run(options: &LoadOptions) -> Result<Results, LoadError> {
             let SourcePlan::Generator { cpu: source_cpu, .. } = plan.source;
             start_ns = now_ns() + LEAD_TIME.as_nanos() as u64;
             started = SystemTime::now() + LEAD_TIME;
+            run_end = RunEnd::new(start_ns, schedule.length_ns());
             let job = inprocess::InProcessJob {
                 schedule: &schedule,
                 open,
@@ -257,6 +266,7 @@ pub fn run(options: &LoadOptions) -> Result<Results, LoadError> {
                 mix: mix.as_ref(),
                 cpu: cpu_of(0).or(source_cpu),
                 start_ns,
+                run_end: &run_end,
                 tally: ThreadTally::new(0, start_ns, interval_ns, report_tx),
             };
             std::thread::scope(|scope| {
@@ -264,7 +274,7 @@ pub fn run(options: &LoadOptions) -> Result<Results, LoadError> {
                     .name("seda-load".into())
                     .spawn_scoped(scope, move || job.run())
                     .map_err(|source| LoadError::Io { what: "start the sending thread".into(), source })?;
-                let collected = collect::collect(report_rx, 1, &schedule, interval_ns, progress);
+                let collected = collect::collect(report_rx, 1, &schedule, interval_ns, progress, (stop, &run_end));
                 engine_summary = Some(handle.join().expect("the sending thread does not panic")?);
                 Ok::<_, LoadError>(collected)
             })?
@@ -282,6 +292,8 @@ pub fn run(options: &LoadOptions) -> Result<Results, LoadError> {
         pipeline_depth: options.pipeline,
         threads,
     };
+    // Stopped early: the results are those of the schedule as far as it ran.
+    let schedule = run_end.cut().map_or(schedule.clone(), |at| schedule.cut(at));
     let mut results = Results::new(shape, &schedule, collected, start_ns, started, interval_ns);
     results.engine = engine_summary;
     results.thresholds = options.fail_if.iter().map(|t| t.check(&results.total)).collect();

@@ -181,6 +181,10 @@ impl Results {
         let mut total = Tally::default();
         let (mut measured_ns, mut expected, mut first_measured) = (0, 0.0, None);
         for (i, (phase, tally)) in schedule.phases.iter().zip(&collected.phases).enumerate() {
+            if phase.length_ns == 0 {
+                // Cut off before it began (Ctrl-C): nothing was due in it.
+                continue;
+            }
             let target = phase.rate.map(|_| phase.expected_requests() / (phase.length_ns as f64 / 1e9));
             let start = schedule.phase_start_ns(i);
             let results =

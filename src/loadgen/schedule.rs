@@ -64,6 +64,23 @@ impl Schedule {
         Schedule { phases, arrival, starts }
     }
 
+    /// The schedule as it ran when cut `at_ns` after its start: phases past the cut keep
+    /// their place with no length, the one it falls in ends there (a ramp at the rate it had
+    /// reached).
+    pub fn cut(&self, at_ns: u64) -> Schedule {
+        let phases = self
+            .phases
+            .iter()
+            .zip(&self.starts)
+            .map(|(phase, &(start, _))| {
+                let length_ns = phase.length_ns.min(at_ns.saturating_sub(start));
+                let rate = phase.rate.map(|(a, b)| (a, a + (b - a) * length_ns as f64 / phase.length_ns.max(1) as f64));
+                Phase { length_ns, rate, ..phase.clone() }
+            })
+            .collect();
+        Schedule::new(phases, self.arrival)
+    }
+
     pub fn length_ns(&self) -> u64 {
         self.phases.iter().map(|p| p.length_ns).sum()
     }
@@ -208,6 +225,27 @@ mod tests {
         // Two threads: independent streams at half the rate each.
         let halves = s.arrivals(0, 2).count() + s.arrivals(1, 2).count();
         assert!((halves as i64 - 100_000).abs() < 2_000, "{halves}");
+    }
+
+    #[test]
+    fn a_cut_schedule_ends_at_the_cut_with_the_rate_it_had() {
+        let s = Schedule::new(
+            vec![
+                phase("warmup", 10, (1000.0, 1000.0), false),
+                phase("run", 20, (0.0, 2000.0), true),
+                phase("after", 5, (1.0, 1.0), true),
+            ],
+            Arrival::Constant,
+        );
+        let cut = s.cut(20_000_000);
+        let shape: Vec<(u64, Option<(f64, f64)>)> = cut.phases.iter().map(|p| (p.length_ns, p.rate)).collect();
+        assert_eq!(
+            shape,
+            [(10_000_000, Some((1000.0, 1000.0))), (10_000_000, Some((0.0, 1000.0))), (0, Some((1.0, 1.0)))]
+        );
+        // The cut schedule holds exactly the requests of the full one due before the cut.
+        let before: Vec<(u64, usize)> = s.arrivals(0, 1).take_while(|&(t, _)| t < 20_000_000).collect();
+        assert_eq!(cut.arrivals(0, 1).collect::<Vec<_>>(), before);
     }
 
     #[test]

@@ -425,3 +425,30 @@ fn every_bad_argument_is_a_clear_error() {
     }
     assert_eq!(server.received.load(Ordering::SeqCst), 0, "no bad invocation sent a request");
 }
+
+#[test]
+fn sigint_ends_the_run_early_with_the_results_of_the_schedule_so_far() {
+    let server = TestServer::start(Behaviour::Answer);
+    let json = scratch("sigint.json");
+    let child = seda()
+        .args(["load", &server.url("/"), "--rate", "1000", "--duration", "60s", "-c", "4"])
+        .arg("--json")
+        .arg(&json)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1_000));
+    // SAFETY: kill takes no pointers; the pid is our own child's, which has not been waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{:?}", output.status);
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let duration_s = r["duration_s"].as_f64().unwrap();
+    assert!(duration_s > 0.0 && duration_s < 60.0, "{duration_s}");
+    // One request every millisecond from 0: a run cut at t holds exactly those due before t.
+    let requests = count(&r, "requests");
+    assert_eq!(requests, (duration_s * 1000.0).ceil() as u64);
+    assert_eq!((count(&r, "responses"), count(&r, "errors")), (requests, 0));
+    assert_eq!(server.received.load(Ordering::SeqCst), requests);
+    let _ = std::fs::remove_file(json);
+}

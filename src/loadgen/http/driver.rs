@@ -25,6 +25,7 @@ use super::conn::{Connection, Ended, Pending, State};
 use crate::clock::now_ns;
 use crate::loadgen::correction::Timing;
 use crate::loadgen::mix::Mix;
+use crate::loadgen::run_end::RunEnd;
 use crate::loadgen::schedule::{Arrivals, Schedule};
 use crate::loadgen::tally::{ErrorKind, ThreadTally};
 
@@ -47,6 +48,8 @@ pub struct HttpJob<'a> {
     pub backlog: usize,
     /// The run's start (clock ns), shared by every thread.
     pub start_ns: u64,
+    /// Its end, shared too.
+    pub run_end: &'a RunEnd,
     pub tally: ThreadTally,
 }
 
@@ -133,13 +136,10 @@ struct Sender<'a> {
     /// Request number of the next request, for the mix's draw.
     next_request: u64,
     next_housekeeping_ns: u64,
-    end_ns: u64,
-    give_up_ns: u64,
 }
 
 impl HttpJob<'_> {
     pub fn run(self) -> io::Result<()> {
-        let end_ns = self.start_ns + self.schedule.length_ns();
         let schedule = self.schedule;
         let mut sender = Sender {
             poll: Poll::new()?,
@@ -150,15 +150,13 @@ impl HttpJob<'_> {
             dirty: Vec::with_capacity(self.connections),
             next_request: self.thread as u64,
             next_housekeeping_ns: 0,
-            end_ns,
-            give_up_ns: end_ns + self.timeout_ns,
             job: self,
         };
         let mut events = Events::with_capacity(1024);
         loop {
             let now = now_ns();
             sender.job.tally.tick(now);
-            let running = now < end_ns;
+            let running = now < sender.job.run_end.end_ns();
             if sender.job.open {
                 sender.take_due(now);
                 sender.send_backlog();
@@ -190,10 +188,23 @@ impl HttpJob<'_> {
 }
 
 impl Sender<'_> {
+    /// After the end, how long requests in flight are waited for.
+    fn give_up_ns(&self) -> u64 {
+        self.job.run_end.end_ns() + self.job.timeout_ns
+    }
+
+    /// Whether a request of this thread's schedule is due before the end.
+    fn more_due(&mut self) -> bool {
+        let end_ns = self.job.run_end.end_ns();
+        let start_ns = self.job.start_ns;
+        self.arrivals.peek().is_some_and(|&(due, _)| start_ns + due < end_ns)
+    }
+
     /// Step 1, open loop: every request now due joins the backlog, or is unsent if it is full.
     fn take_due(&mut self, now: u64) {
         let start_ns = self.job.start_ns;
-        while let Some(&(due, phase)) = self.arrivals.peek() {
+        while self.more_due() {
+            let &(due, phase) = self.arrivals.peek().expect("more are due");
             if start_ns + due > now {
                 break;
             }
@@ -266,11 +277,11 @@ impl Sender<'_> {
     /// After the schedule's end: true once nothing is left to send or in flight, or time is
     /// up, when whatever is left is counted (timed out if sent, unsent if not).
     fn finished(&mut self, now: u64) -> bool {
-        if self.job.open && self.arrivals.peek().is_some() {
+        if self.job.open && self.more_due() {
             return false;
         }
         let in_flight: usize = self.conns.iter().map(Connection::in_flight).sum();
-        if (!self.backlog.is_empty() || in_flight > 0) && now < self.give_up_ns {
+        if (!self.backlog.is_empty() || in_flight > 0) && now < self.give_up_ns() {
             return false;
         }
         let tally = &mut self.job.tally;
@@ -289,7 +300,7 @@ impl Sender<'_> {
     fn poll_timeout(&mut self, running: bool) -> Duration {
         let start_ns = self.job.start_ns;
         let mut coarse = self.job.tally.next_tick_ns().min(self.next_housekeeping_ns);
-        coarse = coarse.min(if running { self.end_ns } else { self.give_up_ns });
+        coarse = coarse.min(if running { self.job.run_end.end_ns() } else { self.give_up_ns() });
         let now = now_ns();
         if now < start_ns {
             coarse = coarse.min(start_ns);
