@@ -38,6 +38,7 @@ pub use output::Results;
 use crate::clock::now_ns;
 use crate::config::{ConfigErrors, SourcePlan};
 use crate::engine::EngineError;
+use collect::Collected;
 use mix::Mix;
 use run_end::RunEnd;
 use schedule::{Arrival, Phase, Schedule};
@@ -172,6 +173,32 @@ fn reach(target: &options::HttpTarget, timeout: Duration) -> Result<SocketAddr, 
     Ok(addr)
 }
 
+/// The moment a run starts, on both clocks, and its end.
+struct Start {
+    /// Clock ns of the first send time.
+    start_ns: u64,
+    /// The same moment on the wall clock, for the `.hlog` header.
+    wall: SystemTime,
+    end: RunEnd,
+}
+
+impl Start {
+    /// A run starting [`LEAD_TIME`] from now.
+    fn soon(schedule: &Schedule) -> Self {
+        let start_ns = now_ns() + LEAD_TIME.as_nanos() as u64;
+        Start { start_ns, wall: SystemTime::now() + LEAD_TIME, end: RunEnd::new(start_ns, schedule.length_ns()) }
+    }
+}
+
+/// A run being set up: what every target needs.
+struct Run<'a> {
+    options: &'a LoadOptions,
+    schedule: Schedule,
+    open: bool,
+    mix: Option<Mix>,
+    stop: &'a AtomicBool,
+}
+
 /// Runs the load test the options describe and returns its results (thresholds checked).
 /// Setting `stop` ends the run early; the results are then those of the schedule up to there.
 pub fn run(options: &LoadOptions, stop: &AtomicBool) -> Result<Results, LoadError> {
@@ -182,105 +209,18 @@ pub fn run(options: &LoadOptions, stop: &AtomicBool) -> Result<Results, LoadErro
         ArrivalKind::Constant => Arrival::Constant,
         ArrivalKind::Poisson => Arrival::Poisson { seed: options.seed },
     };
-    let schedule = Schedule::new(phases, arrival);
     let mix = options.mix.as_deref().map(|p| read_mix(p, options.seed)).transpose()?;
-    let cpu_of = |thread: usize| options.cpus.as_ref().map(|cpus| cpus[thread % cpus.len()]);
-    let interval_ns = INTERVAL.as_nanos() as u64;
-
-    let threads = match &options.target {
-        Target::Http(_) => options.threads,
-        Target::Pipeline(_) => 1,
-    };
-    let (report_tx, report_rx) = flume::bounded::<Report>(4 * threads);
-    let progress = progress::Progress::if_terminal();
-    let mut engine_summary = None;
-    let start_ns;
-    let started;
-    let run_end;
-    let collected = match &options.target {
+    let run = Run { options, schedule: Schedule::new(phases, arrival), open, mix, stop };
+    let (start, collected, engine, threads) = match &options.target {
         Target::Http(target) => {
-            let addr = reach(target, options.timeout)?;
-            let mix = mix.unwrap_or_else(|| Mix::single(&target.path));
-            let (requests, heads) = http::encode_requests(target, &mix);
-            start_ns = now_ns() + LEAD_TIME.as_nanos() as u64;
-            started = SystemTime::now() + LEAD_TIME;
-            run_end = RunEnd::new(start_ns, schedule.length_ns());
-            std::thread::scope(|scope| {
-                let mut handles = Vec::new();
-                for thread in 0..threads {
-                    let connections =
-                        options.connections / threads + usize::from(thread < options.connections % threads);
-                    let job = http::driver::HttpJob {
-                        thread,
-                        threads,
-                        schedule: &schedule,
-                        open,
-                        addr,
-                        requests: &requests,
-                        heads: &heads,
-                        mix: &mix,
-                        connections,
-                        depth: options.pipeline,
-                        timeout_ns: options.timeout.as_nanos() as u64,
-                        backlog: BACKLOG,
-                        start_ns,
-                        run_end: &run_end,
-                        tally: ThreadTally::new(thread, start_ns, interval_ns, report_tx.clone()),
-                    };
-                    let cpu = cpu_of(thread);
-                    let handle = std::thread::Builder::new()
-                        .name(format!("seda-load.{thread}"))
-                        .spawn_scoped(scope, move || {
-                            if let Some(cpu) = cpu {
-                                core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
-                            }
-                            job.run()
-                        })
-                        .map_err(|source| LoadError::Io { what: "start a sending thread".into(), source })?;
-                    handles.push(handle);
-                }
-                drop(report_tx);
-                let collected =
-                    collect::collect(report_rx, threads, &schedule, interval_ns, progress, (stop, &run_end));
-                for h in handles {
-                    h.join()
-                        .expect("a sending thread does not panic")
-                        .map_err(|source| LoadError::Io { what: "poll the connections".into(), source })?;
-                }
-                Ok::<_, LoadError>(collected)
-            })?
+            let (start, collected) = run.http(target)?;
+            (start, collected, None, options.threads)
         }
         Target::Pipeline(path) => {
-            let plan = crate::config::load(path).map_err(LoadError::Config)?;
-            let SourcePlan::Generator { cpu: source_cpu, .. } = plan.source;
-            start_ns = now_ns() + LEAD_TIME.as_nanos() as u64;
-            started = SystemTime::now() + LEAD_TIME;
-            run_end = RunEnd::new(start_ns, schedule.length_ns());
-            let job = inprocess::InProcessJob {
-                schedule: &schedule,
-                open,
-                plan,
-                slots: options.connections * options.pipeline,
-                backlog: BACKLOG,
-                timeout: options.timeout,
-                mix: mix.as_ref(),
-                cpu: cpu_of(0).or(source_cpu),
-                start_ns,
-                run_end: &run_end,
-                tally: ThreadTally::new(0, start_ns, interval_ns, report_tx),
-            };
-            std::thread::scope(|scope| {
-                let handle = std::thread::Builder::new()
-                    .name("seda-load".into())
-                    .spawn_scoped(scope, move || job.run())
-                    .map_err(|source| LoadError::Io { what: "start the sending thread".into(), source })?;
-                let collected = collect::collect(report_rx, 1, &schedule, interval_ns, progress, (stop, &run_end));
-                engine_summary = Some(handle.join().expect("the sending thread does not panic")?);
-                Ok::<_, LoadError>(collected)
-            })?
+            let (start, collected, summary) = run.in_process(path)?;
+            (start, collected, Some(summary), 1)
         }
     };
-
     let shape = output::RunShape {
         target: options.target.to_string(),
         mode: if open { "open" } else { "closed" },
@@ -293,11 +233,110 @@ pub fn run(options: &LoadOptions, stop: &AtomicBool) -> Result<Results, LoadErro
         threads,
     };
     // Stopped early: the results are those of the schedule as far as it ran.
-    let schedule = run_end.cut().map_or(schedule.clone(), |at| schedule.cut(at));
-    let mut results = Results::new(shape, &schedule, collected, start_ns, started, interval_ns);
-    results.engine = engine_summary;
+    let schedule = start.end.cut().map_or(run.schedule.clone(), |at| run.schedule.cut(at));
+    let interval_ns = INTERVAL.as_nanos() as u64;
+    let mut results = Results::new(shape, &schedule, collected, start.start_ns, start.wall, interval_ns);
+    results.engine = engine;
     results.thresholds = options.fail_if.iter().map(|t| t.check(&results.total)).collect();
     Ok(results)
+}
+
+impl Run<'_> {
+    fn cpu_of(&self, thread: usize) -> Option<usize> {
+        self.options.cpus.as_ref().map(|cpus| cpus[thread % cpus.len()])
+    }
+
+    /// Against an HTTP server: `--threads` sending threads, each with its share of the
+    /// connections and of the schedule; the collector on this thread.
+    fn http(&self, target: &options::HttpTarget) -> Result<(Start, Collected), LoadError> {
+        let o = self.options;
+        let addr = reach(target, o.timeout)?;
+        let mix = self.mix.clone().unwrap_or_else(|| Mix::single(&target.path));
+        let (requests, heads) = http::encode_requests(target, &mix);
+        let threads = o.threads;
+        let interval_ns = INTERVAL.as_nanos() as u64;
+        let (report_tx, report_rx) = flume::bounded::<Report>(4 * threads);
+        let start = Start::soon(&self.schedule);
+        let collected = std::thread::scope(|scope| {
+            let mut handles = Vec::new();
+            for thread in 0..threads {
+                let job = http::driver::HttpJob {
+                    thread,
+                    threads,
+                    schedule: &self.schedule,
+                    open: self.open,
+                    addr,
+                    requests: &requests,
+                    heads: &heads,
+                    mix: &mix,
+                    connections: o.connections / threads + usize::from(thread < o.connections % threads),
+                    depth: o.pipeline,
+                    timeout_ns: o.timeout.as_nanos() as u64,
+                    backlog: BACKLOG,
+                    start_ns: start.start_ns,
+                    run_end: &start.end,
+                    tally: ThreadTally::new(thread, start.start_ns, interval_ns, report_tx.clone()),
+                };
+                let cpu = self.cpu_of(thread);
+                let handle = std::thread::Builder::new()
+                    .name(format!("seda-load.{thread}"))
+                    .spawn_scoped(scope, move || {
+                        if let Some(cpu) = cpu {
+                            core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
+                        }
+                        job.run()
+                    })
+                    .map_err(|source| LoadError::Io { what: "start a sending thread".into(), source })?;
+                handles.push(handle);
+            }
+            drop(report_tx);
+            let progress = progress::Progress::if_terminal();
+            let collected =
+                collect::collect(report_rx, threads, &self.schedule, interval_ns, progress, (self.stop, &start.end));
+            for h in handles {
+                h.join()
+                    .expect("a sending thread does not panic")
+                    .map_err(|source| LoadError::Io { what: "poll the connections".into(), source })?;
+            }
+            Ok::<_, LoadError>(collected)
+        })?;
+        Ok((start, collected))
+    }
+
+    /// Against a pipeline config, in-process: one sending thread, the collector on this one.
+    fn in_process(&self, path: &Path) -> Result<(Start, Collected, crate::metrics::Summary), LoadError> {
+        let o = self.options;
+        let plan = crate::config::load(path).map_err(LoadError::Config)?;
+        let SourcePlan::Generator { cpu: source_cpu, .. } = plan.source;
+        let interval_ns = INTERVAL.as_nanos() as u64;
+        let (report_tx, report_rx) = flume::bounded::<Report>(4);
+        let start = Start::soon(&self.schedule);
+        let job = inprocess::InProcessJob {
+            schedule: &self.schedule,
+            open: self.open,
+            plan,
+            slots: o.connections * o.pipeline,
+            backlog: BACKLOG,
+            timeout: o.timeout,
+            mix: self.mix.as_ref(),
+            cpu: self.cpu_of(0).or(source_cpu),
+            start_ns: start.start_ns,
+            run_end: &start.end,
+            tally: ThreadTally::new(0, start.start_ns, interval_ns, report_tx),
+        };
+        let (collected, summary) = std::thread::scope(|scope| {
+            let handle = std::thread::Builder::new()
+                .name("seda-load".into())
+                .spawn_scoped(scope, move || job.run())
+                .map_err(|source| LoadError::Io { what: "start the sending thread".into(), source })?;
+            let progress = progress::Progress::if_terminal();
+            let collected =
+                collect::collect(report_rx, 1, &self.schedule, interval_ns, progress, (self.stop, &start.end));
+            let summary = handle.join().expect("the sending thread does not panic")?;
+            Ok::<_, LoadError>((collected, summary))
+        })?;
+        Ok((start, collected, summary))
+    }
 }
 
 /// Writes the files the options ask for.
