@@ -38,6 +38,8 @@ enum Behaviour {
     StallAt { at: u64, stall: Duration },
     /// Reads requests and never answers.
     Silent,
+    /// Answers each with a header field of this many bytes.
+    LongHeader(usize),
 }
 
 /// Per (method, path): requests received and their body bytes.
@@ -146,7 +148,15 @@ fn serve(
                 std::thread::sleep(until - now);
             }
         }
-        if out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").is_err() {
+        let written = match behaviour {
+            Behaviour::LongHeader(bytes) => {
+                let response =
+                    format!("HTTP/1.1 200 OK\r\nX-Long: {}\r\nContent-Length: 2\r\n\r\nok", "a".repeat(bytes));
+                out.write_all(response.as_bytes())
+            }
+            _ => out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        };
+        if written.is_err() {
             return;
         }
     }
@@ -451,4 +461,19 @@ fn sigint_ends_the_run_early_with_the_results_of_the_schedule_so_far() {
     assert_eq!((count(&r, "responses"), count(&r, "errors")), (requests, 0));
     assert_eq!(server.received.load(Ordering::SeqCst), requests);
     let _ = std::fs::remove_file(json);
+}
+
+#[test]
+fn a_long_response_head_is_read_and_one_past_the_limit_is_an_error() {
+    // 40 KiB of header: more than a connection's first input buffer, less than the 64 KiB limit.
+    let server = TestServer::start(Behaviour::LongHeader(40 * 1024));
+    let (r, _) = load("long-head", &[&server.url("/"), "--rate", "100", "--duration", "500ms", "-c", "2"]);
+    assert_eq!((count(&r, "requests"), count(&r, "responses"), count(&r, "errors")), (50, 50, 0));
+    // 70 KiB: past the limit, every request sent ends as a read error.
+    let server = TestServer::start(Behaviour::LongHeader(70 * 1024));
+    let (r, _) = load("too-long-head", &[&server.url("/"), "--rate", "100", "--duration", "500ms", "-c", "2"]);
+    let kinds = &r["errors_by_kind"];
+    assert_eq!((count(&r, "requests"), count(&r, "responses"), count(&r, "errors")), (50, 0, 50));
+    assert_eq!(kinds["read"].as_u64().unwrap() + kinds["unsent"].as_u64().unwrap(), 50, "{kinds}");
+    assert_eq!(count(&r, "sent"), kinds["read"].as_u64().unwrap());
 }

@@ -44,6 +44,10 @@ pub enum State {
     },
 }
 
+/// The input buffer of a connection at first: many responses at once, for few bytes per
+/// connection when there are thousands of them.
+const INPUT_BYTES: usize = 16 * 1024;
+
 /// After a failed connect, wait this long before the next attempt.
 const CONNECT_RETRY_NS: u64 = 10_000_000;
 
@@ -56,7 +60,9 @@ pub struct Connection {
     written: usize,
     out: Vec<u8>,
     out_pos: usize,
-    input: Box<[u8]>,
+    /// Bytes received and not yet consumed: `input[..filled]`. It starts small and grows (to
+    /// twice the longest head) only for a response head that does not fit.
+    input: Vec<u8>,
     filled: usize,
     parser: ResponseParser,
     depth: usize,
@@ -71,8 +77,7 @@ impl Connection {
             written: 0,
             out: Vec::new(),
             out_pos: 0,
-            // A whole response head fits, with room for the bytes that follow it.
-            input: vec![0; 2 * MAX_HEAD].into_boxed_slice(),
+            input: vec![0; INPUT_BYTES],
             filled: 0,
             parser: ResponseParser::default(),
             depth,
@@ -188,6 +193,15 @@ impl Connection {
 
     fn read(&mut self, ends: &mut impl FnMut(Pending, Ended)) {
         loop {
+            if self.filled == self.input.len() {
+                // Only a head longer than the buffer fills it (bodies are consumed as they
+                // come); the parser rejects one longer than MAX_HEAD.
+                let grown = (2 * self.input.len()).min(2 * MAX_HEAD);
+                if grown == self.input.len() {
+                    return self.fail(ErrorKind::Read, ends);
+                }
+                self.input.resize(grown, 0);
+            }
             let stream = self.stream.as_mut().expect("an open connection has a stream");
             match stream.read(&mut self.input[self.filled..]) {
                 Ok(0) => {
