@@ -2,10 +2,12 @@
 //! structs that `main` hands to the library.
 
 use std::path::PathBuf;
-
 use std::time::Duration;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use seda::loadgen::options::{parse_cpus, parse_duration, parse_rate, parse_sweep, parse_target, Sweep};
+use seda::loadgen::threshold::Threshold;
+use seda::loadgen::{ArrivalKind, LoadOptions, Target};
 use seda::report::{Options as ReportOptions, Window};
 
 #[derive(Parser)]
@@ -34,6 +36,9 @@ enum Command {
     },
     /// Check a pipeline config; print every error with its JSON path
     Validate { config: PathBuf },
+    /// Load-test an HTTP server or a pipeline (in-process), open or closed loop, with latency
+    /// corrected for coordinated omission
+    Load(Box<LoadArgs>),
     /// Print the pipeline's stage graph as Graphviz DOT
     Graph { config: PathBuf },
     /// Read run records back: latency per stage and end to end, over a time window if asked,
@@ -83,9 +88,83 @@ fn seconds(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(s).map_err(|_| format!("`{text}`: seconds must be 0 or more"))
 }
 
+#[derive(clap::Args)]
+#[command(after_help = "Exit codes: 0 done, every threshold held; 1 the run failed; 2 bad usage; \
+3 invalid pipeline config; 4 a --fail-if threshold failed; 5 the target cannot be reached.")]
+struct LoadArgs {
+    /// An http://host:port/path URL, or a pipeline config (JSON) to run in-process
+    #[arg(value_parser = parse_target)]
+    target: Target,
+    /// Open loop at this many requests per second (2000, 100k); without it, a closed loop
+    #[arg(long, value_parser = parse_rate, conflicts_with = "sweep")]
+    rate: Option<f64>,
+    /// How an open loop spaces its requests
+    #[arg(long, value_enum, default_value = "constant")]
+    arrival: Arrival,
+    /// Raise the rate linearly from 0 to --rate over the warmup and the run
+    #[arg(long, requires = "rate")]
+    ramp: bool,
+    /// A fixed-rate step per rate FROM, FROM+STEP, ... TO, each --duration long, with a
+    /// table of throughput and latency per step
+    #[arg(long, value_name = "FROM:TO:STEP", value_parser = parse_sweep)]
+    sweep: Option<Sweep>,
+    /// Connections (in-process: slots for requests in flight)
+    #[arg(short, long, default_value_t = 64)]
+    connections: usize,
+    /// Requests in flight per connection (HTTP/1.1 pipelining)
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
+    /// A request mix: one `METHOD PATH BODY_BYTES WEIGHT` a line
+    #[arg(long, value_name = "FILE")]
+    mix: Option<PathBuf>,
+    /// A request without a complete response this long after it was sent is an error
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    timeout: Duration,
+    /// Sending threads (HTTP; a pipeline gets one)
+    #[arg(short, long, default_value_t = 1)]
+    threads: usize,
+    /// Pin the sending threads to these CPUs, round robin (1, 0,1, 0-3)
+    #[arg(long, value_parser = |s: &str| parse_cpus(s).map(CpuList))]
+    cpus: Option<CpuList>,
+    /// The measured run (each step's, with --sweep)
+    #[arg(short, long, value_parser = parse_duration, default_value = "10s")]
+    duration: Duration,
+    /// Load before the measured run, shown but left out of the results
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    warmup: Duration,
+    /// Write the corrected latency spectrum (.hgrm, microseconds); the uncorrected one goes
+    /// beside it as NAME.uncorrected.hgrm
+    #[arg(long, value_name = "FILE")]
+    hgrm: Option<PathBuf>,
+    /// Write an HdrHistogram interval log (one line per second per histogram)
+    #[arg(long, value_name = "FILE")]
+    hlog: Option<PathBuf>,
+    /// Write the results as JSON
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// A condition that must hold, else exit 4: p99<5ms, uncorrected.p99.9<1ms, lag.p99<100us,
+    /// errors<0.1%, errors<=10, rate>=9900 (repeatable)
+    #[arg(long = "fail-if", value_name = "CONDITION")]
+    fail_if: Vec<Threshold>,
+    /// Seed of poisson arrivals and of the mix's draws
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// A list of CPUs as one value (clap would take a `Vec` for a repeated option).
+#[derive(Clone)]
+struct CpuList(Vec<usize>);
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Arrival {
+    Constant,
+    Poisson,
+}
+
 /// What the user asked for.
 pub enum Action {
     Run(RunOptions),
+    Load(Box<LoadOptions>),
     Validate { config: PathBuf },
     Graph { config: PathBuf },
     Report(ReportOptions),
@@ -110,6 +189,29 @@ pub fn parse() -> Action {
     match Cli::parse().command {
         Command::Run { config, json, record, listen } => Action::Run(RunOptions { config, json, record, listen }),
         Command::Validate { config } => Action::Validate { config },
+        Command::Load(a) => Action::Load(Box::new(LoadOptions {
+            rate: a.rate,
+            arrival: match a.arrival {
+                Arrival::Constant => ArrivalKind::Constant,
+                Arrival::Poisson => ArrivalKind::Poisson,
+            },
+            ramp: a.ramp,
+            sweep: a.sweep,
+            connections: a.connections,
+            pipeline: a.pipeline,
+            mix: a.mix,
+            timeout: a.timeout,
+            threads: a.threads,
+            cpus: a.cpus.map(|c| c.0),
+            duration: a.duration,
+            warmup: a.warmup,
+            hgrm: a.hgrm,
+            hlog: a.hlog,
+            json: a.json,
+            fail_if: a.fail_if,
+            seed: a.seed,
+            ..LoadOptions::new(a.target)
+        })),
         Command::Graph { config } => Action::Graph { config },
         Command::Report { runs, from, to, hgrm, svg } => {
             if let (Some(from), Some(to)) = (from, to) {

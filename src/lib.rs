@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod io;
+pub mod loadgen;
 pub mod metrics;
 pub mod net;
 pub mod report;

@@ -1,7 +1,8 @@
 //! The `seda` binary: parse the command line, call the library, map errors to exit codes.
 //!
 //! Exit codes: 0 success; 1 the run failed (or, for `report`, a run record could not be read);
-//! 2 bad usage; 3 the config is invalid.
+//! 2 bad usage; 3 the config is invalid; 4 a `seda load --fail-if` threshold failed; 5 `seda
+//! load`'s target cannot be reached.
 
 mod cli;
 
@@ -14,11 +15,17 @@ use anyhow::Context;
 use cli::{Action, RunOptions};
 use seda::config;
 
+const USAGE: u8 = 2;
 const INVALID_CONFIG: u8 = 3;
+const THRESHOLD_FAILED: u8 = 4;
+const UNREACHABLE: u8 = 5;
+/// A second SIGINT/SIGTERM during `seda load`: 128 + SIGINT, as a shell reports an interrupt.
+const STOPPED_TWICE: i32 = 130;
 
 fn main() -> ExitCode {
     let result = match cli::parse() {
         Action::Run(options) => run(options),
+        Action::Load(options) => load(&options),
         Action::Validate { config } => config::load(&config)
             .map(|plan| {
                 let count = |n: usize, noun: &str| format!("{n} {noun}{}", if n == 1 { "" } else { "s" });
@@ -106,4 +113,32 @@ fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
         seda::metrics::record::write_run(dir, &text, &summary, &recording)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn load(options: &seda::loadgen::LoadOptions) -> anyhow::Result<ExitCode> {
+    use seda::loadgen::LoadError;
+    // The first SIGINT/SIGTERM ends the run early, with its results; a second one exits at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, STOPPED_TWICE, stop.clone())
+            .context("install the signal handler")?;
+        signal_hook::flag::register(signal, stop.clone()).context("install the signal handler")?;
+    }
+    seda::engine::quiet_worker_panics();
+    let results = match seda::loadgen::run(options, &stop) {
+        Ok(results) => results,
+        Err(LoadError::Config(errors)) => return invalid(errors),
+        Err(e @ LoadError::Usage(_)) => {
+            eprintln!("seda load: {e}");
+            return Ok(ExitCode::from(USAGE));
+        }
+        Err(e @ LoadError::Unreachable { .. }) => {
+            eprintln!("seda load: {e}");
+            return Ok(ExitCode::from(UNREACHABLE));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    out(&format!("{results}"));
+    seda::loadgen::write_outputs(&results, options)?;
+    Ok(if results.passed() { ExitCode::SUCCESS } else { ExitCode::from(THRESHOLD_FAILED) })
 }

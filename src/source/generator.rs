@@ -138,13 +138,18 @@ impl Generator {
         if env.req.payload.len() != self.payload_bytes {
             env.req.payload.resize(self.payload_bytes, 0xa5);
         }
-        for (name, values, total, seed) in &self.attributes {
-            let draw = splitmix64(id ^ seed) % total;
-            let value = &values.iter().find(|(_, bound)| draw < *bound).expect("draw is below the total").0;
-            env.req.attrs.set(name.clone(), value.clone());
-        }
+        self.set_attributes(&mut env.req);
         env.intended_ns = intended_ns;
         env
+    }
+
+    /// Sets the configured attributes on `req`, drawn by weight from a hash of its id.
+    pub fn set_attributes(&self, req: &mut Request) {
+        for (name, values, total, seed) in &self.attributes {
+            let draw = splitmix64(req.id ^ seed) % total;
+            let value = &values.iter().find(|(_, bound)| draw < *bound).expect("draw is below the total").0;
+            req.attrs.set(name.clone(), value.clone());
+        }
     }
 }
 

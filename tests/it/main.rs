@@ -7,6 +7,7 @@ mod configs;
 mod engine;
 mod http_framing;
 mod http_server;
+mod load;
 mod record;
 mod report;
 mod support;

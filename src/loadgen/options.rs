@@ -1,0 +1,274 @@
+//! What `seda load` was asked to do, as plain values, and the parsers that turn arguments into
+//! them (the CLI calls these, so a bad value is a usage error with its reason).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::threshold::Threshold;
+
+/// What is loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// An HTTP/1.1 server.
+    Http(HttpTarget),
+    /// A pipeline config, run in-process: requests enter its entry stage directly.
+    Pipeline(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpTarget {
+    /// `host` or `host:port` as written, for the `Host` header.
+    pub authority: String,
+    pub host: String,
+    pub port: u16,
+    /// The request target: path and query, `/` when the URL has none.
+    pub path: String,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Http(t) => write!(f, "http://{}{}", t.authority, t.path),
+            Target::Pipeline(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// `http://host[:port][/path]` or a config file's path.
+pub fn parse_target(s: &str) -> Result<Target, String> {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        if s.is_empty() {
+            return Err("the target is empty: give an http:// URL or a pipeline config".into());
+        }
+        return Ok(Target::Pipeline(PathBuf::from(s)));
+    };
+    if !scheme.eq_ignore_ascii_case("http") {
+        return Err(format!("`{s}`: only http:// URLs are supported, not {scheme}://"));
+    }
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
+        Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+        None => (rest, "/".to_string()),
+    };
+    let path = path.split('#').next().unwrap_or("/").to_string();
+    let bad = |why: &str| format!("`{s}` is not a usable URL: {why}");
+    if authority.contains('@') {
+        return Err(bad("credentials in the URL are not supported"));
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed `[` in the host"))?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    let port = match port {
+        None => 80,
+        Some(p) => p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| bad(&format!("bad port `{p}`")))?,
+    };
+    if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(bad("spaces or control characters in the path"));
+    }
+    Ok(Target::Http(HttpTarget { authority: authority.to_string(), host: host.to_string(), port, path }))
+}
+
+/// Requests per second: `2000`, `2000/s`, `1.5k`, `0.1M`.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let t = s.trim().trim_end_matches("/s");
+    let (digits, scale) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1e3),
+        Some((i, 'm' | 'M')) => (&t[..i], 1e6),
+        _ => (t, 1.0),
+    };
+    match digits.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r * scale),
+        Ok(_) => Err(format!("rate `{s}` must be above zero")),
+        Err(_) => Err(format!("rate `{s}` is not requests per second (e.g. 2000, 2000/s, 100k)")),
+    }
+}
+
+/// A duration: `10s`, `500ms`, `2m`, `1.5s`, or plain seconds (`10`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (digits, scale) = [("ms", 1e-3), ("us", 1e-6), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
+        .iter()
+        .find_map(|&(unit, scale)| t.strip_suffix(unit).map(|d| (d, scale)))
+        .unwrap_or((t, 1.0));
+    match digits.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && v * scale < 1e9 => Ok(Duration::from_secs_f64(v * scale)),
+        _ => Err(format!("`{s}` is not a duration (e.g. 10s, 500ms, 2m)")),
+    }
+}
+
+/// `--sweep FROM:TO:STEP`: rates FROM, FROM+STEP, ... up to TO.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sweep {
+    pub from: f64,
+    pub to: f64,
+    pub step: f64,
+}
+
+impl Sweep {
+    pub fn rates(&self) -> Vec<f64> {
+        let steps = ((self.to - self.from) / self.step + 1e-9).floor() as usize;
+        (0..=steps).map(|i| self.from + i as f64 * self.step).collect()
+    }
+}
+
+pub fn parse_sweep(s: &str) -> Result<Sweep, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let [from, to, step] = parts[..] else {
+        return Err(format!("sweep `{s}` must be FROM:TO:STEP (e.g. 1000:10000:1000)"));
+    };
+    let (from, to, step) = (parse_rate(from)?, parse_rate(to)?, parse_rate(step)?);
+    if to < from {
+        return Err(format!("sweep `{s}`: TO is below FROM"));
+    }
+    let sweep = Sweep { from, to, step };
+    if sweep.rates().len() > 1000 {
+        return Err(format!("sweep `{s}` has more than 1000 steps"));
+    }
+    Ok(sweep)
+}
+
+/// `0,1` or `0-3` or `1`.
+pub fn parse_cpus(s: &str) -> Result<Vec<usize>, String> {
+    let mut cpus = Vec::new();
+    for part in s.split(',') {
+        let bad = || format!("`{s}` is not a CPU list (e.g. 1 or 0,1 or 0-3)");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) =
+                    (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+                if b < a {
+                    return Err(bad());
+                }
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(part.trim().parse().map_err(|_| bad())?),
+        }
+    }
+    Ok(cpus)
+}
+
+/// How requests are spaced in an open loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArrivalKind {
+    Constant,
+    Poisson,
+}
+
+/// Everything `seda load` was asked, already parsed; combinations are checked by
+/// [`super::LoadPlan::new`].
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub target: Target,
+    /// Open loop at this rate; without it (and without `sweep`), a closed loop.
+    pub rate: Option<f64>,
+    pub arrival: ArrivalKind,
+    /// The rate rises linearly from 0 to `rate` over the warmup and the run.
+    pub ramp: bool,
+    pub sweep: Option<Sweep>,
+    pub connections: usize,
+    /// Requests in flight per connection.
+    pub pipeline: usize,
+    pub mix: Option<PathBuf>,
+    pub timeout: Duration,
+    pub threads: usize,
+    pub cpus: Option<Vec<usize>>,
+    /// The measured run (per step, with `sweep`).
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub hgrm: Option<PathBuf>,
+    pub hlog: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+    pub fail_if: Vec<Threshold>,
+    /// Seed of poisson arrivals and of the request mix's draws.
+    pub seed: u64,
+}
+
+impl LoadOptions {
+    /// Defaults for everything but the target, as the CLI documents them.
+    pub fn new(target: Target) -> Self {
+        LoadOptions {
+            target,
+            rate: None,
+            arrival: ArrivalKind::Constant,
+            ramp: false,
+            sweep: None,
+            connections: 64,
+            pipeline: 1,
+            mix: None,
+            timeout: Duration::from_secs(2),
+            threads: 1,
+            cpus: None,
+            duration: Duration::from_secs(10),
+            warmup: Duration::ZERO,
+            hgrm: None,
+            hlog: None,
+            json: None,
+            fail_if: Vec::new(),
+            seed: 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(s: &str) -> HttpTarget {
+        match parse_target(s).unwrap() {
+            Target::Http(t) => t,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn urls_give_host_port_and_path() {
+        let t = http("http://127.0.0.1:8080/a/b?c=1");
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str(), t.authority.as_str()),
+            ("127.0.0.1", 8080, "/a/b?c=1", "127.0.0.1:8080")
+        );
+        let t = http("http://example.com");
+        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("example.com", 80, "/"));
+        let t = http("http://[::1]:9000/x#frag");
+        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("::1", 9000, "/x"));
+        assert_eq!(parse_target("configs/noop4.json").unwrap(), Target::Pipeline("configs/noop4.json".into()));
+    }
+
+    #[test]
+    fn bad_urls_say_why() {
+        assert!(parse_target("https://x/").unwrap_err().contains("only http://"));
+        assert!(parse_target("http://:80/").unwrap_err().contains("no host"));
+        assert!(parse_target("http://h:99999/").unwrap_err().contains("bad port `99999`"));
+        assert!(parse_target("http://h:x/").unwrap_err().contains("bad port"));
+        assert!(parse_target("http://u:p@h/").unwrap_err().contains("credentials"));
+    }
+
+    #[test]
+    fn rates_durations_sweeps_and_cpus_parse() {
+        assert_eq!(parse_rate("2000").unwrap(), 2000.0);
+        assert_eq!(parse_rate("2000/s").unwrap(), 2000.0);
+        assert_eq!(parse_rate("100k").unwrap(), 100_000.0);
+        assert_eq!(parse_rate("1.5M").unwrap(), 1_500_000.0);
+        assert!(parse_rate("fast").unwrap_err().contains("not requests per second"));
+        assert!(parse_rate("0").unwrap_err().contains("above zero"));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_sweep("1k:3k:1k").unwrap().rates(), [1000.0, 2000.0, 3000.0]);
+        assert_eq!(parse_sweep("1000:2500:1000").unwrap().rates(), [1000.0, 2000.0]);
+        assert!(parse_sweep("1000:2000").is_err());
+        assert!(parse_sweep("3000:1000:10").unwrap_err().contains("below"));
+        assert_eq!(parse_cpus("0-2,5").unwrap(), [0, 1, 2, 5]);
+        assert!(parse_cpus("a").is_err());
+    }
+}

@@ -1,0 +1,182 @@
+//! What happened to the requests of one phase, counted by the thread that sent them, and the
+//! reports that carry those counts to the collector once per interval.
+
+use serde::Serialize;
+
+use super::correction::{Latencies, Timing};
+
+/// Why a request got no usable response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// A connection could not be opened (counted per attempt, not per request).
+    Connect,
+    /// No complete response within `--timeout`.
+    Timeout,
+    /// The connection failed or closed while the request waited, or the response was malformed.
+    Read,
+    /// Writing the request failed.
+    Write,
+    /// Its send time came while the backlog of requests waiting for a free connection was
+    /// full, or the run ended before a connection was free: it was never sent.
+    Unsent,
+    /// In-process: the pipeline rejected it (a full queue, shutdown).
+    Rejected,
+    /// In-process: a stage failed it.
+    Failed,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 7] = [
+        ErrorKind::Connect,
+        ErrorKind::Timeout,
+        ErrorKind::Read,
+        ErrorKind::Write,
+        ErrorKind::Unsent,
+        ErrorKind::Rejected,
+        ErrorKind::Failed,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Read => "read",
+            ErrorKind::Write => "write",
+            ErrorKind::Unsent => "unsent",
+            ErrorKind::Rejected => "rejected",
+            ErrorKind::Failed => "failed",
+        }
+    }
+}
+
+/// One phase's counts, from one thread or merged.
+#[derive(Clone, Default)]
+pub struct Tally {
+    /// Latencies of every response (any status); send lag of every request sent.
+    pub latencies: Latencies,
+    /// Requests sent (written to a connection, or submitted to the pipeline), counted as
+    /// they end.
+    pub sent: u64,
+    /// Requests that got a complete response.
+    pub responses: u64,
+    /// Responses by status class: `[other, 1xx, 2xx, 3xx, 4xx, 5xx]`.
+    pub status: [u64; 6],
+    /// By [`ErrorKind`], in the order of [`ErrorKind::ALL`].
+    pub errors: [u64; 7],
+    /// When the last response came (clock ns), to see how far past its phase the phase ran.
+    pub last_done_ns: u64,
+}
+
+impl Tally {
+    pub fn response(&mut self, timing: &Timing, status: u16) {
+        self.latencies.record(timing);
+        self.sent += 1;
+        self.responses += 1;
+        let class = usize::from(status / 100);
+        self.status[if (1..=5).contains(&class) { class } else { 0 }] += 1;
+        self.last_done_ns = self.last_done_ns.max(timing.done_ns);
+    }
+
+    /// A request that was sent and ended without a response.
+    pub fn failed(&mut self, timing: &Timing, kind: ErrorKind) {
+        self.latencies.record_sending(timing);
+        self.sent += 1;
+        self.error(kind);
+    }
+
+    /// An error that is not a sent request's: a failed connect, a request never sent.
+    pub fn error(&mut self, kind: ErrorKind) {
+        self.errors[kind as usize] += 1;
+    }
+
+    /// Requests the phase issued: sent, or due and never sent.
+    pub fn requests(&self) -> u64 {
+        self.sent + self.errors[ErrorKind::Unsent as usize]
+    }
+
+    /// Every error, with responses of status 4xx and 5xx.
+    pub fn error_count(&self) -> u64 {
+        self.errors.iter().sum::<u64>() + self.status[4] + self.status[5]
+    }
+
+    pub fn add(&mut self, other: &Tally) {
+        self.latencies.add(&other.latencies);
+        self.sent += other.sent;
+        self.responses += other.responses;
+        for (a, b) in self.status.iter_mut().zip(other.status) {
+            *a += b;
+        }
+        for (a, b) in self.errors.iter_mut().zip(other.errors) {
+            *a += b;
+        }
+        self.last_done_ns = self.last_done_ns.max(other.last_done_ns);
+    }
+}
+
+/// From a sending thread to the collector.
+pub enum Report {
+    /// The counts of interval `index` (by completion time), per phase (by send schedule); the
+    /// thread now counts into interval `next`.
+    Interval { thread: usize, index: u64, next: u64, phases: Vec<(usize, Tally)> },
+    /// The thread has sent everything and counted every ending.
+    Done { thread: usize },
+}
+
+/// A sending thread's counts for the current interval, sent on once the interval is over.
+pub struct ThreadTally {
+    thread: usize,
+    start_ns: u64,
+    interval_ns: u64,
+    index: u64,
+    /// Per phase touched in this interval (rarely more than one).
+    phases: Vec<(usize, Tally)>,
+    reports: flume::Sender<Report>,
+}
+
+impl ThreadTally {
+    pub fn new(thread: usize, start_ns: u64, interval_ns: u64, reports: flume::Sender<Report>) -> Self {
+        ThreadTally { thread, start_ns, interval_ns, index: 0, phases: Vec::new(), reports }
+    }
+
+    /// The counts of `phase` in the current interval.
+    pub fn phase(&mut self, phase: usize) -> &mut Tally {
+        let i = match self.phases.iter().position(|(p, _)| *p == phase) {
+            Some(i) => i,
+            None => {
+                self.phases.push((phase, Tally::default()));
+                self.phases.len() - 1
+            }
+        };
+        &mut self.phases[i].1
+    }
+
+    /// When the next interval begins (clock ns).
+    pub fn next_tick_ns(&self) -> u64 {
+        self.start_ns + (self.index + 1) * self.interval_ns
+    }
+
+    /// Sends the interval's counts on if `now` is past it. Blocks if the collector is behind
+    /// (the channel is bounded), which it only is when it cannot keep up with one report per
+    /// thread per interval.
+    pub fn tick(&mut self, now: u64) {
+        if now >= self.next_tick_ns() {
+            let next = (now - self.start_ns) / self.interval_ns;
+            self.send(next);
+        }
+    }
+
+    fn send(&mut self, next: u64) {
+        let phases = std::mem::take(&mut self.phases);
+        let report = Report::Interval { thread: self.thread, index: self.index, next, phases };
+        // The collector outlives every sender; a send can only fail if it panicked.
+        let _ = self.reports.send(report);
+        self.index = next;
+    }
+
+    /// Sends what is left, then says the thread is done.
+    pub fn finish(mut self) {
+        self.send(u64::MAX);
+        let _ = self.reports.send(Report::Done { thread: self.thread });
+    }
+}

@@ -1,0 +1,175 @@
+//! `--fail-if` thresholds: a condition on the results that must hold, or the run fails (for CI).
+//!
+//! `METRIC OP VALUE`, with OP one of `<`, `<=`, `>`, `>=`:
+//! - `p50`, `p90`, `p99`, `p99.9`, `p99.99`, `max`: corrected latency; `uncorrected.p99` and
+//!   the like: uncorrected latency; `lag.p99` and the like: send lag; `wait.p99` and the like:
+//!   connection wait. The value takes
+//!   a unit: `ns`, `us`, `ms` or `s` (`p99<5ms`).
+//! - `errors`: with `%`, errors as a share of requests (`errors<0.1%`); without, a count.
+//! - `rate`: achieved requests per second (`rate>=9900`, `rate>=99k`).
+//!
+//! A threshold says what must be true: `p99<5ms` fails the run when p99 is 5 ms or more.
+
+use serde::Serialize;
+
+use super::output::{format_ns, PhaseResults};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Metric {
+    /// Which histogram (0 corrected, 1 uncorrected, 2 send lag) at which quantile (1.0: max).
+    Latency(usize, f64),
+    ErrorShare,
+    ErrorCount,
+    Rate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// One parsed `--fail-if`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    text: String,
+    metric: Metric,
+    op: Op,
+    /// Nanoseconds, a share (0..1), a count or requests per second, after the metric.
+    bound: f64,
+}
+
+/// A threshold against a run's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub threshold: String,
+    pub actual: String,
+    pub passed: bool,
+}
+
+impl std::str::FromStr for Threshold {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        let at = compact
+            .find(['<', '>'])
+            .ok_or_else(|| format!("`{text}`: expected METRIC<VALUE or METRIC>VALUE, e.g. `p99<5ms`"))?;
+        let (name, rest) = compact.split_at(at);
+        let (op, value) = match rest.as_bytes() {
+            [b'<', b'=', ..] => (Op::Le, &rest[2..]),
+            [b'>', b'=', ..] => (Op::Ge, &rest[2..]),
+            [b'<', ..] => (Op::Lt, &rest[1..]),
+            _ => (Op::Gt, &rest[1..]),
+        };
+        let bad = |why: &str| format!("`{text}`: {why}");
+        let (metric, bound) = match name {
+            "errors" => match value.strip_suffix('%') {
+                Some(share) => (Metric::ErrorShare, number(share).ok_or_else(|| bad("not a percentage"))? / 100.0),
+                None => (Metric::ErrorCount, number(value).ok_or_else(|| bad("not a count of errors"))?),
+            },
+            "rate" => (Metric::Rate, super::options::parse_rate(value).map_err(|e| bad(&e))?),
+            _ => {
+                let (which, quantile) = latency_metric(name).ok_or_else(|| {
+                    bad(&format!(
+                        "unknown metric `{name}` (known: p50, p90, p99, p99.9, p99.99, max, \
+                         uncorrected.p99 ..., lag.p99 ..., wait.p99 ..., errors, rate)"
+                    ))
+                })?;
+                let ns = duration_ns(value).ok_or_else(|| bad("a latency needs a unit: ns, us, ms or s (`5ms`)"))?;
+                (Metric::Latency(which, quantile), ns)
+            }
+        };
+        Ok(Threshold { text: text.to_string(), metric, op, bound })
+    }
+}
+
+fn number(s: &str) -> Option<f64> {
+    s.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)
+}
+
+fn latency_metric(name: &str) -> Option<(usize, f64)> {
+    let (which, q) = match name.split_once('.') {
+        Some(("uncorrected", q)) => (1, q),
+        Some(("lag", q)) => (2, q),
+        Some(("wait", q)) => (3, q),
+        _ => (0, name),
+    };
+    let quantile = match q {
+        "p50" => 0.5,
+        "p90" => 0.9,
+        "p99" => 0.99,
+        "p99.9" | "p999" => 0.999,
+        "p99.99" | "p9999" => 0.9999,
+        "max" => 1.0,
+        _ => return None,
+    };
+    Some((which, quantile))
+}
+
+/// `5ms`, `250us`, `1.5s`, `800ns` in nanoseconds.
+fn duration_ns(s: &str) -> Option<f64> {
+    let (digits, scale) = [("ns", 1.0), ("us", 1e3), ("µs", 1e3), ("ms", 1e6), ("s", 1e9)]
+        .iter()
+        .find_map(|&(unit, scale)| s.strip_suffix(unit).map(|d| (d, scale)))?;
+    number(digits).map(|v| v * scale)
+}
+
+impl Threshold {
+    pub fn check(&self, r: &PhaseResults) -> Verdict {
+        let (actual, shown) = match self.metric {
+            Metric::Latency(which, q) => {
+                let ns = r.latency_ns(which, q);
+                (ns as f64, format_ns(ns))
+            }
+            Metric::ErrorShare => {
+                let share = if r.requests == 0 { 0.0 } else { r.errors as f64 / r.requests as f64 };
+                (share, format!("{:.4}%", share * 100.0))
+            }
+            Metric::ErrorCount => (r.errors as f64, r.errors.to_string()),
+            Metric::Rate => (r.achieved_rate, format!("{:.1}/s", r.achieved_rate)),
+        };
+        let passed = match self.op {
+            Op::Lt => actual < self.bound,
+            Op::Le => actual <= self.bound,
+            Op::Gt => actual > self.bound,
+            Op::Ge => actual >= self.bound,
+        };
+        Verdict { threshold: self.text.clone(), actual: shown, passed }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Threshold {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn thresholds_parse_with_units_and_shares() {
+        assert_eq!(
+            (parse("p99<5ms").metric, parse("p99<5ms").op, parse("p99<5ms").bound),
+            (Metric::Latency(0, 0.99), Op::Lt, 5e6)
+        );
+        assert_eq!(parse("uncorrected.p99.9 <= 250us").metric, Metric::Latency(1, 0.999));
+        assert_eq!(parse("uncorrected.p99.9 <= 250us").bound, 250e3);
+        assert_eq!(parse("lag.max<1s").metric, Metric::Latency(2, 1.0));
+        assert_eq!((parse("errors<0.1%").metric, parse("errors<0.1%").bound), (Metric::ErrorShare, 0.001));
+        assert_eq!((parse("errors<=3").metric, parse("errors<=3").op), (Metric::ErrorCount, Op::Le));
+        assert_eq!((parse("rate>=99k").metric, parse("rate>=99k").bound), (Metric::Rate, 99_000.0));
+    }
+
+    #[test]
+    fn malformed_thresholds_say_what_is_wrong() {
+        let err = |s: &str| s.parse::<Threshold>().unwrap_err();
+        assert!(err("p99").contains("expected METRIC<VALUE"));
+        assert!(err("p99<5").contains("needs a unit"));
+        assert!(err("p98<5ms").contains("unknown metric `p98`"));
+        assert!(err("errors<lots%").contains("not a percentage"));
+        assert!(err("rate>fast").contains("rate"));
+    }
+}

@@ -1,0 +1,479 @@
+//! `seda load`, the real binary, against a test HTTP server on 127.0.0.1 (a thread per
+//! connection) and against a pipeline in-process: exact counts, the correction for a server
+//! stall checked against the answer computed from the schedule, the output files read back,
+//! and every bad argument's error.
+//!
+//! Timing is asserted only where a stall of hundreds of milliseconds stands far above what a
+//! loaded machine adds; everything else is an exact count.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use hdrhistogram::serialization::Deserializer;
+use hdrhistogram::Histogram;
+use serde_json::Value;
+
+fn scratch(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("seda-it-load-{}-{name}", std::process::id()))
+}
+
+fn seda() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_seda"))
+}
+
+/// What the test server does with requests.
+#[derive(Clone, Copy)]
+enum Behaviour {
+    /// Answers each at once.
+    Answer,
+    /// When request number `at` (from 0) arrives, stops answering anything for `stall`.
+    StallAt { at: u64, stall: Duration },
+    /// Reads requests and never answers.
+    Silent,
+    /// Answers each with a header field of this many bytes.
+    LongHeader(usize),
+}
+
+/// Per (method, path): requests received and their body bytes.
+type Seen = Mutex<BTreeMap<(String, String), (u64, u64)>>;
+
+/// An HTTP/1.1 server on 127.0.0.1, a thread per connection, counting what it receives.
+struct TestServer {
+    port: u16,
+    received: Arc<AtomicU64>,
+    seen: Arc<Seen>,
+    stop: Arc<AtomicBool>,
+}
+
+impl TestServer {
+    fn start(behaviour: Behaviour) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let server = TestServer {
+            port: listener.local_addr().unwrap().port(),
+            received: Arc::default(),
+            seen: Arc::default(),
+            stop: Arc::default(),
+        };
+        let (received, seen, stop) = (server.received.clone(), server.seen.clone(), server.stop.clone());
+        let stalled_until: Arc<Mutex<Option<Instant>>> = Arc::default();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        stream.set_nonblocking(false).unwrap();
+                        let (received, seen, stalled_until) = (received.clone(), seen.clone(), stalled_until.clone());
+                        std::thread::spawn(move || serve(stream, behaviour, &received, &seen, &stalled_until));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+        });
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    behaviour: Behaviour,
+    received: &AtomicU64,
+    seen: &Seen,
+    stalled_until: &Mutex<Option<Instant>>,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut out = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    loop {
+        // The request line and headers.
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+        let mut length = 0u64;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+        }
+        let mut body = vec![0; length as usize];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let n = received.fetch_add(1, Ordering::SeqCst);
+        let entry = &mut *seen.lock().unwrap();
+        let counts = entry.entry((method, path)).or_default();
+        counts.0 += 1;
+        counts.1 += length;
+        match behaviour {
+            Behaviour::Silent => continue,
+            Behaviour::StallAt { at, stall } if n == at => {
+                *stalled_until.lock().unwrap() = Some(Instant::now() + stall)
+            }
+            _ => {}
+        }
+        let until = *stalled_until.lock().unwrap();
+        if let Some(until) = until {
+            let now = Instant::now();
+            if now < until {
+                std::thread::sleep(until - now);
+            }
+        }
+        let written = match behaviour {
+            Behaviour::LongHeader(bytes) => {
+                let response =
+                    format!("HTTP/1.1 200 OK\r\nX-Long: {}\r\nContent-Length: 2\r\n\r\nok", "a".repeat(bytes));
+                out.write_all(response.as_bytes())
+            }
+            _ => out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        };
+        if written.is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs `seda load` with `args`, `--json` to a scratch file; returns the results and output.
+fn load(name: &str, args: &[&str]) -> (Value, Output) {
+    let json = scratch(&format!("{name}.json"));
+    let output = seda().arg("load").args(args).arg("--json").arg(&json).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{:?}\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(json);
+    (results, output)
+}
+
+fn count(v: &Value, path: &str) -> u64 {
+    path.split('.').fold(v, |v, key| &v[key]).as_u64().unwrap_or_else(|| panic!("{path} in {v}"))
+}
+
+fn micros(v: &Value, path: &str) -> f64 {
+    path.split('.').fold(v, |v, key| &v[key]).as_f64().unwrap_or_else(|| panic!("{path} in {v}"))
+}
+
+#[test]
+fn a_server_stall_shows_in_corrected_latency_as_the_schedule_says() {
+    // 2000 requests/s for 2 s: 4000 requests, one every 0.5 ms. Request 1000 (due at 0.5 s)
+    // stalls the server for 300 ms. Every request due in the stall is answered when it ends,
+    // so request 1000 + j (j < 600) waits 300 - j/2 ms: the corrected latencies of the 600
+    // stalled requests fall evenly from 300 ms to 0.5 ms. The k-th largest of the 4000 is
+    // 300 - k/2 ms: p99 (k = 40) is 280 ms, p95 (k = 200) 200 ms, p90 (k = 400) 100 ms. Only
+    // the 16 requests in flight on the 16 connections were sent before the stall ended, so
+    // the uncorrected latency sees it in 16 of 4000 (0.4%), under its p99. The stall is
+    // counted from request 1000's arrival, a little after it was due, and each answer takes
+    // its own time after it: a measured value may exceed the exact one by the tolerance, and
+    // falls short of it only by the histogram's precision.
+    let server = TestServer::start(Behaviour::StallAt { at: 1000, stall: Duration::from_millis(300) });
+    let (r, _) = load("stall", &[&server.url("/"), "--rate", "2000", "--duration", "2s", "--connections", "16"]);
+    assert_eq!((count(&r, "requests"), count(&r, "responses"), count(&r, "errors")), (4000, 4000, 0));
+    assert_eq!(server.received.load(Ordering::SeqCst), 4000);
+
+    const TOLERANCE_MS: f64 = 25.0;
+    let ms = |path: &str| micros(&r, path) / 1e3;
+    for (path, exact) in [("latency_us.corrected.p99", 280.0), ("latency_us.corrected.p90", 100.0)] {
+        let measured = ms(path);
+        assert!(
+            measured >= exact * 0.999 && measured <= exact + TOLERANCE_MS,
+            "{path}: {measured} ms, exact {exact} ms"
+        );
+    }
+    let max = ms("latency_us.corrected.max");
+    assert!((300.0 * 0.999..=300.0 + TOLERANCE_MS).contains(&max), "corrected max {max} ms");
+    // The uncorrected p99 misses the stall: it is far below the 280 ms the stall puts there.
+    assert!(ms("latency_us.uncorrected.p99") < 100.0, "{}", r["latency_us"]["uncorrected"]);
+    assert!(ms("latency_us.uncorrected.max") >= 300.0 * 0.999, "the requests in flight did wait");
+    // The generator kept to its schedule: the requests waited for connections, not for it.
+    assert!(ms("send_lag_us.p99") < 20.0, "{}", r["send_lag_us"]);
+    assert!(ms("connection_wait_us.max") > 250.0, "{}", r["connection_wait_us"]);
+}
+
+#[test]
+fn achieved_rate_is_within_one_percent_of_the_target() {
+    let server = TestServer::start(Behaviour::Answer);
+    let (r, _) = load("rate", &[&server.url("/"), "--rate", "2000", "--duration", "2s", "--connections", "8"]);
+    assert_eq!((count(&r, "requests"), count(&r, "responses"), count(&r, "errors")), (4000, 4000, 0));
+    assert_eq!(r["target_rate"].as_f64(), Some(2000.0));
+    let achieved = r["achieved_rate"].as_f64().unwrap();
+    assert!((achieved - 2000.0).abs() <= 20.0, "achieved {achieved}/s of 2000/s");
+    assert_eq!(r["status"]["2xx"], 4000);
+}
+
+#[test]
+fn a_closed_loop_has_no_lag_and_both_latencies_agree() {
+    let server = TestServer::start(Behaviour::Answer);
+    let (r, _) = load(
+        "closed",
+        &[&server.url("/x"), "--connections", "4", "--pipeline", "4", "--duration", "500ms", "--warmup", "200ms"],
+    );
+    assert_eq!(r["mode"], "closed");
+    assert_eq!(r["target_rate"], Value::Null);
+    let responses = count(&r, "responses");
+    assert!(responses > 0);
+    assert_eq!((count(&r, "requests"), count(&r, "errors")), (responses, 0));
+    assert_eq!(r["latency_us"]["corrected"], r["latency_us"]["uncorrected"]);
+    assert_eq!((micros(&r, "send_lag_us.max"), micros(&r, "connection_wait_us.max")), (0.0, 0.0));
+    // The warmup's requests are shown apart; the server saw both.
+    let warmup = count(&r, "warmup.responses");
+    assert!(warmup > 0);
+    assert_eq!(server.received.load(Ordering::SeqCst), responses + warmup);
+}
+
+#[test]
+fn a_request_mix_is_sent_in_its_drawn_proportions() {
+    let mix_text = "# method path body weight\nGET /a 0 3\nPOST /b 100 1\n";
+    let mix_file = scratch("mix.txt");
+    std::fs::write(&mix_file, mix_text).unwrap();
+    let server = TestServer::start(Behaviour::Answer);
+    let args =
+        [&server.url("/"), "--rate", "1000", "--duration", "1s", "--mix", mix_file.to_str().unwrap(), "--seed", "5"];
+    let (r, _) = load("mix", &args);
+    assert_eq!((count(&r, "requests"), count(&r, "errors")), (1000, 0));
+    // Request n is of the kind the mix draws for n: exactly as many POSTs as it draws.
+    let mix = seda::loadgen::mix::Mix::parse(mix_text, 5).unwrap();
+    let posts = (0..1000).filter(|&n| mix.pick(n) == 1).count() as u64;
+    let seen = server.seen.lock().unwrap().clone();
+    assert_eq!(seen[&("POST".to_string(), "/b".to_string())], (posts, posts * 100));
+    assert_eq!(seen[&("GET".to_string(), "/a".to_string())], (1000 - posts, 0));
+    let _ = std::fs::remove_file(mix_file);
+}
+
+#[test]
+fn requests_without_answers_time_out_and_are_all_counted() {
+    // 50/s for 1 s on 2 connections, a server that never answers, a 200 ms timeout: every
+    // request ends as timed out or, if no connection was free before the end, unsent.
+    let server = TestServer::start(Behaviour::Silent);
+    let (r, _) = load(
+        "silent",
+        &[&server.url("/"), "--rate", "50", "--duration", "1s", "--connections", "2", "--timeout", "200ms"],
+    );
+    let kinds = &r["errors_by_kind"];
+    let (timeouts, unsent) = (kinds["timeout"].as_u64().unwrap(), kinds["unsent"].as_u64().unwrap());
+    assert_eq!((count(&r, "requests"), count(&r, "responses")), (50, 0));
+    assert_eq!(timeouts + unsent, 50, "{kinds}");
+    assert_eq!(count(&r, "errors"), 50);
+    assert_eq!(count(&r, "sent"), timeouts);
+    // The server read every request sent, but for those written in the last moment before the
+    // run gave up on them (one per connection at most).
+    let received = server.received.load(Ordering::SeqCst);
+    assert!(received <= timeouts && received + 2 >= timeouts, "received {received}, sent {timeouts}");
+}
+
+#[test]
+fn a_pipeline_runs_in_process_with_an_exact_ledger() {
+    let (r, output) = load("inprocess", &["configs/noop4.json", "--rate", "2000", "--duration", "1s"]);
+    assert_eq!((count(&r, "requests"), count(&r, "responses"), count(&r, "errors")), (2000, 2000, 0));
+    assert_eq!(r["status"]["2xx"], 2000);
+    let ledger = &r["engine"]["ledger"];
+    assert_eq!((count(ledger, "admitted"), count(ledger, "completed")), (2000, 2000));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("pipeline noop4:"), "the engine's own table follows: {stdout}");
+}
+
+#[test]
+fn hgrm_and_hlog_read_back() {
+    let server = TestServer::start(Behaviour::Answer);
+    let (hgrm, hlog) = (scratch("out.hgrm"), scratch("out.hlog"));
+    let args = [
+        &server.url("/"),
+        "--rate",
+        "1000",
+        "--duration",
+        "2500ms",
+        "--hgrm",
+        hgrm.to_str().unwrap(),
+        "--hlog",
+        hlog.to_str().unwrap(),
+    ];
+    let (r, _) = load("files", &args);
+    let responses = count(&r, "responses");
+    assert_eq!(responses, 2500);
+
+    for file in
+        [hgrm.clone(), hgrm.with_file_name(format!("{}.uncorrected.hgrm", hgrm.file_stem().unwrap().to_str().unwrap()))]
+    {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]
+        );
+        let rows: Vec<Vec<&str>> =
+            lines[2..].iter().filter(|l| !l.starts_with('#')).map(|l| l.split_whitespace().collect()).collect();
+        assert!(rows.iter().all(|row| row.len() == 4), "{text}");
+        let last = rows.last().unwrap();
+        assert_eq!((last[1], last[2].parse::<u64>().unwrap()), ("1.000000000000", responses));
+        assert!(text.contains(&format!("Total count    = {responses:>12}]")));
+    }
+
+    let log = std::fs::read(&hlog).unwrap();
+    let text = String::from_utf8_lossy(&log);
+    assert!(text.starts_with("#[Histogram log format version 1.3]\n"));
+    assert!(
+        text.contains("\n\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n")
+    );
+    let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+    let mut starts = Vec::new();
+    for entry in IntervalLogIterator::new(&log) {
+        if let LogEntry::Interval(i) = entry.unwrap() {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(i.encoded_histogram()).unwrap();
+            let h: Histogram<u64> = Deserializer::new().deserialize(&mut &bytes[..]).unwrap();
+            let tag = i.tag().unwrap().as_str().to_string();
+            *totals.entry(tag.clone()).or_default() += h.len();
+            if tag == "corrected" {
+                starts.push(i.start_timestamp());
+                assert_eq!(i.duration(), Duration::from_secs(1));
+            }
+        }
+    }
+    // Every response in exactly one interval; intervals a second apart from the start.
+    let expected: BTreeMap<String, u64> = ["connection_wait", "corrected", "send_lag", "uncorrected"]
+        .iter()
+        .map(|t| (t.to_string(), responses))
+        .collect();
+    assert_eq!(totals, expected);
+    assert!(starts.len() >= 3, "{starts:?}");
+    for (k, start) in starts.iter().enumerate() {
+        assert_eq!(*start, Duration::from_secs(k as u64));
+    }
+    for file in [&hgrm, &hlog] {
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+#[test]
+fn a_failed_threshold_exits_4_and_says_which() {
+    let server = TestServer::start(Behaviour::Answer);
+    let json = scratch("threshold.json");
+    let output = seda()
+        .args(["load", &server.url("/"), "-c", "2", "-d", "300ms", "--fail-if", "p99<1ns", "--fail-if", "errors<1%"])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(4), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("threshold p99<1ns: FAILED"), "{stdout}");
+    assert!(stdout.contains("threshold errors<1%: passed"), "{stdout}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["thresholds"][0]["passed"], false);
+    assert_eq!(r["thresholds"][1]["passed"], true);
+    let _ = std::fs::remove_file(json);
+}
+
+#[test]
+fn every_bad_argument_is_a_clear_error() {
+    let server = TestServer::start(Behaviour::Answer);
+    let url = server.url("/");
+    // A port nothing listens on: bound, then closed.
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let closed_url = format!("http://127.0.0.1:{closed}/");
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec![&url, "--rate", "fast"], 2, "is not requests per second"),
+        (vec![&url, "--rate", "0"], 2, "must be above zero"),
+        (vec![&url, "--fail-if", "p99"], 2, "expected METRIC<VALUE"),
+        (vec![&url, "--fail-if", "p99<5"], 2, "a latency needs a unit"),
+        (vec![&url, "--fail-if", "p98<5ms"], 2, "unknown metric `p98`"),
+        (vec!["https://127.0.0.1/"], 2, "only http:// URLs are supported"),
+        (vec!["http://127.0.0.1:99999/"], 2, "bad port `99999`"),
+        (vec!["http:///"], 2, "no host"),
+        (vec![&closed_url, "-d", "1s"], 5, "cannot reach 127.0.0.1:"),
+        (vec![&url, "--sweep", "1000:2000"], 2, "must be FROM:TO:STEP"),
+        (vec![&url, "--rate", "10", "--sweep", "1:2:1"], 2, "cannot be used with"),
+        (vec![&url, "--ramp"], 2, "--rate"),
+        (vec![&url, "--arrival", "poisson"], 2, "needs --rate or --sweep"),
+        (vec![&url, "--duration", "soon"], 2, "is not a duration"),
+        (vec![&url, "--threads", "4", "--connections", "2"], 2, "each thread needs a connection"),
+        (vec![&url, "--pipeline", "0"], 2, "--pipeline must be at least 1"),
+        (vec![&url, "--cpus", "4096"], 2, "CPU 4096 does not exist"),
+        (vec![&url, "--cpus", "x"], 2, "is not a CPU list"),
+        (vec![&url, "--mix", "/nonexistent/mix.txt"], 2, "cannot read the mix file"),
+        (vec!["/nonexistent/pipeline.json"], 3, "cannot read /nonexistent/pipeline.json"),
+    ];
+    for (args, code, message) in cases {
+        let output = seda().arg("load").args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: expected `{message}` in: {stderr}");
+    }
+    assert_eq!(server.received.load(Ordering::SeqCst), 0, "no bad invocation sent a request");
+}
+
+#[test]
+fn sigint_ends_the_run_early_with_the_results_of_the_schedule_so_far() {
+    let server = TestServer::start(Behaviour::Answer);
+    let json = scratch("sigint.json");
+    let child = seda()
+        .args(["load", &server.url("/"), "--rate", "1000", "--duration", "60s", "-c", "4"])
+        .arg("--json")
+        .arg(&json)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1_000));
+    // SAFETY: kill takes no pointers; the pid is our own child's, which has not been waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{:?}", output.status);
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let duration_s = r["duration_s"].as_f64().unwrap();
+    assert!(duration_s > 0.0 && duration_s < 60.0, "{duration_s}");
+    // One request every millisecond from 0: a run cut at t holds exactly those due before t.
+    let requests = count(&r, "requests");
+    assert_eq!(requests, (duration_s * 1000.0).ceil() as u64);
+    assert_eq!((count(&r, "responses"), count(&r, "errors")), (requests, 0));
+    assert_eq!(server.received.load(Ordering::SeqCst), requests);
+    let _ = std::fs::remove_file(json);
+}
+
+#[test]
+fn a_long_response_head_is_read_and_one_past_the_limit_is_an_error() {
+    // 40 KiB of header: more than a connection's first input buffer, less than the 64 KiB limit.
+    let server = TestServer::start(Behaviour::LongHeader(40 * 1024));
+    let (r, _) = load("long-head", &[&server.url("/"), "--rate", "100", "--duration", "500ms", "-c", "2"]);
+    assert_eq!((count(&r, "requests"), count(&r, "responses"), count(&r, "errors")), (50, 50, 0));
+    // 70 KiB: past the limit, every request sent ends as a read error.
+    let server = TestServer::start(Behaviour::LongHeader(70 * 1024));
+    let (r, _) = load("too-long-head", &[&server.url("/"), "--rate", "100", "--duration", "500ms", "-c", "2"]);
+    let kinds = &r["errors_by_kind"];
+    assert_eq!((count(&r, "requests"), count(&r, "responses"), count(&r, "errors")), (50, 0, 50));
+    assert_eq!(kinds["read"].as_u64().unwrap() + kinds["unsent"].as_u64().unwrap(), 50, "{kinds}");
+    assert_eq!(count(&r, "sent"), kinds["read"].as_u64().unwrap());
+}
