@@ -160,6 +160,8 @@ impl Worker {
                 shared.pools[pool].sleep.sleep(index, has_work);
             }
             self.busy_since = now_ns();
+            // It published before sleeping: what it does next belongs to the interval it woke in.
+            self.next_publish_ns = self.next_boundary(self.busy_since);
         }
         self.ctx.flush();
         self.ctx.publish(now_ns());
