@@ -67,6 +67,14 @@ impl Sleep {
     /// Worker `me` sleeps unless `has_work` says otherwise after registering. Returns when
     /// woken (or at once, if there was work).
     pub fn sleep(&self, me: usize, has_work: impl Fn() -> bool) {
+        if self.register(me, has_work) {
+            self.tokens[me].wait();
+        }
+    }
+
+    /// Steps 1 and 2: puts worker `me` on the idle list, then looks for work again. Returns
+    /// whether it is to sleep (false: there was work, and it is off the list again).
+    fn register(&self, me: usize, has_work: impl Fn() -> bool) -> bool {
         {
             let mut idle = self.idle.lock().unwrap();
             idle.push(me);
@@ -75,23 +83,16 @@ impl Sleep {
         fence(Ordering::SeqCst);
         if has_work() {
             self.unregister(me);
-            return;
+            return false;
         }
-        self.tokens[me].wait();
+        true
     }
 
     /// [`Sleep::sleep`] for a worker that sleeps in its poller: `poll(woken)` blocks there
     /// (until its waker is called, its own I/O is ready, or its own deadline), or, when `woken`
     /// says a wake-up is already due, only looks without blocking.
     pub fn sleep_polling(&self, me: usize, has_work: impl Fn() -> bool, poll: impl FnOnce(bool)) {
-        {
-            let mut idle = self.idle.lock().unwrap();
-            idle.push(me);
-            self.sleepers.store(idle.len(), Ordering::SeqCst);
-        }
-        fence(Ordering::SeqCst);
-        if has_work() {
-            self.unregister(me);
+        if !self.register(me, has_work) {
             return;
         }
         poll(self.tokens[me].take());

@@ -19,7 +19,7 @@ use seda::metrics::Summary;
 use seda::stages::{IoOp, Output, Outputs, Request, Stage, StageFactory, Step};
 use serde_json::{json, Value};
 
-use crate::support::{eventually, plan};
+use crate::support::{plan, Gate};
 
 /// Runs test `$name(reactor)` with the reactors in the workers and on a thread of their own.
 macro_rules! both_placements {
@@ -122,22 +122,6 @@ fn config_with(reactor: &str, source: Value, wait_queue: Value) -> Value {
     })
 }
 
-#[derive(Default)]
-struct Gate {
-    entered: AtomicUsize,
-    open: AtomicBool,
-}
-
-impl Gate {
-    fn wait_entered(&self, n: usize) {
-        eventually("requests to reach the gate", || self.entered.load(Ordering::SeqCst) >= n);
-    }
-
-    fn open(&self) {
-        self.open.store(true, Ordering::SeqCst);
-    }
-}
-
 struct WaitFactory(Arc<Gate>);
 
 impl StageFactory for WaitFactory {
@@ -155,14 +139,11 @@ impl Stage for Wait {
     fn handle(&mut self, req: &mut Request) -> Step {
         let path = req.http.path().to_string();
         if let Some(ms) = path.strip_prefix("/sleep/") {
-            self.0.entered.fetch_add(1, Ordering::SeqCst);
+            self.0.arrive();
             return Step::Io(IoOp::Timer(Duration::from_millis(ms.parse().unwrap())), Output::NEXT);
         }
         if path.starts_with("/gate") {
-            self.0.entered.fetch_add(1, Ordering::SeqCst);
-            while !self.0.open.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_micros(200));
-            }
+            self.0.pass();
         }
         Step::Next(Output::NEXT)
     }

@@ -101,6 +101,19 @@ impl Gate {
     pub fn open(&self) {
         self.open.store(true, Ordering::SeqCst);
     }
+
+    /// Counts a request as entered, without holding it.
+    pub fn arrive(&self) {
+        self.entered.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts a request as entered and holds it (its worker with it) until the gate opens.
+    pub fn pass(&self) {
+        self.arrive();
+        while !self.open.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
 }
 
 struct GateFactory(Arc<Gate>);
@@ -118,10 +131,7 @@ struct GateStage(Arc<Gate>);
 
 impl Stage for GateStage {
     fn handle(&mut self, _req: &mut Request) -> Step {
-        self.0.entered.fetch_add(1, Ordering::SeqCst);
-        while !self.0.open.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        self.0.pass();
         Step::Next(Output::NEXT)
     }
 }
