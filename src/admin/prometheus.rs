@@ -84,7 +84,46 @@ pub fn render(s: &Snapshot) -> String {
     for p in &s.pools {
         o.sample(name, &[("pool", &p.name)], p.utilisation);
     }
+    if let Some(http) = &s.http {
+        http_families(o, http);
+    }
     out.0
+}
+
+/// An HTTP source's connection figures.
+fn http_families(o: &mut Exposition, http: &crate::engine::HttpSnapshot) {
+    let c = &http.counts;
+    o.family("seda_http_connections_open", "gauge", "HTTP connections open now.");
+    o.sample("seda_http_connections_open", &[], http.open as f64);
+    let counters: [(&str, &str, u64); 4] = [
+        ("seda_http_connections_accepted_total", "HTTP connections accepted.", c.accepted),
+        (
+            "seda_http_connections_refused_total",
+            "HTTP connections closed at accept: max_connections were open.",
+            c.refused,
+        ),
+        ("seda_http_requests_total", "HTTP requests framed and admitted into the pipeline.", c.requests),
+        ("seda_http_answered_total", "Answers to admitted HTTP requests that came back from the pipeline.", c.answered),
+    ];
+    for (name, help, value) in counters {
+        o.family(name, "counter", help);
+        o.sample(name, &[], value as f64);
+    }
+    let name = "seda_http_connections_closed_total";
+    o.family(name, "counter", "HTTP connections the server closed, by reason.");
+    let reasons = [
+        ("framing_reject", c.framing_rejects),
+        ("header_timeout", c.header_timeouts),
+        ("idle", c.idle_closed),
+        ("broken", c.broken),
+        ("shutdown", c.dropped_at_shutdown),
+    ];
+    for (reason, value) in reasons {
+        o.sample(name, &[("reason", reason)], value as f64);
+    }
+    let name = "seda_http_closed_with_requests_in_flight_total";
+    o.family(name, "counter", "HTTP connections that went away with requests still in the pipeline.");
+    o.sample(name, &[], c.closed_with_requests_in_flight as f64);
 }
 
 struct Exposition(String);

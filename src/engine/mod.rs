@@ -26,4 +26,4 @@ pub use poller::{Admit, Poller};
 pub use run::{run, run_observed, run_recorded};
 pub use runtime::{Admission, Engine, EngineError, Submitter, WorkerInfo, WorkerPollers};
 pub use sleep::Sleep;
-pub use snapshot::{Observer, PoolSnapshot, Snapshot, StageSnapshot};
+pub use snapshot::{HttpSnapshot, Observer, PoolSnapshot, Snapshot, StageSnapshot};

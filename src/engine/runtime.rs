@@ -333,7 +333,7 @@ impl Engine {
 
     /// A handle that takes [`Snapshot`]s from another thread, during and after the run.
     pub fn observer(&self) -> Observer {
-        Observer { shared: self.shared.clone(), started_ns: self.started_ns }
+        Observer { shared: self.shared.clone(), started_ns: self.started_ns, http: None }
     }
 
     pub fn plan(&self) -> &Plan {

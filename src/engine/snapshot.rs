@@ -21,6 +21,7 @@ use super::runtime::Shared;
 use super::LedgerCounts;
 use crate::clock::now_ns;
 use crate::metrics::Percentiles;
+use crate::net::{HttpLive, HttpStats};
 
 /// One reading of a running engine. Latencies in microseconds, since the engine started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +36,17 @@ pub struct Snapshot {
     pub latency_us: Percentiles,
     pub stages: Vec<StageSnapshot>,
     pub pools: Vec<PoolSnapshot>,
+    /// The HTTP source's connection figures, live, when the pipeline serves HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpSnapshot>,
+}
+
+/// An HTTP source's connections: open now, and its counts so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpSnapshot {
+    pub open: u64,
+    #[serde(flatten)]
+    pub counts: HttpStats,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,9 +83,16 @@ pub struct PoolSnapshot {
 pub struct Observer {
     pub(crate) shared: Arc<Shared>,
     pub(crate) started_ns: u64,
+    pub(crate) http: Option<Arc<HttpLive>>,
 }
 
 impl Observer {
+    /// The same, also reading an HTTP source's live connection figures.
+    pub fn with_http(mut self, live: Arc<HttpLive>) -> Self {
+        self.http = Some(live);
+        self
+    }
+
     /// Takes a snapshot (see the module's order of reading).
     pub fn snapshot(&self) -> Snapshot {
         let plan = &self.shared.plan;
@@ -140,6 +159,7 @@ impl Observer {
             latency_us,
             stages,
             pools,
+            http: self.http.as_ref().map(|live| HttpSnapshot { open: live.open(), counts: live.read() }),
         }
     }
 }

@@ -33,5 +33,5 @@ pub use reject::{BadRequest, Reject};
 pub use response::{write_parts, write_response, Reply, Response};
 pub use seda_stages::http::{HttpRequest as Request, Version};
 pub use server::{serve, ServeError};
-pub use stats::HttpStats;
+pub use stats::{HttpLive, HttpStats};
 pub use status::Status;

@@ -23,7 +23,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mio::net::TcpListener;
@@ -31,7 +31,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::completions::{Answer, Completions};
 use super::connection::{Conn, Waiting, READ_CHUNK};
-use super::stats::HttpStats;
+use super::stats::HttpLive;
 use super::{canned, RequestReader};
 use crate::admin::AdminServer;
 use crate::clock::now_ns;
@@ -71,10 +71,8 @@ struct Control {
     give_up_ns: AtomicU64,
     /// Reactors that have drained.
     drained: AtomicUsize,
-    /// Connections open across every reactor, for the `max_connections` cap.
-    open: AtomicUsize,
-    /// Each reactor's figures, added in when it is dropped.
-    stats: Mutex<HttpStats>,
+    /// What the reactors count, live; `open` is also the `max_connections` cap's count.
+    live: Arc<HttpLive>,
 }
 
 /// Serves `plan` (whose source must be `http`) until `stop` is set, then drains and returns
@@ -129,7 +127,7 @@ pub fn serve(
                     .collect(),
             };
             let engine = Engine::start_polled(plan, origins, record, pollers)?;
-            let admin = admin(&engine, admin_listening)?;
+            let admin = admin(&engine, &control.live, admin_listening)?;
             listening(addr);
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(20));
@@ -140,7 +138,7 @@ pub fn serve(
         }
         ReactorPlacement::Thread => {
             let engine = if record { Engine::start_recorded(plan, origins) } else { Engine::start(plan, origins) }?;
-            let admin = admin(&engine, admin_listening)?;
+            let admin = admin(&engine, &control.live, admin_listening)?;
             let mut reactor = built.pop().unwrap();
             let mut submitter = engine.submitter(0, http.entry);
             std::thread::scope(|scope| {
@@ -170,14 +168,20 @@ pub fn serve(
     };
     let (mut summary, recording) = engine.shutdown_recorded();
     drop(admin);
-    summary.http = Some(control.stats.lock().unwrap().clone());
+    summary.http = Some(control.live.read());
     Ok((summary, recording))
 }
 
-/// The pipeline's admin listener, if it has one, serving until it is dropped.
-fn admin(engine: &Engine, listening: &mut dyn FnMut(SocketAddr)) -> Result<Option<AdminServer>, ServeError> {
+/// The pipeline's admin listener, if it has one, serving until it is dropped, with the
+/// connection figures in its readings.
+fn admin(
+    engine: &Engine,
+    live: &Arc<HttpLive>,
+    listening: &mut dyn FnMut(SocketAddr),
+) -> Result<Option<AdminServer>, ServeError> {
     let Some(addr) = engine.plan().admin else { return Ok(None) };
-    let server = AdminServer::start(addr, engine.observer()).map_err(|e| ServeError::Engine(e.into()))?;
+    let observer = engine.observer().with_http(live.clone());
+    let server = AdminServer::start(addr, observer).map_err(|e| ServeError::Engine(e.into()))?;
     listening(server.local_addr());
     Ok(Some(server))
 }
@@ -245,7 +249,10 @@ struct Reactor {
     /// Request ids: this reactor's number in the top bits, so ids are unique across reactors.
     next_id: u64,
     plan: HttpPlan,
-    stats: HttpStats,
+    live: Arc<HttpLive>,
+    /// Requests framed and answers taken this turn, added to `live` once per turn.
+    framed: u64,
+    answered: u64,
     sweep_every: u64,
     next_sweep: u64,
     draining: bool,
@@ -261,6 +268,7 @@ impl Reactor {
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(ServeError::Reactor)?;
         let waker = Waker::new(poll.registry(), WAKER).map_err(ServeError::Reactor)?;
         let in_flight_cap = plan.max_connections.saturating_mul(plan.max_pipelined).clamp(1, MAX_IN_FLIGHT);
+        let live = control.live.clone();
         let sweep_every = (plan.header_timeout.min(plan.idle_timeout) / 8)
             .clamp(Duration::from_millis(5), Duration::from_millis(500))
             .as_nanos() as u64;
@@ -282,7 +290,9 @@ impl Reactor {
             scratch: vec![0; READ_CHUNK],
             next_id: u64::from(id) << 48,
             plan: plan.clone(),
-            stats: HttpStats::default(),
+            live,
+            framed: 0,
+            answered: 0,
             sweep_every,
             next_sweep: now_ns() + sweep_every,
             draining: false,
@@ -347,6 +357,8 @@ impl Reactor {
             }
             busy |= self.take_answers();
         }
+        // Before the answers leave: a client that has its answer finds it counted.
+        self.publish_counts();
         self.write_dirty();
         let now = now_ns();
         if now >= self.next_sweep {
@@ -363,7 +375,7 @@ impl Reactor {
             if (self.open == 0 && self.in_flight == 0) || out_of_time {
                 for slot in 0..self.slots.len() {
                     if self.slots[slot].conn.is_some() {
-                        self.stats.dropped_at_shutdown += 1;
+                        HttpLive::count(&self.live.dropped_at_shutdown);
                         self.close(slot);
                     }
                 }
@@ -374,22 +386,32 @@ impl Reactor {
         busy
     }
 
+    /// Adds this turn's requests and answers to the live counts.
+    fn publish_counts(&mut self) {
+        if self.framed > 0 {
+            self.live.requests.fetch_add(std::mem::take(&mut self.framed), Ordering::Relaxed);
+        }
+        if self.answered > 0 {
+            self.live.answered.fetch_add(std::mem::take(&mut self.answered), Ordering::Relaxed);
+        }
+    }
+
     fn accept(&mut self) {
         loop {
             let Some(listener) = &self.listener else { return };
             match listener.accept() {
                 Ok((stream, _)) => {
-                    let cap = self.plan.max_connections;
+                    let cap = self.plan.max_connections as u64;
                     let taken = self
-                        .control
+                        .live
                         .open
                         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < cap).then_some(n + 1));
                     if taken.is_err() {
                         // Refused: dropping the socket closes it.
-                        self.stats.refused += 1;
+                        HttpLive::count(&self.live.refused);
                         continue;
                     }
-                    self.stats.accepted += 1;
+                    HttpLive::count(&self.live.accepted);
                     let _ = stream.set_nodelay(true);
                     self.add(stream);
                 }
@@ -414,7 +436,7 @@ impl Reactor {
         // Edge-triggered for both directions at once: no re-registration per write.
         if self.poll.registry().register(&mut stream, Token(slot), Interest::READABLE | Interest::WRITABLE).is_err() {
             self.free_slots.push(slot);
-            self.control.open.fetch_sub(1, Ordering::AcqRel);
+            self.live.open.fetch_sub(1, Ordering::AcqRel);
             return;
         }
         let deadline = now_ns() + self.plan.header_timeout.as_nanos() as u64;
@@ -439,7 +461,7 @@ impl Reactor {
                     env.intended_ns = 0;
                     env.tag = tag(slot, generation, seq);
                     self.in_flight += 1;
-                    self.stats.requests += 1;
+                    self.framed += 1;
                     self.admit.push(env);
                 }
                 Ok(Err(env)) => {
@@ -450,14 +472,14 @@ impl Reactor {
                     break;
                 }
                 Err(_) => {
-                    self.stats.broken += 1;
+                    HttpLive::count(&self.live.broken);
                     return self.close(slot);
                 }
             }
         }
         let conn = self.slots[slot].conn.as_mut().unwrap();
         if conn.take_rejected() {
-            self.stats.framing_rejects += 1;
+            HttpLive::count(&self.live.framing_rejects);
         }
         self.mark_dirty(slot);
     }
@@ -497,7 +519,7 @@ impl Reactor {
         });
         self.in_flight -= answered;
         if answered > 0 {
-            self.stats.answered += answered as u64;
+            self.answered += answered as u64;
             // Room again: connections that stopped for lack of it frame what they hold.
             for slot in std::mem::take(&mut self.stalled) {
                 self.on_readable(slot);
@@ -521,7 +543,7 @@ impl Reactor {
             let envelopes = &mut self.envelopes;
             conn.serialise(self.date.as_bytes(), |env| envelopes.push(env));
             if conn.flush().is_err() {
-                self.stats.broken += 1;
+                HttpLive::count(&self.live.broken);
                 self.close(slot);
                 continue;
             }
@@ -569,9 +591,9 @@ impl Reactor {
             match conn.waiting {
                 Waiting::Head => {
                     conn.last_word(canned::REQUEST_TIMEOUT);
-                    self.stats.header_timeouts += 1;
+                    HttpLive::count(&self.live.header_timeouts);
                 }
-                Waiting::Idle => self.stats.idle_closed += 1,
+                Waiting::Idle => HttpLive::count(&self.live.idle_closed),
                 Waiting::Answers => continue,
             }
             self.close(slot);
@@ -598,12 +620,12 @@ impl Reactor {
         if conn.owed() > 0 {
             // Requests still in the pipeline end there and are counted; their answers will
             // find another generation here and be dropped.
-            self.stats.closed_with_requests_in_flight += 1;
+            HttpLive::count(&self.live.closed_with_requests_in_flight);
         }
         self.envelopes.extend(conn.take_ready());
         self.free_slots.push(slot);
         self.open -= 1;
-        self.control.open.fetch_sub(1, Ordering::AcqRel);
+        self.live.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -614,13 +636,6 @@ impl Poller for Reactor {
 
     fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
         Reactor::waker(self)
-    }
-}
-
-impl Drop for Reactor {
-    fn drop(&mut self) {
-        let mut total = self.control.stats.lock().unwrap();
-        total.add(&self.stats);
     }
 }
 

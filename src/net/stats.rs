@@ -2,6 +2,7 @@
 //! once admitted, does not see.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -30,19 +31,50 @@ pub struct HttpStats {
     pub dropped_at_shutdown: u64,
 }
 
-impl HttpStats {
-    /// Adds `other`'s counts (another reactor's) to these.
-    pub fn add(&mut self, other: &HttpStats) {
-        self.accepted += other.accepted;
-        self.refused += other.refused;
-        self.requests += other.requests;
-        self.answered += other.answered;
-        self.framing_rejects += other.framing_rejects;
-        self.header_timeouts += other.header_timeouts;
-        self.idle_closed += other.idle_closed;
-        self.broken += other.broken;
-        self.closed_with_requests_in_flight += other.closed_with_requests_in_flight;
-        self.dropped_at_shutdown += other.dropped_at_shutdown;
+/// The same counts, live: every reactor of a source adds to them as it goes (connection events
+/// at once, requests and answers once per turn), and the admin listener reads them while the
+/// server runs.
+#[derive(Debug, Default)]
+pub struct HttpLive {
+    pub(crate) accepted: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    pub(crate) answered: AtomicU64,
+    pub(crate) framing_rejects: AtomicU64,
+    pub(crate) header_timeouts: AtomicU64,
+    pub(crate) idle_closed: AtomicU64,
+    pub(crate) broken: AtomicU64,
+    pub(crate) closed_with_requests_in_flight: AtomicU64,
+    pub(crate) dropped_at_shutdown: AtomicU64,
+    /// Connections open now.
+    pub(crate) open: AtomicU64,
+}
+
+impl HttpLive {
+    pub(crate) fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts so far.
+    pub fn read(&self) -> HttpStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        HttpStats {
+            accepted: get(&self.accepted),
+            refused: get(&self.refused),
+            requests: get(&self.requests),
+            answered: get(&self.answered),
+            framing_rejects: get(&self.framing_rejects),
+            header_timeouts: get(&self.header_timeouts),
+            idle_closed: get(&self.idle_closed),
+            broken: get(&self.broken),
+            closed_with_requests_in_flight: get(&self.closed_with_requests_in_flight),
+            dropped_at_shutdown: get(&self.dropped_at_shutdown),
+        }
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
     }
 }
 

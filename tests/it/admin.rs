@@ -19,7 +19,7 @@ use crate::support::{eventually, plan, start, submit, Gate};
 // ---- a strict parser of the Prometheus text exposition format (0.0.4) ----
 
 #[derive(Debug)]
-struct Family {
+pub(crate) struct Family {
     kind: String,
     help: String,
     /// (sample name, labels) -> value.
@@ -236,14 +236,14 @@ fn get(addr: SocketAddr, path: &str) -> (u16, BTreeMap<String, String>, String) 
     exchange(addr, &format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n"))
 }
 
-fn metrics(addr: SocketAddr) -> BTreeMap<String, Family> {
+pub(crate) fn metrics(addr: SocketAddr) -> BTreeMap<String, Family> {
     let (status, headers, body) = get(addr, "/metrics");
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
     parse_exposition(&body)
 }
 
-fn stats(addr: SocketAddr) -> Snapshot {
+pub(crate) fn stats(addr: SocketAddr) -> Snapshot {
     let (status, headers, body) = get(addr, "/stats");
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "application/json");
@@ -251,13 +251,13 @@ fn stats(addr: SocketAddr) -> Snapshot {
 }
 
 /// The value of `name` with exactly `labels`.
-fn value(families: &BTreeMap<String, Family>, family: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn value(families: &BTreeMap<String, Family>, family: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     let labels: Labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let f = families.get(family).unwrap_or_else(|| panic!("no family {family}"));
     *f.samples.get(&(name.to_string(), labels.clone())).unwrap_or_else(|| panic!("no sample {name}{labels:?}"))
 }
 
-fn one(families: &BTreeMap<String, Family>, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn one(families: &BTreeMap<String, Family>, name: &str, labels: &[(&str, &str)]) -> f64 {
     value(families, name, name, labels)
 }
 

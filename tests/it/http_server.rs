@@ -38,6 +38,7 @@ macro_rules! both_placements {
 }
 
 both_placements!(
+    the_admin_listener_shows_the_connections_live,
     a_panic_or_failure_in_a_stage_is_500_and_the_server_goes_on,
     a_client_that_expects_100_continue_gets_it_before_sending_the_body,
     keep_alive_serves_requests_one_after_another_on_one_connection,
@@ -62,6 +63,8 @@ both_placements!(
 /// A server running `config` with the test stages in place of `wait` and `echo`.
 struct Server {
     addr: SocketAddr,
+    /// The admin listener's address, when the config has one.
+    admin: Option<SocketAddr>,
     stop: Arc<AtomicBool>,
     thread: JoinHandle<Summary>,
     gate: Arc<Gate>,
@@ -73,15 +76,19 @@ fn start(config: Value) -> Server {
     install(&mut plan, "wait", Arc::new(WaitFactory(gate.clone())));
     install(&mut plan, "echo", Arc::new(EchoFactory));
     let stop = Arc::new(AtomicBool::new(false));
+    let has_admin = plan.admin.is_some();
     let (tx, rx) = std::sync::mpsc::channel();
+    let (admin_tx, admin_rx) = std::sync::mpsc::channel();
     let flag = stop.clone();
     let thread = std::thread::spawn(move || {
-        let (summary, _) =
-            seda::net::serve(plan, &flag, false, |addr| tx.send(addr).unwrap(), &mut |_| {}).expect("the server runs");
+        let admin_listening = &mut |addr| admin_tx.send(addr).unwrap();
+        let (summary, _) = seda::net::serve(plan, &flag, false, |addr| tx.send(addr).unwrap(), admin_listening)
+            .expect("the server runs");
         summary
     });
     let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the server listens");
-    Server { addr, stop, thread, gate }
+    let admin = has_admin.then(|| admin_rx.recv_timeout(Duration::from_secs(30)).expect("the admin listener listens"));
+    Server { addr, admin, stop, thread, gate }
 }
 
 impl Server {
@@ -755,4 +762,38 @@ fn a_panic_or_failure_in_a_stage_is_500_and_the_server_goes_on(reactor: &str) {
     drop(stream);
     let l = server.stop().ledger;
     assert_eq!((l.admitted, l.completed, l.failed), (5, 2, 3));
+}
+
+fn the_admin_listener_shows_the_connections_live(reactor: &str) {
+    let mut config = config(reactor, json!({}));
+    config["admin"] = json!({ "listen": "127.0.0.1:0" });
+    let server = start(config);
+    let admin = server.admin.expect("an admin listener");
+    let mut stream = connect(server.addr);
+    let mut buf = Vec::new();
+    for i in 0..5 {
+        assert_eq!(exchange(&mut stream, &mut buf, &get(&format!("/m{i}"))).status, 200);
+    }
+    // Requests and answers are counted once per reactor turn, before its answers are written:
+    // all five are in by now.
+    let families = crate::admin::metrics(admin);
+    let one = |name: &str| crate::admin::one(&families, name, &[]);
+    assert_eq!(one("seda_http_connections_open"), 1.0);
+    assert_eq!(one("seda_http_connections_accepted_total"), 1.0);
+    assert_eq!(one("seda_http_requests_total"), 5.0);
+    assert_eq!(one("seda_http_answered_total"), 5.0);
+    let closed = |reason: &str| {
+        crate::admin::value(
+            &families,
+            "seda_http_connections_closed_total",
+            "seda_http_connections_closed_total",
+            &[("reason", reason)],
+        )
+    };
+    assert_eq!((closed("idle"), closed("broken"), closed("framing_reject")), (0.0, 0.0, 0.0));
+    let http = crate::admin::stats(admin).http.expect("the connection figures in /stats");
+    assert_eq!((http.open, http.counts.accepted, http.counts.requests), (1, 1, 5));
+    drop(stream);
+    let summary = server.stop();
+    assert_eq!(summary.http.unwrap().requests, 5);
 }
