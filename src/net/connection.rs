@@ -65,6 +65,8 @@ pub(crate) struct Conn {
     closing: bool,
     /// Set when the framer rejected a request, until [`Conn::take_rejected`].
     rejected: bool,
+    /// It stopped framing because its unsent output was over [`MAX_UNSENT`].
+    blocked_on_output: bool,
     /// On the reactor's list of connections to write this turn.
     pub dirty: bool,
     /// The socket may have bytes to read: set by a readiness event, cleared by a read that
@@ -90,6 +92,11 @@ pub(crate) const READ_CHUNK: usize = 16 * 1024;
 /// sent a large file does not keep its memory.
 const KEEP_OUT: usize = 64 * 1024;
 
+/// Answers serialised and not yet taken by the socket, past which a connection frames no more
+/// requests: a client that pipelines and does not read cannot make the server hold unbounded
+/// output (shared bodies count, though they are not copies).
+const MAX_UNSENT: usize = 1 << 20;
+
 impl Conn {
     pub fn new(stream: TcpStream, reader: RequestReader, generation: u32, head_deadline_ns: u64) -> Self {
         Conn {
@@ -102,6 +109,7 @@ impl Conn {
             first_seq: 0,
             closing: false,
             rejected: false,
+            blocked_on_output: false,
             dirty: false,
             readable: true,
             read_closed: false,
@@ -318,6 +326,18 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Whether its unsent output is over the bound, so that it should frame no more now.
+    pub fn backlogged(&mut self) -> bool {
+        let unsent = self.out.len() - self.written + self.spliced.iter().map(|s| s.body.len() - s.sent).sum::<usize>();
+        self.blocked_on_output = unsent > MAX_UNSENT;
+        self.blocked_on_output
+    }
+
+    /// Whether it had stopped framing for its output and may go on now (once).
+    pub fn unblocked(&mut self) -> bool {
+        self.blocked_on_output && !self.backlogged()
     }
 
     /// Whether bytes wait for the socket to take them.

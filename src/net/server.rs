@@ -451,7 +451,9 @@ impl Reactor {
         let Some(conn) = self.slots[slot].conn.as_mut() else { return };
         let generation = conn.generation;
         loop {
-            let room = conn.owed() < self.plan.max_pipelined && self.in_flight < self.in_flight_cap;
+            // A client that does not read its answers gets no more requests framed until it does.
+            let room =
+                conn.owed() < self.plan.max_pipelined && self.in_flight < self.in_flight_cap && !conn.backlogged();
             let env = self.envelopes.pop().unwrap_or_default();
             match conn.frame(env, &mut self.scratch, room) {
                 Ok(Ok(mut env)) => {
@@ -548,13 +550,18 @@ impl Reactor {
                 continue;
             }
             self.update_deadline(slot);
-            let conn = self.slots[slot].conn.as_ref().unwrap();
+            let conn = self.slots[slot].conn.as_mut().unwrap();
             if conn.finished() {
                 self.close(slot);
+            } else if conn.unblocked() {
+                // It had stopped framing for its unsent answers, which have drained.
+                self.on_readable(slot);
             }
         }
+        // Keep what was marked meanwhile (a connection that framed again): it is written next turn.
         dirty.clear();
-        self.dirty = dirty;
+        let marked = std::mem::replace(&mut self.dirty, dirty);
+        self.dirty.extend(marked);
     }
 
     /// What the connection now waits for, and until when.

@@ -38,6 +38,7 @@ macro_rules! both_placements {
 }
 
 both_placements!(
+    a_client_that_does_not_read_gets_no_more_requests_framed,
     the_admin_listener_shows_the_connections_live,
     a_panic_or_failure_in_a_stage_is_500_and_the_server_goes_on,
     a_client_that_expects_100_continue_gets_it_before_sending_the_body,
@@ -796,4 +797,29 @@ fn the_admin_listener_shows_the_connections_live(reactor: &str) {
     drop(stream);
     let summary = server.stop();
     assert_eq!(summary.http.unwrap().requests, 5);
+}
+
+fn a_client_that_does_not_read_gets_no_more_requests_framed(reactor: &str) {
+    let mut config = config(reactor, json!({}));
+    config["admin"] = json!({ "listen": "127.0.0.1:0" });
+    let server = start(config);
+    let admin = server.admin.expect("an admin listener");
+    let count = |name: &str| crate::admin::one(&crate::admin::metrics(admin), name, &[]);
+    let framed = || count("seda_http_requests_total");
+    let mut stream = connect(server.addr);
+    let size = 4_000_000;
+    let requests = |n: usize| (0..n).map(|_| get(&format!("/big/{size}"))).collect::<String>();
+    // 40 MB of answers, far more than the socket buffers hold: the server's unsent output
+    // passes its bound (1 MiB) while the client reads nothing.
+    stream.write_all(requests(10).as_bytes()).unwrap();
+    crate::support::eventually("the first ten to be answered", || count("seda_http_answered_total") == 10.0);
+    stream.write_all(requests(30).as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(framed(), 10.0, "nothing more is framed while the client reads nothing");
+    let mut buf = Vec::new();
+    for _ in 0..40 {
+        assert_eq!(read_response(&mut stream, &mut buf, false).body.len(), size);
+    }
+    drop(stream);
+    assert_eq!(server.stop().http.unwrap().requests, 40);
 }
