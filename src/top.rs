@@ -125,6 +125,19 @@ fn frame(url: &str, before: &Snapshot, now: &Snapshot) -> String {
         "ledger: admitted {} completed {} rejected {} failed {} timed out {} in flight {}",
         l.admitted, l.completed, l.rejected, l.failed, l.timed_out, l.in_flight
     );
+    if let (Some(was), Some(http)) = (&before.http, &now.http) {
+        let (a, c) = (&was.counts, &http.counts);
+        let closed = |c: &crate::net::HttpStats| c.framing_rejects + c.header_timeouts + c.idle_closed + c.broken;
+        let _ = writeln!(
+            f,
+            "http: {} connections open, {:.0} accepted/s, {:.0} closed/s, {} refused; {:.0} requests/s",
+            http.open,
+            rate(a.accepted, c.accepted),
+            rate(closed(a), closed(c)),
+            c.refused,
+            rate(a.requests, c.requests)
+        );
+    }
     let _ = writeln!(
         f,
         "{:<16} {:<10} {:>15} {:>11} {:>11} {:>13} {:>13} {:>10} {:>6}",
