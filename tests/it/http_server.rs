@@ -794,6 +794,11 @@ fn the_admin_listener_shows_the_connections_live(reactor: &str) {
     assert_eq!((closed("idle"), closed("broken"), closed("framing_reject")), (0.0, 0.0, 0.0));
     let http = crate::admin::stats(admin).http.expect("the connection figures in /stats");
     assert_eq!((http.open, http.counts.accepted, http.counts.requests), (1, 1, 5));
+    let mut frame = Vec::new();
+    seda::top::run(&format!("http://{admin}"), Duration::from_millis(50), true, &mut frame).unwrap();
+    let frame = String::from_utf8(frame).unwrap();
+    let line = frame.lines().find(|l| l.starts_with("http: ")).expect("an http line");
+    assert!(line.starts_with("http: 1 connections open, 0 accepted/s, 0 closed/s, 0 refused; "), "{frame}");
     drop(stream);
     let summary = server.stop();
     assert_eq!(summary.http.unwrap().requests, 5);
