@@ -142,6 +142,11 @@ struct LoadArgs {
     /// Write the results as JSON
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Write a run record into this directory (new or empty) for `seda report`: the generator's
+    /// corrected, uncorrected, send-lag and connection-wait latency per interval, and with a
+    /// pipeline target the engine's own record beside them
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
     /// A condition that must hold, else exit 4: p99<5ms, uncorrected.p99.9<1ms, lag.p99<100us,
     /// errors<0.1%, errors<=10, rate>=9900 (repeatable)
     #[arg(long = "fail-if", value_name = "CONDITION")]
@@ -207,6 +212,7 @@ pub fn parse() -> Action {
             warmup: a.warmup,
             hgrm: a.hgrm,
             hlog: a.hlog,
+            record: a.record,
             json: a.json,
             fail_if: a.fail_if,
             seed: a.seed,

@@ -124,6 +124,10 @@ fn load(options: &seda::loadgen::LoadOptions) -> anyhow::Result<ExitCode> {
             .context("install the signal handler")?;
         signal_hook::flag::register(signal, stop.clone()).context("install the signal handler")?;
     }
+    // A record directory that cannot be used fails before the run, not after it.
+    if let Some(dir) = &options.record {
+        seda::metrics::record::prepare_dir(dir)?;
+    }
     seda::engine::quiet_worker_panics();
     let results = match seda::loadgen::run(options, &stop) {
         Ok(results) => results,

@@ -23,6 +23,7 @@ use super::tally::{ErrorKind, ThreadTally};
 use crate::clock::now_ns;
 use crate::config::{Plan, SourcePlan};
 use crate::engine::{Admission, Engine, EngineError, Envelope, Origin, Outcome, Submitter};
+use crate::metrics::record::Recording;
 use crate::metrics::Summary;
 use crate::source::Generator;
 
@@ -73,6 +74,8 @@ pub struct InProcessJob<'a> {
     pub start_ns: u64,
     pub run_end: &'a RunEnd,
     pub tally: ThreadTally,
+    /// Keep the engine's intervals, for a run record.
+    pub record: bool,
 }
 
 /// Fills requests: the mix's kind (its method and path as attributes, its body as payload) or
@@ -128,10 +131,23 @@ struct Driver<'a> {
 }
 
 impl InProcessJob<'_> {
-    /// Runs the schedule against the pipeline; returns the engine's own summary.
-    pub fn run(self) -> Result<Summary, EngineError> {
-        let InProcessJob { schedule, open, mut plan, slots, backlog, timeout, mix, cpu, start_ns, run_end, tally } =
-            self;
+    /// Runs the schedule against the pipeline; returns the engine's own summary, and its
+    /// recording when asked to record.
+    pub fn run(self) -> Result<(Summary, Option<Recording>), EngineError> {
+        let InProcessJob {
+            schedule,
+            open,
+            mut plan,
+            slots,
+            backlog,
+            timeout,
+            mix,
+            cpu,
+            start_ns,
+            run_end,
+            tally,
+            record,
+        } = self;
         if let Some(cpu) = cpu {
             core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
         }
@@ -152,7 +168,8 @@ impl InProcessJob<'_> {
         let entry = plan.source.entry();
         let give_up_after = (timeout + plan.drain_timeout).as_nanos() as u64;
         let returns = Arc::new(Returns { ended: ArrayQueue::new(slots) });
-        let engine = Engine::start(plan, vec![returns.clone() as Arc<dyn Origin>])?;
+        let origins = vec![returns.clone() as Arc<dyn Origin>];
+        let engine = if record { Engine::start_recorded(plan, origins) } else { Engine::start(plan, origins) }?;
         let mut submitter = engine.submitter(0, entry);
         let mut driver = Driver {
             schedule,
@@ -201,7 +218,8 @@ impl InProcessJob<'_> {
         }
         driver.tally.finish();
         drop(submitter);
-        Ok(engine.shutdown())
+        let (summary, recording) = engine.shutdown_recorded();
+        Ok((summary, record.then_some(recording)))
     }
 }
 

@@ -22,7 +22,8 @@ pub mod mix;
 pub mod options;
 pub mod output;
 pub mod progress;
-pub mod run_end;
+pub mod record;
+mod run_end;
 pub mod schedule;
 pub mod tally;
 pub mod threshold;
@@ -217,8 +218,8 @@ pub fn run(options: &LoadOptions, stop: &AtomicBool) -> Result<Results, LoadErro
             (start, collected, None, options.threads)
         }
         Target::Pipeline(path) => {
-            let (start, collected, summary) = run.in_process(path)?;
-            (start, collected, Some(summary), 1)
+            let (start, collected, engine) = run.in_process(path)?;
+            (start, collected, Some(engine), 1)
         }
     };
     let shape = output::RunShape {
@@ -236,7 +237,10 @@ pub fn run(options: &LoadOptions, stop: &AtomicBool) -> Result<Results, LoadErro
     let schedule = start.end.cut().map_or(run.schedule.clone(), |at| run.schedule.cut(at));
     let interval_ns = INTERVAL.as_nanos() as u64;
     let mut results = Results::new(shape, &schedule, collected, start.start_ns, start.wall, interval_ns);
-    results.engine = engine;
+    if let Some((summary, recording)) = engine {
+        results.engine = Some(summary);
+        results.recording = recording;
+    }
     results.thresholds = options.fail_if.iter().map(|t| t.check(&results.total)).collect();
     Ok(results)
 }
@@ -304,7 +308,7 @@ impl Run<'_> {
     }
 
     /// Against a pipeline config, in-process: one sending thread, the collector on this one.
-    fn in_process(&self, path: &Path) -> Result<(Start, Collected, crate::metrics::Summary), LoadError> {
+    fn in_process(&self, path: &Path) -> Result<(Start, Collected, EngineRun), LoadError> {
         let o = self.options;
         let plan = crate::config::load(path).map_err(LoadError::Config)?;
         let SourcePlan::Generator { cpu: source_cpu, .. } = plan.source else {
@@ -328,6 +332,7 @@ impl Run<'_> {
             start_ns: start.start_ns,
             run_end: &start.end,
             tally: ThreadTally::new(0, start.start_ns, interval_ns, report_tx),
+            record: o.record.is_some(),
         };
         let (collected, summary) = std::thread::scope(|scope| {
             let handle = std::thread::Builder::new()
@@ -344,6 +349,9 @@ impl Run<'_> {
     }
 }
 
+/// The engine's summary of an in-process run, and its recording when one was asked for.
+type EngineRun = (crate::metrics::Summary, Option<crate::metrics::record::Recording>);
+
 /// Writes the files the options ask for.
 pub fn write_outputs(results: &Results, options: &LoadOptions) -> Result<(), LoadError> {
     let io = |path: &Path| {
@@ -358,6 +366,9 @@ pub fn write_outputs(results: &Results, options: &LoadOptions) -> Result<(), Loa
     }
     if let Some(path) = &options.hlog {
         results.write_hlog(path).map_err(io(path))?;
+    }
+    if let Some(dir) = &options.record {
+        record::write(dir, results, options)?;
     }
     Ok(())
 }

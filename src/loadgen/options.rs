@@ -187,6 +187,8 @@ pub struct LoadOptions {
     pub hgrm: Option<PathBuf>,
     pub hlog: Option<PathBuf>,
     pub json: Option<PathBuf>,
+    /// A run record directory (new or empty), which `seda report` reads.
+    pub record: Option<PathBuf>,
     pub fail_if: Vec<Threshold>,
     /// Seed of poisson arrivals and of the request mix's draws.
     pub seed: u64,
@@ -212,6 +214,7 @@ impl LoadOptions {
             hgrm: None,
             hlog: None,
             json: None,
+            record: None,
             fail_if: Vec::new(),
             seed: 1,
         }

@@ -156,6 +156,9 @@ pub struct Results {
     pub thresholds: Vec<Verdict>,
     /// In-process: the engine's own summary (its stages' queue and service times).
     pub engine: Option<Summary>,
+    /// In-process, with `--record`: the engine's intervals.
+    #[serde(skip)]
+    pub recording: Option<crate::metrics::record::Recording>,
     #[serde(skip)]
     pub intervals: Vec<IntervalRecord>,
     #[serde(skip)]
@@ -213,6 +216,7 @@ impl Results {
             steps,
             thresholds: Vec::new(),
             engine: None,
+            recording: None,
             intervals: collected.intervals,
             started,
             interval_ns,

@@ -11,6 +11,7 @@
 use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 
@@ -58,6 +59,31 @@ pub fn prepare_dir(dir: &Path) -> Result<(), RecordError> {
 /// Writes the record of a run into `dir` (see the module's table). `config` is the config
 /// file's text. `dir` must be new or empty.
 pub fn write_run(dir: &Path, config: &str, summary: &Summary, recording: &Recording) -> Result<(), RecordError> {
+    write_run_with(dir, config, summary, Some(recording), Extra::default())
+}
+
+/// What a record holds besides an engine's figures: a load generator's, when it drove the run.
+#[derive(Default)]
+pub struct Extra {
+    /// When the entries' times start (their `start` is since then).
+    pub started: Option<SystemTime>,
+    /// More tagged series for the interval log.
+    pub entries: Vec<hlog::Entry>,
+    /// More spectra: (file name without `.hgrm`, histogram in nanoseconds).
+    pub spectra: Vec<(String, Histogram<u64>)>,
+    /// More fields for `summary.json`.
+    pub summary_fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// [`write_run`] with `extra` besides, and with or without an engine's recording (a load of an
+/// HTTP server has none: its record is the generator's alone).
+pub fn write_run_with(
+    dir: &Path,
+    config: &str,
+    summary: &Summary,
+    recording: Option<&Recording>,
+    extra: Extra,
+) -> Result<(), RecordError> {
     prepare_dir(dir)?;
     let file = |name: &str, write: &dyn Fn(&mut dyn Write) -> io::Result<()>| {
         let path = dir.join(name);
@@ -65,31 +91,72 @@ pub fn write_run(dir: &Path, config: &str, summary: &Summary, recording: &Record
         write(&mut out).and_then(|()| out.flush()).map_err(io_at(&path))
     };
     file("config.json", &|out| out.write_all(config.as_bytes()))?;
+    // The summary's own fields in their order, then the extra ones.
+    #[derive(serde::Serialize)]
+    struct WithExtra<'a> {
+        #[serde(flatten)]
+        summary: &'a Summary,
+        #[serde(flatten)]
+        extra: &'a serde_json::Map<String, serde_json::Value>,
+    }
+    let json = WithExtra { summary, extra: &extra.summary_fields };
     file("summary.json", &|out| {
-        serde_json::to_writer_pretty(&mut *out, summary)?;
+        serde_json::to_writer_pretty(&mut *out, &json)?;
         writeln!(out)
     })?;
-    if let Some(intervals) = &recording.totals.intervals {
-        file("latency.hlog", &|mut out| write_hlog(&mut out, recording, intervals))?;
-        file("counters.csv", &|out| write_counters(out, recording, intervals))?;
+    let intervals = recording.and_then(|r| r.totals.intervals.as_ref());
+    let started = intervals.map(|i| i.started).or(extra.started);
+    if let Some(started) = started {
+        let mut entries = match (recording, intervals) {
+            (Some(recording), Some(intervals)) => engine_entries(recording, intervals).collect(),
+            _ => Vec::new(),
+        };
+        // The extra series on the log's own time base.
+        let shift = |at: Duration| match extra.started.map(|s| s.duration_since(started)) {
+            Some(Ok(later)) => at + later,
+            Some(Err(earlier)) => at.saturating_sub(earlier.duration()),
+            None => at,
+        };
+        entries.extend(extra.entries.iter().map(|e| hlog::Entry {
+            tag: e.tag.clone(),
+            start: shift(e.start),
+            length: e.length,
+            histogram: e.histogram.clone(),
+        }));
+        entries.sort_by_key(|e| e.start);
+        let path = dir.join("latency.hlog");
+        let mut out = BufWriter::new(fs::File::create(&path).map_err(io_at(&path))?);
+        hlog::write(&mut out, started, entries).and_then(|()| out.flush()).map_err(io_at(&path))?;
     }
+    file("counters.csv", &|out| match (recording, intervals) {
+        (Some(recording), Some(intervals)) => write_counters(out, recording, intervals),
+        _ => writeln!(out, "{COUNTERS_HEADER}"),
+    })?;
     let empty = super::new_histogram();
     let or_empty = |h: &Option<Histogram<u64>>| h.as_ref().unwrap_or(&empty).clone();
-    for (name, stats) in recording.stages.iter().zip(&recording.totals.stages) {
-        for (metric, h) in [("queue_wait", &stats.queue_wait), ("service", &stats.service)] {
-            let h = or_empty(h);
-            file(&format!("{name}.{metric}.hgrm"), &|out| hgrm::write(out, &h, hgrm::NS_PER_US))?;
+    if let Some(recording) = recording {
+        for (name, stats) in recording.stages.iter().zip(&recording.totals.stages) {
+            for (metric, h) in [("queue_wait", &stats.queue_wait), ("service", &stats.service)] {
+                let h = or_empty(h);
+                file(&format!("{name}.{metric}.hgrm"), &|out| hgrm::write(out, &h, hgrm::NS_PER_US))?;
+            }
         }
+        let e2e = or_empty(&recording.totals.e2e);
+        file("e2e.hgrm", &|out| hgrm::write(out, &e2e, hgrm::NS_PER_US))?;
     }
-    let e2e = or_empty(&recording.totals.e2e);
-    file("e2e.hgrm", &|out| hgrm::write(out, &e2e, hgrm::NS_PER_US))
+    for (name, h) in &extra.spectra {
+        file(&format!("{name}.hgrm"), &|out| hgrm::write(out, h, hgrm::NS_PER_US))?;
+    }
+    Ok(())
 }
+
+const COUNTERS_HEADER: &str = "interval_start_s,stage,processed,rejected,failed,timed_out,queue_depth,pool_utilisation";
 
 /// The interval log: per interval, each stage's queue wait and service time, then end to end.
 /// The tags are those with anything recorded in the run (a stage only ever reached on the same
 /// pool has no queue wait); each interval has every tag, empty where nothing was recorded in it,
 /// so that every tag's series is complete. Histograms are decoded one at a time.
-fn write_hlog<W: Write>(out: &mut W, recording: &Recording, intervals: &Intervals) -> io::Result<()> {
+fn engine_entries<'a>(recording: &'a Recording, intervals: &'a Intervals) -> impl Iterator<Item = hlog::Entry> + 'a {
     let recorded = |h: &Option<Histogram<u64>>| h.as_ref().is_some_and(|h| !h.is_empty());
     let totals = &recording.totals;
     let stages: Vec<(&String, bool, bool)> = recording
@@ -99,8 +166,8 @@ fn write_hlog<W: Write>(out: &mut W, recording: &Recording, intervals: &Interval
         .map(|(name, t)| (name, recorded(&t.queue_wait), recorded(&t.service)))
         .collect();
     let e2e = recorded(&totals.e2e);
-    let entries = intervals.list.iter().flat_map(|interval| {
-        let per_stage = stages.iter().zip(&interval.stages).flat_map(|(&(name, queued, served), stage)| {
+    intervals.list.iter().flat_map(move |interval| {
+        let per_stage = stages.clone().into_iter().zip(&interval.stages).flat_map(|((name, queued, served), stage)| {
             [("queue_wait", queued, &stage.queue_wait), ("service", served, &stage.service)]
                 .into_iter()
                 .filter(|(_, wanted, _)| *wanted)
@@ -113,12 +180,11 @@ fn write_hlog<W: Write>(out: &mut W, recording: &Recording, intervals: &Interval
             length: interval.length,
             histogram: h.map_or_else(super::new_histogram, |h| h.decode()),
         })
-    });
-    hlog::write(out, intervals.started, entries)
+    })
 }
 
 fn write_counters(out: &mut dyn Write, recording: &Recording, intervals: &Intervals) -> io::Result<()> {
-    writeln!(out, "interval_start_s,stage,processed,rejected,failed,timed_out,queue_depth,pool_utilisation")?;
+    writeln!(out, "{COUNTERS_HEADER}")?;
     for interval in &intervals.list {
         let stages = recording.stages.iter().zip(&recording.stage_pools).zip(&interval.stages);
         for ((name, &pool), s) in stages {

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -476,4 +476,80 @@ fn a_long_response_head_is_read_and_one_past_the_limit_is_an_error() {
     assert_eq!((count(&r, "requests"), count(&r, "responses"), count(&r, "errors")), (50, 0, 50));
     assert_eq!(kinds["read"].as_u64().unwrap() + kinds["unsent"].as_u64().unwrap(), 50, "{kinds}");
     assert_eq!(count(&r, "sent"), kinds["read"].as_u64().unwrap());
+}
+
+/// `seda report`'s reading of a record: its table over the whole run.
+fn reported(dir: &Path) -> seda::report::RunTable {
+    let run = seda::report::read_run(dir).unwrap_or_else(|e| panic!("{e}"));
+    seda::report::RunTable::of(&seda::report::Slice::of(&run, seda::report::Window::ALL).unwrap())
+}
+
+/// A row's percentiles against the load's JSON for the same series (microseconds, the same
+/// histogram quantiles).
+fn assert_same_percentiles(row: &seda::report::table::Row, results: &Value, series: &str) {
+    let at = |q: &str| micros(results, &format!("latency_us.{series}.{q}"));
+    let p = &row.latency;
+    assert_eq!(p.count, count(results, &format!("latency_us.{series}.count")), "{series} count");
+    assert_eq!(
+        (p.p50, p.p90, p.p99, p.p999, p.max),
+        (at("p50"), at("p90"), at("p99"), at("p999"), at("max")),
+        "{series}"
+    );
+}
+
+#[test]
+fn a_recorded_in_process_load_reads_back_with_the_same_percentiles() {
+    let dir = scratch("record-inprocess");
+    let _ = std::fs::remove_dir_all(&dir);
+    let record = dir.to_str().unwrap();
+    let args = ["configs/noop4.json", "--rate", "2000", "--duration", "1s", "--record", record];
+    let (results, _) = load("record-inprocess", &args);
+    let table = reported(&dir);
+    assert_same_percentiles(table.row("corrected", "").expect("a corrected row"), &results, "corrected");
+    assert_same_percentiles(table.row("uncorrected", "").expect("an uncorrected row"), &results, "uncorrected");
+    // The engine's own record is there too: its stages and its end to end.
+    assert_eq!(table.row("s1", "queue").expect("a stage row").latency.count, 2000);
+    assert_eq!(table.row("end to end", "").unwrap().latency.count, 2000);
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["load"]["responses"], 2000);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("config.json")).unwrap(),
+        std::fs::read_to_string("configs/noop4.json").unwrap()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_recorded_http_load_reads_back_with_its_tags_and_a_sweep_draws_its_knee() {
+    let server = TestServer::start(Behaviour::Answer);
+    let dir = scratch("record-http");
+    let _ = std::fs::remove_dir_all(&dir);
+    let record = dir.to_str().unwrap();
+    let url = server.url("/");
+    let (results, _) = load("record-http", &[&url, "--rate", "2000", "--duration", "1s", "--record", record]);
+    let table = reported(&dir);
+    // Against a server, the record's end to end is the corrected latency.
+    assert_same_percentiles(table.row("end to end", "").unwrap(), &results, "corrected");
+    assert_same_percentiles(table.row("uncorrected", "").unwrap(), &results, "uncorrected");
+    let log = std::fs::read_to_string(dir.join("latency.hlog")).unwrap();
+    let tags: std::collections::BTreeSet<&str> =
+        log.lines().filter_map(|l| l.strip_prefix("Tag=")).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(tags, ["connection_wait", "e2e", "send_lag", "uncorrected"].into_iter().collect());
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!((count(&summary, "ledger.admitted"), count(&summary, "ledger.completed")), (2000, 2000));
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // A sweep: a point per step on the knee plot.
+    let (svg, sweep) = (scratch("record-sweep-svg"), scratch("record-sweep"));
+    let _ = (std::fs::remove_dir_all(&svg), std::fs::remove_dir_all(&sweep));
+    let args = [url.as_str(), "--sweep", "1000:3000:1000", "--duration", "1s", "--record", sweep.to_str().unwrap()];
+    let (results, _) = load("record-sweep", &args);
+    assert_eq!(results["steps"].as_array().unwrap().len(), 3);
+    let output = seda().arg("report").arg(&sweep).arg("--svg").arg(&svg).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let knee = std::fs::read_to_string(svg.join("knee.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&knee).unwrap();
+    let points = doc.descendants().filter(|n| n.has_tag_name("circle")).count();
+    assert_eq!(points, 3, "a point per step");
+    let _ = (std::fs::remove_dir_all(&svg), std::fs::remove_dir_all(&sweep));
 }
