@@ -4,10 +4,11 @@
 //! - A pipeline in-process: the engine's own record (its stages' queue wait and service time,
 //!   `e2e`, the counters), with the generator's series beside them in the same interval log:
 //!   `corrected`, `uncorrected`, `send_lag`, `connection_wait`.
-//! - An HTTP server: the generator's record alone. Its `e2e` is the corrected latency (what a
-//!   user arriving on schedule waited), with `uncorrected`, `send_lag` and `connection_wait`
-//!   beside it, and its summary counts requests in the ledger's terms: admitted = sent,
-//!   completed = answered, timed out = timeouts, failed = the rest of those without an answer.
+//! - An HTTP server: the generator's record alone: `corrected`, `uncorrected`, `send_lag`,
+//!   `connection_wait`, and `e2e` the corrected latency again (what a user arriving on schedule
+//!   waited, the series the report checks against the ledger). Its summary counts requests in
+//!   the ledger's terms: admitted = sent, completed = answered, timed out = timeouts, failed =
+//!   the rest of those without an answer.
 //!
 //! Either way `summary.json` also holds `load` (what `--json` writes) and, for a sweep, `steps`:
 //! each step's throughput and corrected latency, which `seda report --svg` draws as the knee.
@@ -39,9 +40,10 @@ pub fn write(dir: &Path, results: &Results, options: &LoadOptions) -> Result<(),
     let length = Duration::from_nanos(results.interval_ns);
     for record in &results.intervals {
         let start = length * record.index as u32;
-        for (which, tag) in HLOG_TAGS.iter().enumerate() {
-            // Against a server, the corrected latency is the record's end to end.
-            let tag = if in_process.is_none() && which == 0 { "e2e" } else { tag };
+        // Against a server, the corrected latency is also the record's end to end, which the
+        // report checks against the summary's ledger.
+        let e2e = in_process.is_none().then_some((0, "e2e"));
+        for (which, tag) in e2e.into_iter().chain(HLOG_TAGS.iter().copied().enumerate()) {
             extra.entries.push(hlog::Entry { tag: tag.to_owned(), start, length, histogram: record.histogram(which) });
         }
     }
