@@ -6,8 +6,9 @@
 //! 1. `summary.json` carries the record's format ([`FORMAT`]); another format, or none, is refused.
 //! 2. `latency.hlog` starts with the version header of format 1.3; every line parses and every
 //!    histogram decodes (a line cut short fails one or the other).
-//! 3. Each series of the log adds up to the count the summary has for it, and the counters to the
-//!    summary's stage counters: a log that lost whole lines at its end is caught here.
+//! 3. Each series of the log adds up to the count the summary has for it (a load record's
+//!    generator series to those of its `load`), and the counters to the summary's stage
+//!    counters: a log that lost whole lines at its end is caught here.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -121,15 +122,27 @@ pub fn read_run(dir: &Path) -> Result<RecordedRun, ReadError> {
             _ => ReadError::Io { path, source },
         })
     };
-    let (summary, steps) = parse_summary(&dir.join(SUMMARY_FILE), &read(SUMMARY_FILE)?)?;
+    let (summary, steps, load_counts) = parse_summary(&dir.join(SUMMARY_FILE), &read(SUMMARY_FILE)?)?;
     let log = parse_hlog(&dir.join(HLOG_FILE), &read(HLOG_FILE)?)?;
     let counters = parse_counters(&dir.join(COUNTERS_FILE), &read(COUNTERS_FILE)?)?;
     let run = RecordedRun { dir: dir.to_owned(), summary, steps, started: log.started, intervals: join(log, counters) };
-    check_complete(&run)?;
+    check_complete(&run, &load_counts)?;
     Ok(run)
 }
 
-fn parse_summary(path: &Path, bytes: &[u8]) -> Result<(Summary, Vec<SweepStep>), ReadError> {
+/// Where a load record's summary (`seda load --record`: its `load` field, the `--json` results)
+/// counts each of the generator's series of the log.
+const LOAD_SERIES: [(&str, &str); 4] = [
+    ("corrected", "/load/latency_us/corrected/count"),
+    ("uncorrected", "/load/latency_us/uncorrected/count"),
+    ("send_lag", "/load/send_lag_us/count"),
+    ("connection_wait", "/load/connection_wait_us/count"),
+];
+
+/// The summary, the steps of a sweep, and a load record's counts of the generator's series.
+type SummaryParts = (Summary, Vec<SweepStep>, BTreeMap<&'static str, u64>);
+
+fn parse_summary(path: &Path, bytes: &[u8]) -> Result<SummaryParts, ReadError> {
     let bad = |e: serde_json::Error| ReadError::Summary { path: path.to_owned(), detail: e.to_string() };
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(bad)?;
     match value.get("format") {
@@ -144,7 +157,8 @@ fn parse_summary(path: &Path, bytes: &[u8]) -> Result<(Summary, Vec<SweepStep>),
         Some(steps) => Vec::<SweepStep>::deserialize(steps).map_err(bad)?,
         None => Vec::new(),
     };
-    Ok((Summary::deserialize(value).map_err(bad)?, steps))
+    let load_counts = LOAD_SERIES.iter().filter_map(|&(tag, at)| Some((tag, value.pointer(at)?.as_u64()?))).collect();
+    Ok((Summary::deserialize(value).map_err(bad)?, steps, load_counts))
 }
 
 /// The interval log: its start time and, per tag, (start, length, histogram) in order.
@@ -269,7 +283,7 @@ fn join(log: Log, counters: Counters) -> Vec<Interval> {
 }
 
 /// Checks that the log and the counters add up to the summary (step 3 of the module doc).
-fn check_complete(run: &RecordedRun) -> Result<(), ReadError> {
+fn check_complete(run: &RecordedRun, load_counts: &BTreeMap<&str, u64>) -> Result<(), ReadError> {
     let hlog = run.dir.join(HLOG_FILE);
     let counters = run.dir.join(COUNTERS_FILE);
     let logged = |tag: &str| run.intervals.iter().filter_map(|i| i.histograms.get(tag)).map(|h| h.len()).sum::<u64>();
@@ -282,6 +296,9 @@ fn check_complete(run: &RecordedRun) -> Result<(), ReadError> {
     };
     let s = &run.summary;
     check(&hlog, format!("`{E2E_TAG}`"), logged(E2E_TAG), s.latency_us.count)?;
+    for (&tag, &count) in load_counts {
+        check(&hlog, format!("`{tag}`"), logged(tag), count)?;
+    }
     for (name, stage) in &s.stages {
         for (metric, p) in [("queue_wait", &stage.queue_wait_us), ("service", &stage.service_us)] {
             let tag = format!("{name}.{metric}");

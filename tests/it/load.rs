@@ -569,6 +569,17 @@ fn a_recorded_http_load_reads_back_with_its_tags_and_a_sweep_draws_its_knee() {
     assert_eq!(logged_counts(&dir).len(), 5, "no stage series against a server");
     let summary: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!((count(&summary, "ledger.admitted"), count(&summary, "ledger.completed")), (2000, 2000));
+    // The generator's series are checked against the summary's `load` too.
+    let mut altered = summary.clone();
+    altered["load"]["latency_us"]["uncorrected"]["count"] = 2001.into();
+    std::fs::write(dir.join("summary.json"), altered.to_string()).unwrap();
+    let error = seda::report::read_run(&dir).err().expect("a count that does not add up").to_string();
+    assert!(
+        error.ends_with(
+            "`uncorrected` adds up to 2000 but summary.json counts 2001: the record is incomplete (truncated?)"
+        ),
+        "{error}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 
     // A sweep: a point per step on the knee plot.
