@@ -82,6 +82,9 @@ impl StageCounters {
 /// it gave. Fields other than these are ignored.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SweepStep {
+    /// What the step was (`seda load` writes its rate, `20000/s`); optional.
+    #[serde(default)]
+    pub label: Option<String>,
     /// Completed requests per second during the step.
     pub throughput_rps: f64,
     /// End-to-end latency during the step.

@@ -594,5 +594,8 @@ fn a_recorded_http_load_reads_back_with_its_tags_and_a_sweep_draws_its_knee() {
     let doc = roxmltree::Document::parse(&knee).unwrap();
     let points = doc.descendants().filter(|n| n.has_tag_name("circle")).count();
     assert_eq!(points, 3, "a point per step");
+    for rate in ["1000/s", "2000/s", "3000/s"] {
+        assert!(doc.descendants().any(|n| n.text() == Some(rate)), "the step {rate} is labelled");
+    }
     let _ = (std::fs::remove_dir_all(&svg), std::fs::remove_dir_all(&sweep));
 }

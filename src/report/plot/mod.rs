@@ -52,7 +52,7 @@ pub fn write_plots(runs: &[Plotted<'_>], dir: &Path) -> io::Result<Vec<PathBuf>>
                 .iter()
                 .enumerate()
                 .map(|(i, s)| KneePoint {
-                    label: format!("step {}", i + 1),
+                    label: s.label.clone().unwrap_or_else(|| format!("step {}", i + 1)),
                     throughput_rps: s.throughput_rps,
                     p99_us: s.latency_us.p99,
                 })
