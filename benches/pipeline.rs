@@ -1,19 +1,26 @@
 //! The cost of a hop: the same K-stage no-op pipeline (K-1 `noop` stages, then `respond`), run
 //! side by side through five shapes, for K = 1, 2, 4:
 //!
-//! - (a) the seda engine, all stages on one pool of one worker pinned to CPU 0;
-//! - (b) the seda engine, a dedicated one-thread pool per stage, on CPUs 0, 1, 0, 1, ...;
+//! - (a) the seda engine, all stages on one pool of two workers pinned to CPUs 0 and 1, with
+//!   the generator in the workers (`"placement": "workers"`: thread per core, no hand-off);
+//! - (b) the seda engine, a dedicated one-thread pool per stage, on CPUs 0, 1, 0, 1, ..., with
+//!   the generator in the first stage's worker;
 //! - (c) a thread per stage, joined by bounded crossbeam channels, pinned as (b);
 //! - (d) a tokio task per stage, joined by bounded tokio mpsc channels, on 2 worker threads;
-//! - (e) plain function calls on one thread: the limit.
+//! - (e) plain function calls on one thread: the limit;
+//! - (a'), (b'): (a) and (b) with the generator on a thread of its own, pinned to CPU 1, handing
+//!   requests over as the rivals' generators do; (a') has one worker, on CPU 0.
 //!
 //! Every shape calls the same stage code (`seda::stages::build`) with the same 64-byte requests,
 //! recycled through a bounded pool as the engine's generator recycles its own. The generator is
 //! pinned to CPU 1 wherever it is a thread of its own.
 //!
+//! (a) uses both CPUs where (e) uses one: a pool of two workers that each make, run and recycle
+//! requests is what a thread-per-core engine is; (e) stays the one-thread limit the targets name.
+//!
 //! Protocol: rounds interleave the shapes (every shape and K in round 1, then round 2, ...),
-//! each shape's median over the rounds is quoted, and ratios are taken between medians. Then an
-//! open-loop run of (a) at K = 4 reports end-to-end latency. `--quick` runs one short round.
+//! each shape's median over the rounds is quoted, and ratios are taken between medians. Then
+//! open-loop runs of (a) and (a') at K = 4 report end-to-end latency. `--quick` runs one short round.
 //!
 //! Run with `cargo bench --bench pipeline [-- --quick]`; see `benches/README.md`.
 
@@ -88,11 +95,13 @@ trait Shape {
 fn main() {
     let options = Options::from_args();
     let shapes: Vec<Box<dyn Shape>> = vec![
-        Box::new(Seda { name: "(a) seda, one pool", placement: Placement::OnePool }),
-        Box::new(Seda { name: "(b) seda, pool per stage", placement: Placement::PoolPerStage }),
+        Box::new(Seda { name: "(a) seda, one pool", placement: ONE_POOL }),
+        Box::new(Seda { name: "(b) seda, pool per stage", placement: POOL_PER_STAGE }),
         Box::new(CrossbeamThreads),
         Box::new(TokioTasks),
         Box::new(Inline),
+        Box::new(Seda { name: "(a') one pool, gen. thread", placement: ONE_POOL_SOURCE_THREAD }),
+        Box::new(Seda { name: "(b') per stage, gen. thread", placement: POOL_PER_STAGE_SOURCE_THREAD }),
     ];
 
     println!(
@@ -105,14 +114,16 @@ fn main() {
          like the engine's generator"
     );
     println!(
-        "CPUs: generator {GENERATOR_CPU}; (a) pool on 0; (b), (c) stages on 0,1,0,1; \
-         (d) 2 unpinned tokio workers; (e) one thread on {GENERATOR_CPU}"
+        "CPUs: (a) pool on 0,1, generator in its workers; (b), (c) stages on 0,1,0,1, (b)'s generator \
+         in s1's worker; (d) 2 unpinned tokio workers; (e) one thread on {GENERATOR_CPU}; \
+         generator threads ((a'), (b'), (c)) on {GENERATOR_CPU}, (a') pool on 0"
     );
     println!();
 
     // results[shape][k index] = one throughput per round.
     let mut results = vec![vec![Vec::new(); KS.len()]; shapes.len()];
     let mut open_loop = Vec::new();
+    let mut open_loop_thread = Vec::new();
     for round in 1..=options.rounds {
         for (ki, &k) in KS.iter().enumerate() {
             for (si, shape) in shapes.iter().enumerate() {
@@ -122,31 +133,42 @@ fn main() {
                 results[si][ki].push(rps);
             }
         }
-        let summary = seda_open_loop(TARGET_K, options.open_loop_requests, OPEN_LOOP_RATE);
-        println!(
-            "round {round}  open loop (a) K={TARGET_K} at {OPEN_LOOP_RATE} req/s: p99.9 {:.1} us",
-            summary.latency_us.p999
-        );
-        open_loop.push(summary);
+        for (name, placement, summaries) in
+            [("(a)", &ONE_POOL, &mut open_loop), ("(a')", &ONE_POOL_SOURCE_THREAD, &mut open_loop_thread)]
+        {
+            let summary = seda_open_loop(placement, TARGET_K, options.open_loop_requests, OPEN_LOOP_RATE);
+            println!(
+                "round {round}  open loop {name} K={TARGET_K} at {OPEN_LOOP_RATE} req/s: p99.9 {:.1} us",
+                summary.latency_us.p999
+            );
+            summaries.push(summary);
+        }
     }
 
     let medians: Vec<Vec<f64>> =
         results.iter().map(|per_k| per_k.iter().map(|rounds| median(rounds)).collect()).collect();
     print_throughput(&shapes, &results, &medians);
     print_ratios(&medians);
-    let open_loop_p999 = print_open_loop(&open_loop, options.open_loop_requests);
+    let open_loop_p999 = print_open_loop("(a)", &open_loop, options.open_loop_requests);
+    print_open_loop("(a')", &open_loop_thread, options.open_loop_requests);
     print_targets(&medians, open_loop_p999);
 }
 
 // ---------------------------------------------------------------------------------------------
 // (a), (b): the seda engine
 
-enum Placement {
-    /// Every stage on the pool `main`: one worker pinned to CPU 0.
-    OnePool,
-    /// No named pool: each stage gets a dedicated one-thread pool, CPUs alternating from 0.
-    PoolPerStage,
+struct Placement {
+    /// Every stage on the pool `main`, with a worker on each of these CPUs; else (`None`) each
+    /// stage gets a dedicated one-thread pool, CPUs alternating from 0.
+    one_pool: Option<&'static [usize]>,
+    /// The generator runs in the entry pool's workers; else on a thread pinned to CPU 1.
+    source_in_workers: bool,
 }
+
+const ONE_POOL: Placement = Placement { one_pool: Some(&[0, 1]), source_in_workers: true };
+const POOL_PER_STAGE: Placement = Placement { one_pool: None, source_in_workers: true };
+const ONE_POOL_SOURCE_THREAD: Placement = Placement { one_pool: Some(&[0]), source_in_workers: false };
+const POOL_PER_STAGE_SOURCE_THREAD: Placement = Placement { one_pool: None, source_in_workers: false };
 
 struct Seda {
     name: &'static str,
@@ -171,10 +193,10 @@ impl Shape for Seda {
     }
 }
 
-/// (a) at a fixed offered load, for its end-to-end latency. Queues keep the default policy,
-/// `reject`: a request that finds the entry full is counted as rejected, not delayed.
-fn seda_open_loop(k: usize, requests: u64, rate: u64) -> Summary {
-    run_engine(&Placement::OnePool, k, requests, json!(rate), "reject")
+/// One pool at a fixed offered load, for its end-to-end latency. Queues keep the default
+/// policy, `reject`: a request that finds the entry full is counted as rejected, not delayed.
+fn seda_open_loop(placement: &Placement, k: usize, requests: u64, rate: u64) -> Summary {
+    run_engine(placement, k, requests, json!(rate), "reject")
 }
 
 /// Runs the engine with its own generator. `when_full` is every queue's policy: the closed-loop
@@ -208,9 +230,9 @@ fn engine_config(placement: &Placement, k: usize, requests: u64, rate: Value, wh
         if i + 1 < k {
             stage["next"] = json!(stage_name(i + 1));
         }
-        match placement {
-            Placement::OnePool => stage["pool"] = json!("main"),
-            Placement::PoolPerStage => stage["cpus"] = json!([stage_cpu(i)]),
+        match placement.one_pool {
+            Some(_) => stage["pool"] = json!("main"),
+            None => stage["cpus"] = json!([stage_cpu(i)]),
         }
         stages.insert(stage_name(i), stage);
     }
@@ -222,12 +244,16 @@ fn engine_config(placement: &Placement, k: usize, requests: u64, rate: Value, wh
             "rate": rate,
             "payload_bytes": PAYLOAD_BYTES,
             "entry": stage_name(0),
-            "cpu": GENERATOR_CPU,
         },
         "stages": stages,
     });
-    if let Placement::OnePool = placement {
-        config["pools"] = json!({ "main": { "cpus": [0] } });
+    if placement.source_in_workers {
+        config["source"]["placement"] = json!("workers");
+    } else {
+        config["source"]["cpu"] = json!(GENERATOR_CPU);
+    }
+    if let Some(cpus) = placement.one_pool {
+        config["pools"] = json!({ "main": { "cpus": cpus } });
     }
     config
 }
@@ -499,21 +525,35 @@ const B: usize = 1;
 const C: usize = 2;
 const D: usize = 3;
 const E: usize = 4;
+const A_THREAD: usize = 5;
+const B_THREAD: usize = 6;
 
 fn print_ratios(medians: &[Vec<f64>]) {
     println!();
     println!("ratios of medians (throughput)");
-    println!("{:>2} {:>9} {:>9} {:>9} {:>9}", "K", "(a)/(c)", "(a)/(d)", "(a)/(e)", "(b)/(c)");
+    println!(
+        "{:>2} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "K", "(a)/(c)", "(a)/(d)", "(a)/(e)", "(b)/(c)", "(a')/(c)", "(b')/(c)"
+    );
     for (ki, &k) in KS.iter().enumerate() {
         let r = |x: usize, y: usize| medians[x][ki] / medians[y][ki];
-        println!("{:>2} {:>8.2}x {:>8.2}x {:>8.2}x {:>8.2}x", k, r(A, C), r(A, D), r(A, E), r(B, C));
+        println!(
+            "{:>2} {:>8.2}x {:>8.2}x {:>8.2}x {:>8.2}x {:>8.2}x {:>8.2}x",
+            k,
+            r(A, C),
+            r(A, D),
+            r(A, E),
+            r(B, C),
+            r(A_THREAD, C),
+            r(B_THREAD, C)
+        );
     }
 }
 
 /// Prints every open-loop round; returns the median p99.9, in microseconds.
-fn print_open_loop(summaries: &[Summary], requests: u64) -> f64 {
+fn print_open_loop(name: &str, summaries: &[Summary], requests: u64) -> f64 {
     println!();
-    println!("open loop: (a) K={TARGET_K}, {requests} requests at {OPEN_LOOP_RATE} req/s; end-to-end latency (us)");
+    println!("open loop: {name} K={TARGET_K}, {requests} requests at {OPEN_LOOP_RATE} req/s; end-to-end latency (us)");
     println!(
         "{:<7} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "round", "completed", "rejected", "Mreq/s", "p50", "p99", "p99.9", "max"

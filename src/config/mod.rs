@@ -10,7 +10,7 @@ mod validate;
 pub use dot::to_dot;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    AdminConfig, GeneratorConfig, PipelineConfig, PoolConfig, QueueConfig, Rate, ReactorPlacement, SourceConfig,
+    AdminConfig, GeneratorConfig, PipelineConfig, PoolConfig, QueueConfig, Rate, SourceConfig, SourcePlacement,
     StageConfig, WhenFull,
 };
 pub use plan::{HttpPlan, Plan, PoolPlan, QueuePlan, SourcePlan, StageId, StagePlan, ThreadPlan};

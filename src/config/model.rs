@@ -84,7 +84,7 @@ pub struct HttpConfig {
     pub entry: String,
     /// Where connections are polled: in the entry stage's pool's workers, or a thread of its own.
     #[serde(default)]
-    pub reactor: ReactorPlacement,
+    pub reactor: SourcePlacement,
     /// With `"reactor": "thread"`: the CPU that thread is pinned to; unpinned when absent.
     pub cpu: Option<usize>,
     /// Open connections at most; past it a new connection is closed at accept, and counted.
@@ -109,10 +109,10 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
 }
 
-/// Where an HTTP source's reactors run.
+/// Where a source runs: its HTTP reactors, or its generator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ReactorPlacement {
+pub enum SourcePlacement {
     /// In each worker of the entry stage's pool, each with its own `SO_REUSEPORT` listener.
     #[default]
     Workers,
@@ -159,11 +159,19 @@ pub struct GeneratorConfig {
     pub payload_bytes: usize,
     /// The stage requests enter.
     pub entry: String,
-    /// The CPU the generator thread is pinned to; unpinned when absent.
+    /// On a thread of its own (the default), or in each worker of the entry stage's pool.
+    #[serde(default = "thread_placement")]
+    pub placement: SourcePlacement,
+    /// With `"placement": "thread"`: the CPU the generator thread is pinned to; unpinned when
+    /// absent.
     pub cpu: Option<usize>,
     /// Attributes to set on each request: name to {value: weight}, drawn per request id.
     #[serde(default)]
     pub attributes: BTreeMap<String, BTreeMap<String, u32>>,
+}
+
+fn thread_placement() -> SourcePlacement {
+    SourcePlacement::Thread
 }
 
 /// Requests per second, or `"max"`: as fast as the entry queue admits them.

@@ -43,6 +43,7 @@ pub enum SourcePlan {
         rate: Rate,
         payload_bytes: usize,
         entry: StageId,
+        placement: super::SourcePlacement,
         cpu: Option<usize>,
         /// (name, [(value, weight)]) pairs.
         attributes: Vec<(String, Vec<(String, u32)>)>,
@@ -62,8 +63,10 @@ impl SourcePlan {
     /// The CPU the source's own thread is pinned to, if any.
     pub fn cpu(&self) -> Option<usize> {
         match self {
-            SourcePlan::Generator { cpu, .. } => *cpu,
-            SourcePlan::Http(http) => http.cpu.filter(|_| http.reactor == super::ReactorPlacement::Thread),
+            SourcePlan::Generator { cpu, placement, .. } => {
+                cpu.filter(|_| *placement == super::SourcePlacement::Thread)
+            }
+            SourcePlan::Http(http) => http.cpu.filter(|_| http.reactor == super::SourcePlacement::Thread),
         }
     }
 }
@@ -73,7 +76,7 @@ impl SourcePlan {
 pub struct HttpPlan {
     pub listen: std::net::SocketAddr,
     pub entry: StageId,
-    pub reactor: super::ReactorPlacement,
+    pub reactor: super::SourcePlacement,
     pub cpu: Option<usize>,
     pub max_connections: usize,
     pub max_pipelined: usize,

@@ -17,7 +17,7 @@ use serde_json::Value;
 use seda_stages::{BuildError, Outputs};
 
 use super::model::{
-    AdminConfig, GeneratorConfig, HttpConfig, PipelineConfig, PoolConfig, ReactorPlacement, SourceConfig, StageConfig,
+    AdminConfig, GeneratorConfig, HttpConfig, PipelineConfig, PoolConfig, SourceConfig, SourcePlacement, StageConfig,
     WhenFull,
 };
 use super::plan::{HttpPlan, Plan, PoolPlan, QueuePlan, SourcePlan, StagePlan, ThreadPlan};
@@ -355,7 +355,7 @@ impl Validator<'_> {
         if let Some(cpu) = h.cpu.filter(|c| !self.cpus.contains(c)) {
             self.missing_cpu("$.source.cpu".into(), cpu);
         }
-        if h.cpu.is_some() && h.reactor == ReactorPlacement::Workers {
+        if h.cpu.is_some() && h.reactor == SourcePlacement::Workers {
             self.error(
                 "$.source.cpu",
                 "`cpu` places the reactor thread, and the reactors run in the entry pool's workers",
@@ -408,6 +408,15 @@ impl Validator<'_> {
         if let Some(cpu) = g.cpu.filter(|c| !self.cpus.contains(c)) {
             self.missing_cpu("$.source.cpu".into(), cpu);
         }
+        if g.cpu.is_some() && g.placement == SourcePlacement::Workers {
+            self.error(
+                "$.source.cpu",
+                "`cpu` places the generator thread, and the generator runs in the entry pool's workers",
+                Some(
+                    "add `\"placement\": \"thread\"`, or leave `cpu` out (the pool's `cpus` place the workers)".into(),
+                ),
+            );
+        }
         let mut attributes = Vec::new();
         for (name, values) in g.attributes {
             if values.values().map(|&w| u64::from(w)).sum::<u64>() == 0 {
@@ -428,6 +437,7 @@ impl Validator<'_> {
             rate: g.rate,
             payload_bytes: g.payload_bytes,
             entry: entry?,
+            placement: g.placement,
             cpu: g.cpu,
             attributes,
         })

@@ -37,6 +37,12 @@ impl Admit<'_> {
     pub fn submit(&mut self, batch: &mut Vec<Box<Envelope>>) {
         admit_by_policy(self.ctx, batch, self.origin, self.entry);
     }
+
+    /// Requests the entry queue has room for now.
+    pub fn room(&self) -> usize {
+        let queue = &self.ctx.shared.queues[self.entry];
+        queue.plan.capacity.saturating_sub(queue.depth())
+    }
 }
 
 /// Counts `batch` as admitted and queues it at `entry`; what does not fit meets the entry's

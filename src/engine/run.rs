@@ -1,14 +1,16 @@
 //! Runs a pipeline with its configured source until the source is done (or `stop` is set),
-//! then drains and returns the summary. A pipeline with an admin listener serves it from the
+//! then drains and returns the summary. A generator runs on a thread of its own, or in the
+//! workers of the entry stage's pool, which it wakes once the engine has started. A pipeline with an admin listener serves it from the
 //! engine's start until the drain is over.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::{Engine, EngineError, Origin};
+use super::{Engine, EngineError, Origin, Poller, WorkerPollers};
 use crate::admin::AdminServer;
-use crate::config::Plan;
+use crate::config::{Plan, SourcePlacement, SourcePlan};
 use crate::metrics::record::Recording;
 use crate::metrics::Summary;
 use crate::source::Generator;
@@ -41,7 +43,19 @@ pub fn run_observed(
     let generator = Arc::new(Generator::new(&plan.source));
     let entry = plan.source.entry();
     let origins = vec![generator.clone() as Arc<dyn Origin>];
-    let engine = if record { Engine::start_recorded(plan, origins) } else { Engine::start(plan, origins) }?;
+    let SourcePlan::Generator { placement, .. } = plan.source else { unreachable!("an http source is served above") };
+    let in_workers = placement == SourcePlacement::Workers;
+    let engine = if in_workers {
+        // Every worker of the entry stage's pool sends, as the one origin.
+        let pool = plan.stages[entry].pool;
+        let pollers =
+            (0..plan.pools[pool].threads.len()).map(|_| (0, Box::new(generator.poller()) as Box<dyn Poller>)).collect();
+        Engine::start_polled(plan, origins, record, WorkerPollers { pool, entry, pollers })
+    } else if record {
+        Engine::start_recorded(plan, origins)
+    } else {
+        Engine::start(plan, origins)
+    }?;
     let admin = match engine.plan().admin {
         Some(addr) => {
             let server = AdminServer::start(addr, engine.observer())?;
@@ -50,17 +64,24 @@ pub fn run_observed(
         }
         None => None,
     };
-    std::thread::scope(|scope| {
-        let submitter = engine.submitter(0, entry);
-        let generator = &generator;
-        std::thread::Builder::new()
-            .name("seda-generator".into())
-            .spawn_scoped(scope, move || generator.run(submitter, stop))
-            .map_err(|source| EngineError::Spawn { name: "seda-generator".into(), source })?
-            .join()
-            .expect("the generator does not panic");
-        Ok::<_, EngineError>(())
-    })?;
+    if in_workers {
+        generator.begin();
+        engine.wake_pool(engine.plan().stages[entry].pool);
+        while !generator.wait_finished(stop, Duration::from_millis(100)) && !stop.load(Ordering::Relaxed) {}
+        generator.close();
+    } else {
+        std::thread::scope(|scope| {
+            let submitter = engine.submitter(0, entry);
+            let generator = &generator;
+            std::thread::Builder::new()
+                .name("seda-generator".into())
+                .spawn_scoped(scope, move || generator.run(submitter, stop))
+                .map_err(|source| EngineError::Spawn { name: "seda-generator".into(), source })?
+                .join()
+                .expect("the generator does not panic");
+            Ok::<_, EngineError>(())
+        })?;
+    }
     let result = engine.shutdown_recorded();
     drop(admin);
     Ok(result)

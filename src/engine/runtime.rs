@@ -322,6 +322,11 @@ impl Engine {
         }
     }
 
+    /// Wakes every sleeping worker of `pool`, so that each looks at its poller again.
+    pub fn wake_pool(&self, pool: usize) {
+        self.shared.pools[pool].sleep.wake_all();
+    }
+
     pub fn ledger(&self) -> LedgerCounts {
         self.shared.ledger.counts()
     }

@@ -35,6 +35,9 @@ const SPIN: Duration = Duration::from_micros(50);
 const YIELD: Duration = Duration::from_micros(500);
 const SHARED_YIELD: Duration = Duration::from_micros(100);
 
+/// A worker that sleeps in its poller publishes its figures at most this often.
+const POLLING_PUBLISH: Duration = Duration::from_millis(100);
+
 /// A worker with a poller looks at its I/O at least every this many batches.
 const POLL_EVERY: u32 = 4;
 
@@ -144,15 +147,28 @@ impl Worker {
             if self.ctx.shared.stopped() {
                 break;
             }
-            if self.ctx.rec.is_dirty() {
-                self.ctx.publish(now_ns());
+            // A sleeping worker's figures would wait for its waking: it publishes first. One
+            // that sleeps in its poller sleeps often and briefly (until a socket is ready, a
+            // generator's next request is due), so it publishes at most every
+            // `POLLING_PUBLISH`, and sleeps no longer than that with figures unpublished.
+            let now = now_ns();
+            let mut unpublished = self.ctx.rec.is_dirty();
+            if unpublished
+                && (self.io.is_none() || now - self.ctx.rec.published_ns >= POLLING_PUBLISH.as_nanos() as u64)
+            {
+                self.ctx.publish(now);
+                unpublished = false;
             }
             let shared = self.ctx.shared.clone();
             let (pool, index) = (self.pool, self.index);
             let has_work = || shared.stopped() || pool_has_work(&shared, pool);
             if self.io.is_some() {
                 // Its I/O is its sleep: blocked there, a producer's wake or a socket wakes it.
-                let timeout = |woken: bool| if woken { Some(Duration::ZERO) } else { None };
+                let timeout = |woken: bool| match (woken, unpublished) {
+                    (true, _) => Some(Duration::ZERO),
+                    (false, true) => Some(POLLING_PUBLISH),
+                    (false, false) => None,
+                };
                 shared.pools[pool].sleep.sleep_polling(index, has_work, |woken| {
                     self.poll(timeout(woken));
                 });

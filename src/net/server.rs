@@ -35,7 +35,7 @@ use super::stats::HttpLive;
 use super::{canned, RequestReader};
 use crate::admin::AdminServer;
 use crate::clock::now_ns;
-use crate::config::{HttpPlan, Plan, ReactorPlacement};
+use crate::config::{HttpPlan, Plan, SourcePlacement};
 use crate::engine::{Admission, Admit, Engine, EngineError, Envelope, Origin, Poller, WorkerPollers};
 use crate::metrics::record::Recording;
 use crate::metrics::Summary;
@@ -94,8 +94,8 @@ pub fn serve(
     let control = Arc::new(Control::default());
     let drain_timeout = plan.drain_timeout;
     let reactors = match http.reactor {
-        ReactorPlacement::Thread => 1,
-        ReactorPlacement::Workers => plan.pools[plan.stages[http.entry].pool].threads.len(),
+        SourcePlacement::Thread => 1,
+        SourcePlacement::Workers => plan.pools[plan.stages[http.entry].pool].threads.len(),
     };
     // Every reactor's listener, bound before anything starts: a bad address fails the run here.
     let mut listeners = vec![listen(http.listen, reactors > 1)?];
@@ -116,7 +116,7 @@ pub fn serve(
     };
     // The admin listener serves until the drain is over.
     let (engine, admin) = match http.reactor {
-        ReactorPlacement::Workers => {
+        SourcePlacement::Workers => {
             let pollers = WorkerPollers {
                 pool: plan.stages[http.entry].pool,
                 entry: http.entry,
@@ -136,7 +136,7 @@ pub fn serve(
             wait_drained(&control, reactors);
             (engine, admin)
         }
-        ReactorPlacement::Thread => {
+        SourcePlacement::Thread => {
             let engine = if record { Engine::start_recorded(plan, origins) } else { Engine::start(plan, origins) }?;
             let admin = admin(&engine, &control.live, admin_listening)?;
             let mut reactor = built.pop().unwrap();

@@ -2,6 +2,11 @@
 //! entry admits them, each stamped with its intended start time so that end-to-end latency
 //! counts any delay in sending it.
 //!
+//! It runs on a thread of its own ([`Generator::run`]), or (`"placement": "workers"`) inside
+//! each worker of the entry stage's pool ([`GeneratorPoller`]): the thread-per-core shape, where
+//! a request is made, run through the pool's stages and recycled on one core, and where a
+//! worker the kernel stalls holds up only the ids it claimed from the shared [`Schedule`].
+//!
 //! Requests are recycled: the engine hands them back in batches ([`Origin::finish_batch`]) and
 //! the generator reuses them, so a steady run does not allocate, and a request's return costs
 //! one cross-thread hand-off per batch, not one each.
@@ -13,9 +18,11 @@ use std::time::Duration;
 use crossbeam_queue::ArrayQueue;
 use seda_stages::{splitmix64, Request};
 
+use super::doorbell::Doorbell;
+use super::schedule::{Claim, Schedule};
 use crate::clock::now_ns;
 use crate::config::{Rate, SourcePlan};
-use crate::engine::{Admission, Envelope, Origin, Outcome, Submitter};
+use crate::engine::{Admission, Admit, Envelope, Origin, Outcome, Poller, Submitter};
 
 /// Requests handed over per batch.
 const BATCH: usize = 32;
@@ -24,7 +31,7 @@ const BATCH: usize = 32;
 const RECYCLE_BATCHES: usize = 1 << 14;
 
 pub struct Generator {
-    requests: u64,
+    schedule: Schedule,
     rate: Rate,
     payload_bytes: usize,
     cpu: Option<usize>,
@@ -33,6 +40,8 @@ pub struct Generator {
     recycled: ArrayQueue<Vec<Box<Envelope>>>,
     /// Emptied batch vectors, going back to the workers that fill them.
     empties: ArrayQueue<Vec<Box<Envelope>>>,
+    /// Rung when the last request is submitted.
+    finished: Doorbell,
 }
 
 /// An attribute to draw: its name, its values with cumulative weights, the weights' total, and
@@ -79,49 +88,85 @@ impl Generator {
             })
             .collect();
         Generator {
-            requests: *requests,
+            schedule: Schedule::new(*requests, *rate),
             rate: *rate,
             payload_bytes: *payload_bytes,
             cpu: *cpu,
             attributes,
             recycled: ArrayQueue::new(RECYCLE_BATCHES),
             empties: ArrayQueue::new(RECYCLE_BATCHES),
+            finished: Doorbell::default(),
         }
     }
 
-    /// Sends every request (or until `stop`); returns how many were submitted.
+    /// Sends every request (or until `stop`) from the calling thread; returns how many were
+    /// submitted.
     pub fn run(&self, mut submitter: Submitter<'_>, stop: &AtomicBool) -> u64 {
         if let Some(cpu) = self.cpu {
             core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
         }
+        let admission = if self.rate == Rate::Max { Admission::WaitForRoom } else { Admission::Policy };
         let mut batch = Vec::with_capacity(BATCH);
         let mut reuse = Vec::with_capacity(BATCH);
-        let mut id = 0;
-        let start = now_ns();
-        while id < self.requests && !stop.load(Ordering::Relaxed) && submitter.admitting() {
-            match self.rate {
-                Rate::Max => {
-                    let now = now_ns();
-                    while batch.len() < BATCH && id < self.requests {
-                        batch.push(self.make(&mut reuse, id, now));
-                        id += 1;
-                    }
-                    submitter.submit_batch(&mut batch, Admission::WaitForRoom);
+        self.begin();
+        while !stop.load(Ordering::Relaxed) && submitter.admitting() {
+            match self.schedule.claim(now_ns(), BATCH as u64) {
+                Claim::Ids(ids) => {
+                    let n = ids.end - ids.start;
+                    self.make_batch(&mut batch, &mut reuse, ids);
+                    submitter.submit_batch(&mut batch, admission);
+                    self.schedule.submitted(n);
                 }
-                Rate::PerSecond(rate) => {
-                    let due = |id: u64| start + (id as f64 * 1e9 / rate) as u64;
-                    wait_until(due(id));
-                    // Everything due by now goes in one batch.
-                    let now = now_ns();
-                    while batch.len() < BATCH && id < self.requests && due(id) <= now {
-                        batch.push(self.make(&mut reuse, id, due(id)));
-                        id += 1;
-                    }
-                    submitter.submit_batch(&mut batch, Admission::Policy);
-                }
+                Claim::NotBefore(due) => wait_until(due),
+                Claim::Nothing | Claim::Over => break,
             }
         }
-        id
+        self.schedule.sent()
+    }
+
+    /// Starts the schedule: the first request is due now.
+    pub fn begin(&self) {
+        self.schedule.begin(now_ns());
+    }
+
+    /// A poller that sends this generator's requests from a worker (see [`GeneratorPoller`]).
+    pub fn poller(self: &Arc<Self>) -> GeneratorPoller {
+        GeneratorPoller {
+            generator: self.clone(),
+            doorbell: Arc::new(Doorbell::default()),
+            batch: Vec::with_capacity(BATCH),
+            reuse: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// Waits until every request is submitted, `stop` is set, or `timeout` passes; returns
+    /// whether every request is submitted.
+    pub fn wait_finished(&self, stop: &AtomicBool, timeout: Duration) -> bool {
+        let until = now_ns() + timeout.as_nanos() as u64;
+        let poll = Duration::from_millis(10).as_nanos() as u64;
+        while !self.schedule.all_submitted() && !stop.load(Ordering::Relaxed) && now_ns() < until {
+            self.finished.wait_until(until.min(now_ns() + poll));
+        }
+        self.schedule.all_submitted()
+    }
+
+    /// Stops further sending: what was claimed is still submitted.
+    pub fn close(&self) {
+        self.schedule.close();
+    }
+
+    /// Requests submitted so far.
+    pub fn sent(&self) -> u64 {
+        self.schedule.sent()
+    }
+
+    /// Fills `batch` with the requests of `ids`, each meant to start when it is due (at
+    /// `"rate": "max"`, when it is admitted).
+    fn make_batch(&self, batch: &mut Vec<Box<Envelope>>, reuse: &mut Vec<Box<Envelope>>, ids: std::ops::Range<u64>) {
+        for id in ids {
+            let intended_ns = self.schedule.due(id).unwrap_or(0);
+            batch.push(self.make(reuse, id, intended_ns));
+        }
     }
 
     /// Request `id`, meant to start at `intended_ns`, reusing a finished one when there is one
@@ -150,6 +195,55 @@ impl Generator {
             let value = &values.iter().find(|(_, bound)| draw < *bound).expect("draw is below the total").0;
             req.attrs.set(name.clone(), value.clone());
         }
+    }
+}
+
+/// Sends a generator's requests from a worker of the entry stage's pool: each turn claims what
+/// is due (at `"rate": "max"`, as much as the entry queue has room for, so that a worker never
+/// waits on its own queue) and admits it, to be run on this worker or a sibling. Idle, it waits
+/// for the next due time in [`Doorbell::wait_until`], which the pool's producers ring.
+pub struct GeneratorPoller {
+    generator: Arc<Generator>,
+    doorbell: Arc<Doorbell>,
+    batch: Vec<Box<Envelope>>,
+    reuse: Vec<Box<Envelope>>,
+}
+
+impl Poller for GeneratorPoller {
+    fn turn(&mut self, timeout: Option<Duration>, admit: &mut Admit<'_>) -> bool {
+        let generator = &*self.generator;
+        let give_up = timeout.map_or(u64::MAX, |t| now_ns().saturating_add(t.as_nanos() as u64));
+        loop {
+            let now = now_ns();
+            let most = match generator.rate {
+                Rate::Max => admit.room().min(BATCH),
+                Rate::PerSecond(_) => BATCH,
+            };
+            let next_due = match generator.schedule.claim(now, most as u64) {
+                Claim::Ids(ids) => {
+                    let n = ids.end - ids.start;
+                    generator.make_batch(&mut self.batch, &mut self.reuse, ids);
+                    admit.submit(&mut self.batch);
+                    if generator.schedule.submitted(n) {
+                        generator.finished.ring();
+                    }
+                    return true;
+                }
+                // No room: the pool has queued work to do first.
+                Claim::Nothing => return false,
+                Claim::NotBefore(due) => due,
+                Claim::Over => u64::MAX,
+            };
+            let until = next_due.min(give_up);
+            if until <= now || self.doorbell.wait_until(until) || now_ns() >= give_up {
+                return false;
+            }
+        }
+    }
+
+    fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let doorbell = self.doorbell.clone();
+        Arc::new(move || doorbell.ring())
     }
 }
 

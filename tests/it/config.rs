@@ -3,7 +3,7 @@
 //! Every test validates against a machine with CPUs 0 and 1, and most compare the complete
 //! list of errors, so that a spurious extra error fails the test as well as a missing one.
 
-use seda::config::{to_dot, validate_with_cpus, ConfigError, ConfigErrors, Plan, Rate, WhenFull};
+use seda::config::{to_dot, validate_with_cpus, ConfigError, ConfigErrors, Plan, Rate, SourcePlacement, WhenFull};
 use serde_json::{json, Value};
 
 /// The CPUs of the machine every test validates against.
@@ -826,6 +826,23 @@ fn bad_rate_is_reported_at_the_rate() {
 }
 
 #[test]
+fn a_generator_in_the_workers_has_no_cpu_of_its_own() {
+    let mut config = minimal();
+    config["source"]["placement"] = json!("workers");
+    config["source"]["cpu"] = json!(1);
+    assert_eq!(
+        errors(&config).0,
+        vec![error(
+            "$.source.cpu",
+            "`cpu` places the generator thread, and the generator runs in the entry pool's workers",
+            Some("add `\"placement\": \"thread\"`, or leave `cpu` out (the pool's `cpus` place the workers)"),
+        )]
+    );
+    config["source"]["placement"] = json!("thread");
+    assert!(validate_with_cpus(&config, CPUS).is_ok());
+}
+
+#[test]
 fn unknown_source_field_is_reported_at_the_field() {
     let mut config = minimal();
     config["source"]["burst"] = json!(10);
@@ -833,7 +850,7 @@ fn unknown_source_field_is_reported_at_the_field() {
         errors(&config).0,
         vec![error(
             "$.source.burst",
-            "unknown field `burst`, expected one of `requests`, `rate`, `payload_bytes`, `entry`, `cpu`, `attributes`",
+            "unknown field `burst`, expected one of `requests`, `rate`, `payload_bytes`, `entry`, `placement`, `cpu`, `attributes`",
             None
         )]
     );
@@ -1113,11 +1130,15 @@ fn valid_config_becomes_a_plan_with_stages_successors_and_pools() {
     );
     assert_eq!(plan.worker_count(), 8);
 
-    let seda::config::SourcePlan::Generator { requests, rate, payload_bytes, entry, cpu, attributes } = &plan.source
+    let seda::config::SourcePlan::Generator { requests, rate, payload_bytes, entry, placement, cpu, attributes } =
+        &plan.source
     else {
         panic!("a generator source");
     };
-    assert_eq!((*requests, *rate, *payload_bytes, *entry, *cpu), (100, Rate::PerSecond(5000.0), 16, 1, None));
+    assert_eq!(
+        (*requests, *rate, *payload_bytes, *entry, *placement, *cpu),
+        (100, Rate::PerSecond(5000.0), 16, 1, SourcePlacement::Thread, None)
+    );
     assert_eq!(attributes, &[("tier".to_string(), vec![("free".to_string(), 3), ("gold".to_string(), 1)])]);
 }
 

@@ -49,9 +49,15 @@ fn every_example_config_validates_and_runs_with_an_exact_ledger() {
     seda::engine::quiet_worker_panics();
     let paths = example_configs();
     let names: Vec<String> = paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    for expected in
-        ["branching.json", "compute.json", "faults.json", "noop4.json", "noop4_dedicated.json", "timers.json"]
-    {
+    for expected in [
+        "branching.json",
+        "compute.json",
+        "faults.json",
+        "noop4.json",
+        "noop4_dedicated.json",
+        "noop4_workers.json",
+        "timers.json",
+    ] {
         assert!(names.iter().any(|n| n == expected), "configs/{expected} is there: {names:?}");
     }
 

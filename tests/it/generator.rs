@@ -1,0 +1,123 @@
+//! The generator in the entry pool's workers (`"placement": "workers"`): every request sent
+//! once and counted once, at `"rate": "max"` and at a rate, stopped midway, across pools.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use seda::metrics::Summary;
+use seda::stages::unit_interval;
+use serde_json::{json, Value};
+
+use crate::support::plan;
+
+fn run(config: Value) -> Summary {
+    seda::engine::run(plan(config), &AtomicBool::new(false)).unwrap()
+}
+
+/// `requests` requests at `rate` through a 4-stage pipeline on one pool of two workers, with
+/// a small entry queue that rejects when full, and a chaos stage.
+fn in_workers(requests: u64, rate: Value) -> Value {
+    json!({
+        "name": "in-workers",
+        "source": { "kind": "generator", "placement": "workers", "requests": requests, "rate": rate,
+                    "payload_bytes": 32, "entry": "parse" },
+        "pools": { "main": { "cpus": [0, 1] } },
+        "stages": {
+            "parse": { "kind": "noop", "pool": "main", "next": "chaos",
+                       "queue": { "capacity": 64, "when_full": "reject" } },
+            "chaos": { "kind": "chaos", "pool": "main", "params": { "fail": 0.1, "panic": 0.05, "seed": 7 },
+                       "next": "hash" },
+            "hash": { "kind": "hash", "pool": "main", "next": "done" },
+            "done": { "kind": "respond", "pool": "main" }
+        }
+    })
+}
+
+/// Of ids `0..n`, how many the chaos stage above fails (panics included).
+fn chaos_failures(n: u64) -> u64 {
+    (0..n).filter(|&i| unit_interval(i, 7) < 0.15).count() as u64
+}
+
+#[test]
+fn workers_send_every_request_once_and_never_overfill_their_entry_queue() {
+    let n = 200_000;
+    let summary = run(in_workers(n, json!("max")));
+    let l = summary.ledger;
+    let failed = chaos_failures(n);
+    // A worker claims only what the entry queue has room for: its `reject` never fires.
+    assert_eq!((l.admitted, l.rejected, l.timed_out, l.in_flight), (n, 0, 0, 0));
+    assert_eq!((l.completed, l.failed), (n - failed, failed));
+    assert_eq!(summary.stages["parse"].processed, n);
+    assert_eq!(summary.stages["chaos"].processed, n);
+    assert_eq!(summary.stages["chaos"].failed, failed);
+    assert_eq!(summary.stages["hash"].processed, n - failed);
+    assert_eq!(summary.latency_us.count, n - failed);
+}
+
+#[test]
+fn workers_keep_the_generators_rate() {
+    // 2,000 requests at 20,000/s: the last is due 99.95 ms after the first.
+    let started = Instant::now();
+    let summary = run(in_workers(2_000, json!(20_000)));
+    assert!(started.elapsed() >= Duration::from_millis(99), "sent too early: {:?}", started.elapsed());
+    let l = summary.ledger;
+    assert_eq!((l.admitted, l.rejected, l.in_flight), (2_000, 0, 0));
+    assert_eq!(l.completed + l.failed, 2_000);
+    assert_eq!(l.failed, chaos_failures(2_000));
+}
+
+#[test]
+fn workers_stopped_midway_drain_and_count_every_request() {
+    let config = json!({
+        "name": "stop-midway",
+        "source": { "kind": "generator", "placement": "workers", "requests": 1_000_000_000u64, "entry": "a" },
+        "pools": { "p": { "cpus": [0] }, "q": { "cpus": [1] } },
+        "stages": {
+            "a": { "kind": "noop", "pool": "p", "next": "b" },
+            "b": {
+                "kind": "spin", "pool": "q", "params": { "micros": 1 }, "next": "c",
+                "queue": { "when_full": "block", "block_timeout_ms": 60000 }
+            },
+            "c": { "kind": "respond", "pool": "q" }
+        }
+    });
+    let stop = AtomicBool::new(false);
+    let summary = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(200));
+            stop.store(true, Ordering::Relaxed);
+        });
+        seda::engine::run(plan(config), &stop).unwrap()
+    });
+    let l = summary.ledger;
+    assert!(l.admitted > 0 && l.admitted < 1_000_000_000);
+    assert_eq!(l.in_flight, 0);
+    // Across pools the hand-off to `b` blocks for room; nothing is rejected.
+    assert_eq!((l.completed, l.rejected, l.failed, l.timed_out), (l.admitted, 0, 0, 0));
+    assert_eq!(summary.stages["a"].processed, l.admitted);
+    assert_eq!(summary.stages["b"].processed, l.admitted);
+    assert_eq!(summary.latency_us.count, l.completed);
+}
+
+#[test]
+fn workers_send_into_an_entry_on_their_pool_when_later_stages_are_elsewhere() {
+    let n = 50_000;
+    let config = json!({
+        "name": "cross-pool",
+        "source": { "kind": "generator", "placement": "workers", "requests": n, "entry": "a" },
+        "pools": { "front": { "cpus": [0, 1] }, "back": { "cpus": [1] } },
+        "stages": {
+            "a": { "kind": "noop", "pool": "front", "next": "b" },
+            "b": { "kind": "noop", "pool": "back", "next": "c",
+                   "queue": { "when_full": "block", "block_timeout_ms": 60000 } },
+            "c": { "kind": "respond", "pool": "front",
+                   "queue": { "when_full": "block", "block_timeout_ms": 60000 } }
+        }
+    });
+    let summary = run(config);
+    let l = summary.ledger;
+    assert_eq!((l.admitted, l.completed, l.rejected, l.in_flight), (n, n, 0, 0));
+    for stage in ["a", "b", "c"] {
+        assert_eq!(summary.stages[stage].processed, n, "stage {stage}");
+    }
+}
