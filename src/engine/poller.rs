@@ -22,6 +22,15 @@ pub trait Poller: Send {
 
     /// What makes a `turn` blocked on another thread return.
     fn waker(&self) -> Arc<dyn Fn() + Send + Sync>;
+
+    /// Whether a worker that has found nothing to do for `idle` should go on spinning, turning
+    /// this poller without waiting, rather than sleep in it. Worth it when a turn is cheap and
+    /// work is near (a generator's next request due in microseconds), not when a turn is a
+    /// system call (the default). A worker that does not sleep also never takes the pool's
+    /// sleep lock, so the kernel cannot stall its siblings by preempting it there.
+    fn keep_spinning(&self, _idle: Duration) -> bool {
+        false
+    }
 }
 
 /// Admission into the pipeline's entry stage for a poller, on its worker's own context.

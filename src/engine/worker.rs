@@ -9,8 +9,9 @@
 //! 3. with nothing to take: hand over the outboxes, spin briefly, yield, then sleep on the
 //!    pool's [`super::Sleep`] until a producer wakes it.
 //!
-//! A worker with a [`Poller`] (the HTTP source's reactor, when it runs in the workers) turns it
-//! whenever it runs out of work and every few batches, and sleeps in it instead of parking.
+//! A worker with a [`Poller`] (the HTTP source's reactor or the generator, when they run in the
+//! workers) turns it whenever it runs out of work and every few batches, spins polling it as
+//! long as the poller asks ([`Poller::keep_spinning`]), and sleeps in it instead of parking.
 //!
 //! Busy time (for the pool's utilisation) is measured at the edges of idleness: the clock is
 //! read when the worker runs out of work and when it finds some again, both off the hot path,
@@ -130,19 +131,14 @@ impl Worker {
             }
             self.ctx.flush();
             let idle_from = now_ns();
-            if self.io.is_some() {
-                // A worker with a poller does not spin: its poll is where it waits.
-                if self.poll(Some(Duration::ZERO)) {
-                    continue;
-                }
-                self.ctx.rec.busy(idle_from.saturating_sub(self.busy_since));
-            } else {
-                self.ctx.rec.busy(idle_from.saturating_sub(self.busy_since));
-                if let Some(batch) = self.wait_for_work(idle_from) {
-                    self.busy_since = now_ns();
-                    self.process_batch(batch);
-                    continue;
-                }
+            if self.poll(Some(Duration::ZERO)) {
+                continue;
+            }
+            self.ctx.rec.busy(idle_from.saturating_sub(self.busy_since));
+            if let Some(batch) = self.wait_for_work(idle_from) {
+                self.busy_since = now_ns();
+                self.process_batch(batch);
+                continue;
             }
             if self.ctx.shared.stopped() {
                 break;
@@ -239,12 +235,13 @@ impl Worker {
     }
 
     /// Spins, then yields, looking for work before the worker sleeps. `start`: when it ran out.
+    /// A worker with a poller spins, polling it, as long as its poller asks
+    /// ([`Poller::keep_spinning`]), and does not yield: its poll is where it waits.
     #[cold]
     fn wait_for_work(&mut self, start: u64) -> Option<Batch> {
-        let (spin, yield_) = if self.shares_cpu {
-            (0, SHARED_YIELD.as_nanos() as u64)
-        } else {
-            (SPIN.as_nanos() as u64, YIELD.as_nanos() as u64)
+        let (spin, yield_) = match self.shares_cpu {
+            true => (0, SHARED_YIELD.as_nanos() as u64),
+            false => (SPIN.as_nanos() as u64, YIELD.as_nanos() as u64),
         };
         loop {
             if let Some(batch) = self.take() {
@@ -254,6 +251,13 @@ impl Worker {
                 return None;
             }
             let idle = now_ns() - start;
+            if let Some(io) = self.io.as_mut() {
+                if self.shares_cpu || !io.poller.keep_spinning(Duration::from_nanos(idle)) {
+                    return None;
+                }
+                self.poll(Some(Duration::ZERO));
+                continue;
+            }
             if idle < spin {
                 for _ in 0..16 {
                     std::hint::spin_loop();

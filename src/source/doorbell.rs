@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::clock::now_ns;
 
 /// Closer than this, a wait spins.
-const SPIN_NS: u64 = 200_000;
+pub(crate) const SPIN_NS: u64 = 200_000;
 
 #[derive(Default)]
 pub(crate) struct Doorbell {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use crossbeam_queue::ArrayQueue;
 use seda_stages::{splitmix64, Request};
 
-use super::doorbell::Doorbell;
+use super::doorbell::{Doorbell, SPIN_NS};
 use super::schedule::{Claim, Schedule};
 use crate::clock::now_ns;
 use crate::config::{Rate, SourcePlan};
@@ -29,6 +29,9 @@ const BATCH: usize = 32;
 /// Batches of requests kept for reuse at most (of up to 32 each; a worker that runs out of work
 /// hands back what it has, so many are small).
 const RECYCLE_BATCHES: usize = 1 << 14;
+
+/// How long an idle worker spins polling the generator before it sleeps in it.
+const IDLE_SPIN: Duration = Duration::from_micros(50);
 
 pub struct Generator {
     schedule: Schedule,
@@ -244,6 +247,12 @@ impl Poller for GeneratorPoller {
     fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
         let doorbell = self.doorbell.clone();
         Arc::new(move || doorbell.ring())
+    }
+
+    fn keep_spinning(&self, idle: Duration) -> bool {
+        // A turn is a look at an atomic: spin as an idle worker without a poller does, and
+        // for as long as the next request is due within a spin.
+        idle < IDLE_SPIN || self.generator.schedule.due_within(now_ns(), SPIN_NS)
     }
 }
 

@@ -93,6 +93,16 @@ impl Schedule {
         }
     }
 
+    /// Whether a request is due within `ns` of `now` (at `"rate": "max"`: whether any is left
+    /// to send).
+    pub fn due_within(&self, now: u64, ns: u64) -> bool {
+        let next = self.next.load(Ordering::Relaxed);
+        if next >= self.requests || self.closed.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.due(next).is_none_or(|due| due <= now.saturating_add(ns))
+    }
+
     /// Counts `n` claimed requests as submitted; returns whether they were the last ones.
     pub fn submitted(&self, n: u64) -> bool {
         self.submitted.fetch_add(n, Ordering::AcqRel) + n == self.requests
