@@ -11,12 +11,16 @@ pub fn to_dot(plan: &Plan) -> String {
     let _ = writeln!(w, "digraph \"{}\" {{", escape(&plan.name));
     let _ = writeln!(w, "  rankdir=LR;\n  node [shape=record, fontname=\"monospace\"];");
     let source = match &plan.source {
-        SourcePlan::Generator { requests, rate, .. } => {
+        SourcePlan::Generator { requests, rate, placement, .. } => {
             let rate = match rate {
                 super::Rate::Max => "max".to_string(),
                 super::Rate::PerSecond(r) => format!("{r}/s"),
             };
-            format!("generator\\n{requests} requests @ {rate}")
+            let placed = match placement {
+                super::SourcePlacement::Thread => "",
+                super::SourcePlacement::Workers => "\\nin the entry pool's workers",
+            };
+            format!("generator\\n{requests} requests @ {rate}{placed}")
         }
         SourcePlan::Http(http) => format!("http\\n{}", http.listen),
     };

@@ -121,3 +121,12 @@ fn workers_send_into_an_entry_on_their_pool_when_later_stages_are_elsewhere() {
         assert_eq!(summary.stages[stage].processed, n, "stage {stage}");
     }
 }
+
+#[test]
+fn the_graph_says_where_the_generator_runs() {
+    let dot = seda::config::to_dot(&plan(in_workers(10, json!("max"))));
+    assert!(
+        dot.contains(r#"source [shape=oval, label="generator\n10 requests @ max\nin the entry pool's workers"];"#),
+        "{dot}"
+    );
+}
