@@ -40,7 +40,7 @@ fn chaos_failures(n: u64) -> u64 {
 
 #[test]
 fn workers_send_every_request_once_and_never_overfill_their_entry_queue() {
-    let n = 200_000;
+    let n = 50_000;
     let summary = run(in_workers(n, json!("max")));
     let l = summary.ledger;
     let failed = chaos_failures(n);
