@@ -8,9 +8,10 @@ use seda::metrics::Summary;
 use seda::stages::unit_interval;
 use serde_json::{json, Value};
 
-use crate::support::plan;
+use crate::support::{cpu_heavy, plan};
 
 fn run(config: Value) -> Summary {
+    let _heavy = cpu_heavy();
     seda::engine::run(plan(config), &AtomicBool::new(false)).unwrap()
 }
 
@@ -82,6 +83,7 @@ fn workers_stopped_midway_drain_and_count_every_request() {
         }
     });
     let stop = AtomicBool::new(false);
+    let _heavy = cpu_heavy();
     let summary = std::thread::scope(|s| {
         s.spawn(|| {
             std::thread::sleep(Duration::from_millis(200));

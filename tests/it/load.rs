@@ -200,6 +200,7 @@ fn a_server_stall_shows_in_corrected_latency_as_the_schedule_says() {
     // falls short of it only by the histogram's precision. The tolerance is wide because a
     // loaded machine (the other tests, run alongside) can only add to a latency: one CI run
     // measured p99 at 353 ms.
+    let _heavy = crate::support::cpu_heavy();
     let server = TestServer::start(Behaviour::StallAt { at: 1000, stall: Duration::from_millis(300) });
     let (r, _) = load("stall", &[&server.url("/"), "--rate", "2000", "--duration", "2s", "--connections", "16"]);
     assert_eq!((count(&r, "requests"), count(&r, "responses"), count(&r, "errors")), (4000, 4000, 0));
@@ -218,7 +219,10 @@ fn a_server_stall_shows_in_corrected_latency_as_the_schedule_says() {
     assert!((300.0 * 0.999..=300.0 + TOLERANCE_MS).contains(&max), "corrected max {max} ms");
     // The uncorrected p99 misses the stall: it is far below the 280 ms the stall puts there.
     assert!(ms("latency_us.uncorrected.p99") < 100.0, "{}", r["latency_us"]["uncorrected"]);
-    assert!(ms("latency_us.uncorrected.max") >= 300.0 * 0.999, "the requests in flight did wait");
+    // Requests in flight during the stall waited in it: at most its 300 ms, and in the full
+    // suite (sockets of other tests open alongside) measured as low as 100 ms, the client's
+    // sends into the stall having come 200 ms late (TCP's minimum retransmission timeout).
+    assert!(ms("latency_us.uncorrected.max") >= 50.0, "the requests in flight did wait");
     // The generator kept to its schedule: the requests waited for connections, not for it.
     assert!(ms("send_lag_us.p99") < 20.0, "{}", r["send_lag_us"]);
     assert!(ms("connection_wait_us.max") > 250.0, "{}", r["connection_wait_us"]);
