@@ -67,6 +67,28 @@ impl Ctx {
         }
     }
 
+    /// Queues every request of `batch` (leaving it empty) for `stage`, queued at `now`: as one
+    /// hand-off when nothing else waits in the stage's outbox and the queue has room for all of
+    /// them, else one by one through the outbox, where a full queue meets its policy.
+    pub fn send_all(&mut self, batch: &mut Vec<Box<Envelope>>, stage: StageId, now: u64) {
+        let n = batch.len();
+        if n > 0 && n <= BATCH && self.outbox[stage].items.is_empty() {
+            let queue = &self.shared.queues[stage];
+            if queue.reserve_all(n) {
+                let mut whole = queue.spare();
+                // The caller's vector goes whole; the spare's empty one takes its place.
+                std::mem::swap(&mut whole.items, batch);
+                whole.enqueued_ns = now;
+                queue.push_reserved(whole);
+                self.shared.wake(stage);
+                return;
+            }
+        }
+        for env in batch.drain(..) {
+            self.send(env, stage);
+        }
+    }
+
     /// Hands every buffered request to its queue, and every collected ending to its origin.
     pub fn flush(&mut self) {
         while let Some(stage) = self.pending.pop() {

@@ -7,6 +7,7 @@ use crate::config::StageId;
 
 /// The one way an admitted request ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Outcome {
     Completed,
     Rejected(RejectReason),

@@ -64,9 +64,7 @@ pub(crate) fn admit_by_policy(ctx: &mut Ctx, batch: &mut Vec<Box<Envelope>>, ori
         }
         return;
     }
-    for env in batch.drain(..) {
-        ctx.send(env, entry);
-    }
+    ctx.send_all(batch, entry, now);
     ctx.flush();
 }
 

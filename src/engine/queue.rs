@@ -64,6 +64,17 @@ impl StageQueue {
         fit
     }
 
+    /// Reserves room for all `n` requests, or for none: returns whether they fit.
+    #[inline]
+    pub fn reserve_all(&self, n: usize) -> bool {
+        let before = self.len.fetch_add(n, Ordering::AcqRel);
+        if before + n <= self.plan.capacity {
+            return true;
+        }
+        self.len.fetch_sub(n, Ordering::AcqRel);
+        false
+    }
+
     /// Pushes a batch whose room was reserved.
     #[inline]
     pub fn push_reserved(&self, batch: Batch) {

@@ -326,8 +326,12 @@ impl Worker {
         let shared = &*self.ctx.shared;
         let weight = self.timing_every;
         let deadlines = shared.plan.deadline.is_some();
+        // An aborting engine ends each request it takes as timed out (see `Engine::shutdown`).
+        if shared.aborting() {
+            return Next::End(Outcome::TimedOut { stage: *stage });
+        }
         loop {
-            if (deadlines && *now >= env.deadline_ns) || shared.aborting() {
+            if deadlines && *now >= env.deadline_ns {
                 return Next::End(Outcome::TimedOut { stage: *stage });
             }
             let instance = self.instances[*stage].as_mut().expect("a pool runs only its own stages");
@@ -359,7 +363,8 @@ impl Worker {
     }
 }
 
-/// Where a request goes once it leaves the worker's hands.
+/// Where a request goes once it leaves the worker's hands. (One-byte tag, as `Step`.)
+#[repr(u8)]
 enum Next {
     /// To the queue of this stage, on another pool.
     Send(StageId),

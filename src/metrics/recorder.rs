@@ -31,7 +31,16 @@ pub type SpareCounts = Arc<ArrayQueue<Box<Counts>>>;
 /// Counts from the spares, or new ones.
 #[inline]
 fn counts<'a>(slot: &'a mut Option<Box<Counts>>, spares: &SpareCounts) -> &'a mut Counts {
-    slot.get_or_insert_with(|| spares.pop().unwrap_or_default())
+    if slot.is_none() {
+        *slot = Some(fresh_counts(spares));
+    }
+    slot.as_deref_mut().expect("just filled")
+}
+
+/// Off the hot path: the first record into a slot after a publication.
+#[cold]
+fn fresh_counts(spares: &SpareCounts) -> Box<Counts> {
+    spares.pop().unwrap_or_default()
 }
 
 /// One stage's counters and latency counts (nanoseconds), as a thread records them. The

@@ -192,7 +192,11 @@ impl Generator {
     }
 
     /// Sets the configured attributes on `req`, drawn by weight from a hash of its id.
+    #[inline]
     pub fn set_attributes(&self, req: &mut Request) {
+        if self.attributes.is_empty() {
+            return;
+        }
         for (name, values, total, seed) in &self.attributes {
             let draw = splitmix64(req.id ^ seed) % total;
             let value = &values.iter().find(|(_, bound)| draw < *bound).expect("draw is below the total").0;

@@ -97,7 +97,8 @@ impl Schedule {
     /// to send).
     pub fn due_within(&self, now: u64, ns: u64) -> bool {
         let next = self.next.load(Ordering::Relaxed);
-        if next >= self.requests || self.closed.load(Ordering::Relaxed) {
+        let begun = self.start_ns.load(Ordering::Relaxed) != NOT_BEGUN;
+        if !begun || next >= self.requests || self.closed.load(Ordering::Relaxed) {
             return false;
         }
         self.due(next).is_none_or(|due| due <= now.saturating_add(ns))
@@ -162,8 +163,11 @@ mod tests {
         assert!(s.submitted(32));
         assert_eq!(s.sent(), 64);
         let s = Schedule::new(64, Rate::Max);
+        assert!(!s.due_within(0, 1), "nothing is due before the run begins");
         s.begin(0);
+        assert!(s.due_within(0, 1));
         s.close();
+        assert!(!s.due_within(0, 1));
         assert_eq!(s.claim(0, 32), Claim::Over);
     }
 }

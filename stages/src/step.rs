@@ -20,8 +20,10 @@ impl Output {
     pub const SELF: Output = Output(u16::MAX);
 }
 
-/// The outcome of [`crate::Stage::handle`].
+/// The outcome of [`crate::Stage::handle`]. An explicit one-byte tag (no niche in the
+/// operations' fields) makes telling the variants apart one compare on the hot path.
 #[derive(Debug)]
+#[repr(u8)]
 pub enum Step {
     /// Go on to the stage wired to this output.
     Next(Output),
