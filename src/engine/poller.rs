@@ -9,6 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossbeam_deque::Worker as LocalQueue;
+
+use super::queue::{Batch, BATCH};
 use super::{Ctx, Envelope, OriginId, Outcome, RejectReason};
 use crate::clock::now_ns;
 use crate::config::StageId;
@@ -38,13 +41,35 @@ pub struct Admit<'a> {
     pub(crate) ctx: &'a mut Ctx,
     pub(crate) origin: OriginId,
     pub(crate) entry: StageId,
+    /// The worker's own deque: what it admits whole goes there, to be run by the same worker
+    /// (a sibling with nothing to do steals it, and is woken to, as from the entry queue).
+    pub(crate) local: &'a LocalQueue<Batch>,
 }
 
 impl Admit<'_> {
     /// Admits every request in `batch` (leaving it empty), as `Submitter::submit_batch` does
-    /// with `Admission::Policy`.
+    /// with `Admission::Policy`, but onto the worker's own deque.
     pub fn submit(&mut self, batch: &mut Vec<Box<Envelope>>) {
-        admit_by_policy(self.ctx, batch, self.origin, self.entry);
+        let now = stamp(self.ctx, batch, self.origin);
+        if !self.ctx.shared.admitting() {
+            reject_all(self.ctx, batch, now);
+            return;
+        }
+        let (ctx, entry) = (&mut *self.ctx, self.entry);
+        let n = batch.len();
+        let queue = &ctx.shared.queues[entry];
+        if n > 0 && n <= BATCH && queue.reserve_all(n) {
+            let mut whole = queue.spare();
+            std::mem::swap(&mut whole.items, batch);
+            whole.enqueued_ns = now;
+            self.local.push(whole);
+            ctx.shared.wake(entry);
+            return;
+        }
+        // Too many at once, or not all fit: through the outbox, where a full queue meets its
+        // policy.
+        ctx.send_all(batch, entry, now);
+        ctx.flush();
     }
 
     /// Requests the entry queue has room for now.
@@ -59,13 +84,18 @@ impl Admit<'_> {
 pub(crate) fn admit_by_policy(ctx: &mut Ctx, batch: &mut Vec<Box<Envelope>>, origin: OriginId, entry: StageId) {
     let now = stamp(ctx, batch, origin);
     if !ctx.shared.admitting() {
-        for env in batch.drain(..) {
-            ctx.finish(env, Outcome::Rejected(RejectReason::ShuttingDown), now);
-        }
+        reject_all(ctx, batch, now);
         return;
     }
     ctx.send_all(batch, entry, now);
     ctx.flush();
+}
+
+/// Ends every request of `batch` as rejected: shutdown has begun.
+fn reject_all(ctx: &mut Ctx, batch: &mut Vec<Box<Envelope>>, now: u64) {
+    for env in batch.drain(..) {
+        ctx.finish(env, Outcome::Rejected(RejectReason::ShuttingDown), now);
+    }
 }
 
 /// Counts `batch` as admitted and gives each request its origin, deadline and (when it has

@@ -108,7 +108,7 @@ impl Worker {
     fn poll(&mut self, timeout: Option<Duration>) -> bool {
         let Some(io) = self.io.as_mut() else { return false };
         io.batches_since = 0;
-        let mut admit = Admit { ctx: &mut self.ctx, origin: io.origin, entry: io.entry };
+        let mut admit = Admit { ctx: &mut self.ctx, origin: io.origin, entry: io.entry, local: &self.local };
         io.poller.turn(timeout, &mut admit)
     }
 
