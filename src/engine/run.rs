@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Engine, EngineError, Origin, Poller, WorkerPollers};
+use super::{Engine, EngineError, OriginId, Poller, WorkerPollers};
 use crate::admin::AdminServer;
 use crate::config::{Plan, SourcePlacement, SourcePlan};
 use crate::metrics::record::Recording;
@@ -40,16 +40,17 @@ pub fn run_observed(
             other => EngineError::Source(other.to_string()),
         });
     }
-    let generator = Arc::new(Generator::new(&plan.source));
     let entry = plan.source.entry();
-    let origins = vec![generator.clone() as Arc<dyn Origin>];
     let SourcePlan::Generator { placement, .. } = plan.source else { unreachable!("an http source is served above") };
     let in_workers = placement == SourcePlacement::Workers;
+    let pool = plan.stages[entry].pool;
+    // A lane per sending thread: every worker of the entry stage's pool, or the one thread.
+    let lanes = if in_workers { plan.pools[pool].threads.len() } else { 1 };
+    let generator = Arc::new(Generator::new(&plan.source, lanes));
+    let origins = generator.origins();
     let engine = if in_workers {
-        // Every worker of the entry stage's pool sends, as the one origin.
-        let pool = plan.stages[entry].pool;
         let pollers =
-            (0..plan.pools[pool].threads.len()).map(|_| (0, Box::new(generator.poller()) as Box<dyn Poller>)).collect();
+            (0..lanes).map(|lane| (lane as OriginId, Box::new(generator.poller(lane)) as Box<dyn Poller>)).collect();
         Engine::start_polled(plan, origins, record, WorkerPollers { pool, entry, pollers })
     } else if record {
         Engine::start_recorded(plan, origins)

@@ -163,7 +163,7 @@ impl InProcessJob<'_> {
             }),
             names: (Arc::from("method"), Arc::from("path")),
             payload_bytes,
-            attributes: Generator::new(&plan.source),
+            attributes: Generator::new(&plan.source, 1),
         };
         let entry = plan.source.entry();
         let give_up_after = (timeout + plan.drain_timeout).as_nanos() as u64;

@@ -9,7 +9,8 @@
 //!
 //! Requests are recycled: the engine hands them back in batches ([`Origin::finish_batch`]) and
 //! the generator reuses them, so a steady run does not allocate, and a request's return costs
-//! one cross-thread hand-off per batch, not one each.
+//! one hand-off per batch, not one each. Each sending thread has a [`Lane`] of its own, an
+//! origin of its own: what a worker made comes back to it, and two workers never share a queue.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,8 +27,8 @@ use crate::engine::{Admission, Admit, Envelope, Origin, Outcome, Poller, Submitt
 
 /// Requests handed over per batch.
 const BATCH: usize = 32;
-/// Batches of requests kept for reuse at most (of up to 32 each; a worker that runs out of work
-/// hands back what it has, so many are small).
+/// Batches of requests kept for reuse at most, over all lanes (of up to 32 each; a worker that
+/// runs out of work hands back what it has, so many are small).
 const RECYCLE_BATCHES: usize = 1 << 14;
 
 /// How long an idle worker spins polling the generator before it sleeps in it.
@@ -39,19 +40,25 @@ pub struct Generator {
     payload_bytes: usize,
     cpu: Option<usize>,
     attributes: Vec<Attribute>,
+    /// One per sending thread, by origin id.
+    lanes: Vec<Arc<Lane>>,
+    /// Rung when the last request is submitted.
+    finished: Doorbell,
+}
+
+/// One sending thread's recycling, and the origin its requests are admitted as.
+pub struct Lane {
     /// Ended requests, a batch at a time, for reuse.
     recycled: ArrayQueue<Vec<Box<Envelope>>>,
     /// Emptied batch vectors, going back to the workers that fill them.
     empties: ArrayQueue<Vec<Box<Envelope>>>,
-    /// Rung when the last request is submitted.
-    finished: Doorbell,
 }
 
 /// An attribute to draw: its name, its values with cumulative weights, the weights' total, and
 /// a seed from the name, so that attributes are drawn independently.
 type Attribute = (Arc<str>, Vec<(Arc<str>, u64)>, u64, u64);
 
-impl Origin for Generator {
+impl Origin for Lane {
     fn finish(&self, env: Box<Envelope>, _outcome: &Outcome) {
         // The engine hands a batching origin its requests through `finish_batch`; one at a
         // time they would cost a vector each.
@@ -71,7 +78,8 @@ impl Origin for Generator {
 }
 
 impl Generator {
-    pub fn new(source: &SourcePlan) -> Self {
+    /// A generator sending from `lanes` threads (at least one).
+    pub fn new(source: &SourcePlan, lanes: usize) -> Self {
         let SourcePlan::Generator { requests, rate, payload_bytes, cpu, attributes, .. } = source else {
             panic!("Generator::new takes a generator source");
         };
@@ -96,8 +104,12 @@ impl Generator {
             payload_bytes: *payload_bytes,
             cpu: *cpu,
             attributes,
-            recycled: ArrayQueue::new(RECYCLE_BATCHES),
-            empties: ArrayQueue::new(RECYCLE_BATCHES),
+            lanes: (0..lanes.max(1))
+                .map(|_| {
+                    let batches = (RECYCLE_BATCHES / lanes.max(1)).max(BATCH);
+                    Arc::new(Lane { recycled: ArrayQueue::new(batches), empties: ArrayQueue::new(batches) })
+                })
+                .collect(),
             finished: Doorbell::default(),
         }
     }
@@ -116,7 +128,7 @@ impl Generator {
             match self.schedule.claim(now_ns(), BATCH as u64) {
                 Claim::Ids(ids) => {
                     let n = ids.end - ids.start;
-                    self.make_batch(&mut batch, &mut reuse, ids);
+                    self.make_batch(&self.lanes[0], &mut batch, &mut reuse, ids);
                     submitter.submit_batch(&mut batch, admission);
                     self.schedule.submitted(n);
                 }
@@ -132,9 +144,16 @@ impl Generator {
         self.schedule.begin(now_ns());
     }
 
-    /// A poller that sends this generator's requests from a worker (see [`GeneratorPoller`]).
-    pub fn poller(self: &Arc<Self>) -> GeneratorPoller {
+    /// The origins requests are admitted as: lane `i` is origin `i`.
+    pub fn origins(&self) -> Vec<Arc<dyn Origin>> {
+        self.lanes.iter().map(|lane| lane.clone() as Arc<dyn Origin>).collect()
+    }
+
+    /// A poller that sends this generator's requests from a worker through lane `lane` (see
+    /// [`GeneratorPoller`]); it must be admitted as origin `lane`.
+    pub fn poller(self: &Arc<Self>, lane: usize) -> GeneratorPoller {
         GeneratorPoller {
+            lane: self.lanes[lane].clone(),
             generator: self.clone(),
             doorbell: Arc::new(Doorbell::default()),
             batch: Vec::with_capacity(BATCH),
@@ -165,20 +184,26 @@ impl Generator {
 
     /// Fills `batch` with the requests of `ids`, each meant to start when it is due (at
     /// `"rate": "max"`, when it is admitted).
-    fn make_batch(&self, batch: &mut Vec<Box<Envelope>>, reuse: &mut Vec<Box<Envelope>>, ids: std::ops::Range<u64>) {
+    fn make_batch(
+        &self,
+        lane: &Lane,
+        batch: &mut Vec<Box<Envelope>>,
+        reuse: &mut Vec<Box<Envelope>>,
+        ids: std::ops::Range<u64>,
+    ) {
         for id in ids {
             let intended_ns = self.schedule.due(id).unwrap_or(0);
-            batch.push(self.make(reuse, id, intended_ns));
+            batch.push(self.make(lane, reuse, id, intended_ns));
         }
     }
 
     /// Request `id`, meant to start at `intended_ns`, reusing a finished one when there is one
     /// (`reuse` holds the batch of them being drawn from).
-    fn make(&self, reuse: &mut Vec<Box<Envelope>>, id: u64, intended_ns: u64) -> Box<Envelope> {
+    fn make(&self, lane: &Lane, reuse: &mut Vec<Box<Envelope>>, id: u64, intended_ns: u64) -> Box<Envelope> {
         if reuse.is_empty() {
-            if let Some(full) = self.recycled.pop() {
+            if let Some(full) = lane.recycled.pop() {
                 let empty = std::mem::replace(reuse, full);
-                let _ = self.empties.push(empty);
+                let _ = lane.empties.push(empty);
             }
         }
         let mut env = reuse.pop().unwrap_or_else(|| Envelope::new(Request::default()));
@@ -211,6 +236,7 @@ impl Generator {
 /// for the next due time in [`Doorbell::wait_until`], which the pool's producers ring.
 pub struct GeneratorPoller {
     generator: Arc<Generator>,
+    lane: Arc<Lane>,
     doorbell: Arc<Doorbell>,
     batch: Vec<Box<Envelope>>,
     reuse: Vec<Box<Envelope>>,
@@ -229,7 +255,7 @@ impl Poller for GeneratorPoller {
             let next_due = match generator.schedule.claim(now, most as u64) {
                 Claim::Ids(ids) => {
                     let n = ids.end - ids.start;
-                    generator.make_batch(&mut self.batch, &mut self.reuse, ids);
+                    generator.make_batch(&self.lane, &mut self.batch, &mut self.reuse, ids);
                     admit.submit(&mut self.batch);
                     if generator.schedule.submitted(n) {
                         generator.finished.ring();

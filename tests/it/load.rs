@@ -224,7 +224,9 @@ fn a_server_stall_shows_in_corrected_latency_as_the_schedule_says() {
     // sends into the stall having come 200 ms late (TCP's minimum retransmission timeout).
     assert!(ms("latency_us.uncorrected.max") >= 50.0, "the requests in flight did wait");
     // The generator kept to its schedule: the requests waited for connections, not for it.
-    assert!(ms("send_lag_us.p99") < 20.0, "{}", r["send_lag_us"]);
+    // (Its lag is far below the stall's 300 ms: tens of microseconds alone, up to a few
+    // milliseconds with the suite's other tests on both CPUs.)
+    assert!(ms("send_lag_us.p99") < 5.0, "{}", r["send_lag_us"]);
     assert!(ms("connection_wait_us.max") > 250.0, "{}", r["connection_wait_us"]);
 }
 
