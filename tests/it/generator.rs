@@ -8,10 +8,9 @@ use seda::metrics::Summary;
 use seda::stages::unit_interval;
 use serde_json::{json, Value};
 
-use crate::support::{cpu_heavy, plan};
+use crate::support::plan;
 
 fn run(config: Value) -> Summary {
-    let _heavy = cpu_heavy();
     seda::engine::run(plan(config), &AtomicBool::new(false)).unwrap()
 }
 
@@ -83,7 +82,6 @@ fn workers_stopped_midway_drain_and_count_every_request() {
         }
     });
     let stop = AtomicBool::new(false);
-    let _heavy = cpu_heavy();
     let summary = std::thread::scope(|s| {
         s.spawn(|| {
             std::thread::sleep(Duration::from_millis(200));

@@ -135,12 +135,3 @@ impl Stage for GateStage {
         Step::Next(Output::NEXT)
     }
 }
-
-/// Held by tests that keep both CPUs busy with pinned spinning workers, and by the timing test
-/// they would starve, so that the two never overlap.
-pub static CPU_HEAVY: Mutex<()> = Mutex::new(());
-
-/// Takes [`CPU_HEAVY`], whether or not a test that held it panicked.
-pub fn cpu_heavy() -> std::sync::MutexGuard<'static, ()> {
-    CPU_HEAVY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
