@@ -41,15 +41,23 @@ pub struct Admit<'a> {
     pub(crate) ctx: &'a mut Ctx,
     pub(crate) origin: OriginId,
     pub(crate) entry: StageId,
-    /// The worker's own deque: what it admits whole goes there, to be run by the same worker
-    /// (a sibling with nothing to do steals it, and is woken to, as from the entry queue).
+    /// The worker's own deque, for [`Admit::submit_here`].
     pub(crate) local: &'a LocalQueue<Batch>,
 }
 
 impl Admit<'_> {
-    /// Admits every request in `batch` (leaving it empty), as `Submitter::submit_batch` does
-    /// with `Admission::Policy`, but onto the worker's own deque.
+    /// Admits every request in `batch` (leaving it empty) into the entry queue, as
+    /// `Submitter::submit_batch` does with `Admission::Policy`.
     pub fn submit(&mut self, batch: &mut Vec<Box<Envelope>>) {
+        admit_by_policy(self.ctx, batch, self.origin, self.entry);
+    }
+
+    /// [`Admit::submit`], but a batch that fits whole goes onto the worker's own deque, to be
+    /// run by this worker next (a sibling with nothing to do steals it, and is woken to, as
+    /// from the entry queue): for a source that makes its requests where they are to run (the
+    /// generator), not one whose requests come unevenly (HTTP reactors, which a sibling should
+    /// be able to take from the shared queue at once).
+    pub fn submit_here(&mut self, batch: &mut Vec<Box<Envelope>>) {
         let now = stamp(self.ctx, batch, self.origin);
         if !self.ctx.shared.admitting() {
             reject_all(self.ctx, batch, now);

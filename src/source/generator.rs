@@ -256,7 +256,7 @@ impl Poller for GeneratorPoller {
                 Claim::Ids(ids) => {
                     let n = ids.end - ids.start;
                     generator.make_batch(&self.lane, &mut self.batch, &mut self.reuse, ids);
-                    admit.submit(&mut self.batch);
+                    admit.submit_here(&mut self.batch);
                     if generator.schedule.submitted(n) {
                         generator.finished.ring();
                     }
