@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crossbeam_deque::Worker as LocalQueue;
 use seda_stages::{IoOp, StageError};
 
 use super::ledger::{Ending, Shard};
@@ -69,8 +70,16 @@ impl Ctx {
 
     /// Queues every request of `batch` (leaving it empty) for `stage`, queued at `now`: as one
     /// hand-off when nothing else waits in the stage's outbox and the queue has room for all of
-    /// them, else one by one through the outbox, where a full queue meets its policy.
-    pub fn send_all(&mut self, batch: &mut Vec<Box<Envelope>>, stage: StageId, now: u64) {
+    /// them (onto `local`, a worker's own deque, when given: counted in the stage's queue, run
+    /// by that worker unless a sibling steals it), else one by one through the outbox, where a
+    /// full queue meets its policy.
+    pub fn send_all(
+        &mut self,
+        batch: &mut Vec<Box<Envelope>>,
+        stage: StageId,
+        now: u64,
+        local: Option<&LocalQueue<Batch>>,
+    ) {
         let n = batch.len();
         if n > 0 && n <= BATCH && self.outbox[stage].items.is_empty() {
             let queue = &self.shared.queues[stage];
@@ -79,7 +88,10 @@ impl Ctx {
                 // The caller's vector goes whole; the spare's empty one takes its place.
                 std::mem::swap(&mut whole.items, batch);
                 whole.enqueued_ns = now;
-                queue.push_reserved(whole);
+                match local {
+                    Some(local) => local.push(whole),
+                    None => queue.push_reserved(whole),
+                }
                 self.shared.wake(stage);
                 return;
             }

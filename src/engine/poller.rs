@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crossbeam_deque::Worker as LocalQueue;
 
-use super::queue::{Batch, BATCH};
+use super::queue::Batch;
 use super::{Ctx, Envelope, OriginId, Outcome, RejectReason};
 use crate::clock::now_ns;
 use crate::config::StageId;
@@ -49,7 +49,7 @@ impl Admit<'_> {
     /// Admits every request in `batch` (leaving it empty) into the entry queue, as
     /// `Submitter::submit_batch` does with `Admission::Policy`.
     pub fn submit(&mut self, batch: &mut Vec<Box<Envelope>>) {
-        admit_by_policy(self.ctx, batch, self.origin, self.entry);
+        admit_by_policy(self.ctx, batch, self.origin, self.entry, None);
     }
 
     /// [`Admit::submit`], but a batch that fits whole goes onto the worker's own deque, to be
@@ -58,52 +58,34 @@ impl Admit<'_> {
     /// generator), not one whose requests come unevenly (HTTP reactors, which a sibling should
     /// be able to take from the shared queue at once).
     pub fn submit_here(&mut self, batch: &mut Vec<Box<Envelope>>) {
-        let now = stamp(self.ctx, batch, self.origin);
-        if !self.ctx.shared.admitting() {
-            reject_all(self.ctx, batch, now);
-            return;
-        }
-        let (ctx, entry) = (&mut *self.ctx, self.entry);
-        let n = batch.len();
-        let queue = &ctx.shared.queues[entry];
-        if n > 0 && n <= BATCH && queue.reserve_all(n) {
-            let mut whole = queue.spare();
-            std::mem::swap(&mut whole.items, batch);
-            whole.enqueued_ns = now;
-            self.local.push(whole);
-            ctx.shared.wake(entry);
-            return;
-        }
-        // Too many at once, or not all fit: through the outbox, where a full queue meets its
-        // policy.
-        ctx.send_all(batch, entry, now);
-        ctx.flush();
+        admit_by_policy(self.ctx, batch, self.origin, self.entry, Some(self.local));
     }
 
     /// Requests the entry queue has room for now.
     pub fn room(&self) -> usize {
-        let queue = &self.ctx.shared.queues[self.entry];
-        queue.plan.capacity.saturating_sub(queue.depth())
+        self.ctx.shared.queues[self.entry].room()
     }
 }
 
-/// Counts `batch` as admitted and queues it at `entry`; what does not fit meets the entry's
-/// policy, and once shutdown has begun everything ends as rejected (`ShuttingDown`).
-pub(crate) fn admit_by_policy(ctx: &mut Ctx, batch: &mut Vec<Box<Envelope>>, origin: OriginId, entry: StageId) {
+/// Counts `batch` as admitted and queues it at `entry` (onto `local` when given, see
+/// [`Ctx::send_all`]); what does not fit meets the entry's policy, and once shutdown has begun
+/// everything ends as rejected (`ShuttingDown`).
+pub(crate) fn admit_by_policy(
+    ctx: &mut Ctx,
+    batch: &mut Vec<Box<Envelope>>,
+    origin: OriginId,
+    entry: StageId,
+    local: Option<&LocalQueue<Batch>>,
+) {
     let now = stamp(ctx, batch, origin);
     if !ctx.shared.admitting() {
-        reject_all(ctx, batch, now);
+        for env in batch.drain(..) {
+            ctx.finish(env, Outcome::Rejected(RejectReason::ShuttingDown), now);
+        }
         return;
     }
-    ctx.send_all(batch, entry, now);
+    ctx.send_all(batch, entry, now, local);
     ctx.flush();
-}
-
-/// Ends every request of `batch` as rejected: shutdown has begun.
-fn reject_all(ctx: &mut Ctx, batch: &mut Vec<Box<Envelope>>, now: u64) {
-    for env in batch.drain(..) {
-        ctx.finish(env, Outcome::Rejected(RejectReason::ShuttingDown), now);
-    }
 }
 
 /// Counts `batch` as admitted and gives each request its origin, deadline and (when it has

@@ -64,6 +64,12 @@ impl StageQueue {
         fit
     }
 
+    /// Requests there is room for now.
+    #[inline]
+    pub fn room(&self) -> usize {
+        self.plan.capacity.saturating_sub(self.depth())
+    }
+
     /// Reserves room for all `n` requests, or for none: returns whether they fit.
     #[inline]
     pub fn reserve_all(&self, n: usize) -> bool {

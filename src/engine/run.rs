@@ -1,12 +1,11 @@
 //! Runs a pipeline with its configured source until the source is done (or `stop` is set),
 //! then drains and returns the summary. A generator runs on a thread of its own, or in the
-//! workers of the entry stage's pool, which it wakes once the engine has started. A pipeline with an admin listener serves it from the
-//! engine's start until the drain is over.
+//! workers of the entry stage's pool, which it wakes once the engine has started. A pipeline
+//! with an admin listener serves it from the engine's start until the drain is over.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::{Engine, EngineError, OriginId, Poller, WorkerPollers};
 use crate::admin::AdminServer;
@@ -67,8 +66,8 @@ pub fn run_observed(
     };
     if in_workers {
         generator.begin();
-        engine.wake_pool(engine.plan().stages[entry].pool);
-        while !generator.wait_finished(stop, Duration::from_millis(100)) && !stop.load(Ordering::Relaxed) {}
+        engine.wake_pool(pool);
+        generator.wait_finished(stop);
         generator.close();
     } else {
         std::thread::scope(|scope| {

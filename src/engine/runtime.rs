@@ -451,7 +451,7 @@ impl Submitter<'_> {
     /// rejected (`ShuttingDown`). A request without an intended start time gets now.
     pub fn submit_batch(&mut self, batch: &mut Vec<Box<Envelope>>, admission: Admission) {
         if admission == Admission::Policy || !self.ctx.shared.admitting() {
-            admit_by_policy(&mut self.ctx, batch, self.origin, self.entry);
+            admit_by_policy(&mut self.ctx, batch, self.origin, self.entry, None);
         } else {
             stamp(&mut self.ctx, batch, self.origin);
             self.push_waiting(batch);

@@ -239,9 +239,10 @@ impl Worker {
     /// ([`Poller::keep_spinning`]), and does not yield: its poll is where it waits.
     #[cold]
     fn wait_for_work(&mut self, start: u64) -> Option<Batch> {
-        let (spin, yield_) = match self.shares_cpu {
-            true => (0, SHARED_YIELD.as_nanos() as u64),
-            false => (SPIN.as_nanos() as u64, YIELD.as_nanos() as u64),
+        let (spin, yield_) = if self.shares_cpu {
+            (0, SHARED_YIELD.as_nanos() as u64)
+        } else {
+            (SPIN.as_nanos() as u64, YIELD.as_nanos() as u64)
         };
         loop {
             if let Some(batch) = self.take() {

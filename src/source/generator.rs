@@ -36,7 +36,6 @@ const IDLE_SPIN: Duration = Duration::from_micros(50);
 
 pub struct Generator {
     schedule: Schedule,
-    rate: Rate,
     payload_bytes: usize,
     cpu: Option<usize>,
     attributes: Vec<Attribute>,
@@ -100,7 +99,6 @@ impl Generator {
             .collect();
         Generator {
             schedule: Schedule::new(*requests, *rate),
-            rate: *rate,
             payload_bytes: *payload_bytes,
             cpu: *cpu,
             attributes,
@@ -120,7 +118,7 @@ impl Generator {
         if let Some(cpu) = self.cpu {
             core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
         }
-        let admission = if self.rate == Rate::Max { Admission::WaitForRoom } else { Admission::Policy };
+        let admission = if self.schedule.rate() == Rate::Max { Admission::WaitForRoom } else { Admission::Policy };
         let mut batch = Vec::with_capacity(BATCH);
         let mut reuse = Vec::with_capacity(BATCH);
         self.begin();
@@ -132,7 +130,10 @@ impl Generator {
                     submitter.submit_batch(&mut batch, admission);
                     self.schedule.submitted(n);
                 }
-                Claim::NotBefore(due) => wait_until(due),
+                // Nothing rings `finished` while the generator has a thread of its own.
+                Claim::NotBefore(due) => {
+                    self.finished.wait_until(due);
+                }
                 Claim::Nothing | Claim::Over => break,
             }
         }
@@ -161,25 +162,17 @@ impl Generator {
         }
     }
 
-    /// Waits until every request is submitted, `stop` is set, or `timeout` passes; returns
-    /// whether every request is submitted.
-    pub fn wait_finished(&self, stop: &AtomicBool, timeout: Duration) -> bool {
-        let until = now_ns() + timeout.as_nanos() as u64;
+    /// Waits until every request is submitted or `stop` is set (looked at every 10 ms).
+    pub fn wait_finished(&self, stop: &AtomicBool) {
         let poll = Duration::from_millis(10).as_nanos() as u64;
-        while !self.schedule.all_submitted() && !stop.load(Ordering::Relaxed) && now_ns() < until {
-            self.finished.wait_until(until.min(now_ns() + poll));
+        while !self.schedule.all_submitted() && !stop.load(Ordering::Relaxed) {
+            self.finished.wait_until(now_ns() + poll);
         }
-        self.schedule.all_submitted()
     }
 
     /// Stops further sending: what was claimed is still submitted.
     pub fn close(&self) {
         self.schedule.close();
-    }
-
-    /// Requests submitted so far.
-    pub fn sent(&self) -> u64 {
-        self.schedule.sent()
     }
 
     /// Fills `batch` with the requests of `ids`, each meant to start when it is due (at
@@ -248,7 +241,7 @@ impl Poller for GeneratorPoller {
         let give_up = timeout.map_or(u64::MAX, |t| now_ns().saturating_add(t.as_nanos() as u64));
         loop {
             let now = now_ns();
-            let most = match generator.rate {
+            let most = match generator.schedule.rate() {
                 Rate::Max => admit.room().min(BATCH),
                 Rate::PerSecond(_) => BATCH,
             };
@@ -283,21 +276,5 @@ impl Poller for GeneratorPoller {
         // A turn is a look at an atomic: spin as an idle worker without a poller does, and
         // for as long as the next request is due within a spin.
         idle < IDLE_SPIN || self.generator.schedule.due_within(now_ns(), SPIN_NS)
-    }
-}
-
-/// Waits until the clock reads `ns`: sleeping while it is far, spinning when it is near.
-fn wait_until(ns: u64) {
-    loop {
-        let now = now_ns();
-        if now >= ns {
-            return;
-        }
-        let left = ns - now;
-        if left > 200_000 {
-            std::thread::sleep(Duration::from_nanos(left - 100_000));
-        } else {
-            std::hint::spin_loop();
-        }
     }
 }

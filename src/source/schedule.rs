@@ -50,6 +50,10 @@ impl Schedule {
         }
     }
 
+    pub fn rate(&self) -> Rate {
+        self.rate
+    }
+
     /// Starts the clock: id 0 is due at `now`. Nothing is claimed before.
     pub fn begin(&self, now: u64) {
         self.start_ns.store(now, Ordering::Release);

@@ -272,11 +272,14 @@ fn requests_after_shutdown_began_are_rejected_not_lost() {
     assert_eq!((summary.ledger.admitted, summary.ledger.completed, summary.ledger.rejected), (5, 2, 3));
 }
 
-#[test]
-fn generator_run_stopped_midway_drains_and_counts_every_request() {
+/// A billion requests at `"max"` from a generator placed at `placement`, through a stage on
+/// pool `p` (CPU 0) and a 1 us spin on pool `q` (CPU 1), stopped after 200 ms.
+pub(crate) fn run_stopped_midway(placement: &str) -> seda::metrics::Summary {
     let config = json!({
         "name": "stop-midway",
-        "source": { "kind": "generator", "requests": 1_000_000_000u64, "rate": "max", "entry": "a" },
+        "source": {
+            "kind": "generator", "placement": placement, "requests": 1_000_000_000u64, "rate": "max", "entry": "a"
+        },
         "pools": { "p": { "cpus": [0] }, "q": { "cpus": [1] } },
         "stages": {
             "a": { "kind": "noop", "pool": "p", "next": "b" },
@@ -288,13 +291,18 @@ fn generator_run_stopped_midway_drains_and_counts_every_request() {
         }
     });
     let stop = AtomicBool::new(false);
-    let summary = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         s.spawn(|| {
             std::thread::sleep(Duration::from_millis(200));
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
         });
         seda::engine::run(plan(config), &stop).unwrap()
-    });
+    })
+}
+
+#[test]
+fn generator_run_stopped_midway_drains_and_counts_every_request() {
+    let summary = run_stopped_midway("thread");
     let l = summary.ledger;
     assert!(l.admitted > 0 && l.admitted < 1_000_000_000);
     assert_eq!(l.in_flight, 0);

@@ -1,7 +1,7 @@
 //! The generator in the entry pool's workers (`"placement": "workers"`): every request sent
 //! once and counted once, at `"rate": "max"` and at a rate, stopped midway, across pools.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use seda::metrics::Summary;
@@ -68,27 +68,7 @@ fn workers_keep_the_generators_rate() {
 
 #[test]
 fn workers_stopped_midway_drain_and_count_every_request() {
-    let config = json!({
-        "name": "stop-midway",
-        "source": { "kind": "generator", "placement": "workers", "requests": 1_000_000_000u64, "entry": "a" },
-        "pools": { "p": { "cpus": [0] }, "q": { "cpus": [1] } },
-        "stages": {
-            "a": { "kind": "noop", "pool": "p", "next": "b" },
-            "b": {
-                "kind": "spin", "pool": "q", "params": { "micros": 1 }, "next": "c",
-                "queue": { "when_full": "block", "block_timeout_ms": 60000 }
-            },
-            "c": { "kind": "respond", "pool": "q" }
-        }
-    });
-    let stop = AtomicBool::new(false);
-    let summary = std::thread::scope(|s| {
-        s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(200));
-            stop.store(true, Ordering::Relaxed);
-        });
-        seda::engine::run(plan(config), &stop).unwrap()
-    });
+    let summary = crate::engine::run_stopped_midway("workers");
     let l = summary.ledger;
     assert!(l.admitted > 0 && l.admitted < 1_000_000_000);
     assert_eq!(l.in_flight, 0);
