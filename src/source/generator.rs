@@ -170,9 +170,13 @@ impl Generator {
         }
     }
 
-    /// Stops further sending: what was claimed is still submitted.
+    /// Stops further sending and returns once every request already claimed is submitted
+    /// (by the workers that claimed them), so that none meets an engine shutting down.
     pub fn close(&self) {
-        self.schedule.close();
+        let claimed = self.schedule.close();
+        while self.schedule.sent() < claimed {
+            self.finished.wait_until(now_ns() + 100_000);
+        }
     }
 
     /// Fills `batch` with the requests of `ids`, each meant to start when it is due (at

@@ -6,23 +6,24 @@
 //! claimed, and the others go on sending the rest on time.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::Rate;
 
 const NOT_BEGUN: u64 = u64::MAX;
+/// Set in `next` when the schedule closes: in the same word as the claims, so that a claim
+/// either lands before the close (and is counted by it) or fails.
+const CLOSED: u64 = 1 << 63;
 
 pub(crate) struct Schedule {
     requests: u64,
     rate: Rate,
     /// Clock reading that id 0 is due at; [`NOT_BEGUN`] until the run begins.
     start_ns: AtomicU64,
-    /// The first id not yet claimed.
+    /// The first id not yet claimed, with [`CLOSED`] set once no more may be.
     next: AtomicU64,
     /// Claimed ids whose requests were submitted.
     submitted: AtomicU64,
-    /// No more claims: the run is stopping.
-    closed: AtomicBool,
 }
 
 /// What a sender may do now.
@@ -46,7 +47,6 @@ impl Schedule {
             start_ns: AtomicU64::new(NOT_BEGUN),
             next: AtomicU64::new(0),
             submitted: AtomicU64::new(0),
-            closed: AtomicBool::new(false),
         }
     }
 
@@ -77,7 +77,8 @@ impl Schedule {
         }
         let mut next = self.next.load(Ordering::Relaxed);
         loop {
-            if next >= self.requests || self.closed.load(Ordering::Relaxed) {
+            if next >= self.requests {
+                // Closed ids read as past the end.
                 return Claim::Over;
             }
             let most = most.min(self.requests - next);
@@ -102,7 +103,7 @@ impl Schedule {
     pub fn due_within(&self, now: u64, ns: u64) -> bool {
         let next = self.next.load(Ordering::Relaxed);
         let begun = self.start_ns.load(Ordering::Relaxed) != NOT_BEGUN;
-        if !begun || next >= self.requests || self.closed.load(Ordering::Relaxed) {
+        if !begun || next >= self.requests {
             return false;
         }
         self.due(next).is_none_or(|due| due <= now.saturating_add(ns))
@@ -123,9 +124,10 @@ impl Schedule {
         self.sent() >= self.requests
     }
 
-    /// Stops further claims; ids already claimed are still submitted.
-    pub fn close(&self) {
-        self.closed.store(true, Ordering::Relaxed);
+    /// Stops further claims and returns how many ids were claimed: their requests are still
+    /// to be submitted, by whoever claimed them.
+    pub fn close(&self) -> u64 {
+        self.next.fetch_or(CLOSED, Ordering::AcqRel) & !CLOSED
     }
 }
 
@@ -170,8 +172,10 @@ mod tests {
         assert!(!s.due_within(0, 1), "nothing is due before the run begins");
         s.begin(0);
         assert!(s.due_within(0, 1));
-        s.close();
+        assert_eq!(s.claim(0, 10), Claim::Ids(0..10));
+        assert_eq!(s.close(), 10, "the close counts every id claimed before it");
         assert!(!s.due_within(0, 1));
         assert_eq!(s.claim(0, 32), Claim::Over);
+        assert_eq!(s.close(), 10);
     }
 }
