@@ -138,12 +138,32 @@ impl Ctx {
         // What did not fit meets the stage's policy; what that ends, ends like any request.
         let mut rest = std::mem::take(&mut self.overflowed);
         rest.append(items);
+        if queue.plan.when_full == WhenFull::Block {
+            self.block(stage, &mut rest);
+        }
         for env in rest.drain(..) {
             if let Some((env, outcome, now)) = overflow(&self.shared, stage, env) {
                 self.finish(env, outcome, now);
             }
         }
         self.overflowed = rest;
+    }
+
+    /// `block`: queues `rest` at `stage` as room appears, waiting up to the stage's block
+    /// timeout; what is left then ends as rejected (or, if the engine aborts, timed out).
+    #[cold]
+    fn block(&mut self, stage: StageId, rest: &mut Vec<Box<Envelope>>) {
+        let shared = self.shared.clone();
+        let until = now_ns().saturating_add(shared.queues[stage].plan.block_timeout.as_nanos() as u64);
+        push_as_room_allows(&shared, stage, rest, until, || shared.aborting());
+        let outcome = if shared.aborting() {
+            Outcome::TimedOut { stage }
+        } else {
+            Outcome::Rejected(RejectReason::BlockTimeout { stage })
+        };
+        for env in rest.drain(..) {
+            self.finish(env, outcome.clone(), now_ns());
+        }
     }
 
     /// Ends `env` with `outcome`: counted once in the ledger and the stage's figures, then
@@ -220,54 +240,82 @@ impl Ctx {
 /// How a request ended, and when, if it did.
 type Ended = Option<(Box<Envelope>, Outcome, u64)>;
 
-/// One request that did not fit in `stage`'s queue: the stage's policy decides. Returns the
-/// request that ended because of it (the new one, or for `drop_oldest` the oldest), if any.
+/// One request that did not fit in `stage`'s queue, whose policy is `reject` or `drop_oldest`
+/// (`block` waits in [`Ctx::block`]): returns the request that ended because of it (the new
+/// one, or for `drop_oldest` the oldest), if any.
 #[cold]
 fn overflow(shared: &Shared, stage: StageId, env: Box<Envelope>) -> Ended {
     let queue = &shared.queues[stage];
-    match queue.plan.when_full {
-        WhenFull::Reject => Some((env, Outcome::Rejected(RejectReason::QueueFull { stage }), now_ns())),
-        WhenFull::DropOldest => match queue.steal_oldest() {
+    let now = now_ns();
+    if queue.plan.when_full == WhenFull::DropOldest {
+        if let Some(oldest) = queue.steal_oldest() {
             // The oldest one's room goes to the new one.
-            Some(oldest) => {
-                queue.push_reserved(single(queue, env, now_ns()));
-                shared.wake(stage);
-                Some((oldest, Outcome::Rejected(RejectReason::DroppedOldest { stage }), now_ns()))
-            }
-            None => wait_for_room(shared, stage, env, 0),
-        },
-        WhenFull::Block => wait_for_room(shared, stage, env, queue.plan.block_timeout.as_nanos() as u64),
-    }
-}
-
-/// Waits up to `timeout_ns` for room in `stage`'s queue, then rejects. Gives up early if the
-/// engine aborts.
-fn wait_for_room(shared: &Shared, stage: StageId, env: Box<Envelope>, timeout_ns: u64) -> Ended {
-    let queue = &shared.queues[stage];
-    let start = now_ns();
-    let mut spins = 0u32;
-    loop {
+            queue.push_reserved(single(queue, env, now));
+            shared.wake(stage);
+            return Some((oldest, Outcome::Rejected(RejectReason::DroppedOldest { stage }), now));
+        }
+        // Nothing queued to drop: its room was released a moment ago.
         if queue.reserve(1) == 1 {
-            queue.push_reserved(single(queue, env, now_ns()));
+            queue.push_reserved(single(queue, env, now));
             shared.wake(stage);
             return None;
         }
+    }
+    Some((env, Outcome::Rejected(RejectReason::QueueFull { stage }), now))
+}
+
+/// A producer waiting for room spins this many times, then yields for up to [`ROOM_YIELD_NS`],
+/// then sleeps until a worker releases room. Yielding costs the waiter a system call a try;
+/// a sleep costs the worker that makes room one to wake it, and that worker is the bottleneck.
+const ROOM_SPINS: u32 = 32;
+const ROOM_YIELD_NS: u64 = 500_000;
+/// Longest sleep before a waiter looks at `give_up` again (shutdown wakes no one here).
+const ROOM_SLEEP_NS: u64 = 1_000_000;
+
+/// Queues `rest` at `stage` in order, each part as soon as there is room for it, until it is
+/// all queued, the clock reads `until`, or `give_up` says so; what is left stays in `rest`.
+/// The wait spins, then yields (the consumer may share this CPU), then sleeps until a release.
+pub(crate) fn push_as_room_allows(
+    shared: &Shared,
+    stage: StageId,
+    rest: &mut Vec<Box<Envelope>>,
+    until: u64,
+    give_up: impl Fn() -> bool,
+) {
+    let queue = &shared.queues[stage];
+    let mut tries = 0u32;
+    let mut waiting_since = 0;
+    while !rest.is_empty() {
+        let n = rest.len();
+        let fit = queue.reserve(n);
+        if fit > 0 {
+            let mut part = queue.spare();
+            if fit == n {
+                // The caller's requests go whole; the spare's empty vector takes their place.
+                std::mem::swap(&mut part.items, rest);
+            } else {
+                part.items.extend(rest.drain(..fit));
+            }
+            part.enqueued_ns = now_ns();
+            queue.push_reserved(part);
+            shared.wake(stage);
+            tries = 0;
+            continue;
+        }
         let now = now_ns();
-        if shared.aborting() {
-            return Some((env, Outcome::TimedOut { stage }, now));
+        if give_up() || now >= until {
+            return;
         }
-        if now - start >= timeout_ns {
-            let reason =
-                if timeout_ns == 0 { RejectReason::QueueFull { stage } } else { RejectReason::BlockTimeout { stage } };
-            return Some((env, Outcome::Rejected(reason), now));
+        if tries == 0 {
+            waiting_since = now;
         }
-        // Yielding, not sleeping: the consumer that makes room may share this CPU, and a sleep
-        // would stall the pipeline for its whole length after room appears.
-        spins += 1;
-        if spins < 64 {
+        tries += 1;
+        if tries <= ROOM_SPINS {
             std::hint::spin_loop();
-        } else {
+        } else if now - waiting_since < ROOM_YIELD_NS {
             std::thread::yield_now();
+        } else {
+            queue.wait_for_room(until.min(now + ROOM_SLEEP_NS));
         }
     }
 }

@@ -9,14 +9,23 @@
 //! give back what did not fit; a worker releases a batch's room when it starts on the batch. The
 //! count can briefly overshoot while a producer gives back an over-reservation, which can only
 //! make a racing producer see the queue full a moment early, never let it grow past capacity.
+//!
+//! A producer that must wait for room (`block`, a source waiting for room) sleeps in
+//! [`StageQueue::wait_for_room`] once it has spun and yielded a little; the worker that
+//! releases room wakes it once there is room for several batches (a wake-up per batch would
+//! cost a system call on each side per batch). The waiters' count shares the length's cache
+//! line, so a release looks for waiters at no extra cost.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
 
 use super::Envelope;
+use crate::clock::now_ns;
 use crate::config::{QueuePlan, StageId};
 
 /// Most requests in one batch.
@@ -36,17 +45,32 @@ const SPARES: usize = 1024;
 
 pub(crate) struct StageQueue {
     injector: Injector<Batch>,
-    len: CachePadded<AtomicUsize>,
+    room: CachePadded<Room>,
+    /// Where producers sleep until a release makes room.
+    room_lock: Mutex<()>,
+    room_freed: Condvar,
+    /// Room that wakes sleeping producers.
+    wake_room: usize,
     spares: ArrayQueue<Vec<Box<Envelope>>>,
     stage: StageId,
     pub plan: QueuePlan,
+}
+
+/// Requests counted in the queue, and how many producers sleep waiting for room.
+#[derive(Default)]
+struct Room {
+    len: AtomicUsize,
+    waiters: AtomicUsize,
 }
 
 impl StageQueue {
     pub fn new(stage: StageId, plan: QueuePlan) -> Self {
         StageQueue {
             injector: Injector::new(),
-            len: CachePadded::new(AtomicUsize::new(0)),
+            room: CachePadded::default(),
+            room_lock: Mutex::new(()),
+            room_freed: Condvar::new(),
+            wake_room: (plan.capacity / 4).clamp(1, 8 * BATCH),
             spares: ArrayQueue::new(SPARES),
             stage,
             plan,
@@ -56,10 +80,10 @@ impl StageQueue {
     /// Reserves room for up to `n` requests; returns how many fit.
     #[inline]
     pub fn reserve(&self, n: usize) -> usize {
-        let before = self.len.fetch_add(n, Ordering::AcqRel);
+        let before = self.room.len.fetch_add(n, Ordering::AcqRel);
         let fit = self.plan.capacity.saturating_sub(before).min(n);
         if fit < n {
-            self.len.fetch_sub(n - fit, Ordering::AcqRel);
+            self.room.len.fetch_sub(n - fit, Ordering::AcqRel);
         }
         fit
     }
@@ -73,11 +97,11 @@ impl StageQueue {
     /// Reserves room for all `n` requests, or for none: returns whether they fit.
     #[inline]
     pub fn reserve_all(&self, n: usize) -> bool {
-        let before = self.len.fetch_add(n, Ordering::AcqRel);
+        let before = self.room.len.fetch_add(n, Ordering::AcqRel);
         if before + n <= self.plan.capacity {
             return true;
         }
-        self.len.fetch_sub(n, Ordering::AcqRel);
+        self.room.len.fetch_sub(n, Ordering::AcqRel);
         false
     }
 
@@ -88,10 +112,34 @@ impl StageQueue {
         self.injector.push(batch);
     }
 
-    /// Releases the room of a batch a worker starts on.
+    /// Releases the room of a batch a worker starts on, waking any producer waiting for it.
     #[inline]
     pub fn release(&self, n: usize) {
-        self.len.fetch_sub(n, Ordering::AcqRel);
+        // SeqCst, with the waiter's count-then-look in `wait_for_room`: either this sees the
+        // waiter, or the waiter sees the room.
+        let len = self.room.len.fetch_sub(n, Ordering::SeqCst) - n;
+        if self.room.waiters.load(Ordering::SeqCst) != 0 && len + self.wake_room <= self.plan.capacity {
+            self.wake_room_waiters();
+        }
+    }
+
+    #[cold]
+    fn wake_room_waiters(&self) {
+        // Taking the lock orders this after a waiter's look at the room, or before it.
+        let _guard = self.room_lock.lock().unwrap();
+        self.room_freed.notify_all();
+    }
+
+    /// Sleeps until a release makes room for several batches or the clock reads `until`;
+    /// returns at once when there is room. (A waiter that may give up for another reason,
+    /// such as shutdown, which wakes nobody here, passes an `until` near enough to look again.)
+    pub fn wait_for_room(&self, until: u64) {
+        self.room.waiters.fetch_add(1, Ordering::SeqCst);
+        let guard = self.room_lock.lock().unwrap();
+        if self.room.len.load(Ordering::SeqCst) >= self.plan.capacity {
+            let _ = self.room_freed.wait_timeout(guard, Duration::from_nanos(until.saturating_sub(now_ns()))).unwrap();
+        }
+        self.room.waiters.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// An empty batch for this stage, to fill.
@@ -146,7 +194,7 @@ impl StageQueue {
 
     /// Requests queued and not yet started (reserved room included).
     pub fn depth(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
+        self.room.len.load(Ordering::Relaxed)
     }
 }
 
@@ -159,5 +207,45 @@ pub(crate) fn steal_from(stealer: &Stealer<Batch>, local: &Worker<Batch>) -> Opt
             Steal::Empty => return None,
             Steal::Retry => continue,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::WhenFull;
+    use std::time::Instant;
+
+    fn queue(capacity: usize) -> StageQueue {
+        StageQueue::new(0, QueuePlan { capacity, when_full: WhenFull::Block, block_timeout: Duration::ZERO })
+    }
+
+    #[test]
+    fn a_producer_waiting_for_room_is_woken_by_the_release_that_makes_it() {
+        let q = queue(64);
+        assert_eq!(q.reserve(64), 64);
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                // A quarter of the capacity: enough room to wake a waiter.
+                q.release(16);
+            });
+            // Without the wake-up this sleeps the whole minute.
+            q.wait_for_room(now_ns() + 60_000_000_000);
+        });
+        assert_eq!(q.room(), 16);
+        assert!(started.elapsed() < Duration::from_secs(30), "woken by the release: {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_wait_for_room_returns_at_once_when_there_is_room_or_at_its_deadline() {
+        let q = queue(64);
+        assert_eq!(q.reserve(63), 63);
+        q.wait_for_room(u64::MAX);
+        assert_eq!(q.reserve(1), 1);
+        let until = now_ns() + 5_000_000;
+        q.wait_for_room(until);
+        assert!(now_ns() >= until);
     }
 }

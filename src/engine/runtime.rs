@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use crossbeam_deque::{Stealer, Worker as LocalQueue};
 
+use super::context::push_as_room_allows;
 use super::poller::{admit_by_policy, stamp};
 use super::queue::{Batch, StageQueue};
 use super::worker::Worker;
@@ -476,37 +477,9 @@ impl Submitter<'_> {
     /// for shutdown, which rejects what is left).
     fn push_waiting(&mut self, batch: &mut Vec<Box<Envelope>>) {
         let shared = &*self.ctx.shared;
-        let queue = &shared.queues[self.entry];
-        let mut spins = 0u32;
-        while !batch.is_empty() {
-            let n = batch.len();
-            let fit = queue.reserve(n);
-            if fit > 0 {
-                let mut part = queue.spare();
-                if fit == n {
-                    // The caller's requests go whole; the spare's empty vector takes their place.
-                    std::mem::swap(&mut part.items, batch);
-                } else {
-                    part.items.extend(batch.drain(..fit));
-                }
-                part.enqueued_ns = now_ns();
-                queue.push_reserved(part);
-                shared.wake(self.entry);
-                spins = 0;
-                continue;
-            }
-            if !shared.admitting() {
-                for env in batch.drain(..) {
-                    self.ctx.finish(env, Outcome::Rejected(RejectReason::ShuttingDown), now_ns());
-                }
-                return;
-            }
-            spins += 1;
-            if spins < 32 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+        push_as_room_allows(shared, self.entry, batch, u64::MAX, || !shared.admitting());
+        for env in batch.drain(..) {
+            self.ctx.finish(env, Outcome::Rejected(RejectReason::ShuttingDown), now_ns());
         }
     }
 

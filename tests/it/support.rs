@@ -42,6 +42,11 @@ impl Collect {
         all
     }
 
+    /// The ids, in the order their requests ended.
+    pub fn order(&self) -> Vec<u64> {
+        self.0.lock().unwrap().iter().map(|e| e.id).collect()
+    }
+
     /// Asserts that requests `0..n` each ended exactly once, and returns their endings by id.
     pub fn exactly_once(&self, n: u64) -> Vec<Ended> {
         let all = self.ended();
