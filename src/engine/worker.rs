@@ -228,10 +228,62 @@ impl Worker {
         // Queue wait: from the batch's hand-off until a worker took it, the same for all of it.
         let mut now = now_ns();
         self.ctx.rec.queue_wait_n(stage, now.saturating_sub(batch.enqueued_ns), n as u32);
-        for env in batch.items.drain(..) {
-            now = self.process(env, stage, now);
+        // Taken from the back, so reversed: requests run in the order they were queued.
+        batch.items.reverse();
+        // One `catch_unwind` for the batch, not one per request. The request a handler runs is
+        // kept outside it, with the stage it is at, so a panic fails that request; the rest of
+        // the batch then goes on under a fresh one.
+        let mut in_hand = None;
+        let mut at = stage;
+        loop {
+            let items = &mut batch.items;
+            let run = catch_unwind(AssertUnwindSafe(|| self.run_batch(items, stage, &mut in_hand, &mut at, &mut now)));
+            let Err(payload) = run else { break };
+            let Some(env) = in_hand.take() else {
+                // The engine's own code panicked, not a handler: that is a bug, not a failure.
+                std::panic::resume_unwind(payload)
+            };
+            now = now_ns();
+            self.ctx.rec.processed(at);
+            // The instance may be left half-updated: replace it before its next call.
+            self.instances[at] = Some(self.ctx.shared.plan.stages[at].factory.instance(self.index));
+            let error = StageError::new(panics::message(&*payload));
+            self.ctx.finish(env, Outcome::Failed { stage: at, error }, now);
         }
         self.ctx.shared.queues[stage].give_back(batch);
+    }
+
+    /// Step 2, for the requests of `items` (last first), queued at `stage`: runs each through
+    /// its stage and every same-pool successor, then sends it on, starts its I/O or ends it.
+    /// `in_hand` and `at`: see [`Worker::process_batch`]. `now` is a fresh clock reading (the
+    /// end of the previous request), and is kept one.
+    fn run_batch(
+        &mut self,
+        items: &mut Vec<Box<Envelope>>,
+        stage: StageId,
+        in_hand: &mut Option<Box<Envelope>>,
+        at: &mut StageId,
+        now: &mut u64,
+    ) {
+        while let Some(env) = items.pop() {
+            *at = stage;
+            // Every `stage_timing_every`-th request is timed through each stage.
+            let timed = self.untimed_left == 0;
+            self.untimed_left = if timed { self.timing_every - 1 } else { self.untimed_left - 1 };
+            let next = self.run_inline(in_hand.insert(env), at, now, timed);
+            let env = in_hand.take().expect("put in hand above");
+            // A request that only moves on to another pool needs no clock reading of its own.
+            let end = if timed || matches!(next, Next::Send(_)) { *now } else { now_ns() };
+            match next {
+                Next::Send(next) => self.ctx.send(env, next),
+                Next::Io(op, next) => self.ctx.start_io(env, op, *at, next, end),
+                Next::End(outcome) => self.ctx.finish(env, outcome, end),
+            }
+            if end >= self.next_publish_ns {
+                self.publish_closing(end);
+            }
+            *now = end;
+        }
     }
 
     /// Spins, then yields, looking for work before the worker sleeps. `start`: when it ran out.
@@ -269,37 +321,6 @@ impl Worker {
                 return None;
             }
         }
-    }
-
-    /// Step 2: runs `env` through its stage and every same-pool successor, then sends it on,
-    /// starts its I/O or ends it. `now` is a fresh clock reading (the end of the previous
-    /// request, when the worker went straight on). One `catch_unwind` covers the whole run;
-    /// `stage` tells which handler panicked. Returns the clock reading it ended at.
-    fn process(&mut self, mut env: Box<Envelope>, mut stage: StageId, mut now: u64) -> u64 {
-        // Every `stage_timing_every`-th request is timed through each stage.
-        let timed = self.untimed_left == 0;
-        self.untimed_left = if timed { self.timing_every - 1 } else { self.untimed_left - 1 };
-        let run = catch_unwind(AssertUnwindSafe(|| self.run_inline(&mut env, &mut stage, &mut now, timed)));
-        // A request that only moves on to another pool needs no clock reading of its own.
-        let end = if timed || matches!(run, Ok(Next::Send(_))) { now } else { now_ns() };
-        match run {
-            Ok(Next::Send(next)) => self.ctx.send(env, next),
-            Ok(Next::Io(op, next)) => self.ctx.start_io(env, op, stage, next, end),
-            Ok(Next::End(outcome)) => self.ctx.finish(env, outcome, end),
-            Err(payload) => {
-                let end = now_ns();
-                self.ctx.rec.processed(stage);
-                // The instance may be left half-updated: replace it before its next call.
-                self.instances[stage] = Some(self.ctx.shared.plan.stages[stage].factory.instance(self.index));
-                let error = StageError::new(panics::message(&*payload));
-                self.ctx.finish(env, Outcome::Failed { stage, error }, end);
-                return end;
-            }
-        }
-        if end >= self.next_publish_ns {
-            self.publish_closing(end);
-        }
-        end
     }
 
     /// The first boundary of the metrics interval after `now`.
