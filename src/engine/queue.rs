@@ -56,10 +56,12 @@ pub(crate) struct StageQueue {
     pub plan: QueuePlan,
 }
 
-/// Requests counted in the queue, and how many producers sleep waiting for room.
+/// Requests counted in the queue, the most counted since the last look, and how many
+/// producers sleep waiting for room.
 #[derive(Default)]
 struct Room {
     len: AtomicUsize,
+    high_water: AtomicUsize,
     waiters: AtomicUsize,
 }
 
@@ -85,7 +87,25 @@ impl StageQueue {
         if fit < n {
             self.room.len.fetch_sub(n - fit, Ordering::AcqRel);
         }
+        self.note_depth(before + fit);
         fit
+    }
+
+    /// Keeps the high-water mark. Not a read-modify-write: two producers racing may leave the
+    /// lower of their depths, a figure off by a batch, never a stall.
+    #[inline]
+    fn note_depth(&self, depth: usize) {
+        if depth > self.room.high_water.load(Ordering::Relaxed) {
+            self.room.high_water.store(depth, Ordering::Relaxed);
+        }
+    }
+
+    /// The most requests queued since the last call (at least as many as are queued now);
+    /// starts the next reading from what is queued now. For the figures: a producer keeps the
+    /// mark, so no sample can miss a full queue, however late the reader runs.
+    pub fn take_high_water(&self) -> usize {
+        let now = self.depth();
+        self.room.high_water.swap(now, Ordering::Relaxed).max(now)
     }
 
     /// Requests there is room for now.
@@ -99,6 +119,7 @@ impl StageQueue {
     pub fn reserve_all(&self, n: usize) -> bool {
         let before = self.room.len.fetch_add(n, Ordering::AcqRel);
         if before + n <= self.plan.capacity {
+            self.note_depth(before + n);
             return true;
         }
         self.room.len.fetch_sub(n, Ordering::AcqRel);
@@ -236,6 +257,19 @@ mod tests {
         });
         assert_eq!(q.room(), 16);
         assert!(started.elapsed() < Duration::from_secs(30), "woken by the release: {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn the_high_water_mark_is_the_most_queued_since_the_last_look() {
+        let q = queue(64);
+        assert_eq!(q.reserve(40), 40);
+        q.release(30);
+        assert_eq!(q.reserve(4), 4);
+        assert_eq!(q.take_high_water(), 40, "the peak, not the 14 queued now");
+        assert_eq!(q.take_high_water(), 14, "the next reading starts from what is queued");
+        assert!(q.reserve_all(50));
+        assert!(!q.reserve_all(1), "full: nothing reserved, the mark stays");
+        assert_eq!(q.take_high_water(), 64);
     }
 
     #[test]

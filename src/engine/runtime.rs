@@ -225,7 +225,7 @@ impl Engine {
         let sampled = shared.clone();
         let depths = Box::new(move |depths: &mut [u64]| {
             for (depth, queue) in depths.iter_mut().zip(&sampled.queues) {
-                *depth = queue.depth() as u64;
+                *depth = queue.take_high_water() as u64;
             }
         });
         let (metrics, collector) =

@@ -71,7 +71,8 @@ impl Live {
     }
 }
 
-/// Reads every stage's queue depth into the slice, by stage id.
+/// Reads the most requests queued in each stage since the last reading into the slice, by
+/// stage id.
 pub type DepthSampler = Box<dyn Fn(&mut [u64]) + Send>;
 
 /// Emptied counts for recorders to reuse, handed to [`spawn`].
@@ -108,16 +109,21 @@ pub fn spawn(
             let mut next_sample = Instant::now();
             loop {
                 let received = match (sample_every, &mut builder) {
-                    (Some(every), Some(builder)) => match rx.recv_deadline(next_sample) {
-                        Err(flume::RecvTimeoutError::Timeout) => {
+                    (Some(every), Some(builder)) => {
+                        // Due readings come first: a collector that runs late (it runs at the
+                        // lowest priority) always finds publications waiting, and would
+                        // otherwise never read the queues.
+                        if Instant::now() >= next_sample {
                             depths(&mut depth);
                             builder.sample_depths(&depth);
-                            // A collector that fell behind samples once, not once per missed tick.
+                            // One reading for any number of missed ticks: the marks cover them.
                             next_sample = (next_sample + every).max(Instant::now());
-                            continue;
                         }
-                        other => other.ok(),
-                    },
+                        match rx.recv_deadline(next_sample) {
+                            Err(flume::RecvTimeoutError::Timeout) => continue,
+                            other => other.ok(),
+                        }
+                    }
                     _ => rx.recv().ok(),
                 };
                 let Some(publication) = received else { break };

@@ -129,7 +129,7 @@ impl IntervalBuilder {
         self.close_before(index);
     }
 
-    /// Files a sample of every stage's queue depth (by stage id), taken now.
+    /// Files a reading of every stage's queue high-water mark (by stage id), taken now.
     pub fn sample_depths(&mut self, depths: &[u64]) {
         let (open, index) = self.open_at(now_ns());
         for (max, &depth) in open.queue_depth.iter_mut().zip(depths) {

@@ -5,7 +5,7 @@
 //! | `config.json` | the pipeline config, as read |
 //! | `summary.json` | the run's summary, as `seda run --json` writes it |
 //! | `latency.hlog` | HdrHistogram interval log: per interval, `Tag=<stage>.queue_wait`, `Tag=<stage>.service`, `Tag=e2e` (see [`super::hlog`]) |
-//! | `counters.csv` | per interval and stage: `interval_start_s,stage,processed,rejected,failed,timed_out,queue_depth,pool_utilisation` (the most requests seen queued, of ten samples an interval; the share of the interval the stage's pool's workers had work) |
+//! | `counters.csv` | per interval and stage: `interval_start_s,stage,processed,rejected,failed,timed_out,queue_depth,pool_utilisation` (the most requests queued during the interval; the share of the interval the stage's pool's workers had work) |
 //! | `<stage>.queue_wait.hgrm`, `<stage>.service.hgrm`, `e2e.hgrm` | percentile spectra of the whole run, in microseconds (see [`super::hgrm`]) |
 
 use std::fs;
