@@ -40,9 +40,6 @@ pub(crate) struct Shared {
     pub plan: Plan,
     pub queues: Vec<StageQueue>,
     pub pools: Vec<PoolShared>,
-    /// Per stage, per output: the successor, and whether it is on the same pool (then the
-    /// worker runs it at once, with no hand-off).
-    pub routes: Vec<Vec<(StageId, bool)>>,
     pub ledger: Ledger,
     pub origins: Vec<Arc<dyn Origin>>,
     /// `origins[i].batches()`, read once.
@@ -184,11 +181,6 @@ impl Engine {
         let (timer_tx, timer_rx) = flume::bounded(plan.io_capacity);
         let (files_tx, files_rx) = flume::bounded(plan.io_capacity);
         let queues = plan.stages.iter().enumerate().map(|(id, s)| StageQueue::new(id, s.queue)).collect();
-        let routes = plan
-            .stages
-            .iter()
-            .map(|s| s.successors.iter().map(|&n| (n, plan.stages[n].pool == s.pool)).collect())
-            .collect();
         let mut locals: Vec<Vec<LocalQueue<Batch>>> = Vec::new();
         let mut pools = Vec::new();
         for (p, pool) in plan.pools.iter().enumerate() {
@@ -209,7 +201,6 @@ impl Engine {
         let shared = Arc::new(Shared {
             queues,
             pools,
-            routes,
             ledger: Ledger::default(),
             origin_batches: origins.iter().map(|o| o.batches()).collect(),
             origins,

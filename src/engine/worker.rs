@@ -55,8 +55,8 @@ pub(crate) struct Worker {
     pool: usize,
     index: usize,
     local: LocalQueue<Batch>,
-    /// Stage instances by stage id; `Some` for this pool's stages.
-    instances: Vec<Option<Box<dyn Stage>>>,
+    /// By stage id: what it takes to run each stage, looked up once a stage.
+    hops: Vec<Hop>,
     /// Which of the pool's stage queues to look at first.
     rotate: usize,
     publish_every_ns: u64,
@@ -78,7 +78,14 @@ pub(crate) struct Worker {
 impl Worker {
     pub fn new(mut ctx: Ctx, pool: usize, index: usize, local: LocalQueue<Batch>, shares_cpu: bool) -> Self {
         let plan = &ctx.shared.plan;
-        let instances = plan.stages.iter().map(|s| (s.pool == pool).then(|| s.factory.instance(index))).collect();
+        let hops = plan
+            .stages
+            .iter()
+            .map(|s| Hop {
+                instance: (s.pool == pool).then(|| s.factory.instance(index)),
+                routes: s.successors.iter().map(|&n| (n, plan.stages[n].pool == s.pool)).collect(),
+            })
+            .collect();
         let publish_every_ns = plan.metrics_interval.as_nanos() as u64;
         let timing_every = plan.stage_timing_every;
         ctx.rec.for_worker_of(pool);
@@ -87,7 +94,7 @@ impl Worker {
             pool,
             index,
             local,
-            instances,
+            hops,
             rotate: 0,
             publish_every_ns,
             timing_every,
@@ -246,7 +253,7 @@ impl Worker {
             now = now_ns();
             self.ctx.rec.processed(at);
             // The instance may be left half-updated: replace it before its next call.
-            self.instances[at] = Some(self.ctx.shared.plan.stages[at].factory.instance(self.index));
+            self.hops[at].instance = Some(self.ctx.shared.plan.stages[at].factory.instance(self.index));
             let error = StageError::new(panics::message(&*payload));
             self.ctx.finish(env, Outcome::Failed { stage: at, error }, now);
         }
@@ -356,8 +363,8 @@ impl Worker {
             if deadlines && *now >= env.deadline_ns {
                 return Next::End(Outcome::TimedOut { stage: *stage });
             }
-            let instance = self.instances[*stage].as_mut().expect("a pool runs only its own stages");
-            let step = instance.handle(&mut env.req);
+            let hop = &mut self.hops[*stage];
+            let step = hop.instance.as_mut().expect("a pool runs only its own stages").handle(&mut env.req);
             self.ctx.rec.processed(*stage);
             if timed {
                 let end = now_ns();
@@ -366,7 +373,7 @@ impl Worker {
             } else if deadlines {
                 *now = now_ns();
             }
-            let route = |out: seda_stages::Output| shared.routes[*stage].get(out.0 as usize).copied();
+            let route = |out: seda_stages::Output| hop.routes.get(out.0 as usize).copied();
             match step {
                 Step::Next(out) => match route(out) {
                     Some((next, true)) => *stage = next,
@@ -383,6 +390,15 @@ impl Worker {
             }
         }
     }
+}
+
+/// One stage, as a worker runs it.
+struct Hop {
+    /// The worker's own instance of the stage's handler; `Some` for its pool's stages.
+    instance: Option<Box<dyn Stage>>,
+    /// Per output: the successor, and whether it is on the same pool (then the worker runs it
+    /// at once, with no hand-off).
+    routes: Box<[(StageId, bool)]>,
 }
 
 /// Where a request goes once it leaves the worker's hands. (One-byte tag, as `Step`.)
