@@ -269,6 +269,24 @@ impl Validator<'_> {
         }
     }
 
+    /// `$.source.cpu`: one of the machine's, and given only to a source on a thread of its own
+    /// (`field` says where the source is placed; `thread` names its thread; `runs` says what
+    /// runs in the workers).
+    fn source_cpu(&mut self, cpu: Option<usize>, placement: SourcePlacement, field: &str, thread: &str, runs: &str) {
+        if let Some(cpu) = cpu.filter(|c| !self.cpus.contains(c)) {
+            self.missing_cpu("$.source.cpu".into(), cpu);
+        }
+        if cpu.is_some() && placement == SourcePlacement::Workers {
+            self.error(
+                "$.source.cpu",
+                format!("`cpu` places the {thread} thread, and {runs} in the entry pool's workers"),
+                Some(format!(
+                    "add `\"{field}\": \"thread\"`, or leave `cpu` out (the pool's `cpus` place the workers)"
+                )),
+            );
+        }
+    }
+
     /// Reports that `cpu`, named at `at`, is not one of the machine's.
     fn missing_cpu(&mut self, at: String, cpu: usize) {
         let have = self.cpus.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
@@ -352,16 +370,7 @@ impl Validator<'_> {
                 Some("write `host:port` with a numeric host, e.g. `127.0.0.1:8080`".into()),
             );
         }
-        if let Some(cpu) = h.cpu.filter(|c| !self.cpus.contains(c)) {
-            self.missing_cpu("$.source.cpu".into(), cpu);
-        }
-        if h.cpu.is_some() && h.reactor == SourcePlacement::Workers {
-            self.error(
-                "$.source.cpu",
-                "`cpu` places the reactor thread, and the reactors run in the entry pool's workers",
-                Some("add `\"reactor\": \"thread\"`, or leave `cpu` out (the pool's `cpus` place the workers)".into()),
-            );
-        }
+        self.source_cpu(h.cpu, h.reactor, "reactor", "reactor", "the reactors run");
         for (field, value) in [
             ("max_connections", h.max_connections as u64),
             ("max_pipelined", h.max_pipelined as u64),
@@ -405,18 +414,7 @@ impl Validator<'_> {
         if g.requests == 0 {
             self.error("$.source.requests", "the generator must send at least one request", None);
         }
-        if let Some(cpu) = g.cpu.filter(|c| !self.cpus.contains(c)) {
-            self.missing_cpu("$.source.cpu".into(), cpu);
-        }
-        if g.cpu.is_some() && g.placement == SourcePlacement::Workers {
-            self.error(
-                "$.source.cpu",
-                "`cpu` places the generator thread, and the generator runs in the entry pool's workers",
-                Some(
-                    "add `\"placement\": \"thread\"`, or leave `cpu` out (the pool's `cpus` place the workers)".into(),
-                ),
-            );
-        }
+        self.source_cpu(g.cpu, g.placement, "placement", "generator", "the generator runs");
         let mut attributes = Vec::new();
         for (name, values) in g.attributes {
             if values.values().map(|&w| u64::from(w)).sum::<u64>() == 0 {

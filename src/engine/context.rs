@@ -84,10 +84,7 @@ impl Ctx {
         if n > 0 && n <= BATCH && self.outbox[stage].items.is_empty() {
             let queue = &self.shared.queues[stage];
             if queue.reserve_all(n) {
-                let mut whole = queue.spare();
-                // The caller's vector goes whole; the spare's empty one takes its place.
-                std::mem::swap(&mut whole.items, batch);
-                whole.enqueued_ns = now;
+                let whole = queue.batch_from(batch, n, now);
                 match local {
                     Some(local) => local.push(whole),
                     None => queue.push_reserved(whole),
@@ -118,22 +115,13 @@ impl Ctx {
         let shared = &*self.shared;
         let queue = &shared.queues[stage];
         let fit = queue.reserve(n);
-        let now = now_ns();
-        if fit == n {
-            // The whole outbox goes; a spare takes its place.
-            let mut batch = std::mem::replace(&mut self.outbox[stage], queue.spare());
-            batch.enqueued_ns = now;
-            queue.push_reserved(batch);
-            shared.wake(stage);
-            return;
-        }
         let items = &mut self.outbox[stage].items;
         if fit > 0 {
-            let mut part = queue.spare();
-            part.items.extend(items.drain(..fit));
-            part.enqueued_ns = now;
-            queue.push_reserved(part);
+            queue.push_reserved(queue.batch_from(items, fit, now_ns()));
             shared.wake(stage);
+        }
+        if fit == n {
+            return;
         }
         // What did not fit meets the stage's policy; what that ends, ends like any request.
         let mut rest = std::mem::take(&mut self.overflowed);
@@ -289,15 +277,7 @@ pub(crate) fn push_as_room_allows(
         let n = rest.len();
         let fit = queue.reserve(n);
         if fit > 0 {
-            let mut part = queue.spare();
-            if fit == n {
-                // The caller's requests go whole; the spare's empty vector takes their place.
-                std::mem::swap(&mut part.items, rest);
-            } else {
-                part.items.extend(rest.drain(..fit));
-            }
-            part.enqueued_ns = now_ns();
-            queue.push_reserved(part);
+            queue.push_reserved(queue.batch_from(rest, fit, now_ns()));
             shared.wake(stage);
             tries = 0;
             continue;

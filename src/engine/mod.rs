@@ -27,3 +27,4 @@ pub use run::{run, run_observed, run_recorded};
 pub use runtime::{Admission, Engine, EngineError, Submitter, WorkerInfo, WorkerPollers};
 pub use sleep::Sleep;
 pub use snapshot::{HttpSnapshot, Observer, PoolSnapshot, Snapshot, StageSnapshot};
+pub(crate) use worker::SPIN;

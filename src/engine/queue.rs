@@ -170,6 +170,20 @@ impl StageQueue {
         Batch { stage: self.stage, enqueued_ns: 0, items }
     }
 
+    /// A batch of the first `n` of `items`, queued at `now`. All of them go as the vector
+    /// itself, a spare's empty one taking its place, so a whole hand-off copies nothing.
+    #[inline]
+    pub fn batch_from(&self, items: &mut Vec<Box<Envelope>>, n: usize, now: u64) -> Batch {
+        let mut batch = self.spare();
+        if n == items.len() {
+            std::mem::swap(&mut batch.items, items);
+        } else {
+            batch.items.extend(items.drain(..n));
+        }
+        batch.enqueued_ns = now;
+        batch
+    }
+
     /// Gives back an emptied batch.
     #[inline]
     pub fn give_back(&self, batch: Batch) {

@@ -32,7 +32,7 @@ use crate::config::StageId;
 /// How long an idle worker spins, then yields, before it sleeps. A worker that shares its CPU
 /// with another engine thread does not spin: spinning would take the CPU from the very thread
 /// that could be making its work.
-const SPIN: Duration = Duration::from_micros(50);
+pub(crate) const SPIN: Duration = Duration::from_micros(50);
 const YIELD: Duration = Duration::from_micros(500);
 const SHARED_YIELD: Duration = Duration::from_micros(100);
 

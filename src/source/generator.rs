@@ -23,16 +23,13 @@ use super::doorbell::{Doorbell, SPIN_NS};
 use super::schedule::{Claim, Schedule};
 use crate::clock::now_ns;
 use crate::config::{Rate, SourcePlan};
-use crate::engine::{Admission, Admit, Envelope, Origin, Outcome, Poller, Submitter};
+use crate::engine::{Admission, Admit, Envelope, Origin, Outcome, Poller, Submitter, SPIN};
 
 /// Requests handed over per batch.
 const BATCH: usize = 32;
 /// Batches of requests kept for reuse at most, over all lanes (of up to 32 each; a worker that
 /// runs out of work hands back what it has, so many are small).
 const RECYCLE_BATCHES: usize = 1 << 14;
-
-/// How long an idle worker spins polling the generator before it sleeps in it.
-const IDLE_SPIN: Duration = Duration::from_micros(50);
 
 pub struct Generator {
     schedule: Schedule,
@@ -112,9 +109,8 @@ impl Generator {
         }
     }
 
-    /// Sends every request (or until `stop`) from the calling thread; returns how many were
-    /// submitted.
-    pub fn run(&self, mut submitter: Submitter<'_>, stop: &AtomicBool) -> u64 {
+    /// Sends every request (or until `stop`) from the calling thread.
+    pub fn run(&self, mut submitter: Submitter<'_>, stop: &AtomicBool) {
         if let Some(cpu) = self.cpu {
             core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
         }
@@ -137,7 +133,6 @@ impl Generator {
                 Claim::Nothing | Claim::Over => break,
             }
         }
-        self.schedule.sent()
     }
 
     /// Starts the schedule: the first request is due now.
@@ -279,6 +274,6 @@ impl Poller for GeneratorPoller {
     fn keep_spinning(&self, idle: Duration) -> bool {
         // A turn is a look at an atomic: spin as an idle worker without a poller does, and
         // for as long as the next request is due within a spin.
-        idle < IDLE_SPIN || self.generator.schedule.due_within(now_ns(), SPIN_NS)
+        idle < SPIN || self.generator.schedule.due_within(now_ns(), SPIN_NS)
     }
 }
