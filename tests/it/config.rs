@@ -826,20 +826,30 @@ fn bad_rate_is_reported_at_the_rate() {
 }
 
 #[test]
-fn a_generator_in_the_workers_has_no_cpu_of_its_own() {
-    let mut config = minimal();
-    config["source"]["placement"] = json!("workers");
-    config["source"]["cpu"] = json!(1);
-    assert_eq!(
-        errors(&config).0,
-        vec![error(
-            "$.source.cpu",
+fn a_source_in_the_workers_has_no_cpu_of_its_own() {
+    let generator = json!({ "kind": "generator", "requests": 10, "entry": "parse", "placement": "workers", "cpu": 1 });
+    // An HTTP source's reactors run in the workers unless told otherwise.
+    let http = json!({ "kind": "http", "listen": "127.0.0.1:0", "entry": "parse", "cpu": 1 });
+    for (source, field, message, hint) in [
+        (
+            generator,
+            "placement",
             "`cpu` places the generator thread, and the generator runs in the entry pool's workers",
-            Some("add `\"placement\": \"thread\"`, or leave `cpu` out (the pool's `cpus` place the workers)"),
-        )]
-    );
-    config["source"]["placement"] = json!("thread");
-    assert!(validate_with_cpus(&config, CPUS).is_ok());
+            "add `\"placement\": \"thread\"`, or leave `cpu` out (the pool's `cpus` place the workers)",
+        ),
+        (
+            http,
+            "reactor",
+            "`cpu` places the reactor thread, and the reactors run in the entry pool's workers",
+            "add `\"reactor\": \"thread\"`, or leave `cpu` out (the pool's `cpus` place the workers)",
+        ),
+    ] {
+        let mut config = minimal();
+        config["source"] = source;
+        assert_eq!(errors(&config).0, vec![error("$.source.cpu", message, Some(hint))]);
+        config["source"][field] = json!("thread");
+        assert!(validate_with_cpus(&config, CPUS).is_ok());
+    }
 }
 
 #[test]
