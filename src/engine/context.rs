@@ -12,7 +12,7 @@ use seda_stages::{IoOp, StageError};
 use super::ledger::{Ending, Shard};
 use super::queue::{Batch, BATCH};
 use super::runtime::Shared;
-use super::{Envelope, Outcome, RejectReason};
+use super::{Envelope, HandBack, Outcome, RejectReason};
 use crate::clock::now_ns;
 use crate::config::{StageId, WhenFull};
 use crate::io::{FileJob, FileMsg, TimerEntry, TimerMsg};
@@ -27,8 +27,10 @@ pub(crate) struct Ctx {
     /// Stages whose outbox may hold requests, each listed once.
     pending: Vec<StageId>,
     listed: Vec<bool>,
-    /// Per origin that batches: requests ended and not yet handed back.
+    /// Per origin that takes requests back in batches: requests ended and not yet handed
+    /// back, with their outcomes ([`HandBack::Batches`]) or alone ([`HandBack::Recycle`]).
     ended: Vec<Vec<(Box<Envelope>, Outcome)>>,
+    recycled: Vec<Vec<Box<Envelope>>>,
     /// Requests that did not fit in a queue, on their way to its policy (kept for reuse).
     overflowed: Vec<Box<Envelope>>,
 }
@@ -43,7 +45,8 @@ impl Ctx {
             outbox: shared.queues.iter().map(|q| q.spare()).collect(),
             pending: Vec::with_capacity(stages),
             listed: vec![false; stages],
-            ended: shared.origins.iter().map(|_| Vec::with_capacity(BATCH)).collect(),
+            ended: batch_vectors(&shared, HandBack::Batches),
+            recycled: batch_vectors(&shared, HandBack::Recycle),
             overflowed: Vec::new(),
             shared,
         }
@@ -160,22 +163,33 @@ impl Ctx {
     pub fn finish(&mut self, env: Box<Envelope>, outcome: Outcome, now: u64) {
         count(&self.ledger, &mut self.rec, &env, &outcome, now);
         let origin = env.origin as usize;
-        if !self.shared.origin_batches[origin] {
-            return self.shared.origins[origin].finish(env, &outcome);
-        }
-        let ended = &mut self.ended[origin];
-        ended.push((env, outcome));
-        if ended.len() >= BATCH {
-            self.shared.origins[origin].finish_batch(ended);
+        match self.shared.hand_backs[origin] {
+            HandBack::Recycle => {
+                let recycled = &mut self.recycled[origin];
+                recycled.push(env);
+                if recycled.len() >= BATCH {
+                    self.shared.origins[origin].recycle(recycled);
+                }
+            }
+            HandBack::Batches => {
+                let ended = &mut self.ended[origin];
+                ended.push((env, outcome));
+                if ended.len() >= BATCH {
+                    self.shared.origins[origin].finish_batch(ended);
+                }
+            }
+            HandBack::Each => self.shared.origins[origin].finish(env, &outcome),
         }
     }
 
     /// Hands every collected ending to its origin.
     fn flush_ended(&mut self) {
-        for (origin, ended) in self.ended.iter_mut().enumerate() {
-            if !ended.is_empty() {
-                self.shared.origins[origin].finish_batch(ended);
-            }
+        let origins = &self.shared.origins;
+        for (origin, ended) in self.ended.iter_mut().enumerate().filter(|(_, e)| !e.is_empty()) {
+            origins[origin].finish_batch(ended);
+        }
+        for (origin, recycled) in self.recycled.iter_mut().enumerate().filter(|(_, r)| !r.is_empty()) {
+            origins[origin].recycle(recycled);
         }
     }
 
@@ -223,6 +237,13 @@ impl Ctx {
         // The collector only goes away after every thread is joined.
         let _ = self.metrics.send(publication);
     }
+}
+
+/// Per origin, a vector for a batch of its ended requests if it takes them back as `hand_back`
+/// says (else an empty one, which never allocates).
+fn batch_vectors<T>(shared: &Shared, hand_back: HandBack) -> Vec<Vec<T>> {
+    let capacity = |h| if h == hand_back { BATCH } else { 0 };
+    shared.hand_backs.iter().map(|&h| Vec::with_capacity(capacity(h))).collect()
 }
 
 /// How a request ended, and when, if it did.

@@ -48,24 +48,43 @@ impl RejectReason {
     }
 }
 
+/// How an origin takes its ended requests back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandBack {
+    /// One at a time, with its outcome, as each ends ([`Origin::finish`]).
+    Each,
+    /// In batches, with their outcomes ([`Origin::finish_batch`]): for an origin where a
+    /// moment's delay costs nothing and a cross-thread hand-off per request costs much.
+    Batches,
+    /// In batches, the requests alone ([`Origin::recycle`]): for an origin that only reuses
+    /// them, their outcomes being counted by the engine already. The cheapest: no outcome is
+    /// kept per request, and a batch can change hands as a whole vector.
+    Recycle,
+}
+
 /// Where requests come from, and where they are handed back when they end, exactly once each.
 /// Called on whichever engine thread ended the request: keep it short and non-blocking.
 pub trait Origin: Send + Sync {
     fn finish(&self, env: Box<Envelope>, outcome: &Outcome);
 
-    /// Whether this origin takes ended requests back in batches ([`Origin::finish_batch`]):
-    /// for an origin that only recycles them, where a moment's delay costs nothing and a
-    /// cross-thread hand-off per request costs much.
-    fn batches(&self) -> bool {
-        false
+    /// How this origin takes ended requests back; read once, when the engine starts.
+    fn hand_back(&self) -> HandBack {
+        HandBack::Each
     }
 
-    /// Up to a batch of ended requests at once, for an origin whose `batches` is true. The
-    /// engine hands over what a worker has collected whenever it has a batch, and whenever it
-    /// runs out of work.
+    /// Up to a batch of ended requests at once, for a [`HandBack::Batches`] origin. The engine
+    /// hands over what a worker has collected whenever it has a batch, and whenever it runs
+    /// out of work.
     fn finish_batch(&self, ended: &mut Vec<(Box<Envelope>, Outcome)>) {
         for (env, outcome) in ended.drain(..) {
             self.finish(env, &outcome);
         }
+    }
+
+    /// Up to a batch of ended requests, for a [`HandBack::Recycle`] origin, handed over as
+    /// [`Origin::finish_batch`]. It takes them all, leaving `ended` empty: it may swap in an
+    /// empty vector of its own.
+    fn recycle(&self, ended: &mut Vec<Box<Envelope>>) {
+        ended.clear();
     }
 }

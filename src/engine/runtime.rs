@@ -23,7 +23,9 @@ use super::context::push_as_room_allows;
 use super::poller::{admit_by_policy, stamp};
 use super::queue::{Batch, StageQueue};
 use super::worker::Worker;
-use super::{Ctx, Envelope, Ledger, LedgerCounts, Observer, Origin, OriginId, Outcome, RejectReason, Sleep, Snapshot};
+use super::{
+    Ctx, Envelope, HandBack, Ledger, LedgerCounts, Observer, Origin, OriginId, Outcome, RejectReason, Sleep, Snapshot,
+};
 use crate::clock::now_ns;
 use crate::config::{Plan, StageId};
 use crate::io::{files, timer, FileMsg, TimerMsg};
@@ -42,8 +44,8 @@ pub(crate) struct Shared {
     pub pools: Vec<PoolShared>,
     pub ledger: Ledger,
     pub origins: Vec<Arc<dyn Origin>>,
-    /// `origins[i].batches()`, read once.
-    pub origin_batches: Vec<bool>,
+    /// `origins[i].hand_back()`, read once.
+    pub hand_backs: Vec<HandBack>,
     pub timers: flume::Sender<TimerMsg>,
     pub files: flume::Sender<FileMsg>,
     /// Emptied latency counts for recorders to reuse.
@@ -202,7 +204,7 @@ impl Engine {
             queues,
             pools,
             ledger: Ledger::default(),
-            origin_batches: origins.iter().map(|o| o.batches()).collect(),
+            hand_backs: origins.iter().map(|o| o.hand_back()).collect(),
             origins,
             timers: timer_tx,
             files: files_tx,

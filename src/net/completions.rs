@@ -11,7 +11,7 @@ use std::thread::ThreadId;
 use crossbeam_queue::ArrayQueue;
 use mio::Waker;
 
-use crate::engine::{Envelope, Origin, Outcome};
+use crate::engine::{Envelope, HandBack, Origin, Outcome};
 
 /// What a request's connection is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,8 +96,8 @@ impl Origin for Completions {
         self.notify();
     }
 
-    fn batches(&self) -> bool {
-        true
+    fn hand_back(&self) -> HandBack {
+        HandBack::Batches
     }
 
     fn finish_batch(&self, ended: &mut Vec<(Box<Envelope>, Outcome)>) {

@@ -7,23 +7,22 @@
 //! a request is made, run through the pool's stages and recycled on one core, and where a
 //! worker the kernel stalls holds up only the ids it claimed from the shared [`Schedule`].
 //!
-//! Requests are recycled: the engine hands them back in batches ([`Origin::finish_batch`]) and
+//! Requests are recycled: the engine hands them back in batches ([`Origin::recycle`]) and
 //! the generator reuses them, so a steady run does not allocate, and a request's return costs
 //! one hand-off per batch, not one each. Each sending thread has a [`Lane`] of its own, an
 //! origin of its own: what a worker made comes back to it, and two workers never share a queue.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crossbeam_queue::ArrayQueue;
 use seda_stages::{splitmix64, Request};
 
 use super::doorbell::{Doorbell, SPIN_NS};
 use super::schedule::{Claim, Schedule};
 use crate::clock::now_ns;
 use crate::config::{Rate, SourcePlan};
-use crate::engine::{Admission, Admit, Envelope, Origin, Outcome, Poller, Submitter, SPIN};
+use crate::engine::{Admission, Admit, Envelope, HandBack, Origin, Outcome, Poller, Submitter, SPIN};
 
 /// Requests handed over per batch.
 const BATCH: usize = 32;
@@ -44,10 +43,38 @@ pub struct Generator {
 
 /// One sending thread's recycling, and the origin its requests are admitted as.
 pub struct Lane {
-    /// Ended requests, a batch at a time, for reuse.
-    recycled: ArrayQueue<Vec<Box<Envelope>>>,
-    /// Emptied batch vectors, going back to the workers that fill them.
-    empties: ArrayQueue<Vec<Box<Envelope>>>,
+    bins: Mutex<Bins>,
+    /// Batches kept for reuse at most.
+    capacity: usize,
+}
+
+/// Ended requests in batches, for reuse, and the emptied vectors that go back to carry more.
+/// Stacks: the batch that ended last, its requests likely still in this core's cache, is
+/// reused first.
+#[derive(Default)]
+struct Bins {
+    full: Vec<Vec<Box<Envelope>>>,
+    empty: Vec<Vec<Box<Envelope>>>,
+}
+
+impl Lane {
+    fn new(capacity: usize) -> Self {
+        Lane { bins: Mutex::default(), capacity }
+    }
+
+    fn bins(&self) -> MutexGuard<'_, Bins> {
+        // Nothing panics while holding the lock; if anything did, the stacks are still whole.
+        self.bins.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Refills an empty `reuse` with the batch that ended last, if there is one.
+    fn refill(&self, reuse: &mut Vec<Box<Envelope>>) {
+        let mut bins = self.bins();
+        if let Some(full) = bins.full.pop() {
+            let empty = std::mem::replace(reuse, full);
+            bins.empty.push(empty);
+        }
+    }
 }
 
 /// An attribute to draw: its name, its values with cumulative weights, the weights' total, and
@@ -56,20 +83,23 @@ type Attribute = (Arc<str>, Vec<(Arc<str>, u64)>, u64, u64);
 
 impl Origin for Lane {
     fn finish(&self, env: Box<Envelope>, _outcome: &Outcome) {
-        // The engine hands a batching origin its requests through `finish_batch`; one at a
-        // time they would cost a vector each.
+        // The engine hands a recycling origin its requests through `recycle`.
         drop(env);
     }
 
-    fn batches(&self) -> bool {
-        true
+    fn hand_back(&self) -> HandBack {
+        HandBack::Recycle
     }
 
-    fn finish_batch(&self, ended: &mut Vec<(Box<Envelope>, Outcome)>) {
-        let mut envs = self.empties.pop().unwrap_or_else(|| Vec::with_capacity(BATCH));
-        envs.extend(ended.drain(..).map(|(env, _)| env));
-        // A full bin frees them: only when far more are in flight than it holds.
-        let _ = self.recycled.push(envs);
+    fn recycle(&self, ended: &mut Vec<Box<Envelope>>) {
+        let mut bins = self.bins();
+        if bins.full.len() >= self.capacity {
+            // A full bin frees them: only when far more are in flight than it holds.
+            ended.clear();
+            return;
+        }
+        let empty = bins.empty.pop().unwrap_or_else(|| Vec::with_capacity(BATCH));
+        bins.full.push(std::mem::replace(ended, empty));
     }
 }
 
@@ -100,10 +130,7 @@ impl Generator {
             cpu: *cpu,
             attributes,
             lanes: (0..lanes.max(1))
-                .map(|_| {
-                    let batches = (RECYCLE_BATCHES / lanes.max(1)).max(BATCH);
-                    Arc::new(Lane { recycled: ArrayQueue::new(batches), empties: ArrayQueue::new(batches) })
-                })
+                .map(|_| Arc::new(Lane::new((RECYCLE_BATCHES / lanes.max(1)).max(BATCH))))
                 .collect(),
             finished: Doorbell::default(),
         }
@@ -193,10 +220,7 @@ impl Generator {
     /// (`reuse` holds the batch of them being drawn from).
     fn make(&self, lane: &Lane, reuse: &mut Vec<Box<Envelope>>, id: u64, intended_ns: u64) -> Box<Envelope> {
         if reuse.is_empty() {
-            if let Some(full) = lane.recycled.pop() {
-                let empty = std::mem::replace(reuse, full);
-                let _ = lane.empties.push(empty);
-            }
+            lane.refill(reuse);
         }
         let mut env = reuse.pop().unwrap_or_else(|| Envelope::new(Request::default()));
         env.req.reset(id);
@@ -275,5 +299,54 @@ impl Poller for GeneratorPoller {
         // A turn is a look at an atomic: spin as an idle worker without a poller does, and
         // for as long as the next request is due within a spin.
         idle < SPIN || self.generator.schedule.due_within(now_ns(), SPIN_NS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(ids: std::ops::Range<u64>) -> Vec<Box<Envelope>> {
+        ids.map(|id| {
+            let mut env = Envelope::new(Request::default());
+            env.req.id = id;
+            env
+        })
+        .collect()
+    }
+
+    fn ids(envs: &[Box<Envelope>]) -> Vec<u64> {
+        envs.iter().map(|e| e.req.id).collect()
+    }
+
+    #[test]
+    fn a_lane_reuses_the_batch_that_ended_last_first() {
+        let lane = Lane::new(4);
+        for first in [0, 10, 20] {
+            let mut ended = batch(first..first + 3);
+            lane.recycle(&mut ended);
+            assert!(ended.is_empty(), "the lane takes the whole batch");
+        }
+        let mut reuse = Vec::new();
+        for expected in [20, 10, 0] {
+            lane.refill(&mut reuse);
+            assert_eq!(ids(&reuse), [expected, expected + 1, expected + 2]);
+            reuse.clear();
+        }
+        lane.refill(&mut reuse);
+        assert!(reuse.is_empty(), "nothing left to reuse");
+    }
+
+    #[test]
+    fn a_full_lane_frees_what_it_cannot_keep() {
+        let lane = Lane::new(1);
+        let mut ended = batch(0..2);
+        lane.recycle(&mut ended);
+        let mut more = batch(5..7);
+        lane.recycle(&mut more);
+        assert!(more.is_empty(), "freed, not handed back");
+        let mut reuse = Vec::new();
+        lane.refill(&mut reuse);
+        assert_eq!(ids(&reuse), [0, 1], "the batch kept is the first");
     }
 }
