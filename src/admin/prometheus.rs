@@ -62,7 +62,11 @@ pub fn render(s: &Snapshot) -> String {
         o.summary(name, &[("stage", &st.name)], &st.queue_wait_us);
     }
     let name = "seda_stage_service_seconds";
-    o.family(name, "summary", "Time in the stage's handler (sampled; each sample counts for stage_timing_every).");
+    o.family(
+        name,
+        "summary",
+        "Time in the stage's handler (sampled; each sample counts for the requests it stands for).",
+    );
     for st in &s.stages {
         o.summary(name, &[("stage", &st.name)], &st.service_us);
     }

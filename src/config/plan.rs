@@ -20,7 +20,7 @@ pub struct Plan {
     pub drain_timeout: Duration,
     pub io_capacity: usize,
     pub metrics_interval: Duration,
-    /// Time every Nth request through its stages (see the config's `stage_timing_every`).
+    /// Time at least every Nth request through its stages (see the config's `stage_timing_every`).
     pub stage_timing_every: u32,
     pub file_threads: usize,
     /// Where the admin listener listens, if the pipeline has one.

@@ -13,6 +13,7 @@ mod poller;
 mod queue;
 mod run;
 mod runtime;
+mod sampler;
 mod sleep;
 mod snapshot;
 mod worker;

@@ -63,7 +63,7 @@ pub struct StageSnapshot {
     pub queue_depth: u64,
     pub queue_capacity: u64,
     pub queue_wait_us: Percentiles,
-    /// Sampled: every `stage_timing_every`-th request, each sample counting for that many.
+    /// Sampled (see `stage_timing_every`), each sample counting for the requests it stands for.
     pub service_us: Percentiles,
 }
 

@@ -25,6 +25,7 @@ use seda_stages::{IoOp, Stage, StageError, Step};
 
 use super::queue::{steal_from, Batch};
 use super::runtime::{EngineError, Shared, WorkerInfo};
+use super::sampler::Sampler;
 use super::{panics, Admit, Ctx, Envelope, OriginId, Outcome, Poller};
 use crate::clock::now_ns;
 use crate::config::StageId;
@@ -60,10 +61,10 @@ pub(crate) struct Worker {
     /// Which of the pool's stage queues to look at first.
     rotate: usize,
     publish_every_ns: u64,
-    /// Time every this many requests through their stages.
-    timing_every: u32,
-    /// Requests left before the next timed one.
-    untimed_left: u32,
+    /// Which requests are timed through their stages.
+    sampler: Sampler,
+    /// The pipeline has a deadline, checked before each stage.
+    deadlines: bool,
     /// Another engine thread is pinned to this worker's CPU.
     shares_cpu: bool,
     io: Option<PolledIo>,
@@ -87,7 +88,8 @@ impl Worker {
             })
             .collect();
         let publish_every_ns = plan.metrics_interval.as_nanos() as u64;
-        let timing_every = plan.stage_timing_every;
+        let sampler = Sampler::new(plan.stage_timing_every);
+        let deadlines = plan.deadline.is_some();
         ctx.rec.for_worker_of(pool);
         Worker {
             ctx,
@@ -97,8 +99,8 @@ impl Worker {
             hops,
             rotate: 0,
             publish_every_ns,
-            timing_every,
-            untimed_left: 0,
+            sampler,
+            deadlines,
             shares_cpu,
             io: None,
             busy_since: 0,
@@ -274,10 +276,12 @@ impl Worker {
     ) {
         while let Some(env) = items.pop() {
             *at = stage;
-            // Every `stage_timing_every`-th request is timed through each stage.
-            let timed = self.untimed_left == 0;
-            self.untimed_left = if timed { self.timing_every - 1 } else { self.untimed_left - 1 };
+            let timed = self.sampler.next_is_timed();
+            let start = *now;
             let next = self.run_inline(in_hand.insert(env), at, now, timed);
+            if timed {
+                self.sampler.timed(*now - start);
+            }
             let env = in_hand.take().expect("put in hand above");
             // A request that only moves on to another pool needs no clock reading of its own.
             let end = if timed || matches!(next, Next::Send(_)) { *now } else { now_ns() };
@@ -353,8 +357,7 @@ impl Worker {
     #[inline]
     fn run_inline(&mut self, env: &mut Envelope, stage: &mut StageId, now: &mut u64, timed: bool) -> Next {
         let shared = &*self.ctx.shared;
-        let weight = self.timing_every;
-        let deadlines = shared.plan.deadline.is_some();
+        let deadlines = self.deadlines;
         // An aborting engine ends each request it takes as timed out (see `Engine::shutdown`).
         if shared.aborting() {
             return Next::End(Outcome::TimedOut { stage: *stage });
@@ -368,7 +371,8 @@ impl Worker {
             self.ctx.rec.processed(*stage);
             if timed {
                 let end = now_ns();
-                self.ctx.rec.service(*stage, end - *now, weight);
+                self.sampler.reading();
+                self.ctx.rec.service(*stage, end - *now, self.sampler.weight());
                 *now = end;
             } else if deadlines {
                 *now = now_ns();

@@ -8,6 +8,8 @@
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crossbeam_utils::CachePadded;
+
 use crate::config::Rate;
 
 const NOT_BEGUN: u64 = u64::MAX;
@@ -20,10 +22,12 @@ pub(crate) struct Schedule {
     rate: Rate,
     /// Clock reading that id 0 is due at; [`NOT_BEGUN`] until the run begins.
     start_ns: AtomicU64,
-    /// The first id not yet claimed, with [`CLOSED`] set once no more may be.
-    next: AtomicU64,
+    /// The first id not yet claimed, with [`CLOSED`] set once no more may be. Each of the two
+    /// counters every sender writes has a cache line of its own, away from the fields they
+    /// only read.
+    next: CachePadded<AtomicU64>,
     /// Claimed ids whose requests were submitted.
-    submitted: AtomicU64,
+    submitted: CachePadded<AtomicU64>,
 }
 
 /// What a sender may do now.
@@ -45,8 +49,8 @@ impl Schedule {
             requests,
             rate,
             start_ns: AtomicU64::new(NOT_BEGUN),
-            next: AtomicU64::new(0),
-            submitted: AtomicU64::new(0),
+            next: CachePadded::new(AtomicU64::new(0)),
+            submitted: CachePadded::new(AtomicU64::new(0)),
         }
     }
 
