@@ -33,7 +33,14 @@ pub(crate) struct Ctx {
     recycled: Vec<Vec<Box<Envelope>>>,
     /// Requests that did not fit in a queue, on their way to its policy (kept for reuse).
     overflowed: Vec<Box<Envelope>>,
+    /// Emptied batch vectors this thread keeps for its next hand-offs, before the queues'
+    /// shared spares: a worker that both admits and runs a stage's batches (a generator in the
+    /// workers) recycles them with no atomic operation.
+    spare_items: Vec<Vec<Box<Envelope>>>,
 }
+
+/// Emptied batch vectors a thread keeps at most.
+const OWN_SPARES: usize = 8;
 
 impl Ctx {
     pub fn new(shared: Arc<Shared>, metrics: flume::Sender<Publication>) -> Self {
@@ -48,6 +55,7 @@ impl Ctx {
             ended: batch_vectors(&shared, HandBack::Batches),
             recycled: batch_vectors(&shared, HandBack::Recycle),
             overflowed: Vec::new(),
+            spare_items: Vec::with_capacity(OWN_SPARES),
             shared,
         }
     }
@@ -87,7 +95,8 @@ impl Ctx {
         if n > 0 && n <= BATCH && self.outbox[stage].items.is_empty() {
             let queue = &self.shared.queues[stage];
             if queue.reserve_all(n) {
-                let whole = queue.batch_from(batch, n, now);
+                let own = self.spare_items.pop().unwrap_or_else(|| queue.spare().items);
+                let whole = Batch { stage, enqueued_ns: now, items: std::mem::replace(batch, own) };
                 match local {
                     Some(local) => local.push(whole),
                     None => queue.push_reserved(whole),
@@ -98,6 +107,18 @@ impl Ctx {
         }
         for env in batch.drain(..) {
             self.send(env, stage);
+        }
+    }
+
+    /// Takes back a batch a worker has emptied: kept for this thread's next hand-off, or
+    /// given to the queue's spares.
+    #[inline]
+    pub fn give_back(&mut self, batch: Batch) {
+        debug_assert!(batch.items.is_empty());
+        if self.spare_items.len() < OWN_SPARES {
+            self.spare_items.push(batch.items);
+        } else {
+            self.shared.queues[batch.stage].give_back(batch);
         }
     }
 

@@ -259,7 +259,7 @@ impl Worker {
             let error = StageError::new(panics::message(&*payload));
             self.ctx.finish(env, Outcome::Failed { stage: at, error }, now);
         }
-        self.ctx.shared.queues[stage].give_back(batch);
+        self.ctx.give_back(batch);
     }
 
     /// Step 2, for the requests of `items` (last first), queued at `stage`: runs each through

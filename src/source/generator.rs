@@ -261,9 +261,9 @@ pub struct GeneratorPoller {
 impl Poller for GeneratorPoller {
     fn turn(&mut self, timeout: Option<Duration>, admit: &mut Admit<'_>) -> bool {
         let generator = &*self.generator;
-        let give_up = timeout.map_or(u64::MAX, |t| now_ns().saturating_add(t.as_nanos() as u64));
+        let mut now = now_ns();
+        let give_up = timeout.map_or(u64::MAX, |t| now.saturating_add(t.as_nanos() as u64));
         loop {
-            let now = now_ns();
             let most = match generator.schedule.rate() {
                 Rate::Max => admit.room().min(BATCH),
                 Rate::PerSecond(_) => BATCH,
@@ -284,7 +284,11 @@ impl Poller for GeneratorPoller {
                 Claim::Over => u64::MAX,
             };
             let until = next_due.min(give_up);
-            if until <= now || self.doorbell.wait_until(until) || now_ns() >= give_up {
+            if until <= now || self.doorbell.wait_until(until) {
+                return false;
+            }
+            now = now_ns();
+            if now >= give_up {
                 return false;
             }
         }
