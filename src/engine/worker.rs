@@ -288,6 +288,7 @@ impl Worker {
             match next {
                 Next::Send(next) => self.ctx.send(env, next),
                 Next::Io(op, next) => self.ctx.start_io(env, op, *at, next, end),
+                Next::Complete => self.ctx.complete(env, end),
                 Next::End(outcome) => self.ctx.finish(env, outcome, end),
             }
             if end >= self.next_publish_ns {
@@ -389,7 +390,7 @@ impl Worker {
                     Some((next, _)) => return Next::Io(op, next),
                     None => return no_such_output(*stage, out.0),
                 },
-                Step::Respond => return Next::End(Outcome::Completed),
+                Step::Respond => return Next::Complete,
                 Step::Fail(error) => return Next::End(Outcome::Failed { stage: *stage, error }),
             }
         }
@@ -412,6 +413,8 @@ enum Next {
     Send(StageId),
     /// Into the completion layer, continuing at the stage given.
     Io(IoOp, StageId),
+    /// Completed: the common ending, with no outcome to carry (moving one costs a copy).
+    Complete,
     End(Outcome),
 }
 
