@@ -26,12 +26,14 @@ use load_server::*;
 #[test]
 fn achieved_rate_is_within_one_percent_of_the_target() {
     let server = TestServer::start(Behaviour::Answer);
-    let (r, _) = load("rate", &[&server.url("/"), "--rate", "2000", "--duration", "2s", "--connections", "8"]);
-    assert_eq!((count(&r, "requests"), count(&r, "responses"), count(&r, "errors")), (4000, 4000, 0));
+    // The achieved rate counts until the last answer: over 4 s, 1% leaves that answer 40 ms,
+    // what a loaded machine can take from it (over 2 s, one full-suite run here took more).
+    let (r, _) = load("rate", &[&server.url("/"), "--rate", "2000", "--duration", "4s", "--connections", "8"]);
+    assert_eq!((count(&r, "requests"), count(&r, "responses"), count(&r, "errors")), (8000, 8000, 0));
     assert_eq!(r["target_rate"].as_f64(), Some(2000.0));
     let achieved = r["achieved_rate"].as_f64().unwrap();
     assert!((achieved - 2000.0).abs() <= 20.0, "achieved {achieved}/s of 2000/s");
-    assert_eq!(r["status"]["2xx"], 4000);
+    assert_eq!(r["status"]["2xx"], 8000);
 }
 
 #[test]
