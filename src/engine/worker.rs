@@ -2,7 +2,8 @@
 //!
 //! The loop:
 //! 1. take a batch: from the local deque, else a few from one of the pool's stage queues
-//!    (rotating which first) into the local deque, else some from a sibling's local deque;
+//!    (rotating which first) into the local deque; else turn its poller, if it has one (its
+//!    own work comes first); else take some from a sibling's local deque;
 //! 2. run each of its requests through its stage and on through every successor on the same
 //!    pool, with no hand-off; a successor on another pool gets it through the outbox (batched),
 //!    an I/O step through the completion layer, and an ending through `Ctx::finish`;
@@ -127,7 +128,7 @@ impl Worker {
         self.busy_since = now_ns();
         self.next_publish_ns = self.next_boundary(self.busy_since);
         loop {
-            if let Some(batch) = self.take() {
+            if let Some(batch) = self.take_own() {
                 self.process_batch(batch);
                 if let Some(io) = self.io.as_mut() {
                     io.batches_since += 1;
@@ -140,7 +141,13 @@ impl Worker {
             }
             self.ctx.flush();
             let idle_from = now_ns();
+            // Its own I/O before a sibling's work: stealing moves requests another core made
+            // and has in cache, so it is for when this one has nothing of its own to do.
             if self.poll(Some(Duration::ZERO)) {
+                continue;
+            }
+            if let Some(batch) = self.steal() {
+                self.process_batch(batch);
                 continue;
             }
             self.ctx.rec.busy(idle_from.saturating_sub(self.busy_since));
@@ -198,9 +205,15 @@ impl Worker {
         Ok(WorkerInfo { pool: pool.name.clone(), index: self.index, cpu, allowed_cpus: allowed_cpus() })
     }
 
-    /// Step 1 of the loop.
+    /// Step 1 of the loop: the worker's own work, else a sibling's.
     #[inline]
     fn take(&mut self) -> Option<Batch> {
+        self.take_own().or_else(|| self.steal())
+    }
+
+    /// A batch from the local deque, else from the pool's stage queues.
+    #[inline]
+    fn take_own(&mut self) -> Option<Batch> {
         if let Some(batch) = self.local.pop() {
             return Some(batch);
         }
@@ -222,6 +235,12 @@ impl Worker {
                 return Some(batch);
             }
         }
+        None
+    }
+
+    /// Some of a sibling's local deque.
+    fn steal(&mut self) -> Option<Batch> {
+        let pool = &self.ctx.shared.pools[self.pool];
         pool.stealers
             .iter()
             .enumerate()
