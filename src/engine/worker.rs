@@ -86,6 +86,7 @@ impl Worker {
             .map(|s| Hop {
                 instance: (s.pool == pool).then(|| s.factory.instance(index)),
                 routes: s.successors.iter().map(|&n| (n, plan.stages[n].pool == s.pool)).collect(),
+                processed: 0,
             })
             .collect();
         let publish_every_ns = plan.metrics_interval.as_nanos() as u64;
@@ -164,6 +165,7 @@ impl Worker {
             // generator's next request is due), so it publishes at most every
             // `POLLING_PUBLISH`, and sleeps no longer than that with figures unpublished.
             let now = now_ns();
+            self.fold_processed();
             let mut unpublished = self.ctx.rec.is_dirty();
             if unpublished
                 && (self.io.is_none() || now - self.ctx.rec.published_ns >= POLLING_PUBLISH.as_nanos() as u64)
@@ -192,6 +194,7 @@ impl Worker {
             self.next_publish_ns = self.next_boundary(self.busy_since);
         }
         self.ctx.flush();
+        self.fold_processed();
         self.ctx.publish(now_ns());
     }
 
@@ -272,7 +275,7 @@ impl Worker {
                 std::panic::resume_unwind(payload)
             };
             now = now_ns();
-            self.ctx.rec.processed(at);
+            self.hops[at].processed += 1;
             // The instance may be left half-updated: replace it before its next call.
             self.hops[at].instance = Some(self.ctx.shared.plan.stages[at].factory.instance(self.index));
             let error = StageError::new(panics::message(&*payload));
@@ -368,7 +371,15 @@ impl Worker {
         self.ctx.rec.busy(now.saturating_sub(self.busy_since));
         self.busy_since = now;
         self.next_publish_ns = self.next_boundary(now);
+        self.fold_processed();
         self.ctx.publish_closing(now);
+    }
+
+    /// Moves the handler calls counted in the hops into the recorder, before it is looked at.
+    fn fold_processed(&mut self) {
+        for (stage, hop) in self.hops.iter_mut().enumerate().filter(|(_, h)| h.processed != 0) {
+            self.ctx.rec.processed_n(stage, std::mem::take(&mut hop.processed));
+        }
     }
 
     /// Handles `env` at `stage` and on through same-pool successors, until it leaves the pool
@@ -388,7 +399,7 @@ impl Worker {
             }
             let hop = &mut self.hops[*stage];
             let step = hop.instance.as_mut().expect("a pool runs only its own stages").handle(&mut env.req);
-            self.ctx.rec.processed(*stage);
+            hop.processed += 1;
             if timed {
                 let end = now_ns();
                 self.sampler.reading();
@@ -423,6 +434,10 @@ struct Hop {
     /// Per output: the successor, and whether it is on the same pool (then the worker runs it
     /// at once, with no hand-off).
     routes: Box<[(StageId, bool)]>,
+    /// Handler calls since the worker last published: counted here, where the handler was
+    /// just looked up, and moved into the recorder ([`Worker::fold_processed`]) before it
+    /// publishes.
+    processed: u64,
 }
 
 /// Where a request goes once it leaves the worker's hands. (One-byte tag, as `Step`.)

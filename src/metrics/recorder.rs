@@ -109,10 +109,10 @@ impl Recorder {
         counts(&mut self.stages[stage].queue_wait, &self.spares).record_n(ns, n);
     }
 
-    /// A handler call.
+    /// `n` handler calls.
     #[inline]
-    pub fn processed(&mut self, stage: StageId) {
-        self.stages[stage].processed += 1;
+    pub fn processed_n(&mut self, stage: StageId, n: u64) {
+        self.stages[stage].processed += n;
     }
 
     /// A handler call's time, standing for `weight` calls (see `stage_timing_every`).
