@@ -84,7 +84,7 @@ impl Worker {
             .stages
             .iter()
             .map(|s| Hop {
-                instance: (s.pool == pool).then(|| s.factory.instance(index)),
+                instance: if s.pool == pool { s.factory.instance(index) } else { Box::new(OtherPools) },
                 routes: s.successors.iter().map(|&n| (n, plan.stages[n].pool == s.pool)).collect(),
                 processed: 0,
             })
@@ -277,7 +277,7 @@ impl Worker {
             now = now_ns();
             self.hops[at].processed += 1;
             // The instance may be left half-updated: replace it before its next call.
-            self.hops[at].instance = Some(self.ctx.shared.plan.stages[at].factory.instance(self.index));
+            self.hops[at].instance = self.ctx.shared.plan.stages[at].factory.instance(self.index);
             let error = StageError::new(panics::message(&*payload));
             self.ctx.finish(env, Outcome::Failed { stage: at, error }, now);
         }
@@ -398,7 +398,7 @@ impl Worker {
                 return Next::End(Outcome::TimedOut { stage: *stage });
             }
             let hop = &mut self.hops[*stage];
-            let step = hop.instance.as_mut().expect("a pool runs only its own stages").handle(&mut env.req);
+            let step = hop.instance.handle(&mut env.req);
             hop.processed += 1;
             if timed {
                 let end = now_ns();
@@ -429,8 +429,9 @@ impl Worker {
 
 /// One stage, as a worker runs it.
 struct Hop {
-    /// The worker's own instance of the stage's handler; `Some` for its pool's stages.
-    instance: Option<Box<dyn Stage>>,
+    /// The worker's own instance of the stage's handler ([`OtherPools`] for the stages of
+    /// other pools, which it never runs).
+    instance: Box<dyn Stage>,
     /// Per output: the successor, and whether it is on the same pool (then the worker runs it
     /// at once, with no hand-off).
     routes: Box<[(StageId, bool)]>,
@@ -438,6 +439,16 @@ struct Hop {
     /// just looked up, and moved into the recorder ([`Worker::fold_processed`]) before it
     /// publishes.
     processed: u64,
+}
+
+/// What a worker holds for a stage of another pool: never called, since requests bound there go
+/// to its queue. (A placeholder rather than an `Option`: no check on every call.)
+struct OtherPools;
+
+impl Stage for OtherPools {
+    fn handle(&mut self, _req: &mut seda_stages::Request) -> Step {
+        unreachable!("a pool runs only its own stages")
+    }
 }
 
 /// Where a request goes once it leaves the worker's hands. (One-byte tag, as `Step`.)
