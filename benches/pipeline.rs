@@ -4,12 +4,19 @@
 //! - (a) the seda engine, all stages on one pool of two workers pinned to CPUs 0 and 1, with
 //!   the generator in the workers (`"placement": "workers"`: thread per core, no hand-off);
 //! - (b) the seda engine, a dedicated one-thread pool per stage, on CPUs 0, 1, 0, 1, ..., with
-//!   the generator in the first stage's worker;
+//!   the generator on a thread of its own on CPU 1, as (c) has it;
 //! - (c) a thread per stage, joined by bounded crossbeam channels, pinned as (b);
 //! - (d) a tokio task per stage, joined by bounded tokio mpsc channels, on 2 worker threads;
 //! - (e) plain function calls on one thread: the limit;
-//! - (a'), (b'): (a) and (b) with the generator on a thread of its own, pinned to CPU 1, handing
-//!   requests over as the rivals' generators do; (a') has one worker, on CPU 0.
+//! - (a'): (a) with the generator on a thread of its own, pinned to CPU 1, handing requests over
+//!   as the rivals' generators do, and one worker, on CPU 0;
+//! - (b'): (b) with the generator in the first stage's worker (`"placement": "workers"`).
+//!
+//! Where the generator sits decides, for pipelines of stages that do not read the request,
+//! whether a request's cache lines cross between the CPUs: made and ended on one CPU ((b), (c):
+//! the generator beside the last stage), only the pointer travels; made on CPU 0 and ended on
+//! CPU 1 ((b')), its first line crosses there and back, and on this VM's slow phases that
+//! halves (b') while (b) and (c) hold.
 //!
 //! Every shape calls the same stage code (`seda::stages::build`) with the same 64-byte requests,
 //! recycled through a bounded pool as the engine's generator recycles its own. The generator is
@@ -96,12 +103,12 @@ fn main() {
     let options = Options::from_args();
     let shapes: Vec<Box<dyn Shape>> = vec![
         Box::new(Seda { name: "(a) seda, one pool", placement: ONE_POOL }),
-        Box::new(Seda { name: "(b) seda, pool per stage", placement: POOL_PER_STAGE }),
+        Box::new(Seda { name: "(b) seda, pool per stage", placement: POOL_PER_STAGE_SOURCE_THREAD }),
         Box::new(CrossbeamThreads),
         Box::new(TokioTasks),
         Box::new(Inline),
         Box::new(Seda { name: "(a') one pool, gen. thread", placement: ONE_POOL_SOURCE_THREAD }),
-        Box::new(Seda { name: "(b') per stage, gen. thread", placement: POOL_PER_STAGE_SOURCE_THREAD }),
+        Box::new(Seda { name: "(b') per stage, gen. in s1", placement: POOL_PER_STAGE }),
     ];
 
     println!(
@@ -114,9 +121,9 @@ fn main() {
          like the engine's generator"
     );
     println!(
-        "CPUs: (a) pool on 0,1, generator in its workers; (b), (c) stages on 0,1,0,1, (b)'s generator \
-         in s1's worker; (d) 2 unpinned tokio workers; (e) one thread on {GENERATOR_CPU}; \
-         generator threads ((a'), (b'), (c)) on {GENERATOR_CPU}, (a') pool on 0"
+        "CPUs: (a) pool on 0,1, generator in its workers; (b), (b'), (c) stages on 0,1,0,1, (b')'s \
+         generator in s1's worker; (d) 2 unpinned tokio workers; (e) one thread on {GENERATOR_CPU}; \
+         generator threads ((a'), (b), (c)) on {GENERATOR_CPU}, (a') pool on 0"
     );
     println!();
 
