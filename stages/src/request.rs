@@ -42,8 +42,12 @@ impl Request {
         if !self.response.headers.is_empty() {
             self.response.headers.clear();
         }
-        self.response.shared = None;
-        self.file = None;
+        if self.response.shared.is_some() {
+            self.response.shared = None;
+        }
+        if self.file.is_some() {
+            self.file = None;
+        }
     }
 }
 
