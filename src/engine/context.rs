@@ -95,8 +95,8 @@ impl Ctx {
         if n > 0 && n <= BATCH && self.outbox[stage].items.is_empty() {
             let queue = &self.shared.queues[stage];
             if queue.reserve_all(n) {
-                let own = self.spare_items.pop().unwrap_or_else(|| queue.spare().items);
-                let whole = Batch { stage, enqueued_ns: now, items: std::mem::replace(batch, own) };
+                let whole = self.spare(stage).fill_from(batch, n, now);
+                let queue = &self.shared.queues[stage];
                 match local {
                     Some(local) => local.push(whole),
                     None => queue.push_reserved(whole),
@@ -107,6 +107,15 @@ impl Ctx {
         }
         for env in batch.drain(..) {
             self.send(env, stage);
+        }
+    }
+
+    /// An empty batch for `stage`: one of this thread's own vectors, else the queue's spare.
+    #[inline]
+    fn spare(&mut self, stage: StageId) -> Batch {
+        match self.spare_items.pop() {
+            Some(items) => Batch { stage, enqueued_ns: 0, items },
+            None => self.shared.queues[stage].spare(),
         }
     }
 
@@ -136,21 +145,20 @@ impl Ctx {
         if n == 0 {
             return;
         }
-        let shared = &*self.shared;
-        let queue = &shared.queues[stage];
-        let fit = queue.reserve(n);
-        let items = &mut self.outbox[stage].items;
+        let fit = self.shared.queues[stage].reserve(n);
         if fit > 0 {
-            queue.push_reserved(queue.batch_from(items, fit, now_ns()));
-            shared.wake(stage);
+            let spare = self.spare(stage);
+            let batch = spare.fill_from(&mut self.outbox[stage].items, fit, now_ns());
+            self.shared.queues[stage].push_reserved(batch);
+            self.shared.wake(stage);
         }
         if fit == n {
             return;
         }
         // What did not fit meets the stage's policy; what that ends, ends like any request.
         let mut rest = std::mem::take(&mut self.overflowed);
-        rest.append(items);
-        if queue.plan.when_full == WhenFull::Block {
+        rest.append(&mut self.outbox[stage].items);
+        if self.shared.queues[stage].plan.when_full == WhenFull::Block {
             self.block(stage, &mut rest);
         }
         for env in rest.drain(..) {

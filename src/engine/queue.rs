@@ -40,6 +40,23 @@ pub(crate) struct Batch {
     pub items: Vec<Box<Envelope>>,
 }
 
+impl Batch {
+    /// This empty batch, holding the first `n` of `items`, queued at `now`. All of them go as
+    /// the vector itself, this batch's empty one taking its place, so a whole hand-off copies
+    /// nothing.
+    #[inline]
+    pub fn fill_from(mut self, items: &mut Vec<Box<Envelope>>, n: usize, now: u64) -> Batch {
+        debug_assert!(self.items.is_empty());
+        if n == items.len() {
+            std::mem::swap(&mut self.items, items);
+        } else {
+            self.items.extend(items.drain(..n));
+        }
+        self.enqueued_ns = now;
+        self
+    }
+}
+
 /// Empty batches a queue keeps for reuse.
 const SPARES: usize = 1024;
 
@@ -170,18 +187,11 @@ impl StageQueue {
         Batch { stage: self.stage, enqueued_ns: 0, items }
     }
 
-    /// A batch of the first `n` of `items`, queued at `now`. All of them go as the vector
-    /// itself, a spare's empty one taking its place, so a whole hand-off copies nothing.
+    /// A batch of the first `n` of `items`, queued at `now`, in one of this queue's spares
+    /// (see [`Batch::fill_from`]).
     #[inline]
     pub fn batch_from(&self, items: &mut Vec<Box<Envelope>>, n: usize, now: u64) -> Batch {
-        let mut batch = self.spare();
-        if n == items.len() {
-            std::mem::swap(&mut batch.items, items);
-        } else {
-            batch.items.extend(items.drain(..n));
-        }
-        batch.enqueued_ns = now;
-        batch
+        self.spare().fill_from(items, n, now)
     }
 
     /// Gives back an emptied batch.
