@@ -107,15 +107,26 @@ pub fn spawn(
             lower_priority();
             let mut depth = vec![0; stages];
             let mut next_sample = Instant::now();
+            let file = |builder: &mut Option<IntervalBuilder>, publication: Publication| {
+                if let Some(builder) = builder {
+                    builder.add(&publication);
+                }
+                merged.lock().merge(publication, &spares);
+            };
             loop {
-                let received = match (sample_every, &mut builder) {
-                    (Some(every), Some(builder)) => {
-                        // Due readings come first: a collector that runs late (it runs at the
-                        // lowest priority) always finds publications waiting, and would
-                        // otherwise never read the queues.
+                let received = match (sample_every, builder.is_some()) {
+                    (Some(every), true) => {
+                        // A due reading comes before waiting: a collector that runs late (it
+                        // runs at the lowest priority) always finds publications waiting, and
+                        // would otherwise never read the queues. What waits now is filed first:
+                        // it belongs to the intervals before the reading, which the reading
+                        // closes.
                         if Instant::now() >= next_sample {
+                            for publication in rx.try_iter().take(rx.len()) {
+                                file(&mut builder, publication);
+                            }
                             depths(&mut depth);
-                            builder.sample_depths(&depth);
+                            builder.as_mut().expect("recording").sample_depths(&depth);
                             // One reading for any number of missed ticks: the marks cover them.
                             next_sample = (next_sample + every).max(Instant::now());
                         }
@@ -127,10 +138,7 @@ pub fn spawn(
                     _ => rx.recv().ok(),
                 };
                 let Some(publication) = received else { break };
-                if let Some(builder) = &mut builder {
-                    builder.add(&publication);
-                }
-                merged.lock().merge(publication, &spares);
+                file(&mut builder, publication);
             }
             let mut totals = merged.lock().figures();
             totals.intervals = builder.map(IntervalBuilder::finish);
