@@ -128,6 +128,9 @@ fn http_families(o: &mut Exposition, http: &crate::engine::HttpSnapshot) {
     let name = "seda_http_closed_with_requests_in_flight_total";
     o.family(name, "counter", "HTTP connections that went away with requests still in the pipeline.");
     o.sample(name, &[], c.closed_with_requests_in_flight as f64);
+    let name = "seda_http_late_answers_dropped_total";
+    o.family(name, "counter", "Answers that came back for an HTTP connection that had gone away, dropped.");
+    o.sample(name, &[], c.late_answers_dropped as f64);
 }
 
 struct Exposition(String);

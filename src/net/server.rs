@@ -11,10 +11,12 @@
 //!
 //! A reactor owns its sockets, so no connection state is shared: whoever ends a request pushes
 //! it into that reactor's [`Completions`] (and wakes it, unless it is the reactor's own thread).
-//! A request carries its way home in the envelope's tag (slot, generation, sequence number); an
-//! answer for a connection that has gone away (the client vanished mid-request) finds another
-//! generation in the slot and is dropped, after the ledger has counted its request's ending like
-//! any other.
+//! A request carries its way home in the envelope's tag (slot, generation, sequence number). A
+//! slot is not given to a new connection while any request of an earlier one is still in the
+//! pipeline: the answer of a client that went away mid-request finds its slot empty and is
+//! dropped and counted (`late_answers_dropped`), after the ledger has counted its request's
+//! ending like any other. (The generation alone cannot promise that: it is 16 bits in the tag,
+//! and 65,536 connections can pass through a slot while one slow request waits.)
 //!
 //! Shutdown (the `stop` flag): listeners close; idle connections close at once; a connection
 //! with requests in flight gets their answers, the last saying `Connection: close`, then closes.
@@ -225,6 +227,9 @@ fn listen(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener, ServeError>
 struct Slot {
     conn: Option<Conn>,
     generation: u32,
+    /// Requests framed on this slot's connections whose answers have not come back. A slot goes
+    /// back to the free list only when it has no connection and none of these.
+    in_pipeline: u32,
 }
 
 struct Reactor {
@@ -427,7 +432,7 @@ impl Reactor {
 
     fn add(&mut self, mut stream: mio::net::TcpStream) {
         let slot = self.free_slots.pop().unwrap_or_else(|| {
-            self.slots.push(Slot { conn: None, generation: 0 });
+            self.slots.push(Slot { conn: None, generation: 0, in_pipeline: 0 });
             self.slots.len() - 1
         });
         // Generations wrap at 16 bits, what the tag keeps.
@@ -448,7 +453,8 @@ impl Reactor {
 
     /// Frames what the connection has sent, up to its pipelining cap and the source's room.
     fn on_readable(&mut self, slot: usize) {
-        let Some(conn) = self.slots[slot].conn.as_mut() else { return };
+        let Slot { conn, in_pipeline, .. } = &mut self.slots[slot];
+        let Some(conn) = conn.as_mut() else { return };
         let generation = conn.generation;
         loop {
             // A client that does not read its answers gets no more requests framed until it does.
@@ -463,6 +469,7 @@ impl Reactor {
                     env.intended_ns = 0;
                     env.tag = tag(slot, generation, seq);
                     self.in_flight += 1;
+                    *in_pipeline += 1;
                     self.framed += 1;
                     self.admit.push(env);
                 }
@@ -495,12 +502,19 @@ impl Reactor {
 
     /// Places every ended request's answer with its connection. Returns whether there were any.
     fn take_answers(&mut self) -> bool {
-        let (slots, envelopes, dirty) = (&mut self.slots, &mut self.envelopes, &mut self.dirty);
-        let mut answered = 0;
+        let (slots, free_slots, envelopes, dirty) =
+            (&mut self.slots, &mut self.free_slots, &mut self.envelopes, &mut self.dirty);
+        let (mut answered, mut late) = (0, 0);
         self.completions.drain(|env, answer: Answer| {
             answered += 1;
             let (slot, generation, seq16) = untag(env.tag);
-            let live = slots.get_mut(slot).and_then(|s| s.conn.as_mut()).filter(|c| c.generation == generation);
+            let Slot { conn, in_pipeline, .. } = &mut slots[slot];
+            *in_pipeline -= 1;
+            let live = conn.as_mut().filter(|c| c.generation == generation);
+            if live.is_none() && *in_pipeline == 0 {
+                // The last answer owed to a connection that has gone: the slot is free again.
+                free_slots.push(slot);
+            }
             match live {
                 Some(conn) => {
                     // The full sequence number, from the 16 bits the tag keeps: answers owed
@@ -516,9 +530,15 @@ impl Reactor {
                         Err(env) => envelopes.push(env),
                     }
                 }
-                None => envelopes.push(env),
+                None => {
+                    late += 1;
+                    envelopes.push(env);
+                }
             }
         });
+        if late > 0 {
+            self.live.late_answers_dropped.fetch_add(late, Ordering::Relaxed);
+        }
         self.in_flight -= answered;
         if answered > 0 {
             self.answered += answered as u64;
@@ -626,11 +646,14 @@ impl Reactor {
         let _ = self.poll.registry().deregister(&mut conn.stream);
         if conn.owed() > 0 {
             // Requests still in the pipeline end there and are counted; their answers will
-            // find another generation here and be dropped.
+            // find the slot empty and be dropped.
             HttpLive::count(&self.live.closed_with_requests_in_flight);
         }
         self.envelopes.extend(conn.take_ready());
-        self.free_slots.push(slot);
+        // A slot with answers still to come waits for the last of them before it is reused.
+        if self.slots[slot].in_pipeline == 0 {
+            self.free_slots.push(slot);
+        }
         self.open -= 1;
         self.live.open.fetch_sub(1, Ordering::AcqRel);
     }

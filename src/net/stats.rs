@@ -27,6 +27,10 @@ pub struct HttpStats {
     /// Connections that went away with requests still in the pipeline (those end there, and
     /// are counted by the ledger like any other).
     pub closed_with_requests_in_flight: u64,
+    /// Answers that came back for a connection that had gone away: dropped, never written to
+    /// another connection.
+    #[serde(default)]
+    pub late_answers_dropped: u64,
     /// Connections still open when shutdown's drain timeout ran out.
     pub dropped_at_shutdown: u64,
 }
@@ -45,6 +49,7 @@ pub struct HttpLive {
     pub(crate) idle_closed: AtomicU64,
     pub(crate) broken: AtomicU64,
     pub(crate) closed_with_requests_in_flight: AtomicU64,
+    pub(crate) late_answers_dropped: AtomicU64,
     pub(crate) dropped_at_shutdown: AtomicU64,
     /// Connections open now.
     pub(crate) open: AtomicU64,
@@ -68,6 +73,7 @@ impl HttpLive {
             idle_closed: get(&self.idle_closed),
             broken: get(&self.broken),
             closed_with_requests_in_flight: get(&self.closed_with_requests_in_flight),
+            late_answers_dropped: get(&self.late_answers_dropped),
             dropped_at_shutdown: get(&self.dropped_at_shutdown),
         }
     }
@@ -94,6 +100,10 @@ impl fmt::Display for HttpStats {
             self.broken,
             self.closed_with_requests_in_flight,
             self.dropped_at_shutdown
-        )
+        )?;
+        if self.late_answers_dropped > 0 {
+            write!(f, "\n      late answers dropped (their connection had gone): {}", self.late_answers_dropped)?;
+        }
+        Ok(())
     }
 }

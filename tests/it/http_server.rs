@@ -828,3 +828,47 @@ fn a_client_that_does_not_read_gets_no_more_requests_framed(reactor: &str) {
     drop(stream);
     assert_eq!(server.stop().http.unwrap().requests, 40);
 }
+
+/// A request that outlives its connection must never be answered on another one, however many
+/// connections come and go in its slot meanwhile: with 16-bit generations and slots reused last
+/// in, first out, the 65,536th connection after it once sat in the same slot under the same
+/// generation and received the stranger's answer. The reactor thread only: the gate holds a
+/// worker, and with the reactors in the workers it would hold that worker's connections too.
+#[test]
+fn a_late_answer_never_reaches_a_later_connection_in_the_same_slot() {
+    let mut config = config("thread", json!({}));
+    config["admin"] = json!({ "listen": "127.0.0.1:0" });
+    let server = start(config);
+    let stranger = connect(server.addr);
+    let mut stranger_ref = &stranger;
+    stranger_ref.write_all(get("/gate-stranger").as_bytes()).unwrap();
+    server.gate.wait_entered(1);
+    // A reset, not a close: the server sees the connection go with its request in the pipeline.
+    socket2::SockRef::from(&stranger).set_linger(Some(Duration::ZERO)).unwrap();
+    drop(stranger);
+    let admin = server.admin.unwrap();
+    crate::support::eventually("the server to close the stranger's connection", || {
+        let families = crate::admin::metrics(admin);
+        crate::admin::one(&families, "seda_http_closed_with_requests_in_flight_total", &[]) == 1.0
+    });
+    // One connection at a time, each closed by the server before the next opens: every one of
+    // them takes the slot the stranger left, one generation further on.
+    for i in 0..65_535u32 {
+        let mut churn = connect(server.addr);
+        churn.write_all(format!("GET /c{i} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+        let all = read_to_close(&mut churn);
+        assert!(all.starts_with(b"HTTP/1.1 200 OK\r\n"), "{}", String::from_utf8_lossy(&all));
+    }
+    let mut victim = connect(server.addr);
+    victim.write_all(get("/sleep/500").as_bytes()).unwrap();
+    // The victim's request is in the pipeline; now the stranger's answer comes back.
+    server.gate.open();
+    let mut buf = Vec::new();
+    let response = read_response(&mut victim, &mut buf, false);
+    assert_eq!(String::from_utf8_lossy(&response.body), "GET /sleep/500 0", "the victim's own answer");
+    drop(victim);
+    let summary = server.stop();
+    let http = summary.http.unwrap();
+    assert_eq!(http.late_answers_dropped, 1, "the stranger's answer was dropped and counted");
+    assert_eq!(summary.ledger.completed, 65_537);
+}
