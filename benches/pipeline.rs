@@ -18,7 +18,7 @@
 //! CPU 1 ((b')), its first line crosses there and back, and on this VM's slow phases that
 //! halves (b') while (b) and (c) hold.
 //!
-//! Every shape calls the same stage code (`seda::stages::build`) with the same 64-byte requests,
+//! Every shape calls the same stage code (`seda::stages::Registry`) with the same 64-byte requests,
 //! recycled through a bounded pool as the engine's generator recycles its own. The generator is
 //! pinned to CPU 1 wherever it is a thread of its own.
 //!
@@ -427,7 +427,8 @@ fn stage_kinds(k: usize) -> impl Iterator<Item = &'static str> {
 fn stage_chain(k: usize) -> Vec<Box<dyn Stage>> {
     stage_kinds(k)
         .map(|kind| {
-            seda::stages::build(kind, &Value::Null)
+            seda::stages::Registry::builtin()
+                .build(kind, &Value::Null)
                 .unwrap_or_else(|e| panic!("stage kind `{kind}` builds: {e}"))
                 .instance(0)
         })

@@ -11,6 +11,7 @@
 #![allow(clippy::vec_box)]
 
 pub mod admin;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod engine;

@@ -5,6 +5,7 @@ mod dot;
 mod error;
 mod model;
 mod plan;
+mod schema;
 mod validate;
 
 pub use dot::to_dot;
@@ -14,21 +15,34 @@ pub use model::{
     StageConfig, WhenFull,
 };
 pub use plan::{HttpPlan, Plan, PoolPlan, QueuePlan, SourcePlan, StageId, StagePlan, ThreadPlan};
-pub use validate::{validate, validate_with_cpus};
+pub use schema::schema;
+pub use validate::{validate, validate_with, validate_with_cpus};
 
 use std::path::Path;
 
-/// Reads, parses and validates the config at `path`.
+use seda_stages::Registry;
+
+/// Reads, parses and validates the config at `path`, with the built-in stage kinds.
 pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigErrors::one("$", format!("cannot read {}: {e}", path.display()), None))?;
-    load_str(&text)
+    load_with(path, &Registry::builtin())
 }
 
-/// Parses and validates a config given as JSON text.
+/// Reads, parses and validates the config at `path`, with the stage kinds of `registry`.
+pub fn load_with(path: &Path, registry: &Registry) -> Result<Plan, ConfigErrors> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors::one("$", format!("cannot read {}: {e}", path.display()), None))?;
+    load_str_with(&text, registry)
+}
+
+/// Parses and validates a config given as JSON text, with the built-in stage kinds.
 pub fn load_str(text: &str) -> Result<Plan, ConfigErrors> {
+    load_str_with(text, &Registry::builtin())
+}
+
+/// Parses and validates a config given as JSON text, with the stage kinds of `registry`.
+pub fn load_str_with(text: &str, registry: &Registry) -> Result<Plan, ConfigErrors> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
         ConfigErrors::one("$", format!("not valid JSON: {e}"), Some("check commas, quotes and brackets".into()))
     })?;
-    validate(&value)
+    validate_with(&value, registry)
 }

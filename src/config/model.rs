@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// One pipeline. Sections are kept as raw JSON here so that validation can check each part on
 /// its own and report every error, not only the first.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
     pub name: String,
@@ -46,7 +47,7 @@ fn default_file_threads() -> usize {
 }
 
 /// The admin listener: live figures over HTTP while the pipeline runs.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// `IP:port` to listen on; port 0 takes a free port.
@@ -70,7 +71,7 @@ fn default_metrics_interval_ms() -> u64 {
 }
 
 /// Where requests come from.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SourceConfig {
     Generator(GeneratorConfig),
@@ -78,7 +79,7 @@ pub enum SourceConfig {
 }
 
 /// An HTTP/1.1 listener: each framed request is admitted into `entry`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// `host:port`; port 0 takes a free one (the server prints which).
@@ -112,7 +113,7 @@ pub struct HttpConfig {
 }
 
 /// Where a source runs: its HTTP reactors, or its generator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SourcePlacement {
     /// In each worker of the entry stage's pool, each with its own `SO_REUSEPORT` listener.
@@ -151,11 +152,12 @@ fn default_max_body_bytes() -> usize {
 }
 
 /// The in-process generator: `requests` synthetic requests at `rate`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GeneratorConfig {
     pub requests: u64,
     #[serde(default)]
+    #[schemars(extend("default" = "max"))]
     pub rate: Rate,
     #[serde(default)]
     pub payload_bytes: usize,
@@ -197,8 +199,21 @@ impl<'de> Deserialize<'de> for Rate {
     }
 }
 
+impl JsonSchema for Rate {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Rate".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Requests per second, or \"max\": as fast as the entry queue admits them.",
+            "anyOf": [{ "const": "max" }, { "type": "number", "exclusiveMinimum": 0 }]
+        })
+    }
+}
+
 /// A named pool of pinned worker threads.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
     /// The CPUs its threads are pinned to, one thread per entry unless `threads` says more.
@@ -207,7 +222,7 @@ pub struct PoolConfig {
 }
 
 /// One stage.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StageConfig {
     pub kind: String,
@@ -223,7 +238,7 @@ pub struct StageConfig {
     pub next: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueConfig {
     #[serde(default = "default_capacity")]
@@ -254,7 +269,7 @@ fn default_block_timeout_ms() -> u64 {
 }
 
 /// What a full queue does with one more request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WhenFull {
     /// The new request ends at once as rejected.

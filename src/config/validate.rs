@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use seda_stages::{BuildError, Outputs};
+use seda_stages::{BuildError, Needs, Outputs, Registry};
 
 use super::model::{
     AdminConfig, GeneratorConfig, HttpConfig, PipelineConfig, PoolConfig, SourceConfig, SourcePlacement, StageConfig,
@@ -25,7 +25,12 @@ use super::{ConfigError, ConfigErrors};
 
 /// Validates `config` against the CPUs of this machine.
 pub fn validate(config: &Value) -> Result<Plan, ConfigErrors> {
-    validate_with_cpus(config, &machine_cpus())
+    validate_with(config, &Registry::builtin())
+}
+
+/// [`validate`], with the stage kinds of `registry` (the built-ins and a user's own).
+pub fn validate_with(config: &Value, registry: &Registry) -> Result<Plan, ConfigErrors> {
+    check(config, registry, &machine_cpus())
 }
 
 /// The CPUs this process may run on; CPU 0 alone when the machine does not say.
@@ -43,11 +48,15 @@ const SOURCE_KINDS: &[&str] = &["generator", "http"];
 
 /// Validates `config` as if the machine had exactly `cpus`, which must not be empty.
 pub fn validate_with_cpus(config: &Value, cpus: &[usize]) -> Result<Plan, ConfigErrors> {
+    check(config, &Registry::builtin(), cpus)
+}
+
+fn check(config: &Value, registry: &Registry, cpus: &[usize]) -> Result<Plan, ConfigErrors> {
     if cpus.is_empty() {
         // Nothing could be placed: checking the rest against no CPUs would only add noise.
         return Err(ConfigErrors::one("$", "the machine reports no CPUs", None));
     }
-    let mut v = Validator { errors: Vec::new(), cpus, next_cpu: 0 };
+    let mut v = Validator { errors: Vec::new(), registry, cpus, next_cpu: 0 };
     let plan = v.pipeline(config);
     match plan {
         Some(plan) if v.errors.is_empty() => Ok(plan),
@@ -57,6 +66,8 @@ pub fn validate_with_cpus(config: &Value, cpus: &[usize]) -> Result<Plan, Config
 
 struct Validator<'a> {
     errors: Vec<ConfigError>,
+    /// The stage kinds a config may name.
+    registry: &'a Registry,
     cpus: &'a [usize],
     /// Round-robin cursor for threads whose config names no CPU.
     next_cpu: usize,
@@ -151,6 +162,9 @@ impl Validator<'_> {
         if let (Some(entry), true) = (source.as_ref().map(SourcePlan::entry), wiring.iter().all(Option::is_some)) {
             let edges: Vec<&[usize]> = wiring.iter().map(|w| w.as_ref().unwrap().0.as_slice()).collect();
             self.graph(&names.parsed, &edges, entry);
+            if let Some(source) = &source {
+                self.needs(source, &checked, &edges);
+            }
         }
 
         if !self.errors.is_empty() {
@@ -294,12 +308,15 @@ impl Validator<'_> {
     }
 
     fn factory(&mut self, at: &str, c: &StageConfig) -> Option<std::sync::Arc<dyn seda_stages::StageFactory>> {
-        match seda_stages::build(&c.kind, &c.params) {
+        match self.registry.build(&c.kind, &c.params) {
             Ok(f) => Some(f),
             Err(BuildError::UnknownKind { kind, suggestion }) => {
                 let hint = match suggestion {
                     Some(s) => format!("did you mean `{s}`?"),
-                    None => format!("the kinds are {}", seda_stages::KINDS.join(", ")),
+                    None => {
+                        let kinds: Vec<&str> = self.registry.kinds().map(|(name, _)| name).collect();
+                        format!("the kinds are {} (`seda kinds` describes each)", kinds.join(", "))
+                    }
                 };
                 self.error(format!("{at}.kind"), format!("unknown stage kind `{kind}`"), Some(hint));
                 None
@@ -616,6 +633,38 @@ impl Validator<'_> {
     }
 
     /// Every stage reachable from the entry; from every stage, a path to a terminal stage.
+    /// Refuses a stage that needs what the source cannot give its requests (an HTTP request to
+    /// answer) and that the source's requests can reach: such a pipeline would validate, then
+    /// fail every request that got there.
+    fn needs(&mut self, source: &SourcePlan, checked: &[Checked], edges: &[&[usize]]) {
+        let http = matches!(source, SourcePlan::Http(_));
+        let mut reachable = vec![false; checked.len()];
+        let mut todo = vec![source.entry()];
+        reachable[source.entry()] = true;
+        while let Some(s) = todo.pop() {
+            for &next in edges[s] {
+                if !std::mem::replace(&mut reachable[next], true) {
+                    todo.push(next);
+                }
+            }
+        }
+        for (c, _) in checked.iter().zip(reachable).filter(|(_, r)| *r) {
+            let needs = self.registry.kind(&c.config.kind).map_or(Needs::Nothing, |k| k.needs);
+            if needs == Needs::HttpRequest && !http {
+                self.error(
+                    format!("{}.kind", key("$.stages", &c.name)),
+                    format!(
+                        "stage `{}` ({}) needs {}, and the pipeline's source gives its requests none",
+                        c.name,
+                        c.config.kind,
+                        needs.describe()
+                    ),
+                    Some("serve the pipeline from an `http` source, or end it with `respond`".into()),
+                );
+            }
+        }
+    }
+
     fn graph(&mut self, names: &[&str], edges: &[&[usize]], entry: usize) {
         let n = names.len();
         let mut reachable = vec![false; n];

@@ -39,6 +39,7 @@ pub use output::Results;
 use crate::clock::now_ns;
 use crate::config::{ConfigErrors, SourcePlan};
 use crate::engine::EngineError;
+use crate::stages::Registry;
 use collect::Collected;
 use mix::Mix;
 use run_end::RunEnd;
@@ -197,12 +198,15 @@ struct Run<'a> {
     schedule: Schedule,
     open: bool,
     mix: Option<Mix>,
+    /// The stage kinds a pipeline config (the in-process target) may name.
+    registry: &'a Registry,
     stop: &'a AtomicBool,
 }
 
 /// Runs the load test the options describe and returns its results (thresholds checked).
 /// Setting `stop` ends the run early; the results are then those of the schedule up to there.
-pub fn run(options: &LoadOptions, stop: &AtomicBool) -> Result<Results, LoadError> {
+/// A pipeline target's config may name the stage kinds of `registry`.
+pub fn run(options: &LoadOptions, registry: &Registry, stop: &AtomicBool) -> Result<Results, LoadError> {
     check(options)?;
     let phases = phases(options)?;
     let open = phases.iter().any(|p| p.rate.is_some());
@@ -211,7 +215,7 @@ pub fn run(options: &LoadOptions, stop: &AtomicBool) -> Result<Results, LoadErro
         ArrivalKind::Poisson => Arrival::Poisson { seed: options.seed },
     };
     let mix = options.mix.as_deref().map(|p| read_mix(p, options.seed)).transpose()?;
-    let run = Run { options, schedule: Schedule::new(phases, arrival), open, mix, stop };
+    let run = Run { options, schedule: Schedule::new(phases, arrival), open, mix, registry, stop };
     let (start, collected, engine, threads) = match &options.target {
         Target::Http(target) => {
             let (start, collected) = run.http(target)?;
@@ -310,7 +314,7 @@ impl Run<'_> {
     /// Against a pipeline config, in-process: one sending thread, the collector on this one.
     fn in_process(&self, path: &Path) -> Result<(Start, Collected, EngineRun), LoadError> {
         let o = self.options;
-        let plan = crate::config::load(path).map_err(LoadError::Config)?;
+        let plan = crate::config::load_with(path, self.registry).map_err(LoadError::Config)?;
         let SourcePlan::Generator { cpu: source_cpu, .. } = plan.source else {
             return Err(usage(format!(
                 "{} is a server (its source is `http`): start it with `seda run` and load it at its http:// address",

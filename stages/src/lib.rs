@@ -6,11 +6,13 @@
 //! I/O that a step describes.
 //!
 //! Each stage kind is built once per pipeline by a [`StageFactory`] from its JSON params, and
-//! the factory makes one [`Stage`] instance per worker thread, so handlers need no locks.
+//! the factory makes one [`Stage`] instance per worker thread, so handlers need no locks. The
+//! kinds a config may name are those of a [`Registry`]: the built-ins and a user's own.
 
 mod file;
 pub mod http;
 mod kinds;
+mod registry;
 mod request;
 mod rng;
 mod stage;
@@ -18,8 +20,13 @@ mod step;
 
 pub use file::{FileError, FileMeta, FileOp, FileRead};
 pub use http::{Headers, HttpRequest};
-pub use kinds::{build, closest, edit_distance, KINDS};
+#[cfg(test)]
+pub(crate) use kinds::build;
+pub use kinds::{closest, edit_distance};
+pub use registry::{KindEntry, Needs, Registry, StageKind};
 pub use request::{Attrs, Request, Response};
 pub use rng::{splitmix64, unit_interval};
+/// Re-exported so that a user's kind derives `JsonSchema` for its params with the version seda uses.
+pub use schemars;
 pub use stage::{BuildError, Outputs, Stage, StageFactory};
 pub use step::{IoOp, Output, StageError, Step};

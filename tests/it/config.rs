@@ -71,7 +71,7 @@ fn unknown_stage_kind_far_from_every_kind_lists_the_kinds() {
             "unknown stage kind `zzzzzzzz`",
             Some(
                 "the kinds are chaos, delay, file_cache, gzip, hash, http_route, noop, respond, respond_static, \
-                 route, send, spin, static_file"
+                 route, send, spin, static_file (`seda kinds` describes each)"
             )
         )]
     );

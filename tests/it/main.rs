@@ -12,3 +12,4 @@ mod load;
 mod record;
 mod report;
 mod support;
+mod user_kind;

@@ -1,11 +1,12 @@
 //! `chaos`: fails or panics with configured probabilities, for fault tests. The draw is a hash
 //! of the request id and `seed`, so a run's faults are reproducible and countable.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::{unit_interval, BuildError, Output, Outputs, Request, Stage, StageError, StageFactory, Step};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     #[serde(default)]

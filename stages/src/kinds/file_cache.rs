@@ -22,11 +22,12 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::{http, BuildError, FileRead, Headers, Output, Outputs, Request, Stage, StageFactory, Step};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     #[serde(default = "sixty_four_mib")]

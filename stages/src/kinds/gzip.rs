@@ -11,12 +11,13 @@
 //! steady stream compresses without allocating.
 
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::http::trim_ows;
 use crate::{BuildError, Output, Outputs, Request, Stage, StageError, StageFactory, Step};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     #[serde(default = "default_min_bytes")]

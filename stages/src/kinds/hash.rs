@@ -1,12 +1,13 @@
 //! `hash`: a SHA-256 digest over the payload (`rounds` times, each over the last digest),
 //! written to the response body. Real, cache-touching compute.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::{BuildError, Output, Outputs, Request, Stage, StageFactory, Step};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     #[serde(default = "one")]

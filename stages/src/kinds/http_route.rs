@@ -15,18 +15,19 @@
 //!
 //! Its outputs are the routes' output names, each once, in the order they first appear.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::closest;
 use crate::{BuildError, Output, Outputs, Request, Stage, StageFactory, Step};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     routes: Vec<RouteParams>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteParams {
     prefix: String,

@@ -1,5 +1,5 @@
-//! The built-in stage kinds, one file each, and [`build`], which turns a kind name and its JSON
-//! params into a factory.
+//! The built-in stage kinds, one file each, registered into a [`Registry`] by
+//! [`register_builtin`] as a user's kinds are.
 
 mod chaos;
 mod delay;
@@ -19,64 +19,139 @@ mod test_support;
 
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
-use serde_json::Value;
-
+use crate::registry::{Needs, Registry, StageKind};
 use crate::{BuildError, StageFactory};
 
-/// Every kind [`build`] knows, for help texts and suggestions.
-pub const KINDS: &[&str] = &[
-    "chaos",
-    "delay",
-    "file_cache",
-    "gzip",
-    "hash",
-    "http_route",
-    "noop",
-    "respond",
-    "respond_static",
-    "route",
-    "send",
-    "spin",
-    "static_file",
-];
-
-/// Builds the factory of stage kind `kind` from its params (`null` when the config has none).
-pub fn build(kind: &str, params: &Value) -> Result<Arc<dyn StageFactory>, BuildError> {
-    Ok(match kind {
-        "chaos" => Arc::new(chaos::Chaos::new(parse(params)?)?),
-        "delay" => Arc::new(delay::Delay::new(parse(params)?)?),
-        "file_cache" => Arc::new(file_cache::FileCache::new(parse(params)?)?),
-        "gzip" => Arc::new(gzip::Gzip::new(parse(params)?)?),
-        "hash" => Arc::new(hash::Hash::new(parse(params)?)?),
-        "http_route" => Arc::new(http_route::HttpRoute::new(parse(params)?)?),
-        "noop" => Arc::new(noop::Noop::new(parse(params)?)),
-        "respond" => Arc::new(respond::Respond::new(parse(params)?)),
-        "respond_static" => Arc::new(respond_static::RespondStatic::new(parse(params)?)?),
-        "route" => Arc::new(route::Route::new(parse(params)?)?),
-        "send" => Arc::new(send::SendResponse::new(parse(params)?)),
-        "spin" => Arc::new(spin::Spin::new(parse(params)?)),
-        "static_file" => Arc::new(static_file::StaticFile::new(parse(params)?)?),
-        _ => {
-            return Err(BuildError::UnknownKind {
-                kind: kind.to_string(),
-                suggestion: closest(kind, KINDS.iter().copied()).map(str::to_string),
-            })
-        }
-    })
+/// Adds the built-in kinds to `registry`: the same call a user's kind goes through.
+pub(crate) fn register_builtin(registry: Registry) -> Registry {
+    registry
+        .with_kind::<chaos::Chaos>("chaos")
+        .with_kind::<delay::Delay>("delay")
+        .with_kind::<file_cache::FileCache>("file_cache")
+        .with_kind::<gzip::Gzip>("gzip")
+        .with_kind::<hash::Hash>("hash")
+        .with_kind::<http_route::HttpRoute>("http_route")
+        .with_kind::<noop::Noop>("noop")
+        .with_kind::<respond::Respond>("respond")
+        .with_kind::<respond_static::RespondStatic>("respond_static")
+        .with_kind::<route::Route>("route")
+        .with_kind::<send::SendResponse>("send")
+        .with_kind::<spin::Spin>("spin")
+        .with_kind::<static_file::StaticFile>("static_file")
 }
 
-/// Parses params into a kind's params struct; a missing `params` is an empty object. A failure
-/// names the field it is at (`rounds`, `weights.a`), or none when it is about the params as a
-/// whole (a missing field, params that are not an object).
-fn parse<P: DeserializeOwned>(params: &Value) -> Result<P, BuildError> {
-    let empty = Value::Object(Default::default());
-    let params = if params.is_null() { &empty } else { params };
-    serde_path_to_error::deserialize(params).map_err(|e| {
-        let path = e.path().to_string();
-        let field = (path != "." && !path.is_empty()).then_some(path);
-        BuildError::BadParams { field, message: e.into_inner().to_string() }
-    })
+/// A built-in kind's factory, for the kinds' own tests.
+#[cfg(test)]
+pub(crate) fn build(kind: &str, params: &serde_json::Value) -> Result<Arc<dyn StageFactory>, BuildError> {
+    Registry::builtin().build(kind, params)
+}
+
+impl StageKind for chaos::Chaos {
+    type Params = chaos::Params;
+    const DESCRIPTION: &'static str = "fails or panics with set probabilities, reproducibly (fault tests)";
+    fn build(params: Self::Params) -> Result<Arc<dyn StageFactory>, BuildError> {
+        Ok(Arc::new(chaos::Chaos::new(params)?))
+    }
+}
+
+impl StageKind for delay::Delay {
+    type Params = delay::Params;
+    const DESCRIPTION: &'static str = "waits `micros` on a timer, off the workers, then goes on";
+    fn build(params: Self::Params) -> Result<Arc<dyn StageFactory>, BuildError> {
+        Ok(Arc::new(delay::Delay::new(params)?))
+    }
+}
+
+impl StageKind for file_cache::FileCache {
+    type Params = file_cache::Params;
+    const DESCRIPTION: &'static str = "file responses kept in memory by path, LRU; outputs `hit` and `miss`";
+    const NEEDS: Needs = Needs::HttpRequest;
+    fn build(params: Self::Params) -> Result<Arc<dyn StageFactory>, BuildError> {
+        Ok(Arc::new(file_cache::FileCache::new(params)?))
+    }
+}
+
+impl StageKind for gzip::Gzip {
+    type Params = gzip::Params;
+    const DESCRIPTION: &'static str = "compresses the response body when the client accepts gzip";
+    fn build(params: Self::Params) -> Result<Arc<dyn StageFactory>, BuildError> {
+        Ok(Arc::new(gzip::Gzip::new(params)?))
+    }
+}
+
+impl StageKind for hash::Hash {
+    type Params = hash::Params;
+    const DESCRIPTION: &'static str = "SHA-256 of the payload, `rounds` times, into the response body";
+    fn build(params: Self::Params) -> Result<Arc<dyn StageFactory>, BuildError> {
+        Ok(Arc::new(hash::Hash::new(params)?))
+    }
+}
+
+impl StageKind for http_route::HttpRoute {
+    type Params = http_route::Params;
+    const DESCRIPTION: &'static str = "sends an HTTP request to a named output by path prefix and method";
+    const NEEDS: Needs = Needs::HttpRequest;
+    fn build(params: Self::Params) -> Result<Arc<dyn StageFactory>, BuildError> {
+        Ok(Arc::new(http_route::HttpRoute::new(params)?))
+    }
+}
+
+impl StageKind for noop::Noop {
+    type Params = noop::Params;
+    const DESCRIPTION: &'static str = "passes the request on untouched (the unit of engine overhead)";
+    fn build(params: Self::Params) -> Result<Arc<dyn StageFactory>, BuildError> {
+        Ok(Arc::new(noop::Noop::new(params)))
+    }
+}
+
+impl StageKind for respond::Respond {
+    type Params = respond::Params;
+    const DESCRIPTION: &'static str = "ends the request as completed, with a status and an optional fixed body";
+    fn build(params: Self::Params) -> Result<Arc<dyn StageFactory>, BuildError> {
+        Ok(Arc::new(respond::Respond::new(params)))
+    }
+}
+
+impl StageKind for respond_static::RespondStatic {
+    type Params = respond_static::Params;
+    const DESCRIPTION: &'static str = "a fixed response (status, body, content type): health checks, benchmarks";
+    fn build(params: Self::Params) -> Result<Arc<dyn StageFactory>, BuildError> {
+        Ok(Arc::new(respond_static::RespondStatic::new(params)?))
+    }
+}
+
+impl StageKind for route::Route {
+    type Params = route::Params;
+    const DESCRIPTION: &'static str = "chooses a named output, by weight or by a request attribute";
+    fn build(params: Self::Params) -> Result<Arc<dyn StageFactory>, BuildError> {
+        Ok(Arc::new(route::Route::new(params)?))
+    }
+}
+
+impl StageKind for send::SendResponse {
+    type Params = send::Params;
+    const DESCRIPTION: &'static str = "ends an HTTP request with the response earlier stages built";
+    const NEEDS: Needs = Needs::HttpRequest;
+    fn build(params: Self::Params) -> Result<Arc<dyn StageFactory>, BuildError> {
+        Ok(Arc::new(send::SendResponse::new(params)))
+    }
+}
+
+impl StageKind for spin::Spin {
+    type Params = spin::Params;
+    const DESCRIPTION: &'static str = "burns `micros` microseconds of CPU, standing in for compute";
+    fn build(params: Self::Params) -> Result<Arc<dyn StageFactory>, BuildError> {
+        Ok(Arc::new(spin::Spin::new(params)))
+    }
+}
+
+impl StageKind for static_file::StaticFile {
+    type Params = static_file::Params;
+    const DESCRIPTION: &'static str = "serves the file a GET or HEAD names under `root`, read off the workers";
+    const NEEDS: Needs = Needs::HttpRequest;
+    fn build(params: Self::Params) -> Result<Arc<dyn StageFactory>, BuildError> {
+        Ok(Arc::new(static_file::StaticFile::new(params)?))
+    }
 }
 
 /// The candidate nearest to `word` by edit distance, if it is near enough to be a typo.
@@ -108,6 +183,7 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn edit_distance_counts_single_edits() {
@@ -119,15 +195,15 @@ mod tests {
 
     #[test]
     fn unknown_kind_suggests_the_nearest() {
-        let err = build("hsah", &Value::Null).err().unwrap();
+        let err = Registry::builtin().build("hsah", &Value::Null).err().unwrap();
         assert_eq!(err.to_string(), "unknown stage kind `hsah`; did you mean `hash`?");
-        let err = build("zzzzzzzz", &Value::Null).err().unwrap();
+        let err = Registry::builtin().build("zzzzzzzz", &Value::Null).err().unwrap();
         assert_eq!(err.to_string(), "unknown stage kind `zzzzzzzz`");
     }
 
     /// The params error of building `kind` from `params`, which must fail.
     fn bad_params(kind: &str, params: Value) -> BuildError {
-        build(kind, &params).err().unwrap()
+        Registry::builtin().build(kind, &params).err().unwrap()
     }
 
     #[test]

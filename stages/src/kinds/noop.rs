@@ -1,10 +1,11 @@
 //! `noop`: passes the request on untouched. The unit of engine overhead in benchmarks.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::{Output, Outputs, Request, Stage, StageFactory, Step};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {}
 

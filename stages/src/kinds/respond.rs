@@ -1,11 +1,12 @@
 //! `respond`: the terminal stage. Sets the response status (and a fixed body, if configured)
 //! and ends the request as completed.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::{Outputs, Request, Stage, StageFactory, Step};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     #[serde(default = "ok")]

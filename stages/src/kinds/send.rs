@@ -5,11 +5,12 @@
 //! (`respond` is not reused for this: without params it sets `200`, which would overwrite a
 //! `404` or `304` built upstream.)
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::{Outputs, Request, Stage, StageError, StageFactory, Step};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {}
 

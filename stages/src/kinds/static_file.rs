@@ -21,12 +21,13 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::http::{self, PathError};
 use crate::{BuildError, FileError, FileMeta, FileOp, IoOp, Output, Outputs, Request, Stage, StageFactory, Step};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     root: PathBuf,

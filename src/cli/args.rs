@@ -1,14 +1,13 @@
-//! The command line. clap lives here and nowhere else: it turns flags into plain option
-//! structs that `main` hands to the library.
+//! The command line's words: clap turns flags into the plain option structs of [`Action`].
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::loadgen::options::{parse_cpus, parse_duration, parse_rate, parse_sweep, parse_target, Sweep};
+use crate::loadgen::threshold::Threshold;
+use crate::loadgen::{ArrivalKind, LoadOptions, Target};
+use crate::report::{Options as ReportOptions, Window};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-use seda::loadgen::options::{parse_cpus, parse_duration, parse_rate, parse_sweep, parse_target, Sweep};
-use seda::loadgen::threshold::Threshold;
-use seda::loadgen::{ArrivalKind, LoadOptions, Target};
-use seda::report::{Options as ReportOptions, Window};
 
 #[derive(Parser)]
 #[command(name = "seda", version, about = "A staged event-driven pipeline engine")]
@@ -62,6 +61,14 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         svg: Option<PathBuf>,
     },
+    /// List the stage kinds a config may name; with NAME, that kind's params
+    Kinds {
+        /// A kind's name
+        name: Option<String>,
+    },
+    /// Print the JSON Schema of the pipeline config format (for editors that check and
+    /// complete configs)
+    Schema,
     /// Watch a running pipeline through its admin listener: a line per stage, refreshed
     Top {
         /// The admin listener, e.g. http://127.0.0.1:9090
@@ -174,6 +181,8 @@ pub enum Action {
     Graph { config: PathBuf },
     Report(ReportOptions),
     Top(TopOptions),
+    Kinds { name: Option<String> },
+    Schema,
 }
 
 pub struct TopOptions {
@@ -192,6 +201,8 @@ pub struct RunOptions {
 /// Parses the process arguments; on bad usage clap prints help and exits with code 2.
 pub fn parse() -> Action {
     match Cli::parse().command {
+        Command::Kinds { name } => Action::Kinds { name },
+        Command::Schema => Action::Schema,
         Command::Run { config, json, record, listen } => Action::Run(RunOptions { config, json, record, listen }),
         Command::Validate { config } => Action::Validate { config },
         Command::Load(a) => Action::Load(Box::new(LoadOptions {

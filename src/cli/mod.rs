@@ -1,0 +1,169 @@
+//! The command line, as a library: [`main_with`] is `seda`'s `main`, and a user's binary that
+//! calls it with its own stage kinds is `seda` plus those kinds. clap lives in this module and
+//! nowhere else ([`args`] turns flags into plain option structs); errors become exit codes here.
+//!
+//! Exit codes: 0 success; 1 the run failed (or, for `report`, a run record could not be read);
+//! 2 bad usage; 3 the config is invalid; 4 a `seda load --fail-if` threshold failed; 5 `seda
+//! load`'s target cannot be reached.
+
+mod args;
+mod kinds;
+
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config;
+use crate::stages::Registry;
+use args::{Action, RunOptions};
+use kinds::kinds;
+
+const USAGE: u8 = 2;
+const INVALID_CONFIG: u8 = 3;
+const THRESHOLD_FAILED: u8 = 4;
+const UNREACHABLE: u8 = 5;
+/// A second SIGINT/SIGTERM during `seda load`: 128 + SIGINT, as a shell reports an interrupt.
+const STOPPED_TWICE: i32 = 130;
+
+/// Runs seda's command line with the stage kinds of `registry`: a user's binary that calls it
+/// is `seda` plus the user's kinds, with every command (`validate`, `graph`, `run`, `load`,
+/// `report`, `top`, `kinds`, `schema`).
+///
+/// ```no_run
+/// use seda::stages::Registry;
+///
+/// fn main() -> std::process::ExitCode {
+///     seda::cli::main_with(Registry::builtin())
+/// }
+/// ```
+pub fn main_with(registry: Registry) -> ExitCode {
+    let result = match args::parse() {
+        Action::Run(options) => run(options, &registry),
+        Action::Load(options) => load(&options, &registry),
+        Action::Validate { config } => config::load_with(&config, &registry)
+            .map(|plan| {
+                let count = |n: usize, noun: &str| format!("{n} {noun}{}", if n == 1 { "" } else { "s" });
+                out(&format!(
+                    "{}: valid pipeline `{}` ({}, {})\n",
+                    config.display(),
+                    plan.name,
+                    count(plan.stages.len(), "stage"),
+                    count(plan.pools.len(), "pool")
+                ));
+                ExitCode::SUCCESS
+            })
+            .or_else(invalid),
+        Action::Report(options) => crate::report::report(&options, &mut std::io::stdout().lock())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
+        Action::Graph { config } => config::load_with(&config, &registry)
+            .map(|plan| {
+                out(&config::to_dot(&plan));
+                ExitCode::SUCCESS
+            })
+            .or_else(invalid),
+        Action::Kinds { name } => kinds(&registry, name.as_deref()),
+        Action::Schema => {
+            out(&format!("{:#}\n", config::schema(&registry)));
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::Top(options) => {
+            crate::top::run(&options.url, options.interval, options.once, &mut std::io::stdout().lock())
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(anyhow::Error::from)
+        }
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("seda: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+/// Writes to standard output; a reader that went away (`seda run ... | head`) is not an error.
+fn out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+fn invalid(errors: config::ConfigErrors) -> anyhow::Result<ExitCode> {
+    eprint!("{errors}");
+    Ok(ExitCode::from(INVALID_CONFIG))
+}
+
+fn run(options: RunOptions, registry: &Registry) -> anyhow::Result<ExitCode> {
+    let mut plan = match config::load_with(&options.config, registry) {
+        Ok(plan) => plan,
+        Err(errors) => return invalid(errors),
+    };
+    if let Some(addr) = options.listen {
+        match &mut plan.source {
+            config::SourcePlan::Http(http) => http.listen = addr,
+            _ => {
+                eprintln!("seda: --listen is for a pipeline whose source is `http`");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+    // SIGINT/SIGTERM stop admission; the engine drains what is in flight and reports.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone()).context("install the signal handler")?;
+    }
+    // A record directory that cannot be used fails before the run, not after it.
+    let record = match &options.record {
+        Some(dir) => {
+            crate::metrics::record::prepare_dir(dir)?;
+            let text = std::fs::read_to_string(&options.config)
+                .with_context(|| format!("read {}", options.config.display()))?;
+            Some((dir, text))
+        }
+        None => None,
+    };
+    crate::engine::quiet_worker_panics();
+    let admin_listening = &mut |addr| eprintln!("admin listening on {addr}");
+    let (summary, recording) = crate::engine::run_observed(plan, &stop, record.is_some(), admin_listening)?;
+    let recording = record.is_some().then_some(recording);
+    out(&format!("{summary}\n"));
+    if let Some(path) = options.json {
+        let json = serde_json::to_string_pretty(&summary)?;
+        std::fs::write(&path, json + "\n").with_context(|| format!("write {}", path.display()))?;
+    }
+    if let (Some((dir, text)), Some(recording)) = (record, recording) {
+        crate::metrics::record::write_run(dir, &text, &summary, &recording)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load(options: &crate::loadgen::LoadOptions, registry: &Registry) -> anyhow::Result<ExitCode> {
+    use crate::loadgen::LoadError;
+    // The first SIGINT/SIGTERM ends the run early, with its results; a second one exits at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, STOPPED_TWICE, stop.clone())
+            .context("install the signal handler")?;
+        signal_hook::flag::register(signal, stop.clone()).context("install the signal handler")?;
+    }
+    // A record directory that cannot be used fails before the run, not after it.
+    if let Some(dir) = &options.record {
+        crate::metrics::record::prepare_dir(dir)?;
+    }
+    crate::engine::quiet_worker_panics();
+    let results = match crate::loadgen::run(options, registry, &stop) {
+        Ok(results) => results,
+        Err(LoadError::Config(errors)) => return invalid(errors),
+        Err(e @ LoadError::Usage(_)) => {
+            eprintln!("seda load: {e}");
+            return Ok(ExitCode::from(USAGE));
+        }
+        Err(e @ LoadError::Unreachable { .. }) => {
+            eprintln!("seda load: {e}");
+            return Ok(ExitCode::from(UNREACHABLE));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    out(&format!("{results}"));
+    crate::loadgen::write_outputs(&results, options)?;
+    Ok(if results.passed() { ExitCode::SUCCESS } else { ExitCode::from(THRESHOLD_FAILED) })
+}
