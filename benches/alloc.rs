@@ -5,7 +5,7 @@
 //! `cargo bench --bench alloc`
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 struct Counting;
 
@@ -38,7 +38,7 @@ fn allocations(config: &str, requests: u64) -> u64 {
     value["source"]["requests"] = requests.into();
     let plan = seda::config::validate(&value).unwrap_or_else(|e| panic!("{e}"));
     let before = ALLOCATIONS.load(Ordering::Relaxed);
-    let summary = seda::engine::run(plan, &AtomicBool::new(false)).unwrap();
+    let summary = seda::run::Runner::new(plan).run_to_end().unwrap().summary;
     let after = ALLOCATIONS.load(Ordering::Relaxed);
     assert_eq!(summary.ledger.completed, requests, "{}", summary.ledger.admitted);
     after - before

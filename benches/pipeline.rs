@@ -223,7 +223,11 @@ fn run_engine(placement: &Placement, k: usize, requests: u64, rate: Value, when_
                 stop.store(true, Ordering::Relaxed);
             }
         });
-        let summary = seda::engine::run(plan, stop).unwrap_or_else(|e| panic!("the engine starts: {e}"));
+        let summary = seda::run::Runner::new(plan)
+            .stop_on(stop)
+            .run_to_end()
+            .unwrap_or_else(|e| panic!("the engine starts: {e}"))
+            .summary;
         drop(done);
         summary
     })

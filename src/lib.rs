@@ -20,6 +20,7 @@ pub mod loadgen;
 pub mod metrics;
 pub mod net;
 pub mod report;
+pub mod run;
 pub mod source;
 mod sync;
 pub mod top;

@@ -125,18 +125,13 @@ fn frame(url: &str, before: &Snapshot, now: &Snapshot) -> String {
         "ledger: admitted {} completed {} rejected {} failed {} timed out {} in flight {}",
         l.admitted, l.completed, l.rejected, l.failed, l.timed_out, l.in_flight
     );
-    if let (Some(was), Some(http)) = (&before.http, &now.http) {
-        let (a, c) = (&was.counts, &http.counts);
-        let closed = |c: &crate::net::HttpStats| c.framing_rejects + c.header_timeouts + c.idle_closed + c.broken;
-        let _ = writeln!(
-            f,
-            "http: {} connections open, {:.0} accepted/s, {:.0} closed/s, {} refused; {:.0} requests/s",
-            http.open,
-            rate(a.accepted, c.accepted),
-            rate(closed(a), closed(c)),
-            c.refused,
-            rate(a.requests, c.requests)
-        );
+    if let (Some(was), Some(source)) = (&before.source, &now.source) {
+        // The source's own figures: its levels now, and how fast each count that has moved runs.
+        let levels = source.levels.iter().map(|(name, value)| format!("{} {value}", name.replace('_', " ")));
+        let moved = source.counts.iter().filter(|(_, &total)| total > 0);
+        let rates =
+            moved.map(|(name, &total)| format!("{} {:.0}/s", name.replace('_', " "), rate(was.count(name), total)));
+        let _ = writeln!(f, "{}: {}", source.kind, levels.chain(rates).collect::<Vec<_>>().join(", "));
     }
     let _ = writeln!(
         f,

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use crate::engine::Snapshot;
-use crate::metrics::Percentiles;
+use crate::metrics::{FigureMetric, Percentiles, SourceFigures};
 
 /// A summary's quantile label, and the [`Percentiles`] field that holds it.
 type Quantile = (&'static str, fn(&Percentiles) -> f64);
@@ -14,8 +14,8 @@ type Quantile = (&'static str, fn(&Percentiles) -> f64);
 /// The quantiles of every summary.
 const QUANTILES: [Quantile; 4] = [("0.5", |p| p.p50), ("0.9", |p| p.p90), ("0.99", |p| p.p99), ("0.999", |p| p.p999)];
 
-/// Renders `s` as Prometheus text.
-pub fn render(s: &Snapshot) -> String {
+/// Renders `s` as Prometheus text; `source_metrics` names the source's own figures.
+pub fn render(s: &Snapshot, source_metrics: &[FigureMetric]) -> String {
     let mut out = Exposition(String::with_capacity(8 * 1024));
     let o = &mut out;
 
@@ -88,49 +88,39 @@ pub fn render(s: &Snapshot) -> String {
     for p in &s.pools {
         o.sample(name, &[("pool", &p.name)], p.utilisation);
     }
-    if let Some(http) = &s.http {
-        http_families(o, http);
+    if let Some(figures) = &s.source {
+        source_families(o, figures, source_metrics);
     }
     out.0
 }
 
-/// An HTTP source's connection figures.
-fn http_families(o: &mut Exposition, http: &crate::engine::HttpSnapshot) {
-    let c = &http.counts;
-    o.family("seda_http_connections_open", "gauge", "HTTP connections open now.");
-    o.sample("seda_http_connections_open", &[], http.open as f64);
-    let counters: [(&str, &str, u64); 4] = [
-        ("seda_http_connections_accepted_total", "HTTP connections accepted.", c.accepted),
-        (
-            "seda_http_connections_refused_total",
-            "HTTP connections closed at accept: max_connections were open.",
-            c.refused,
-        ),
-        ("seda_http_requests_total", "HTTP requests framed and admitted into the pipeline.", c.requests),
-        ("seda_http_answered_total", "Answers to admitted HTTP requests that came back from the pipeline.", c.answered),
-    ];
-    for (name, help, value) in counters {
-        o.family(name, "counter", help);
-        o.sample(name, &[], value as f64);
+/// A source's own figures, named as the source says ([`FigureMetric`]), or by a name of their
+/// own (`seda_source_<kind>_<name>`). The samples of one metric are written together, after its
+/// family's header, as the exposition format requires.
+fn source_families(o: &mut Exposition, figures: &SourceFigures, named: &[FigureMetric]) {
+    let mut families: Vec<(String, &'static str, String, Vec<(&[(&str, &str)], u64)>)> = Vec::new();
+    let all = figures.counts.iter().map(|f| (f, true)).chain(figures.levels.iter().map(|f| (f, false)));
+    for ((figure, &value), is_count) in all {
+        let kind = if is_count { "counter" } else { "gauge" };
+        let (metric, labels, help) = match named.iter().find(|m| m.figure == figure) {
+            Some(m) => (m.metric.to_string(), m.labels, m.help.to_string()),
+            None => {
+                let suffix = if is_count { "_total" } else { "" };
+                let metric = format!("seda_source_{}_{figure}{suffix}", figures.kind);
+                (metric, &[][..], format!("The {} source's `{figure}`.", figures.kind))
+            }
+        };
+        match families.iter_mut().find(|f| f.0 == metric) {
+            Some(family) => family.3.push((labels, value)),
+            None => families.push((metric, kind, help, vec![(labels, value)])),
+        }
     }
-    let name = "seda_http_connections_closed_total";
-    o.family(name, "counter", "HTTP connections the server closed, by reason.");
-    let reasons = [
-        ("framing_reject", c.framing_rejects),
-        ("header_timeout", c.header_timeouts),
-        ("idle", c.idle_closed),
-        ("broken", c.broken),
-        ("shutdown", c.dropped_at_shutdown),
-    ];
-    for (reason, value) in reasons {
-        o.sample(name, &[("reason", reason)], value as f64);
+    for (metric, kind, help, samples) in families {
+        o.family(&metric, kind, &help);
+        for (labels, value) in samples {
+            o.sample(&metric, labels, value as f64);
+        }
     }
-    let name = "seda_http_closed_with_requests_in_flight_total";
-    o.family(name, "counter", "HTTP connections that went away with requests still in the pipeline.");
-    o.sample(name, &[], c.closed_with_requests_in_flight as f64);
-    let name = "seda_http_late_answers_dropped_total";
-    o.family(name, "counter", "Answers that came back for an HTTP connection that had gone away, dropped.");
-    o.sample(name, &[], c.late_answers_dropped as f64);
 }
 
 struct Exposition(String);

@@ -145,7 +145,10 @@ fn answer(method: &str, target: &str, observer: &Observer) -> Answer {
     }
     let snapshot = observer.snapshot();
     let (headers, body): (&'static [(&'static str, &'static [u8])], String) = if path == "/metrics" {
-        (&[("Content-Type", b"text/plain; version=0.0.4; charset=utf-8")], super::prometheus::render(&snapshot))
+        (
+            &[("Content-Type", b"text/plain; version=0.0.4; charset=utf-8")],
+            super::prometheus::render(&snapshot, observer.source_metrics()),
+        )
     } else {
         let json = serde_json::to_string_pretty(&snapshot).expect("a snapshot serializes");
         (&[("Content-Type", b"application/json")], json + "\n")

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::config;
+use crate::run::{Listening, Runner};
 use crate::stages::Registry;
 use args::{Action, RunOptions};
 use kinds::kinds;
@@ -122,9 +123,15 @@ fn run(options: RunOptions, registry: &Registry) -> anyhow::Result<ExitCode> {
         None => None,
     };
     crate::engine::quiet_worker_panics();
-    let admin_listening = &mut |addr| eprintln!("admin listening on {addr}");
-    let (summary, recording) = crate::engine::run_observed(plan, &stop, record.is_some(), admin_listening)?;
-    let recording = record.is_some().then_some(recording);
+    let finished = Runner::new(plan)
+        .record(record.is_some())
+        .stop_on(&stop)
+        .on_listening(|at| match at {
+            Listening::Source(addr) => eprintln!("seda: listening on http://{addr}"),
+            Listening::Admin(addr) => eprintln!("admin listening on {addr}"),
+        })
+        .run_to_end()?;
+    let (summary, recording) = (finished.summary, finished.recording);
     out(&format!("{summary}\n"));
     if let Some(path) = options.json {
         let json = serde_json::to_string_pretty(&summary)?;

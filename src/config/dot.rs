@@ -23,6 +23,7 @@ pub fn to_dot(plan: &Plan) -> String {
             format!("generator\\n{requests} requests @ {rate}{placed}")
         }
         SourcePlan::Http(http) => format!("http\\n{}", http.listen),
+        SourcePlan::External { .. } => "external\\n(the program's own)".to_string(),
     };
     let _ = writeln!(w, "  source [shape=oval, label=\"{source}\"];");
     for (p, pool) in plan.pools.iter().enumerate() {

@@ -3,6 +3,7 @@
 
 mod dot;
 mod error;
+mod limits;
 mod model;
 mod plan;
 mod schema;
@@ -10,6 +11,7 @@ mod validate;
 
 pub use dot::to_dot;
 pub use error::{ConfigError, ConfigErrors};
+pub use limits::Limits;
 pub use model::{
     AdminConfig, GeneratorConfig, PipelineConfig, PoolConfig, QueueConfig, Rate, SourceConfig, SourcePlacement,
     StageConfig, WhenFull,

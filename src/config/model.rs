@@ -76,6 +76,16 @@ fn default_metrics_interval_ms() -> u64 {
 pub enum SourceConfig {
     Generator(GeneratorConfig),
     Http(HttpConfig),
+    External(ExternalConfig),
+}
+
+/// Requests come from the program that runs the pipeline (a source of its own, or code that
+/// submits to the engine): the config names only where they enter.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalConfig {
+    /// The stage requests enter.
+    pub entry: String,
 }
 
 /// An HTTP/1.1 listener: each framed request is admitted into `entry`.
@@ -140,15 +150,15 @@ fn default_idle_timeout_ms() -> u64 {
 }
 
 fn default_max_head_bytes() -> usize {
-    crate::net::Limits::default().max_head_bytes
+    super::Limits::default().max_head_bytes
 }
 
 fn default_max_headers() -> usize {
-    crate::net::Limits::default().max_headers
+    super::Limits::default().max_headers
 }
 
 fn default_max_body_bytes() -> usize {
-    crate::net::Limits::default().max_body_bytes
+    super::Limits::default().max_body_bytes
 }
 
 /// The in-process generator: `requests` synthetic requests at `rate`.

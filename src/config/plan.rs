@@ -50,6 +50,12 @@ pub enum SourcePlan {
     },
 
     Http(HttpPlan),
+
+    /// Requests come from the program that runs the pipeline: a source of its own handed to
+    /// the run layer (`seda::run::Runner::source`), or code that submits to the engine itself.
+    External {
+        entry: StageId,
+    },
 }
 
 impl SourcePlan {
@@ -57,6 +63,7 @@ impl SourcePlan {
         match self {
             SourcePlan::Generator { entry, .. } => *entry,
             SourcePlan::Http(http) => http.entry,
+            SourcePlan::External { entry } => *entry,
         }
     }
 
@@ -67,6 +74,7 @@ impl SourcePlan {
                 cpu.filter(|_| *placement == super::SourcePlacement::Thread)
             }
             SourcePlan::Http(http) => http.cpu.filter(|_| http.reactor == super::SourcePlacement::Thread),
+            SourcePlan::External { .. } => None,
         }
     }
 }
@@ -82,7 +90,7 @@ pub struct HttpPlan {
     pub max_pipelined: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
-    pub limits: crate::net::Limits,
+    pub limits: super::Limits,
 }
 
 pub struct StagePlan {

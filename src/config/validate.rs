@@ -44,7 +44,7 @@ fn cpus_or_cpu_0(cpus: Option<Vec<usize>>) -> Vec<usize> {
 }
 
 /// The source kinds `source.kind` may name.
-const SOURCE_KINDS: &[&str] = &["generator", "http"];
+const SOURCE_KINDS: &[&str] = &["generator", "http", "external"];
 
 /// Validates `config` as if the machine had exactly `cpus`, which must not be empty.
 pub fn validate_with_cpus(config: &Value, cpus: &[usize]) -> Result<Plan, ConfigErrors> {
@@ -363,6 +363,7 @@ impl Validator<'_> {
         let source = match kind.as_str() {
             "generator" => SourceConfig::Generator(self.parse("$.source", &Value::Object(rest))?),
             "http" => SourceConfig::Http(self.parse("$.source", &Value::Object(rest))?),
+            "external" => SourceConfig::External(self.parse("$.source", &Value::Object(rest))?),
             _ => {
                 let hint = seda_stages::closest(kind, SOURCE_KINDS.iter().copied())
                     .map(|s| format!("did you mean `{s}`?"))
@@ -374,6 +375,9 @@ impl Validator<'_> {
         match source {
             SourceConfig::Generator(g) => self.generator(g, stages),
             SourceConfig::Http(h) => self.http(h, stages),
+            SourceConfig::External(e) => {
+                Some(SourcePlan::External { entry: self.stage_ref("$.source.entry", &e.entry, stages)? })
+            }
         }
     }
 
@@ -407,7 +411,7 @@ impl Validator<'_> {
         if self.errors.len() > errors {
             return None;
         }
-        let defaults = crate::net::Limits::default();
+        let defaults = super::Limits::default();
         Some(SourcePlan::Http(HttpPlan {
             listen: listen.ok()?,
             entry: entry?,
@@ -417,7 +421,7 @@ impl Validator<'_> {
             max_pipelined: h.max_pipelined,
             header_timeout: Duration::from_millis(h.header_timeout_ms),
             idle_timeout: Duration::from_millis(h.idle_timeout_ms),
-            limits: crate::net::Limits {
+            limits: super::Limits {
                 max_head_bytes: h.max_head_bytes,
                 max_headers: h.max_headers,
                 max_body_bytes: h.max_body_bytes,

@@ -1,8 +1,9 @@
 //! The runtime: per-stage bounded queues, pinned worker pools, sleep and wake, the ledger.
 //!
-//! [`Engine::start`] builds the queues and spawns the pools of a [`crate::config::Plan`];
+//! [`Engine::builder`] builds the queues and spawns the pools of a [`crate::config::Plan`];
 //! sources hand requests in through a [`Submitter`]; [`Engine::shutdown`] drains and joins.
-//! [`run`] does all of it for a pipeline with its configured source.
+//! [`crate::run`] starts a pipeline with its source on top of this; the engine knows nothing of
+//! its sources, of HTTP or of the admin listener.
 
 mod context;
 mod envelope;
@@ -11,7 +12,6 @@ mod outcome;
 mod panics;
 mod poller;
 mod queue;
-mod run;
 mod runtime;
 mod sampler;
 mod sleep;
@@ -24,8 +24,7 @@ pub use ledger::{Ledger, LedgerCounts};
 pub use outcome::{HandBack, Origin, Outcome, RejectReason};
 pub use panics::quiet_worker_panics;
 pub use poller::{Admit, Poller};
-pub use run::{run, run_observed, run_recorded};
-pub use runtime::{Admission, Engine, EngineError, Submitter, WorkerInfo, WorkerPollers};
+pub use runtime::{Admission, Engine, EngineBuilder, EngineError, Submitter, WorkerInfo, WorkerPollers};
 pub use sleep::Sleep;
-pub use snapshot::{HttpSnapshot, Observer, PoolSnapshot, Snapshot, StageSnapshot};
+pub use snapshot::{Observer, PoolSnapshot, Snapshot, StageSnapshot};
 pub(crate) use worker::SPIN;

@@ -99,13 +99,8 @@ impl Shared {
 pub enum EngineError {
     #[error("cannot start thread `{name}`: {source}")]
     Spawn { name: String, source: std::io::Error },
-    /// The source could not start (an HTTP listener's address in use, ...).
-    #[error("{0}")]
-    Source(String),
     #[error("cannot pin worker {index} of pool `{pool}` to CPU {cpu}")]
     Pin { pool: String, index: usize, cpu: usize },
-    #[error(transparent)]
-    Admin(#[from] crate::admin::AdminError),
 }
 
 /// Where a worker runs, as read back from the OS after pinning.
@@ -118,13 +113,54 @@ pub struct WorkerInfo {
     pub allowed_cpus: String,
 }
 
-/// Pollers for the workers of one pool (see [`Engine::start_polled`]).
+/// Pollers for the workers of one pool (see [`EngineBuilder::pollers`]).
 pub struct WorkerPollers {
     pub pool: usize,
     /// Where the pollers' requests are admitted.
     pub entry: StageId,
     /// Per worker of the pool: the origin its requests are submitted as, and its poller.
     pub pollers: Vec<(OriginId, Box<dyn super::Poller>)>,
+}
+
+/// What an engine is started with; [`EngineBuilder::start`] starts it.
+pub struct EngineBuilder {
+    plan: Plan,
+    origins: Vec<Arc<dyn Origin>>,
+    record: bool,
+    pollers: Option<WorkerPollers>,
+}
+
+impl EngineBuilder {
+    /// Who is told of each request's end: `origins[i]` of the requests submitted as origin i.
+    pub fn origins(mut self, origins: Vec<Arc<dyn Origin>>) -> Self {
+        self.origins = origins;
+        self
+    }
+
+    /// Whether the collector also keeps the run interval by interval (every
+    /// `metrics_interval`), for [`Engine::shutdown_recorded`] to return: a run record's data.
+    pub fn record(mut self, record: bool) -> Self {
+        self.record = record;
+        self
+    }
+
+    /// A poller in each worker of one pool: worker i of `pollers.pool` turns
+    /// `pollers.pollers[i]` between batches and sleeps in it (a source that lives in the
+    /// workers: the HTTP reactors, the generator).
+    pub fn pollers(mut self, pollers: WorkerPollers) -> Self {
+        self.pollers = Some(pollers);
+        self
+    }
+
+    /// Builds the queues, spawns and pins every pool's workers, the timer thread and the
+    /// metrics collector.
+    pub fn start(self) -> Result<Engine, EngineError> {
+        if let Some(polled) = &self.pollers {
+            let threads = self.plan.pools[polled.pool].threads.len();
+            assert_eq!(polled.pollers.len(), threads, "a poller per worker of the pool");
+        }
+        Engine::start_with(self.plan, self.origins, self.record, self.pollers)
+    }
 }
 
 /// A running engine.
@@ -149,28 +185,10 @@ pub enum Admission {
 }
 
 impl Engine {
-    /// Builds the queues, spawns and pins every pool's workers, the timer thread and the
-    /// metrics collector. `origins[i]` is told of the end of each request submitted as origin i.
-    pub fn start(plan: Plan, origins: Vec<Arc<dyn Origin>>) -> Result<Engine, EngineError> {
-        Engine::start_with(plan, origins, false, None)
-    }
-
-    /// [`Engine::start`], with the collector also keeping the run interval by interval (every
-    /// `metrics_interval`), for [`Engine::shutdown_recorded`] to return.
-    pub fn start_recorded(plan: Plan, origins: Vec<Arc<dyn Origin>>) -> Result<Engine, EngineError> {
-        Engine::start_with(plan, origins, true, None)
-    }
-
-    /// [`Engine::start`] (recorded when `record`), with a poller in each worker of one pool:
-    /// worker i of `pollers.pool` turns `pollers.pollers[i]` between batches and sleeps in it.
-    pub fn start_polled(
-        plan: Plan,
-        origins: Vec<Arc<dyn Origin>>,
-        record: bool,
-        pollers: WorkerPollers,
-    ) -> Result<Engine, EngineError> {
-        assert_eq!(pollers.pollers.len(), plan.pools[pollers.pool].threads.len(), "a poller per worker of the pool");
-        Engine::start_with(plan, origins, record, Some(pollers))
+    /// The one way to start an engine: `Engine::builder(plan).origins(...).start()`, with
+    /// recording and worker pollers as options.
+    pub fn builder(plan: Plan) -> EngineBuilder {
+        EngineBuilder { plan, origins: Vec::new(), record: false, pollers: None }
     }
 
     fn start_with(
@@ -332,7 +350,7 @@ impl Engine {
 
     /// A handle that takes [`Snapshot`]s from another thread, during and after the run.
     pub fn observer(&self) -> Observer {
-        Observer { shared: self.shared.clone(), started_ns: self.started_ns, http: None }
+        Observer { shared: self.shared.clone(), started_ns: self.started_ns, source: None }
     }
 
     pub fn plan(&self) -> &Plan {
@@ -362,7 +380,7 @@ impl Engine {
     }
 
     /// [`Engine::shutdown`], also returning the run's totals, with its intervals if the engine
-    /// was started with [`Engine::start_recorded`].
+    /// was started with [`EngineBuilder::record`].
     pub fn shutdown_recorded(mut self) -> (Summary, Recording) {
         self.shared.set_state(DRAINING);
         let give_up = now_ns() + self.shared.plan.drain_timeout.as_nanos() as u64;

@@ -21,7 +21,7 @@ use super::runtime::Shared;
 use super::LedgerCounts;
 use crate::clock::now_ns;
 use crate::metrics::Percentiles;
-use crate::net::{HttpLive, HttpStats};
+use crate::metrics::{FigureMetric, LiveFigures, SourceFigures};
 
 /// One reading of a running engine. Latencies in microseconds, since the engine started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,17 +36,9 @@ pub struct Snapshot {
     pub latency_us: Percentiles,
     pub stages: Vec<StageSnapshot>,
     pub pools: Vec<PoolSnapshot>,
-    /// The HTTP source's connection figures, live, when the pipeline serves HTTP.
+    /// The source's own figures (an HTTP source's connections), live, when it keeps any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http: Option<HttpSnapshot>,
-}
-
-/// An HTTP source's connections: open now, and its counts so far.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HttpSnapshot {
-    pub open: u64,
-    #[serde(flatten)]
-    pub counts: HttpStats,
+    pub source: Option<SourceFigures>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,14 +75,19 @@ pub struct PoolSnapshot {
 pub struct Observer {
     pub(crate) shared: Arc<Shared>,
     pub(crate) started_ns: u64,
-    pub(crate) http: Option<Arc<HttpLive>>,
+    pub(crate) source: Option<Arc<dyn LiveFigures>>,
 }
 
 impl Observer {
-    /// The same, also reading an HTTP source's live connection figures.
-    pub fn with_http(mut self, live: Arc<HttpLive>) -> Self {
-        self.http = Some(live);
+    /// The same, also reading a source's own figures.
+    pub fn with_source(mut self, figures: Arc<dyn LiveFigures>) -> Self {
+        self.source = Some(figures);
         self
+    }
+
+    /// How `/metrics` names the source's figures.
+    pub fn source_metrics(&self) -> &'static [FigureMetric] {
+        self.source.as_ref().map_or(&[], |s| s.metrics())
     }
 
     /// Takes a snapshot (see the module's order of reading).
@@ -159,7 +156,7 @@ impl Observer {
             latency_us,
             stages,
             pools,
-            http: self.http.as_ref().map(|live| HttpSnapshot { open: live.open(), counts: live.read() }),
+            source: self.source.as_ref().map(|live| live.read()),
         }
     }
 }

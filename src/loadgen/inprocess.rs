@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::iter::Peekable;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,10 +23,11 @@ use super::schedule::{Arrivals, Schedule};
 use super::tally::{ErrorKind, ThreadTally};
 use crate::clock::now_ns;
 use crate::config::{Plan, SourcePlan};
-use crate::engine::{Admission, Engine, EngineError, Envelope, Origin, Outcome, Submitter};
+use crate::engine::{Admission, Envelope, Origin, Outcome, Submitter};
 use crate::metrics::record::Recording;
 use crate::metrics::Summary;
-use crate::source::Generator;
+use crate::run::{RunError, Runner};
+use crate::source::{Generator, Opened, RunsOn, Source, SourceError, ThreadBody};
 
 /// How a request came back from the pipeline.
 enum Ending {
@@ -62,17 +64,18 @@ struct Slot {
     phase: usize,
 }
 
-pub struct InProcessJob<'a> {
-    pub schedule: &'a Schedule,
+/// A load run against a pipeline in-process: a [`Source`] of the run layer whose thread sends
+/// the schedule's requests and counts their endings.
+pub struct InProcessJob {
+    pub schedule: Schedule,
     pub open: bool,
-    pub plan: Plan,
     pub slots: usize,
     pub backlog: usize,
     pub timeout: Duration,
-    pub mix: Option<&'a Mix>,
+    pub mix: Option<Mix>,
     pub cpu: Option<usize>,
     pub start_ns: u64,
-    pub run_end: &'a RunEnd,
+    pub run_end: Arc<RunEnd>,
     pub tally: ThreadTally,
     /// Keep the engine's intervals, for a run record.
     pub record: bool,
@@ -130,97 +133,120 @@ struct Driver<'a> {
     start_ns: u64,
 }
 
-impl InProcessJob<'_> {
-    /// Runs the schedule against the pipeline; returns the engine's own summary, and its
+impl InProcessJob {
+    /// Runs the schedule against `plan`'s pipeline; returns the engine's own summary, and its
     /// recording when asked to record.
-    pub fn run(self) -> Result<(Summary, Option<Recording>), EngineError> {
-        let InProcessJob {
-            schedule,
-            open,
-            mut plan,
-            slots,
-            backlog,
-            timeout,
-            mix,
-            cpu,
-            start_ns,
-            run_end,
-            tally,
-            record,
-        } = self;
-        if let Some(cpu) = cpu {
-            core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
-        }
-        plan.deadline = Some(plan.deadline.map_or(timeout, |d| d.min(timeout)));
-        let SourcePlan::Generator { payload_bytes, .. } = plan.source else {
-            unreachable!("in_process takes configs with a generator source only");
-        };
-        let requests = Requests {
-            mix,
-            kinds: mix.map_or(Vec::new(), |m| {
-                let kinds = m.kinds.iter();
-                kinds.map(|k| (Arc::from(k.method.as_str()), Arc::from(k.path.as_str()), k.body_bytes)).collect()
-            }),
-            names: (Arc::from("method"), Arc::from("path")),
-            payload_bytes,
-            attributes: Generator::new(&plan.source, 1),
-        };
-        let entry = plan.source.entry();
-        let give_up_after = (timeout + plan.drain_timeout).as_nanos() as u64;
-        let returns = Arc::new(Returns { ended: ArrayQueue::new(slots) });
-        let origins = vec![returns.clone() as Arc<dyn Origin>];
-        let engine = if record { Engine::start_recorded(plan, origins) } else { Engine::start(plan, origins) }?;
-        let mut submitter = engine.submitter(0, entry);
-        let mut driver = Driver {
-            schedule,
-            open,
-            tally,
-            requests,
-            arrivals: schedule.arrivals(0, 1).peekable(),
-            backlog: VecDeque::with_capacity(backlog.min(1 << 16)),
-            backlog_cap: backlog,
-            table: vec![Slot::default(); slots],
-            free: (0..slots).rev().collect(),
-            spare: Vec::new(),
-            batch: Vec::with_capacity(64),
-            next_id: 0,
-            start_ns,
-        };
-        let mut idle = 0u32;
-        loop {
-            let now = now_ns();
-            driver.tally.tick(now);
-            let end_ns = run_end.end_ns();
-            let running = now < end_ns;
-            let mut progressed = driver.take_returns(&returns);
-            if open {
-                driver.take_due(now, end_ns);
-            }
-            if driver.fill_slots(now, running) {
-                driver.submit(&mut submitter);
-                progressed = true;
-            }
-            if !running && driver.finished(now >= end_ns + give_up_after, end_ns) {
-                break;
-            }
-            if progressed {
-                idle = 0;
-            } else {
-                idle += 1;
-                // Spin while the next send is near; yield the CPU while it is not.
-                let next_due = driver.arrivals.peek().map_or(u64::MAX, |&(due, _)| start_ns + due);
-                if idle > 64 && next_due.saturating_sub(now_ns()) > 50_000 {
-                    std::thread::yield_now();
-                } else {
-                    std::hint::spin_loop();
-                }
-            }
-        }
-        driver.tally.finish();
-        drop(submitter);
-        let (summary, recording) = engine.shutdown_recorded();
-        Ok((summary, record.then_some(recording)))
+    pub fn run(self, mut plan: Plan) -> Result<(Summary, Option<Recording>), RunError> {
+        // The load's timeout becomes the pipeline's deadline (or shortens it), so the engine
+        // ends a request that takes too long as timed out, and its slot comes back.
+        plan.deadline = Some(plan.deadline.map_or(self.timeout, |d| d.min(self.timeout)));
+        let record = self.record;
+        let source = InProcessSource { job: Some(self), done: Arc::new(AtomicBool::new(false)) };
+        let finished = Runner::new(plan).source(source).record(record).run_to_end()?;
+        Ok((finished.summary, finished.recording))
     }
+}
+
+/// The job as the run layer drives it.
+struct InProcessSource {
+    job: Option<InProcessJob>,
+    /// Set when the sending thread has sent its schedule and seen every request back.
+    done: Arc<AtomicBool>,
+}
+
+impl Source for InProcessSource {
+    fn open(&mut self, plan: &Plan) -> Result<Opened, SourceError> {
+        let job = self.job.take().ok_or_else(|| SourceError::new("an in-process load job runs once"))?;
+        let SourcePlan::Generator { payload_bytes, .. } = plan.source else {
+            return Err(SourceError::new("an in-process load drives a pipeline whose source is `generator`"));
+        };
+        let attributes = Generator::new(&plan.source, 1);
+        let give_up_after = (job.timeout + plan.drain_timeout).as_nanos() as u64;
+        let returns = Arc::new(Returns { ended: ArrayQueue::new(job.slots) });
+        let origins = vec![returns.clone() as Arc<dyn Origin>];
+        let (cpu, done) = (job.cpu, self.done.clone());
+        let body: ThreadBody = Box::new(move |mut submitter| {
+            drive(job, payload_bytes, attributes, give_up_after, &returns, &mut submitter);
+            done.store(true, Ordering::SeqCst);
+        });
+        Ok(Opened { origins, runs_on: RunsOn::Thread { name: "seda-load", cpu, body } })
+    }
+
+    fn finished(&self) -> bool {
+        self.done.load(Ordering::SeqCst)
+    }
+
+    /// The sending thread ends by itself: at the schedule's end, or where the run was cut.
+    fn stop(&mut self, _drain_timeout: Duration) {}
+}
+
+/// The sending thread: sends the schedule's requests into the pipeline and counts how each
+/// ended, until every one is back (or the drain timeout is out).
+fn drive(
+    job: InProcessJob,
+    payload_bytes: usize,
+    attributes: Generator,
+    give_up_after: u64,
+    returns: &Returns,
+    submitter: &mut Submitter<'_>,
+) {
+    let InProcessJob { schedule, open, slots, backlog, mix, start_ns, run_end, tally, .. } = job;
+    let requests = Requests {
+        mix: mix.as_ref(),
+        kinds: mix.as_ref().map_or(Vec::new(), |m| {
+            let kinds = m.kinds.iter();
+            kinds.map(|k| (Arc::from(k.method.as_str()), Arc::from(k.path.as_str()), k.body_bytes)).collect()
+        }),
+        names: (Arc::from("method"), Arc::from("path")),
+        payload_bytes,
+        attributes,
+    };
+    let mut driver = Driver {
+        schedule: &schedule,
+        open,
+        tally,
+        requests,
+        arrivals: schedule.arrivals(0, 1).peekable(),
+        backlog: VecDeque::with_capacity(backlog.min(1 << 16)),
+        backlog_cap: backlog,
+        table: vec![Slot::default(); slots],
+        free: (0..slots).rev().collect(),
+        spare: Vec::new(),
+        batch: Vec::with_capacity(64),
+        next_id: 0,
+        start_ns,
+    };
+    let mut idle = 0u32;
+    loop {
+        let now = now_ns();
+        driver.tally.tick(now);
+        let end_ns = run_end.end_ns();
+        let running = now < end_ns;
+        let mut progressed = driver.take_returns(returns);
+        if open {
+            driver.take_due(now, end_ns);
+        }
+        if driver.fill_slots(now, running) {
+            driver.submit(submitter);
+            progressed = true;
+        }
+        if !running && driver.finished(now >= end_ns + give_up_after, end_ns) {
+            break;
+        }
+        if progressed {
+            idle = 0;
+        } else {
+            idle += 1;
+            // Spin while the next send is near; yield the CPU while it is not.
+            let next_due = driver.arrivals.peek().map_or(u64::MAX, |&(due, _)| start_ns + due);
+            if idle > 64 && next_due.saturating_sub(now_ns()) > 50_000 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+    driver.tally.finish();
 }
 
 impl Driver<'_> {

@@ -31,6 +31,7 @@ pub mod threshold;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub use options::{ArrivalKind, LoadOptions, Target};
@@ -38,7 +39,6 @@ pub use output::Results;
 
 use crate::clock::now_ns;
 use crate::config::{ConfigErrors, SourcePlan};
-use crate::engine::EngineError;
 use crate::stages::Registry;
 use collect::Collected;
 use mix::Mix;
@@ -67,7 +67,7 @@ pub enum LoadError {
     #[error("cannot reach {target}: {reason}")]
     Unreachable { target: String, reason: String },
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Engine(#[from] crate::run::RunError),
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
 }
@@ -181,14 +181,18 @@ struct Start {
     start_ns: u64,
     /// The same moment on the wall clock, for the `.hlog` header.
     wall: SystemTime,
-    end: RunEnd,
+    end: Arc<RunEnd>,
 }
 
 impl Start {
     /// A run starting [`LEAD_TIME`] from now.
     fn soon(schedule: &Schedule) -> Self {
         let start_ns = now_ns() + LEAD_TIME.as_nanos() as u64;
-        Start { start_ns, wall: SystemTime::now() + LEAD_TIME, end: RunEnd::new(start_ns, schedule.length_ns()) }
+        Start {
+            start_ns,
+            wall: SystemTime::now() + LEAD_TIME,
+            end: Arc::new(RunEnd::new(start_ns, schedule.length_ns())),
+        }
     }
 }
 
@@ -325,23 +329,22 @@ impl Run<'_> {
         let (report_tx, report_rx) = flume::bounded::<Report>(4);
         let start = Start::soon(&self.schedule);
         let job = inprocess::InProcessJob {
-            schedule: &self.schedule,
+            schedule: self.schedule.clone(),
             open: self.open,
-            plan,
             slots: o.connections * o.pipeline,
             backlog: BACKLOG,
             timeout: o.timeout,
-            mix: self.mix.as_ref(),
+            mix: self.mix.clone(),
             cpu: self.cpu_of(0).or(source_cpu),
             start_ns: start.start_ns,
-            run_end: &start.end,
+            run_end: start.end.clone(),
             tally: ThreadTally::new(0, start.start_ns, interval_ns, report_tx),
             record: o.record.is_some(),
         };
         let (collected, summary) = std::thread::scope(|scope| {
             let handle = std::thread::Builder::new()
                 .name("seda-load".into())
-                .spawn_scoped(scope, move || job.run())
+                .spawn_scoped(scope, move || job.run(plan))
                 .map_err(|source| LoadError::Io { what: "start the sending thread".into(), source })?;
             let progress = progress::Progress::if_terminal();
             let collected =

@@ -107,6 +107,6 @@ fn server_summary(results: &Results) -> Summary {
         },
         latency_us: Percentiles::of(Some(&t.histograms.corrected)),
         stages: BTreeMap::new(),
-        http: None,
+        source: None,
     }
 }

@@ -9,9 +9,11 @@ pub mod hlog;
 mod intervals;
 pub mod record;
 mod recorder;
+mod source;
 mod summary;
 
 pub use histogram::{new_histogram, Counts, Percentiles, HIGHEST_NS};
 pub use intervals::{Interval, IntervalStage, Intervals};
 pub use recorder::{PoolBusy, Publication, Recorder, SpareCounts, StageCounts, StageStats};
+pub use source::{FigureMetric, LiveFigures, SourceFigures};
 pub use summary::{write_table_header, write_table_row, StageSummary, Summary, FORMAT};

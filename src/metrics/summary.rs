@@ -27,9 +27,9 @@ pub struct Summary {
     /// End to end, from each request's intended start to its completion.
     pub latency_us: Percentiles,
     pub stages: BTreeMap<String, StageSummary>,
-    /// Connection figures, when the source was an HTTP listener.
+    /// The source's own figures (an HTTP source's connections), when it keeps any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http: Option<crate::net::HttpStats>,
+    pub source: Option<super::SourceFigures>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,7 +81,7 @@ impl Summary {
             ledger,
             latency_us: Percentiles::of(totals.e2e.as_ref()),
             stages,
-            http: None,
+            source: None,
         }
     }
 }
@@ -106,9 +106,9 @@ impl fmt::Display for Summary {
             write_table_row(f, "", "service", &s.service_us, s.throughput_rps, s.rejected, s.failed)?;
         }
         write_table_row(f, "end to end", "", &self.latency_us, self.throughput_rps, l.rejected, l.failed)?;
-        if let Some(http) = &self.http {
+        if let Some(figures) = &self.source {
             writeln!(f)?;
-            writeln!(f, "{http}")?;
+            writeln!(f, "{figures}")?;
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! HTTP/1.1 on the server side: the HTTP source.
 //!
-//! - [`server`]: [`serve`], the reactor thread: accepts, reads and frames on readiness, admits
+//! - [`server`]: [`HttpSource`], the reactors: accepts, reads and frames on readiness, admits
 //!   requests into the pipeline, writes answers back in request order; timeouts, the connection
 //!   cap and graceful shutdown. `connection`: one connection's state. `completions`: where
 //!   ended requests wait for the reactor. [`HttpStats`]: what it counts.
@@ -32,6 +32,6 @@ pub use limits::Limits;
 pub use reject::{BadRequest, Reject};
 pub use response::{write_parts, write_response, Reply, Response};
 pub use seda_stages::http::{HttpRequest as Request, Version};
-pub use server::{serve, ServeError};
+pub use server::HttpSource;
 pub use stats::{HttpLive, HttpStats};
 pub use status::Status;

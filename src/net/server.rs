@@ -35,12 +35,11 @@ use super::completions::{Answer, Completions};
 use super::connection::{Conn, Waiting, READ_CHUNK};
 use super::stats::HttpLive;
 use super::{canned, RequestReader};
-use crate::admin::AdminServer;
 use crate::clock::now_ns;
-use crate::config::{HttpPlan, Plan, SourcePlacement};
-use crate::engine::{Admission, Admit, Engine, EngineError, Envelope, Origin, Poller, WorkerPollers};
-use crate::metrics::record::Recording;
-use crate::metrics::Summary;
+use crate::config::{HttpPlan, Plan, SourcePlacement, SourcePlan};
+use crate::engine::{Admission, Admit, Envelope, Origin, Poller};
+use crate::metrics::LiveFigures;
+use crate::source::{Opened, RunsOn, Source, SourceError, ThreadBody};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -55,16 +54,6 @@ const MAX_POLL_WAIT: Duration = Duration::from_millis(50);
 /// Connections waiting to be accepted, per listener.
 const BACKLOG: i32 = 4096;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: io::Error },
-    #[error("cannot set up the reactor: {0}")]
-    Reactor(io::Error),
-    #[error(transparent)]
-    Engine(#[from] EngineError),
-}
-
 /// What the reactors share with the thread that stops them.
 #[derive(Default)]
 struct Control {
@@ -77,115 +66,88 @@ struct Control {
     live: Arc<HttpLive>,
 }
 
-/// Serves `plan` (whose source must be `http`) until `stop` is set, then drains and returns
-/// the summary, with the run's intervals when `record`. `listening` is told the bound address
-/// (the config's port 0 takes a free one) once connections are accepted, and
-/// `admin_listening` the admin listener's, when the pipeline has one.
-pub fn serve(
-    plan: Plan,
-    stop: &AtomicBool,
-    record: bool,
-    listening: impl FnOnce(SocketAddr),
-    admin_listening: &mut dyn FnMut(SocketAddr),
-) -> Result<(Summary, Recording), ServeError> {
-    let crate::config::SourcePlan::Http(http) = &plan.source else {
-        panic!("serve takes a pipeline with an http source");
-    };
-    let http = http.clone();
-    raise_open_files_limit();
-    let control = Arc::new(Control::default());
-    let drain_timeout = plan.drain_timeout;
-    let reactors = match http.reactor {
-        SourcePlacement::Thread => 1,
-        SourcePlacement::Workers => plan.pools[plan.stages[http.entry].pool].threads.len(),
-    };
-    // Every reactor's listener, bound before anything starts: a bad address fails the run here.
-    let mut listeners = vec![listen(http.listen, reactors > 1)?];
-    let addr = listeners[0].local_addr().map_err(|source| ServeError::Listen { addr: http.listen, source })?;
-    for _ in 1..reactors {
-        listeners.push(listen(addr, true)?);
-    }
-    let mut built = Vec::new();
-    for (i, listener) in listeners.into_iter().enumerate() {
-        built.push(Reactor::new(listener, &http, control.clone(), i as u32)?);
-    }
-    let origins: Vec<Arc<dyn Origin>> = built.iter().map(|r| r.completions.clone() as Arc<dyn Origin>).collect();
-    let wakers: Vec<_> = built.iter().map(|r| r.waker()).collect();
-    let give_up = || {
-        control.give_up_ns.store(now_ns() + drain_timeout.as_nanos() as u64, Ordering::SeqCst);
-        control.draining.store(true, Ordering::SeqCst);
-        wakers.iter().for_each(|wake| wake());
-    };
-    // The admin listener serves until the drain is over.
-    let (engine, admin) = match http.reactor {
-        SourcePlacement::Workers => {
-            let pollers = WorkerPollers {
-                pool: plan.stages[http.entry].pool,
-                entry: http.entry,
-                pollers: built
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, r)| (i as u32, Box::new(r) as Box<dyn Poller>))
-                    .collect(),
-            };
-            let engine = Engine::start_polled(plan, origins, record, pollers)?;
-            let admin = admin(&engine, &control.live, admin_listening)?;
-            listening(addr);
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            give_up();
-            wait_drained(&control, reactors);
-            (engine, admin)
-        }
-        SourcePlacement::Thread => {
-            let engine = if record { Engine::start_recorded(plan, origins) } else { Engine::start(plan, origins) }?;
-            let admin = admin(&engine, &control.live, admin_listening)?;
-            let mut reactor = built.pop().unwrap();
-            let mut submitter = engine.submitter(0, http.entry);
-            std::thread::scope(|scope| {
-                let handle = std::thread::Builder::new()
-                    .name("seda-http".into())
-                    .spawn_scoped(scope, move || {
-                        if let Some(cpu) = http.cpu {
-                            core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
-                        }
-                        let mut admit =
-                            |batch: &mut Vec<Box<Envelope>>| submitter.submit_batch(batch, Admission::Policy);
-                        while !reactor.is_drained() {
-                            reactor.turn(None, &mut admit);
-                        }
-                    })
-                    .map_err(|source| EngineError::Spawn { name: "seda-http".into(), source })?;
-                listening(addr);
-                while !stop.load(Ordering::Relaxed) && !handle.is_finished() {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                give_up();
-                handle.join().expect("the reactor does not panic");
-                Ok::<_, ServeError>(())
-            })?;
-            (engine, admin)
-        }
-    };
-    let (mut summary, recording) = engine.shutdown_recorded();
-    drop(admin);
-    summary.http = Some(control.live.read());
-    Ok((summary, recording))
+/// The HTTP source: serves the pipeline's `source` (an `http` one) as a [`Source`] of the run
+/// layer, with its reactors in the entry pool's workers or on a thread of their own.
+#[derive(Default)]
+pub struct HttpSource {
+    control: Arc<Control>,
+    reactors: usize,
+    addr: Option<SocketAddr>,
+    /// What wakes each reactor out of its poll.
+    wakers: Vec<Arc<dyn Fn() + Send + Sync>>,
 }
 
-/// The pipeline's admin listener, if it has one, serving until it is dropped, with the
-/// connection figures in its readings.
-fn admin(
-    engine: &Engine,
-    live: &Arc<HttpLive>,
-    listening: &mut dyn FnMut(SocketAddr),
-) -> Result<Option<AdminServer>, ServeError> {
-    let Some(addr) = engine.plan().admin else { return Ok(None) };
-    let observer = engine.observer().with_http(live.clone());
-    let server = AdminServer::start(addr, observer).map_err(|e| ServeError::Engine(e.into()))?;
-    listening(server.local_addr());
-    Ok(Some(server))
+impl HttpSource {
+    pub fn new() -> Self {
+        HttpSource::default()
+    }
+}
+
+impl Source for HttpSource {
+    fn open(&mut self, plan: &Plan) -> Result<Opened, SourceError> {
+        let SourcePlan::Http(http) = &plan.source else {
+            return Err(SourceError::new("the HTTP source serves a pipeline whose source is `http`"));
+        };
+        raise_open_files_limit();
+        self.reactors = match http.reactor {
+            SourcePlacement::Thread => 1,
+            SourcePlacement::Workers => plan.pools[plan.stages[http.entry].pool].threads.len(),
+        };
+        // Every reactor's listener, bound before anything starts: a bad address fails the run here.
+        let mut listeners = vec![listen(http.listen, self.reactors > 1)?];
+        let addr = listeners[0].local_addr().map_err(|e| listen_error(http.listen, e))?;
+        for _ in 1..self.reactors {
+            listeners.push(listen(addr, true)?);
+        }
+        self.addr = Some(addr);
+        let mut built = Vec::new();
+        for (i, listener) in listeners.into_iter().enumerate() {
+            built.push(Reactor::new(listener, http, self.control.clone(), i as u32)?);
+        }
+        let origins = built.iter().map(|r| r.completions.clone() as Arc<dyn Origin>).collect();
+        self.wakers = built.iter().map(|r| r.waker()).collect();
+        let runs_on = match http.reactor {
+            SourcePlacement::Workers => {
+                RunsOn::Workers(built.into_iter().map(|r| Box::new(r) as Box<dyn Poller>).collect())
+            }
+            SourcePlacement::Thread => {
+                let mut reactor = built.pop().expect("one reactor");
+                let body: ThreadBody = Box::new(move |mut submitter| {
+                    let mut admit = |batch: &mut Vec<Box<Envelope>>| submitter.submit_batch(batch, Admission::Policy);
+                    while !reactor.is_drained() {
+                        reactor.turn(None, &mut admit);
+                    }
+                });
+                RunsOn::Thread { name: "seda-http", cpu: http.cpu, body }
+            }
+        };
+        Ok(Opened { origins, runs_on })
+    }
+
+    fn listening(&self) -> Option<SocketAddr> {
+        self.addr
+    }
+
+    /// Listeners close; idle connections close at once; a connection with requests in flight
+    /// gets their answers, then closes; what is still open after `drain_timeout` is dropped.
+    fn stop(&mut self, drain_timeout: Duration) {
+        let control = &self.control;
+        control.give_up_ns.store(now_ns() + drain_timeout.as_nanos() as u64, Ordering::SeqCst);
+        control.draining.store(true, Ordering::SeqCst);
+        self.wakers.iter().for_each(|wake| wake());
+        // Each reactor gives up by itself at the drain timeout.
+        while control.drained.load(Ordering::SeqCst) < self.reactors {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn figures(&self) -> Option<Arc<dyn LiveFigures>> {
+        Some(self.control.live.clone())
+    }
+}
+
+fn listen_error(addr: SocketAddr, e: io::Error) -> SourceError {
+    SourceError::new(format!("cannot listen on {addr}: {e}"))
 }
 
 /// Raises this process's soft limit on open files to its hard limit: a server holds a
@@ -201,17 +163,10 @@ fn raise_open_files_limit() {
     }
 }
 
-/// Waits until every reactor has drained (each gives up by itself at the drain timeout).
-fn wait_drained(control: &Control, reactors: usize) {
-    while control.drained.load(Ordering::SeqCst) < reactors {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// A non-blocking listener on `addr`; with `reuse_port`, one of several on the same port,
 /// among which the kernel spreads new connections.
-fn listen(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener, ServeError> {
-    let fail = |source| ServeError::Listen { addr, source };
+fn listen(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener, SourceError> {
+    let fail = |e| listen_error(addr, e);
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).map_err(fail)?;
     socket.set_reuse_address(true).map_err(fail)?;
     if reuse_port {
@@ -268,10 +223,11 @@ struct Reactor {
 }
 
 impl Reactor {
-    fn new(mut listener: TcpListener, plan: &HttpPlan, control: Arc<Control>, id: u32) -> Result<Self, ServeError> {
-        let poll = Poll::new().map_err(ServeError::Reactor)?;
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(ServeError::Reactor)?;
-        let waker = Waker::new(poll.registry(), WAKER).map_err(ServeError::Reactor)?;
+    fn new(mut listener: TcpListener, plan: &HttpPlan, control: Arc<Control>, id: u32) -> Result<Self, SourceError> {
+        let failed = |e: io::Error| SourceError::new(format!("cannot set up the HTTP reactor: {e}"));
+        let poll = Poll::new().map_err(failed)?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(failed)?;
+        let waker = Waker::new(poll.registry(), WAKER).map_err(failed)?;
         let in_flight_cap = plan.max_connections.saturating_mul(plan.max_pipelined).clamp(1, MAX_IN_FLIGHT);
         let live = control.live.clone();
         let sweep_every = (plan.header_timeout.min(plan.idle_timeout) / 8)

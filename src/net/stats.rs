@@ -1,12 +1,16 @@
 //! What an HTTP source counts about its connections: what the ledger, which counts requests
 //! once admitted, does not see.
 
-use std::fmt;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::{FigureMetric, LiveFigures, SourceFigures};
+
+/// Read back from a summary or a snapshot with [`HttpStats::of`]; a count missing there is 0.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HttpStats {
     /// Connections accepted.
     pub accepted: u64,
@@ -29,7 +33,6 @@ pub struct HttpStats {
     pub closed_with_requests_in_flight: u64,
     /// Answers that came back for a connection that had gone away: dropped, never written to
     /// another connection.
-    #[serde(default)]
     pub late_answers_dropped: u64,
     /// Connections still open when shutdown's drain timeout ran out.
     pub dropped_at_shutdown: u64,
@@ -84,26 +87,67 @@ impl HttpLive {
     }
 }
 
-impl fmt::Display for HttpStats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "http: connections accepted {}, refused {}; requests {}, answered {}",
-            self.accepted, self.refused, self.requests, self.answered
-        )?;
-        write!(
-            f,
-            "      closed: framing rejects {}, header timeouts {}, idle {}, broken {}, with requests in flight {}, at shutdown {}",
-            self.framing_rejects,
-            self.header_timeouts,
-            self.idle_closed,
-            self.broken,
-            self.closed_with_requests_in_flight,
-            self.dropped_at_shutdown
-        )?;
-        if self.late_answers_dropped > 0 {
-            write!(f, "\n      late answers dropped (their connection had gone): {}", self.late_answers_dropped)?;
+impl HttpStats {
+    /// An HTTP source's counts among a source's figures (a summary's or a snapshot's).
+    pub fn of(figures: &SourceFigures) -> Option<HttpStats> {
+        if figures.kind != "http" {
+            return None;
         }
-        Ok(())
+        serde_json::to_value(&figures.counts).ok().and_then(|counts| serde_json::from_value(counts).ok())
     }
+}
+
+impl LiveFigures for HttpLive {
+    fn read(&self) -> SourceFigures {
+        let counts = serde_json::to_value(HttpLive::read(self)).expect("counts serialise");
+        let counts: BTreeMap<String, u64> = serde_json::from_value(counts).expect("counts are numbers");
+        SourceFigures { kind: "http".into(), counts, levels: BTreeMap::from([("open".into(), self.open())]) }
+    }
+
+    fn metrics(&self) -> &'static [FigureMetric] {
+        HTTP_METRICS
+    }
+}
+
+const CLOSED: &str = "seda_http_connections_closed_total";
+const CLOSED_HELP: &str = "HTTP connections the server closed, by reason.";
+
+/// The Prometheus names of an HTTP source's figures.
+const HTTP_METRICS: &[FigureMetric] = &[
+    metric("open", "seda_http_connections_open", "HTTP connections open now."),
+    metric("accepted", "seda_http_connections_accepted_total", "HTTP connections accepted."),
+    metric(
+        "refused",
+        "seda_http_connections_refused_total",
+        "HTTP connections closed at accept: max_connections were open.",
+    ),
+    metric("requests", "seda_http_requests_total", "HTTP requests framed and admitted into the pipeline."),
+    metric(
+        "answered",
+        "seda_http_answered_total",
+        "Answers to admitted HTTP requests that came back from the pipeline.",
+    ),
+    closed("framing_rejects", &[("reason", "framing_reject")]),
+    closed("header_timeouts", &[("reason", "header_timeout")]),
+    closed("idle_closed", &[("reason", "idle")]),
+    closed("broken", &[("reason", "broken")]),
+    closed("dropped_at_shutdown", &[("reason", "shutdown")]),
+    metric(
+        "closed_with_requests_in_flight",
+        "seda_http_closed_with_requests_in_flight_total",
+        "HTTP connections that went away with requests still in the pipeline.",
+    ),
+    metric(
+        "late_answers_dropped",
+        "seda_http_late_answers_dropped_total",
+        "Answers that came back for an HTTP connection that had gone away, dropped.",
+    ),
+];
+
+const fn metric(figure: &'static str, metric: &'static str, help: &'static str) -> FigureMetric {
+    FigureMetric { figure, metric, labels: &[], help }
+}
+
+const fn closed(figure: &'static str, labels: &'static [(&'static str, &'static str)]) -> FigureMetric {
+    FigureMetric { figure, metric: CLOSED, labels, help: CLOSED_HELP }
 }

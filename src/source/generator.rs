@@ -20,9 +20,10 @@ use seda_stages::{splitmix64, Request};
 
 use super::doorbell::{Doorbell, SPIN_NS};
 use super::schedule::{Claim, Schedule};
+use super::{Opened, RunsOn, Source, SourceError, ThreadBody};
 use crate::clock::now_ns;
-use crate::config::{Rate, SourcePlan};
-use crate::engine::{Admission, Admit, Envelope, HandBack, Origin, Outcome, Poller, Submitter, SPIN};
+use crate::config::{Plan, Rate, SourcePlacement, SourcePlan};
+use crate::engine::{Admission, Admit, Engine, Envelope, HandBack, Origin, Outcome, Poller, Submitter, SPIN};
 
 /// Requests handed over per batch.
 const BATCH: usize = 32;
@@ -181,14 +182,6 @@ impl Generator {
             doorbell: Arc::new(Doorbell::default()),
             batch: Vec::with_capacity(BATCH),
             reuse: Vec::with_capacity(BATCH),
-        }
-    }
-
-    /// Waits until every request is submitted or `stop` is set (looked at every 10 ms).
-    pub fn wait_finished(&self, stop: &AtomicBool) {
-        let poll = Duration::from_millis(10).as_nanos() as u64;
-        while !self.schedule.all_submitted() && !stop.load(Ordering::Relaxed) {
-            self.finished.wait_until(now_ns() + poll);
         }
     }
 
@@ -352,5 +345,69 @@ mod tests {
         let mut reuse = Vec::new();
         lane.refill(&mut reuse);
         assert_eq!(ids(&reuse), [0, 1], "the batch kept is the first");
+    }
+}
+
+/// The generator as a [`Source`]: on a thread of its own, or polled in the entry pool's workers.
+pub struct GeneratorSource {
+    generator: Option<Arc<Generator>>,
+    /// Tells the generator's own thread to stop sending.
+    stop: Arc<AtomicBool>,
+    in_workers: bool,
+    pool: usize,
+}
+
+impl GeneratorSource {
+    /// A generator source: it reads what to send from the pipeline's `source` when opened.
+    pub fn new() -> Self {
+        GeneratorSource { generator: None, stop: Arc::new(AtomicBool::new(false)), in_workers: false, pool: 0 }
+    }
+}
+
+impl Default for GeneratorSource {
+    fn default() -> Self {
+        GeneratorSource::new()
+    }
+}
+
+impl Source for GeneratorSource {
+    fn open(&mut self, plan: &Plan) -> Result<Opened, SourceError> {
+        let SourcePlan::Generator { placement, .. } = plan.source else {
+            return Err(SourceError::new("the generator runs a pipeline whose source is `generator`"));
+        };
+        self.in_workers = placement == SourcePlacement::Workers;
+        self.pool = plan.stages[plan.source.entry()].pool;
+        // A lane per sending thread: every worker of the entry stage's pool, or the one thread.
+        let lanes = if self.in_workers { plan.pools[self.pool].threads.len() } else { 1 };
+        let generator = Arc::new(Generator::new(&plan.source, lanes));
+        let origins = generator.origins();
+        let runs_on = if self.in_workers {
+            RunsOn::Workers((0..lanes).map(|lane| Box::new(generator.poller(lane)) as Box<dyn Poller>).collect())
+        } else {
+            let (sender, stop) = (generator.clone(), self.stop.clone());
+            let body: ThreadBody = Box::new(move |submitter| sender.run(submitter, &stop));
+            RunsOn::Thread { name: "seda-generator", cpu: generator.cpu, body }
+        };
+        self.generator = Some(generator);
+        Ok(Opened { origins, runs_on })
+    }
+
+    fn started(&mut self, engine: &Engine) {
+        // Its own thread begins the schedule itself; the workers are woken to begin sending.
+        if let (true, Some(generator)) = (self.in_workers, &self.generator) {
+            generator.begin();
+            engine.wake_pool(self.pool);
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.generator.as_ref().is_some_and(|g| g.schedule.all_submitted())
+    }
+
+    fn stop(&mut self, _drain_timeout: Duration) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(generator) = &self.generator {
+            generator.close();
+        }
     }
 }

@@ -553,9 +553,8 @@ fn counters_csv_shows_a_full_queue_and_a_busy_pool() {
         }
     });
     let text = config.to_string();
-    let (summary, recording) =
-        seda::engine::run_recorded(seda::config::load_str(&text).unwrap(), &std::sync::atomic::AtomicBool::new(false))
-            .unwrap();
+    let finished = seda::run::Runner::new(seda::config::load_str(&text).unwrap()).record(true).run_to_end().unwrap();
+    let (summary, recording) = (finished.summary, finished.recording.unwrap());
     assert_eq!(summary.ledger.completed, 3000);
     let dir = scratch("deep");
     let _ = std::fs::remove_dir_all(&dir);

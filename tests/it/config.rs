@@ -740,7 +740,7 @@ fn unknown_source_kind_is_reported_at_the_kind() {
     config["source"]["kind"] = json!("socket");
     assert_eq!(
         errors(&config).0,
-        vec![error("$.source.kind", "unknown source kind `socket`", Some("the kinds are `generator`, `http`"))]
+        vec![error("$.source.kind", "unknown source kind `socket`", Some("the kinds are `generator`, `http`, `external`"))]
     );
 }
 
@@ -763,7 +763,7 @@ fn source_kind_that_is_no_string_is_reported_at_the_kind() {
         vec![error(
             "$.source.kind",
             "the source kind must be a string, not 1",
-            Some("the kinds are `generator`, `http`")
+            Some("the kinds are `generator`, `http`, `external`")
         )]
     );
 }
@@ -774,7 +774,7 @@ fn source_without_a_kind_is_reported_at_the_source() {
     config["source"].as_object_mut().unwrap().remove("kind");
     assert_eq!(
         errors(&config).0,
-        vec![error("$.source", "missing field `kind`", Some("the kinds are `generator`, `http`"))]
+        vec![error("$.source", "missing field `kind`", Some("the kinds are `generator`, `http`, `external`"))]
     );
 }
 

@@ -76,8 +76,10 @@ fn every_example_config_validates_and_runs_with_an_exact_ledger() {
         let plan = seda::config::validate(&config).unwrap_or_else(|e| panic!("{name}: {e}"));
 
         let started = Instant::now();
-        let summary =
-            seda::engine::run(plan, &AtomicBool::new(false)).unwrap_or_else(|e| panic!("{name}: the engine runs: {e}"));
+        let summary = seda::run::Runner::new(plan)
+            .run_to_end()
+            .unwrap_or_else(|e| panic!("{name}: the engine runs: {e}"))
+            .summary;
         let ledger = summary.ledger;
         eprintln!("{name}: {requests} requests in {:?}: {ledger:?}", started.elapsed());
         assert_eq!(ledger.admitted, requests, "{name}: every request sent is admitted");
@@ -117,7 +119,14 @@ fn serve_briefly(name: &str, mut config: Value) {
     let computes = config.to_string().contains("/compute");
     let summary = std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::channel();
-        let server = s.spawn(|| seda::net::serve(plan, &stop, false, move |addr| tx.send(addr).unwrap(), &mut |_| {}));
+        let server = s.spawn(|| {
+            let told = move |at| {
+                if let seda::run::Listening::Source(addr) = at {
+                    tx.send(addr).unwrap();
+                }
+            };
+            seda::run::Runner::new(plan).stop_on(&stop).on_listening(told).run_to_end()
+        });
         let addr = rx.recv().unwrap_or_else(|_| panic!("{name}: listens"));
         let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(20)).build();
         let response = agent.get(&format!("http://{addr}/")).call().unwrap_or_else(|e| panic!("{name}: GET /: {e}"));
@@ -127,7 +136,7 @@ fn serve_briefly(name: &str, mut config: Value) {
             assert_eq!(response.map(|r| r.status()).ok(), Some(200), "{name}: POST /compute");
         }
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        server.join().unwrap().unwrap_or_else(|e| panic!("{name}: serves: {e}")).0
+        server.join().unwrap().unwrap_or_else(|e| panic!("{name}: serves: {e}")).summary
     });
     let expected = if computes { 2 } else { 1 };
     let l = summary.ledger;

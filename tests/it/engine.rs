@@ -299,7 +299,7 @@ pub(crate) fn run_stopped_midway(placement: &str) -> seda::metrics::Summary {
             std::thread::sleep(Duration::from_millis(200));
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
         });
-        seda::engine::run(plan(config), &stop).unwrap()
+        seda::run::Runner::new(plan(config)).stop_on(&stop).run_to_end().unwrap().summary
     })
 }
 
@@ -377,7 +377,7 @@ fn timed_run(requests: u64, stages: Value) -> seda::metrics::Summary {
         "pools": { "main": { "cpus": [0] } },
         "stages": stages,
     });
-    seda::engine::run(plan(config), &AtomicBool::new(false)).unwrap()
+    seda::run::Runner::new(plan(config)).run_to_end().unwrap().summary
 }
 
 #[test]

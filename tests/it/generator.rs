@@ -1,7 +1,6 @@
 //! The generator in the entry pool's workers (`"placement": "workers"`): every request sent
 //! once and counted once, at `"rate": "max"` and at a rate, stopped midway, across pools.
 
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use seda::metrics::Summary;
@@ -11,7 +10,7 @@ use serde_json::{json, Value};
 use crate::support::plan;
 
 fn run(config: Value) -> Summary {
-    seda::engine::run(plan(config), &AtomicBool::new(false)).unwrap()
+    seda::run::Runner::new(plan(config)).run_to_end().unwrap().summary
 }
 
 /// `requests` requests at `rate` through a 4-stage pipeline on one pool of two workers, with

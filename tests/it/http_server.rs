@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use seda::config::Plan;
 use seda::metrics::Summary;
+use seda::net::HttpStats;
+use seda::run::{Listening, Runner};
 use seda::stages::{IoOp, Output, Outputs, Request, Stage, StageFactory, Step};
 use serde_json::{json, Value};
 
@@ -61,6 +63,17 @@ both_placements!(
     a_method_the_route_does_not_allow_is_405_with_allow,
 );
 
+/// The HTTP source's counts in a summary.
+trait HttpOf {
+    fn http(&self) -> HttpStats;
+}
+
+impl HttpOf for Summary {
+    fn http(&self) -> HttpStats {
+        self.source.as_ref().and_then(HttpStats::of).expect("an HTTP source's figures")
+    }
+}
+
 /// A server running `config` with the test stages in place of `wait` and `echo`.
 struct Server {
     addr: SocketAddr,
@@ -82,10 +95,11 @@ fn start(config: Value) -> Server {
     let (admin_tx, admin_rx) = std::sync::mpsc::channel();
     let flag = stop.clone();
     let thread = std::thread::spawn(move || {
-        let admin_listening = &mut |addr| admin_tx.send(addr).unwrap();
-        let (summary, _) = seda::net::serve(plan, &flag, false, |addr| tx.send(addr).unwrap(), admin_listening)
-            .expect("the server runs");
-        summary
+        let told = |at| match at {
+            Listening::Source(addr) => tx.send(addr).unwrap(),
+            Listening::Admin(addr) => admin_tx.send(addr).unwrap(),
+        };
+        Runner::new(plan).stop_on(&flag).on_listening(told).run_to_end().expect("the server runs").summary
     });
     let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the server listens");
     let admin = has_admin.then(|| admin_rx.recv_timeout(Duration::from_secs(30)).expect("the admin listener listens"));
@@ -274,7 +288,7 @@ fn keep_alive_serves_requests_one_after_another_on_one_connection(reactor: &str)
     drop(stream);
     let summary = server.stop();
     assert_eq!(summary.ledger.completed, 5);
-    let http = summary.http.unwrap();
+    let http = summary.http();
     assert_eq!((http.accepted, http.requests, http.answered), (1, 5, 5));
 }
 
@@ -330,7 +344,7 @@ fn each_framing_limit_gets_its_status_then_a_close(reactor: &str) {
     assert_eq!(rejected(server.addr, coding), close("501 Not Implemented"));
     let summary = server.stop();
     assert_eq!(summary.ledger.admitted, 0, "a rejected frame never enters the pipeline");
-    assert_eq!(summary.http.unwrap().framing_rejects, 5);
+    assert_eq!(summary.http().framing_rejects, 5);
 }
 
 fn answers_owed_before_a_bad_request_are_sent_first(reactor: &str) {
@@ -353,7 +367,7 @@ fn a_head_that_comes_too_slowly_is_answered_408_and_closed(reactor: &str) {
     stream.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
     let all = read_to_close(&mut stream);
     assert_eq!(all, b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    let http = server.stop().http.unwrap();
+    let http = server.stop().http();
     assert_eq!(http.header_timeouts, 1);
 }
 
@@ -364,7 +378,7 @@ fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(reactor: &str)
     let mut buf = Vec::new();
     assert_eq!(read_response(&mut stream, &mut buf, false).status, 200);
     assert_eq!(read_to_close(&mut stream), b"", "closed with nothing more sent");
-    let http = server.stop().http.unwrap();
+    let http = server.stop().http();
     assert_eq!((http.idle_closed, http.header_timeouts), (1, 0));
 }
 
@@ -399,7 +413,7 @@ fn connections_over_the_cap_are_refused_at_accept_and_counted(reactor: &str) {
     assert!(fourth.is_some(), "a freed slot takes a new connection");
     drop(open);
     drop(fourth);
-    let http = server.stop().http.unwrap();
+    let http = server.stop().http();
     assert!(http.refused >= 1, "{http:?}");
     assert_eq!(http.accepted, 3, "two, then one more once a slot was free: {http:?}");
 }
@@ -434,7 +448,7 @@ fn a_client_that_vanishes_mid_request_leaves_an_exact_ledger() {
     let summary = server.stop();
     let l = &summary.ledger;
     assert_eq!((l.admitted, l.completed, l.in_flight), (2, 2, 0));
-    let http = summary.http.unwrap();
+    let http = summary.http();
     assert_eq!((http.broken, http.closed_with_requests_in_flight), (1, 1), "{http:?}");
     assert_eq!((http.requests, http.answered), (2, 2));
 }
@@ -503,7 +517,7 @@ fn shutdown_answers_requests_in_flight_then_closes_every_connection() {
     assert!(all.ends_with("GET /gate 0"), "{all}");
     let summary = server.thread.join().unwrap();
     assert_eq!((summary.ledger.admitted, summary.ledger.completed), (1, 1));
-    assert_eq!(summary.http.unwrap().dropped_at_shutdown, 0);
+    assert_eq!(summary.http().dropped_at_shutdown, 0);
 }
 
 fn a_body_larger_than_the_socket_buffer_is_sent_whole(reactor: &str) {
@@ -539,7 +553,7 @@ fn an_http_client_crate_gets_answers_with_bodies_fixed_and_chunked(reactor: &str
     assert_eq!(response.into_string().unwrap(), "POST /chunked 54321");
     let summary = server.stop();
     assert_eq!(summary.ledger.completed, 5);
-    assert_eq!(summary.http.unwrap().accepted, 1, "the agent kept its connection alive");
+    assert_eq!(summary.http().accepted, 1, "the agent kept its connection alive");
 }
 
 fn many_clients_at_once_each_get_their_own_answers(reactor: &str) {
@@ -561,7 +575,7 @@ fn many_clients_at_once_each_get_their_own_answers(reactor: &str) {
     let summary = server.stop();
     let n = (clients * each) as u64;
     assert_eq!((summary.ledger.admitted, summary.ledger.completed), (n, n));
-    let http = summary.http.unwrap();
+    let http = summary.http();
     assert_eq!((http.requests, http.answered), (n, n));
 }
 
@@ -713,7 +727,7 @@ fn a_client_that_vanishes_while_its_request_waits_on_a_timer_leaves_an_exact_led
     let summary = server.stop();
     let l = &summary.ledger;
     assert_eq!((l.admitted, l.completed, l.in_flight), (1, 1, 0));
-    let http = summary.http.unwrap();
+    let http = summary.http();
     assert_eq!((http.closed_with_requests_in_flight, http.requests, http.answered), (1, 1, 1), "{http:?}");
 }
 
@@ -792,16 +806,18 @@ fn the_admin_listener_shows_the_connections_live(reactor: &str) {
         )
     };
     assert_eq!((closed("idle"), closed("broken"), closed("framing_reject")), (0.0, 0.0, 0.0));
-    let http = crate::admin::stats(admin).http.expect("the connection figures in /stats");
-    assert_eq!((http.open, http.counts.accepted, http.counts.requests), (1, 1, 5));
+    let figures = crate::admin::stats(admin).source.expect("the source's figures in /stats");
+    let http = HttpStats::of(&figures).expect("an http source's");
+    assert_eq!((figures.levels["open"], http.accepted, http.requests), (1, 1, 5));
     let mut frame = Vec::new();
     seda::top::run(&format!("http://{admin}"), Duration::from_millis(50), true, &mut frame).unwrap();
     let frame = String::from_utf8(frame).unwrap();
     let line = frame.lines().find(|l| l.starts_with("http: ")).expect("an http line");
-    assert!(line.starts_with("http: 1 connections open, 0 accepted/s, 0 closed/s, 0 refused; "), "{frame}");
+    // Its levels, then the rates of the counts that have moved: nothing in the last 50 ms.
+    assert_eq!(line, "http: open 1, accepted 0/s, answered 0/s, requests 0/s", "{frame}");
     drop(stream);
     let summary = server.stop();
-    assert_eq!(summary.http.unwrap().requests, 5);
+    assert_eq!(summary.http().requests, 5);
 }
 
 fn a_client_that_does_not_read_gets_no_more_requests_framed(reactor: &str) {
@@ -826,7 +842,7 @@ fn a_client_that_does_not_read_gets_no_more_requests_framed(reactor: &str) {
         assert_eq!(read_response(&mut stream, &mut buf, false).body.len(), size);
     }
     drop(stream);
-    assert_eq!(server.stop().http.unwrap().requests, 40);
+    assert_eq!(server.stop().http().requests, 40);
 }
 
 /// A request that outlives its connection must never be answered on another one, however many
@@ -868,7 +884,7 @@ fn a_late_answer_never_reaches_a_later_connection_in_the_same_slot() {
     assert_eq!(String::from_utf8_lossy(&response.body), "GET /sleep/500 0", "the victim's own answer");
     drop(victim);
     let summary = server.stop();
-    let http = summary.http.unwrap();
+    let http = summary.http();
     assert_eq!(http.late_answers_dropped, 1, "the stranger's answer was dropped and counted");
     assert_eq!(summary.ledger.completed, 65_537);
 }

@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod configs;
 mod engine;
+mod examples;
 mod generator;
 mod http_framing;
 mod http_server;

@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -42,7 +41,8 @@ fn a_recorded_run_writes_an_interval_log_counters_and_spectra() {
     let text = serde_json::to_string_pretty(&config()).unwrap();
     let plan = seda::config::load_str(&text).unwrap();
     let before = SystemTime::now();
-    let (summary, recording) = seda::engine::run_recorded(plan, &AtomicBool::new(false)).unwrap();
+    let finished = seda::run::Runner::new(plan).record(true).run_to_end().unwrap();
+    let (summary, recording) = (finished.summary, finished.recording.unwrap());
     let after = SystemTime::now();
     let dir = scratch("library");
     record::write_run(&dir, &text, &summary, &recording).unwrap();

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -46,7 +45,8 @@ fn config(requests: u64, rate: u64) -> Value {
 fn record_run(dir: &Path, config: &Value) -> Summary {
     let text = serde_json::to_string_pretty(config).unwrap();
     let plan = seda::config::load_str(&text).unwrap();
-    let (summary, recording) = seda::engine::run_recorded(plan, &AtomicBool::new(false)).unwrap();
+    let finished = seda::run::Runner::new(plan).record(true).run_to_end().unwrap();
+    let (summary, recording) = (finished.summary, finished.recording.unwrap());
     record::write_run(dir, &text, &summary, &recording).unwrap();
     summary
 }

@@ -60,7 +60,8 @@ impl Collect {
 pub fn start(plan: Plan) -> (Engine, Arc<Collect>) {
     seda::engine::quiet_worker_panics();
     let collect = Arc::new(Collect::default());
-    let engine = Engine::start(plan, vec![collect.clone() as Arc<dyn Origin>]).expect("engine starts");
+    let engine =
+        Engine::builder(plan).origins(vec![collect.clone() as Arc<dyn Origin>]).start().expect("engine starts");
     (engine, collect)
 }
 

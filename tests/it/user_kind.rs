@@ -89,7 +89,8 @@ fn graph_shows_a_user_kind_with_its_named_outputs() {
 fn a_recorded_run_of_a_user_kind_is_reported_with_its_stage() {
     let text = config(400, good_params()).to_string();
     let plan = load_str_with(&text, &registry()).unwrap();
-    let (summary, recording) = seda::engine::run_recorded(plan, &AtomicBool::new(false)).unwrap();
+    let finished = seda::run::Runner::new(plan).record(true).run_to_end().unwrap();
+    let (summary, recording) = (finished.summary, finished.recording.unwrap());
     assert_eq!(summary.ledger.completed, 400);
     assert_eq!(summary.ledger.failed, 0);
     let dir = std::env::temp_dir().join(format!("seda-it-user-kind-{}", std::process::id()));
