@@ -119,6 +119,9 @@ fn open(op: &FileOp) -> Result<(File, std::fs::Metadata), FileError> {
     let file =
         File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&path).map_err(error)?;
     let meta = file.metadata().map_err(error)?;
+    if meta.is_dir() {
+        return Err(FileError::Directory);
+    }
     if !meta.is_file() {
         return Err(FileError::Forbidden);
     }
@@ -176,5 +179,6 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
         assert_eq!(open(&op(&root, "fifo")).err(), Some(FileError::Forbidden));
         assert_eq!(open(&op(&root, "missing")).err(), Some(FileError::NotFound));
+        assert_eq!(open(&op(&root, "dir")).err(), Some(FileError::Directory));
     }
 }

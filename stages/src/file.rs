@@ -32,7 +32,10 @@ pub struct FileMeta {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileError {
     NotFound,
-    /// Outside the root once resolved, not a regular file, or not readable.
+    /// A directory: the path wants its trailing `/` (its `index.html` is then served).
+    Directory,
+    /// Outside the root once resolved, not a regular file (a FIFO, socket or device), or not
+    /// readable.
     Forbidden,
     TooLarge,
     /// Any other I/O error.

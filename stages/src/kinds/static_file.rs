@@ -7,9 +7,11 @@
 //!    every escape looks the same); a malformed path `400`. Otherwise it asks for the read.
 //! 2. Second visit (`req.file` is set, the bytes in `req.response.body`): `200` with
 //!    `Content-Type` (by extension) and `Last-Modified`, or `304` with no body when
-//!    `If-Modified-Since` allows it; a missing file `404`, one outside the root or not a regular
-//!    file `403`, one over `max_bytes` `403` too (the server declines to serve it; `413` is
-//!    about request bodies), any other I/O error `500`. Then on to `next`.
+//!    `If-Modified-Since` allows it (exactly the file's time, not in the future:
+//!    [`http::not_modified`]); a missing file `404`; a directory `301` to its path with the
+//!    trailing slash; one outside the root or not a regular file `403`, one over `max_bytes`
+//!    `403` too (the server declines to serve it; `413` is about request bodies), any other I/O
+//!    error `500`. Then on to `next`.
 //!
 //! On the way out it **leaves `req.file` in place**: it tells a following `file_cache` that this
 //! response was just read (and when the file was modified); the stage that consumes it takes it.
@@ -85,6 +87,7 @@ impl StaticFile {
         let meta = match result {
             Ok(meta) => meta,
             Err(FileError::NotFound) => return req.response.set_text(404, "Not Found\n"),
+            Err(FileError::Directory) => return redirect_to_directory(req),
             Err(FileError::Forbidden | FileError::TooLarge) => return req.response.set_text(403, "Forbidden\n"),
             Err(FileError::Io(_)) => return req.response.set_text(500, "Internal Server Error\n"),
         };
@@ -100,6 +103,22 @@ impl StaticFile {
         }
         response.headers.set("Last-Modified", self.date.as_bytes());
     }
+}
+
+/// `301` to the directory's path with its trailing slash (where its `index.html` is served),
+/// the query kept. Leading slashes are collapsed to one: `//host/` in a `Location` would name
+/// another host.
+fn redirect_to_directory(req: &mut Request) {
+    let mut location = String::with_capacity(req.http.target().len() + 2);
+    location.push('/');
+    location.push_str(req.http.path().trim_start_matches('/'));
+    location.push('/');
+    if let Some(query) = req.http.query() {
+        location.push('?');
+        location.push_str(query);
+    }
+    req.response.set_text(301, "Moved Permanently\n");
+    req.response.headers.set("Location", location.as_bytes());
 }
 
 /// The name whose extension gives the content type: a folder is served by its `index.html`.
@@ -250,6 +269,21 @@ mod tests {
             assert!(matches!(s.handle(&mut req), Step::Next(Output::NEXT)));
             assert_eq!(req.response.status, status, "{error:?}");
             assert_eq!(header(&req, "Last-Modified"), None);
+        }
+    }
+
+    #[test]
+    fn a_directory_without_its_slash_is_redirected_with_the_slash() {
+        let mut s = stage(&temp_dir("static-301"));
+        for (target, location) in
+            [("/docs", "/docs/"), ("//docs?x=1", "/docs/?x=1"), ("http://h/a%20b/c?", "/a%20b/c/?")]
+        {
+            let mut req = http_request("GET", target, &[]);
+            read_op(s.handle(&mut req));
+            complete(&mut req, Err(FileError::Directory));
+            assert!(matches!(s.handle(&mut req), Step::Next(Output::NEXT)));
+            assert_eq!(req.response.status, 301, "{target}");
+            assert_eq!(header(&req, "Location").as_deref(), Some(location), "{target}");
         }
     }
 

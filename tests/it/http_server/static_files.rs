@@ -7,7 +7,12 @@ use std::path::Path;
 
 use super::*;
 
-both_placements!(a_fifo_is_refused_at_once_and_holds_no_file_thread);
+both_placements!(
+    a_fifo_is_refused_at_once_and_holds_no_file_thread,
+    an_absolute_form_target_is_served_by_its_path,
+    if_modified_since_is_304_only_for_the_files_own_time_and_never_a_future_one,
+    a_directory_without_its_slash_is_redirected_301,
+);
 
 /// Makes a named pipe at `path`: opening it for reading blocks until a writer comes.
 fn make_fifo(path: &Path) {
@@ -36,4 +41,72 @@ fn a_fifo_is_refused_at_once_and_holds_no_file_thread(reactor: &str) {
     drop((fifos, stream));
     let summary = server.stop();
     assert_eq!(summary.ledger.completed, 3);
+}
+
+fn an_absolute_form_target_is_served_by_its_path(reactor: &str) {
+    let web = WebRoot::new("static-absolute");
+    let server = start(static_config(reactor, &web.root()));
+    let mut stream = connect(server.addr);
+    let mut buf = Vec::new();
+    // Twice each: once read, once from the cache (keyed by the path, not the whole target).
+    for target in ["http://t/index.html", "http://t/index.html?v=2", "HTTP://t", "/index.html"] {
+        let response = exchange(&mut stream, &mut buf, &get(target));
+        assert_eq!((response.status, response.body.as_slice()), (200, &b"<h1>hi</h1>\n"[..]), "{target}");
+    }
+    drop(stream);
+    assert_eq!(server.stop().ledger.completed, 4);
+}
+
+fn conditional(target: &str, since: &str) -> String {
+    format!("GET {target} HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: {since}\r\n\r\n")
+}
+
+fn if_modified_since_is_304_only_for_the_files_own_time_and_never_a_future_one(reactor: &str) {
+    let web = WebRoot::new("static-ims");
+    let root = Path::new(&web.root()).to_path_buf();
+    let hour = Duration::from_secs(3600);
+    let set_modified = |name: &str, time: std::time::SystemTime| {
+        std::fs::File::options().write(true).open(root.join(name)).unwrap().set_modified(time).unwrap();
+    };
+    let past = std::time::SystemTime::now() - 24 * hour;
+    set_modified("index.html", past);
+    std::fs::write(root.join("future.html"), "<p>later</p>\n").unwrap();
+    set_modified("future.html", std::time::SystemTime::now() + 24 * hour);
+    let date = |t| seda::stages::http::http_date(t);
+
+    let server = start(static_config(reactor, &web.root()));
+    let mut stream = connect(server.addr);
+    let mut buf = Vec::new();
+    // Each asked twice: the first is a read, the second a cache hit; both must agree.
+    for _ in 0..2 {
+        assert_eq!(exchange(&mut stream, &mut buf, &conditional("/index.html", &date(past))).status, 304);
+        // An hour after the file's time, and still in the past: not a date this server sent.
+        let later = exchange(&mut stream, &mut buf, &conditional("/index.html", &date(past + hour)));
+        assert_eq!((later.status, later.body.as_slice()), (200, &b"<h1>hi</h1>\n"[..]));
+        // The file's own time, but in the future: an invalid date, ignored.
+        let future = std::time::SystemTime::now() + 24 * hour;
+        let response = exchange(&mut stream, &mut buf, &conditional("/future.html", &date(future)));
+        assert_eq!((response.status, response.body.as_slice()), (200, &b"<p>later</p>\n"[..]));
+    }
+    drop(stream);
+    server.stop();
+}
+
+fn a_directory_without_its_slash_is_redirected_301(reactor: &str) {
+    let web = WebRoot::new("static-dir");
+    let docs = Path::new(&web.root()).join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(docs.join("index.html"), "<p>docs</p>\n").unwrap();
+    let server = start(static_config(reactor, &web.root()));
+    let mut stream = connect(server.addr);
+    let mut buf = Vec::new();
+    for (target, location) in [("/docs", "/docs/"), ("/docs?page=2", "/docs/?page=2"), ("//docs", "/docs/")] {
+        let response = exchange(&mut stream, &mut buf, &get(target));
+        assert_eq!(response.status, 301, "{target}");
+        assert_eq!(response.header("location"), Some(location), "{target}");
+    }
+    let response = exchange(&mut stream, &mut buf, &get("/docs/"));
+    assert_eq!((response.status, response.body.as_slice()), (200, &b"<p>docs</p>\n"[..]));
+    drop(stream);
+    server.stop();
 }
