@@ -11,8 +11,10 @@
 use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use seda_stages::{FileError, FileMeta, FileOp, FileRead, Request};
+use seda_stages::{FileBody, FileError, FileMeta, FileOp, FileRead, Request};
 
 use crate::clock::now_ns;
 use crate::config::StageId;
@@ -76,10 +78,22 @@ const READ_PIECE: usize = 256 * 1024;
 /// Reads the file `op` names into `req.response.body`, refusing what resolves outside the root
 /// and what is not a regular file.
 fn read(op: &FileOp, req: &mut Request, deadline_ns: u64) -> Result<Result<FileMeta, FileError>, PastDeadline> {
-    let (mut file, meta) = match open(op) {
+    let (mut file, meta, path) = match open(op) {
         Ok(opened) => opened,
         Err(e) => return Ok(Err(e)),
     };
+    let modified = match meta.modified() {
+        Ok(modified) => modified,
+        Err(e) => return Ok(Err(error(e))),
+    };
+    let path = Some(Arc::from(path));
+    if op.unread || meta.len() > op.stream_over {
+        // The writer sends it from the file as the socket drains (or, for a HEAD, only says
+        // its length): the descriptor travels with the response, and nothing is read here.
+        req.response.body.clear();
+        req.response.file = Some(FileBody { file: Arc::new(file), offset: 0, len: meta.len() });
+        return Ok(Ok(FileMeta { len: meta.len(), modified, path }));
+    }
     let body = &mut req.response.body;
     body.clear();
     body.reserve(meta.len() as usize);
@@ -99,16 +113,12 @@ fn read(op: &FileOp, req: &mut Request, deadline_ns: u64) -> Result<Result<FileM
             Err(e) => return Ok(Err(error(e))),
         }
     }
-    let modified = match meta.modified() {
-        Ok(modified) => modified,
-        Err(e) => return Ok(Err(error(e))),
-    };
-    Ok(Ok(FileMeta { len: body.len() as u64, modified }))
+    Ok(Ok(FileMeta { len: body.len() as u64, modified, path }))
 }
 
 /// Opens the file `op` names, and checks on the open descriptor that it is a regular file no
-/// larger than `op.max_bytes`.
-fn open(op: &FileOp) -> Result<(File, std::fs::Metadata), FileError> {
+/// larger than `op.max_bytes`. Gives back the path it resolved to, too.
+fn open(op: &FileOp) -> Result<(File, std::fs::Metadata, PathBuf), FileError> {
     // Resolve every symlink first, then open the resolved path without following a link
     // that may have been put in its place since.
     let path = op.root.join(&op.relative).canonicalize().map_err(error)?;
@@ -128,7 +138,7 @@ fn open(op: &FileOp) -> Result<(File, std::fs::Metadata), FileError> {
     if meta.len() > op.max_bytes {
         return Err(FileError::TooLarge);
     }
-    Ok((file, meta))
+    Ok((file, meta, path))
 }
 
 fn error(e: std::io::Error) -> FileError {
@@ -144,12 +154,17 @@ fn error(e: std::io::Error) -> FileError {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
-    use std::sync::Arc;
 
     use super::*;
 
     fn op(root: &Path, relative: &str) -> FileOp {
-        FileOp { relative: relative.into(), root: Arc::from(root.canonicalize().unwrap()), max_bytes: 1 << 20 }
+        FileOp {
+            relative: relative.into(),
+            root: Arc::from(root.canonicalize().unwrap()),
+            max_bytes: 1 << 30,
+            stream_over: 1 << 30,
+            unread: false,
+        }
     }
 
     fn temp_root(name: &str) -> std::path::PathBuf {
@@ -180,5 +195,31 @@ mod tests {
         assert_eq!(open(&op(&root, "fifo")).err(), Some(FileError::Forbidden));
         assert_eq!(open(&op(&root, "missing")).err(), Some(FileError::NotFound));
         assert_eq!(open(&op(&root, "dir")).err(), Some(FileError::Directory));
+    }
+
+    #[test]
+    fn a_large_file_or_a_head_is_opened_and_not_read() {
+        let root = temp_root("unread");
+        std::fs::write(root.join("big.bin"), vec![7u8; 1000]).unwrap();
+        let canonical: Arc<std::path::Path> = Arc::from(root.canonicalize().unwrap());
+        let op = |stream_over, unread| FileOp {
+            relative: "big.bin".into(),
+            root: canonical.clone(),
+            max_bytes: 1 << 20,
+            stream_over,
+            unread,
+        };
+        for (stream_over, unread) in [(999, false), (1 << 20, true)] {
+            let mut req = Request::default();
+            let meta = read(&op(stream_over, unread), &mut req, u64::MAX).ok().unwrap().unwrap();
+            assert_eq!(meta.len, 1000);
+            assert_eq!(meta.path.as_deref(), Some(&*canonical.join("big.bin")));
+            assert!(req.response.body.is_empty(), "nothing read");
+            let body = req.response.file.expect("the open file travels with the response");
+            assert_eq!((body.offset, body.len), (0, 1000));
+        }
+        let mut req = Request::default();
+        read(&op(1000, false), &mut req, u64::MAX).ok().unwrap().unwrap();
+        assert_eq!((req.response.body.len(), req.response.file.is_none()), (1000, true), "at the bound: read whole");
     }
 }

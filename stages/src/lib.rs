@@ -11,12 +11,13 @@
 mod file;
 pub mod http;
 mod kinds;
+pub mod range;
 mod request;
 mod rng;
 mod stage;
 mod step;
 
-pub use file::{FileError, FileMeta, FileOp, FileRead};
+pub use file::{FileBody, FileError, FileMeta, FileOp, FileRead};
 pub use http::{Headers, HttpRequest};
 pub use kinds::{build, closest, edit_distance, KINDS};
 pub use request::{Attrs, Request, Response};

@@ -1,5 +1,10 @@
 //! `static_file`: serves the file a GET or HEAD names under `root`, read on the completion
-//! layer's file threads. `{"root": "configs/www", "max_bytes": 16777216}`
+//! layer's file threads. `{"root": "configs/www", "max_bytes": 16777216, "stream_over_bytes":
+//! 1048576}`
+//!
+//! A file over `stream_over_bytes`, and any file for a HEAD, is opened and not read: it travels
+//! as `response.file` and the HTTP writer streams it (or, for a HEAD, only states its length).
+//! A `200` is cut to the request's single byte range ([`crate::range`]).
 //!
 //! The stage handles its own read's completion (it continues at [`Output::SELF`]):
 //! 1. First visit (`req.file` is `None`): a method other than GET or HEAD is answered `405` with
@@ -21,12 +26,15 @@
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use serde::Deserialize;
 
 use crate::http::{self, PathError};
-use crate::{BuildError, FileError, FileMeta, FileOp, IoOp, Output, Outputs, Request, Stage, StageFactory, Step};
+use crate::{
+    range, BuildError, FileError, FileMeta, FileOp, IoOp, Output, Outputs, Request, Stage, StageFactory, Step,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,18 +42,37 @@ pub struct Params {
     root: PathBuf,
     #[serde(default = "sixteen_mib")]
     max_bytes: u64,
+    #[serde(default = "one_mib")]
+    stream_over_bytes: u64,
 }
 
 fn sixteen_mib() -> u64 {
     16 << 20
 }
 
+/// Past this a file is streamed from the file as the socket drains: read whole per request, 40
+/// slow clients of a 16 MiB file would pin 640 MiB.
+fn one_mib() -> u64 {
+    1 << 20
+}
+
 #[derive(Clone)]
 pub struct StaticFile {
     root: Arc<Path>,
     max_bytes: u64,
+    stream_over: u64,
     /// Reused for formatting `Last-Modified`.
     date: String,
+    counts: Arc<Counts>,
+}
+
+/// How the files answered were delivered, across instances.
+#[derive(Default)]
+struct Counts {
+    /// Read whole into the response.
+    read: AtomicU64,
+    /// Opened and not read: streamed by the writer (a large file) or only measured (a HEAD).
+    unread: AtomicU64,
 }
 
 impl StaticFile {
@@ -58,7 +85,13 @@ impl StaticFile {
         if params.max_bytes == 0 {
             return Err(BuildError::bad("max_bytes", "`max_bytes` must be at least 1"));
         }
-        Ok(StaticFile { root: root.into(), max_bytes: params.max_bytes, date: String::new() })
+        Ok(StaticFile {
+            root: root.into(),
+            max_bytes: params.max_bytes,
+            stream_over: params.stream_over_bytes,
+            date: String::new(),
+            counts: Arc::default(),
+        })
     }
 
     fn start(&self, req: &mut Request) -> Step {
@@ -69,7 +102,13 @@ impl StaticFile {
         }
         match http::file_path(req.http.path()) {
             Ok(relative) => {
-                let op = FileOp { relative, root: self.root.clone(), max_bytes: self.max_bytes };
+                let op = FileOp {
+                    relative,
+                    root: self.root.clone(),
+                    max_bytes: self.max_bytes,
+                    stream_over: self.stream_over,
+                    unread: req.http.is_head(),
+                };
                 Step::Io(IoOp::ReadFile(op), Output::SELF)
             }
             Err(PathError::Traversal) => {
@@ -91,17 +130,22 @@ impl StaticFile {
             Err(FileError::Forbidden | FileError::TooLarge) => return req.response.set_text(403, "Forbidden\n"),
             Err(FileError::Io(_)) => return req.response.set_text(500, "Internal Server Error\n"),
         };
+        let delivered = if req.response.file.is_some() { &self.counts.unread } else { &self.counts.read };
+        delivered.fetch_add(1, Relaxed);
         self.date.clear();
         let _ = write!(self.date, "{}", httpdate::HttpDate::from(meta.modified));
         let response = &mut req.response;
         if http::not_modified(&req.http, meta.modified) {
             response.status = 304;
             response.body.clear();
+            response.file = None;
+            response.headers.set("Last-Modified", self.date.as_bytes());
         } else {
             response.status = 200;
             response.headers.set("Content-Type", http::content_type(served_name(req.http.path())).as_bytes());
+            response.headers.set("Last-Modified", self.date.as_bytes());
+            range::apply(req);
         }
-        response.headers.set("Last-Modified", self.date.as_bytes());
     }
 }
 
@@ -138,6 +182,10 @@ impl StageFactory for StaticFile {
     fn instance(&self, _worker: usize) -> Box<dyn Stage> {
         Box::new(self.clone())
     }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![("files_read", self.counts.read.load(Relaxed)), ("files_unread", self.counts.unread.load(Relaxed))]
+    }
 }
 
 impl Stage for StaticFile {
@@ -145,7 +193,7 @@ impl Stage for StaticFile {
         match &req.file {
             None => self.start(req),
             Some(read) => {
-                let result = read.result;
+                let result = read.result.clone();
                 self.finish(req, result);
                 Step::Next(Output::NEXT)
             }
@@ -172,7 +220,7 @@ mod tests {
     /// What the engine's file thread does: the bytes into the body, the outcome into `req.file`.
     fn complete(req: &mut Request, result: Result<&[u8], FileError>) {
         req.response.body = result.map(<[u8]>::to_vec).unwrap_or_default();
-        let result = result.map(|b| FileMeta { len: b.len() as u64, modified: UNIX_EPOCH + MODIFIED });
+        let result = result.map(|b| FileMeta { len: b.len() as u64, modified: UNIX_EPOCH + MODIFIED, path: None });
         req.file = Some(FileRead { result });
     }
 
@@ -195,7 +243,9 @@ mod tests {
             FileOp {
                 relative: "docs/index.html".into(),
                 root: root.canonicalize().unwrap().into(),
-                max_bytes: 16 << 20
+                max_bytes: 16 << 20,
+                stream_over: 1 << 20,
+                unread: false,
             }
         );
         complete(&mut req, Ok(b"<p>hi</p>"));
@@ -204,7 +254,8 @@ mod tests {
         assert_eq!(req.response.bytes(), b"<p>hi</p>");
         assert_eq!(header(&req, "Content-Type").as_deref(), Some("text/html; charset=utf-8"));
         assert_eq!(header(&req, "Last-Modified").as_deref(), Some("Sun, 06 Nov 1994 08:49:37 GMT"));
-        assert_eq!(req.response.headers.len(), 2);
+        assert_eq!(header(&req, "Accept-Ranges").as_deref(), Some("bytes"));
+        assert_eq!(req.response.headers.len(), 3);
         assert!(req.file.is_some(), "left for a following file_cache");
     }
 
@@ -250,7 +301,7 @@ mod tests {
         assert_eq!(req.response.status, 405);
         assert_eq!(header(&req, "Allow").as_deref(), Some("GET, HEAD"));
         let mut req = http_request("HEAD", "/a.txt", &[]);
-        read_op(s.handle(&mut req));
+        assert!(read_op(s.handle(&mut req)).unread, "a HEAD does not read the file");
     }
 
     #[test]

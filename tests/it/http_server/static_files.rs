@@ -6,13 +6,41 @@ use std::io::Write;
 use std::path::Path;
 
 use super::*;
+use crate::support::eventually;
 
 both_placements!(
     a_fifo_is_refused_at_once_and_holds_no_file_thread,
     an_absolute_form_target_is_served_by_its_path,
     if_modified_since_is_304_only_for_the_files_own_time_and_never_a_future_one,
     a_directory_without_its_slash_is_redirected_301,
+    head_answers_from_the_open_file_without_reading_it,
+    single_byte_ranges_are_206_or_416_and_lists_are_answered_whole,
+    a_changed_file_is_served_fresh_not_from_the_cache,
+    large_files_are_streamed_from_the_file_not_read_whole_per_request,
 );
+
+/// [`start`] with the plan built here, giving back the factory of stage `name` too, whose
+/// counters say what its instances did.
+fn start_counting(config: Value, name: &str) -> (Server, Arc<dyn StageFactory>) {
+    let mut plan = plan(config);
+    let factory = plan.stages[plan.stage(name).expect("the stage exists")].factory.clone();
+    let gate = Arc::new(Gate::default());
+    install(&mut plan, "wait", Arc::new(WaitFactory(gate.clone())));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let (summary, _) =
+            seda::net::serve(plan, &flag, false, |addr| tx.send(addr).unwrap(), &mut |_| {}).expect("the server runs");
+        summary
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the server listens");
+    (Server { addr, admin: None, stop, thread, gate }, factory)
+}
+
+fn counter(factory: &Arc<dyn StageFactory>, name: &str) -> u64 {
+    factory.counters().into_iter().find(|(n, _)| *n == name).map_or(0, |(_, v)| v)
+}
 
 /// Makes a named pipe at `path`: opening it for reading blocks until a writer comes.
 fn make_fifo(path: &Path) {
@@ -109,4 +137,124 @@ fn a_directory_without_its_slash_is_redirected_301(reactor: &str) {
     assert_eq!((response.status, response.body.as_slice()), (200, &b"<p>docs</p>\n"[..]));
     drop(stream);
     server.stop();
+}
+
+fn head_answers_from_the_open_file_without_reading_it(reactor: &str) {
+    let web = WebRoot::new("static-head");
+    let (server, read) = start_counting(static_config(reactor, &web.root()), "read");
+    let mut stream = connect(server.addr);
+    let mut buf = Vec::new();
+    for (path, length) in [("/index.html", "12"), ("/big.bin", "4194304")] {
+        let head = exchange(&mut stream, &mut buf, &format!("HEAD {path} HTTP/1.1\r\nHost: t\r\n\r\n"));
+        assert_eq!((head.status, head.header("content-length")), (200, Some(length)), "{path}");
+        assert!(head.header("last-modified").is_some() && head.header("content-type").is_some());
+    }
+    // The next request on the connection is framed right after the head: no body was sent.
+    assert_eq!(exchange(&mut stream, &mut buf, &get("/index.html")).body, b"<h1>hi</h1>\n");
+    assert_eq!((counter(&read, "files_read"), counter(&read, "files_unread")), (1, 2), "only the GET read");
+    drop(stream);
+    server.stop();
+}
+
+fn ranged(target: &str, range: &str) -> String {
+    format!("GET {target} HTTP/1.1\r\nHost: t\r\nRange: {range}\r\n\r\n")
+}
+
+fn single_byte_ranges_are_206_or_416_and_lists_are_answered_whole(reactor: &str) {
+    let web = WebRoot::new("static-range");
+    let server = start(static_config(reactor, &web.root()));
+    let mut stream = connect(server.addr);
+    let mut buf = Vec::new();
+    // A read (the first), then the same from the cache.
+    for _ in 0..2 {
+        let whole = exchange(&mut stream, &mut buf, &get("/index.html"));
+        assert_eq!((whole.status, whole.header("accept-ranges")), (200, Some("bytes")));
+        for (range, body, content_range) in [
+            ("bytes=0-3", &b"<h1>"[..], "bytes 0-3/12"),
+            ("bytes=4-", b"hi</h1>\n", "bytes 4-11/12"),
+            ("bytes=-3", b"1>\n", "bytes 9-11/12"),
+            ("bytes=10-99", b">\n", "bytes 10-11/12"),
+        ] {
+            let part = exchange(&mut stream, &mut buf, &ranged("/index.html", range));
+            assert_eq!((part.status, part.body.as_slice()), (206, body), "{range}");
+            assert_eq!(part.header("content-range"), Some(content_range), "{range}");
+        }
+        let unsatisfiable = exchange(&mut stream, &mut buf, &ranged("/index.html", "bytes=12-"));
+        assert_eq!((unsatisfiable.status, unsatisfiable.header("content-range")), (416, Some("bytes */12")));
+        let list = exchange(&mut stream, &mut buf, &ranged("/index.html", "bytes=0-1,3-4"));
+        assert_eq!((list.status, list.body.as_slice()), (200, &b"<h1>hi</h1>\n"[..]));
+    }
+    // A large file, streamed: the part is read from the file at its offset.
+    let all = big_body(4 * 1024 * 1024);
+    let part = exchange(&mut stream, &mut buf, &ranged("/big.bin", "bytes=1000000-1999999"));
+    assert_eq!((part.status, part.header("content-range")), (206, Some("bytes 1000000-1999999/4194304")));
+    assert!(part.body == all[1_000_000..2_000_000], "the part's bytes");
+    let tail = exchange(&mut stream, &mut buf, &ranged("/big.bin", "bytes=-10"));
+    assert_eq!((tail.status, tail.body.as_slice()), (206, &all[all.len() - 10..]));
+    let past = exchange(&mut stream, &mut buf, &ranged("/big.bin", "bytes=4194304-"));
+    assert_eq!((past.status, past.header("content-range")), (416, Some("bytes */4194304")));
+    drop(stream);
+    server.stop();
+}
+
+fn a_changed_file_is_served_fresh_not_from_the_cache(reactor: &str) {
+    let web = WebRoot::new("static-changed");
+    let page = Path::new(&web.root()).join("page.txt");
+    std::fs::write(&page, "one\n").unwrap();
+    let (server, cache) = start_counting(static_config(reactor, &web.root()), "cache");
+    let mut stream = connect(server.addr);
+    let mut buf = Vec::new();
+    for _ in 0..2 {
+        assert_eq!(exchange(&mut stream, &mut buf, &get("/page.txt")).body, b"one\n");
+    }
+    assert_eq!(counter(&cache, "hits"), 1);
+    // Another length.
+    std::fs::write(&page, "changed\n").unwrap();
+    assert_eq!(exchange(&mut stream, &mut buf, &get("/page.txt")).body, b"changed\n");
+    // The same length, another modification time.
+    std::fs::write(&page, "CHANGED\n").unwrap();
+    let earlier = std::time::SystemTime::now() - Duration::from_secs(7200);
+    std::fs::File::options().write(true).open(&page).unwrap().set_modified(earlier).unwrap();
+    let response = exchange(&mut stream, &mut buf, &get("/page.txt"));
+    assert_eq!(response.body, b"CHANGED\n");
+    assert_eq!(response.header("last-modified"), Some(seda::stages::http::http_date(earlier).as_str()));
+    assert_eq!(counter(&cache, "stale"), 2);
+    // Unchanged since: a hit again.
+    assert_eq!(exchange(&mut stream, &mut buf, &get("/page.txt")).body, b"CHANGED\n");
+    assert_eq!(counter(&cache, "hits"), 2);
+    drop(stream);
+    server.stop();
+}
+
+fn large_files_are_streamed_from_the_file_not_read_whole_per_request(reactor: &str) {
+    const CLIENTS: usize = 40;
+    const SIZE: usize = 16 * 1024 * 1024;
+    let web = WebRoot::new("static-stream");
+    let huge = big_body(SIZE);
+    std::fs::write(Path::new(&web.root()).join("huge.bin"), &huge).unwrap();
+    let (server, read) = start_counting(static_config(reactor, &web.root()), "read");
+    // Each asks by its own path (`//huge.bin`, `///huge.bin`, ...): every one a cache miss. None
+    // reads its answer yet.
+    let mut clients: Vec<TcpStream> = (0..CLIENTS)
+        .map(|i| {
+            let mut stream = connect(server.addr);
+            let path = format!("{}huge.bin", "/".repeat(i + 2));
+            stream.write_all(get(&path).as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    eventually("every request for the large file to be answered", || counter(&read, "files_unread") == CLIENTS as u64);
+    assert_eq!(counter(&read, "files_read"), 0, "no request read the file whole");
+    // The server answers others meanwhile.
+    let mut other = connect(server.addr);
+    assert_eq!(exchange(&mut other, &mut Vec::new(), &get("/index.html")).status, 200);
+    // And each slow client gets every byte once it reads.
+    for stream in clients.iter_mut().take(2) {
+        let response = read_response(stream, &mut Vec::new(), false);
+        assert_eq!(response.status, 200);
+        assert!(response.body == huge, "every byte in place");
+    }
+    drop((clients, other));
+    let summary = server.stop();
+    assert_eq!(summary.ledger.completed, CLIENTS as u64 + 1);
 }
