@@ -2,7 +2,7 @@
 //! a regular file, conditional and range requests, directories, files that change, large files
 //! streamed rather than held, and gzip kept off the answers to small requests.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use super::*;
@@ -17,6 +17,8 @@ both_placements!(
     single_byte_ranges_are_206_or_416_and_lists_are_answered_whole,
     a_changed_file_is_served_fresh_not_from_the_cache,
     large_files_are_streamed_from_the_file_not_read_whole_per_request,
+    gzip_of_a_large_file_is_declined_and_small_answers_go_on,
+    a_files_gzip_form_is_made_once_per_version,
 );
 
 /// [`start`] with the plan built here, giving back the factory of stage `name` too, whose
@@ -257,4 +259,87 @@ fn large_files_are_streamed_from_the_file_not_read_whole_per_request(reactor: &s
     drop((clients, other));
     let summary = server.stop();
     assert_eq!(summary.ledger.completed, CLIENTS as u64 + 1);
+}
+
+/// [`static_config`] with a `gzip` stage between a cache hit and the send.
+fn gzip_config(reactor: &str, root: &str) -> Value {
+    let mut config = static_config(reactor, root);
+    config["stages"]["cache"]["next"]["hit"] = json!("zip");
+    config["stages"]["zip"] = json!({ "kind": "gzip", "pool": "main", "next": "send" });
+    config
+}
+
+fn gzip_get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n")
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).unwrap();
+    out
+}
+
+/// A text that compresses, `n` bytes long.
+fn text(n: usize) -> Vec<u8> {
+    b"the quick brown fox jumps over the lazy dog. ".iter().copied().cycle().take(n).collect()
+}
+
+fn gzip_of_a_large_file_is_declined_and_small_answers_go_on(reactor: &str) {
+    const SIZE: usize = 16 * 1024 * 1024;
+    let web = WebRoot::new("static-gzip-large");
+    let root = Path::new(&web.root()).to_path_buf();
+    std::fs::write(root.join("huge.txt"), text(SIZE)).unwrap();
+    std::fs::write(root.join("small.txt"), text(1000)).unwrap();
+    let (server, zip) = start_counting(gzip_config(reactor, &web.root()), "zip");
+    // Four clients ask for the large file gzipped and do not read yet.
+    let mut large: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut stream = connect(server.addr);
+            stream.write_all(gzip_get("/huge.txt").as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    // A small file meanwhile: answered, and compressed.
+    let mut small = connect(server.addr);
+    let response = exchange(&mut small, &mut Vec::new(), &gzip_get("/small.txt"));
+    assert_eq!((response.status, response.header("content-encoding")), (200, Some("gzip")));
+    assert_eq!(gunzip(&response.body), text(1000));
+    // The large ones come back whole and as they are: over the cap, not compressed.
+    for stream in &mut large {
+        let response = read_response(stream, &mut Vec::new(), false);
+        assert_eq!((response.status, response.header("content-encoding")), (200, None));
+        assert_eq!(response.header("vary"), Some("Accept-Encoding"));
+        assert!(response.body.len() == SIZE && response.body == text(SIZE), "the file as it is");
+    }
+    assert_eq!(counter(&zip, "compressed"), 1, "only the small file was compressed");
+    drop((large, small));
+    server.stop();
+}
+
+fn a_files_gzip_form_is_made_once_per_version(reactor: &str) {
+    let web = WebRoot::new("static-gzip-once");
+    let page = Path::new(&web.root()).join("page.txt");
+    std::fs::write(&page, text(200_000)).unwrap();
+    let (server, zip) = start_counting(gzip_config(reactor, &web.root()), "zip");
+    let mut stream = connect(server.addr);
+    let mut buf = Vec::new();
+    let mut bodies = Vec::new();
+    for _ in 0..4 {
+        let response = exchange(&mut stream, &mut buf, &gzip_get("/page.txt"));
+        assert_eq!((response.status, response.header("content-encoding")), (200, Some("gzip")));
+        bodies.push(response.body);
+    }
+    assert_eq!(gunzip(&bodies[0]), text(200_000));
+    assert!(bodies.iter().all(|b| *b == bodies[0]));
+    // Once: the cache stored the first read's body, and every answer shares that version.
+    assert_eq!(counter(&zip, "compressed"), 1);
+    // A new version of the file: compressed again, once.
+    std::fs::write(&page, text(100_000)).unwrap();
+    for _ in 0..3 {
+        let response = exchange(&mut stream, &mut buf, &gzip_get("/page.txt"));
+        assert_eq!(gunzip(&response.body), text(100_000));
+    }
+    assert_eq!(counter(&zip, "compressed"), 2);
+    drop(stream);
+    server.stop();
 }
