@@ -6,7 +6,10 @@
 //! `read` can block for ever and so hold a file thread (and shutdown with it): it is opened with
 //! `O_NONBLOCK` (for a regular file the flag changes nothing), checked with `fstat` on the open
 //! descriptor (not the path, which may change in between), and refused unless it is a regular
-//! file. A read is done in bounded pieces and given up when the request's deadline passes.
+//! file. A read is done in bounded pieces and given up when the request's deadline or the
+//! read's own timeout ([`FileOp::read_timeout`]) passes. (The clock is looked at between
+//! pieces: one `read` that blocks in the kernel, on a hung network file system, is not cut
+//! short.)
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
@@ -47,13 +50,20 @@ pub(crate) fn run(mut ctx: Ctx, rx: flume::Receiver<FileMsg>) {
             if ctx.shared.aborting() || now_ns() >= env.deadline_ns {
                 ctx.finish(env, Outcome::TimedOut { stage: next }, now_ns());
             } else {
-                let deadline_ns = env.deadline_ns;
-                match read(&op, &mut env.req, deadline_ns) {
+                let read_deadline_ns = now_ns().saturating_add(op.read_timeout.as_nanos() as u64);
+                match read(&op, &mut env.req, env.deadline_ns.min(read_deadline_ns)) {
                     Ok(result) => {
                         env.req.file = Some(FileRead { result });
                         ctx.send(env, next);
                     }
-                    Err(PastDeadline) => ctx.finish(env, Outcome::TimedOut { stage: next }, now_ns()),
+                    Err(PastDeadline) if now_ns() >= env.deadline_ns => {
+                        ctx.finish(env, Outcome::TimedOut { stage: next }, now_ns())
+                    }
+                    // Only the read's own timeout: the stage answers it.
+                    Err(PastDeadline) => {
+                        env.req.file = Some(FileRead { result: Err(FileError::TimedOut) });
+                        ctx.send(env, next);
+                    }
                 }
             }
             match rx.try_recv() {
@@ -69,7 +79,7 @@ pub(crate) fn run(mut ctx: Ctx, rx: flume::Receiver<FileMsg>) {
     }
 }
 
-/// The request's deadline passed while its file was being read.
+/// The request's deadline, or the read's timeout, passed while its file was being read.
 struct PastDeadline;
 
 /// A read takes this much at a time between looks at the clock.
@@ -164,6 +174,7 @@ mod tests {
             max_bytes: 1 << 30,
             stream_over: 1 << 30,
             unread: false,
+            read_timeout: std::time::Duration::from_secs(10),
         }
     }
 
@@ -208,6 +219,7 @@ mod tests {
             max_bytes: 1 << 20,
             stream_over,
             unread,
+            read_timeout: std::time::Duration::from_secs(10),
         };
         for (stream_over, unread) in [(999, false), (1 << 20, true)] {
             let mut req = Request::default();

@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Read a whole regular file, off any worker thread. Its bytes land in the request's
 /// `response.body` and the outcome in [`crate::Request::file`]; or, for a large file or a HEAD,
@@ -22,6 +22,9 @@ pub struct FileOp {
     pub stream_over: u64,
     /// Open the file and do not read it (a HEAD: only its length and time are wanted).
     pub unread: bool,
+    /// A read not done within this is given up ([`FileError::TimedOut`]), even when the
+    /// request has no deadline of its own.
+    pub read_timeout: Duration,
 }
 
 /// A response body sent from an open file, `len` bytes from `offset`, read in bounded pieces
@@ -65,6 +68,8 @@ pub enum FileError {
     /// readable.
     Forbidden,
     TooLarge,
+    /// Not read within [`FileOp::read_timeout`].
+    TimedOut,
     /// Any other I/O error.
     Io(std::io::ErrorKind),
 }

@@ -28,6 +28,7 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -44,6 +45,13 @@ pub struct Params {
     max_bytes: u64,
     #[serde(default = "one_mib")]
     stream_over_bytes: u64,
+    #[serde(default = "ten_seconds")]
+    read_timeout_ms: u64,
+}
+
+/// A read of at most `stream_over_bytes` (1 MiB) that takes longer is a disk in trouble.
+fn ten_seconds() -> u64 {
+    10_000
 }
 
 fn sixteen_mib() -> u64 {
@@ -61,6 +69,7 @@ pub struct StaticFile {
     root: Arc<Path>,
     max_bytes: u64,
     stream_over: u64,
+    read_timeout: Duration,
     /// Reused for formatting `Last-Modified`.
     date: String,
     counts: Arc<Counts>,
@@ -85,10 +94,14 @@ impl StaticFile {
         if params.max_bytes == 0 {
             return Err(BuildError::bad("max_bytes", "`max_bytes` must be at least 1"));
         }
+        if params.read_timeout_ms == 0 {
+            return Err(BuildError::bad("read_timeout_ms", "`read_timeout_ms` must be at least 1"));
+        }
         Ok(StaticFile {
             root: root.into(),
             max_bytes: params.max_bytes,
             stream_over: params.stream_over_bytes,
+            read_timeout: Duration::from_millis(params.read_timeout_ms),
             date: String::new(),
             counts: Arc::default(),
         })
@@ -108,6 +121,7 @@ impl StaticFile {
                     max_bytes: self.max_bytes,
                     stream_over: self.stream_over,
                     unread: req.http.is_head(),
+                    read_timeout: self.read_timeout,
                 };
                 Step::Io(IoOp::ReadFile(op), Output::SELF)
             }
@@ -128,6 +142,10 @@ impl StaticFile {
             Err(FileError::NotFound) => return req.response.set_text(404, "Not Found\n"),
             Err(FileError::Directory) => return redirect_to_directory(req),
             Err(FileError::Forbidden | FileError::TooLarge) => return req.response.set_text(403, "Forbidden\n"),
+            Err(FileError::TimedOut) => {
+                req.response.set_text(503, "Service Unavailable\n");
+                return req.response.headers.set("Retry-After", b"1");
+            }
             Err(FileError::Io(_)) => return req.response.set_text(500, "Internal Server Error\n"),
         };
         let delivered = if req.response.file.is_some() { &self.counts.unread } else { &self.counts.read };
@@ -203,7 +221,7 @@ impl Stage for StaticFile {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::UNIX_EPOCH;
 
     use serde_json::json;
 
@@ -246,6 +264,7 @@ mod tests {
                 max_bytes: 16 << 20,
                 stream_over: 1 << 20,
                 unread: false,
+                read_timeout: Duration::from_secs(10),
             }
         );
         complete(&mut req, Ok(b"<p>hi</p>"));
@@ -311,6 +330,7 @@ mod tests {
             (FileError::NotFound, 404),
             (FileError::Forbidden, 403),
             (FileError::TooLarge, 403),
+            (FileError::TimedOut, 503),
             (FileError::Io(std::io::ErrorKind::Other), 500),
         ];
         for (error, status) in cases {
