@@ -271,7 +271,8 @@ impl Forms {
         let k = key(body);
         let (map, bytes) = (&mut self.map, &mut self.bytes);
         self.order.retain(|old| {
-            let gone = *old == k || !map.get(old).is_some_and(|f| f.original.strong_count() > 0);
+            let body_alive = map.get(old).is_some_and(|f| f.original.strong_count() > 0);
+            let gone = *old == k || !body_alive;
             if gone {
                 if let Some(form) = map.remove(old) {
                     *bytes -= form.cost;
