@@ -17,6 +17,7 @@ both_placements!(
     single_byte_ranges_are_206_or_416_and_lists_are_answered_whole,
     a_changed_file_is_served_fresh_not_from_the_cache,
     large_files_are_streamed_from_the_file_not_read_whole_per_request,
+    a_file_that_shrinks_while_it_is_streamed_ends_its_connection,
     gzip_of_a_large_file_is_declined_and_small_answers_go_on,
     a_files_gzip_form_is_made_once_per_version,
 );
@@ -341,5 +342,31 @@ fn a_files_gzip_form_is_made_once_per_version(reactor: &str) {
     }
     assert_eq!(counter(&zip, "compressed"), 2);
     drop(stream);
+    server.stop();
+}
+
+fn a_file_that_shrinks_while_it_is_streamed_ends_its_connection(reactor: &str) {
+    const SIZE: usize = 16 * 1024 * 1024;
+    let web = WebRoot::new("static-shrink");
+    let path = Path::new(&web.root()).join("huge.bin");
+    std::fs::write(&path, big_body(SIZE)).unwrap();
+    let server = start(static_config(reactor, &web.root()));
+    // A small receive buffer, so that most of the file is still to be read when it shrinks.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream.write_all(get("/huge.bin").as_bytes()).unwrap();
+    let mut first = [0u8; 1024];
+    stream.read_exact(&mut first).unwrap();
+    assert!(first.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    std::fs::File::options().write(true).open(&path).unwrap().set_len(100_000).unwrap();
+    // The rest of the answer cannot be what its Content-Length said: the server closes
+    // rather than send fewer bytes and leave the client waiting for the others.
+    let rest = read_to_close(&mut stream);
+    assert!(first.len() + rest.len() < SIZE, "closed short: {} bytes", first.len() + rest.len());
+    // The server goes on.
+    assert_eq!(exchange(&mut connect(server.addr), &mut Vec::new(), &get("/index.html")).status, 200);
     server.stop();
 }
