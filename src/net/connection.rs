@@ -7,12 +7,12 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
-use std::sync::Arc;
 
 use mio::net::TcpStream;
 
+use super::body::Body;
 use super::completions::Answer;
-use super::{canned, write_parts, Framed, Reply, RequestReader, Status};
+use super::{canned, write_head, write_parts, Framed, Reply, RequestReader, Status};
 use crate::engine::Envelope;
 
 /// An answer owed, in request order.
@@ -30,8 +30,7 @@ enum Ready {
 
 struct Splice {
     at: usize,
-    body: Arc<[u8]>,
-    sent: usize,
+    body: Body,
 }
 
 /// A shared body at least this long is spliced into the output rather than copied.
@@ -54,8 +53,8 @@ pub(crate) struct Conn {
     /// Responses serialised and not yet fully written; `written` bytes of it are.
     out: Vec<u8>,
     written: usize,
-    /// Large shared bodies (a cached file) sent from where they are instead of being copied
-    /// into `out`: each goes out after `out[..at]`, in `at` order.
+    /// Large shared bodies (a cached file) and files sent from where they are instead of being
+    /// copied into `out`: each goes out after `out[..at]`, in `at` order.
     spliced: VecDeque<Splice>,
     owed: VecDeque<Owed>,
     /// The sequence number of `owed[0]`.
@@ -241,10 +240,12 @@ impl Conn {
             reply.close |= self.closing && self.owed.is_empty();
             match ready.unwrap() {
                 Ready::Canned(bytes) => self.out.extend_from_slice(bytes),
-                Ready::Ended(env, answer) => {
+                Ready::Ended(mut env, answer) => {
                     if let Some(body) = write_answer(&mut self.out, &env, answer, reply, date) {
-                        self.spliced.push_back(Splice { at: self.out.len(), body, sent: 0 });
+                        self.spliced.push_back(Splice { at: self.out.len(), body });
                     }
+                    // A recycled envelope waits for reuse: it must not keep the file open.
+                    env.req.response.file = None;
                     recycle(env);
                 }
             }
@@ -264,6 +265,9 @@ impl Conn {
     /// Writes what is unsent until the socket would block. Err: the connection is broken.
     pub fn flush(&mut self) -> io::Result<()> {
         while self.unsent() {
+            if let Some(splice) = self.spliced.front_mut() {
+                splice.body.prepare()?;
+            }
             let result = if self.spliced.is_empty() {
                 self.stream.write(&self.out[self.written..])
             } else {
@@ -300,8 +304,12 @@ impl Conn {
                 n += 1;
                 at = splice.at;
             }
-            slices[n] = IoSlice::new(&splice.body[splice.sent..]);
+            slices[n] = IoSlice::new(splice.body.ready());
             n += 1;
+            if !splice.body.ready_is_all() {
+                // The rest of a file is not read yet: nothing after it can go in this write.
+                return n;
+            }
         }
         if n < slices.len() && at < self.out.len() {
             slices[n] = IoSlice::new(&self.out[at..]);
@@ -318,10 +326,8 @@ impl Conn {
             self.written += take;
             n -= take;
             if let Some(splice) = self.spliced.front_mut().filter(|_| n > 0) {
-                let take = n.min(splice.body.len() - splice.sent);
-                splice.sent += take;
-                n -= take;
-                if splice.sent == splice.body.len() {
+                n -= splice.body.advance(n);
+                if splice.body.done() {
                     self.spliced.pop_front();
                 }
             }
@@ -330,7 +336,7 @@ impl Conn {
 
     /// Whether its unsent output is over the bound, so that it should frame no more now.
     pub fn backlogged(&mut self) -> bool {
-        let unsent = self.out.len() - self.written + self.spliced.iter().map(|s| s.body.len() - s.sent).sum::<usize>();
+        let unsent = self.out.len() - self.written + self.spliced.iter().map(|s| s.body.held()).sum::<usize>();
         self.blocked_on_output = unsent > MAX_UNSENT;
         self.blocked_on_output
     }
@@ -362,23 +368,26 @@ impl Conn {
     }
 }
 
-/// Writes the answer to `env`'s request, with `date` as its `Date` header. Returns a large
-/// shared body to send after what it wrote, instead of having copied it.
-fn write_answer(out: &mut Vec<u8>, env: &Envelope, answer: Answer, reply: Reply, date: &[u8]) -> Option<Arc<[u8]>> {
+/// Writes the answer to `env`'s request, with `date` as its `Date` header. Returns a body to
+/// send after what it wrote, from where it is (a large shared body, a file), instead of having
+/// copied it.
+fn write_answer(out: &mut Vec<u8>, env: &Envelope, answer: Answer, reply: Reply, date: &[u8]) -> Option<Body> {
     let response = &env.req.response;
     let date = [("Date", date)];
     match answer {
         Answer::Response => match Status::new(response.status) {
             Some(status) => {
                 let headers = date.into_iter().chain(response.headers.iter());
-                let splice = response
-                    .shared
-                    .as_ref()
-                    .filter(|body| body.len() >= SPLICE_MIN && !reply.head_only && !status.forbids_body());
+                let sends_body = !reply.head_only && !status.forbids_body();
+                if let Some(file) = &response.file {
+                    // The head with the file's length; its bytes follow from the file.
+                    write_head(out, status, headers, file.len, reply);
+                    return (sends_body && file.len > 0).then(|| Body::file(file));
+                }
+                let splice = response.shared.as_ref().filter(|body| body.len() >= SPLICE_MIN && sends_body);
                 if let Some(body) = splice {
-                    // The head as for HEAD: the body's length, not the body.
-                    write_parts(out, status, headers, body, Reply { head_only: true, ..reply });
-                    return Some(body.clone());
+                    write_head(out, status, headers, body.len() as u64, reply);
+                    return Some(Body::shared(body.clone()));
                 }
                 write_parts(out, status, headers, response.bytes(), reply);
             }

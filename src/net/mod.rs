@@ -15,6 +15,7 @@
 //! - [`response`]: [`write_response`] into a reusable `Vec<u8>`; [`status`]: [`Status`].
 //! - [`canned`]: static responses (the rejects, `503` with `Retry-After`, `100 Continue`).
 
+mod body;
 pub mod canned;
 mod chunked;
 mod completions;
@@ -30,7 +31,7 @@ pub mod status;
 pub use framing::{Framed, RequestReader};
 pub use limits::Limits;
 pub use reject::{BadRequest, Reject};
-pub use response::{write_parts, write_response, Reply, Response};
+pub use response::{write_head, write_parts, write_response, Reply, Response};
 pub use seda_stages::http::{HttpRequest as Request, Version};
 pub use server::HttpSource;
 pub use stats::{HttpLive, HttpStats};

@@ -63,8 +63,23 @@ pub fn write_parts<'n, 'v>(
     body: &[u8],
     reply: Reply,
 ) {
+    write_head(out, status, headers, body.len() as u64, reply);
+    if !reply.head_only && !status.forbids_body() {
+        out.extend_from_slice(body);
+    }
+}
+
+/// The head of a response whose body of `body_len` bytes the caller sends from elsewhere (a
+/// shared buffer, a file), or none of it for a HEAD.
+pub fn write_head<'n, 'v>(
+    out: &mut Vec<u8>,
+    status: Status,
+    headers: impl IntoIterator<Item = (&'n str, &'v [u8])>,
+    body_len: u64,
+    reply: Reply,
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
-    push_decimal(out, usize::from(status.code()));
+    push_decimal(out, u64::from(status.code()));
     out.push(b' ');
     out.extend_from_slice(status.reason().as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -78,7 +93,7 @@ pub fn write_parts<'n, 'v>(
         out.extend_from_slice(b"\r\n");
     }
     if !status.forbids_content_length() {
-        let length = if status.forbids_body() { 0 } else { body.len() };
+        let length = if status.forbids_body() { 0 } else { body_len };
         out.extend_from_slice(b"Content-Length: ");
         push_decimal(out, length);
         out.extend_from_slice(b"\r\n");
@@ -89,9 +104,6 @@ pub fn write_parts<'n, 'v>(
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    if !reply.head_only && !status.forbids_body() {
-        out.extend_from_slice(body);
-    }
 }
 
 fn is_framing_header(name: &str) -> bool {
@@ -123,7 +135,7 @@ fn is_field_value(value: &[u8]) -> bool {
     !value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
 }
 
-fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {

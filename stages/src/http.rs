@@ -71,10 +71,22 @@ impl HttpRequest {
         &self.text[self.target.range()]
     }
 
-    /// The target's path: before any `?query`, still percent-encoded.
+    /// The target's path: before any `?query`, still percent-encoded. Of an absolute-form
+    /// target (`http://host/path`, RFC 9112 §3.2.2, as sent to a proxy), the path part: the
+    /// same resource as its origin form, and `/` when it has no path.
     pub fn path(&self) -> &str {
-        let target = self.target();
-        target.split_once('?').map_or(target, |(path, _)| path)
+        let target = without_scheme_and_authority(self.target());
+        let path = target.split_once('?').map_or(target, |(path, _)| path);
+        if path.is_empty() {
+            "/"
+        } else {
+            path
+        }
+    }
+
+    /// The target's query, after the `?`, if it has one.
+    pub fn query(&self) -> Option<&str> {
+        self.target().split_once('?').map(|(_, query)| query)
     }
 
     pub fn version(&self) -> Version {
@@ -153,6 +165,17 @@ impl fmt::Debug for HttpRequest {
     }
 }
 
+/// What follows `scheme://authority` in an absolute-form target (`/path?query`, `?query` or
+/// nothing); any other target as it is. Only `http` and `https` are taken as schemes: an
+/// origin-form target starts with `/`, so it never matches.
+fn without_scheme_and_authority(target: &str) -> &str {
+    let Some((scheme, rest)) = target.split_once("://") else { return target };
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+        return target;
+    }
+    rest.find(['/', '?']).map_or("", |at| &rest[at..])
+}
+
 /// Spans are u32: a head is bounded by `Limits::max_head_bytes`, far below 4 GiB.
 fn span(start: usize, end: usize) -> Span {
     Span { start: start as u32, end: end as u32 }
@@ -227,15 +250,25 @@ pub fn http_date(time: SystemTime) -> String {
 }
 
 /// Whether a conditional GET may be answered `304 Not Modified`: the request's
-/// `If-Modified-Since` is a valid date no earlier than `modified` (to the second, the
-/// resolution of HTTP dates).
+/// `If-Modified-Since` is a valid date, not in the future (RFC 9110 §13.1.3: such a date is
+/// invalid, and ignored), and exactly the file's modification time to the second (the
+/// resolution of HTTP dates), as nginx's default `if_modified_since exact` has it.
+///
+/// Exact rather than "no earlier than": a date later than the file's time is not one this
+/// server sent, and a file put back to an older version (a restore, `cp -p`) has an older time
+/// that a later date would wrongly call not modified. A `200` is always a correct answer.
 pub fn not_modified(request: &HttpRequest, modified: SystemTime) -> bool {
+    not_modified_at(request, modified, SystemTime::now())
+}
+
+/// [`not_modified`] with the current time given.
+pub fn not_modified_at(request: &HttpRequest, modified: SystemTime, now: SystemTime) -> bool {
     let Some(since) = request.header("if-modified-since") else { return false };
     let Some(since) = std::str::from_utf8(since).ok().and_then(|s| httpdate::parse_http_date(s).ok()) else {
         return false;
     };
     let seconds = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    seconds(modified) <= seconds(since)
+    seconds(since) <= seconds(now) && seconds(modified) == seconds(since)
 }
 
 /// The `Content-Type` for a file name, by extension.
@@ -358,5 +391,44 @@ mod tests {
         req.clear();
         req.push_header("If-Modified-Since", b"yesterday");
         assert!(!not_modified(&req, modified));
+    }
+
+    #[test]
+    fn if_modified_since_later_than_the_file_or_in_the_future_is_ignored() {
+        let modified = UNIX_EPOCH + std::time::Duration::from_secs(784_111_777);
+        let now = modified + std::time::Duration::from_secs(3600);
+        let with = |date: &[u8]| {
+            let mut req = HttpRequest::default();
+            req.set_line("GET", "/", Version::Http11);
+            req.push_header("If-Modified-Since", date);
+            req
+        };
+        assert!(not_modified_at(&with(b"Sun, 06 Nov 1994 08:49:37 GMT"), modified, now));
+        // Later than the file's time, and still in the past.
+        assert!(!not_modified_at(&with(b"Sun, 06 Nov 1994 09:00:00 GMT"), modified, now));
+        // The file's own time, but the server's clock says that is in the future.
+        assert!(!not_modified_at(
+            &with(b"Sun, 06 Nov 1994 08:49:37 GMT"),
+            modified,
+            modified - std::time::Duration::from_secs(1)
+        ));
+    }
+
+    #[test]
+    fn an_absolute_form_target_is_routed_by_its_path() {
+        let mut req = HttpRequest::default();
+        for (target, path, query) in [
+            ("http://example.com/a/b.txt?x=1", "/a/b.txt", Some("x=1")),
+            ("HTTPS://example.com:8443/", "/", None),
+            ("http://example.com", "/", None),
+            ("http://example.com?q", "/", Some("q")),
+            ("/plain?y", "/plain", Some("y")),
+            ("/a/http://b/c", "/a/http://b/c", None),
+            ("ftp://example.com/x", "ftp://example.com/x", None),
+        ] {
+            req.clear();
+            req.set_line("GET", target, Version::Http11);
+            assert_eq!((req.path(), req.query()), (path, query), "{target}");
+        }
     }
 }

@@ -12,13 +12,14 @@
 mod file;
 pub mod http;
 mod kinds;
+pub mod range;
 mod registry;
 mod request;
 mod rng;
 mod stage;
 mod step;
 
-pub use file::{FileError, FileMeta, FileOp, FileRead};
+pub use file::{FileBody, FileError, FileMeta, FileOp, FileRead};
 pub use http::{Headers, HttpRequest};
 #[cfg(test)]
 pub(crate) use kinds::build;

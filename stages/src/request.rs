@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::{FileRead, Headers, HttpRequest};
+use crate::{FileBody, FileRead, Headers, HttpRequest};
 
 /// One request travelling through a pipeline.
 ///
@@ -45,6 +45,9 @@ impl Request {
         if self.response.shared.is_some() {
             self.response.shared = None;
         }
+        if self.response.file.is_some() {
+            self.response.file = None;
+        }
         if self.file.is_some() {
             self.file = None;
         }
@@ -62,6 +65,9 @@ pub struct Response {
     /// A body shared with other responses (a cached file, a fixed answer), sent instead of
     /// `body` when set, so it is not copied per request.
     pub shared: Option<Arc<[u8]>>,
+    /// A body sent from an open file (a large static file), sent instead of `shared` and
+    /// `body` when set; for a HEAD, only its length is used.
+    pub file: Option<FileBody>,
 }
 
 impl Response {
@@ -70,11 +76,20 @@ impl Response {
         self.shared.as_deref().unwrap_or(&self.body)
     }
 
+    /// The length of the body to send, wherever it is.
+    pub fn body_len(&self) -> u64 {
+        match &self.file {
+            Some(file) => file.len,
+            None => self.bytes().len() as u64,
+        }
+    }
+
     /// Answers `status` with a short plain-text body (an error page) and no other headers,
     /// reusing the body's buffer.
     pub fn set_text(&mut self, status: u16, text: &str) {
         self.status = status;
         self.shared = None;
+        self.file = None;
         self.body.clear();
         self.body.extend_from_slice(text.as_bytes());
         self.headers.clear();

@@ -740,7 +740,11 @@ fn unknown_source_kind_is_reported_at_the_kind() {
     config["source"]["kind"] = json!("socket");
     assert_eq!(
         errors(&config).0,
-        vec![error("$.source.kind", "unknown source kind `socket`", Some("the kinds are `generator`, `http`, `external`"))]
+        vec![error(
+            "$.source.kind",
+            "unknown source kind `socket`",
+            Some("the kinds are `generator`, `http`, `external`")
+        )]
     );
 }
 

@@ -888,3 +888,5 @@ fn a_late_answer_never_reaches_a_later_connection_in_the_same_slot() {
     assert_eq!(http.late_answers_dropped, 1, "the stranger's answer was dropped and counted");
     assert_eq!(summary.ledger.completed, 65_537);
 }
+
+mod static_files;

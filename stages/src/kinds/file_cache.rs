@@ -14,10 +14,16 @@
 //!
 //! All instances of a stage share one cache through the factory. The lock is held only for a
 //! map lookup and a list splice; evicted bodies are dropped after it is released. An entry
-//! costs its body's length plus its key's; one larger than the capacity is never stored.
-//! Entries live until evicted: the cache does not notice a file changing on disk.
+//! costs its body's length plus its key's; one larger than the capacity is never stored, and
+//! neither is a body that was not read (a large file streamed from the file, or a HEAD's).
+//!
+//! A hit is revalidated: the file the entry was read from is `stat`ed (outside the lock) and
+//! the entry is used only if its modification time and length are still the ones read; else
+//! the entry is dropped and the request is a miss, so a changed file is read afresh. A hit's
+//! answer is cut to the request's `Range` ([`crate::range`]), like a read's.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
@@ -25,7 +31,9 @@ use std::time::SystemTime;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::{http, BuildError, FileRead, Headers, Output, Outputs, Request, Stage, StageFactory, Step};
+use crate::{
+    http, range, BuildError, FileMeta, FileRead, Headers, Output, Outputs, Request, Stage, StageFactory, Step,
+};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +63,8 @@ struct Shared {
     misses: AtomicU64,
     inserts: AtomicU64,
     evictions: AtomicU64,
+    /// Entries found changed on disk when hit, and dropped.
+    stale: AtomicU64,
 }
 
 /// A snapshot of a cache's counters and contents.
@@ -64,6 +74,8 @@ pub struct CacheStats {
     pub misses: u64,
     pub inserts: u64,
     pub evictions: u64,
+    /// Entries found changed on disk when hit, and dropped.
+    pub stale: u64,
     /// What the entries cost now (bodies and keys).
     pub bytes: u64,
     pub entries: usize,
@@ -74,6 +86,8 @@ struct Entry {
     body: Arc<[u8]>,
     headers: Headers,
     modified: SystemTime,
+    /// The file it was read from, when known, to check on a hit that it has not changed.
+    path: Option<Arc<Path>>,
 }
 
 impl FileCache {
@@ -88,6 +102,7 @@ impl FileCache {
             misses: AtomicU64::new(0),
             inserts: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
+            stale: AtomicU64::new(0),
         };
         Ok(FileCache { shared: Arc::new(shared) })
     }
@@ -103,13 +118,18 @@ impl FileCache {
             misses: s.misses.load(Relaxed),
             inserts: s.inserts.load(Relaxed),
             evictions: s.evictions.load(Relaxed),
+            stale: s.stale.load(Relaxed),
             bytes,
             entries,
         }
     }
 
     /// Stores the `200` response a read just produced and makes it share the stored body.
-    fn store(&self, req: &mut Request, modified: SystemTime) {
+    fn store(&self, req: &mut Request, meta: FileMeta) {
+        if req.response.file.is_some() || req.response.body.len() as u64 != meta.len {
+            // Not read into memory (streamed, or a HEAD's): nothing to keep.
+            return;
+        }
         let key = req.http.path();
         let cost = (req.response.body.len() + key.len()) as u64;
         if cost > self.shared.capacity {
@@ -118,7 +138,8 @@ impl FileCache {
         // Copying the body into its Arc is the one copy a cached file ever costs; it is made
         // before the lock is taken, and what the insert removes is freed after it is released.
         let body: Arc<[u8]> = req.response.body.as_slice().into();
-        let entry = Arc::new(Entry { body: body.clone(), headers: req.response.headers.clone(), modified });
+        let (modified, path) = (meta.modified, meta.path);
+        let entry = Arc::new(Entry { body: body.clone(), headers: req.response.headers.clone(), modified, path });
         let (replaced, evicted) = self.shared.lock().insert(key.into(), cost, entry);
         self.shared.inserts.fetch_add(1, Relaxed);
         self.shared.evictions.fetch_add(evicted.len() as u64, Relaxed);
@@ -130,6 +151,12 @@ impl FileCache {
     fn lookup(&self, req: &mut Request) -> bool {
         let found = self.shared.lock().get(req.http.path());
         let Some(entry) = found else { return false };
+        if !entry.unchanged() {
+            self.shared.stale.fetch_add(1, Relaxed);
+            let removed = self.shared.lock().remove_if(req.http.path(), &entry);
+            drop((removed, entry));
+            return false;
+        }
         let response = &mut req.response;
         if http::not_modified(&req.http, entry.modified) {
             response.status = 304;
@@ -143,8 +170,18 @@ impl FileCache {
                 response.headers.set(name, value);
             }
             response.shared = Some(entry.body.clone());
+            range::apply(req);
         }
         true
+    }
+}
+
+impl Entry {
+    /// Whether the file it was read from still has the time and length it was read with.
+    fn unchanged(&self) -> bool {
+        let Some(path) = &self.path else { return true };
+        std::fs::metadata(path)
+            .is_ok_and(|now| now.len() == self.body.len() as u64 && now.modified().is_ok_and(|m| m == self.modified))
     }
 }
 
@@ -172,6 +209,7 @@ impl StageFactory for FileCache {
             ("misses", s.misses),
             ("inserts", s.inserts),
             ("evictions", s.evictions),
+            ("stale", s.stale),
             ("bytes", s.bytes),
             ("entries", s.entries as u64),
         ]
@@ -182,7 +220,7 @@ impl Stage for FileCache {
     fn handle(&mut self, req: &mut Request) -> Step {
         if let Some(FileRead { result }) = req.file.take() {
             if let (Ok(meta), 200) = (result, req.response.status) {
-                self.store(req, meta.modified);
+                self.store(req, meta);
             }
             return Step::Next(HIT);
         }
@@ -258,6 +296,14 @@ impl Lru {
         (replaced, evicted)
     }
 
+    /// Removes the entry under `key` if it is still `entry` (another thread may have stored a
+    /// fresh one since), and gives it back to be freed once the lock is released.
+    fn remove_if(&mut self, key: &str, entry: &Arc<Entry>) -> Option<Arc<Entry>> {
+        let slot = *self.map.get(key)?;
+        let current = &self.slots[slot].item.as_ref().expect("a mapped slot holds an entry").1;
+        Arc::ptr_eq(current, entry).then(|| self.remove(slot))
+    }
+
     fn remove(&mut self, slot: usize) -> Arc<Entry> {
         self.unlink(slot);
         let (key, entry) = self.slots[slot].item.take().expect("a linked slot holds an entry");
@@ -329,7 +375,7 @@ mod tests {
 
     use super::*;
     use crate::kinds::test_support::{header, http_request};
-    use crate::{FileError, FileMeta};
+    use crate::FileError;
 
     fn cache(capacity_bytes: u64) -> FileCache {
         FileCache::new(serde_json::from_value(json!({ "capacity_bytes": capacity_bytes })).unwrap()).unwrap()
@@ -344,7 +390,7 @@ mod tests {
         req.response.body = body.to_vec();
         req.response.headers.set("Content-Type", b"text/plain; charset=utf-8");
         req.response.headers.set("Last-Modified", b"Sun, 06 Nov 1994 08:49:37 GMT");
-        let meta = FileMeta { len: body.len() as u64, modified: UNIX_EPOCH + MODIFIED };
+        let meta = FileMeta { len: body.len() as u64, modified: UNIX_EPOCH + MODIFIED, path: None };
         req.file = Some(FileRead { result: Ok(meta) });
         req
     }
@@ -375,10 +421,13 @@ mod tests {
         assert!(again.response.body.is_empty());
         assert_eq!(header(&again, "Content-Type").as_deref(), Some("text/plain; charset=utf-8"));
         assert_eq!(header(&again, "Last-Modified").as_deref(), Some("Sun, 06 Nov 1994 08:49:37 GMT"));
-        assert_eq!(c.stats(), CacheStats { hits: 1, misses: 1, inserts: 1, evictions: 0, bytes: 5 + 6, entries: 1 });
+        assert_eq!(
+            c.stats(),
+            CacheStats { hits: 1, misses: 1, inserts: 1, evictions: 0, stale: 0, bytes: 5 + 6, entries: 1 }
+        );
         assert_eq!(
             c.counters(),
-            [("hits", 1), ("misses", 1), ("inserts", 1), ("evictions", 0), ("bytes", 11), ("entries", 1)]
+            [("hits", 1), ("misses", 1), ("inserts", 1), ("evictions", 0), ("stale", 0), ("bytes", 11), ("entries", 1)]
         );
     }
 
@@ -520,7 +569,8 @@ mod tests {
         let path = op.root.join(&op.relative);
         req.response.body = std::fs::read(&path).unwrap();
         let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
-        req.file = Some(FileRead { result: Ok(FileMeta { len: 11, modified }) });
+        let path = Some(Arc::from(path.canonicalize().unwrap()));
+        req.file = Some(FileRead { result: Ok(FileMeta { len: 11, modified, path }) });
         assert!(matches!(read.handle(&mut req), Step::Next(Output::NEXT)));
         assert!(matches!(cache_stage.handle(&mut req), Step::Next(HIT)));
         assert_eq!((req.response.status, req.response.bytes()), (200, &b"<h1>hi</h1>"[..]));
@@ -530,6 +580,12 @@ mod tests {
         assert!(Arc::ptr_eq(again.response.shared.as_ref().unwrap(), req.response.shared.as_ref().unwrap()));
         assert_eq!(header(&again, "Content-Type").as_deref(), Some("text/html; charset=utf-8"));
         assert_eq!(header(&again, "Last-Modified").unwrap(), crate::http::http_date(modified));
+
+        // Changed on disk: the entry is dropped and the request read again.
+        std::fs::write(root.join("page.html"), b"<h1>changed</h1>").unwrap();
+        let mut changed = http_request("GET", "/page.html", &[]);
+        assert!(matches!(cache_stage.handle(&mut changed), Step::Next(MISS)));
+        assert_eq!((c.stats().stale, c.stats().entries), (1, 0));
     }
 
     #[test]

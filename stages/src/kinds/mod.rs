@@ -15,7 +15,7 @@ mod send;
 mod spin;
 mod static_file;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 use std::sync::Arc;
 

@@ -1,5 +1,10 @@
 //! `static_file`: serves the file a GET or HEAD names under `root`, read on the completion
-//! layer's file threads. `{"root": "configs/www", "max_bytes": 16777216}`
+//! layer's file threads. `{"root": "configs/www", "max_bytes": 16777216, "stream_over_bytes":
+//! 1048576}`
+//!
+//! A file over `stream_over_bytes`, and any file for a HEAD, is opened and not read: it travels
+//! as `response.file` and the HTTP writer streams it (or, for a HEAD, only states its length).
+//! A `200` is cut to the request's single byte range ([`crate::range`]).
 //!
 //! The stage handles its own read's completion (it continues at [`Output::SELF`]):
 //! 1. First visit (`req.file` is `None`): a method other than GET or HEAD is answered `405` with
@@ -7,9 +12,11 @@
 //!    every escape looks the same); a malformed path `400`. Otherwise it asks for the read.
 //! 2. Second visit (`req.file` is set, the bytes in `req.response.body`): `200` with
 //!    `Content-Type` (by extension) and `Last-Modified`, or `304` with no body when
-//!    `If-Modified-Since` allows it; a missing file `404`, one outside the root or not a regular
-//!    file `403`, one over `max_bytes` `403` too (the server declines to serve it; `413` is
-//!    about request bodies), any other I/O error `500`. Then on to `next`.
+//!    `If-Modified-Since` allows it (exactly the file's time, not in the future:
+//!    [`http::not_modified`]); a missing file `404`; a directory `301` to its path with the
+//!    trailing slash; one outside the root or not a regular file `403`, one over `max_bytes`
+//!    `403` too (the server declines to serve it; `413` is about request bodies), any other I/O
+//!    error `500`. Then on to `next`.
 //!
 //! On the way out it **leaves `req.file` in place**: it tells a following `file_cache` that this
 //! response was just read (and when the file was modified); the stage that consumes it takes it.
@@ -19,13 +26,17 @@
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::http::{self, PathError};
-use crate::{BuildError, FileError, FileMeta, FileOp, IoOp, Output, Outputs, Request, Stage, StageFactory, Step};
+use crate::{
+    range, BuildError, FileError, FileMeta, FileOp, IoOp, Output, Outputs, Request, Stage, StageFactory, Step,
+};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -33,18 +44,45 @@ pub struct Params {
     root: PathBuf,
     #[serde(default = "sixteen_mib")]
     max_bytes: u64,
+    #[serde(default = "one_mib")]
+    stream_over_bytes: u64,
+    #[serde(default = "ten_seconds")]
+    read_timeout_ms: u64,
+}
+
+/// A read of at most `stream_over_bytes` (1 MiB) that takes longer is a disk in trouble.
+fn ten_seconds() -> u64 {
+    10_000
 }
 
 fn sixteen_mib() -> u64 {
     16 << 20
 }
 
+/// Past this a file is streamed from the file as the socket drains: read whole per request, 40
+/// slow clients of a 16 MiB file would pin 640 MiB.
+fn one_mib() -> u64 {
+    1 << 20
+}
+
 #[derive(Clone)]
 pub struct StaticFile {
     root: Arc<Path>,
     max_bytes: u64,
+    stream_over: u64,
+    read_timeout: Duration,
     /// Reused for formatting `Last-Modified`.
     date: String,
+    counts: Arc<Counts>,
+}
+
+/// How the files answered were delivered, across instances.
+#[derive(Default)]
+struct Counts {
+    /// Read whole into the response.
+    read: AtomicU64,
+    /// Opened and not read: streamed by the writer (a large file) or only measured (a HEAD).
+    unread: AtomicU64,
 }
 
 impl StaticFile {
@@ -57,7 +95,17 @@ impl StaticFile {
         if params.max_bytes == 0 {
             return Err(BuildError::bad("max_bytes", "`max_bytes` must be at least 1"));
         }
-        Ok(StaticFile { root: root.into(), max_bytes: params.max_bytes, date: String::new() })
+        if params.read_timeout_ms == 0 {
+            return Err(BuildError::bad("read_timeout_ms", "`read_timeout_ms` must be at least 1"));
+        }
+        Ok(StaticFile {
+            root: root.into(),
+            max_bytes: params.max_bytes,
+            stream_over: params.stream_over_bytes,
+            read_timeout: Duration::from_millis(params.read_timeout_ms),
+            date: String::new(),
+            counts: Arc::default(),
+        })
     }
 
     fn start(&self, req: &mut Request) -> Step {
@@ -68,7 +116,14 @@ impl StaticFile {
         }
         match http::file_path(req.http.path()) {
             Ok(relative) => {
-                let op = FileOp { relative, root: self.root.clone(), max_bytes: self.max_bytes };
+                let op = FileOp {
+                    relative,
+                    root: self.root.clone(),
+                    max_bytes: self.max_bytes,
+                    stream_over: self.stream_over,
+                    unread: req.http.is_head(),
+                    read_timeout: self.read_timeout,
+                };
                 Step::Io(IoOp::ReadFile(op), Output::SELF)
             }
             Err(PathError::Traversal) => {
@@ -86,21 +141,47 @@ impl StaticFile {
         let meta = match result {
             Ok(meta) => meta,
             Err(FileError::NotFound) => return req.response.set_text(404, "Not Found\n"),
+            Err(FileError::Directory) => return redirect_to_directory(req),
             Err(FileError::Forbidden | FileError::TooLarge) => return req.response.set_text(403, "Forbidden\n"),
+            Err(FileError::TimedOut) => {
+                req.response.set_text(503, "Service Unavailable\n");
+                return req.response.headers.set("Retry-After", b"1");
+            }
             Err(FileError::Io(_)) => return req.response.set_text(500, "Internal Server Error\n"),
         };
+        let delivered = if req.response.file.is_some() { &self.counts.unread } else { &self.counts.read };
+        delivered.fetch_add(1, Relaxed);
         self.date.clear();
         let _ = write!(self.date, "{}", httpdate::HttpDate::from(meta.modified));
         let response = &mut req.response;
         if http::not_modified(&req.http, meta.modified) {
             response.status = 304;
             response.body.clear();
+            response.file = None;
+            response.headers.set("Last-Modified", self.date.as_bytes());
         } else {
             response.status = 200;
             response.headers.set("Content-Type", http::content_type(served_name(req.http.path())).as_bytes());
+            response.headers.set("Last-Modified", self.date.as_bytes());
+            range::apply(req);
         }
-        response.headers.set("Last-Modified", self.date.as_bytes());
     }
+}
+
+/// `301` to the directory's path with its trailing slash (where its `index.html` is served),
+/// the query kept. Leading slashes are collapsed to one: `//host/` in a `Location` would name
+/// another host.
+fn redirect_to_directory(req: &mut Request) {
+    let mut location = String::with_capacity(req.http.target().len() + 2);
+    location.push('/');
+    location.push_str(req.http.path().trim_start_matches('/'));
+    location.push('/');
+    if let Some(query) = req.http.query() {
+        location.push('?');
+        location.push_str(query);
+    }
+    req.response.set_text(301, "Moved Permanently\n");
+    req.response.headers.set("Location", location.as_bytes());
 }
 
 /// The name whose extension gives the content type: a folder is served by its `index.html`.
@@ -120,6 +201,10 @@ impl StageFactory for StaticFile {
     fn instance(&self, _worker: usize) -> Box<dyn Stage> {
         Box::new(self.clone())
     }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![("files_read", self.counts.read.load(Relaxed)), ("files_unread", self.counts.unread.load(Relaxed))]
+    }
 }
 
 impl Stage for StaticFile {
@@ -127,7 +212,7 @@ impl Stage for StaticFile {
         match &req.file {
             None => self.start(req),
             Some(read) => {
-                let result = read.result;
+                let result = read.result.clone();
                 self.finish(req, result);
                 Step::Next(Output::NEXT)
             }
@@ -137,7 +222,7 @@ impl Stage for StaticFile {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::UNIX_EPOCH;
 
     use serde_json::json;
 
@@ -154,7 +239,7 @@ mod tests {
     /// What the engine's file thread does: the bytes into the body, the outcome into `req.file`.
     fn complete(req: &mut Request, result: Result<&[u8], FileError>) {
         req.response.body = result.map(<[u8]>::to_vec).unwrap_or_default();
-        let result = result.map(|b| FileMeta { len: b.len() as u64, modified: UNIX_EPOCH + MODIFIED });
+        let result = result.map(|b| FileMeta { len: b.len() as u64, modified: UNIX_EPOCH + MODIFIED, path: None });
         req.file = Some(FileRead { result });
     }
 
@@ -177,7 +262,10 @@ mod tests {
             FileOp {
                 relative: "docs/index.html".into(),
                 root: root.canonicalize().unwrap().into(),
-                max_bytes: 16 << 20
+                max_bytes: 16 << 20,
+                stream_over: 1 << 20,
+                unread: false,
+                read_timeout: Duration::from_secs(10),
             }
         );
         complete(&mut req, Ok(b"<p>hi</p>"));
@@ -186,7 +274,8 @@ mod tests {
         assert_eq!(req.response.bytes(), b"<p>hi</p>");
         assert_eq!(header(&req, "Content-Type").as_deref(), Some("text/html; charset=utf-8"));
         assert_eq!(header(&req, "Last-Modified").as_deref(), Some("Sun, 06 Nov 1994 08:49:37 GMT"));
-        assert_eq!(req.response.headers.len(), 2);
+        assert_eq!(header(&req, "Accept-Ranges").as_deref(), Some("bytes"));
+        assert_eq!(req.response.headers.len(), 3);
         assert!(req.file.is_some(), "left for a following file_cache");
     }
 
@@ -232,7 +321,7 @@ mod tests {
         assert_eq!(req.response.status, 405);
         assert_eq!(header(&req, "Allow").as_deref(), Some("GET, HEAD"));
         let mut req = http_request("HEAD", "/a.txt", &[]);
-        read_op(s.handle(&mut req));
+        assert!(read_op(s.handle(&mut req)).unread, "a HEAD does not read the file");
     }
 
     #[test]
@@ -242,6 +331,7 @@ mod tests {
             (FileError::NotFound, 404),
             (FileError::Forbidden, 403),
             (FileError::TooLarge, 403),
+            (FileError::TimedOut, 503),
             (FileError::Io(std::io::ErrorKind::Other), 500),
         ];
         for (error, status) in cases {
@@ -251,6 +341,21 @@ mod tests {
             assert!(matches!(s.handle(&mut req), Step::Next(Output::NEXT)));
             assert_eq!(req.response.status, status, "{error:?}");
             assert_eq!(header(&req, "Last-Modified"), None);
+        }
+    }
+
+    #[test]
+    fn a_directory_without_its_slash_is_redirected_with_the_slash() {
+        let mut s = stage(&temp_dir("static-301"));
+        for (target, location) in
+            [("/docs", "/docs/"), ("//docs?x=1", "/docs/?x=1"), ("http://h/a%20b/c?", "/a%20b/c/?")]
+        {
+            let mut req = http_request("GET", target, &[]);
+            read_op(s.handle(&mut req));
+            complete(&mut req, Err(FileError::Directory));
+            assert!(matches!(s.handle(&mut req), Step::Next(Output::NEXT)));
+            assert_eq!(req.response.status, 301, "{target}");
+            assert_eq!(header(&req, "Location").as_deref(), Some(location), "{target}");
         }
     }
 
