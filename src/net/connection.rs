@@ -65,8 +65,11 @@ pub(crate) struct Conn {
     closing: bool,
     /// Set when the framer rejected a request, until [`Conn::take_rejected`].
     rejected: bool,
-    /// It stopped framing because its unsent output was over [`MAX_UNSENT`].
-    blocked_on_output: bool,
+    /// It stopped framing for its own bounds (`max_pipelined` answers owed, or unsent output
+    /// over [`MAX_UNSENT`]); the reactor resumes it once writing its answers made room.
+    pub held_back: bool,
+    /// On the reactor's list of connections waiting for its shared room (its in-flight cap).
+    pub stalled: bool,
     /// On the reactor's list of connections to write this turn.
     pub dirty: bool,
     /// The socket may have bytes to read: set by a readiness event, cleared by a read that
@@ -109,7 +112,8 @@ impl Conn {
             first_seq: 0,
             closing: false,
             rejected: false,
-            blocked_on_output: false,
+            held_back: false,
+            stalled: false,
             dirty: false,
             readable: true,
             read_closed: false,
@@ -328,16 +332,15 @@ impl Conn {
         }
     }
 
-    /// Whether its unsent output is over the bound, so that it should frame no more now.
-    pub fn backlogged(&mut self) -> bool {
-        let unsent = self.out.len() - self.written + self.spliced.iter().map(|s| s.body.len() - s.sent).sum::<usize>();
-        self.blocked_on_output = unsent > MAX_UNSENT;
-        self.blocked_on_output
+    /// Whether its own bounds let another request be framed: fewer than `max_pipelined`
+    /// answers owed (answered but unwritten ones count), and unsent output within its bound.
+    pub fn has_room(&self, max_pipelined: usize) -> bool {
+        self.owed.len() < max_pipelined && self.unsent_bytes() <= MAX_UNSENT
     }
 
-    /// Whether it had stopped framing for its output and may go on now (once).
-    pub fn unblocked(&mut self) -> bool {
-        self.blocked_on_output && !self.backlogged()
+    /// Bytes serialised and not yet taken by the socket, shared bodies included.
+    fn unsent_bytes(&self) -> usize {
+        self.out.len() - self.written + self.spliced.iter().map(|s| s.body.len() - s.sent).sum::<usize>()
     }
 
     /// Whether bytes wait for the socket to take them.

@@ -248,7 +248,9 @@ struct Reactor {
     in_flight_cap: usize,
     /// Connections with answers to write since they were last flushed.
     dirty: Vec<usize>,
-    /// Connections that stopped framing for lack of room, to resume when answers come back.
+    /// Connections that stopped framing for lack of the reactor's shared room (its in-flight
+    /// cap), to resume when answers come back. A connection held back by its own bounds
+    /// (`max_pipelined`, its unsent output) resumes when its answers are written instead.
     stalled: Vec<usize>,
     scratch: Vec<u8>,
     /// Request ids: this reactor's number in the top bits, so ids are unique across reactors.
@@ -323,7 +325,12 @@ impl Reactor {
         self.completions.claim();
         let now = now_ns();
         let until_sweep = Duration::from_nanos(self.next_sweep.saturating_sub(now));
-        let wait = timeout.unwrap_or(until_sweep).min(until_sweep).min(MAX_POLL_WAIT);
+        let mut wait = timeout.unwrap_or(until_sweep).min(until_sweep).min(MAX_POLL_WAIT);
+        if !self.admit.is_empty() {
+            // Framed after the last admission (a connection that resumed once its answers
+            // were written): admit them now, not after a sleep.
+            wait = Duration::ZERO;
+        }
         if let Err(e) = self.poll.poll(&mut self.events, Some(wait)) {
             assert_eq!(e.kind(), io::ErrorKind::Interrupted, "epoll_wait failed: {e}");
         }
@@ -458,8 +465,9 @@ impl Reactor {
         let generation = conn.generation;
         loop {
             // A client that does not read its answers gets no more requests framed until it does.
-            let room =
-                conn.owed() < self.plan.max_pipelined && self.in_flight < self.in_flight_cap && !conn.backlogged();
+            let own_room = conn.has_room(self.plan.max_pipelined);
+            let shared_room = self.in_flight < self.in_flight_cap;
+            let room = own_room && shared_room;
             let env = self.envelopes.pop().unwrap_or_default();
             match conn.frame(env, &mut self.scratch, room) {
                 Ok(Ok(mut env)) => {
@@ -475,7 +483,12 @@ impl Reactor {
                 }
                 Ok(Err(env)) => {
                     self.envelopes.push(env);
-                    if !room {
+                    // Held back: say so, so that it resumes as soon as the reason clears, in
+                    // whichever order answers arrive and are written.
+                    if !own_room {
+                        conn.held_back = true;
+                    } else if !room && !conn.stalled {
+                        conn.stalled = true;
                         self.stalled.push(slot);
                     }
                     break;
@@ -544,7 +557,10 @@ impl Reactor {
             self.answered += answered as u64;
             // Room again: connections that stopped for lack of it frame what they hold.
             for slot in std::mem::take(&mut self.stalled) {
-                self.on_readable(slot);
+                if let Some(conn) = self.slots[slot].conn.as_mut() {
+                    conn.stalled = false;
+                    self.on_readable(slot);
+                }
             }
         }
         answered > 0
@@ -573,8 +589,11 @@ impl Reactor {
             let conn = self.slots[slot].conn.as_mut().unwrap();
             if conn.finished() {
                 self.close(slot);
-            } else if conn.unblocked() {
-                // It had stopped framing for its unsent answers, which have drained.
+            } else if conn.held_back && conn.has_room(self.plan.max_pipelined) {
+                // It had stopped framing for its own bounds (answers owed, unsent output), and
+                // writing its answers made room: it frames what it holds now, not when some
+                // later event happens to come (none may: its requests are all in its buffer).
+                conn.held_back = false;
                 self.on_readable(slot);
             }
         }

@@ -59,6 +59,8 @@ both_placements!(
     paths_that_climb_out_of_the_root_are_refused,
     a_file_larger_than_the_socket_buffer_is_served_whole,
     a_method_the_route_does_not_allow_is_405_with_allow,
+    a_thousand_requests_pipelined_in_one_write_get_a_thousand_answers,
+    with_max_pipelined_1_two_requests_in_one_write_get_two_answers,
 );
 
 /// A server running `config` with the test stages in place of `wait` and `echo`.
@@ -871,4 +873,35 @@ fn a_late_answer_never_reaches_a_later_connection_in_the_same_slot() {
     let http = summary.http.unwrap();
     assert_eq!(http.late_answers_dropped, 1, "the stranger's answer was dropped and counted");
     assert_eq!(summary.ledger.completed, 65_537);
+}
+
+/// Past `max_pipelined` a connection's requests wait in its buffer; each answer written makes
+/// room for the next, whichever order answers arrive and are written in (with the reactors in
+/// the workers, all 64 came back in one batch before any was written, and the rest stalled).
+fn a_thousand_requests_pipelined_in_one_write_get_a_thousand_answers(reactor: &str) {
+    let server = start(config(reactor, json!({})));
+    let mut stream = connect(server.addr);
+    let n = 1000;
+    let all: String = (0..n).map(|i| get(&format!("/p{i}"))).collect();
+    stream.write_all(all.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    for i in 0..n {
+        let response = read_response(&mut stream, &mut buf, false);
+        assert_eq!(String::from_utf8_lossy(&response.body), format!("GET /p{i} 0"));
+    }
+    drop(stream);
+    let summary = server.stop();
+    assert_eq!(summary.ledger.completed, n);
+    assert_eq!(summary.http.unwrap().header_timeouts, 0);
+}
+
+fn with_max_pipelined_1_two_requests_in_one_write_get_two_answers(reactor: &str) {
+    let server = start(config(reactor, json!({ "max_pipelined": 1 })));
+    let mut stream = connect(server.addr);
+    stream.write_all(format!("{}{}", get("/one"), get("/two")).as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    assert_eq!(read_response(&mut stream, &mut buf, false).body, b"GET /one 0");
+    assert_eq!(read_response(&mut stream, &mut buf, false).body, b"GET /two 0");
+    drop(stream);
+    assert_eq!(server.stop().ledger.completed, 2);
 }
