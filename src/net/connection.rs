@@ -46,7 +46,18 @@ pub(crate) enum Waiting {
     Idle,
     /// Its own requests' answers: the pipeline's deadline applies, not the connection's.
     Answers,
+    /// Closing after a rejection or a 408: its reply is written and its write side shut; what
+    /// the client still sends is read and dropped until it closes its side, for at most
+    /// [`LINGER_TIME`] and [`LINGER_BYTES`], so that closing with its bytes unread (which makes
+    /// the kernel send a reset) cannot destroy the reply before the client reads it.
+    Linger,
 }
+
+/// The longest a connection lingers after its last reply before it is closed regardless.
+pub(crate) const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The most bytes a lingering connection reads and drops before it is closed regardless.
+pub(crate) const LINGER_BYTES: usize = 1 << 20;
 
 pub(crate) struct Conn {
     pub stream: TcpStream,
@@ -65,6 +76,13 @@ pub(crate) struct Conn {
     closing: bool,
     /// Set when the framer rejected a request, until [`Conn::take_rejected`].
     rejected: bool,
+    /// It ends with a lingering close (see [`Waiting::Linger`]): a request was rejected or
+    /// timed out, and the client may still be sending its bytes.
+    linger_after: bool,
+    /// The client shut its side: a read returned the end of the stream.
+    peer_done: bool,
+    /// What a lingering connection may still read and drop.
+    linger_left: usize,
     /// It stopped framing for its own bounds (`max_pipelined` answers owed, or unsent output
     /// over [`MAX_UNSENT`]); the reactor resumes it once writing its answers made room.
     pub held_back: bool,
@@ -112,6 +130,9 @@ impl Conn {
             first_seq: 0,
             closing: false,
             rejected: false,
+            linger_after: false,
+            peer_done: false,
+            linger_left: 0,
             held_back: false,
             stalled: false,
             dirty: false,
@@ -169,6 +190,7 @@ impl Conn {
                         .push_back(Owed { reply: Reply::default(), ready: Some(Ready::Canned(reject.response())) });
                     self.closing = true;
                     self.rejected = true;
+                    self.linger_after = true;
                     return Ok(Err(env));
                 }
                 Framed::Closed => {
@@ -190,6 +212,7 @@ impl Conn {
                     Ok(0) => {
                         // The peer shut its side; it may still read what it is owed.
                         self.closing = true;
+                        self.peer_done = true;
                         return Ok(Err(env));
                     }
                     Ok(n) => {
@@ -352,6 +375,40 @@ impl Conn {
     pub fn last_word(&mut self, bytes: &[u8]) {
         if !self.unsent() {
             let _ = self.stream.write(bytes);
+        }
+    }
+
+    /// Whether it should end with a lingering close rather than at once.
+    pub fn wants_linger(&self) -> bool {
+        self.linger_after && !self.peer_done
+    }
+
+    /// Marks it to end with a lingering close once its last word is written (a 408).
+    pub fn linger_after(&mut self) {
+        self.closing = true;
+        self.linger_after = true;
+    }
+
+    /// Shuts the write side (the client reads the end of the stream after its reply) and
+    /// starts to linger; the caller sets the deadline.
+    pub fn start_linger(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        self.waiting = Waiting::Linger;
+        self.linger_left = LINGER_BYTES;
+    }
+
+    /// Reads and drops what a lingering client sends. Returns true when lingering is over: the
+    /// client closed its side, the connection broke, or [`LINGER_BYTES`] were dropped.
+    pub fn discard(&mut self, scratch: &mut [u8]) -> bool {
+        loop {
+            match self.stream.read(scratch) {
+                Ok(0) => return true,
+                Ok(n) if n >= self.linger_left => return true,
+                Ok(n) => self.linger_left -= n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return true,
+            }
         }
     }
 

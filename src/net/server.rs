@@ -32,7 +32,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::completions::{Answer, Completions};
-use super::connection::{Conn, Waiting, READ_CHUNK};
+use super::connection::{Conn, Waiting, LINGER_TIME, READ_CHUNK};
 use super::stats::HttpLive;
 use super::{canned, RequestReader};
 use crate::admin::AdminServer;
@@ -462,6 +462,12 @@ impl Reactor {
     fn on_readable(&mut self, slot: usize) {
         let Slot { conn, in_pipeline, .. } = &mut self.slots[slot];
         let Some(conn) = conn.as_mut() else { return };
+        if conn.waiting == Waiting::Linger {
+            if conn.discard(&mut self.scratch) {
+                self.close(slot);
+            }
+            return;
+        }
         let generation = conn.generation;
         loop {
             // A client that does not read its answers gets no more requests framed until it does.
@@ -578,6 +584,9 @@ impl Reactor {
         for &slot in &dirty {
             let Some(conn) = self.slots[slot].conn.as_mut() else { continue };
             conn.dirty = false;
+            if conn.waiting == Waiting::Linger {
+                continue;
+            }
             let envelopes = &mut self.envelopes;
             conn.serialise(self.date.as_bytes(), |env| envelopes.push(env));
             if conn.flush().is_err() {
@@ -588,7 +597,11 @@ impl Reactor {
             self.update_deadline(slot);
             let conn = self.slots[slot].conn.as_mut().unwrap();
             if conn.finished() {
-                self.close(slot);
+                if conn.wants_linger() {
+                    self.linger(slot);
+                } else {
+                    self.close(slot);
+                }
             } else if conn.held_back && conn.has_room(self.plan.max_pipelined) {
                 // It had stopped framing for its own bounds (answers owed, unsent output), and
                 // writing its answers made room: it frames what it holds now, not when some
@@ -605,7 +618,7 @@ impl Reactor {
 
     /// What the connection now waits for, and until when.
     fn update_deadline(&mut self, slot: usize) {
-        let Some(conn) = self.slots[slot].conn.as_mut() else { return };
+        let Some(conn) = self.slots[slot].conn.as_mut().filter(|c| c.waiting != Waiting::Linger) else { return };
         let waiting = if conn.owed() > 0 || conn.unsent() {
             Waiting::Answers
         } else if conn.partial() {
@@ -618,7 +631,7 @@ impl Reactor {
             let timeout = match waiting {
                 Waiting::Head => self.plan.header_timeout.as_nanos() as u64,
                 Waiting::Idle => self.plan.idle_timeout.as_nanos() as u64,
-                Waiting::Answers => u64::MAX,
+                Waiting::Answers | Waiting::Linger => u64::MAX,
             };
             conn.waiting = waiting;
             conn.deadline_ns = now_ns().saturating_add(timeout);
@@ -637,11 +650,26 @@ impl Reactor {
             match conn.waiting {
                 Waiting::Head => {
                     conn.last_word(canned::REQUEST_TIMEOUT);
+                    conn.linger_after();
                     HttpLive::count(&self.live.header_timeouts);
+                    self.linger(slot);
+                    continue;
                 }
                 Waiting::Idle => HttpLive::count(&self.live.idle_closed),
                 Waiting::Answers => continue,
+                Waiting::Linger => {}
             }
+            self.close(slot);
+        }
+    }
+
+    /// Ends the connection with a lingering close (see [`Waiting::Linger`]): its reply is out,
+    /// and what the client still sends is dropped until it closes, within bounds.
+    fn linger(&mut self, slot: usize) {
+        let Some(conn) = self.slots[slot].conn.as_mut() else { return };
+        conn.start_linger();
+        conn.deadline_ns = now_ns() + LINGER_TIME.as_nanos() as u64;
+        if conn.discard(&mut self.scratch) {
             self.close(slot);
         }
     }

@@ -61,6 +61,8 @@ both_placements!(
     a_method_the_route_does_not_allow_is_405_with_allow,
     a_thousand_requests_pipelined_in_one_write_get_a_thousand_answers,
     with_max_pipelined_1_two_requests_in_one_write_get_two_answers,
+    a_head_too_large_is_answered_431_whole_without_a_reset,
+    a_request_target_too_long_is_answered_414,
 );
 
 /// A server running `config` with the test stages in place of `wait` and `echo`.
@@ -904,4 +906,43 @@ fn with_max_pipelined_1_two_requests_in_one_write_get_two_answers(reactor: &str)
     assert_eq!(read_response(&mut stream, &mut buf, false).body, b"GET /two 0");
     drop(stream);
     assert_eq!(server.stop().ledger.completed, 2);
+}
+
+/// Everything until the server closes the connection, which must end cleanly (a FIN): a reset
+/// here would have let the kernel throw the reply away before the client read it.
+fn read_to_clean_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all).unwrap_or_else(|e| panic!("{e} after {:?}", String::from_utf8_lossy(&all)));
+    all
+}
+
+/// A reject with request bytes still unread used to close at once: the kernel answered the
+/// unread bytes with a reset, and the client lost the 431. Now the server shuts its write side
+/// after the reply and reads and drops what comes until the client closes.
+fn a_head_too_large_is_answered_431_whole_without_a_reset(reactor: &str) {
+    let server = start(config(reactor, json!({})));
+    let request = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "a".repeat(32 * 1024));
+    for _ in 0..5 {
+        let mut stream = connect(server.addr);
+        stream.write_all(request.as_bytes()).unwrap();
+        let all = read_to_clean_close(&mut stream);
+        assert_eq!(
+            String::from_utf8_lossy(&all),
+            "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+    }
+    let http = server.stop().http.unwrap();
+    assert_eq!((http.framing_rejects, http.broken), (5, 0));
+}
+
+fn a_request_target_too_long_is_answered_414(reactor: &str) {
+    let server = start(config(reactor, json!({})));
+    let mut stream = connect(server.addr);
+    stream.write_all(get(&format!("/{}", "t".repeat(20 * 1024))).as_bytes()).unwrap();
+    let all = read_to_clean_close(&mut stream);
+    assert_eq!(
+        String::from_utf8_lossy(&all),
+        "HTTP/1.1 414 URI Too Long\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(server.stop().http.unwrap().framing_rejects, 1);
 }
