@@ -127,7 +127,15 @@ fn frame(url: &str, before: &Snapshot, now: &Snapshot) -> String {
     );
     if let (Some(was), Some(http)) = (&before.http, &now.http) {
         let (a, c) = (&was.counts, &http.counts);
-        let closed = |c: &crate::net::HttpStats| c.framing_rejects + c.header_timeouts + c.idle_closed + c.broken;
+        let closed = |c: &crate::net::HttpStats| {
+            c.framing_rejects
+                + c.header_timeouts
+                + c.idle_closed
+                + c.broken
+                + c.body_timeouts
+                + c.answer_timeouts
+                + c.send_timeouts
+        };
         let _ = writeln!(
             f,
             "http: {} connections open, {:.0} accepted/s, {:.0} closed/s, {} refused; {:.0} requests/s",

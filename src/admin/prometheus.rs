@@ -119,6 +119,9 @@ fn http_families(o: &mut Exposition, http: &crate::engine::HttpSnapshot) {
         ("framing_reject", c.framing_rejects),
         ("header_timeout", c.header_timeouts),
         ("idle", c.idle_closed),
+        ("body_timeout", c.body_timeouts),
+        ("answer_timeout", c.answer_timeouts),
+        ("send_timeout", c.send_timeouts),
         ("broken", c.broken),
         ("shutdown", c.dropped_at_shutdown),
     ];

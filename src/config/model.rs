@@ -103,6 +103,22 @@ pub struct HttpConfig {
     /// A keep-alive connection with nothing to do is closed after this.
     #[serde(default = "default_idle_timeout_ms")]
     pub idle_timeout_ms: u64,
+    /// A request body must arrive whole within this from the end of its head, else the
+    /// connection is answered 408 and closed (a body trickled in to hold the connection).
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// The longest wait for the next bytes of a request body, else 408 and close.
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// A connection whose requests are all in the pipeline waits at most this for the next of
+    /// their answers, then is closed (its requests end in the pipeline and are counted): a
+    /// deadline for a pipeline without `deadline_ms`, or a stage that never ends a request.
+    #[serde(default = "default_answer_timeout_ms")]
+    pub answer_timeout_ms: u64,
+    /// A connection with answers unsent waits at most this for the client to take more of
+    /// them (a client that does not read), then is closed.
+    #[serde(default = "default_send_timeout_ms")]
+    pub send_timeout_ms: u64,
     #[serde(default = "default_max_head_bytes")]
     pub max_head_bytes: usize,
     #[serde(default = "default_max_headers")]
@@ -135,6 +151,22 @@ fn default_header_timeout_ms() -> u64 {
 }
 
 fn default_idle_timeout_ms() -> u64 {
+    60_000
+}
+
+fn default_body_timeout_ms() -> u64 {
+    60_000
+}
+
+fn default_body_read_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_answer_timeout_ms() -> u64 {
+    60_000
+}
+
+fn default_send_timeout_ms() -> u64 {
     60_000
 }
 

@@ -82,6 +82,10 @@ pub struct HttpPlan {
     pub max_pipelined: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    pub body_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub answer_timeout: Duration,
+    pub send_timeout: Duration,
     pub limits: crate::net::Limits,
 }
 

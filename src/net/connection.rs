@@ -40,12 +40,17 @@ const SPLICE_MIN: usize = 16 * 1024;
 /// What a connection is waiting for, and so which timeout applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Waiting {
-    /// A request head: from accept, or from the first byte of a request.
+    /// A request head: from accept, or from the first byte of a request (`header_timeout`).
     Head,
-    /// Nothing: a keep-alive connection between requests.
+    /// The rest of a request body whose head is in: within `body_timeout` of the head, and
+    /// `body_read_timeout` of the last bytes read.
+    Body,
+    /// Nothing: a keep-alive connection between requests (`idle_timeout`).
     Idle,
-    /// Its own requests' answers: the pipeline's deadline applies, not the connection's.
+    /// Its own requests' answers, none unsent: the next within `answer_timeout` of the last.
     Answers,
+    /// The client to take its unsent answers: some within `send_timeout` of the last taken.
+    Send,
     /// Closing after a rejection or a 408: its reply is written and its write side shut; what
     /// the client still sends is read and dropped until it closes its side, for at most
     /// [`LINGER_TIME`] and [`LINGER_BYTES`], so that closing with its bytes unread (which makes
@@ -100,6 +105,11 @@ pub(crate) struct Conn {
     pub waiting: Waiting,
     /// When the current wait times out.
     pub deadline_ns: u64,
+    /// When the body being read must be in, whatever its progress.
+    pub body_deadline_ns: u64,
+    /// Bytes were read or written, or answers serialised, since the deadline was last set: a
+    /// wait measured from the last progress starts again.
+    pub progress: bool,
 }
 
 /// What [`Conn::frame`] did with the envelope it was given.
@@ -141,6 +151,8 @@ impl Conn {
             generation,
             waiting: Waiting::Head,
             deadline_ns: head_deadline_ns,
+            body_deadline_ns: u64::MAX,
+            progress: false,
         }
     }
 
@@ -216,6 +228,7 @@ impl Conn {
                         return Ok(Err(env));
                     }
                     Ok(n) => {
+                        self.progress = true;
                         self.readable = n == scratch.len() || self.read_closed;
                         self.reader.feed(&scratch[..n]);
                     }
@@ -240,6 +253,22 @@ impl Conn {
         self.reader.buffered() > 0
     }
 
+    /// What it waits for now, and so which of its deadlines applies.
+    pub fn wait_kind(&self) -> Waiting {
+        if self.unsent() {
+            Waiting::Send
+        } else if !self.owed.is_empty() {
+            Waiting::Answers
+        } else if self.reader.in_body() {
+            Waiting::Body
+        } else if self.partial() || self.next_seq() == 0 {
+            // A connection that has sent nothing yet waits for its first head from accept.
+            Waiting::Head
+        } else {
+            Waiting::Idle
+        }
+    }
+
     /// Places the answer to request `seq`. Returns false if the connection owes no such request
     /// (it cannot happen for a live connection; the caller recycles the envelope).
     pub fn answer(&mut self, seq: u64, env: Box<Envelope>, answer: Answer) -> Result<(), Box<Envelope>> {
@@ -259,6 +288,7 @@ impl Conn {
         while let Some(Owed { ready: Some(_), .. }) = self.owed.front() {
             let Owed { mut reply, ready } = self.owed.pop_front().unwrap();
             self.first_seq += 1;
+            self.progress = true;
             n += 1;
             if !self.unsent() {
                 self.out.clear();
@@ -300,7 +330,10 @@ impl Conn {
             };
             match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.advance(n),
+                Ok(n) => {
+                    self.progress = true;
+                    self.advance(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),

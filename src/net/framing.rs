@@ -123,6 +123,11 @@ impl RequestReader {
         self.buf.len() - self.start
     }
 
+    /// Whether the head of the request being framed is in and its body is not yet.
+    pub fn in_body(&self) -> bool {
+        matches!(self.state, State::Body { .. } | State::Chunked(_))
+    }
+
     /// Gives a request back once it is answered, so the next one reuses its buffers.
     pub fn recycle(&mut self, request: Request) {
         self.spare = Some(request);

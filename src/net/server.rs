@@ -276,9 +276,11 @@ impl Reactor {
         let waker = Waker::new(poll.registry(), WAKER).map_err(ServeError::Reactor)?;
         let in_flight_cap = plan.max_connections.saturating_mul(plan.max_pipelined).clamp(1, MAX_IN_FLIGHT);
         let live = control.live.clone();
-        let sweep_every = (plan.header_timeout.min(plan.idle_timeout) / 8)
-            .clamp(Duration::from_millis(5), Duration::from_millis(500))
-            .as_nanos() as u64;
+        let shortest = [plan.idle_timeout, plan.body_timeout, plan.body_read_timeout, plan.answer_timeout]
+            .into_iter()
+            .chain([plan.send_timeout, LINGER_TIME])
+            .fold(plan.header_timeout, Duration::min);
+        let sweep_every = (shortest / 8).clamp(Duration::from_millis(5), Duration::from_millis(500)).as_nanos() as u64;
         Ok(Reactor {
             poll,
             events: Events::with_capacity(1024),
@@ -451,7 +453,7 @@ impl Reactor {
             self.live.open.fetch_sub(1, Ordering::AcqRel);
             return;
         }
-        let deadline = now_ns() + self.plan.header_timeout.as_nanos() as u64;
+        let deadline = now_ns().saturating_add(nanos(self.plan.header_timeout));
         let reader = RequestReader::new(self.plan.limits);
         self.slots[slot].conn = Some(Conn::new(stream, reader, generation, deadline));
         self.open += 1;
@@ -616,26 +618,32 @@ impl Reactor {
         self.dirty.extend(marked);
     }
 
-    /// What the connection now waits for, and until when.
+    /// What the connection now waits for, and until when. Every wait has a deadline: a head's
+    /// and a body's whole time run from their start (later bytes do not extend them); the
+    /// waits for a body's next bytes, for the next answer and for the client to read are
+    /// measured from the last progress.
     fn update_deadline(&mut self, slot: usize) {
         let Some(conn) = self.slots[slot].conn.as_mut().filter(|c| c.waiting != Waiting::Linger) else { return };
-        let waiting = if conn.owed() > 0 || conn.unsent() {
-            Waiting::Answers
-        } else if conn.partial() {
-            Waiting::Head
-        } else {
-            Waiting::Idle
-        };
-        if waiting != conn.waiting {
-            // A head's time runs from its first byte: later bytes do not extend it.
-            let timeout = match waiting {
-                Waiting::Head => self.plan.header_timeout.as_nanos() as u64,
-                Waiting::Idle => self.plan.idle_timeout.as_nanos() as u64,
-                Waiting::Answers | Waiting::Linger => u64::MAX,
-            };
-            conn.waiting = waiting;
-            conn.deadline_ns = now_ns().saturating_add(timeout);
+        let waiting = conn.wait_kind();
+        let progress = std::mem::take(&mut conn.progress);
+        if waiting == conn.waiting && !(progress && waiting != Waiting::Head) {
+            return;
         }
+        let now = now_ns();
+        let after = |timeout: Duration| now.saturating_add(nanos(timeout));
+        let plan = &self.plan;
+        if waiting != conn.waiting && waiting == Waiting::Body {
+            conn.body_deadline_ns = after(plan.body_timeout);
+        }
+        conn.deadline_ns = match waiting {
+            Waiting::Head => after(plan.header_timeout),
+            Waiting::Body => after(plan.body_read_timeout).min(conn.body_deadline_ns),
+            Waiting::Idle => after(plan.idle_timeout),
+            Waiting::Answers => after(plan.answer_timeout),
+            Waiting::Send => after(plan.send_timeout),
+            Waiting::Linger => unreachable!("a lingering connection keeps its deadline"),
+        };
+        conn.waiting = waiting;
     }
 
     /// Closes connections whose head or idle time ran out, and accepts what an earlier
@@ -648,15 +656,22 @@ impl Reactor {
                 continue;
             }
             match conn.waiting {
-                Waiting::Head => {
+                Waiting::Head | Waiting::Body => {
                     conn.last_word(canned::REQUEST_TIMEOUT);
                     conn.linger_after();
-                    HttpLive::count(&self.live.header_timeouts);
+                    let count = match conn.waiting {
+                        Waiting::Head => &self.live.header_timeouts,
+                        _ => &self.live.body_timeouts,
+                    };
+                    HttpLive::count(count);
                     self.linger(slot);
                     continue;
                 }
                 Waiting::Idle => HttpLive::count(&self.live.idle_closed),
-                Waiting::Answers => continue,
+                // Its requests still in the pipeline end there and are counted by the ledger;
+                // their answers will be dropped.
+                Waiting::Answers => HttpLive::count(&self.live.answer_timeouts),
+                Waiting::Send => HttpLive::count(&self.live.send_timeouts),
                 Waiting::Linger => {}
             }
             self.close(slot);
@@ -720,6 +735,11 @@ impl Poller for Reactor {
 /// number on it (its low 16 bits).
 fn tag(slot: usize, generation: u32, seq: u64) -> u64 {
     (slot as u64 & 0xffff_ffff) | (u64::from(generation & 0xffff) << 32) | ((seq & 0xffff) << 48)
+}
+
+/// A timeout in nanoseconds (validated timeouts are at most a day).
+fn nanos(timeout: Duration) -> u64 {
+    u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn untag(tag: u64) -> (usize, u32, u16) {

@@ -22,6 +22,18 @@ pub struct HttpStats {
     pub header_timeouts: u64,
     /// Keep-alive connections closed after `idle_timeout_ms` with nothing to do.
     pub idle_closed: u64,
+    /// Connections answered 408 and closed: a body did not arrive within `body_timeout_ms`,
+    /// or its next bytes within `body_read_timeout_ms`.
+    #[serde(default)]
+    pub body_timeouts: u64,
+    /// Connections closed after waiting `answer_timeout_ms` for the next answer to their
+    /// requests (those end in the pipeline and are counted by the ledger).
+    #[serde(default)]
+    pub answer_timeouts: u64,
+    /// Connections closed after `send_timeout_ms` without the client taking any of their
+    /// unsent answers.
+    #[serde(default)]
+    pub send_timeouts: u64,
     /// Connections that failed on a read or write (reset by the peer, ...).
     pub broken: u64,
     /// Connections that went away with requests still in the pipeline (those end there, and
@@ -47,6 +59,9 @@ pub struct HttpLive {
     pub(crate) framing_rejects: AtomicU64,
     pub(crate) header_timeouts: AtomicU64,
     pub(crate) idle_closed: AtomicU64,
+    pub(crate) body_timeouts: AtomicU64,
+    pub(crate) answer_timeouts: AtomicU64,
+    pub(crate) send_timeouts: AtomicU64,
     pub(crate) broken: AtomicU64,
     pub(crate) closed_with_requests_in_flight: AtomicU64,
     pub(crate) late_answers_dropped: AtomicU64,
@@ -71,6 +86,9 @@ impl HttpLive {
             framing_rejects: get(&self.framing_rejects),
             header_timeouts: get(&self.header_timeouts),
             idle_closed: get(&self.idle_closed),
+            body_timeouts: get(&self.body_timeouts),
+            answer_timeouts: get(&self.answer_timeouts),
+            send_timeouts: get(&self.send_timeouts),
             broken: get(&self.broken),
             closed_with_requests_in_flight: get(&self.closed_with_requests_in_flight),
             late_answers_dropped: get(&self.late_answers_dropped),
@@ -101,6 +119,13 @@ impl fmt::Display for HttpStats {
             self.closed_with_requests_in_flight,
             self.dropped_at_shutdown
         )?;
+        if self.body_timeouts + self.answer_timeouts + self.send_timeouts > 0 {
+            write!(
+                f,
+                "\n      closed on timeouts: body {}, waiting for answers {}, client not reading {}",
+                self.body_timeouts, self.answer_timeouts, self.send_timeouts
+            )?;
+        }
         if self.late_answers_dropped > 0 {
             write!(f, "\n      late answers dropped (their connection had gone): {}", self.late_answers_dropped)?;
         }

@@ -63,6 +63,12 @@ both_placements!(
     with_max_pipelined_1_two_requests_in_one_write_get_two_answers,
     a_head_too_large_is_answered_431_whole_without_a_reset,
     a_request_target_too_long_is_answered_414,
+    a_connection_that_sends_nothing_is_answered_408_at_the_header_timeout,
+    a_body_whose_next_bytes_do_not_come_is_answered_408,
+    a_body_trickled_in_is_answered_408_at_the_body_timeout,
+    a_chunked_body_trickling_chunk_size_lines_is_answered_408_at_the_body_timeout,
+    a_connection_whose_answer_does_not_come_is_closed_at_the_answer_timeout,
+    a_client_that_does_not_read_is_closed_at_the_send_timeout,
 );
 
 /// A server running `config` with the test stages in place of `wait` and `echo`.
@@ -945,4 +951,117 @@ fn a_request_target_too_long_is_answered_414(reactor: &str) {
         "HTTP/1.1 414 URI Too Long\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
     assert_eq!(server.stop().http.unwrap().framing_rejects, 1);
+}
+
+const REQUEST_TIMEOUT: &str = "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// The header timeout runs from accept: a connection that never sends a byte was kept until the
+/// (longer) idle timeout.
+fn a_connection_that_sends_nothing_is_answered_408_at_the_header_timeout(reactor: &str) {
+    let server = start(config(reactor, json!({ "header_timeout_ms": 300 })));
+    let mut stream = connect(server.addr);
+    assert_eq!(String::from_utf8_lossy(&read_to_clean_close(&mut stream)), REQUEST_TIMEOUT);
+    let http = server.stop().http.unwrap();
+    assert_eq!((http.header_timeouts, http.idle_closed), (1, 0));
+}
+
+fn a_body_whose_next_bytes_do_not_come_is_answered_408(reactor: &str) {
+    let server = start(config(reactor, json!({ "body_read_timeout_ms": 300 })));
+    let mut stream = connect(server.addr);
+    stream.write_all(b"POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab").unwrap();
+    assert_eq!(String::from_utf8_lossy(&read_to_clean_close(&mut stream)), REQUEST_TIMEOUT);
+    let summary = server.stop();
+    assert_eq!(summary.ledger.admitted, 0);
+    assert_eq!(summary.http.unwrap().body_timeouts, 1);
+}
+
+/// Sends `pieces` one after another, 50 ms apart, on a thread of its own, until they run out
+/// or the server has closed the connection; the test reads meanwhile.
+fn trickle(stream: &TcpStream, pieces: Vec<Vec<u8>>) -> JoinHandle<()> {
+    let mut writer = stream.try_clone().unwrap();
+    std::thread::spawn(move || {
+        for piece in pieces {
+            if writer.write_all(&piece).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+}
+
+/// Every byte comes within the read timeout, but the whole body does not come within
+/// `body_timeout_ms`: 408, however steady the trickle.
+fn a_body_trickled_in_is_answered_408_at_the_body_timeout(reactor: &str) {
+    let server = start(config(reactor, json!({ "body_timeout_ms": 500, "body_read_timeout_ms": 10000 })));
+    let mut stream = connect(server.addr);
+    stream.write_all(b"POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n").unwrap();
+    // 1,000 bytes at 20 a second would take 50 s.
+    let writer = trickle(&stream, vec![b"x".to_vec(); 1000]);
+    assert_eq!(String::from_utf8_lossy(&read_to_close(&mut stream)), REQUEST_TIMEOUT);
+    drop(stream);
+    writer.join().unwrap();
+    let summary = server.stop();
+    assert_eq!(summary.ledger.admitted, 0);
+    assert_eq!(summary.http.unwrap().body_timeouts, 1);
+}
+
+/// A chunked body alternating a partial and a complete chunk-size line (each read brings
+/// bytes, none ends the body) used to hold a connection for minutes on a few bytes.
+fn a_chunked_body_trickling_chunk_size_lines_is_answered_408_at_the_body_timeout(reactor: &str) {
+    let server = start(config(reactor, json!({ "body_timeout_ms": 500, "body_read_timeout_ms": 10000 })));
+    let mut stream = connect(server.addr);
+    stream.write_all(b"POST /slow HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+    let pieces = (0..1000).map(|i| if i % 2 == 0 { b"1".to_vec() } else { b"\r\nx\r\n".to_vec() }).collect();
+    let writer = trickle(&stream, pieces);
+    assert_eq!(String::from_utf8_lossy(&read_to_close(&mut stream)), REQUEST_TIMEOUT);
+    drop(stream);
+    writer.join().unwrap();
+    let summary = server.stop();
+    assert_eq!(summary.ledger.admitted, 0);
+    assert_eq!(summary.http.unwrap().body_timeouts, 1);
+}
+
+/// A connection waiting for its own answers has a deadline too: a request that stays in the
+/// pipeline (here a 2 s timer against a 300 ms `answer_timeout_ms`) does not hold its
+/// connection for ever. The request still ends, and is counted, in the pipeline.
+fn a_connection_whose_answer_does_not_come_is_closed_at_the_answer_timeout(reactor: &str) {
+    let server = start(config(reactor, json!({ "answer_timeout_ms": 300 })));
+    let mut stream = connect(server.addr);
+    stream.write_all(get("/sleep/2000").as_bytes()).unwrap();
+    assert_eq!(read_to_close(&mut stream), b"", "closed without an answer");
+    let summary = server.stop();
+    assert_eq!((summary.ledger.admitted, summary.ledger.completed), (1, 1));
+    let http = summary.http.unwrap();
+    assert_eq!((http.answer_timeouts, http.closed_with_requests_in_flight, http.late_answers_dropped), (1, 1, 1));
+}
+
+fn a_client_that_does_not_read_is_closed_at_the_send_timeout(reactor: &str) {
+    let mut config = config(reactor, json!({ "send_timeout_ms": 300 }));
+    config["admin"] = json!({ "listen": "127.0.0.1:0" });
+    let server = start(config);
+    let admin = server.admin.unwrap();
+    let stream = connect(server.addr);
+    // Far more than the socket buffers hold, and the client reads none of it.
+    (&stream).write_all(get("/big/64000000").as_bytes()).unwrap();
+    crate::support::eventually("the connection to be closed at its send timeout", || {
+        crate::admin::stats(admin).http.unwrap().counts.send_timeouts == 1
+    });
+    drop(stream);
+    let summary = server.stop();
+    assert_eq!(summary.ledger.completed, 1);
+    assert_eq!(summary.http.unwrap().send_timeouts, 1);
+}
+
+#[test]
+fn connection_timeouts_out_of_range_are_each_reported() {
+    let config = config("workers", json!({ "body_timeout_ms": 0, "send_timeout_ms": 86_400_001u64 }));
+    let errors = seda::config::validate(&config).err().expect("the config is refused").0;
+    let found: Vec<(&str, &str)> = errors.iter().map(|e| (e.path.as_str(), e.message.as_str())).collect();
+    assert_eq!(
+        found,
+        [
+            ("$.source.body_timeout_ms", "body_timeout_ms must be at least 1"),
+            ("$.source.send_timeout_ms", "send_timeout_ms must be at most 86400000 (a day)"),
+        ]
+    );
 }
