@@ -131,6 +131,7 @@ fn frame(url: &str, before: &Snapshot, now: &Snapshot) -> String {
             c.framing_rejects
                 + c.header_timeouts
                 + c.idle_closed
+                + c.idle_closed_for_room
                 + c.broken
                 + c.body_timeouts
                 + c.answer_timeouts

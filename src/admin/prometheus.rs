@@ -99,12 +99,17 @@ fn http_families(o: &mut Exposition, http: &crate::engine::HttpSnapshot) {
     let c = &http.counts;
     o.family("seda_http_connections_open", "gauge", "HTTP connections open now.");
     o.sample("seda_http_connections_open", &[], http.open as f64);
-    let counters: [(&str, &str, u64); 4] = [
+    let counters: [(&str, &str, u64); 5] = [
         ("seda_http_connections_accepted_total", "HTTP connections accepted.", c.accepted),
         (
             "seda_http_connections_refused_total",
             "HTTP connections closed at accept: max_connections were open.",
             c.refused,
+        ),
+        (
+            "seda_http_connections_refused_per_client_total",
+            "HTTP connections closed at accept: max_connections_per_client were open from its address.",
+            c.refused_per_client,
         ),
         ("seda_http_requests_total", "HTTP requests framed and admitted into the pipeline.", c.requests),
         ("seda_http_answered_total", "Answers to admitted HTTP requests that came back from the pipeline.", c.answered),
@@ -119,6 +124,7 @@ fn http_families(o: &mut Exposition, http: &crate::engine::HttpSnapshot) {
         ("framing_reject", c.framing_rejects),
         ("header_timeout", c.header_timeouts),
         ("idle", c.idle_closed),
+        ("idle_for_room", c.idle_closed_for_room),
         ("body_timeout", c.body_timeouts),
         ("answer_timeout", c.answer_timeouts),
         ("send_timeout", c.send_timeouts),

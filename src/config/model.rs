@@ -92,6 +92,18 @@ pub struct HttpConfig {
     /// Open connections at most; past it a new connection is closed at accept, and counted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Open connections from one client address at most; past it a new connection from that
+    /// address is closed at accept, and counted.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// Bytes of answers the whole server holds for clients that have not taken them yet; past
+    /// it no connection has more requests framed until clients read (none is dropped).
+    #[serde(default = "default_max_unsent_bytes")]
+    pub max_unsent_bytes: usize,
+    /// The same, per connection: past it that connection has no more requests framed until
+    /// its client reads.
+    #[serde(default = "default_max_unsent_bytes_per_connection")]
+    pub max_unsent_bytes_per_connection: usize,
     /// Requests of one connection in the pipeline at once; past it, its further pipelined
     /// requests wait in its buffer.
     #[serde(default = "default_max_pipelined")]
@@ -140,6 +152,18 @@ pub enum SourcePlacement {
 
 fn default_max_connections() -> usize {
     10_000
+}
+
+fn default_max_connections_per_client() -> usize {
+    1_024
+}
+
+fn default_max_unsent_bytes() -> usize {
+    256 << 20
+}
+
+fn default_max_unsent_bytes_per_connection() -> usize {
+    1 << 20
 }
 
 fn default_max_pipelined() -> usize {

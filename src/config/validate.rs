@@ -377,6 +377,9 @@ impl Validator<'_> {
         self.source_cpu(h.cpu, h.reactor, "reactor", "reactor", "the reactors run");
         for (field, value) in [
             ("max_connections", h.max_connections as u64),
+            ("max_connections_per_client", h.max_connections_per_client as u64),
+            ("max_unsent_bytes", h.max_unsent_bytes as u64),
+            ("max_unsent_bytes_per_connection", h.max_unsent_bytes_per_connection as u64),
             ("max_pipelined", h.max_pipelined as u64),
             ("header_timeout_ms", h.header_timeout_ms),
             ("idle_timeout_ms", h.idle_timeout_ms),
@@ -421,6 +424,9 @@ impl Validator<'_> {
             reactor: h.reactor,
             cpu: h.cpu,
             max_connections: h.max_connections,
+            max_connections_per_client: h.max_connections_per_client,
+            max_unsent_bytes: h.max_unsent_bytes,
+            max_unsent_bytes_per_connection: h.max_unsent_bytes_per_connection,
             max_pipelined: h.max_pipelined,
             header_timeout: Duration::from_millis(h.header_timeout_ms),
             idle_timeout: Duration::from_millis(h.idle_timeout_ms),

@@ -88,8 +88,8 @@ pub(crate) struct Conn {
     peer_done: bool,
     /// What a lingering connection may still read and drop.
     linger_left: usize,
-    /// It stopped framing for its own bounds (`max_pipelined` answers owed, or unsent output
-    /// over [`MAX_UNSENT`]); the reactor resumes it once writing its answers made room.
+    /// It stopped framing for its own bounds (`max_pipelined` answers owed, or bytes held for
+    /// it over its share); the reactor resumes it once writing its answers made room.
     pub held_back: bool,
     /// On the reactor's list of connections waiting for its shared room (its in-flight cap).
     pub stalled: bool,
@@ -110,6 +110,12 @@ pub(crate) struct Conn {
     /// Bytes were read or written, or answers serialised, since the deadline was last set: a
     /// wait measured from the last progress starts again.
     pub progress: bool,
+    /// The client's address, whose count of open connections this one is part of.
+    pub peer: std::net::IpAddr,
+    /// The body bytes of answers that came back and wait behind an earlier one, unserialised.
+    ready_bytes: usize,
+    /// What [`Conn::held_bytes`] was when the reactor last added it to its total.
+    pub accounted: usize,
 }
 
 /// What [`Conn::frame`] did with the envelope it was given.
@@ -123,13 +129,14 @@ pub(crate) const READ_CHUNK: usize = 16 * 1024;
 /// sent a large file does not keep its memory.
 const KEEP_OUT: usize = 64 * 1024;
 
-/// Answers serialised and not yet taken by the socket, past which a connection frames no more
-/// requests: a client that pipelines and does not read cannot make the server hold unbounded
-/// output (shared bodies count, though they are not copies).
-const MAX_UNSENT: usize = 1 << 20;
-
 impl Conn {
-    pub fn new(stream: TcpStream, reader: RequestReader, generation: u32, head_deadline_ns: u64) -> Self {
+    pub fn new(
+        stream: TcpStream,
+        peer: std::net::IpAddr,
+        reader: RequestReader,
+        generation: u32,
+        head_deadline_ns: u64,
+    ) -> Self {
         Conn {
             stream,
             reader,
@@ -153,6 +160,9 @@ impl Conn {
             deadline_ns: head_deadline_ns,
             body_deadline_ns: u64::MAX,
             progress: false,
+            peer,
+            ready_bytes: 0,
+            accounted: 0,
         }
     }
 
@@ -274,6 +284,7 @@ impl Conn {
     pub fn answer(&mut self, seq: u64, env: Box<Envelope>, answer: Answer) -> Result<(), Box<Envelope>> {
         match seq.checked_sub(self.first_seq).and_then(|i| self.owed.get_mut(i as usize)) {
             Some(owed) if owed.ready.is_none() => {
+                self.ready_bytes += body_len(&env, answer);
                 owed.ready = Some(Ready::Ended(env, answer));
                 Ok(())
             }
@@ -299,6 +310,7 @@ impl Conn {
             match ready.unwrap() {
                 Ready::Canned(bytes) => self.out.extend_from_slice(bytes),
                 Ready::Ended(env, answer) => {
+                    self.ready_bytes -= body_len(&env, answer);
                     if let Some(body) = write_answer(&mut self.out, &env, answer, reply, date) {
                         self.spliced.push_back(Splice { at: self.out.len(), body, sent: 0 });
                     }
@@ -313,6 +325,7 @@ impl Conn {
                         recycle(env);
                     }
                 }
+                self.ready_bytes = 0;
             }
         }
         n
@@ -389,9 +402,18 @@ impl Conn {
     }
 
     /// Whether its own bounds let another request be framed: fewer than `max_pipelined`
-    /// answers owed (answered but unwritten ones count), and unsent output within its bound.
-    pub fn has_room(&self, max_pipelined: usize) -> bool {
-        self.owed.len() < max_pipelined && self.unsent_bytes() <= MAX_UNSENT
+    /// answers owed (answered but unwritten ones count), and the bytes held for it within its
+    /// share (`max_unsent_bytes_per_connection`): a client that pipelines and does not read
+    /// cannot make the server hold unbounded output.
+    pub fn has_room(&self, max_pipelined: usize, max_held_bytes: usize) -> bool {
+        self.owed.len() < max_pipelined && self.held_bytes() <= max_held_bytes
+    }
+
+    /// The bytes of its answers the server holds until the client takes them: serialised and
+    /// unsent (shared bodies count, though they are not copies), and the bodies of answers
+    /// that came back and wait behind an earlier one.
+    pub fn held_bytes(&self) -> usize {
+        self.unsent_bytes() + self.ready_bytes
     }
 
     /// Bytes serialised and not yet taken by the socket, shared bodies included.
@@ -448,10 +470,19 @@ impl Conn {
     /// Envelopes of answers that arrived but were not written, for the caller to recycle when
     /// the connection is dropped.
     pub fn take_ready(&mut self) -> impl Iterator<Item = Box<Envelope>> + '_ {
+        self.ready_bytes = 0;
         self.owed.drain(..).filter_map(|owed| match owed.ready {
             Some(Ready::Ended(env, _)) => Some(env),
             _ => None,
         })
+    }
+}
+
+/// The body an answer will send: what it holds until it is written.
+fn body_len(env: &Envelope, answer: Answer) -> usize {
+    match answer {
+        Answer::Response => env.req.response.bytes().len(),
+        Answer::Unavailable | Answer::Failed => 0,
     }
 }
 

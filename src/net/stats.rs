@@ -10,8 +10,14 @@ use serde::{Deserialize, Serialize};
 pub struct HttpStats {
     /// Connections accepted.
     pub accepted: u64,
-    /// Connections closed at accept: `max_connections` were open.
+    /// Connections closed at accept: `max_connections` were open, none of them idle.
     pub refused: u64,
+    /// Connections closed at accept: `max_connections_per_client` were open from its address.
+    #[serde(default)]
+    pub refused_per_client: u64,
+    /// Idle keep-alive connections closed, oldest first, to take a new one at `max_connections`.
+    #[serde(default)]
+    pub idle_closed_for_room: u64,
     /// Requests framed and admitted into the pipeline.
     pub requests: u64,
     /// Their answers that came back from the pipeline.
@@ -54,6 +60,8 @@ pub struct HttpStats {
 pub struct HttpLive {
     pub(crate) accepted: AtomicU64,
     pub(crate) refused: AtomicU64,
+    pub(crate) refused_per_client: AtomicU64,
+    pub(crate) idle_closed_for_room: AtomicU64,
     pub(crate) requests: AtomicU64,
     pub(crate) answered: AtomicU64,
     pub(crate) framing_rejects: AtomicU64,
@@ -68,6 +76,9 @@ pub struct HttpLive {
     pub(crate) dropped_at_shutdown: AtomicU64,
     /// Connections open now.
     pub(crate) open: AtomicU64,
+    /// Bytes of answers held for clients now, summed over the reactors (each adds its change
+    /// once per turn): what `max_unsent_bytes` bounds.
+    pub(crate) unsent_bytes: AtomicU64,
 }
 
 impl HttpLive {
@@ -81,6 +92,8 @@ impl HttpLive {
         HttpStats {
             accepted: get(&self.accepted),
             refused: get(&self.refused),
+            refused_per_client: get(&self.refused_per_client),
+            idle_closed_for_room: get(&self.idle_closed_for_room),
             requests: get(&self.requests),
             answered: get(&self.answered),
             framing_rejects: get(&self.framing_rejects),
@@ -109,6 +122,13 @@ impl fmt::Display for HttpStats {
             "http: connections accepted {}, refused {}; requests {}, answered {}",
             self.accepted, self.refused, self.requests, self.answered
         )?;
+        if self.refused_per_client + self.idle_closed_for_room > 0 {
+            writeln!(
+                f,
+                "      refused over the per-client cap {}; idle closed to make room {}",
+                self.refused_per_client, self.idle_closed_for_room
+            )?;
+        }
         write!(
             f,
             "      closed: framing rejects {}, header timeouts {}, idle {}, broken {}, with requests in flight {}, at shutdown {}",

@@ -69,6 +69,10 @@ both_placements!(
     a_chunked_body_trickling_chunk_size_lines_is_answered_408_at_the_body_timeout,
     a_connection_whose_answer_does_not_come_is_closed_at_the_answer_timeout,
     a_client_that_does_not_read_is_closed_at_the_send_timeout,
+    at_the_cap_an_idle_connection_makes_way_for_a_new_one,
+    connections_over_the_per_client_cap_are_refused_at_accept_and_counted,
+    the_server_wide_bound_on_unsent_answers_holds_back_framing_until_clients_read,
+    an_answer_waiting_behind_an_earlier_one_counts_against_its_connections_share,
 );
 
 /// A server running `config` with the test stages in place of `wait` and `echo`.
@@ -379,15 +383,18 @@ fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(reactor: &str)
 }
 
 fn connections_over_the_cap_are_refused_at_accept_and_counted(reactor: &str) {
-    let server = start(config(reactor, json!({ "max_connections": 2 })));
+    let mut config = config(reactor, json!({ "max_connections": 2 }));
+    config["admin"] = json!({ "listen": "127.0.0.1:0" });
+    let server = start(config);
+    let admin = server.admin.unwrap();
+    // Two connections in the middle of a head: busy, not idle, so none makes way at the cap.
     let mut open = Vec::new();
-    let mut buf = Vec::new();
     for i in 0..2 {
         let mut stream = connect(server.addr);
-        stream.write_all(get(&format!("/c{i}")).as_bytes()).unwrap();
-        assert_eq!(read_response(&mut stream, &mut buf, false).status, 200);
+        stream.write_all(format!("GET /c{i} HTTP/1.1\r\n").as_bytes()).unwrap();
         open.push(stream);
     }
+    crate::support::eventually("both connections to be open", || crate::admin::stats(admin).http.unwrap().open == 2);
     let mut third = connect(server.addr);
     let _ = third.write_all(get("/c2").as_bytes());
     assert_eq!(read_to_close(&mut third), b"", "refused: closed without an answer");
@@ -411,6 +418,7 @@ fn connections_over_the_cap_are_refused_at_accept_and_counted(reactor: &str) {
     drop(fourth);
     let http = server.stop().http.unwrap();
     assert!(http.refused >= 1, "{http:?}");
+    assert_eq!(http.idle_closed_for_room, 0, "{http:?}");
     assert_eq!(http.accepted, 3, "two, then one more once a slot was free: {http:?}");
 }
 
@@ -1064,4 +1072,118 @@ fn connection_timeouts_out_of_range_are_each_reported() {
             ("$.source.send_timeout_ms", "send_timeout_ms must be at most 86400000 (a day)"),
         ]
     );
+}
+
+/// At `max_connections`, idle keep-alive connections are closed, oldest first, before a new
+/// connection is refused: a server full of idle connections still takes new clients.
+fn at_the_cap_an_idle_connection_makes_way_for_a_new_one(reactor: &str) {
+    let server = start(config(reactor, json!({ "max_connections": 2 })));
+    let mut buf = Vec::new();
+    let mut oldest = connect(server.addr);
+    assert_eq!(exchange(&mut oldest, &mut buf, &get("/a")).status, 200);
+    let mut newer = connect(server.addr);
+    assert_eq!(exchange(&mut newer, &mut buf, &get("/b")).status, 200);
+    let mut third = connect(server.addr);
+    assert_eq!(exchange(&mut third, &mut buf, &get("/c")).body, b"GET /c 0");
+    if reactor == "thread" {
+        // One reactor holds both: the one idle the longest went.
+        assert_eq!(read_to_close(&mut oldest), b"", "the oldest idle connection was closed");
+        assert_eq!(exchange(&mut newer, &mut buf, &get("/b2")).body, b"GET /b2 0");
+    }
+    drop((oldest, newer, third));
+    let http = server.stop().http.unwrap();
+    assert_eq!((http.accepted, http.refused, http.idle_closed_for_room), (3, 0, 1), "{http:?}");
+}
+
+fn connections_over_the_per_client_cap_are_refused_at_accept_and_counted(reactor: &str) {
+    let server = start(config(reactor, json!({ "max_connections_per_client": 2 })));
+    let mut buf = Vec::new();
+    let mut open = Vec::new();
+    for i in 0..2 {
+        let mut stream = connect(server.addr);
+        assert_eq!(exchange(&mut stream, &mut buf, &get(&format!("/c{i}"))).status, 200);
+        open.push(stream);
+    }
+    let mut third = connect(server.addr);
+    let _ = third.write_all(get("/c2").as_bytes());
+    assert_eq!(read_to_close(&mut third), b"", "refused: closed without an answer");
+    // Its share frees when one of its connections closes.
+    drop(open.pop());
+    let mut fourth = None;
+    for _ in 0..200 {
+        let mut stream = connect(server.addr);
+        let mut head = [0u8; 12];
+        if stream.write_all(get("/c3").as_bytes()).is_ok()
+            && matches!(stream.read_exact(&mut head), Ok(()) if &head == b"HTTP/1.1 200")
+        {
+            fourth = Some(stream);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(fourth.is_some(), "a freed share takes a new connection");
+    drop((open, fourth));
+    let http = server.stop().http.unwrap();
+    assert!(http.refused_per_client >= 1, "{http:?}");
+    assert_eq!((http.accepted, http.refused, http.idle_closed_for_room), (3, 0, 0), "{http:?}");
+}
+
+/// Clients that do not read make the server hold their answers; past `max_unsent_bytes` for
+/// the whole server no connection has requests framed (none is dropped) until clients read.
+/// 16 MB answers, of which the socket buffers take a few MB: each non-reading client makes the
+/// server hold over 10 MB, so two pass a 20 MB bound and the third waits.
+fn the_server_wide_bound_on_unsent_answers_holds_back_framing_until_clients_read(reactor: &str) {
+    let mut config = config(reactor, json!({ "max_unsent_bytes": 20_000_000 }));
+    config["admin"] = json!({ "listen": "127.0.0.1:0" });
+    let server = start(config);
+    let admin = server.admin.unwrap();
+    let counts = || crate::admin::stats(admin).http.unwrap().counts;
+    let size = 16_000_000;
+    let mut clients: Vec<TcpStream> = Vec::new();
+    for n in 1..=2 {
+        let mut stream = connect(server.addr);
+        stream.write_all(get(&format!("/big/{size}")).as_bytes()).unwrap();
+        crate::support::eventually("its answer", || counts().answered == n);
+        clients.push(stream);
+    }
+    let mut third = connect(server.addr);
+    third.write_all(get(&format!("/big/{size}")).as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counts().requests, 2, "nothing more is framed while the server holds over 20 MB");
+    // The first client reads: the server holds less, and the third request goes in.
+    let mut buf = Vec::new();
+    assert_eq!(read_response(&mut clients[0], &mut buf, false).body.len(), size);
+    crate::support::eventually("the third request to be framed", || counts().requests == 3);
+    clients.push(third);
+    for stream in &mut clients[1..] {
+        let mut buf = Vec::new();
+        assert!(read_response(stream, &mut buf, false).body == big_body(size), "every byte in place");
+    }
+    drop(clients);
+    let summary = server.stop();
+    assert_eq!(summary.ledger.completed, 3);
+}
+
+/// An answer that came back and waits behind an earlier, slower one is held for its connection
+/// as much as one being written: a large one takes the connection past its share
+/// (`max_unsent_bytes_per_connection`), and its further requests wait.
+fn an_answer_waiting_behind_an_earlier_one_counts_against_its_connections_share(reactor: &str) {
+    let mut config = config(reactor, json!({}));
+    config["admin"] = json!({ "listen": "127.0.0.1:0" });
+    let server = start(config);
+    let admin = server.admin.unwrap();
+    let counts = || crate::admin::stats(admin).http.unwrap().counts;
+    let size = 4_000_000;
+    let mut stream = connect(server.addr);
+    stream.write_all(format!("{}{}", get("/sleep/3000"), get(&format!("/big/{size}"))).as_bytes()).unwrap();
+    crate::support::eventually("the large answer, behind the slow one", || counts().answered == 1);
+    stream.write_all(get("/after").as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counts().requests, 2, "nothing more is framed while 4 MB wait for the client");
+    let mut buf = Vec::new();
+    assert_eq!(read_response(&mut stream, &mut buf, false).body, b"GET /sleep/3000 0");
+    assert_eq!(read_response(&mut stream, &mut buf, false).body.len(), size);
+    assert_eq!(read_response(&mut stream, &mut buf, false).body, b"GET /after 0");
+    drop(stream);
+    assert_eq!(server.stop().ledger.completed, 3);
 }
