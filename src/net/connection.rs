@@ -1,6 +1,9 @@
 //! One client connection: its framer, the answers it is owed in request order, its output buffer
 //! and its deadline. The reactor ([`super::server`]) drives it on readiness; nothing here blocks.
 //!
+//! Deadlines: what it waits for ([`Waiting`]: a head, a body, its answers, the client to read,
+//! nothing, or the end of a lingering close) decides which timeout applies; every one has one.
+//!
 //! Pipelining: every framed request takes the next sequence number and a slot in `owed`. Slots
 //! are filled as answers arrive, in any order, and written strictly from the front, so responses
 //! leave in request order.
@@ -91,7 +94,8 @@ pub(crate) struct Conn {
     /// It stopped framing for its own bounds (`max_pipelined` answers owed, or bytes held for
     /// it over its share); the reactor resumes it once writing its answers made room.
     pub held_back: bool,
-    /// On the reactor's list of connections waiting for its shared room (its in-flight cap).
+    /// On the reactor's list of connections waiting for shared room (the reactor's in-flight
+    /// cap, the server's bound on bytes held for clients).
     pub stalled: bool,
     /// On the reactor's list of connections to write this turn.
     pub dirty: bool,

@@ -273,8 +273,9 @@ struct Reactor {
     /// Connections with answers to write since they were last flushed.
     dirty: Vec<usize>,
     /// Connections that stopped framing for lack of shared room (the reactor's in-flight cap,
-    /// the server's `max_unsent_bytes`), to resume when there is room again. A connection held back by its own bounds
-    /// (`max_pipelined`, its unsent output) resumes when its answers are written instead.
+    /// the server's `max_unsent_bytes`), to resume when there is room again. A connection held
+    /// back by its own bounds (`max_pipelined`, its share of unsent answers) resumes when its
+    /// answers are written instead.
     stalled: Vec<usize>,
     scratch: Vec<u8>,
     /// Bytes of answers this reactor holds for its clients (see [`Conn::held_bytes`]), and
@@ -469,8 +470,13 @@ impl Reactor {
     /// in-flight cap, and the server's `max_unsent_bytes` (what the other reactors hold as
     /// they last said, plus what this one holds now).
     fn shared_room(&self) -> bool {
+        self.in_flight < self.in_flight_cap && self.under_unsent_bound()
+    }
+
+    /// Whether the bytes held for clients, server-wide, are under `max_unsent_bytes`.
+    fn under_unsent_bound(&self) -> bool {
         let others = self.live.unsent_bytes.load(Ordering::Relaxed).saturating_sub(self.published_held_bytes as u64);
-        self.in_flight < self.in_flight_cap && others + (self.held_bytes as u64) < self.plan.max_unsent_bytes as u64
+        others + (self.held_bytes as u64) < self.plan.max_unsent_bytes as u64
     }
 
     /// Frames again on the connections that stopped for lack of shared room.
@@ -652,6 +658,8 @@ impl Reactor {
 
     /// Frames what the connection has sent, up to its pipelining cap and the source's room.
     fn on_readable(&mut self, slot: usize) {
+        // (Framing adds next to nothing to the bytes held: the bound is checked once.)
+        let under_unsent_bound = self.under_unsent_bound();
         let Slot { conn, in_pipeline, .. } = &mut self.slots[slot];
         let Some(conn) = conn.as_mut() else { return };
         if conn.waiting == Waiting::Linger {
@@ -664,12 +672,7 @@ impl Reactor {
         loop {
             // A client that does not read its answers gets no more requests framed until it does.
             let own_room = conn.has_room(self.plan.max_pipelined, self.plan.max_unsent_bytes_per_connection);
-            // (`shared_room`, spelt out: `conn` borrows the slots.)
-            let others =
-                self.live.unsent_bytes.load(Ordering::Relaxed).saturating_sub(self.published_held_bytes as u64);
-            let shared_room = self.in_flight < self.in_flight_cap
-                && others + (self.held_bytes as u64) < self.plan.max_unsent_bytes as u64;
-            let room = own_room && shared_room;
+            let room = own_room && self.in_flight < self.in_flight_cap && under_unsent_bound;
             let env = self.envelopes.pop().unwrap_or_default();
             match conn.frame(env, &mut self.scratch, room) {
                 Ok(Ok(mut env)) => {
