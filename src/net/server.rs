@@ -68,7 +68,7 @@ const BACKLOG: i32 = 4096;
 
 /// How long a connection accepted at `max_connections` waits for another reactor to close an
 /// idle connection for it before it is refused (a reactor only closes its own connections).
-const ROOM_WAIT: Duration = Duration::from_millis(250);
+const ROOM_WAIT: Duration = Duration::from_secs(1);
 
 /// Connections of one reactor waiting for room that way, at most; past it they are refused.
 const MAX_WAITING_FOR_ROOM: usize = 64;

@@ -1030,12 +1030,12 @@ fn a_chunked_body_trickling_chunk_size_lines_is_answered_408_at_the_body_timeout
 }
 
 /// A connection waiting for its own answers has a deadline too: a request that stays in the
-/// pipeline (here a 2 s timer against a 300 ms `answer_timeout_ms`) does not hold its
+/// pipeline (here a 4 s timer against a 300 ms `answer_timeout_ms`) does not hold its
 /// connection for ever. The request still ends, and is counted, in the pipeline.
 fn a_connection_whose_answer_does_not_come_is_closed_at_the_answer_timeout(reactor: &str) {
     let server = start(config(reactor, json!({ "answer_timeout_ms": 300 })));
     let mut stream = connect(server.addr);
-    stream.write_all(get("/sleep/2000").as_bytes()).unwrap();
+    stream.write_all(get("/sleep/4000").as_bytes()).unwrap();
     assert_eq!(read_to_close(&mut stream), b"", "closed without an answer");
     let summary = server.stop();
     assert_eq!((summary.ledger.admitted, summary.ledger.completed), (1, 1));
@@ -1175,13 +1175,13 @@ fn an_answer_waiting_behind_an_earlier_one_counts_against_its_connections_share(
     let counts = || crate::admin::stats(admin).http.unwrap().counts;
     let size = 4_000_000;
     let mut stream = connect(server.addr);
-    stream.write_all(format!("{}{}", get("/sleep/3000"), get(&format!("/big/{size}"))).as_bytes()).unwrap();
+    stream.write_all(format!("{}{}", get("/sleep/6000"), get(&format!("/big/{size}"))).as_bytes()).unwrap();
     crate::support::eventually("the large answer, behind the slow one", || counts().answered == 1);
     stream.write_all(get("/after").as_bytes()).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(counts().requests, 2, "nothing more is framed while 4 MB wait for the client");
     let mut buf = Vec::new();
-    assert_eq!(read_response(&mut stream, &mut buf, false).body, b"GET /sleep/3000 0");
+    assert_eq!(read_response(&mut stream, &mut buf, false).body, b"GET /sleep/6000 0");
     assert_eq!(read_response(&mut stream, &mut buf, false).body.len(), size);
     assert_eq!(read_response(&mut stream, &mut buf, false).body, b"GET /after 0");
     drop(stream);
