@@ -61,6 +61,19 @@ pub(crate) enum Waiting {
     Linger,
 }
 
+/// What a connection did since its deadline was last set. Each wait measured from the last
+/// progress restarts on its own kind only: bytes read do not extend a wait for answers (a client
+/// trickling the head of its next request cannot keep a stuck one's connection open).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Progress {
+    /// Bytes read from the client.
+    pub read: bool,
+    /// Answers serialised for it.
+    pub answered: bool,
+    /// Bytes the socket took from its output.
+    pub sent: bool,
+}
+
 /// The longest a connection lingers after its last reply before it is closed regardless.
 pub(crate) const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -111,9 +124,9 @@ pub(crate) struct Conn {
     pub deadline_ns: u64,
     /// When the body being read must be in, whatever its progress.
     pub body_deadline_ns: u64,
-    /// Bytes were read or written, or answers serialised, since the deadline was last set: a
-    /// wait measured from the last progress starts again.
-    pub progress: bool,
+    /// What moved since the deadline was last set: a wait measured from the last progress
+    /// starts again, on the progress it waits for only.
+    pub progress: Progress,
     /// The client's address, whose count of open connections this one is part of.
     pub peer: std::net::IpAddr,
     /// The body bytes of answers that came back and wait behind an earlier one, unserialised.
@@ -163,7 +176,7 @@ impl Conn {
             waiting: Waiting::Head,
             deadline_ns: head_deadline_ns,
             body_deadline_ns: u64::MAX,
-            progress: false,
+            progress: Progress::default(),
             peer,
             ready_bytes: 0,
             accounted: 0,
@@ -242,7 +255,7 @@ impl Conn {
                         return Ok(Err(env));
                     }
                     Ok(n) => {
-                        self.progress = true;
+                        self.progress.read = true;
                         self.readable = n == scratch.len() || self.read_closed;
                         self.reader.feed(&scratch[..n]);
                     }
@@ -303,7 +316,7 @@ impl Conn {
         while let Some(Owed { ready: Some(_), .. }) = self.owed.front() {
             let Owed { mut reply, ready } = self.owed.pop_front().unwrap();
             self.first_seq += 1;
-            self.progress = true;
+            self.progress.answered = true;
             n += 1;
             if !self.unsent() {
                 self.out.clear();
@@ -348,7 +361,7 @@ impl Conn {
             match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
-                    self.progress = true;
+                    self.progress.sent = true;
                     self.advance(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),

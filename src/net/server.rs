@@ -829,7 +829,13 @@ impl Reactor {
         let Some(conn) = self.slots[slot].conn.as_mut().filter(|c| c.waiting != Waiting::Linger) else { return };
         let waiting = conn.wait_kind();
         let progress = std::mem::take(&mut conn.progress);
-        if waiting == conn.waiting && !(progress && waiting != Waiting::Head) {
+        let moved = match waiting {
+            Waiting::Body => progress.read,
+            Waiting::Answers => progress.answered,
+            Waiting::Send => progress.sent,
+            Waiting::Head | Waiting::Idle | Waiting::Linger => false,
+        };
+        if waiting == conn.waiting && !moved {
             return;
         }
         let now = now_ns();

@@ -68,6 +68,7 @@ both_placements!(
     a_body_trickled_in_is_answered_408_at_the_body_timeout,
     a_chunked_body_trickling_chunk_size_lines_is_answered_408_at_the_body_timeout,
     a_connection_whose_answer_does_not_come_is_closed_at_the_answer_timeout,
+    a_client_trickling_its_next_head_does_not_extend_the_wait_for_an_answer,
     a_client_that_does_not_read_is_closed_at_the_send_timeout,
     at_the_cap_an_idle_connection_makes_way_for_a_new_one,
     connections_over_the_per_client_cap_are_refused_at_accept_and_counted,
@@ -1186,4 +1187,20 @@ fn an_answer_waiting_behind_an_earlier_one_counts_against_its_connections_share(
     assert_eq!(read_response(&mut stream, &mut buf, false).body, b"GET /after 0");
     drop(stream);
     assert_eq!(server.stop().ledger.completed, 3);
+}
+
+/// Bytes read are progress for a body, not for a wait for answers: a client that trickles the
+/// head of its next request (never finished, 20 bytes a second) while its first waits in the
+/// pipeline is closed at `answer_timeout_ms` all the same.
+fn a_client_trickling_its_next_head_does_not_extend_the_wait_for_an_answer(reactor: &str) {
+    let server = start(config(reactor, json!({ "answer_timeout_ms": 500 })));
+    let mut stream = connect(server.addr);
+    stream.write_all(get("/sleep/4000").as_bytes()).unwrap();
+    let writer =
+        trickle(&stream, b"GET /next HTTP/1.1\r\nX-Slow: ".iter().chain(&[b'a'; 200]).map(|&b| vec![b]).collect());
+    assert_eq!(read_to_close(&mut stream), b"", "closed without an answer");
+    drop(stream);
+    writer.join().unwrap();
+    let http = server.stop().http.unwrap();
+    assert_eq!((http.answer_timeouts, http.header_timeouts), (1, 0), "{http:?}");
 }
