@@ -103,6 +103,18 @@ pub struct HttpConfig {
     /// Open connections at most; past it a new connection is closed at accept, and counted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Open connections from one client address at most; past it a new connection from that
+    /// address is closed at accept, and counted.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// Bytes of answers the whole server holds for clients that have not taken them yet; past
+    /// it no connection has more requests framed until clients read (none is dropped).
+    #[serde(default = "default_max_unsent_bytes")]
+    pub max_unsent_bytes: usize,
+    /// The same, per connection: past it that connection has no more requests framed until
+    /// its client reads.
+    #[serde(default = "default_max_unsent_bytes_per_connection")]
+    pub max_unsent_bytes_per_connection: usize,
     /// Requests of one connection in the pipeline at once; past it, its further pipelined
     /// requests wait in its buffer.
     #[serde(default = "default_max_pipelined")]
@@ -114,6 +126,22 @@ pub struct HttpConfig {
     /// A keep-alive connection with nothing to do is closed after this.
     #[serde(default = "default_idle_timeout_ms")]
     pub idle_timeout_ms: u64,
+    /// A request body must arrive whole within this from the end of its head, else the
+    /// connection is answered 408 and closed (a body trickled in to hold the connection).
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// The longest wait for the next bytes of a request body, else 408 and close.
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// A connection whose requests are all in the pipeline waits at most this for the next of
+    /// their answers, then is closed (its requests end in the pipeline and are counted): a
+    /// deadline for a pipeline without `deadline_ms`, or a stage that never ends a request.
+    #[serde(default = "default_answer_timeout_ms")]
+    pub answer_timeout_ms: u64,
+    /// A connection with answers unsent waits at most this for the client to take more of
+    /// them (a client that does not read), then is closed.
+    #[serde(default = "default_send_timeout_ms")]
+    pub send_timeout_ms: u64,
     #[serde(default = "default_max_head_bytes")]
     pub max_head_bytes: usize,
     #[serde(default = "default_max_headers")]
@@ -137,6 +165,18 @@ fn default_max_connections() -> usize {
     10_000
 }
 
+fn default_max_connections_per_client() -> usize {
+    1_024
+}
+
+fn default_max_unsent_bytes() -> usize {
+    256 << 20
+}
+
+fn default_max_unsent_bytes_per_connection() -> usize {
+    1 << 20
+}
+
 fn default_max_pipelined() -> usize {
     64
 }
@@ -146,6 +186,22 @@ fn default_header_timeout_ms() -> u64 {
 }
 
 fn default_idle_timeout_ms() -> u64 {
+    60_000
+}
+
+fn default_body_timeout_ms() -> u64 {
+    60_000
+}
+
+fn default_body_read_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_answer_timeout_ms() -> u64 {
+    60_000
+}
+
+fn default_send_timeout_ms() -> u64 {
     60_000
 }
 

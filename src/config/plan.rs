@@ -87,9 +87,16 @@ pub struct HttpPlan {
     pub reactor: super::SourcePlacement,
     pub cpu: Option<usize>,
     pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    pub max_unsent_bytes: usize,
+    pub max_unsent_bytes_per_connection: usize,
     pub max_pipelined: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    pub body_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub answer_timeout: Duration,
+    pub send_timeout: Duration,
     pub limits: super::Limits,
 }
 

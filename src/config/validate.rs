@@ -46,6 +46,10 @@ fn cpus_or_cpu_0(cpus: Option<Vec<usize>>) -> Vec<usize> {
 /// The source kinds `source.kind` may name.
 const SOURCE_KINDS: &[&str] = &["generator", "http", "external"];
 
+/// The longest a connection timeout may be: a day. A connection's deadline is its clock reading
+/// plus the timeout in nanoseconds, which must not overflow.
+const MAX_CONNECTION_TIMEOUT_MS: u64 = 86_400_000;
+
 /// Validates `config` as if the machine had exactly `cpus`, which must not be empty.
 pub fn validate_with_cpus(config: &Value, cpus: &[usize]) -> Result<Plan, ConfigErrors> {
     check(config, &Registry::builtin(), cpus)
@@ -394,14 +398,37 @@ impl Validator<'_> {
         self.source_cpu(h.cpu, h.reactor, "reactor", "reactor", "the reactors run");
         for (field, value) in [
             ("max_connections", h.max_connections as u64),
+            ("max_connections_per_client", h.max_connections_per_client as u64),
+            ("max_unsent_bytes", h.max_unsent_bytes as u64),
+            ("max_unsent_bytes_per_connection", h.max_unsent_bytes_per_connection as u64),
             ("max_pipelined", h.max_pipelined as u64),
             ("header_timeout_ms", h.header_timeout_ms),
             ("idle_timeout_ms", h.idle_timeout_ms),
+            ("body_timeout_ms", h.body_timeout_ms),
+            ("body_read_timeout_ms", h.body_read_timeout_ms),
+            ("answer_timeout_ms", h.answer_timeout_ms),
+            ("send_timeout_ms", h.send_timeout_ms),
             ("max_head_bytes", h.max_head_bytes as u64),
             ("max_headers", h.max_headers as u64),
         ] {
             if value == 0 {
                 self.error(format!("$.source.{field}"), format!("{field} must be at least 1"), None);
+            }
+        }
+        for (field, value) in [
+            ("header_timeout_ms", h.header_timeout_ms),
+            ("idle_timeout_ms", h.idle_timeout_ms),
+            ("body_timeout_ms", h.body_timeout_ms),
+            ("body_read_timeout_ms", h.body_read_timeout_ms),
+            ("answer_timeout_ms", h.answer_timeout_ms),
+            ("send_timeout_ms", h.send_timeout_ms),
+        ] {
+            if value > MAX_CONNECTION_TIMEOUT_MS {
+                self.error(
+                    format!("$.source.{field}"),
+                    format!("{field} must be at most {MAX_CONNECTION_TIMEOUT_MS} (a day)"),
+                    None,
+                );
             }
         }
         if h.max_pipelined > 1024 {
@@ -418,9 +445,16 @@ impl Validator<'_> {
             reactor: h.reactor,
             cpu: h.cpu,
             max_connections: h.max_connections,
+            max_connections_per_client: h.max_connections_per_client,
+            max_unsent_bytes: h.max_unsent_bytes,
+            max_unsent_bytes_per_connection: h.max_unsent_bytes_per_connection,
             max_pipelined: h.max_pipelined,
             header_timeout: Duration::from_millis(h.header_timeout_ms),
             idle_timeout: Duration::from_millis(h.idle_timeout_ms),
+            body_timeout: Duration::from_millis(h.body_timeout_ms),
+            body_read_timeout: Duration::from_millis(h.body_read_timeout_ms),
+            answer_timeout: Duration::from_millis(h.answer_timeout_ms),
+            send_timeout: Duration::from_millis(h.send_timeout_ms),
             limits: super::Limits {
                 max_head_bytes: h.max_head_bytes,
                 max_headers: h.max_headers,

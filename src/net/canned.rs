@@ -7,6 +7,8 @@ pub static BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\
 /// `413 Content Too Large`, then close.
 pub static CONTENT_TOO_LARGE: &[u8] =
     b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+/// `414 URI Too Long` (a request line longer than the head's bound), then close.
+pub static URI_TOO_LONG: &[u8] = b"HTTP/1.1 414 URI Too Long\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 /// `431 Request Header Fields Too Large`, then close.
 pub static HEADER_FIELDS_TOO_LARGE: &[u8] =
     b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
@@ -56,6 +58,7 @@ mod tests {
         let close = Reply { close: true, ..Reply::default() };
         assert_eq!(BAD_REQUEST, written(Status::BAD_REQUEST, &[], close));
         assert_eq!(CONTENT_TOO_LARGE, written(Status::CONTENT_TOO_LARGE, &[], close));
+        assert_eq!(URI_TOO_LONG, written(Status::URI_TOO_LONG, &[], close));
         assert_eq!(HEADER_FIELDS_TOO_LARGE, written(Status::HEADER_FIELDS_TOO_LARGE, &[], close));
         assert_eq!(NOT_IMPLEMENTED, written(Status::NOT_IMPLEMENTED, &[], close));
         assert_eq!(VERSION_NOT_SUPPORTED, written(Status::VERSION_NOT_SUPPORTED, &[], close));

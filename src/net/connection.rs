@@ -1,6 +1,9 @@
 //! One client connection: its framer, the answers it is owed in request order, its output buffer
 //! and its deadline. The reactor ([`super::server`]) drives it on readiness; nothing here blocks.
 //!
+//! Deadlines: what it waits for ([`Waiting`]: a head, a body, its answers, the client to read,
+//! nothing, or the end of a lingering close) decides which timeout applies; every one has one.
+//!
 //! Pipelining: every framed request takes the next sequence number and a slot in `owed`. Slots
 //! are filled as answers arrive, in any order, and written strictly from the front, so responses
 //! leave in request order.
@@ -39,13 +42,42 @@ const SPLICE_MIN: usize = 16 * 1024;
 /// What a connection is waiting for, and so which timeout applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Waiting {
-    /// A request head: from accept, or from the first byte of a request.
+    /// A request head: from accept, or from the first byte of a request (`header_timeout`).
     Head,
-    /// Nothing: a keep-alive connection between requests.
+    /// The rest of a request body whose head is in: within `body_timeout` of the head, and
+    /// `body_read_timeout` of the last bytes read.
+    Body,
+    /// Nothing: a keep-alive connection between requests (`idle_timeout`).
     Idle,
-    /// Its own requests' answers: the pipeline's deadline applies, not the connection's.
+    /// Its own requests' answers, none unsent: the next within `answer_timeout` of the last.
     Answers,
+    /// The client to take its unsent answers: some within `send_timeout` of the last taken.
+    Send,
+    /// Closing after a rejection or a 408: its reply is written and its write side shut; what
+    /// the client still sends is read and dropped until it closes its side, for at most
+    /// [`LINGER_TIME`] and [`LINGER_BYTES`], so that closing with its bytes unread (which makes
+    /// the kernel send a reset) cannot destroy the reply before the client reads it.
+    Linger,
 }
+
+/// What a connection did since its deadline was last set. Each wait measured from the last
+/// progress restarts on its own kind only: bytes read do not extend a wait for answers (a client
+/// trickling the head of its next request cannot keep a stuck one's connection open).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Progress {
+    /// Bytes read from the client.
+    pub read: bool,
+    /// Answers serialised for it.
+    pub answered: bool,
+    /// Bytes the socket took from its output.
+    pub sent: bool,
+}
+
+/// The longest a connection lingers after its last reply before it is closed regardless.
+pub(crate) const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The most bytes a lingering connection reads and drops before it is closed regardless.
+pub(crate) const LINGER_BYTES: usize = 1 << 20;
 
 pub(crate) struct Conn {
     pub stream: TcpStream,
@@ -64,8 +96,19 @@ pub(crate) struct Conn {
     closing: bool,
     /// Set when the framer rejected a request, until [`Conn::take_rejected`].
     rejected: bool,
-    /// It stopped framing because its unsent output was over [`MAX_UNSENT`].
-    blocked_on_output: bool,
+    /// It ends with a lingering close (see [`Waiting::Linger`]): a request was rejected or
+    /// timed out, and the client may still be sending its bytes.
+    linger_after: bool,
+    /// The client shut its side: a read returned the end of the stream.
+    peer_done: bool,
+    /// What a lingering connection may still read and drop.
+    linger_left: usize,
+    /// It stopped framing for its own bounds (`max_pipelined` answers owed, or bytes held for
+    /// it over its share); the reactor resumes it once writing its answers made room.
+    pub held_back: bool,
+    /// On the reactor's list of connections waiting for shared room (the reactor's in-flight
+    /// cap, the server's bound on bytes held for clients).
+    pub stalled: bool,
     /// On the reactor's list of connections to write this turn.
     pub dirty: bool,
     /// The socket may have bytes to read: set by a readiness event, cleared by a read that
@@ -78,6 +121,17 @@ pub(crate) struct Conn {
     pub waiting: Waiting,
     /// When the current wait times out.
     pub deadline_ns: u64,
+    /// When the body being read must be in, whatever its progress.
+    pub body_deadline_ns: u64,
+    /// What moved since the deadline was last set: a wait measured from the last progress
+    /// starts again, on the progress it waits for only.
+    pub progress: Progress,
+    /// The client's address, whose count of open connections this one is part of.
+    pub peer: std::net::IpAddr,
+    /// The body bytes of answers that came back and wait behind an earlier one, unserialised.
+    ready_bytes: usize,
+    /// What [`Conn::held_bytes`] was when the reactor last added it to its total.
+    pub accounted: usize,
 }
 
 /// What [`Conn::frame`] did with the envelope it was given.
@@ -91,13 +145,14 @@ pub(crate) const READ_CHUNK: usize = 16 * 1024;
 /// sent a large file does not keep its memory.
 const KEEP_OUT: usize = 64 * 1024;
 
-/// Answers serialised and not yet taken by the socket, past which a connection frames no more
-/// requests: a client that pipelines and does not read cannot make the server hold unbounded
-/// output (shared bodies count, though they are not copies).
-const MAX_UNSENT: usize = 1 << 20;
-
 impl Conn {
-    pub fn new(stream: TcpStream, reader: RequestReader, generation: u32, head_deadline_ns: u64) -> Self {
+    pub fn new(
+        stream: TcpStream,
+        peer: std::net::IpAddr,
+        reader: RequestReader,
+        generation: u32,
+        head_deadline_ns: u64,
+    ) -> Self {
         Conn {
             stream,
             reader,
@@ -108,13 +163,22 @@ impl Conn {
             first_seq: 0,
             closing: false,
             rejected: false,
-            blocked_on_output: false,
+            linger_after: false,
+            peer_done: false,
+            linger_left: 0,
+            held_back: false,
+            stalled: false,
             dirty: false,
             readable: true,
             read_closed: false,
             generation,
             waiting: Waiting::Head,
             deadline_ns: head_deadline_ns,
+            body_deadline_ns: u64::MAX,
+            progress: Progress::default(),
+            peer,
+            ready_bytes: 0,
+            accounted: 0,
         }
     }
 
@@ -164,6 +228,7 @@ impl Conn {
                         .push_back(Owed { reply: Reply::default(), ready: Some(Ready::Canned(reject.response())) });
                     self.closing = true;
                     self.rejected = true;
+                    self.linger_after = true;
                     return Ok(Err(env));
                 }
                 Framed::Closed => {
@@ -185,9 +250,11 @@ impl Conn {
                     Ok(0) => {
                         // The peer shut its side; it may still read what it is owed.
                         self.closing = true;
+                        self.peer_done = true;
                         return Ok(Err(env));
                     }
                     Ok(n) => {
+                        self.progress.read = true;
                         self.readable = n == scratch.len() || self.read_closed;
                         self.reader.feed(&scratch[..n]);
                     }
@@ -212,11 +279,28 @@ impl Conn {
         self.reader.buffered() > 0
     }
 
+    /// What it waits for now, and so which of its deadlines applies.
+    pub fn wait_kind(&self) -> Waiting {
+        if self.unsent() {
+            Waiting::Send
+        } else if !self.owed.is_empty() {
+            Waiting::Answers
+        } else if self.reader.in_body() {
+            Waiting::Body
+        } else if self.partial() || self.next_seq() == 0 {
+            // A connection that has sent nothing yet waits for its first head from accept.
+            Waiting::Head
+        } else {
+            Waiting::Idle
+        }
+    }
+
     /// Places the answer to request `seq`. Returns false if the connection owes no such request
     /// (it cannot happen for a live connection; the caller recycles the envelope).
     pub fn answer(&mut self, seq: u64, env: Box<Envelope>, answer: Answer) -> Result<(), Box<Envelope>> {
         match seq.checked_sub(self.first_seq).and_then(|i| self.owed.get_mut(i as usize)) {
             Some(owed) if owed.ready.is_none() => {
+                self.ready_bytes += body_len(&env, answer);
                 owed.ready = Some(Ready::Ended(env, answer));
                 Ok(())
             }
@@ -231,6 +315,7 @@ impl Conn {
         while let Some(Owed { ready: Some(_), .. }) = self.owed.front() {
             let Owed { mut reply, ready } = self.owed.pop_front().unwrap();
             self.first_seq += 1;
+            self.progress.answered = true;
             n += 1;
             if !self.unsent() {
                 self.out.clear();
@@ -241,6 +326,7 @@ impl Conn {
             match ready.unwrap() {
                 Ready::Canned(bytes) => self.out.extend_from_slice(bytes),
                 Ready::Ended(mut env, answer) => {
+                    self.ready_bytes -= body_len(&env, answer);
                     if let Some(body) = write_answer(&mut self.out, &env, answer, reply, date) {
                         self.spliced.push_back(Splice { at: self.out.len(), body });
                     }
@@ -257,6 +343,7 @@ impl Conn {
                         recycle(env);
                     }
                 }
+                self.ready_bytes = 0;
             }
         }
         n
@@ -277,7 +364,10 @@ impl Conn {
             };
             match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.advance(n),
+                Ok(n) => {
+                    self.progress.sent = true;
+                    self.advance(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -334,16 +424,24 @@ impl Conn {
         }
     }
 
-    /// Whether its unsent output is over the bound, so that it should frame no more now.
-    pub fn backlogged(&mut self) -> bool {
-        let unsent = self.out.len() - self.written + self.spliced.iter().map(|s| s.body.held()).sum::<usize>();
-        self.blocked_on_output = unsent > MAX_UNSENT;
-        self.blocked_on_output
+    /// Whether its own bounds let another request be framed: fewer than `max_pipelined`
+    /// answers owed (answered but unwritten ones count), and the bytes held for it within its
+    /// share (`max_unsent_bytes_per_connection`): a client that pipelines and does not read
+    /// cannot make the server hold unbounded output.
+    pub fn has_room(&self, max_pipelined: usize, max_held_bytes: usize) -> bool {
+        self.owed.len() < max_pipelined && self.held_bytes() <= max_held_bytes
     }
 
-    /// Whether it had stopped framing for its output and may go on now (once).
-    pub fn unblocked(&mut self) -> bool {
-        self.blocked_on_output && !self.backlogged()
+    /// The bytes of its answers the server holds until the client takes them: serialised and
+    /// unsent (shared bodies count, though they are not copies), and the bodies of answers
+    /// that came back and wait behind an earlier one.
+    pub fn held_bytes(&self) -> usize {
+        self.unsent_bytes() + self.ready_bytes
+    }
+
+    /// Bytes serialised and not yet taken by the socket, shared bodies included.
+    fn unsent_bytes(&self) -> usize {
+        self.out.len() - self.written + self.spliced.iter().map(|s| s.body.held()).sum::<usize>()
     }
 
     /// Whether bytes wait for the socket to take them.
@@ -358,13 +456,56 @@ impl Conn {
         }
     }
 
+    /// Whether it should end with a lingering close rather than at once.
+    pub fn wants_linger(&self) -> bool {
+        self.linger_after && !self.peer_done
+    }
+
+    /// Marks it to end with a lingering close once its last word is written (a 408).
+    pub fn linger_after(&mut self) {
+        self.closing = true;
+        self.linger_after = true;
+    }
+
+    /// Shuts the write side (the client reads the end of the stream after its reply) and
+    /// starts to linger; the caller sets the deadline.
+    pub fn start_linger(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        self.waiting = Waiting::Linger;
+        self.linger_left = LINGER_BYTES;
+    }
+
+    /// Reads and drops what a lingering client sends. Returns true when lingering is over: the
+    /// client closed its side, the connection broke, or [`LINGER_BYTES`] were dropped.
+    pub fn discard(&mut self, scratch: &mut [u8]) -> bool {
+        loop {
+            match self.stream.read(scratch) {
+                Ok(0) => return true,
+                Ok(n) if n >= self.linger_left => return true,
+                Ok(n) => self.linger_left -= n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return true,
+            }
+        }
+    }
+
     /// Envelopes of answers that arrived but were not written, for the caller to recycle when
     /// the connection is dropped.
     pub fn take_ready(&mut self) -> impl Iterator<Item = Box<Envelope>> + '_ {
+        self.ready_bytes = 0;
         self.owed.drain(..).filter_map(|owed| match owed.ready {
             Some(Ready::Ended(env, _)) => Some(env),
             _ => None,
         })
+    }
+}
+
+/// The body an answer will send: what it holds until it is written.
+fn body_len(env: &Envelope, answer: Answer) -> usize {
+    match answer {
+        Answer::Response => env.req.response.bytes().len(),
+        Answer::Unavailable | Answer::Failed => 0,
     }
 }
 

@@ -8,7 +8,8 @@
 //!    buffered bytes: at most [`Limits::max_head_bytes`], cut after the last LF in it. The window
 //!    depends only on the bytes, never on how they were split, so a request fed one byte at a
 //!    time frames exactly as when fed whole; and the parse is retried only when the window has
-//!    grown. No complete head within the bound is 431.
+//!    grown. No complete head within the bound is 431, or 414 when the request line itself does
+//!    not end within it.
 //! 2. Framing of the body, from the head (RFC 9112 §6): `Transfer-Encoding: chunked` (chunked
 //!    last and alone; with `Content-Length` too it is 400), else `Content-Length` (digits; copies
 //!    must agree), else no body. A `Content-Length` over [`Limits::max_body_bytes`] is 413 at
@@ -122,6 +123,11 @@ impl RequestReader {
         self.buf.len() - self.start
     }
 
+    /// Whether the head of the request being framed is in and its body is not yet.
+    pub fn in_body(&self) -> bool {
+        matches!(self.state, State::Body { .. } | State::Chunked(_))
+    }
+
     /// Gives a request back once it is answered, so the next one reuses its buffers.
     pub fn recycle(&mut self, request: Request) {
         self.spare = Some(request);
@@ -186,11 +192,11 @@ impl RequestReader {
         let full = bounded.len() == self.limits.max_head_bytes;
         let window = match bounded.iter().rposition(|&b| b == b'\n') {
             Some(last_lf) => &bounded[..=last_lf],
-            None if full => return Err(Reject::HeadTooLarge),
+            None if full => return Err(head_too_large(bounded)),
             None => return Ok(None),
         };
         if window.len() == self.head_tried {
-            return if full { Err(Reject::HeadTooLarge) } else { Ok(None) };
+            return if full { Err(head_too_large(bounded)) } else { Ok(None) };
         }
 
         // Uninitialised slots: zeroing 128 of them would cost more than parsing a small head.
@@ -198,7 +204,7 @@ impl RequestReader {
         let mut head = httparse::Request::new(&mut []);
         let head_len = match head.parse_with_uninit_headers(window, &mut slots[..self.limits.header_slots()]) {
             Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if full => return Err(Reject::HeadTooLarge),
+            Ok(httparse::Status::Partial) if full => return Err(head_too_large(bounded)),
             Ok(httparse::Status::Partial) => {
                 self.head_tried = window.len();
                 return Ok(None);
@@ -255,6 +261,21 @@ impl RequestReader {
             self.buf.drain(..self.start);
         }
         self.start = 0;
+    }
+}
+
+/// Which bound a head that does not fit in `max_head_bytes` broke: a request line that does not
+/// end within it (a method, a space, then no end of line) has a target too long, `414`; anything
+/// else is a header section too large, `431`. Empty lines before the request line are skipped,
+/// as the parser skips them.
+#[cold]
+fn head_too_large(bounded: &[u8]) -> Reject {
+    let line_start = bounded.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(bounded.len());
+    let line = &bounded[line_start..];
+    if !line.contains(&b'\n') && line.contains(&b' ') {
+        Reject::UriTooLong
+    } else {
+        Reject::HeadTooLarge
     }
 }
 

@@ -13,6 +13,9 @@ pub enum Reject {
     /// 431: the head (or the trailer section) is longer than
     /// [`Limits::max_head_bytes`](super::Limits::max_head_bytes).
     HeadTooLarge,
+    /// 414: the request line does not end within
+    /// [`Limits::max_head_bytes`](super::Limits::max_head_bytes): its target is too long.
+    UriTooLong,
     /// 431: more header fields than [`Limits::max_headers`](super::Limits::max_headers).
     TooManyHeaders,
     /// 413: the body is longer than [`Limits::max_body_bytes`](super::Limits::max_body_bytes).
@@ -45,6 +48,7 @@ impl Reject {
     pub const fn status(self) -> Status {
         match self {
             Reject::BadRequest(_) => Status::BAD_REQUEST,
+            Reject::UriTooLong => Status::URI_TOO_LONG,
             Reject::HeadTooLarge | Reject::TooManyHeaders => Status::HEADER_FIELDS_TOO_LARGE,
             Reject::BodyTooLarge => Status::CONTENT_TOO_LARGE,
             Reject::TransferCodingNotImplemented => Status::NOT_IMPLEMENTED,
@@ -56,6 +60,7 @@ impl Reject {
     pub const fn response(self) -> &'static [u8] {
         match self {
             Reject::BadRequest(_) => canned::BAD_REQUEST,
+            Reject::UriTooLong => canned::URI_TOO_LONG,
             Reject::HeadTooLarge | Reject::TooManyHeaders => canned::HEADER_FIELDS_TOO_LARGE,
             Reject::BodyTooLarge => canned::CONTENT_TOO_LARGE,
             Reject::TransferCodingNotImplemented => canned::NOT_IMPLEMENTED,

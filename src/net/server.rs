@@ -18,21 +18,32 @@
 //! ending like any other. (The generation alone cannot promise that: it is 16 bits in the tag,
 //! and 65,536 connections can pass through a slot while one slow request waits.)
 //!
+//! Admission of connections: `max_connections_per_client` per client address, then
+//! `max_connections` in all; at that cap an idle keep-alive connection (the one idle the
+//! longest) is closed to make way before a new connection is refused. A reactor closes only its
+//! own connections: one with none idle asks the others through `Control::room_wanted`.
+//!
+//! Bytes held for clients (answers unsent, or waiting behind an earlier answer): a connection
+//! past its share (`max_unsent_bytes_per_connection`), or any once the server is past
+//! `max_unsent_bytes`, has no more requests framed until clients read; a connection held back
+//! resumes as soon as the reason clears, whichever order answers arrive and are written in.
+//!
 //! Shutdown (the `stop` flag): listeners close; idle connections close at once; a connection
 //! with requests in flight gets their answers, the last saying `Connection: close`, then closes.
 //! Connections still open after the pipeline's `drain_timeout` are dropped.
 
+use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::completions::{Answer, Completions};
-use super::connection::{Conn, Waiting, READ_CHUNK};
+use super::connection::{Conn, Waiting, LINGER_TIME, READ_CHUNK};
 use super::stats::HttpLive;
 use super::{canned, RequestReader};
 use crate::clock::now_ns;
@@ -54,6 +65,13 @@ const MAX_POLL_WAIT: Duration = Duration::from_millis(50);
 /// Connections waiting to be accepted, per listener.
 const BACKLOG: i32 = 4096;
 
+/// How long a connection accepted at `max_connections` waits for another reactor to close an
+/// idle connection for it before it is refused (a reactor only closes its own connections).
+const ROOM_WAIT: Duration = Duration::from_secs(1);
+
+/// Connections of one reactor waiting for room that way, at most; past it they are refused.
+const MAX_WAITING_FOR_ROOM: usize = 64;
+
 /// What the reactors share with the thread that stops them.
 #[derive(Default)]
 struct Control {
@@ -64,6 +82,12 @@ struct Control {
     drained: AtomicUsize,
     /// What the reactors count, live; `open` is also the `max_connections` cap's count.
     live: Arc<HttpLive>,
+    /// Open connections by client address, for `max_connections_per_client`.
+    per_client: Mutex<HashMap<IpAddr, usize>>,
+    /// Idle connections a reactor at `max_connections` asked the others to close for it.
+    room_wanted: AtomicUsize,
+    /// How many reactors serve: with one, there is no other to ask for room.
+    reactors: usize,
 }
 
 /// The HTTP source: serves the pipeline's `source` (an `http` one) as a [`Source`] of the run
@@ -93,6 +117,7 @@ impl Source for HttpSource {
             SourcePlacement::Thread => 1,
             SourcePlacement::Workers => plan.pools[plan.stages[http.entry].pool].threads.len(),
         };
+        self.control = Arc::new(Control { reactors: self.reactors, ..Control::default() });
         // Every reactor's listener, bound before anything starts: a bad address fails the run here.
         let mut listeners = vec![listen(http.listen, self.reactors > 1)?];
         let addr = listeners[0].local_addr().map_err(|e| listen_error(http.listen, e))?;
@@ -203,9 +228,22 @@ struct Reactor {
     in_flight_cap: usize,
     /// Connections with answers to write since they were last flushed.
     dirty: Vec<usize>,
-    /// Connections that stopped framing for lack of room, to resume when answers come back.
+    /// Connections that stopped framing for lack of shared room (the reactor's in-flight cap,
+    /// the server's `max_unsent_bytes`), to resume when there is room again. A connection held
+    /// back by its own bounds (`max_pipelined`, its share of unsent answers) resumes when its
+    /// answers are written instead.
     stalled: Vec<usize>,
     scratch: Vec<u8>,
+    /// Bytes of answers this reactor holds for its clients (see [`Conn::held_bytes`]), and
+    /// how much of it was last added to the server's count (`live.unsent_bytes`).
+    held_bytes: usize,
+    published_held_bytes: usize,
+    /// Connections as they became idle (slot, generation, the idle deadline it got), oldest
+    /// first; an entry whose connection has since done anything else is stale and skipped.
+    idle_order: VecDeque<(usize, u32, u64)>,
+    /// Connections accepted at `max_connections` with no idle connection of this reactor's to
+    /// close, waiting (until the deadline) for another reactor to close one of its own.
+    waiting_for_room: Vec<(mio::net::TcpStream, IpAddr, u64)>,
     /// Request ids: this reactor's number in the top bits, so ids are unique across reactors.
     next_id: u64,
     plan: HttpPlan,
@@ -230,9 +268,11 @@ impl Reactor {
         let waker = Waker::new(poll.registry(), WAKER).map_err(failed)?;
         let in_flight_cap = plan.max_connections.saturating_mul(plan.max_pipelined).clamp(1, MAX_IN_FLIGHT);
         let live = control.live.clone();
-        let sweep_every = (plan.header_timeout.min(plan.idle_timeout) / 8)
-            .clamp(Duration::from_millis(5), Duration::from_millis(500))
-            .as_nanos() as u64;
+        let shortest = [plan.idle_timeout, plan.body_timeout, plan.body_read_timeout, plan.answer_timeout]
+            .into_iter()
+            .chain([plan.send_timeout, LINGER_TIME])
+            .fold(plan.header_timeout, Duration::min);
+        let sweep_every = (shortest / 8).clamp(Duration::from_millis(5), Duration::from_millis(500)).as_nanos() as u64;
         Ok(Reactor {
             poll,
             events: Events::with_capacity(1024),
@@ -249,6 +289,10 @@ impl Reactor {
             dirty: Vec::new(),
             stalled: Vec::new(),
             scratch: vec![0; READ_CHUNK],
+            held_bytes: 0,
+            published_held_bytes: 0,
+            idle_order: VecDeque::new(),
+            waiting_for_room: Vec::new(),
             next_id: u64::from(id) << 48,
             plan: plan.clone(),
             live,
@@ -279,11 +323,16 @@ impl Reactor {
         self.completions.claim();
         let now = now_ns();
         let until_sweep = Duration::from_nanos(self.next_sweep.saturating_sub(now));
-        let wait = timeout.unwrap_or(until_sweep).min(until_sweep).min(MAX_POLL_WAIT);
+        let mut wait = timeout.unwrap_or(until_sweep).min(until_sweep).min(MAX_POLL_WAIT);
+        if !self.admit.is_empty() {
+            // Framed after the last admission (a connection that resumed once its answers
+            // were written): admit them now, not after a sleep.
+            wait = Duration::ZERO;
+        }
         if let Err(e) = self.poll.poll(&mut self.events, Some(wait)) {
             assert_eq!(e.kind(), io::ErrorKind::Interrupted, "epoll_wait failed: {e}");
         }
-        let mut busy = false;
+        let mut busy = self.make_room_for_others();
         // Taken out for the loop, which needs the reactor mutable.
         let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         for event in events.iter() {
@@ -321,6 +370,14 @@ impl Reactor {
         // Before the answers leave: a client that has its answer finds it counted.
         self.publish_counts();
         self.write_dirty();
+        self.publish_counts();
+        if !self.stalled.is_empty() && self.shared_room() {
+            // Room again (clients took bytes here or at another reactor).
+            self.resume_stalled();
+        }
+        if !self.waiting_for_room.is_empty() {
+            self.admit_waiting_for_room(now_ns());
+        }
         let now = now_ns();
         if now >= self.next_sweep {
             self.sweep(now);
@@ -355,26 +412,71 @@ impl Reactor {
         if self.answered > 0 {
             self.live.answered.fetch_add(std::mem::take(&mut self.answered), Ordering::Relaxed);
         }
+        if self.held_bytes != self.published_held_bytes {
+            let (now, before) = (self.held_bytes as u64, self.published_held_bytes as u64);
+            if now > before {
+                self.live.unsent_bytes.fetch_add(now - before, Ordering::Relaxed);
+            } else {
+                self.live.unsent_bytes.fetch_sub(before - now, Ordering::Relaxed);
+            }
+            self.published_held_bytes = self.held_bytes;
+        }
+    }
+
+    /// Whether the room all connections share lets a request be framed: the reactor's
+    /// in-flight cap, and the server's `max_unsent_bytes` (what the other reactors hold as
+    /// they last said, plus what this one holds now).
+    fn shared_room(&self) -> bool {
+        self.in_flight < self.in_flight_cap && self.under_unsent_bound()
+    }
+
+    /// Whether the bytes held for clients, server-wide, are under `max_unsent_bytes`.
+    fn under_unsent_bound(&self) -> bool {
+        let others = self.live.unsent_bytes.load(Ordering::Relaxed).saturating_sub(self.published_held_bytes as u64);
+        others + (self.held_bytes as u64) < self.plan.max_unsent_bytes as u64
+    }
+
+    /// Frames again on the connections that stopped for lack of shared room.
+    fn resume_stalled(&mut self) {
+        for slot in std::mem::take(&mut self.stalled) {
+            if let Some(conn) = self.slots[slot].conn.as_mut() {
+                conn.stalled = false;
+                self.on_readable(slot);
+            }
+        }
+    }
+
+    /// Adds the change in the bytes the connection holds to the reactor's count.
+    fn account(&mut self, slot: usize) {
+        if let Some(conn) = self.slots[slot].conn.as_mut() {
+            let held = conn.held_bytes();
+            self.held_bytes = self.held_bytes + held - conn.accounted;
+            conn.accounted = held;
+        }
     }
 
     fn accept(&mut self) {
         loop {
             let Some(listener) = &self.listener else { return };
             match listener.accept() {
-                Ok((stream, _)) => {
-                    let cap = self.plan.max_connections as u64;
-                    let taken = self
-                        .live
-                        .open
-                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < cap).then_some(n + 1));
-                    if taken.is_err() {
+                Ok((stream, peer)) => {
+                    let client = peer.ip();
+                    if !self.take_client_share(client) {
                         // Refused: dropping the socket closes it.
-                        HttpLive::count(&self.live.refused);
+                        HttpLive::count(&self.live.refused_per_client);
                         continue;
                     }
-                    HttpLive::count(&self.live.accepted);
-                    let _ = stream.set_nodelay(true);
-                    self.add(stream);
+                    // At the cap, an idle keep-alive connection makes way for the new one.
+                    if self.take_connection() || (self.close_oldest_idle() && self.take_connection()) {
+                        self.add(stream, client);
+                    } else if self.control.reactors > 1 && self.waiting_for_room.len() < MAX_WAITING_FOR_ROOM {
+                        // None idle here: ask the other reactors to close one of theirs.
+                        self.control.room_wanted.fetch_add(1, Ordering::AcqRel);
+                        let deadline = now_ns() + nanos(ROOM_WAIT);
+                        self.waiting_for_room.push((stream, client, deadline));
+                    } else {
+                        self.refuse(client);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 // A connection reset before it was accepted: on to the next.
@@ -386,7 +488,110 @@ impl Reactor {
         }
     }
 
-    fn add(&mut self, mut stream: mio::net::TcpStream) {
+    /// Counts a connection from `client` against `max_connections_per_client`, if there is
+    /// room for it.
+    fn take_client_share(&self, client: IpAddr) -> bool {
+        let mut per_client = self.control.per_client.lock().unwrap();
+        let open = per_client.entry(client).or_insert(0);
+        if *open >= self.plan.max_connections_per_client {
+            return false;
+        }
+        *open += 1;
+        true
+    }
+
+    fn release_client_share(&self, client: IpAddr) {
+        let mut per_client = self.control.per_client.lock().unwrap();
+        if let Some(open) = per_client.get_mut(&client) {
+            *open -= 1;
+            if *open == 0 {
+                per_client.remove(&client);
+            }
+        }
+    }
+
+    /// Counts a connection against `max_connections`, if there is room for it.
+    fn take_connection(&self) -> bool {
+        let cap = self.plan.max_connections as u64;
+        self.live.open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < cap).then_some(n + 1)).is_ok()
+    }
+
+    /// Refuses a connection accepted at the cap (the caller drops the socket, closing it).
+    fn refuse(&self, client: IpAddr) {
+        self.release_client_share(client);
+        HttpLive::count(&self.live.refused);
+    }
+
+    /// Closes this reactor's connection idle the longest, if it has one idle. Returns whether
+    /// it did.
+    fn close_oldest_idle(&mut self) -> bool {
+        match self.oldest_idle() {
+            Some(slot) => {
+                self.idle_order.pop_front();
+                HttpLive::count(&self.live.idle_closed_for_room);
+                self.close(slot);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The connection idle the longest, at the front of `idle_order` once the stale entries
+    /// before it are dropped.
+    fn oldest_idle(&mut self) -> Option<usize> {
+        while let Some(&(slot, generation, since)) = self.idle_order.front() {
+            let idle = self.slots[slot].conn.as_ref().is_some_and(|c| {
+                c.generation == generation
+                    && c.waiting == Waiting::Idle
+                    && c.deadline_ns == since
+                    && c.wait_kind() == Waiting::Idle
+            });
+            if idle {
+                return Some(slot);
+            }
+            self.idle_order.pop_front();
+        }
+        None
+    }
+
+    /// Closes idle connections of this reactor's that another reactor at the cap asked for.
+    fn make_room_for_others(&mut self) -> bool {
+        let mut closed = false;
+        while self.control.room_wanted.load(Ordering::Acquire) > 0 && self.oldest_idle().is_some() {
+            let wanted = |n: usize| n.checked_sub(1);
+            if self.control.room_wanted.fetch_update(Ordering::AcqRel, Ordering::Acquire, wanted).is_err() {
+                break;
+            }
+            closed |= self.close_oldest_idle();
+        }
+        closed
+    }
+
+    /// Connections waiting for room at the cap: in if there is room now, refused once their
+    /// wait is over.
+    fn admit_waiting_for_room(&mut self, now: u64) {
+        let withdraw = |control: &Control| {
+            let _ = control.room_wanted.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        };
+        for (stream, client, deadline) in std::mem::take(&mut self.waiting_for_room) {
+            if self.take_connection() {
+                // In (room was made for it, or a connection closed by itself meanwhile): its
+                // request for room is withdrawn, so no idle connection is closed for nothing.
+                withdraw(&self.control);
+                self.add(stream, client);
+            } else if now >= deadline {
+                // No other reactor had an idle connection to close.
+                withdraw(&self.control);
+                self.refuse(client);
+            } else {
+                self.waiting_for_room.push((stream, client, deadline));
+            }
+        }
+    }
+
+    fn add(&mut self, mut stream: mio::net::TcpStream, client: IpAddr) {
+        HttpLive::count(&self.live.accepted);
+        let _ = stream.set_nodelay(true);
         let slot = self.free_slots.pop().unwrap_or_else(|| {
             self.slots.push(Slot { conn: None, generation: 0, in_pipeline: 0 });
             self.slots.len() - 1
@@ -398,24 +603,33 @@ impl Reactor {
         if self.poll.registry().register(&mut stream, Token(slot), Interest::READABLE | Interest::WRITABLE).is_err() {
             self.free_slots.push(slot);
             self.live.open.fetch_sub(1, Ordering::AcqRel);
+            self.release_client_share(client);
             return;
         }
-        let deadline = now_ns() + self.plan.header_timeout.as_nanos() as u64;
+        let deadline = now_ns().saturating_add(nanos(self.plan.header_timeout));
         let reader = RequestReader::new(self.plan.limits);
-        self.slots[slot].conn = Some(Conn::new(stream, reader, generation, deadline));
+        self.slots[slot].conn = Some(Conn::new(stream, client, reader, generation, deadline));
         self.open += 1;
         self.on_readable(slot);
     }
 
     /// Frames what the connection has sent, up to its pipelining cap and the source's room.
     fn on_readable(&mut self, slot: usize) {
+        // (Framing adds next to nothing to the bytes held: the bound is checked once.)
+        let under_unsent_bound = self.under_unsent_bound();
         let Slot { conn, in_pipeline, .. } = &mut self.slots[slot];
         let Some(conn) = conn.as_mut() else { return };
+        if conn.waiting == Waiting::Linger {
+            if conn.discard(&mut self.scratch) {
+                self.close(slot);
+            }
+            return;
+        }
         let generation = conn.generation;
         loop {
             // A client that does not read its answers gets no more requests framed until it does.
-            let room =
-                conn.owed() < self.plan.max_pipelined && self.in_flight < self.in_flight_cap && !conn.backlogged();
+            let own_room = conn.has_room(self.plan.max_pipelined, self.plan.max_unsent_bytes_per_connection);
+            let room = own_room && self.in_flight < self.in_flight_cap && under_unsent_bound;
             let env = self.envelopes.pop().unwrap_or_default();
             match conn.frame(env, &mut self.scratch, room) {
                 Ok(Ok(mut env)) => {
@@ -431,7 +645,12 @@ impl Reactor {
                 }
                 Ok(Err(env)) => {
                     self.envelopes.push(env);
-                    if !room {
+                    // Held back: say so, so that it resumes as soon as the reason clears, in
+                    // whichever order answers arrive and are written.
+                    if !own_room {
+                        conn.held_back = true;
+                    } else if !room && !conn.stalled {
+                        conn.stalled = true;
                         self.stalled.push(slot);
                     }
                     break;
@@ -446,6 +665,7 @@ impl Reactor {
         if conn.take_rejected() {
             HttpLive::count(&self.live.framing_rejects);
         }
+        self.account(slot);
         self.mark_dirty(slot);
     }
 
@@ -461,6 +681,7 @@ impl Reactor {
         let (slots, free_slots, envelopes, dirty) =
             (&mut self.slots, &mut self.free_slots, &mut self.envelopes, &mut self.dirty);
         let (mut answered, mut late) = (0, 0);
+        let held_bytes = &mut self.held_bytes;
         self.completions.drain(|env, answer: Answer| {
             answered += 1;
             let (slot, generation, seq16) = untag(env.tag);
@@ -477,7 +698,11 @@ impl Reactor {
                     // span fewer than 2^16 numbers.
                     let first = conn.next_seq() - conn.owed() as u64;
                     let seq = first + u64::from(seq16.wrapping_sub(first as u16));
-                    match conn.answer(seq, env, answer) {
+                    let result = conn.answer(seq, env, answer);
+                    let held = conn.held_bytes();
+                    *held_bytes = *held_bytes + held - conn.accounted;
+                    conn.accounted = held;
+                    match result {
                         Ok(()) if !conn.dirty => {
                             conn.dirty = true;
                             dirty.push(slot);
@@ -499,8 +724,8 @@ impl Reactor {
         if answered > 0 {
             self.answered += answered as u64;
             // Room again: connections that stopped for lack of it frame what they hold.
-            for slot in std::mem::take(&mut self.stalled) {
-                self.on_readable(slot);
+            if self.shared_room() {
+                self.resume_stalled();
             }
         }
         answered > 0
@@ -518,6 +743,9 @@ impl Reactor {
         for &slot in &dirty {
             let Some(conn) = self.slots[slot].conn.as_mut() else { continue };
             conn.dirty = false;
+            if conn.waiting == Waiting::Linger {
+                continue;
+            }
             let envelopes = &mut self.envelopes;
             conn.serialise(self.date.as_bytes(), |env| envelopes.push(env));
             if conn.flush().is_err() {
@@ -525,12 +753,22 @@ impl Reactor {
                 self.close(slot);
                 continue;
             }
+            self.account(slot);
             self.update_deadline(slot);
             let conn = self.slots[slot].conn.as_mut().unwrap();
             if conn.finished() {
-                self.close(slot);
-            } else if conn.unblocked() {
-                // It had stopped framing for its unsent answers, which have drained.
+                if conn.wants_linger() {
+                    self.linger(slot);
+                } else {
+                    self.close(slot);
+                }
+            } else if conn.held_back
+                && conn.has_room(self.plan.max_pipelined, self.plan.max_unsent_bytes_per_connection)
+            {
+                // It had stopped framing for its own bounds (answers owed, unsent output), and
+                // writing its answers made room: it frames what it holds now, not when some
+                // later event happens to come (none may: its requests are all in its buffer).
+                conn.held_back = false;
                 self.on_readable(slot);
             }
         }
@@ -540,25 +778,49 @@ impl Reactor {
         self.dirty.extend(marked);
     }
 
-    /// What the connection now waits for, and until when.
+    /// What the connection now waits for, and until when. Every wait has a deadline: a head's
+    /// and a body's whole time run from their start (later bytes do not extend them); the
+    /// waits for a body's next bytes, for the next answer and for the client to read are
+    /// measured from the last progress.
     fn update_deadline(&mut self, slot: usize) {
-        let Some(conn) = self.slots[slot].conn.as_mut() else { return };
-        let waiting = if conn.owed() > 0 || conn.unsent() {
-            Waiting::Answers
-        } else if conn.partial() {
-            Waiting::Head
-        } else {
-            Waiting::Idle
+        let Some(conn) = self.slots[slot].conn.as_mut().filter(|c| c.waiting != Waiting::Linger) else { return };
+        let waiting = conn.wait_kind();
+        let progress = std::mem::take(&mut conn.progress);
+        let moved = match waiting {
+            Waiting::Body => progress.read,
+            Waiting::Answers => progress.answered,
+            Waiting::Send => progress.sent,
+            Waiting::Head | Waiting::Idle | Waiting::Linger => false,
         };
-        if waiting != conn.waiting {
-            // A head's time runs from its first byte: later bytes do not extend it.
-            let timeout = match waiting {
-                Waiting::Head => self.plan.header_timeout.as_nanos() as u64,
-                Waiting::Idle => self.plan.idle_timeout.as_nanos() as u64,
-                Waiting::Answers => u64::MAX,
-            };
-            conn.waiting = waiting;
-            conn.deadline_ns = now_ns().saturating_add(timeout);
+        if waiting == conn.waiting && !moved {
+            return;
+        }
+        let now = now_ns();
+        let after = |timeout: Duration| now.saturating_add(nanos(timeout));
+        let plan = &self.plan;
+        if waiting != conn.waiting && waiting == Waiting::Body {
+            conn.body_deadline_ns = after(plan.body_timeout);
+        }
+        conn.deadline_ns = match waiting {
+            Waiting::Head => after(plan.header_timeout),
+            Waiting::Body => after(plan.body_read_timeout).min(conn.body_deadline_ns),
+            Waiting::Idle => after(plan.idle_timeout),
+            Waiting::Answers => after(plan.answer_timeout),
+            Waiting::Send => after(plan.send_timeout),
+            Waiting::Linger => unreachable!("a lingering connection keeps its deadline"),
+        };
+        conn.waiting = waiting;
+        if waiting == Waiting::Idle {
+            self.idle_order.push_back((slot, conn.generation, conn.deadline_ns));
+            if self.idle_order.len() > 2 * self.open + 64 {
+                // Drop the stale entries, so the queue stays in proportion to the connections.
+                let slots = &self.slots;
+                self.idle_order.retain(|&(slot, generation, since)| {
+                    slots[slot].conn.as_ref().is_some_and(|c| {
+                        c.generation == generation && c.waiting == Waiting::Idle && c.deadline_ns == since
+                    })
+                });
+            }
         }
     }
 
@@ -572,13 +834,35 @@ impl Reactor {
                 continue;
             }
             match conn.waiting {
-                Waiting::Head => {
+                Waiting::Head | Waiting::Body => {
                     conn.last_word(canned::REQUEST_TIMEOUT);
-                    HttpLive::count(&self.live.header_timeouts);
+                    conn.linger_after();
+                    let count = match conn.waiting {
+                        Waiting::Head => &self.live.header_timeouts,
+                        _ => &self.live.body_timeouts,
+                    };
+                    HttpLive::count(count);
+                    self.linger(slot);
+                    continue;
                 }
                 Waiting::Idle => HttpLive::count(&self.live.idle_closed),
-                Waiting::Answers => continue,
+                // Its requests still in the pipeline end there and are counted by the ledger;
+                // their answers will be dropped.
+                Waiting::Answers => HttpLive::count(&self.live.answer_timeouts),
+                Waiting::Send => HttpLive::count(&self.live.send_timeouts),
+                Waiting::Linger => {}
             }
+            self.close(slot);
+        }
+    }
+
+    /// Ends the connection with a lingering close (see [`Waiting::Linger`]): its reply is out,
+    /// and what the client still sends is dropped until it closes, within bounds.
+    fn linger(&mut self, slot: usize) {
+        let Some(conn) = self.slots[slot].conn.as_mut() else { return };
+        conn.start_linger();
+        conn.deadline_ns = now_ns() + LINGER_TIME.as_nanos() as u64;
+        if conn.discard(&mut self.scratch) {
             self.close(slot);
         }
     }
@@ -587,6 +871,9 @@ impl Reactor {
         self.draining = true;
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
+        }
+        for (_stream, client, _) in std::mem::take(&mut self.waiting_for_room) {
+            self.refuse(client);
         }
         for slot in 0..self.slots.len() {
             let Some(conn) = self.slots[slot].conn.as_mut() else { continue };
@@ -600,6 +887,8 @@ impl Reactor {
     fn close(&mut self, slot: usize) {
         let Some(mut conn) = self.slots[slot].conn.take() else { return };
         let _ = self.poll.registry().deregister(&mut conn.stream);
+        self.held_bytes -= conn.accounted;
+        self.release_client_share(conn.peer);
         if conn.owed() > 0 {
             // Requests still in the pipeline end there and are counted; their answers will
             // find the slot empty and be dropped.
@@ -629,6 +918,11 @@ impl Poller for Reactor {
 /// number on it (its low 16 bits).
 fn tag(slot: usize, generation: u32, seq: u64) -> u64 {
     (slot as u64 & 0xffff_ffff) | (u64::from(generation & 0xffff) << 32) | ((seq & 0xffff) << 48)
+}
+
+/// A timeout in nanoseconds (validated timeouts are at most a day).
+fn nanos(timeout: Duration) -> u64 {
+    u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn untag(tag: u64) -> (usize, u32, u16) {

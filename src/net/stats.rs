@@ -14,8 +14,14 @@ use crate::metrics::{FigureMetric, LiveFigures, SourceFigures};
 pub struct HttpStats {
     /// Connections accepted.
     pub accepted: u64,
-    /// Connections closed at accept: `max_connections` were open.
+    /// Connections closed at accept: `max_connections` were open, none of them idle.
     pub refused: u64,
+    /// Connections closed at accept: `max_connections_per_client` were open from its address.
+    #[serde(default)]
+    pub refused_per_client: u64,
+    /// Idle keep-alive connections closed, oldest first, to take a new one at `max_connections`.
+    #[serde(default)]
+    pub idle_closed_for_room: u64,
     /// Requests framed and admitted into the pipeline.
     pub requests: u64,
     /// Their answers that came back from the pipeline.
@@ -26,6 +32,18 @@ pub struct HttpStats {
     pub header_timeouts: u64,
     /// Keep-alive connections closed after `idle_timeout_ms` with nothing to do.
     pub idle_closed: u64,
+    /// Connections answered 408 and closed: a body did not arrive within `body_timeout_ms`,
+    /// or its next bytes within `body_read_timeout_ms`.
+    #[serde(default)]
+    pub body_timeouts: u64,
+    /// Connections closed after waiting `answer_timeout_ms` for the next answer to their
+    /// requests (those end in the pipeline and are counted by the ledger).
+    #[serde(default)]
+    pub answer_timeouts: u64,
+    /// Connections closed after `send_timeout_ms` without the client taking any of their
+    /// unsent answers.
+    #[serde(default)]
+    pub send_timeouts: u64,
     /// Connections that failed on a read or write (reset by the peer, ...).
     pub broken: u64,
     /// Connections that went away with requests still in the pipeline (those end there, and
@@ -45,17 +63,25 @@ pub struct HttpStats {
 pub struct HttpLive {
     pub(crate) accepted: AtomicU64,
     pub(crate) refused: AtomicU64,
+    pub(crate) refused_per_client: AtomicU64,
+    pub(crate) idle_closed_for_room: AtomicU64,
     pub(crate) requests: AtomicU64,
     pub(crate) answered: AtomicU64,
     pub(crate) framing_rejects: AtomicU64,
     pub(crate) header_timeouts: AtomicU64,
     pub(crate) idle_closed: AtomicU64,
+    pub(crate) body_timeouts: AtomicU64,
+    pub(crate) answer_timeouts: AtomicU64,
+    pub(crate) send_timeouts: AtomicU64,
     pub(crate) broken: AtomicU64,
     pub(crate) closed_with_requests_in_flight: AtomicU64,
     pub(crate) late_answers_dropped: AtomicU64,
     pub(crate) dropped_at_shutdown: AtomicU64,
     /// Connections open now.
     pub(crate) open: AtomicU64,
+    /// Bytes of answers held for clients now, summed over the reactors (each adds its change
+    /// once per turn): what `max_unsent_bytes` bounds.
+    pub(crate) unsent_bytes: AtomicU64,
 }
 
 impl HttpLive {
@@ -69,11 +95,16 @@ impl HttpLive {
         HttpStats {
             accepted: get(&self.accepted),
             refused: get(&self.refused),
+            refused_per_client: get(&self.refused_per_client),
+            idle_closed_for_room: get(&self.idle_closed_for_room),
             requests: get(&self.requests),
             answered: get(&self.answered),
             framing_rejects: get(&self.framing_rejects),
             header_timeouts: get(&self.header_timeouts),
             idle_closed: get(&self.idle_closed),
+            body_timeouts: get(&self.body_timeouts),
+            answer_timeouts: get(&self.answer_timeouts),
+            send_timeouts: get(&self.send_timeouts),
             broken: get(&self.broken),
             closed_with_requests_in_flight: get(&self.closed_with_requests_in_flight),
             late_answers_dropped: get(&self.late_answers_dropped),
@@ -121,6 +152,11 @@ const HTTP_METRICS: &[FigureMetric] = &[
         "seda_http_connections_refused_total",
         "HTTP connections closed at accept: max_connections were open.",
     ),
+    metric(
+        "refused_per_client",
+        "seda_http_connections_refused_per_client_total",
+        "HTTP connections closed at accept: max_connections_per_client were open from its address.",
+    ),
     metric("requests", "seda_http_requests_total", "HTTP requests framed and admitted into the pipeline."),
     metric(
         "answered",
@@ -130,6 +166,10 @@ const HTTP_METRICS: &[FigureMetric] = &[
     closed("framing_rejects", &[("reason", "framing_reject")]),
     closed("header_timeouts", &[("reason", "header_timeout")]),
     closed("idle_closed", &[("reason", "idle")]),
+    closed("idle_closed_for_room", &[("reason", "idle_for_room")]),
+    closed("body_timeouts", &[("reason", "body_timeout")]),
+    closed("answer_timeouts", &[("reason", "answer_timeout")]),
+    closed("send_timeouts", &[("reason", "send_timeout")]),
     closed("broken", &[("reason", "broken")]),
     closed("dropped_at_shutdown", &[("reason", "shutdown")]),
     metric(

@@ -207,6 +207,20 @@ fn header_section_of_17_kib_is_431() {
 }
 
 #[test]
+fn a_request_line_longer_than_the_head_limit_is_414() {
+    let mut input = b"\r\nGET /".to_vec();
+    input.extend(vec![b'a'; 17 * 1024]);
+    input.extend_from_slice(b" HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(frame(&input), [Framed::Reject(Reject::UriTooLong), Framed::Closed]);
+    let cuts: Vec<usize> = (1..input.len()).step_by(1000).collect();
+    assert_eq!(frame_split(Limits::default(), &input, &cuts), [Framed::Reject(Reject::UriTooLong), Framed::Closed]);
+    assert_eq!(Reject::UriTooLong.status(), Status::URI_TOO_LONG);
+    assert_eq!(Reject::UriTooLong.response(), canned::URI_TOO_LONG);
+    // A line without a space is no request line: 431 as before.
+    assert_eq!(frame(&vec![b'a'; 17 * 1024]), [Framed::Reject(Reject::HeadTooLarge), Framed::Closed]);
+}
+
+#[test]
 fn head_of_exactly_the_limit_is_accepted() {
     let mut input = b"GET / HTTP/1.1\r\nHost: a\r\nX-Pad: ".to_vec();
     let pad = 16 * 1024 - input.len() - 4;

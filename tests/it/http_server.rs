@@ -61,6 +61,21 @@ both_placements!(
     paths_that_climb_out_of_the_root_are_refused,
     a_file_larger_than_the_socket_buffer_is_served_whole,
     a_method_the_route_does_not_allow_is_405_with_allow,
+    a_thousand_requests_pipelined_in_one_write_get_a_thousand_answers,
+    with_max_pipelined_1_two_requests_in_one_write_get_two_answers,
+    a_head_too_large_is_answered_431_whole_without_a_reset,
+    a_request_target_too_long_is_answered_414,
+    a_connection_that_sends_nothing_is_answered_408_at_the_header_timeout,
+    a_body_whose_next_bytes_do_not_come_is_answered_408,
+    a_body_trickled_in_is_answered_408_at_the_body_timeout,
+    a_chunked_body_trickling_chunk_size_lines_is_answered_408_at_the_body_timeout,
+    a_connection_whose_answer_does_not_come_is_closed_at_the_answer_timeout,
+    a_client_trickling_its_next_head_does_not_extend_the_wait_for_an_answer,
+    a_client_that_does_not_read_is_closed_at_the_send_timeout,
+    at_the_cap_an_idle_connection_makes_way_for_a_new_one,
+    connections_over_the_per_client_cap_are_refused_at_accept_and_counted,
+    the_server_wide_bound_on_unsent_answers_holds_back_framing_until_clients_read,
+    an_answer_waiting_behind_an_earlier_one_counts_against_its_connections_share,
 );
 
 /// The HTTP source's counts in a summary.
@@ -69,6 +84,12 @@ trait HttpOf {
 }
 
 impl HttpOf for Summary {
+    fn http(&self) -> HttpStats {
+        self.source.as_ref().and_then(HttpStats::of).expect("an HTTP source's figures")
+    }
+}
+
+impl HttpOf for seda::engine::Snapshot {
     fn http(&self) -> HttpStats {
         self.source.as_ref().and_then(HttpStats::of).expect("an HTTP source's figures")
     }
@@ -383,15 +404,20 @@ fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(reactor: &str)
 }
 
 fn connections_over_the_cap_are_refused_at_accept_and_counted(reactor: &str) {
-    let server = start(config(reactor, json!({ "max_connections": 2 })));
+    let mut config = config(reactor, json!({ "max_connections": 2 }));
+    config["admin"] = json!({ "listen": "127.0.0.1:0" });
+    let server = start(config);
+    let admin = server.admin.unwrap();
+    // Two connections in the middle of a head: busy, not idle, so none makes way at the cap.
     let mut open = Vec::new();
-    let mut buf = Vec::new();
     for i in 0..2 {
         let mut stream = connect(server.addr);
-        stream.write_all(get(&format!("/c{i}")).as_bytes()).unwrap();
-        assert_eq!(read_response(&mut stream, &mut buf, false).status, 200);
+        stream.write_all(format!("GET /c{i} HTTP/1.1\r\n").as_bytes()).unwrap();
         open.push(stream);
     }
+    crate::support::eventually("both connections to be open", || {
+        crate::admin::stats(admin).source.unwrap().levels["open"] == 2
+    });
     let mut third = connect(server.addr);
     let _ = third.write_all(get("/c2").as_bytes());
     assert_eq!(read_to_close(&mut third), b"", "refused: closed without an answer");
@@ -415,6 +441,7 @@ fn connections_over_the_cap_are_refused_at_accept_and_counted(reactor: &str) {
     drop(fourth);
     let http = server.stop().http();
     assert!(http.refused >= 1, "{http:?}");
+    assert_eq!(http.idle_closed_for_room, 0, "{http:?}");
     assert_eq!(http.accepted, 3, "two, then one more once a slot was free: {http:?}");
 }
 
@@ -887,6 +914,319 @@ fn a_late_answer_never_reaches_a_later_connection_in_the_same_slot() {
     let http = summary.http();
     assert_eq!(http.late_answers_dropped, 1, "the stranger's answer was dropped and counted");
     assert_eq!(summary.ledger.completed, 65_537);
+}
+
+/// Past `max_pipelined` a connection's requests wait in its buffer; each answer written makes
+/// room for the next, whichever order answers arrive and are written in (with the reactors in
+/// the workers, all 64 came back in one batch before any was written, and the rest stalled).
+fn a_thousand_requests_pipelined_in_one_write_get_a_thousand_answers(reactor: &str) {
+    let server = start(config(reactor, json!({})));
+    let mut stream = connect(server.addr);
+    let n = 1000;
+    let all: String = (0..n).map(|i| get(&format!("/p{i}"))).collect();
+    stream.write_all(all.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    for i in 0..n {
+        let response = read_response(&mut stream, &mut buf, false);
+        assert_eq!(String::from_utf8_lossy(&response.body), format!("GET /p{i} 0"));
+    }
+    drop(stream);
+    let summary = server.stop();
+    assert_eq!(summary.ledger.completed, n);
+    assert_eq!(summary.http().header_timeouts, 0);
+}
+
+fn with_max_pipelined_1_two_requests_in_one_write_get_two_answers(reactor: &str) {
+    let server = start(config(reactor, json!({ "max_pipelined": 1 })));
+    let mut stream = connect(server.addr);
+    stream.write_all(format!("{}{}", get("/one"), get("/two")).as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    assert_eq!(read_response(&mut stream, &mut buf, false).body, b"GET /one 0");
+    assert_eq!(read_response(&mut stream, &mut buf, false).body, b"GET /two 0");
+    drop(stream);
+    assert_eq!(server.stop().ledger.completed, 2);
+}
+
+/// Everything until the server closes the connection, which must end cleanly (a FIN): a reset
+/// here would have let the kernel throw the reply away before the client read it.
+fn read_to_clean_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all).unwrap_or_else(|e| panic!("{e} after {:?}", String::from_utf8_lossy(&all)));
+    all
+}
+
+/// A reject with request bytes still unread used to close at once: the kernel answered the
+/// unread bytes with a reset, and the client lost the 431. Now the server shuts its write side
+/// after the reply and reads and drops what comes until the client closes.
+fn a_head_too_large_is_answered_431_whole_without_a_reset(reactor: &str) {
+    let server = start(config(reactor, json!({})));
+    let request = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "a".repeat(32 * 1024));
+    for _ in 0..5 {
+        let mut stream = connect(server.addr);
+        stream.write_all(request.as_bytes()).unwrap();
+        let all = read_to_clean_close(&mut stream);
+        assert_eq!(
+            String::from_utf8_lossy(&all),
+            "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+    }
+    let http = server.stop().http();
+    assert_eq!((http.framing_rejects, http.broken), (5, 0));
+}
+
+fn a_request_target_too_long_is_answered_414(reactor: &str) {
+    let server = start(config(reactor, json!({})));
+    let mut stream = connect(server.addr);
+    stream.write_all(get(&format!("/{}", "t".repeat(20 * 1024))).as_bytes()).unwrap();
+    let all = read_to_clean_close(&mut stream);
+    assert_eq!(
+        String::from_utf8_lossy(&all),
+        "HTTP/1.1 414 URI Too Long\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(server.stop().http().framing_rejects, 1);
+}
+
+const REQUEST_TIMEOUT: &str = "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// The header timeout runs from accept: a connection that never sends a byte was kept until the
+/// (longer) idle timeout.
+fn a_connection_that_sends_nothing_is_answered_408_at_the_header_timeout(reactor: &str) {
+    let server = start(config(reactor, json!({ "header_timeout_ms": 300 })));
+    let mut stream = connect(server.addr);
+    assert_eq!(String::from_utf8_lossy(&read_to_clean_close(&mut stream)), REQUEST_TIMEOUT);
+    let http = server.stop().http();
+    assert_eq!((http.header_timeouts, http.idle_closed), (1, 0));
+}
+
+fn a_body_whose_next_bytes_do_not_come_is_answered_408(reactor: &str) {
+    let server = start(config(reactor, json!({ "body_read_timeout_ms": 300 })));
+    let mut stream = connect(server.addr);
+    stream.write_all(b"POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab").unwrap();
+    assert_eq!(String::from_utf8_lossy(&read_to_clean_close(&mut stream)), REQUEST_TIMEOUT);
+    let summary = server.stop();
+    assert_eq!(summary.ledger.admitted, 0);
+    assert_eq!(summary.http().body_timeouts, 1);
+}
+
+/// Sends `pieces` one after another, 50 ms apart, on a thread of its own, until they run out
+/// or the server has closed the connection; the test reads meanwhile.
+fn trickle(stream: &TcpStream, pieces: Vec<Vec<u8>>) -> JoinHandle<()> {
+    let mut writer = stream.try_clone().unwrap();
+    std::thread::spawn(move || {
+        for piece in pieces {
+            if writer.write_all(&piece).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+}
+
+/// Every byte comes within the read timeout, but the whole body does not come within
+/// `body_timeout_ms`: 408, however steady the trickle.
+fn a_body_trickled_in_is_answered_408_at_the_body_timeout(reactor: &str) {
+    let server = start(config(reactor, json!({ "body_timeout_ms": 500, "body_read_timeout_ms": 10000 })));
+    let mut stream = connect(server.addr);
+    stream.write_all(b"POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n").unwrap();
+    // 1,000 bytes at 20 a second would take 50 s.
+    let writer = trickle(&stream, vec![b"x".to_vec(); 1000]);
+    assert_eq!(String::from_utf8_lossy(&read_to_close(&mut stream)), REQUEST_TIMEOUT);
+    drop(stream);
+    writer.join().unwrap();
+    let summary = server.stop();
+    assert_eq!(summary.ledger.admitted, 0);
+    assert_eq!(summary.http().body_timeouts, 1);
+}
+
+/// A chunked body alternating a partial and a complete chunk-size line (each read brings
+/// bytes, none ends the body) used to hold a connection for minutes on a few bytes.
+fn a_chunked_body_trickling_chunk_size_lines_is_answered_408_at_the_body_timeout(reactor: &str) {
+    let server = start(config(reactor, json!({ "body_timeout_ms": 500, "body_read_timeout_ms": 10000 })));
+    let mut stream = connect(server.addr);
+    stream.write_all(b"POST /slow HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+    let pieces = (0..1000).map(|i| if i % 2 == 0 { b"1".to_vec() } else { b"\r\nx\r\n".to_vec() }).collect();
+    let writer = trickle(&stream, pieces);
+    assert_eq!(String::from_utf8_lossy(&read_to_close(&mut stream)), REQUEST_TIMEOUT);
+    drop(stream);
+    writer.join().unwrap();
+    let summary = server.stop();
+    assert_eq!(summary.ledger.admitted, 0);
+    assert_eq!(summary.http().body_timeouts, 1);
+}
+
+/// A connection waiting for its own answers has a deadline too: a request that stays in the
+/// pipeline (here a 4 s timer against a 300 ms `answer_timeout_ms`) does not hold its
+/// connection for ever. The request still ends, and is counted, in the pipeline.
+fn a_connection_whose_answer_does_not_come_is_closed_at_the_answer_timeout(reactor: &str) {
+    let server = start(config(reactor, json!({ "answer_timeout_ms": 300 })));
+    let mut stream = connect(server.addr);
+    stream.write_all(get("/sleep/4000").as_bytes()).unwrap();
+    assert_eq!(read_to_close(&mut stream), b"", "closed without an answer");
+    let summary = server.stop();
+    assert_eq!((summary.ledger.admitted, summary.ledger.completed), (1, 1));
+    let http = summary.http();
+    assert_eq!((http.answer_timeouts, http.closed_with_requests_in_flight, http.late_answers_dropped), (1, 1, 1));
+}
+
+fn a_client_that_does_not_read_is_closed_at_the_send_timeout(reactor: &str) {
+    let mut config = config(reactor, json!({ "send_timeout_ms": 300 }));
+    config["admin"] = json!({ "listen": "127.0.0.1:0" });
+    let server = start(config);
+    let admin = server.admin.unwrap();
+    let stream = connect(server.addr);
+    // Far more than the socket buffers hold, and the client reads none of it.
+    (&stream).write_all(get("/big/64000000").as_bytes()).unwrap();
+    crate::support::eventually("the connection to be closed at its send timeout", || {
+        crate::admin::stats(admin).http().send_timeouts == 1
+    });
+    drop(stream);
+    let summary = server.stop();
+    assert_eq!(summary.ledger.completed, 1);
+    assert_eq!(summary.http().send_timeouts, 1);
+}
+
+#[test]
+fn connection_timeouts_out_of_range_are_each_reported() {
+    let config = config("workers", json!({ "body_timeout_ms": 0, "send_timeout_ms": 86_400_001u64 }));
+    let errors = seda::config::validate(&config).err().expect("the config is refused").0;
+    let found: Vec<(&str, &str)> = errors.iter().map(|e| (e.path.as_str(), e.message.as_str())).collect();
+    assert_eq!(
+        found,
+        [
+            ("$.source.body_timeout_ms", "body_timeout_ms must be at least 1"),
+            ("$.source.send_timeout_ms", "send_timeout_ms must be at most 86400000 (a day)"),
+        ]
+    );
+}
+
+/// At `max_connections`, idle keep-alive connections are closed, oldest first, before a new
+/// connection is refused: a server full of idle connections still takes new clients.
+fn at_the_cap_an_idle_connection_makes_way_for_a_new_one(reactor: &str) {
+    let server = start(config(reactor, json!({ "max_connections": 2 })));
+    let mut buf = Vec::new();
+    let mut oldest = connect(server.addr);
+    assert_eq!(exchange(&mut oldest, &mut buf, &get("/a")).status, 200);
+    let mut newer = connect(server.addr);
+    assert_eq!(exchange(&mut newer, &mut buf, &get("/b")).status, 200);
+    let mut third = connect(server.addr);
+    assert_eq!(exchange(&mut third, &mut buf, &get("/c")).body, b"GET /c 0");
+    if reactor == "thread" {
+        // One reactor holds both: the one idle the longest went.
+        assert_eq!(read_to_close(&mut oldest), b"", "the oldest idle connection was closed");
+        assert_eq!(exchange(&mut newer, &mut buf, &get("/b2")).body, b"GET /b2 0");
+    }
+    drop((oldest, newer, third));
+    let http = server.stop().http();
+    assert_eq!((http.accepted, http.refused, http.idle_closed_for_room), (3, 0, 1), "{http:?}");
+}
+
+fn connections_over_the_per_client_cap_are_refused_at_accept_and_counted(reactor: &str) {
+    let server = start(config(reactor, json!({ "max_connections_per_client": 2 })));
+    let mut buf = Vec::new();
+    let mut open = Vec::new();
+    for i in 0..2 {
+        let mut stream = connect(server.addr);
+        assert_eq!(exchange(&mut stream, &mut buf, &get(&format!("/c{i}"))).status, 200);
+        open.push(stream);
+    }
+    let mut third = connect(server.addr);
+    let _ = third.write_all(get("/c2").as_bytes());
+    assert_eq!(read_to_close(&mut third), b"", "refused: closed without an answer");
+    // Its share frees when one of its connections closes.
+    drop(open.pop());
+    let mut fourth = None;
+    for _ in 0..200 {
+        let mut stream = connect(server.addr);
+        let mut head = [0u8; 12];
+        if stream.write_all(get("/c3").as_bytes()).is_ok()
+            && matches!(stream.read_exact(&mut head), Ok(()) if &head == b"HTTP/1.1 200")
+        {
+            fourth = Some(stream);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(fourth.is_some(), "a freed share takes a new connection");
+    drop((open, fourth));
+    let http = server.stop().http();
+    assert!(http.refused_per_client >= 1, "{http:?}");
+    assert_eq!((http.accepted, http.refused, http.idle_closed_for_room), (3, 0, 0), "{http:?}");
+}
+
+/// Clients that do not read make the server hold their answers; past `max_unsent_bytes` for
+/// the whole server no connection has requests framed (none is dropped) until clients read.
+/// 16 MB answers, of which the socket buffers take a few MB: each non-reading client makes the
+/// server hold over 10 MB, so two pass a 20 MB bound and the third waits.
+fn the_server_wide_bound_on_unsent_answers_holds_back_framing_until_clients_read(reactor: &str) {
+    let mut config = config(reactor, json!({ "max_unsent_bytes": 20_000_000 }));
+    config["admin"] = json!({ "listen": "127.0.0.1:0" });
+    let server = start(config);
+    let admin = server.admin.unwrap();
+    let counts = || crate::admin::stats(admin).http();
+    let size = 16_000_000;
+    let mut clients: Vec<TcpStream> = Vec::new();
+    for n in 1..=2 {
+        let mut stream = connect(server.addr);
+        stream.write_all(get(&format!("/big/{size}")).as_bytes()).unwrap();
+        crate::support::eventually("its answer", || counts().answered == n);
+        clients.push(stream);
+    }
+    let mut third = connect(server.addr);
+    third.write_all(get(&format!("/big/{size}")).as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counts().requests, 2, "nothing more is framed while the server holds over 20 MB");
+    // The first client reads: the server holds less, and the third request goes in.
+    let mut buf = Vec::new();
+    assert_eq!(read_response(&mut clients[0], &mut buf, false).body.len(), size);
+    crate::support::eventually("the third request to be framed", || counts().requests == 3);
+    clients.push(third);
+    for stream in &mut clients[1..] {
+        let mut buf = Vec::new();
+        assert!(read_response(stream, &mut buf, false).body == big_body(size), "every byte in place");
+    }
+    drop(clients);
+    let summary = server.stop();
+    assert_eq!(summary.ledger.completed, 3);
+}
+
+/// An answer that came back and waits behind an earlier, slower one is held for its connection
+/// as much as one being written: a large one takes the connection past its share
+/// (`max_unsent_bytes_per_connection`), and its further requests wait.
+fn an_answer_waiting_behind_an_earlier_one_counts_against_its_connections_share(reactor: &str) {
+    let mut config = config(reactor, json!({}));
+    config["admin"] = json!({ "listen": "127.0.0.1:0" });
+    let server = start(config);
+    let admin = server.admin.unwrap();
+    let counts = || crate::admin::stats(admin).http();
+    let size = 4_000_000;
+    let mut stream = connect(server.addr);
+    stream.write_all(format!("{}{}", get("/sleep/6000"), get(&format!("/big/{size}"))).as_bytes()).unwrap();
+    crate::support::eventually("the large answer, behind the slow one", || counts().answered == 1);
+    stream.write_all(get("/after").as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counts().requests, 2, "nothing more is framed while 4 MB wait for the client");
+    let mut buf = Vec::new();
+    assert_eq!(read_response(&mut stream, &mut buf, false).body, b"GET /sleep/6000 0");
+    assert_eq!(read_response(&mut stream, &mut buf, false).body.len(), size);
+    assert_eq!(read_response(&mut stream, &mut buf, false).body, b"GET /after 0");
+    drop(stream);
+    assert_eq!(server.stop().ledger.completed, 3);
+}
+
+/// Bytes read are progress for a body, not for a wait for answers: a client that trickles the
+/// head of its next request (never finished, 20 bytes a second) while its first waits in the
+/// pipeline is closed at `answer_timeout_ms` all the same.
+fn a_client_trickling_its_next_head_does_not_extend_the_wait_for_an_answer(reactor: &str) {
+    let server = start(config(reactor, json!({ "answer_timeout_ms": 500 })));
+    let mut stream = connect(server.addr);
+    stream.write_all(get("/sleep/4000").as_bytes()).unwrap();
+    let writer =
+        trickle(&stream, b"GET /next HTTP/1.1\r\nX-Slow: ".iter().chain(&[b'a'; 200]).map(|&b| vec![b]).collect());
+    assert_eq!(read_to_close(&mut stream), b"", "closed without an answer");
+    drop(stream);
+    writer.join().unwrap();
+    let http = server.stop().http();
+    assert_eq!((http.answer_timeouts, http.header_timeouts), (1, 0), "{http:?}");
 }
 
 mod static_files;
