@@ -26,7 +26,7 @@ use crate::config::{Plan, SourcePlan};
 use crate::engine::{Admission, Envelope, Origin, Outcome, Submitter};
 use crate::metrics::record::Recording;
 use crate::metrics::Summary;
-use crate::run::{RunError, Runner};
+use crate::run::{Listening, RunError, Runner};
 use crate::source::{Generator, Opened, RunsOn, Source, SourceError, ThreadBody};
 
 /// How a request came back from the pipeline.
@@ -142,7 +142,18 @@ impl InProcessJob {
         plan.deadline = Some(plan.deadline.map_or(self.timeout, |d| d.min(self.timeout)));
         let record = self.record;
         let source = InProcessSource { job: Some(self), done: Arc::new(AtomicBool::new(false)) };
-        let finished = Runner::new(plan).source(source).record(record).run_to_end()?;
+        // The config's admin listener runs as under `seda run` (the run layer starts it), so
+        // `seda top` watches the pipeline under load; its address is told as `seda run` tells it,
+        // for a config that asks for port 0.
+        let finished = Runner::new(plan)
+            .source(source)
+            .record(record)
+            .on_listening(|at| {
+                if let Listening::Admin(addr) = at {
+                    eprintln!("admin listening on {addr}");
+                }
+            })
+            .run_to_end()?;
         Ok((finished.summary, finished.recording))
     }
 }

@@ -240,6 +240,7 @@ pub fn run(options: &LoadOptions, registry: &Registry, stop: &AtomicBool) -> Res
         connections: options.connections,
         pipeline_depth: options.pipeline,
         threads,
+        slots: matches!(options.target, Target::Pipeline(_)).then_some(options.connections * options.pipeline),
     };
     // Stopped early: the results are those of the schedule as far as it ran.
     let schedule = start.end.cut().map_or(run.schedule.clone(), |at| run.schedule.cut(at));

@@ -34,11 +34,15 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// `http://host[:port][/path]` or a config file's path.
+/// `http://host[:port][/path]`, `host:port[/path]` (meaning `http://`), or a config file's
+/// path.
 pub fn parse_target(s: &str) -> Result<Target, String> {
     let Some((scheme, rest)) = s.split_once("://") else {
         if s.is_empty() {
             return Err("the target is empty: give an http:// URL or a pipeline config".into());
+        }
+        if looks_like_host_and_port(s) && !std::path::Path::new(s).exists() {
+            return parse_target(&format!("http://{s}"));
         }
         return Ok(Target::Pipeline(PathBuf::from(s)));
     };
@@ -77,32 +81,15 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
     Ok(Target::Http(HttpTarget { authority: authority.to_string(), host: host.to_string(), port, path }))
 }
 
-/// Requests per second: `2000`, `2000/s`, `1.5k`, `0.1M`.
-pub fn parse_rate(s: &str) -> Result<f64, String> {
-    let t = s.trim().trim_end_matches("/s");
-    let (digits, scale) = match t.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&t[..i], 1e3),
-        Some((i, 'm' | 'M')) => (&t[..i], 1e6),
-        _ => (t, 1.0),
-    };
-    match digits.parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => Ok(r * scale),
-        Ok(_) => Err(format!("rate `{s}` must be above zero")),
-        Err(_) => Err(format!("rate `{s}` is not requests per second (e.g. 2000, 2000/s, 100k)")),
-    }
-}
+pub use crate::units::{parse_duration, parse_rate};
 
-/// A duration: `10s`, `500ms`, `2m`, `1.5s`, or plain seconds (`10`).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let (digits, scale) = [("ms", 1e-3), ("us", 1e-6), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
-        .iter()
-        .find_map(|&(unit, scale)| t.strip_suffix(unit).map(|d| (d, scale)))
-        .unwrap_or((t, 1.0));
-    match digits.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 && v * scale < 1e9 => Ok(Duration::from_secs_f64(v * scale)),
-        _ => Err(format!("`{s}` is not a duration (e.g. 10s, 500ms, 2m)")),
-    }
+/// `localhost:8080`, `127.0.0.1:80/x`, `[::1]:9000`: an authority with a numeric port before any
+/// `/`, which a config file's path does not have (one that exists is taken as the file).
+fn looks_like_host_and_port(s: &str) -> bool {
+    let authority = s.split(['/', '?']).next().unwrap_or("");
+    authority
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// `--sweep FROM:TO:STEP`: rates FROM, FROM+STEP, ... up to TO.
@@ -244,6 +231,11 @@ mod tests {
         let t = http("http://[::1]:9000/x#frag");
         assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("::1", 9000, "/x"));
         assert_eq!(parse_target("configs/noop4.json").unwrap(), Target::Pipeline("configs/noop4.json".into()));
+        let t = http("localhost:8080/api?x=1");
+        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("localhost", 8080, "/api?x=1"));
+        let t = http("[::1]:9000");
+        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("::1", 9000, "/"));
+        assert_eq!(parse_target("a:b/c.json").unwrap(), Target::Pipeline("a:b/c.json".into()));
     }
 
     #[test]

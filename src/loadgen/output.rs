@@ -140,6 +140,10 @@ pub struct RunShape {
     pub connections: usize,
     pub pipeline_depth: usize,
     pub threads: usize,
+    /// In-process only, where there are no connections: how many requests may be in the
+    /// pipeline at once (`connections` x `pipeline_depth`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slots: Option<usize>,
 }
 
 /// Everything a run reports.
@@ -291,14 +295,12 @@ impl fmt::Display for Results {
             None => "closed loop".into(),
         };
         let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
-        writeln!(
-            f,
-            "seda load {}: {loop_kind}, {} x {} in flight, {}",
-            s.target,
-            plural(s.connections, "connection"),
-            s.pipeline_depth,
-            plural(s.threads, "thread")
-        )?;
+        let in_flight = match s.slots {
+            // In-process there are no connections, only places for requests in flight.
+            Some(slots) => format!("{} for requests in flight", plural(slots, "slot")),
+            None => format!("{} x {} in flight", plural(s.connections, "connection"), s.pipeline_depth),
+        };
+        writeln!(f, "seda load {}: {loop_kind}, {in_flight}, {}", s.target, plural(s.threads, "thread"))?;
         if let Some(w) = &self.warmup {
             writeln!(
                 f,
@@ -369,7 +371,7 @@ impl fmt::Display for Results {
             writeln!(f)?;
             for v in &self.thresholds {
                 let verdict = if v.passed { "passed" } else { "FAILED" };
-                writeln!(f, "threshold {}: {} (actual {})", v.threshold, verdict, v.actual)?;
+                writeln!(f, "threshold {}: {} (actual {})", v.threshold, verdict, v.shown)?;
             }
         }
         if let Some(engine) = &self.engine {

@@ -41,11 +41,17 @@ pub struct Threshold {
     bound: f64,
 }
 
-/// A threshold against a run's results.
+/// A threshold against a run's results. In JSON `actual` is a number in `unit`, so a script
+/// compares it without parsing text.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
     pub threshold: String,
-    pub actual: String,
+    pub actual: f64,
+    /// `us` (a latency), `%` (a share of errors), `errors` (a count) or `requests/s`.
+    pub unit: &'static str,
+    /// `actual` for people: `4.56 ms`, `0.1000%`.
+    #[serde(skip)]
+    pub shown: String,
     pub passed: bool,
 }
 
@@ -119,17 +125,18 @@ fn duration_ns(s: &str) -> Option<f64> {
 
 impl Threshold {
     pub fn check(&self, r: &PhaseResults) -> Verdict {
-        let (actual, shown) = match self.metric {
+        // (compared with the bound, reported in `unit`, the unit, shown to people)
+        let (actual, reported, unit, shown) = match self.metric {
             Metric::Latency(which, q) => {
                 let ns = r.latency_ns(which, q);
-                (ns as f64, format_ns(ns))
+                (ns as f64, ns as f64 / 1e3, "us", format_ns(ns))
             }
             Metric::ErrorShare => {
                 let share = if r.requests == 0 { 0.0 } else { r.errors as f64 / r.requests as f64 };
-                (share, format!("{:.4}%", share * 100.0))
+                (share, share * 100.0, "%", format!("{:.4}%", share * 100.0))
             }
-            Metric::ErrorCount => (r.errors as f64, r.errors.to_string()),
-            Metric::Rate => (r.achieved_rate, format!("{:.1}/s", r.achieved_rate)),
+            Metric::ErrorCount => (r.errors as f64, r.errors as f64, "errors", r.errors.to_string()),
+            Metric::Rate => (r.achieved_rate, r.achieved_rate, "requests/s", format!("{:.1}/s", r.achieved_rate)),
         };
         let passed = match self.op {
             Op::Lt => actual < self.bound,
@@ -137,7 +144,7 @@ impl Threshold {
             Op::Gt => actual > self.bound,
             Op::Ge => actual >= self.bound,
         };
-        Verdict { threshold: self.text.clone(), actual: shown, passed }
+        Verdict { threshold: self.text.clone(), actual: reported, unit, shown, passed }
     }
 }
 
