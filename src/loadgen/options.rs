@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::tally::ErrorKind;
 use super::threshold::Threshold;
 
 /// What is loaded.
@@ -17,6 +18,8 @@ pub enum Target {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpTarget {
+    /// `https://`: over TLS.
+    pub tls: bool,
     /// `host` or `host:port` as written, for the `Host` header.
     pub authority: String,
     pub host: String,
@@ -25,10 +28,17 @@ pub struct HttpTarget {
     pub path: String,
 }
 
+impl HttpTarget {
+    /// `http://host:port` (or `https://`) as written, without the path.
+    pub fn origin(&self) -> String {
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.authority)
+    }
+}
+
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Target::Http(t) => write!(f, "http://{}{}", t.authority, t.path),
+            Target::Http(t) => write!(f, "{}{}", t.origin(), t.path),
             Target::Pipeline(path) => write!(f, "{}", path.display()),
         }
     }
@@ -78,7 +88,7 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
     if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(bad("spaces or control characters in the path"));
     }
-    Ok(Target::Http(HttpTarget { authority: authority.to_string(), host: host.to_string(), port, path }))
+    Ok(Target::Http(HttpTarget { tls: false, authority: authority.to_string(), host: host.to_string(), port, path }))
 }
 
 pub use crate::units::{parse_duration, parse_rate};
@@ -143,6 +153,73 @@ pub fn parse_cpus(s: &str) -> Result<Vec<usize>, String> {
     Ok(cpus)
 }
 
+/// A request body as given: `--body STRING` or `--body-file FILE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Text(String),
+    File(PathBuf),
+}
+
+/// What every response must be (`--expect-status`, `--expect-body-contains`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checks {
+    /// The statuses accepted; without it, any below 400.
+    pub status: Option<StatusSet>,
+    /// Text the body must contain.
+    pub body_contains: Option<String>,
+}
+
+impl Checks {
+    /// The check a response fails, if any; `text_found` says whether its body held the
+    /// expected text (true when there is none to look for).
+    pub fn failed(&self, status: u16, text_found: bool) -> Option<ErrorKind> {
+        let status_ok = match &self.status {
+            Some(set) => set.contains(status),
+            None => status < 400,
+        };
+        if !status_ok {
+            Some(ErrorKind::UnexpectedStatus)
+        } else if !text_found {
+            Some(ErrorKind::MissingText)
+        } else {
+            None
+        }
+    }
+}
+
+/// Statuses: `2xx`, `200,204`, `2xx,301`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSet {
+    /// Whole classes (2 for `2xx`).
+    classes: Vec<u16>,
+    codes: Vec<u16>,
+}
+
+impl StatusSet {
+    pub fn contains(&self, status: u16) -> bool {
+        self.codes.contains(&status) || self.classes.contains(&(status / 100))
+    }
+}
+
+/// `2xx`, `200`, `200,204,3xx`.
+pub fn parse_status_set(s: &str) -> Result<StatusSet, String> {
+    let mut set = StatusSet { classes: Vec::new(), codes: Vec::new() };
+    for part in s.split(',').map(str::trim) {
+        let bad = || format!("`{part}` is not a status (e.g. 200) or a class (e.g. 2xx)");
+        match part.strip_suffix("xx").or_else(|| part.strip_suffix("XX")) {
+            Some(class) => {
+                let class: u16 = class.parse().ok().filter(|c| (1..=5).contains(c)).ok_or_else(bad)?;
+                set.classes.push(class);
+            }
+            None => {
+                let code: u16 = part.parse().ok().filter(|c| (100..=599).contains(c)).ok_or_else(bad)?;
+                set.codes.push(code);
+            }
+        }
+    }
+    Ok(set)
+}
+
 /// How requests are spaced in an open loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArrivalKind {
@@ -165,6 +242,18 @@ pub struct LoadOptions {
     /// Requests in flight per connection.
     pub pipeline: usize,
     pub mix: Option<PathBuf>,
+    /// A request file (JSON lines): many named requests, by weight or in order.
+    pub requests: Option<PathBuf>,
+    /// Send the request file's (or mix's) requests in turn instead of drawing them by weight.
+    pub in_order: bool,
+    /// The method of the URL's request (`GET` without it).
+    pub method: Option<String>,
+    /// Headers sent with every request (a request file's own header of the same name wins).
+    pub headers: Vec<(String, String)>,
+    /// The body of the URL's request.
+    pub body: Option<Body>,
+    /// What a response must be, else it counts as an error of its own kind.
+    pub checks: Checks,
     pub timeout: Duration,
     pub threads: usize,
     pub cpus: Option<Vec<usize>>,
@@ -193,6 +282,12 @@ impl LoadOptions {
             connections: 64,
             pipeline: 1,
             mix: None,
+            requests: None,
+            in_order: false,
+            method: None,
+            headers: Vec::new(),
+            body: None,
+            checks: Checks::default(),
             timeout: Duration::from_secs(2),
             threads: 1,
             cpus: None,
@@ -245,6 +340,18 @@ mod tests {
         assert!(parse_target("http://h:99999/").unwrap_err().contains("bad port `99999`"));
         assert!(parse_target("http://h:x/").unwrap_err().contains("bad port"));
         assert!(parse_target("http://u:p@h/").unwrap_err().contains("credentials"));
+    }
+
+    #[test]
+    fn status_sets_take_classes_and_codes() {
+        let set = parse_status_set("2xx, 301").unwrap();
+        assert_eq!(
+            (set.contains(204), set.contains(301), set.contains(302), set.contains(404)),
+            (true, true, false, false)
+        );
+        assert!(parse_status_set("200,x").unwrap_err().contains("`x` is not a status"));
+        assert!(parse_status_set("6xx").is_err());
+        assert!(parse_status_set("99").is_err());
     }
 
     #[test]

@@ -90,12 +90,22 @@ pub struct PhaseResults {
     pub send_lag_us: Spectrum,
     /// How long each request then waited for a free connection.
     pub connection_wait_us: Spectrum,
+    /// The same per request name (with a request file, or a mix of several kinds).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_request: BTreeMap<String, PhaseResults>,
     #[serde(skip)]
     pub histograms: Latencies,
 }
 
 impl PhaseResults {
-    fn new(label: String, tally: &Tally, target_rate: Option<f64>, duration_ns: u64, elapsed_ns: u64) -> Self {
+    /// The results of `tally`; its kinds' counts under their `names`.
+    fn new(
+        label: String,
+        tally: &Tally,
+        target_rate: Option<f64>,
+        (duration_ns, elapsed_ns): (u64, u64),
+        names: &[String],
+    ) -> Self {
         let elapsed_ns = elapsed_ns.max(duration_ns);
         const CLASSES: [&str; 6] = ["other", "1xx", "2xx", "3xx", "4xx", "5xx"];
         PhaseResults {
@@ -116,6 +126,15 @@ impl PhaseResults {
             },
             send_lag_us: Spectrum::of(&tally.latencies.send_lag),
             connection_wait_us: Spectrum::of(&tally.latencies.connection_wait),
+            by_request: names
+                .iter()
+                .enumerate()
+                .map(|(kind, name)| {
+                    let empty = Tally::default();
+                    let counts = tally.by_kind.get(&(kind as u32)).unwrap_or(&empty);
+                    (name.clone(), PhaseResults::new(name.clone(), counts, None, (duration_ns, elapsed_ns), &[]))
+                })
+                .collect(),
             histograms: tally.latencies.clone(),
         }
     }
@@ -181,6 +200,7 @@ impl Results {
         start_ns: u64,
         started: SystemTime,
         interval_ns: u64,
+        kind_names: &[String],
     ) -> Self {
         let elapsed_since = |tally: &Tally, from: u64| tally.last_done_ns.saturating_sub(start_ns + from);
         let mut warmup = None;
@@ -194,8 +214,8 @@ impl Results {
             }
             let target = phase.rate.map(|_| phase.expected_requests() / (phase.length_ns as f64 / 1e9));
             let start = schedule.phase_start_ns(i);
-            let results =
-                PhaseResults::new(phase.label.clone(), tally, target, phase.length_ns, elapsed_since(tally, start));
+            let lengths = (phase.length_ns, elapsed_since(tally, start));
+            let results = PhaseResults::new(phase.label.clone(), tally, target, lengths, kind_names);
             if phase.measured {
                 total.add(tally);
                 measured_ns += phase.length_ns;
@@ -209,7 +229,7 @@ impl Results {
         let closed = schedule.phases.iter().all(|p| p.rate.is_none());
         let target = (!closed && measured_ns > 0).then(|| expected / (measured_ns as f64 / 1e9));
         let elapsed = elapsed_since(&total, first_measured.unwrap_or(0));
-        let total = PhaseResults::new("total".into(), &total, target, measured_ns, elapsed);
+        let total = PhaseResults::new("total".into(), &total, target, (measured_ns, elapsed), kind_names);
         if steps.len() == 1 {
             steps.clear();
         }
@@ -343,6 +363,32 @@ impl fmt::Display for Results {
                 "{name:<14} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10}",
                 p.p50, p.p90, p.p99, p.p999, p.p9999, p.max, p.count
             )?;
+        }
+        if !t.by_request.is_empty() {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "{:<20} {:>10} {:>10} {:>8} {:>10} {:>10} {:>10} {:>10}  {}",
+                "by request", "requests", "responses", "errors", "p50 (us)", "p99", "p99.9", "max", "errors by kind"
+            )?;
+            for (name, r) in &t.by_request {
+                let kinds: Vec<String> =
+                    r.errors_by_kind.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect();
+                let c = &r.latency_us.corrected;
+                writeln!(
+                    f,
+                    "{:<20} {:>10} {:>10} {:>8} {:>10.2} {:>10.2} {:>10.2} {:>10.2}  {}",
+                    name,
+                    r.requests,
+                    r.responses,
+                    r.errors,
+                    c.p50,
+                    c.p99,
+                    c.p999,
+                    c.max,
+                    kinds.join(", ")
+                )?;
+            }
         }
         if !self.steps.is_empty() {
             writeln!(f)?;

@@ -10,6 +10,7 @@ mod generator;
 mod http_framing;
 mod http_server;
 mod load;
+mod load_requests;
 mod record;
 mod report;
 mod support;

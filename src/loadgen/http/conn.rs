@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use super::response::{ResponseParser, MAX_HEAD};
+use super::response::{Response, ResponseParser, MAX_HEAD};
 use crate::clock::now_ns;
 use crate::loadgen::tally::ErrorKind;
 
@@ -25,12 +25,14 @@ pub struct Pending {
     pub phase: u32,
     /// Sent with method HEAD: its response has no body.
     pub head: bool,
+    /// Its kind: an index into the mix.
+    pub kind: u32,
 }
 
 /// How a request in flight ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
-    Response { status: u16, done_ns: u64 },
+    Response { status: u16, done_ns: u64, text_found: bool },
     Error(ErrorKind),
 }
 
@@ -69,7 +71,9 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(depth: usize) -> Self {
+    /// A connection with up to `depth` requests in flight, whose responses' bodies are
+    /// searched for `text`, if given.
+    pub fn new(depth: usize, text: Option<std::sync::Arc<[u8]>>) -> Self {
         Connection {
             stream: None,
             state: State::Down { retry_ns: 0 },
@@ -79,7 +83,7 @@ impl Connection {
             out_pos: 0,
             input: vec![0; INPUT_BYTES],
             filled: 0,
-            parser: ResponseParser::default(),
+            parser: ResponseParser::looking_for(text),
             depth,
         }
     }
@@ -206,7 +210,7 @@ impl Connection {
             match stream.read(&mut self.input[self.filled..]) {
                 Ok(0) => {
                     if let Some(r) = self.parser.eof() {
-                        self.respond(r.status, now_ns(), ends);
+                        self.respond(r, now_ns(), ends);
                     }
                     return self.fail(ErrorKind::Read, ends);
                 }
@@ -237,7 +241,7 @@ impl Connection {
                 Ok((used, done)) => {
                     pos += used;
                     if let Some(r) = done {
-                        if !self.respond(r.status, done_ns, ends) {
+                        if !self.respond(r, done_ns, ends) {
                             self.fail(ErrorKind::Read, ends);
                             return false;
                         }
@@ -263,13 +267,13 @@ impl Connection {
     }
 
     /// Ends the oldest request with its response; false if none was waiting for one.
-    fn respond(&mut self, status: u16, done_ns: u64, ends: &mut impl FnMut(Pending, Ended)) -> bool {
+    fn respond(&mut self, r: Response, done_ns: u64, ends: &mut impl FnMut(Pending, Ended)) -> bool {
         if self.written == 0 {
             return false;
         }
         let p = self.in_flight.pop_front().expect("written requests are in flight");
         self.written -= 1;
-        ends(p, Ended::Response { status, done_ns });
+        ends(p, Ended::Response { status: r.status, done_ns, text_found: r.text_found });
         true
     }
 
@@ -288,7 +292,7 @@ impl Connection {
         self.out.clear();
         self.out_pos = 0;
         self.filled = 0;
-        self.parser = ResponseParser::default();
+        self.parser.reset();
         // Dropping the stream deregisters it.
         self.stream = None;
         self.state = State::Down { retry_ns: 0 };
