@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::loadgen::options::{
-    parse_cpus, parse_duration, parse_rate, parse_status_set, parse_sweep, parse_target, Body, Checks, StatusSet, Sweep,
+    parse_cpus, parse_duration, parse_rate, parse_status_set, parse_sweep, parse_target, Body, Checks, StatusSet,
+    Sweep, Trust,
 };
 use crate::loadgen::request_file::parse_header;
 use crate::loadgen::threshold::Threshold;
@@ -102,8 +103,8 @@ fn seconds(text: &str) -> Result<Duration, String> {
 #[command(after_help = "Exit codes: 0 done, every threshold held; 1 the run failed; 2 bad usage; \
 3 invalid pipeline config; 4 a --fail-if threshold failed; 5 the target cannot be reached.")]
 struct LoadArgs {
-    /// An http://host:port/path URL (or host:port/path), or a pipeline config (JSON) to run
-    /// in-process
+    /// An http:// or https:// URL (host:port/path alone means http://), or a pipeline config
+    /// (JSON) to run in-process
     #[arg(value_parser = parse_target)]
     target: Target,
     /// Open loop at this many requests per second (2000, 100k); without it, a closed loop
@@ -155,6 +156,12 @@ struct LoadArgs {
     /// Text a response's body must contain, else it counts as a `missing_text` error
     #[arg(long, value_name = "TEXT")]
     expect_body_contains: Option<String>,
+    /// https://: trust the certificates of this PEM file instead of the platform's roots
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    cacert: Option<PathBuf>,
+    /// https://: take any certificate, without verifying it
+    #[arg(long)]
+    insecure: bool,
     /// A request without a complete response this long after it was sent is an error
     #[arg(long, value_parser = parse_duration, default_value = "2s")]
     timeout: Duration,
@@ -257,6 +264,11 @@ pub fn parse() -> Action {
                 (None, None) => None,
             },
             checks: Checks { status: a.expect_status, body_contains: a.expect_body_contains },
+            trust: match (a.cacert, a.insecure) {
+                (Some(file), _) => Trust::CaFile(file),
+                (None, true) => Trust::Insecure,
+                (None, false) => Trust::Platform,
+            },
             timeout: a.timeout,
             threads: a.threads,
             cpus: a.cpus.map(|c| c.0),

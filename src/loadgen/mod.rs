@@ -212,9 +212,14 @@ fn request_mix(o: &LoadOptions) -> Result<Option<Mix>, LoadError> {
     Ok(Some(mix.in_order(o.in_order)))
 }
 
-/// Resolves the target and opens one connection to it, so that a wrong host or port is a
-/// clear error before the run, not a run of connect errors.
-fn reach(target: &options::HttpTarget, timeout: Duration) -> Result<SocketAddr, LoadError> {
+/// Resolves the target and opens one connection to it (with its TLS handshake, for https://),
+/// so that a wrong host or port or an untrusted certificate is a clear error before the run, not
+/// a run of connect errors.
+fn reach(
+    target: &options::HttpTarget,
+    tls: Option<&http::tls::TlsClient>,
+    timeout: Duration,
+) -> Result<SocketAddr, LoadError> {
     let name = format!("{}:{}", target.host, target.port);
     let unreachable = |reason: String| LoadError::Unreachable { target: name.clone(), reason };
     let addr = (target.host.as_str(), target.port)
@@ -222,8 +227,11 @@ fn reach(target: &options::HttpTarget, timeout: Duration) -> Result<SocketAddr, 
         .map_err(|e| unreachable(e.to_string()))?
         .next()
         .ok_or_else(|| unreachable("the name resolves to no address".into()))?;
-    std::net::TcpStream::connect_timeout(&addr, timeout.min(Duration::from_secs(5)))
-        .map_err(|e| unreachable(e.to_string()))?;
+    let timeout = timeout.min(Duration::from_secs(5));
+    let mut tcp = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| unreachable(e.to_string()))?;
+    if let Some(tls) = tls {
+        tls.handshake(&mut tcp, timeout).map_err(unreachable)?;
+    }
     Ok(addr)
 }
 
@@ -319,7 +327,12 @@ impl Run<'_> {
     /// connections and of the schedule; the collector on this thread.
     fn http(&self, target: &options::HttpTarget) -> Result<(Start, Collected), LoadError> {
         let o = self.options;
-        let addr = reach(target, o.timeout)?;
+        let tls = match (target.tls, &o.trust) {
+            (true, trust) => Some(http::tls::TlsClient::new(&target.host, trust).map_err(usage)?),
+            (false, options::Trust::Platform) => None,
+            (false, _) => return Err(usage("--cacert and --insecure are for an https:// target")),
+        };
+        let addr = reach(target, tls.as_ref(), o.timeout)?;
         let mix = self.mix.clone().unwrap_or_else(|| Mix::single(&target.path));
         let (requests, heads) = http::encode_requests(target, &mix);
         let threads = o.threads;
@@ -339,6 +352,7 @@ impl Run<'_> {
                     heads: &heads,
                     mix: &mix,
                     counting: http::driver::Counting { checks: &o.checks, per_kind: mix.per_kind },
+                    tls: tls.as_ref(),
                     connections: o.connections / threads + usize::from(thread < o.connections % threads),
                     depth: o.pipeline,
                     timeout_ns: o.timeout.as_nanos() as u64,

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::http::tls::Trust;
 use super::tally::ErrorKind;
 use super::threshold::Threshold;
 
@@ -56,9 +57,11 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
         }
         return Ok(Target::Pipeline(PathBuf::from(s)));
     };
-    if !scheme.eq_ignore_ascii_case("http") {
-        return Err(format!("`{s}`: only http:// URLs are supported, not {scheme}://"));
-    }
+    let tls = match scheme.to_ascii_lowercase().as_str() {
+        "http" => false,
+        "https" => true,
+        _ => return Err(format!("`{s}`: only http:// and https:// URLs are supported, not {scheme}://")),
+    };
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
         Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
@@ -82,13 +85,14 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
         return Err(bad("no host"));
     }
     let port = match port {
+        None if tls => 443,
         None => 80,
         Some(p) => p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| bad(&format!("bad port `{p}`")))?,
     };
     if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(bad("spaces or control characters in the path"));
     }
-    Ok(Target::Http(HttpTarget { tls: false, authority: authority.to_string(), host: host.to_string(), port, path }))
+    Ok(Target::Http(HttpTarget { tls, authority: authority.to_string(), host: host.to_string(), port, path }))
 }
 
 pub use crate::units::{parse_duration, parse_rate};
@@ -254,6 +258,8 @@ pub struct LoadOptions {
     pub body: Option<Body>,
     /// What a response must be, else it counts as an error of its own kind.
     pub checks: Checks,
+    /// Which servers an https:// target may be (`--cacert`, `--insecure`).
+    pub trust: Trust,
     pub timeout: Duration,
     pub threads: usize,
     pub cpus: Option<Vec<usize>>,
@@ -288,6 +294,7 @@ impl LoadOptions {
             headers: Vec::new(),
             body: None,
             checks: Checks::default(),
+            trust: Trust::Platform,
             timeout: Duration::from_secs(2),
             threads: 1,
             cpus: None,
@@ -335,7 +342,10 @@ mod tests {
 
     #[test]
     fn bad_urls_say_why() {
-        assert!(parse_target("https://x/").unwrap_err().contains("only http://"));
+        assert!(parse_target("ftp://x/").unwrap_err().contains("only http:// and https://"));
+        let t = http("https://example.com/x");
+        assert_eq!((t.tls, t.port, t.path.as_str()), (true, 443, "/x"));
+        assert_eq!(Target::Http(t).to_string(), "https://example.com/x");
         assert!(parse_target("http://:80/").unwrap_err().contains("no host"));
         assert!(parse_target("http://h:99999/").unwrap_err().contains("bad port `99999`"));
         assert!(parse_target("http://h:x/").unwrap_err().contains("bad port"));

@@ -90,6 +90,9 @@ pub struct PhaseResults {
     pub send_lag_us: Spectrum,
     /// How long each request then waited for a free connection.
     pub connection_wait_us: Spectrum,
+    /// The TLS handshakes of the connections opened (https://), apart from the latencies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_handshakes: Option<HandshakeResults>,
     /// The same per request name (with a request file, or a mix of several kinds).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub by_request: BTreeMap<String, PhaseResults>,
@@ -126,6 +129,11 @@ impl PhaseResults {
             },
             send_lag_us: Spectrum::of(&tally.latencies.send_lag),
             connection_wait_us: Spectrum::of(&tally.latencies.connection_wait),
+            tls_handshakes: tally.handshakes.as_ref().map(|h| HandshakeResults {
+                count: h.count,
+                resumed: h.resumed,
+                time_us: Spectrum::of(&h.time),
+            }),
             by_request: names
                 .iter()
                 .enumerate()
@@ -146,6 +154,14 @@ impl PhaseResults {
         let h = [&h.corrected, &h.uncorrected, &h.send_lag, &h.connection_wait][which];
         quantile_ns(h, q)
     }
+}
+
+/// TLS handshakes: how many, how many resumed an earlier session, how long they took.
+#[derive(Debug, Clone, Serialize)]
+pub struct HandshakeResults {
+    pub count: u64,
+    pub resumed: u64,
+    pub time_us: Spectrum,
 }
 
 /// How the run was driven, for the results' header.
@@ -362,6 +378,14 @@ impl fmt::Display for Results {
                 f,
                 "{name:<14} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10}",
                 p.p50, p.p90, p.p99, p.p999, p.p9999, p.max, p.count
+            )?;
+        }
+        if let Some(h) = &t.tls_handshakes {
+            let p = &h.time_us;
+            writeln!(
+                f,
+                "{:<14} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10}  ({} resumed)",
+                "TLS handshake", p.p50, p.p90, p.p99, p.p999, p.p9999, p.max, p.count, h.resumed
             )?;
         }
         if !t.by_request.is_empty() {

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::correction::{Latencies, Timing};
+use crate::metrics::{new_histogram, HIGHEST_NS};
 
 /// Why a request got no usable response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,10 +32,13 @@ pub enum ErrorKind {
     UnexpectedStatus,
     /// A response without the text of `--expect-body-contains` in its body.
     MissingText,
+    /// A TLS handshake failed (an untrusted certificate, a protocol error) or did not finish
+    /// within `--timeout`; counted per attempt, as `connect` is.
+    Tls,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Read,
@@ -43,6 +48,7 @@ impl ErrorKind {
         ErrorKind::Failed,
         ErrorKind::UnexpectedStatus,
         ErrorKind::MissingText,
+        ErrorKind::Tls,
     ];
 
     /// The kind called `name` (as in the results).
@@ -61,6 +67,7 @@ impl ErrorKind {
             ErrorKind::Failed => "failed",
             ErrorKind::UnexpectedStatus => "unexpected_status",
             ErrorKind::MissingText => "missing_text",
+            ErrorKind::Tls => "tls",
         }
     }
 }
@@ -78,14 +85,48 @@ pub struct Tally {
     /// Responses by status class: `[other, 1xx, 2xx, 3xx, 4xx, 5xx]`.
     pub status: [u64; 6],
     /// By [`ErrorKind`], in the order of [`ErrorKind::ALL`].
-    pub errors: [u64; 9],
+    pub errors: [u64; 10],
     /// When the last response came (clock ns), to see how far past its phase the phase ran.
     pub last_done_ns: u64,
     /// The same counts per kind of request (by its index in the mix), when the run keeps them.
     pub by_kind: BTreeMap<u32, Tally>,
+    /// The TLS handshakes of the connections opened (https:// only), apart from the requests'
+    /// latency.
+    pub handshakes: Option<Box<Handshakes>>,
+}
+
+/// TLS handshakes: how many, how many resumed an earlier session, and how long they took
+/// (from the TCP connection's opening to the handshake's end).
+#[derive(Clone)]
+pub struct Handshakes {
+    pub count: u64,
+    pub resumed: u64,
+    pub time: Histogram<u64>,
+}
+
+impl Default for Handshakes {
+    fn default() -> Self {
+        Handshakes { count: 0, resumed: 0, time: new_histogram() }
+    }
+}
+
+impl Handshakes {
+    fn add(&mut self, other: &Handshakes) {
+        self.count += other.count;
+        self.resumed += other.resumed;
+        let _ = self.time.add(&other.time);
+    }
 }
 
 impl Tally {
+    /// A TLS handshake that took `ns`.
+    pub fn handshake(&mut self, ns: u64, resumed: bool) {
+        let h = self.handshakes.get_or_insert_with(Box::default);
+        h.count += 1;
+        h.resumed += u64::from(resumed);
+        h.time.saturating_record(ns.min(HIGHEST_NS));
+    }
+
     /// The counts of request kind `kind`.
     pub fn kind(&mut self, kind: u32) -> &mut Tally {
         self.by_kind.entry(kind).or_default()
@@ -152,6 +193,9 @@ impl Tally {
         self.last_done_ns = self.last_done_ns.max(other.last_done_ns);
         for (&kind, tally) in &other.by_kind {
             self.kind(kind).add(tally);
+        }
+        if let Some(h) = &other.handshakes {
+            self.handshakes.get_or_insert_with(Box::default).add(h);
         }
     }
 }

@@ -266,7 +266,7 @@ fn every_bad_argument_is_a_clear_error() {
         (vec![&url, "--fail-if", "p99"], 2, "expected METRIC<VALUE"),
         (vec![&url, "--fail-if", "p99<5"], 2, "a latency needs a unit"),
         (vec![&url, "--fail-if", "p98<5ms"], 2, "unknown metric `p98`"),
-        (vec!["https://127.0.0.1/"], 2, "only http:// URLs are supported"),
+        (vec!["ftp://127.0.0.1/"], 2, "only http:// and https:// URLs are supported"),
         (vec!["http://127.0.0.1:99999/"], 2, "bad port `99999`"),
         (vec!["http:///"], 2, "no host"),
         (vec![&closed_url, "-d", "1s"], 5, "cannot reach 127.0.0.1:"),

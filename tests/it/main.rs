@@ -11,6 +11,7 @@ mod http_framing;
 mod http_server;
 mod load;
 mod load_requests;
+mod load_tls;
 mod record;
 mod report;
 mod support;

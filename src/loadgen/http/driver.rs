@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use mio::{Events, Poll, Token};
 
-use super::conn::{Connection, Ended, Pending, State};
+use super::conn::{Connection, Ended, Opening, Pending, State};
+use super::tls::TlsClient;
 use crate::clock::now_ns;
 use crate::loadgen::correction::Timing;
 use crate::loadgen::mix::Mix;
@@ -43,6 +44,8 @@ pub struct HttpJob<'a> {
     pub heads: &'a [bool],
     pub mix: &'a Mix,
     pub counting: Counting<'a>,
+    /// For an https:// target.
+    pub tls: Option<&'a TlsClient>,
     pub connections: usize,
     pub depth: usize,
     pub timeout_ns: u64,
@@ -165,10 +168,8 @@ impl HttpJob<'_> {
             poll: Poll::new()?,
             conns: (0..self.connections)
                 .map(|_| {
-                    Connection::new(
-                        self.depth,
-                        self.counting.checks.body_contains.as_deref().map(|t| t.as_bytes().into()),
-                    )
+                    let text = self.counting.checks.body_contains.as_deref().map(|t| t.as_bytes().into());
+                    Connection::new(self.depth, text, self.tls.cloned())
                 })
                 .collect(),
             arrivals: schedule.arrivals(self.thread, self.threads).peekable(),
@@ -301,6 +302,11 @@ impl Sender<'_> {
             if conn.expired(now, self.job.timeout_ns) {
                 conn.fail(ErrorKind::Timeout, &mut |p, how| count(tally, counting, p, how));
             }
+            if let Some(kind) = conn.opening_expired(now, self.job.timeout_ns) {
+                conn.opening_failed(kind);
+                let phase = self.job.schedule.phase_at(now.saturating_sub(self.job.start_ns));
+                tally.phase(phase).error(kind);
+            }
             if let State::Down { retry_ns } = conn.state {
                 if needed && retry_ns <= now {
                     if let Err(kind) = conn.connect(self.job.addr, self.poll.registry(), Token(i)) {
@@ -361,9 +367,12 @@ impl Sender<'_> {
         let counting = self.job.counting;
         let tally = &mut self.job.tally;
         let conn = &mut self.conns[i];
-        if let Some(kind) = conn.ready(readable, writable, &mut |p, how| count(tally, counting, p, how)) {
-            let phase = self.job.schedule.phase_at(now_ns().saturating_sub(self.job.start_ns));
-            tally.phase(phase).error(kind);
+        if let Some(opening) = conn.ready(readable, writable, &mut |p, how| count(tally, counting, p, how)) {
+            let phase = tally.phase(self.job.schedule.phase_at(now_ns().saturating_sub(self.job.start_ns)));
+            match opening {
+                Opening::Failed(kind) => phase.error(kind),
+                Opening::Handshake { ns, resumed } => phase.handshake(ns, resumed),
+            }
         }
         self.room.offer(i, conn);
     }

@@ -1,10 +1,11 @@
 //! The HTTP/1.1 client side of the load generator: response framing ([`response`]), one
-//! connection on mio ([`conn`]), and the sending thread that drives its connections
-//! ([`driver`]).
+//! connection on mio ([`conn`]), TLS for https:// ([`tls`]), and the sending thread that
+//! drives its connections ([`driver`]).
 
 pub mod conn;
 pub mod driver;
 pub mod response;
+pub mod tls;
 
 use super::mix::Mix;
 use super::options::HttpTarget;
