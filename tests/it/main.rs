@@ -14,5 +14,6 @@ mod load_requests;
 mod load_tls;
 mod record;
 mod report;
+mod stage_order;
 mod support;
 mod user_kind;
