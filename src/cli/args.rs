@@ -193,7 +193,7 @@ struct LoadArgs {
     #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
     /// A condition that must hold, else exit 4: p99<5ms, uncorrected.p99.9<1ms, lag.p99<100us,
-    /// errors<0.1%, errors<=10, rate>=9900 (repeatable)
+    /// errors<0.1%, errors<=10, errors.unexpected_status<1%, rate>=9900 (repeatable)
     #[arg(long = "fail-if", value_name = "CONDITION")]
     fail_if: Vec<Threshold>,
     /// Seed of poisson arrivals and of the mix's draws

@@ -392,8 +392,8 @@ impl fmt::Display for Results {
             writeln!(f)?;
             writeln!(
                 f,
-                "{:<20} {:>10} {:>10} {:>8} {:>10} {:>10} {:>10} {:>10}  {}",
-                "by request", "requests", "responses", "errors", "p50 (us)", "p99", "p99.9", "max", "errors by kind"
+                "{:<20} {:>10} {:>10} {:>8} {:>10} {:>10} {:>10} {:>10}  errors by kind",
+                "by request", "requests", "responses", "errors", "p50 (us)", "p99", "p99.9", "max"
             )?;
             for (name, r) in &t.by_request {
                 let kinds: Vec<String> =

@@ -19,7 +19,7 @@ use hdrhistogram::Histogram;
 use serde_json::Value;
 
 #[path = "../common/load_server.rs"]
-mod load_server;
+pub(crate) mod load_server;
 
 use load_server::*;
 

@@ -11,10 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-#[path = "../common/load_server.rs"]
-mod load_server;
-
-use load_server::{count, load, scratch, seda};
+use crate::load::load_server::{count, load, scratch, seda};
 
 /// What the raw server answers to a request, given its raw bytes.
 type Answer = fn(&[u8]) -> Vec<u8>;

@@ -11,10 +11,7 @@ use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-#[path = "../common/load_server.rs"]
-mod load_server;
-
-use load_server::{count, load, scratch, seda};
+use crate::load::load_server::{count, load, scratch, seda};
 
 /// A self-signed certificate for 127.0.0.1: its PEM, its DER and its key.
 struct Certificate {

@@ -424,6 +424,9 @@ impl Connection {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Plaintext::More,
+                // The server closed TCP without a close_notify: as over plain TCP, the end of
+                // the connection (which completes a response framed by it).
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Plaintext::Closed,
                 Err(_) => {
                     self.fail(ErrorKind::Read, ends);
                     return Plaintext::Gone;
