@@ -25,8 +25,20 @@ fn certificate() -> Certificate {
     Certificate { pem: made.cert.pem(), der: made.cert.der().clone(), key: made.key_pair.serialize_der() }
 }
 
-/// An HTTPS/1.1 server, a thread per connection, answering `ok` to each request; with
-/// `close_each`, it closes the connection after each response (`Connection: close`).
+/// How the test server ends its connections.
+#[derive(Clone, Copy, PartialEq)]
+enum Closing {
+    /// Keep-alive: it answers every request on a connection.
+    Never,
+    /// After each response (`Connection: close`), with a close_notify.
+    EachResponse,
+    /// After each response, an HTTP/1.0 one framed by the connection's end, closing TCP without
+    /// a close_notify, as many servers do.
+    WithoutNotify,
+}
+
+/// An HTTPS/1.1 server, a thread per connection, answering `ok` to each request and closing
+/// as `closing` says.
 struct TlsServer {
     port: u16,
     received: Arc<AtomicU64>,
@@ -34,7 +46,7 @@ struct TlsServer {
 }
 
 impl TlsServer {
-    fn start(cert: &Certificate, close_each: bool) -> TlsServer {
+    fn start(cert: &Certificate, closing: Closing) -> TlsServer {
         #[allow(deprecated)]
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key.clone()));
@@ -59,7 +71,7 @@ impl TlsServer {
                         let (config, received) = (config.clone(), received.clone());
                         std::thread::spawn(move || {
                             let session = rustls::ServerConnection::new(config).unwrap();
-                            serve(rustls::StreamOwned::new(session, tcp), close_each, &received)
+                            serve(rustls::StreamOwned::new(session, tcp), closing, &received)
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(1)),
@@ -82,7 +94,7 @@ impl Drop for TlsServer {
 
 fn serve(
     stream: rustls::StreamOwned<rustls::ServerConnection, std::net::TcpStream>,
-    close_each: bool,
+    closing: Closing,
     received: &AtomicU64,
 ) {
     let mut reader = BufReader::new(stream);
@@ -108,18 +120,25 @@ fn serve(
         }
         received.fetch_add(1, Ordering::SeqCst);
         let stream = reader.get_mut();
-        let answer: &[u8] = if close_each {
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-        } else {
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        let answer: &[u8] = match closing {
+            Closing::Never => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            Closing::EachResponse => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+            Closing::WithoutNotify => b"HTTP/1.0 200 OK\r\n\r\nok",
         };
         if stream.write_all(answer).and_then(|()| stream.flush()).is_err() {
             return;
         }
-        if close_each {
-            stream.conn.send_close_notify();
-            let _ = stream.flush();
-            return;
+        match closing {
+            Closing::Never => {}
+            Closing::EachResponse => {
+                stream.conn.send_close_notify();
+                let _ = stream.flush();
+                return;
+            }
+            Closing::WithoutNotify => {
+                let _ = stream.sock.shutdown(std::net::Shutdown::Both);
+                return;
+            }
         }
     }
 }
@@ -127,7 +146,7 @@ fn serve(
 #[test]
 fn https_is_verified_with_cacert_refused_without_it_and_taken_with_insecure() {
     let cert = certificate();
-    let server = TlsServer::start(&cert, false);
+    let server = TlsServer::start(&cert, Closing::Never);
     let ca = scratch("tls-ca.pem");
     std::fs::write(&ca, &cert.pem).unwrap();
     let args = [&server.url(), "--cacert", ca.to_str().unwrap(), "--rate", "200", "-d", "1s", "-c", "2"];
@@ -163,7 +182,7 @@ fn https_is_verified_with_cacert_refused_without_it_and_taken_with_insecure() {
 #[test]
 fn reconnects_resume_the_tls_session() {
     let cert = certificate();
-    let server = TlsServer::start(&cert, true);
+    let server = TlsServer::start(&cert, Closing::EachResponse);
     let ca = scratch("tls-resume-ca.pem");
     std::fs::write(&ca, &cert.pem).unwrap();
     // The server closes after every response: each request has a connection of its own.
@@ -176,6 +195,18 @@ fn reconnects_resume_the_tls_session() {
     // Every one resumed a session: the first the one of the check before the run, each next one
     // a session the previous connection was given.
     assert_eq!(resumed, handshakes);
+    let _ = std::fs::remove_file(ca);
+}
+
+#[test]
+fn a_response_framed_by_a_close_without_close_notify_is_complete() {
+    let cert = certificate();
+    let server = TlsServer::start(&cert, Closing::WithoutNotify);
+    let ca = scratch("tls-no-notify-ca.pem");
+    std::fs::write(&ca, &cert.pem).unwrap();
+    let args = [&server.url(), "--cacert", ca.to_str().unwrap(), "--rate", "50", "-d", "1s", "-c", "1"];
+    let (r, _) = load("tls-no-notify", &args);
+    assert_eq!((count(&r, "requests"), count(&r, "responses"), count(&r, "errors")), (50, 50, 0));
     let _ = std::fs::remove_file(ca);
 }
 
