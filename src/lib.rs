@@ -24,5 +24,6 @@ pub mod run;
 pub mod source;
 mod sync;
 pub mod top;
+pub mod units;
 
 pub use seda_stages as stages;

@@ -3,7 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::loadgen::options::{parse_cpus, parse_duration, parse_rate, parse_sweep, parse_target, Sweep};
+use crate::loadgen::options::{
+    parse_cpus, parse_duration, parse_rate, parse_status_set, parse_sweep, parse_target, Body, Checks, StatusSet,
+    Sweep, Trust,
+};
+use crate::loadgen::request_file::parse_header;
 use crate::loadgen::threshold::Threshold;
 use crate::loadgen::{ArrivalKind, LoadOptions, Target};
 use crate::report::{Options as ReportOptions, Window};
@@ -99,7 +103,8 @@ fn seconds(text: &str) -> Result<Duration, String> {
 #[command(after_help = "Exit codes: 0 done, every threshold held; 1 the run failed; 2 bad usage; \
 3 invalid pipeline config; 4 a --fail-if threshold failed; 5 the target cannot be reached.")]
 struct LoadArgs {
-    /// An http://host:port/path URL, or a pipeline config (JSON) to run in-process
+    /// An http:// or https:// URL (host:port/path alone means http://), or a pipeline config
+    /// (JSON) to run in-process
     #[arg(value_parser = parse_target)]
     target: Target,
     /// Open loop at this many requests per second (2000, 100k); without it, a closed loop
@@ -124,6 +129,39 @@ struct LoadArgs {
     /// A request mix: one `METHOD PATH BODY_BYTES WEIGHT` a line
     #[arg(long, value_name = "FILE")]
     mix: Option<PathBuf>,
+    /// A request file: one JSON object a line, with name, method, url or path, headers, body or
+    /// body_file, weight; results per name as well as in total
+    #[arg(long, value_name = "FILE", conflicts_with = "mix")]
+    requests: Option<PathBuf>,
+    /// Send the request file's (or mix's) requests in turn, in the file's order, instead of
+    /// drawing them by weight
+    #[arg(long)]
+    in_order: bool,
+    /// A header sent with every request, `Name: value` (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "'NAME: VALUE'", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
+    /// The request's method (GET without it)
+    #[arg(short = 'm', long, value_name = "METHOD")]
+    method: Option<String>,
+    /// The request's body
+    #[arg(long, value_name = "STRING", conflicts_with = "body_file")]
+    body: Option<String>,
+    /// The request's body, from a file (at most 16 MiB)
+    #[arg(long, value_name = "FILE")]
+    body_file: Option<PathBuf>,
+    /// The statuses a response must have, else it counts as an `unexpected_status` error:
+    /// `2xx`, `200,204` (without it: any below 400)
+    #[arg(long, value_name = "STATUSES", value_parser = parse_status_set)]
+    expect_status: Option<StatusSet>,
+    /// Text a response's body must contain, else it counts as a `missing_text` error
+    #[arg(long, value_name = "TEXT")]
+    expect_body_contains: Option<String>,
+    /// https://: trust the certificates of this PEM file instead of the platform's roots
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    cacert: Option<PathBuf>,
+    /// https://: take any certificate, without verifying it
+    #[arg(long)]
+    insecure: bool,
     /// A request without a complete response this long after it was sent is an error
     #[arg(long, value_parser = parse_duration, default_value = "2s")]
     timeout: Duration,
@@ -155,7 +193,7 @@ struct LoadArgs {
     #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
     /// A condition that must hold, else exit 4: p99<5ms, uncorrected.p99.9<1ms, lag.p99<100us,
-    /// errors<0.1%, errors<=10, rate>=9900 (repeatable)
+    /// errors<0.1%, errors<=10, errors.unexpected_status<1%, rate>=9900 (repeatable)
     #[arg(long = "fail-if", value_name = "CONDITION")]
     fail_if: Vec<Threshold>,
     /// Seed of poisson arrivals and of the mix's draws
@@ -216,6 +254,21 @@ pub fn parse() -> Action {
             connections: a.connections,
             pipeline: a.pipeline,
             mix: a.mix,
+            requests: a.requests,
+            in_order: a.in_order,
+            headers: a.headers,
+            method: a.method,
+            body: match (a.body, a.body_file) {
+                (Some(text), _) => Some(Body::Text(text)),
+                (None, Some(file)) => Some(Body::File(file)),
+                (None, None) => None,
+            },
+            checks: Checks { status: a.expect_status, body_contains: a.expect_body_contains },
+            trust: match (a.cacert, a.insecure) {
+                (Some(file), _) => Trust::CaFile(file),
+                (None, true) => Trust::Insecure,
+                (None, false) => Trust::Platform,
+            },
             timeout: a.timeout,
             threads: a.threads,
             cpus: a.cpus.map(|c| c.0),

@@ -244,7 +244,8 @@ fn thread_placement() -> SourcePlacement {
     SourcePlacement::Thread
 }
 
-/// Requests per second, or `"max"`: as fast as the entry queue admits them.
+/// Requests per second (a number, or a string as `seda load --rate` takes it: `"20k"`), or
+/// `"max"`: as fast as the entry queue admits them.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub enum Rate {
     #[default]
@@ -256,6 +257,13 @@ impl<'de> Deserialize<'de> for Rate {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match Value::deserialize(d)? {
             Value::String(s) if s == "max" => Ok(Rate::Max),
+            // "20k", "1.5M", "2000/s": as `seda load --rate` takes them.
+            Value::String(s) => crate::units::parse_rate(&s).map(Rate::PerSecond).map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "rate must be \"max\" or requests per second, not {}",
+                    Value::String(s)
+                ))
+            }),
             Value::Number(n) => match n.as_f64() {
                 Some(r) if r > 0.0 && r.is_finite() => Ok(Rate::PerSecond(r)),
                 _ => Err(serde::de::Error::custom(format!("rate must be positive, not {n}"))),
@@ -272,8 +280,12 @@ impl JsonSchema for Rate {
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "Requests per second, or \"max\": as fast as the entry queue admits them.",
-            "anyOf": [{ "const": "max" }, { "type": "number", "exclusiveMinimum": 0 }]
+            "description": "Requests per second (a number, or a string such as \"20k\" or \"1.5M\"), or \"max\": as fast as the entry queue admits them.",
+            "anyOf": [
+                { "const": "max" },
+                { "type": "number", "exclusiveMinimum": 0 },
+                { "type": "string", "pattern": "^[0-9.]+[kKmM]?(/s)?$" }
+            ]
         })
     }
 }

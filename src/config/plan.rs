@@ -32,6 +32,29 @@ impl Plan {
         self.stages.iter().position(|s| s.name == name)
     }
 
+    /// The stages in pipeline order: from the entry, breadth first along each stage's outputs
+    /// in their order; stages the entry does not reach come last, in config order.
+    pub fn pipeline_order(&self) -> Vec<StageId> {
+        let mut seen = vec![false; self.stages.len()];
+        let mut order = Vec::with_capacity(self.stages.len());
+        let mut next = std::collections::VecDeque::new();
+        let entry = self.source.entry();
+        if entry < self.stages.len() {
+            seen[entry] = true;
+            next.push_back(entry);
+        }
+        while let Some(stage) = next.pop_front() {
+            order.push(stage);
+            for &successor in &self.stages[stage].successors {
+                if !std::mem::replace(&mut seen[successor], true) {
+                    next.push_back(successor);
+                }
+            }
+        }
+        order.extend((0..self.stages.len()).filter(|&s| !seen[s]));
+        order
+    }
+
     pub fn worker_count(&self) -> usize {
         self.pools.iter().map(|p| p.threads.len()).sum()
     }

@@ -18,6 +18,7 @@ use seda_stages::Request;
 
 use super::correction::Timing;
 use super::mix::Mix;
+use super::options::Checks;
 use super::run_end::RunEnd;
 use super::schedule::{Arrivals, Schedule};
 use super::tally::{ErrorKind, ThreadTally};
@@ -26,7 +27,7 @@ use crate::config::{Plan, SourcePlan};
 use crate::engine::{Admission, Envelope, Origin, Outcome, Submitter};
 use crate::metrics::record::Recording;
 use crate::metrics::Summary;
-use crate::run::{RunError, Runner};
+use crate::run::{Listening, RunError, Runner};
 use crate::source::{Generator, Opened, RunsOn, Source, SourceError, ThreadBody};
 
 /// How a request came back from the pipeline.
@@ -62,6 +63,7 @@ struct Slot {
     dispatched_ns: u64,
     sent_ns: u64,
     phase: usize,
+    kind: u32,
 }
 
 /// A load run against a pipeline in-process: a [`Source`] of the run layer whose thread sends
@@ -73,6 +75,9 @@ pub struct InProcessJob {
     pub backlog: usize,
     pub timeout: Duration,
     pub mix: Option<Mix>,
+    /// What a response must be: here, its status (a pipeline's response has no body to
+    /// search).
+    pub checks: Checks,
     pub cpu: Option<usize>,
     pub start_ns: u64,
     pub run_end: Arc<RunEnd>,
@@ -86,27 +91,37 @@ pub struct InProcessJob {
 struct Requests<'a> {
     mix: Option<&'a Mix>,
     /// Per mix kind: method, path (shared strings, so setting them does not allocate), body.
-    kinds: Vec<(Arc<str>, Arc<str>, usize)>,
+    kinds: Vec<(Arc<str>, Arc<str>, Vec<u8>)>,
     names: (Arc<str>, Arc<str>),
     payload_bytes: usize,
     attributes: Generator,
 }
 
 impl Requests<'_> {
-    fn fill(&self, req: &mut Request, id: u64) {
+    /// The kind of request number `id`.
+    fn kind(&self, id: u64) -> u32 {
+        self.mix.map_or(0, |mix| mix.pick(id) as u32)
+    }
+
+    fn fill(&self, req: &mut Request, id: u64, kind: u32) {
         req.reset(id);
-        let body = match self.mix {
-            Some(mix) => {
-                let (method, path, body) = &self.kinds[mix.pick(id)];
+        match self.mix {
+            Some(_) => {
+                let (method, path, body) = &self.kinds[kind as usize];
                 req.attrs.set(self.names.0.clone(), method.clone());
                 req.attrs.set(self.names.1.clone(), path.clone());
-                *body
+                self.attributes.set_attributes(req);
+                if req.payload != *body {
+                    req.payload.clear();
+                    req.payload.extend_from_slice(body);
+                }
             }
-            None => self.payload_bytes,
-        };
-        self.attributes.set_attributes(req);
-        if req.payload.len() != body {
-            req.payload.resize(body, 0xa5);
+            None => {
+                self.attributes.set_attributes(req);
+                if req.payload.len() != self.payload_bytes {
+                    req.payload.resize(self.payload_bytes, 0xa5);
+                }
+            }
         }
     }
 }
@@ -120,8 +135,11 @@ struct Driver<'a> {
     tally: ThreadTally,
     requests: Requests<'a>,
     arrivals: Peekable<Arrivals<'a>>,
-    /// (intended, dispatched, phase) of each request waiting for a free slot.
-    backlog: VecDeque<(u64, u64, usize)>,
+    /// (intended, dispatched, phase, kind) of each request waiting for a free slot.
+    backlog: VecDeque<(u64, u64, usize, u32)>,
+    checks: Checks,
+    /// Count each kind of request apart too.
+    per_kind: bool,
     backlog_cap: usize,
     /// Per slot, the request in it; and the free slots.
     table: Vec<Slot>,
@@ -130,6 +148,8 @@ struct Driver<'a> {
     spare: Vec<Box<Envelope>>,
     batch: Vec<Box<Envelope>>,
     next_id: u64,
+    /// Number of the next request drawn from the mix.
+    next_draw: u64,
     start_ns: u64,
 }
 
@@ -142,7 +162,18 @@ impl InProcessJob {
         plan.deadline = Some(plan.deadline.map_or(self.timeout, |d| d.min(self.timeout)));
         let record = self.record;
         let source = InProcessSource { job: Some(self), done: Arc::new(AtomicBool::new(false)) };
-        let finished = Runner::new(plan).source(source).record(record).run_to_end()?;
+        // The config's admin listener runs as under `seda run` (the run layer starts it), so
+        // `seda top` watches the pipeline under load; its address is told as `seda run` tells it,
+        // for a config that asks for port 0.
+        let finished = Runner::new(plan)
+            .source(source)
+            .record(record)
+            .on_listening(|at| {
+                if let Listening::Admin(addr) = at {
+                    eprintln!("admin listening on {addr}");
+                }
+            })
+            .run_to_end()?;
         Ok((finished.summary, finished.recording))
     }
 }
@@ -190,12 +221,13 @@ fn drive(
     returns: &Returns,
     submitter: &mut Submitter<'_>,
 ) {
-    let InProcessJob { schedule, open, slots, backlog, mix, start_ns, run_end, tally, .. } = job;
+    let InProcessJob { schedule, open, slots, backlog, mix, checks, start_ns, run_end, tally, .. } = job;
+    let per_kind = mix.as_ref().is_some_and(|m| m.per_kind);
     let requests = Requests {
         mix: mix.as_ref(),
         kinds: mix.as_ref().map_or(Vec::new(), |m| {
             let kinds = m.kinds.iter();
-            kinds.map(|k| (Arc::from(k.method.as_str()), Arc::from(k.path.as_str()), k.body_bytes)).collect()
+            kinds.map(|k| (Arc::from(k.method.as_str()), Arc::from(k.path.as_str()), k.body.clone())).collect()
         }),
         names: (Arc::from("method"), Arc::from("path")),
         payload_bytes,
@@ -209,11 +241,14 @@ fn drive(
         arrivals: schedule.arrivals(0, 1).peekable(),
         backlog: VecDeque::with_capacity(backlog.min(1 << 16)),
         backlog_cap: backlog,
+        checks,
+        per_kind,
         table: vec![Slot::default(); slots],
         free: (0..slots).rev().collect(),
         spare: Vec::new(),
         batch: Vec::with_capacity(64),
         next_id: 0,
+        next_draw: 0,
         start_ns,
     };
     let mut idle = 0u32;
@@ -250,6 +285,13 @@ fn drive(
 }
 
 impl Driver<'_> {
+    /// The kind of the next request due, drawn in the order of the schedule.
+    fn next_kind(&mut self) -> u32 {
+        let kind = self.requests.kind(self.next_draw);
+        self.next_draw += 1;
+        kind
+    }
+
     /// Counts the requests the pipeline ended and frees their slots. True if there were any.
     fn take_returns(&mut self, returns: &Returns) -> bool {
         let mut any = false;
@@ -258,9 +300,13 @@ impl Driver<'_> {
             let s = self.table[slot];
             let timing =
                 Timing { intended_ns: s.intended_ns, dispatched_ns: s.dispatched_ns, sent_ns: s.sent_ns, done_ns };
+            let kind = self.per_kind.then_some(s.kind);
             match ending {
-                Ending::Status(status) => self.tally.phase(s.phase).response(&timing, status),
-                Ending::Error(kind) => self.tally.phase(s.phase).failed(&timing, kind),
+                Ending::Status(status) => {
+                    let failed_check = self.checks.failed(status, true);
+                    self.tally.phase(s.phase).and_kind(kind, |t| t.checked_response(&timing, status, failed_check))
+                }
+                Ending::Error(error) => self.tally.phase(s.phase).and_kind(kind, |t| t.failed(&timing, error)),
             }
             self.free.push(slot);
             self.spare.push(env);
@@ -283,10 +329,12 @@ impl Driver<'_> {
                 break;
             }
             self.arrivals.next();
+            let kind = self.next_kind();
             if self.backlog.len() < self.backlog_cap {
-                self.backlog.push_back((self.start_ns + due, now, phase));
+                self.backlog.push_back((self.start_ns + due, now, phase, kind));
             } else {
-                self.tally.phase(phase).error(ErrorKind::Unsent);
+                let kind = self.per_kind.then_some(kind);
+                self.tally.phase(phase).and_kind(kind, |t| t.error(ErrorKind::Unsent));
             }
         }
     }
@@ -296,21 +344,21 @@ impl Driver<'_> {
     fn fill_slots(&mut self, now: u64, running: bool) -> bool {
         let closed_phase = (running && now >= self.start_ns).then(|| self.schedule.phase_at(now - self.start_ns));
         while let Some(&slot) = self.free.last() {
-            let (intended_ns, dispatched_ns, phase) = match (self.open, closed_phase) {
+            let (intended_ns, dispatched_ns, phase, kind) = match (self.open, closed_phase) {
                 (true, _) => match self.backlog.pop_front() {
                     Some(due) => due,
                     None => break,
                 },
-                (false, Some(phase)) => (0, 0, phase),
+                (false, Some(phase)) => (0, 0, phase, self.next_kind()),
                 (false, None) => break,
             };
             self.free.pop();
             let mut env = self.spare.pop().unwrap_or_else(|| Envelope::new(Request::default()));
-            self.requests.fill(&mut env.req, self.next_id);
+            self.requests.fill(&mut env.req, self.next_id, kind);
             self.next_id += 1;
             env.tag = slot as u64;
             env.intended_ns = intended_ns;
-            self.table[slot] = Slot { intended_ns, dispatched_ns, sent_ns: 0, phase };
+            self.table[slot] = Slot { intended_ns, dispatched_ns, sent_ns: 0, phase, kind };
             self.batch.push(env);
         }
         !self.batch.is_empty()
@@ -355,10 +403,12 @@ impl Driver<'_> {
                 sent_ns: slot.sent_ns,
                 done_ns: 0,
             };
-            self.tally.phase(slot.phase).failed(&timing, ErrorKind::Timeout);
+            let kind = self.per_kind.then_some(slot.kind);
+            self.tally.phase(slot.phase).and_kind(kind, |t| t.failed(&timing, ErrorKind::Timeout));
         }
-        for (_, _, phase) in self.backlog.drain(..) {
-            self.tally.phase(phase).error(ErrorKind::Unsent);
+        for (_, _, phase, kind) in self.backlog.drain(..) {
+            let kind = self.per_kind.then_some(kind);
+            self.tally.phase(phase).and_kind(kind, |t| t.error(ErrorKind::Unsent));
         }
         true
     }

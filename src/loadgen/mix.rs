@@ -9,16 +9,38 @@
 //! POST     /api/orders    512       2
 //! ```
 //!
-//! Request `n` is of the kind a hash of `n` and the seed falls on, by weight, so a run repeats.
+//! Request `n` is of the kind a hash of `n` and the seed falls on, by weight, so a run repeats
+//! (or, in order, kind `n mod kinds`). A request file ([`super::request_file`]) makes a mix
+//! too, with headers, bodies and names.
 
 use seda_stages::splitmix64;
 
+/// One kind of request: what is sent for it, and how often.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestKind {
+    /// Its name in the results (a request file's `name`; else `METHOD PATH`).
+    pub name: String,
     pub method: String,
+    /// The request target: path and query.
     pub path: String,
-    pub body_bytes: usize,
+    /// Sent after `Host`, in this order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
     pub weight: u32,
+}
+
+impl RequestKind {
+    /// A request named `METHOD PATH`, with no headers.
+    pub fn new(method: &str, path: &str, body: Vec<u8>, weight: u32) -> Self {
+        RequestKind {
+            name: format!("{method} {path}"),
+            method: method.into(),
+            path: path.into(),
+            headers: Vec::new(),
+            body,
+            weight,
+        }
+    }
 }
 
 /// The largest body a mix may ask for.
@@ -30,15 +52,20 @@ pub struct Mix {
     /// Cumulative weights, by kind.
     bounds: Vec<u64>,
     seed: u64,
+    /// Request `n` is kind `n mod kinds` instead of a weighted draw.
+    in_order: bool,
+    /// Results per kind too (a request file, or more than one kind).
+    pub per_kind: bool,
 }
 
 impl Mix {
     /// Every request a `GET` of `path`.
     pub fn single(path: &str) -> Self {
-        Mix::of(vec![RequestKind { method: "GET".into(), path: path.into(), body_bytes: 0, weight: 1 }], 0)
+        Mix::of(vec![RequestKind::new("GET", path, Vec::new(), 1)], 0)
     }
 
-    fn of(kinds: Vec<RequestKind>, seed: u64) -> Self {
+    /// A mix of `kinds`, drawn by weight from a hash of each request's number and `seed`.
+    pub fn of(kinds: Vec<RequestKind>, seed: u64) -> Self {
         let bounds = kinds
             .iter()
             .scan(0u64, |total, k| {
@@ -46,7 +73,14 @@ impl Mix {
                 Some(*total)
             })
             .collect();
-        Mix { kinds, bounds, seed }
+        let per_kind = kinds.len() > 1;
+        Mix { kinds, bounds, seed, in_order: false, per_kind }
+    }
+
+    /// Request `n` is kind `n mod kinds`: each in turn, in the order given, weights aside.
+    pub fn in_order(mut self, in_order: bool) -> Self {
+        self.in_order = in_order;
+        self
     }
 
     /// Parses a mix file's text; an error names the line.
@@ -78,7 +112,7 @@ impl Mix {
                 .ok()
                 .filter(|&w| w > 0)
                 .ok_or_else(|| bad(format!("weight `{weight}` is not a positive integer")))?;
-            kinds.push(RequestKind { method: method.into(), path: path.into(), body_bytes, weight });
+            kinds.push(RequestKind::new(method, path, vec![b'x'; body_bytes], weight));
         }
         if kinds.is_empty() {
             return Err("the mix has no requests".into());
@@ -90,6 +124,9 @@ impl Mix {
     pub fn pick(&self, n: u64) -> usize {
         if self.kinds.len() == 1 {
             return 0;
+        }
+        if self.in_order {
+            return (n % self.kinds.len() as u64) as usize;
         }
         let draw = splitmix64(n ^ self.seed) % self.bounds.last().expect("a mix has a kind");
         self.bounds.iter().position(|&b| draw < b).expect("the draw is below the total")
@@ -104,10 +141,13 @@ mod tests {
     fn a_mix_file_parses_and_draws_by_weight() {
         let mix = Mix::parse("# comment\nGET /a 0 3\n\nPOST /b 512 1 # writes\n", 9).unwrap();
         assert_eq!(mix.kinds.len(), 2);
-        assert_eq!(mix.kinds[1], RequestKind { method: "POST".into(), path: "/b".into(), body_bytes: 512, weight: 1 });
+        assert_eq!(mix.kinds[1], RequestKind::new("POST", "/b", vec![b'x'; 512], 1));
+        assert_eq!(mix.kinds[1].name, "POST /b");
         let posts = (0..100_000).filter(|&n| mix.pick(n) == 1).count();
         assert!((24_000..26_000).contains(&posts), "{posts}");
         assert_eq!(mix.pick(12345), mix.pick(12345));
+        let in_order = mix.in_order(true);
+        assert_eq!((0..5).map(|n| in_order.pick(n)).collect::<Vec<_>>(), [0, 1, 0, 1, 0]);
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod options;
 pub mod output;
 pub mod progress;
 pub mod record;
+pub mod request_file;
 mod run_end;
 pub mod schedule;
 pub mod tally;
@@ -160,9 +161,65 @@ fn read_mix(path: &Path, seed: u64) -> Result<Mix, LoadError> {
     Mix::parse(&text, seed).map_err(|e| usage(format!("mix file {}: {e}", path.display())))
 }
 
-/// Resolves the target and opens one connection to it, so that a wrong host or port is a
-/// clear error before the run, not a run of connect errors.
-fn reach(target: &options::HttpTarget, timeout: Duration) -> Result<SocketAddr, LoadError> {
+/// The requests the options ask for: a request file's, a mix file's, or the URL's own (with
+/// `-m`, `--body`, `--body-file`); `-H` headers on each. None in-process without a file: the
+/// config's payload is sent.
+fn request_mix(o: &LoadOptions) -> Result<Option<Mix>, LoadError> {
+    let target = match &o.target {
+        Target::Http(t) => Some(t),
+        Target::Pipeline(_) => None,
+    };
+    let single = o.method.is_some() || o.body.is_some();
+    let given = [o.requests.is_some(), o.mix.is_some(), single].iter().filter(|&&g| g).count();
+    if given > 1 {
+        return Err(usage("--requests, --mix and -m/--body/--body-file cannot be used together: give one"));
+    }
+    if let Some(method) = &o.method {
+        request_file::check_method(method).map_err(|e| usage(format!("-m: {e}")))?;
+    }
+    if target.is_none() && (!o.headers.is_empty() || o.checks.body_contains.is_some()) {
+        return Err(usage(
+            "-H and --expect-body-contains are for an http:// target (a pipeline has no headers or body)",
+        ));
+    }
+    let mut mix = if let Some(path) = &o.requests {
+        let kinds = request_file::read(path, target).map_err(usage)?;
+        let mut mix = Mix::of(kinds, o.seed);
+        mix.per_kind = true;
+        mix
+    } else if let Some(path) = &o.mix {
+        read_mix(path, o.seed)?
+    } else if let Some(target) = target {
+        let body = match &o.body {
+            None => Vec::new(),
+            Some(options::Body::Text(text)) => text.clone().into_bytes(),
+            Some(options::Body::File(path)) => request_file::read_body(path).map_err(usage)?,
+        };
+        let method = o.method.as_deref().unwrap_or("GET");
+        Mix::of(vec![mix::RequestKind::new(method, &target.path, body, 1)], o.seed)
+    } else if single {
+        return Err(usage("-m, --body and --body-file are for an http:// target; in-process, use --requests"));
+    } else {
+        return Ok(None);
+    };
+    for kind in &mut mix.kinds {
+        for (name, value) in &o.headers {
+            if !kind.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                kind.headers.push((name.clone(), value.clone()));
+            }
+        }
+    }
+    Ok(Some(mix.in_order(o.in_order)))
+}
+
+/// Resolves the target and opens one connection to it (with its TLS handshake, for https://),
+/// so that a wrong host or port or an untrusted certificate is a clear error before the run, not
+/// a run of connect errors.
+fn reach(
+    target: &options::HttpTarget,
+    tls: Option<&http::tls::TlsClient>,
+    timeout: Duration,
+) -> Result<SocketAddr, LoadError> {
     let name = format!("{}:{}", target.host, target.port);
     let unreachable = |reason: String| LoadError::Unreachable { target: name.clone(), reason };
     let addr = (target.host.as_str(), target.port)
@@ -170,8 +227,11 @@ fn reach(target: &options::HttpTarget, timeout: Duration) -> Result<SocketAddr, 
         .map_err(|e| unreachable(e.to_string()))?
         .next()
         .ok_or_else(|| unreachable("the name resolves to no address".into()))?;
-    std::net::TcpStream::connect_timeout(&addr, timeout.min(Duration::from_secs(5)))
-        .map_err(|e| unreachable(e.to_string()))?;
+    let timeout = timeout.min(Duration::from_secs(5));
+    let mut tcp = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| unreachable(e.to_string()))?;
+    if let Some(tls) = tls {
+        tls.handshake(&mut tcp, timeout).map_err(unreachable)?;
+    }
     Ok(addr)
 }
 
@@ -218,7 +278,7 @@ pub fn run(options: &LoadOptions, registry: &Registry, stop: &AtomicBool) -> Res
         ArrivalKind::Constant => Arrival::Constant,
         ArrivalKind::Poisson => Arrival::Poisson { seed: options.seed },
     };
-    let mix = options.mix.as_deref().map(|p| read_mix(p, options.seed)).transpose()?;
+    let mix = request_mix(options)?;
     let run = Run { options, schedule: Schedule::new(phases, arrival), open, mix, registry, stop };
     let (start, collected, engine, threads) = match &options.target {
         Target::Http(target) => {
@@ -240,11 +300,16 @@ pub fn run(options: &LoadOptions, registry: &Registry, stop: &AtomicBool) -> Res
         connections: options.connections,
         pipeline_depth: options.pipeline,
         threads,
+        slots: matches!(options.target, Target::Pipeline(_)).then_some(options.connections * options.pipeline),
     };
     // Stopped early: the results are those of the schedule as far as it ran.
     let schedule = start.end.cut().map_or(run.schedule.clone(), |at| run.schedule.cut(at));
     let interval_ns = INTERVAL.as_nanos() as u64;
-    let mut results = Results::new(shape, &schedule, collected, start.start_ns, start.wall, interval_ns);
+    let kind_names: Vec<String> = match &run.mix {
+        Some(mix) if mix.per_kind => mix.kinds.iter().map(|k| k.name.clone()).collect(),
+        _ => Vec::new(),
+    };
+    let mut results = Results::new(shape, &schedule, collected, start.start_ns, start.wall, interval_ns, &kind_names);
     if let Some((summary, recording)) = engine {
         results.engine = Some(summary);
         results.recording = recording;
@@ -262,7 +327,12 @@ impl Run<'_> {
     /// connections and of the schedule; the collector on this thread.
     fn http(&self, target: &options::HttpTarget) -> Result<(Start, Collected), LoadError> {
         let o = self.options;
-        let addr = reach(target, o.timeout)?;
+        let tls = match (target.tls, &o.trust) {
+            (true, trust) => Some(http::tls::TlsClient::new(&target.host, trust).map_err(usage)?),
+            (false, options::Trust::Platform) => None,
+            (false, _) => return Err(usage("--cacert and --insecure are for an https:// target")),
+        };
+        let addr = reach(target, tls.as_ref(), o.timeout)?;
         let mix = self.mix.clone().unwrap_or_else(|| Mix::single(&target.path));
         let (requests, heads) = http::encode_requests(target, &mix);
         let threads = o.threads;
@@ -281,6 +351,8 @@ impl Run<'_> {
                     requests: &requests,
                     heads: &heads,
                     mix: &mix,
+                    counting: http::driver::Counting { checks: &o.checks, per_kind: mix.per_kind },
+                    tls: tls.as_ref(),
                     connections: o.connections / threads + usize::from(thread < o.connections % threads),
                     depth: o.pipeline,
                     timeout_ns: o.timeout.as_nanos() as u64,
@@ -335,6 +407,7 @@ impl Run<'_> {
             backlog: BACKLOG,
             timeout: o.timeout,
             mix: self.mix.clone(),
+            checks: o.checks.clone(),
             cpu: self.cpu_of(0).or(source_cpu),
             start_ns: start.start_ns,
             run_end: start.end.clone(),

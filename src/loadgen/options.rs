@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::http::tls::Trust;
+use super::tally::ErrorKind;
 use super::threshold::Threshold;
 
 /// What is loaded.
@@ -17,6 +19,8 @@ pub enum Target {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpTarget {
+    /// `https://`: over TLS.
+    pub tls: bool,
     /// `host` or `host:port` as written, for the `Host` header.
     pub authority: String,
     pub host: String,
@@ -25,26 +29,39 @@ pub struct HttpTarget {
     pub path: String,
 }
 
+impl HttpTarget {
+    /// `http://host:port` (or `https://`) as written, without the path.
+    pub fn origin(&self) -> String {
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.authority)
+    }
+}
+
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Target::Http(t) => write!(f, "http://{}{}", t.authority, t.path),
+            Target::Http(t) => write!(f, "{}{}", t.origin(), t.path),
             Target::Pipeline(path) => write!(f, "{}", path.display()),
         }
     }
 }
 
-/// `http://host[:port][/path]` or a config file's path.
+/// `http://host[:port][/path]`, `host:port[/path]` (meaning `http://`), or a config file's
+/// path.
 pub fn parse_target(s: &str) -> Result<Target, String> {
     let Some((scheme, rest)) = s.split_once("://") else {
         if s.is_empty() {
             return Err("the target is empty: give an http:// URL or a pipeline config".into());
         }
+        if looks_like_host_and_port(s) && !std::path::Path::new(s).exists() {
+            return parse_target(&format!("http://{s}"));
+        }
         return Ok(Target::Pipeline(PathBuf::from(s)));
     };
-    if !scheme.eq_ignore_ascii_case("http") {
-        return Err(format!("`{s}`: only http:// URLs are supported, not {scheme}://"));
-    }
+    let tls = match scheme.to_ascii_lowercase().as_str() {
+        "http" => false,
+        "https" => true,
+        _ => return Err(format!("`{s}`: only http:// and https:// URLs are supported, not {scheme}://")),
+    };
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
         Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
@@ -68,41 +85,25 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
         return Err(bad("no host"));
     }
     let port = match port {
+        None if tls => 443,
         None => 80,
         Some(p) => p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| bad(&format!("bad port `{p}`")))?,
     };
     if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(bad("spaces or control characters in the path"));
     }
-    Ok(Target::Http(HttpTarget { authority: authority.to_string(), host: host.to_string(), port, path }))
+    Ok(Target::Http(HttpTarget { tls, authority: authority.to_string(), host: host.to_string(), port, path }))
 }
 
-/// Requests per second: `2000`, `2000/s`, `1.5k`, `0.1M`.
-pub fn parse_rate(s: &str) -> Result<f64, String> {
-    let t = s.trim().trim_end_matches("/s");
-    let (digits, scale) = match t.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&t[..i], 1e3),
-        Some((i, 'm' | 'M')) => (&t[..i], 1e6),
-        _ => (t, 1.0),
-    };
-    match digits.parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => Ok(r * scale),
-        Ok(_) => Err(format!("rate `{s}` must be above zero")),
-        Err(_) => Err(format!("rate `{s}` is not requests per second (e.g. 2000, 2000/s, 100k)")),
-    }
-}
+pub use crate::units::{parse_duration, parse_rate};
 
-/// A duration: `10s`, `500ms`, `2m`, `1.5s`, or plain seconds (`10`).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let (digits, scale) = [("ms", 1e-3), ("us", 1e-6), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
-        .iter()
-        .find_map(|&(unit, scale)| t.strip_suffix(unit).map(|d| (d, scale)))
-        .unwrap_or((t, 1.0));
-    match digits.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 && v * scale < 1e9 => Ok(Duration::from_secs_f64(v * scale)),
-        _ => Err(format!("`{s}` is not a duration (e.g. 10s, 500ms, 2m)")),
-    }
+/// `localhost:8080`, `127.0.0.1:80/x`, `[::1]:9000`: an authority with a numeric port before any
+/// `/`, which a config file's path does not have (one that exists is taken as the file).
+fn looks_like_host_and_port(s: &str) -> bool {
+    let authority = s.split(['/', '?']).next().unwrap_or("");
+    authority
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// `--sweep FROM:TO:STEP`: rates FROM, FROM+STEP, ... up to TO.
@@ -156,6 +157,73 @@ pub fn parse_cpus(s: &str) -> Result<Vec<usize>, String> {
     Ok(cpus)
 }
 
+/// A request body as given: `--body STRING` or `--body-file FILE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Text(String),
+    File(PathBuf),
+}
+
+/// What every response must be (`--expect-status`, `--expect-body-contains`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checks {
+    /// The statuses accepted; without it, any below 400.
+    pub status: Option<StatusSet>,
+    /// Text the body must contain.
+    pub body_contains: Option<String>,
+}
+
+impl Checks {
+    /// The check a response fails, if any; `text_found` says whether its body held the
+    /// expected text (true when there is none to look for).
+    pub fn failed(&self, status: u16, text_found: bool) -> Option<ErrorKind> {
+        let status_ok = match &self.status {
+            Some(set) => set.contains(status),
+            None => status < 400,
+        };
+        if !status_ok {
+            Some(ErrorKind::UnexpectedStatus)
+        } else if !text_found {
+            Some(ErrorKind::MissingText)
+        } else {
+            None
+        }
+    }
+}
+
+/// Statuses: `2xx`, `200,204`, `2xx,301`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSet {
+    /// Whole classes (2 for `2xx`).
+    classes: Vec<u16>,
+    codes: Vec<u16>,
+}
+
+impl StatusSet {
+    pub fn contains(&self, status: u16) -> bool {
+        self.codes.contains(&status) || self.classes.contains(&(status / 100))
+    }
+}
+
+/// `2xx`, `200`, `200,204,3xx`.
+pub fn parse_status_set(s: &str) -> Result<StatusSet, String> {
+    let mut set = StatusSet { classes: Vec::new(), codes: Vec::new() };
+    for part in s.split(',').map(str::trim) {
+        let bad = || format!("`{part}` is not a status (e.g. 200) or a class (e.g. 2xx)");
+        match part.strip_suffix("xx").or_else(|| part.strip_suffix("XX")) {
+            Some(class) => {
+                let class: u16 = class.parse().ok().filter(|c| (1..=5).contains(c)).ok_or_else(bad)?;
+                set.classes.push(class);
+            }
+            None => {
+                let code: u16 = part.parse().ok().filter(|c| (100..=599).contains(c)).ok_or_else(bad)?;
+                set.codes.push(code);
+            }
+        }
+    }
+    Ok(set)
+}
+
 /// How requests are spaced in an open loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArrivalKind {
@@ -178,6 +246,20 @@ pub struct LoadOptions {
     /// Requests in flight per connection.
     pub pipeline: usize,
     pub mix: Option<PathBuf>,
+    /// A request file (JSON lines): many named requests, by weight or in order.
+    pub requests: Option<PathBuf>,
+    /// Send the request file's (or mix's) requests in turn instead of drawing them by weight.
+    pub in_order: bool,
+    /// The method of the URL's request (`GET` without it).
+    pub method: Option<String>,
+    /// Headers sent with every request (a request file's own header of the same name wins).
+    pub headers: Vec<(String, String)>,
+    /// The body of the URL's request.
+    pub body: Option<Body>,
+    /// What a response must be, else it counts as an error of its own kind.
+    pub checks: Checks,
+    /// Which servers an https:// target may be (`--cacert`, `--insecure`).
+    pub trust: Trust,
     pub timeout: Duration,
     pub threads: usize,
     pub cpus: Option<Vec<usize>>,
@@ -206,6 +288,13 @@ impl LoadOptions {
             connections: 64,
             pipeline: 1,
             mix: None,
+            requests: None,
+            in_order: false,
+            method: None,
+            headers: Vec::new(),
+            body: None,
+            checks: Checks::default(),
+            trust: Trust::Platform,
             timeout: Duration::from_secs(2),
             threads: 1,
             cpus: None,
@@ -244,15 +333,35 @@ mod tests {
         let t = http("http://[::1]:9000/x#frag");
         assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("::1", 9000, "/x"));
         assert_eq!(parse_target("configs/noop4.json").unwrap(), Target::Pipeline("configs/noop4.json".into()));
+        let t = http("localhost:8080/api?x=1");
+        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("localhost", 8080, "/api?x=1"));
+        let t = http("[::1]:9000");
+        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("::1", 9000, "/"));
+        assert_eq!(parse_target("a:b/c.json").unwrap(), Target::Pipeline("a:b/c.json".into()));
     }
 
     #[test]
     fn bad_urls_say_why() {
-        assert!(parse_target("https://x/").unwrap_err().contains("only http://"));
+        assert!(parse_target("ftp://x/").unwrap_err().contains("only http:// and https://"));
+        let t = http("https://example.com/x");
+        assert_eq!((t.tls, t.port, t.path.as_str()), (true, 443, "/x"));
+        assert_eq!(Target::Http(t).to_string(), "https://example.com/x");
         assert!(parse_target("http://:80/").unwrap_err().contains("no host"));
         assert!(parse_target("http://h:99999/").unwrap_err().contains("bad port `99999`"));
         assert!(parse_target("http://h:x/").unwrap_err().contains("bad port"));
         assert!(parse_target("http://u:p@h/").unwrap_err().contains("credentials"));
+    }
+
+    #[test]
+    fn status_sets_take_classes_and_codes() {
+        let set = parse_status_set("2xx, 301").unwrap();
+        assert_eq!(
+            (set.contains(204), set.contains(301), set.contains(302), set.contains(404)),
+            (true, true, false, false)
+        );
+        assert!(parse_status_set("200,x").unwrap_err().contains("`x` is not a status"));
+        assert!(parse_status_set("6xx").is_err());
+        assert!(parse_status_set("99").is_err());
     }
 
     #[test]

@@ -90,12 +90,25 @@ pub struct PhaseResults {
     pub send_lag_us: Spectrum,
     /// How long each request then waited for a free connection.
     pub connection_wait_us: Spectrum,
+    /// The TLS handshakes of the connections opened (https://), apart from the latencies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_handshakes: Option<HandshakeResults>,
+    /// The same per request name (with a request file, or a mix of several kinds).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_request: BTreeMap<String, PhaseResults>,
     #[serde(skip)]
     pub histograms: Latencies,
 }
 
 impl PhaseResults {
-    fn new(label: String, tally: &Tally, target_rate: Option<f64>, duration_ns: u64, elapsed_ns: u64) -> Self {
+    /// The results of `tally`; its kinds' counts under their `names`.
+    fn new(
+        label: String,
+        tally: &Tally,
+        target_rate: Option<f64>,
+        (duration_ns, elapsed_ns): (u64, u64),
+        names: &[String],
+    ) -> Self {
         let elapsed_ns = elapsed_ns.max(duration_ns);
         const CLASSES: [&str; 6] = ["other", "1xx", "2xx", "3xx", "4xx", "5xx"];
         PhaseResults {
@@ -116,6 +129,20 @@ impl PhaseResults {
             },
             send_lag_us: Spectrum::of(&tally.latencies.send_lag),
             connection_wait_us: Spectrum::of(&tally.latencies.connection_wait),
+            tls_handshakes: tally.handshakes.as_ref().map(|h| HandshakeResults {
+                count: h.count,
+                resumed: h.resumed,
+                time_us: Spectrum::of(&h.time),
+            }),
+            by_request: names
+                .iter()
+                .enumerate()
+                .map(|(kind, name)| {
+                    let empty = Tally::default();
+                    let counts = tally.by_kind.get(&(kind as u32)).unwrap_or(&empty);
+                    (name.clone(), PhaseResults::new(name.clone(), counts, None, (duration_ns, elapsed_ns), &[]))
+                })
+                .collect(),
             histograms: tally.latencies.clone(),
         }
     }
@@ -129,6 +156,14 @@ impl PhaseResults {
     }
 }
 
+/// TLS handshakes: how many, how many resumed an earlier session, how long they took.
+#[derive(Debug, Clone, Serialize)]
+pub struct HandshakeResults {
+    pub count: u64,
+    pub resumed: u64,
+    pub time_us: Spectrum,
+}
+
 /// How the run was driven, for the results' header.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunShape {
@@ -140,6 +175,10 @@ pub struct RunShape {
     pub connections: usize,
     pub pipeline_depth: usize,
     pub threads: usize,
+    /// In-process only, where there are no connections: how many requests may be in the
+    /// pipeline at once (`connections` x `pipeline_depth`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slots: Option<usize>,
 }
 
 /// Everything a run reports.
@@ -177,6 +216,7 @@ impl Results {
         start_ns: u64,
         started: SystemTime,
         interval_ns: u64,
+        kind_names: &[String],
     ) -> Self {
         let elapsed_since = |tally: &Tally, from: u64| tally.last_done_ns.saturating_sub(start_ns + from);
         let mut warmup = None;
@@ -190,8 +230,8 @@ impl Results {
             }
             let target = phase.rate.map(|_| phase.expected_requests() / (phase.length_ns as f64 / 1e9));
             let start = schedule.phase_start_ns(i);
-            let results =
-                PhaseResults::new(phase.label.clone(), tally, target, phase.length_ns, elapsed_since(tally, start));
+            let lengths = (phase.length_ns, elapsed_since(tally, start));
+            let results = PhaseResults::new(phase.label.clone(), tally, target, lengths, kind_names);
             if phase.measured {
                 total.add(tally);
                 measured_ns += phase.length_ns;
@@ -205,7 +245,7 @@ impl Results {
         let closed = schedule.phases.iter().all(|p| p.rate.is_none());
         let target = (!closed && measured_ns > 0).then(|| expected / (measured_ns as f64 / 1e9));
         let elapsed = elapsed_since(&total, first_measured.unwrap_or(0));
-        let total = PhaseResults::new("total".into(), &total, target, measured_ns, elapsed);
+        let total = PhaseResults::new("total".into(), &total, target, (measured_ns, elapsed), kind_names);
         if steps.len() == 1 {
             steps.clear();
         }
@@ -291,14 +331,12 @@ impl fmt::Display for Results {
             None => "closed loop".into(),
         };
         let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
-        writeln!(
-            f,
-            "seda load {}: {loop_kind}, {} x {} in flight, {}",
-            s.target,
-            plural(s.connections, "connection"),
-            s.pipeline_depth,
-            plural(s.threads, "thread")
-        )?;
+        let in_flight = match s.slots {
+            // In-process there are no connections, only places for requests in flight.
+            Some(slots) => format!("{} for requests in flight", plural(slots, "slot")),
+            None => format!("{} x {} in flight", plural(s.connections, "connection"), s.pipeline_depth),
+        };
+        writeln!(f, "seda load {}: {loop_kind}, {in_flight}, {}", s.target, plural(s.threads, "thread"))?;
         if let Some(w) = &self.warmup {
             writeln!(
                 f,
@@ -342,6 +380,40 @@ impl fmt::Display for Results {
                 p.p50, p.p90, p.p99, p.p999, p.p9999, p.max, p.count
             )?;
         }
+        if let Some(h) = &t.tls_handshakes {
+            let p = &h.time_us;
+            writeln!(
+                f,
+                "{:<14} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10}  ({} resumed)",
+                "TLS handshake", p.p50, p.p90, p.p99, p.p999, p.p9999, p.max, p.count, h.resumed
+            )?;
+        }
+        if !t.by_request.is_empty() {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "{:<20} {:>10} {:>10} {:>8} {:>10} {:>10} {:>10} {:>10}  errors by kind",
+                "by request", "requests", "responses", "errors", "p50 (us)", "p99", "p99.9", "max"
+            )?;
+            for (name, r) in &t.by_request {
+                let kinds: Vec<String> =
+                    r.errors_by_kind.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect();
+                let c = &r.latency_us.corrected;
+                writeln!(
+                    f,
+                    "{:<20} {:>10} {:>10} {:>8} {:>10.2} {:>10.2} {:>10.2} {:>10.2}  {}",
+                    name,
+                    r.requests,
+                    r.responses,
+                    r.errors,
+                    c.p50,
+                    c.p99,
+                    c.p999,
+                    c.max,
+                    kinds.join(", ")
+                )?;
+            }
+        }
         if !self.steps.is_empty() {
             writeln!(f)?;
             writeln!(
@@ -369,7 +441,7 @@ impl fmt::Display for Results {
             writeln!(f)?;
             for v in &self.thresholds {
                 let verdict = if v.passed { "passed" } else { "FAILED" };
-                writeln!(f, "threshold {}: {} (actual {})", v.threshold, verdict, v.actual)?;
+                writeln!(f, "threshold {}: {} (actual {})", v.threshold, verdict, v.shown)?;
             }
         }
         if let Some(engine) = &self.engine {

@@ -107,6 +107,7 @@ fn server_summary(results: &Results) -> Summary {
         },
         latency_us: Percentiles::of(Some(&t.histograms.corrected)),
         stages: BTreeMap::new(),
+        stage_order: Vec::new(),
         source: None,
     }
 }

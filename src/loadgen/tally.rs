@@ -1,9 +1,13 @@
 //! What happened to the requests of one phase, counted by the thread that sent them, and the
 //! reports that carry those counts to the collector once per interval.
 
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::correction::{Latencies, Timing};
+use crate::metrics::{new_histogram, HIGHEST_NS};
 
 /// Why a request got no usable response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -24,10 +28,17 @@ pub enum ErrorKind {
     Rejected,
     /// In-process: a stage failed it.
     Failed,
+    /// A response whose status `--expect-status` does not accept (without it: 4xx or 5xx).
+    UnexpectedStatus,
+    /// A response without the text of `--expect-body-contains` in its body.
+    MissingText,
+    /// A TLS handshake failed (an untrusted certificate, a protocol error) or did not finish
+    /// within `--timeout`; counted per attempt, as `connect` is.
+    Tls,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 7] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Read,
@@ -35,7 +46,15 @@ impl ErrorKind {
         ErrorKind::Unsent,
         ErrorKind::Rejected,
         ErrorKind::Failed,
+        ErrorKind::UnexpectedStatus,
+        ErrorKind::MissingText,
+        ErrorKind::Tls,
     ];
+
+    /// The kind called `name` (as in the results).
+    pub fn named(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.name() == name)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -46,6 +65,9 @@ impl ErrorKind {
             ErrorKind::Unsent => "unsent",
             ErrorKind::Rejected => "rejected",
             ErrorKind::Failed => "failed",
+            ErrorKind::UnexpectedStatus => "unexpected_status",
+            ErrorKind::MissingText => "missing_text",
+            ErrorKind::Tls => "tls",
         }
     }
 }
@@ -63,12 +85,69 @@ pub struct Tally {
     /// Responses by status class: `[other, 1xx, 2xx, 3xx, 4xx, 5xx]`.
     pub status: [u64; 6],
     /// By [`ErrorKind`], in the order of [`ErrorKind::ALL`].
-    pub errors: [u64; 7],
+    pub errors: [u64; 10],
     /// When the last response came (clock ns), to see how far past its phase the phase ran.
     pub last_done_ns: u64,
+    /// The same counts per kind of request (by its index in the mix), when the run keeps them.
+    pub by_kind: BTreeMap<u32, Tally>,
+    /// The TLS handshakes of the connections opened (https:// only), apart from the requests'
+    /// latency.
+    pub handshakes: Option<Box<Handshakes>>,
+}
+
+/// TLS handshakes: how many, how many resumed an earlier session, and how long they took
+/// (from the TCP connection's opening to the handshake's end).
+#[derive(Clone)]
+pub struct Handshakes {
+    pub count: u64,
+    pub resumed: u64,
+    pub time: Histogram<u64>,
+}
+
+impl Default for Handshakes {
+    fn default() -> Self {
+        Handshakes { count: 0, resumed: 0, time: new_histogram() }
+    }
+}
+
+impl Handshakes {
+    fn add(&mut self, other: &Handshakes) {
+        self.count += other.count;
+        self.resumed += other.resumed;
+        let _ = self.time.add(&other.time);
+    }
 }
 
 impl Tally {
+    /// A TLS handshake that took `ns`.
+    pub fn handshake(&mut self, ns: u64, resumed: bool) {
+        let h = self.handshakes.get_or_insert_with(Box::default);
+        h.count += 1;
+        h.resumed += u64::from(resumed);
+        h.time.saturating_record(ns.min(HIGHEST_NS));
+    }
+
+    /// The counts of request kind `kind`.
+    pub fn kind(&mut self, kind: u32) -> &mut Tally {
+        self.by_kind.entry(kind).or_default()
+    }
+
+    /// Counts with `count` here and, when `kind` is given, under that kind too.
+    pub fn and_kind(&mut self, kind: Option<u32>, count: impl Fn(&mut Tally)) {
+        count(self);
+        if let Some(kind) = kind {
+            count(self.kind(kind));
+        }
+    }
+
+    /// A response; `failed_check` is the check it failed, if any (it still has its latency).
+    pub fn checked_response(&mut self, timing: &Timing, status: u16, failed_check: Option<ErrorKind>) {
+        self.response(timing, status);
+        if let Some(kind) = failed_check {
+            self.error(kind);
+        }
+    }
+
     pub fn response(&mut self, timing: &Timing, status: u16) {
         self.latencies.record(timing);
         self.sent += 1;
@@ -95,9 +174,10 @@ impl Tally {
         self.sent + self.errors[ErrorKind::Unsent as usize]
     }
 
-    /// Every error, with responses of status 4xx and 5xx.
+    /// Every error: requests without a response, and responses that failed a check (by
+    /// default, a status of 4xx or 5xx).
     pub fn error_count(&self) -> u64 {
-        self.errors.iter().sum::<u64>() + self.status[4] + self.status[5]
+        self.errors.iter().sum::<u64>()
     }
 
     pub fn add(&mut self, other: &Tally) {
@@ -111,6 +191,12 @@ impl Tally {
             *a += b;
         }
         self.last_done_ns = self.last_done_ns.max(other.last_done_ns);
+        for (&kind, tally) in &other.by_kind {
+            self.kind(kind).add(tally);
+        }
+        if let Some(h) = &other.handshakes {
+            self.handshakes.get_or_insert_with(Box::default).add(h);
+        }
     }
 }
 

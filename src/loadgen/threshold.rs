@@ -5,7 +5,8 @@
 //!   the like: uncorrected latency; `lag.p99` and the like: send lag; `wait.p99` and the like:
 //!   connection wait. The value takes
 //!   a unit: `ns`, `us`, `ms` or `s` (`p99<5ms`).
-//! - `errors`: with `%`, errors as a share of requests (`errors<0.1%`); without, a count.
+//! - `errors`: with `%`, errors as a share of requests (`errors<0.1%`); without, a count;
+//!   `errors.KIND` the same for one kind of error (`errors.unexpected_status<1%`).
 //! - `rate`: achieved requests per second (`rate>=9900`, `rate>=99k`).
 //!
 //! A threshold says what must be true: `p99<5ms` fails the run when p99 is 5 ms or more.
@@ -13,13 +14,15 @@
 use serde::Serialize;
 
 use super::output::{format_ns, PhaseResults};
+use super::tally::ErrorKind;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Metric {
     /// Which histogram (0 corrected, 1 uncorrected, 2 send lag) at which quantile (1.0: max).
     Latency(usize, f64),
-    ErrorShare,
-    ErrorCount,
+    /// Errors of every kind, or of one kind (`errors.unexpected_status`).
+    ErrorShare(Option<ErrorKind>),
+    ErrorCount(Option<ErrorKind>),
     Rate,
 }
 
@@ -41,11 +44,17 @@ pub struct Threshold {
     bound: f64,
 }
 
-/// A threshold against a run's results.
+/// A threshold against a run's results. In JSON `actual` is a number in `unit`, so a script
+/// compares it without parsing text.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
     pub threshold: String,
-    pub actual: String,
+    pub actual: f64,
+    /// `us` (a latency), `%` (a share of errors), `errors` (a count) or `requests/s`.
+    pub unit: &'static str,
+    /// `actual` for people: `4.56 ms`, `0.1000%`.
+    #[serde(skip)]
+    pub shown: String,
     pub passed: bool,
 }
 
@@ -65,17 +74,30 @@ impl std::str::FromStr for Threshold {
             _ => (Op::Gt, &rest[1..]),
         };
         let bad = |why: &str| format!("`{text}`: {why}");
-        let (metric, bound) = match name {
-            "errors" => match value.strip_suffix('%') {
-                Some(share) => (Metric::ErrorShare, number(share).ok_or_else(|| bad("not a percentage"))? / 100.0),
-                None => (Metric::ErrorCount, number(value).ok_or_else(|| bad("not a count of errors"))?),
+        let errors_of = match name.strip_prefix("errors") {
+            Some("") => Some(None),
+            Some(kind) => match kind.strip_prefix('.').and_then(ErrorKind::named) {
+                Some(kind) => Some(Some(kind)),
+                None => {
+                    let known: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.name()).collect();
+                    return Err(bad(&format!("unknown error kind in `{name}` (known: {})", known.join(", "))));
+                }
             },
-            "rate" => (Metric::Rate, super::options::parse_rate(value).map_err(|e| bad(&e))?),
-            _ => {
+            None => None,
+        };
+        let (metric, bound) = match (errors_of, name) {
+            (Some(kind), _) => match value.strip_suffix('%') {
+                Some(share) => {
+                    (Metric::ErrorShare(kind), number(share).ok_or_else(|| bad("not a percentage"))? / 100.0)
+                }
+                None => (Metric::ErrorCount(kind), number(value).ok_or_else(|| bad("not a count of errors"))?),
+            },
+            (None, "rate") => (Metric::Rate, super::options::parse_rate(value).map_err(|e| bad(&e))?),
+            (None, _) => {
                 let (which, quantile) = latency_metric(name).ok_or_else(|| {
                     bad(&format!(
                         "unknown metric `{name}` (known: p50, p90, p99, p99.9, p99.99, max, \
-                         uncorrected.p99 ..., lag.p99 ..., wait.p99 ..., errors, rate)"
+                         uncorrected.p99 ..., lag.p99 ..., wait.p99 ..., errors, errors.KIND, rate)"
                     ))
                 })?;
                 let ns = duration_ns(value).ok_or_else(|| bad("a latency needs a unit: ns, us, ms or s (`5ms`)"))?;
@@ -83,6 +105,14 @@ impl std::str::FromStr for Threshold {
             }
         };
         Ok(Threshold { text: text.to_string(), metric, op, bound })
+    }
+}
+
+/// Errors of `kind`, or of every kind.
+fn errors_of(r: &PhaseResults, kind: Option<ErrorKind>) -> u64 {
+    match kind {
+        Some(kind) => r.errors_by_kind.get(kind.name()).copied().unwrap_or(0),
+        None => r.errors,
     }
 }
 
@@ -119,17 +149,22 @@ fn duration_ns(s: &str) -> Option<f64> {
 
 impl Threshold {
     pub fn check(&self, r: &PhaseResults) -> Verdict {
-        let (actual, shown) = match self.metric {
+        // (compared with the bound, reported in `unit`, the unit, shown to people)
+        let (actual, reported, unit, shown) = match self.metric {
             Metric::Latency(which, q) => {
                 let ns = r.latency_ns(which, q);
-                (ns as f64, format_ns(ns))
+                (ns as f64, ns as f64 / 1e3, "us", format_ns(ns))
             }
-            Metric::ErrorShare => {
-                let share = if r.requests == 0 { 0.0 } else { r.errors as f64 / r.requests as f64 };
-                (share, format!("{:.4}%", share * 100.0))
+            Metric::ErrorShare(kind) => {
+                let errors = errors_of(r, kind);
+                let share = if r.requests == 0 { 0.0 } else { errors as f64 / r.requests as f64 };
+                (share, share * 100.0, "%", format!("{:.4}%", share * 100.0))
             }
-            Metric::ErrorCount => (r.errors as f64, r.errors.to_string()),
-            Metric::Rate => (r.achieved_rate, format!("{:.1}/s", r.achieved_rate)),
+            Metric::ErrorCount(kind) => {
+                let errors = errors_of(r, kind);
+                (errors as f64, errors as f64, "errors", errors.to_string())
+            }
+            Metric::Rate => (r.achieved_rate, r.achieved_rate, "requests/s", format!("{:.1}/s", r.achieved_rate)),
         };
         let passed = match self.op {
             Op::Lt => actual < self.bound,
@@ -137,7 +172,7 @@ impl Threshold {
             Op::Gt => actual > self.bound,
             Op::Ge => actual >= self.bound,
         };
-        Verdict { threshold: self.text.clone(), actual: shown, passed }
+        Verdict { threshold: self.text.clone(), actual: reported, unit, shown, passed }
     }
 }
 
@@ -158,8 +193,11 @@ mod tests {
         assert_eq!(parse("uncorrected.p99.9 <= 250us").metric, Metric::Latency(1, 0.999));
         assert_eq!(parse("uncorrected.p99.9 <= 250us").bound, 250e3);
         assert_eq!(parse("lag.max<1s").metric, Metric::Latency(2, 1.0));
-        assert_eq!((parse("errors<0.1%").metric, parse("errors<0.1%").bound), (Metric::ErrorShare, 0.001));
-        assert_eq!((parse("errors<=3").metric, parse("errors<=3").op), (Metric::ErrorCount, Op::Le));
+        assert_eq!((parse("errors<0.1%").metric, parse("errors<0.1%").bound), (Metric::ErrorShare(None), 0.001));
+        assert_eq!((parse("errors<=3").metric, parse("errors<=3").op), (Metric::ErrorCount(None), Op::Le));
+        let status = parse("errors.unexpected_status<1%");
+        assert_eq!((status.metric, status.bound), (Metric::ErrorShare(Some(ErrorKind::UnexpectedStatus)), 0.01));
+        assert_eq!(parse("errors.missing_text<=0").metric, Metric::ErrorCount(Some(ErrorKind::MissingText)));
         assert_eq!((parse("rate>=99k").metric, parse("rate>=99k").bound), (Metric::Rate, 99_000.0));
     }
 
@@ -170,6 +208,7 @@ mod tests {
         assert!(err("p99<5").contains("needs a unit"));
         assert!(err("p98<5ms").contains("unknown metric `p98`"));
         assert!(err("errors<lots%").contains("not a percentage"));
+        assert!(err("errors.oops<1").contains("unknown error kind in `errors.oops` (known: connect, timeout"));
         assert!(err("rate>fast").contains("rate"));
     }
 }

@@ -27,6 +27,10 @@ pub struct Summary {
     /// End to end, from each request's intended start to its completion.
     pub latency_us: Percentiles,
     pub stages: BTreeMap<String, StageSummary>,
+    /// The stages' names in pipeline order (from the entry, breadth first), the order tables
+    /// list them in; empty in records written before it was kept.
+    #[serde(default)]
+    pub stage_order: Vec<String>,
     /// The source's own figures (an HTTP source's connections), when it keeps any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<super::SourceFigures>,
@@ -81,8 +85,17 @@ impl Summary {
             ledger,
             latency_us: Percentiles::of(totals.e2e.as_ref()),
             stages,
+            stage_order: plan.pipeline_order().into_iter().map(|s| plan.stages[s].name.clone()).collect(),
             source: None,
         }
+    }
+
+    /// The stages in pipeline order; any not in [`Summary::stage_order`] (an older record's)
+    /// after, by name.
+    pub fn stages_in_order(&self) -> impl Iterator<Item = (&String, &StageSummary)> {
+        let ordered = self.stage_order.iter().filter_map(|name| self.stages.get_key_value(name));
+        let rest = self.stages.iter().filter(|(name, _)| !self.stage_order.contains(name));
+        ordered.chain(rest)
     }
 }
 
@@ -101,7 +114,7 @@ impl fmt::Display for Summary {
         )?;
         writeln!(f)?;
         write_table_header(f)?;
-        for (name, s) in &self.stages {
+        for (name, s) in self.stages_in_order() {
             write_table_row(f, name, "queue", &s.queue_wait_us, s.throughput_rps, s.rejected, s.failed)?;
             write_table_row(f, "", "service", &s.service_us, s.throughput_rps, s.rejected, s.failed)?;
         }

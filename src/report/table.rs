@@ -78,7 +78,7 @@ impl RunTable {
         let percentiles = |tag: &str| Percentiles::of(slice.histogram(tag));
         let mut rows = Vec::new();
         let (mut rejected, mut failed) = (0, 0);
-        for name in summary.stages.keys() {
+        for (name, _) in summary.stages_in_order() {
             let counters = slice.counters.get(name).copied().unwrap_or_default();
             rejected += counters.rejected;
             failed += counters.failed;

@@ -830,6 +830,16 @@ fn bad_rate_is_reported_at_the_rate() {
 }
 
 #[test]
+fn a_rate_is_written_as_on_the_command_line() {
+    for (rate, expected) in [(json!("20k"), 20_000.0), (json!("1.5M"), 1_500_000.0), (json!("2000/s"), 2000.0)] {
+        let mut config = minimal();
+        config["source"]["rate"] = rate;
+        let seda::config::SourcePlan::Generator { rate, .. } = valid(&config).source else { panic!("a generator") };
+        assert_eq!(rate, Rate::PerSecond(expected));
+    }
+}
+
+#[test]
 fn a_source_in_the_workers_has_no_cpu_of_its_own() {
     let generator = json!({ "kind": "generator", "requests": 10, "entry": "parse", "placement": "workers", "cpu": 1 });
     // An HTTP source's reactors run in the workers unless told otherwise.

@@ -19,7 +19,7 @@ use hdrhistogram::Histogram;
 use serde_json::Value;
 
 #[path = "../common/load_server.rs"]
-mod load_server;
+pub(crate) mod load_server;
 
 use load_server::*;
 
@@ -105,6 +105,53 @@ fn a_pipeline_runs_in_process_with_an_exact_ledger() {
     assert_eq!((count(ledger, "admitted"), count(ledger, "completed")), (2000, 2000));
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(stdout.contains("pipeline noop4:"), "the engine's own table follows: {stdout}");
+    // In-process there are no connections: the header says what `--connections` means there.
+    let header = stdout.lines().next().unwrap();
+    assert!(header.ends_with(": open loop, constant arrivals, 64 slots for requests in flight, 1 thread"), "{header}");
+    assert_eq!(r["slots"], 64);
+}
+
+#[test]
+fn an_in_process_load_serves_the_configs_admin_listener() {
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string("configs/noop4.json").unwrap()).unwrap();
+    config["admin"] = serde_json::json!({ "listen": "127.0.0.1:0" });
+    let file = scratch("admin-config.json");
+    std::fs::write(&file, config.to_string()).unwrap();
+    let mut child = seda()
+        .args(["load", file.to_str().unwrap(), "--rate", "1000", "--duration", "3s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The address is told on stderr, as `seda run` tells it (the config asks for any free port).
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let admin = loop {
+        line.clear();
+        assert_ne!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap(), 0, "no admin address told");
+        if let Some(addr) = line.trim().strip_prefix("admin listening on ") {
+            break addr.to_string();
+        }
+    };
+    let mut stream = std::net::TcpStream::connect(&admin).unwrap();
+    std::io::Write::write_all(&mut stream, b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"s1\""), "the pipeline's stages: {answer}");
+    assert!(child.wait().unwrap().success());
+    let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn a_target_without_a_scheme_is_http_and_durations_compound() {
+    let server = TestServer::start(Behaviour::Answer);
+    let url = server.url("/x");
+    let bare = url.strip_prefix("http://").unwrap();
+    let (r, _) = load("bare", &[bare, "--rate", "1000", "--duration", "0m1s", "-c", "2"]);
+    assert_eq!(r["target"], url.as_str());
+    assert_eq!((count(&r, "requests"), count(&r, "responses")), (1000, 1000));
+    assert_eq!(server.seen.lock().unwrap()[&("GET".to_string(), "/x".to_string())], (1000, 0));
 }
 
 #[test]
@@ -195,6 +242,11 @@ fn a_failed_threshold_exits_4_and_says_which() {
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(r["thresholds"][0]["passed"], false);
     assert_eq!(r["thresholds"][1]["passed"], true);
+    // `actual` is a number in its unit, for a script to compare: p99 in microseconds (the
+    // JSON's own p99), the error share in percent.
+    assert_eq!(r["thresholds"][0]["unit"], "us");
+    assert_eq!(r["thresholds"][0]["actual"].as_f64(), r["latency_us"]["corrected"]["p99"].as_f64());
+    assert_eq!((r["thresholds"][1]["actual"].as_f64(), &r["thresholds"][1]["unit"]), (Some(0.0), &Value::from("%")));
     let _ = std::fs::remove_file(json);
 }
 
@@ -214,7 +266,7 @@ fn every_bad_argument_is_a_clear_error() {
         (vec![&url, "--fail-if", "p99"], 2, "expected METRIC<VALUE"),
         (vec![&url, "--fail-if", "p99<5"], 2, "a latency needs a unit"),
         (vec![&url, "--fail-if", "p98<5ms"], 2, "unknown metric `p98`"),
-        (vec!["https://127.0.0.1/"], 2, "only http:// URLs are supported"),
+        (vec!["ftp://127.0.0.1/"], 2, "only http:// and https:// URLs are supported"),
         (vec!["http://127.0.0.1:99999/"], 2, "bad port `99999`"),
         (vec!["http:///"], 2, "no host"),
         (vec![&closed_url, "-d", "1s"], 5, "cannot reach 127.0.0.1:"),

@@ -1,6 +1,12 @@
 //! One client connection on mio: requests written out (pipelined up to a depth), responses
 //! read back in order, and every request in flight ended exactly once, by a response or by the
 //! connection's failure.
+//!
+//! Over TLS the bytes pass through a rustls session (sans I/O) between the socket and the same
+//! buffers: requests are written into the session and its records out to the socket; records
+//! read from the socket are decrypted into the input buffer. Opening takes two steps, the TCP
+//! connect and the TLS handshake, each with a deadline of `--timeout` (see
+//! [`Connection::opening_expired`]).
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -9,7 +15,10 @@ use std::net::SocketAddr;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use super::response::{ResponseParser, MAX_HEAD};
+use rustls::ClientConnection;
+
+use super::response::{Response, ResponseParser, MAX_HEAD};
+use super::tls::TlsClient;
 use crate::clock::now_ns;
 use crate::loadgen::tally::ErrorKind;
 
@@ -25,18 +34,22 @@ pub struct Pending {
     pub phase: u32,
     /// Sent with method HEAD: its response has no body.
     pub head: bool,
+    /// Its kind: an index into the mix.
+    pub kind: u32,
 }
 
 /// How a request in flight ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
-    Response { status: u16, done_ns: u64 },
+    Response { status: u16, done_ns: u64, text_found: bool },
     Error(ErrorKind),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Connecting,
+    /// TCP is open; the TLS handshake is under way.
+    Handshaking,
     Open,
     /// Closed; to be opened again at this time (clock ns).
     Down {
@@ -51,8 +64,33 @@ const INPUT_BYTES: usize = 16 * 1024;
 /// After a failed connect, wait this long before the next attempt.
 const CONNECT_RETRY_NS: u64 = 10_000_000;
 
+/// What opening a connection came to, when it came to something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// The TCP connect (`Connect`) or the TLS handshake (`Tls`) failed.
+    Failed(ErrorKind),
+    /// A TLS handshake finished, this long after TCP was open; `resumed` if it resumed an
+    /// earlier session.
+    Handshake { ns: u64, resumed: bool },
+}
+
+/// What reading a TLS session's decrypted bytes came to.
+enum Plaintext {
+    /// All read; more may come.
+    More,
+    /// The server closed the session.
+    Closed,
+    /// The connection failed while its responses were parsed.
+    Gone,
+}
+
 pub struct Connection {
     stream: Option<TcpStream>,
+    /// For an https:// target: how to open a session, and the session while there is one.
+    tls_client: Option<TlsClient>,
+    tls: Option<Box<ClientConnection>>,
+    /// When the current step of opening began (clock ns).
+    opening_since_ns: u64,
     pub state: State,
     /// Requests written or queued to be, oldest first (at most `depth`).
     in_flight: VecDeque<Pending>,
@@ -69,9 +107,14 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(depth: usize) -> Self {
+    /// A connection with up to `depth` requests in flight, whose responses' bodies are
+    /// searched for `text`, if given.
+    pub fn new(depth: usize, text: Option<std::sync::Arc<[u8]>>, tls_client: Option<TlsClient>) -> Self {
         Connection {
             stream: None,
+            tls_client,
+            tls: None,
+            opening_since_ns: 0,
             state: State::Down { retry_ns: 0 },
             in_flight: VecDeque::with_capacity(depth),
             written: 0,
@@ -79,7 +122,7 @@ impl Connection {
             out_pos: 0,
             input: vec![0; INPUT_BYTES],
             filled: 0,
-            parser: ResponseParser::default(),
+            parser: ResponseParser::looking_for(text),
             depth,
         }
     }
@@ -94,6 +137,7 @@ impl Connection {
             Ok(stream) => {
                 self.stream = Some(stream);
                 self.state = State::Connecting;
+                self.opening_since_ns = now_ns();
                 Ok(())
             }
             Err(_) => {
@@ -112,7 +156,9 @@ impl Connection {
     }
 
     pub fn has_unwritten(&self) -> bool {
-        self.written < self.in_flight.len() || self.out_pos < self.out.len()
+        self.written < self.in_flight.len()
+            || self.out_pos < self.out.len()
+            || self.tls.as_ref().is_some_and(|tls| tls.wants_write())
     }
 
     /// Queues a request's bytes; [`Connection::flush`] writes them.
@@ -136,6 +182,9 @@ impl Connection {
             }
         }
         self.written = self.in_flight.len();
+        if self.tls.is_some() {
+            return self.flush_tls(ends);
+        }
         let stream = self.stream.as_mut().expect("an open connection has a stream");
         while self.out_pos < self.out.len() {
             match stream.write(&self.out[self.out_pos..]) {
@@ -150,31 +199,84 @@ impl Connection {
         self.out_pos = 0;
     }
 
-    /// Handles a readiness event: the connect's outcome, room to write, bytes to read.
-    /// Returns a connect error if the connection could not be opened.
-    pub fn ready(
-        &mut self,
-        readable: bool,
-        writable: bool,
-        ends: &mut impl FnMut(Pending, Ended),
-    ) -> Option<ErrorKind> {
+    /// TLS: writes what is queued into the session, and the session's records to the socket.
+    fn flush_tls(&mut self, ends: &mut impl FnMut(Pending, Ended)) {
+        let tls = self.tls.as_mut().expect("a TLS connection has a session");
+        while self.out_pos < self.out.len() {
+            match tls.writer().write(&self.out[self.out_pos..]) {
+                // The session's buffer is full: the rest goes once its records are out.
+                Ok(0) => break,
+                Ok(n) => self.out_pos += n,
+                Err(_) => return self.fail(ErrorKind::Write, ends),
+            }
+        }
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        }
+        if self.write_records().is_err() {
+            self.fail(ErrorKind::Write, ends);
+        }
+    }
+
+    /// Writes the session's records to the socket until it has none or the socket is full.
+    fn write_records(&mut self) -> io::Result<()> {
+        let (Some(tls), Some(stream)) = (self.tls.as_mut(), self.stream.as_mut()) else { return Ok(()) };
+        while tls.wants_write() {
+            match tls.write_tls(stream) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles a readiness event: the connect's outcome, the handshake's progress, room to
+    /// write, bytes to read. Returns what opening the connection came to, if it came to
+    /// something in this event.
+    pub fn ready(&mut self, readable: bool, writable: bool, ends: &mut impl FnMut(Pending, Ended)) -> Option<Opening> {
+        let mut opening = None;
         if self.state == State::Connecting {
             let stream = self.stream.as_ref()?;
             match stream.take_error() {
                 Ok(None) => {}
-                _ => return self.connect_failed(),
+                _ => return Some(self.opening_failed(ErrorKind::Connect)),
             }
             match stream.peer_addr() {
                 Ok(_) => {
-                    self.state = State::Open;
                     let _ = stream.set_nodelay(true);
+                    self.opening_since_ns = now_ns();
+                    match self.tls_client.as_ref().map(TlsClient::connection) {
+                        None => self.state = State::Open,
+                        Some(Ok(session)) => {
+                            self.tls = Some(Box::new(session));
+                            self.state = State::Handshaking;
+                        }
+                        Some(Err(_)) => return Some(self.opening_failed(ErrorKind::Tls)),
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return None,
-                Err(_) => return self.connect_failed(),
+                Err(_) => return Some(self.opening_failed(ErrorKind::Connect)),
+            }
+        }
+        if self.state == State::Handshaking {
+            match self.handshake() {
+                Err(()) => return Some(self.opening_failed(ErrorKind::Tls)),
+                Ok(false) => return None,
+                Ok(true) => {
+                    self.state = State::Open;
+                    let resumed =
+                        self.tls.as_ref().and_then(|t| t.handshake_kind()) == Some(rustls::HandshakeKind::Resumed);
+                    let ns = now_ns().saturating_sub(self.opening_since_ns);
+                    opening = Some(Opening::Handshake { ns, resumed });
+                }
             }
         }
         if self.state != State::Open {
-            return None;
+            return opening;
         }
         if writable {
             self.flush(ends);
@@ -182,16 +284,58 @@ impl Connection {
         if readable {
             self.read(ends);
         }
-        None
+        opening
     }
 
-    fn connect_failed(&mut self) -> Option<ErrorKind> {
+    /// Moves the handshake on with what the socket has: true once it is done.
+    fn handshake(&mut self) -> Result<bool, ()> {
+        self.write_records().map_err(|_| ())?;
+        loop {
+            let (Some(tls), Some(stream)) = (self.tls.as_mut(), self.stream.as_mut()) else { return Err(()) };
+            if !tls.is_handshaking() {
+                break;
+            }
+            match tls.read_tls(stream) {
+                Ok(0) => return Err(()),
+                Ok(_) => {
+                    if tls.process_new_packets().is_err() {
+                        // The alert that says why goes out, if it can.
+                        let _ = self.write_records();
+                        return Err(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(()),
+            }
+        }
+        self.write_records().map_err(|_| ())?;
+        Ok(self.tls.as_ref().is_some_and(|tls| !tls.is_handshaking()))
+    }
+
+    /// Whether the connection has been opening (connecting or in its handshake) for more than
+    /// `timeout_ns`; [`Connection::opening_failed`] then ends it.
+    pub fn opening_expired(&self, now: u64, timeout_ns: u64) -> Option<ErrorKind> {
+        let kind = match self.state {
+            State::Connecting => ErrorKind::Connect,
+            State::Handshaking => ErrorKind::Tls,
+            _ => return None,
+        };
+        (now.saturating_sub(self.opening_since_ns) > timeout_ns).then_some(kind)
+    }
+
+    /// Closes a connection that could not be opened; it is tried again a little later.
+    pub fn opening_failed(&mut self, kind: ErrorKind) -> Opening {
         self.stream = None;
+        self.tls = None;
         self.state = State::Down { retry_ns: now_ns() + CONNECT_RETRY_NS };
-        Some(ErrorKind::Connect)
+        Opening::Failed(kind)
     }
 
     fn read(&mut self, ends: &mut impl FnMut(Pending, Ended)) {
+        if self.tls.is_some() {
+            return self.read_tls(ends);
+        }
         loop {
             if self.filled == self.input.len() {
                 // Only a head longer than the buffer fills it (bodies are consumed as they
@@ -206,7 +350,7 @@ impl Connection {
             match stream.read(&mut self.input[self.filled..]) {
                 Ok(0) => {
                     if let Some(r) = self.parser.eof() {
-                        self.respond(r.status, now_ns(), ends);
+                        self.respond(r, now_ns(), ends);
                     }
                     return self.fail(ErrorKind::Read, ends);
                 }
@@ -228,6 +372,78 @@ impl Connection {
         }
     }
 
+    /// TLS: reads the socket's records until it is empty (mio's events are edge-triggered),
+    /// decrypting them into the input and taking the responses out as they complete.
+    fn read_tls(&mut self, ends: &mut impl FnMut(Pending, Ended)) {
+        loop {
+            let (Some(tls), Some(stream)) = (self.tls.as_mut(), self.stream.as_mut()) else { return };
+            let closed = match tls.read_tls(stream) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return self.fail(ErrorKind::Read, ends),
+            };
+            if tls.process_new_packets().is_err() {
+                let _ = self.write_records();
+                return self.fail(ErrorKind::Read, ends);
+            }
+            let done_ns = now_ns();
+            match self.take_plaintext(done_ns, ends) {
+                Plaintext::Gone => return,
+                Plaintext::Closed => return self.end_of_stream(ends),
+                Plaintext::More if closed => return self.end_of_stream(ends),
+                Plaintext::More => {}
+            }
+        }
+        // Reading can leave the session something to send (an alert, a key update).
+        if self.write_records().is_err() {
+            self.fail(ErrorKind::Write, ends);
+        }
+    }
+
+    /// Moves the session's decrypted bytes into the input and parses them.
+    fn take_plaintext(&mut self, done_ns: u64, ends: &mut impl FnMut(Pending, Ended)) -> Plaintext {
+        loop {
+            if self.filled == self.input.len() {
+                let grown = (2 * self.input.len()).min(2 * MAX_HEAD);
+                if grown == self.input.len() {
+                    self.fail(ErrorKind::Read, ends);
+                    return Plaintext::Gone;
+                }
+                self.input.resize(grown, 0);
+            }
+            let Some(tls) = self.tls.as_mut() else { return Plaintext::Gone };
+            match tls.reader().read(&mut self.input[self.filled..]) {
+                // The server's close_notify: nothing more comes.
+                Ok(0) => return Plaintext::Closed,
+                Ok(n) => {
+                    self.filled += n;
+                    if !self.parse(done_ns, ends) {
+                        return Plaintext::Gone;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Plaintext::More,
+                // The server closed TCP without a close_notify: as over plain TCP, the end of
+                // the connection (which completes a response framed by it).
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Plaintext::Closed,
+                Err(_) => {
+                    self.fail(ErrorKind::Read, ends);
+                    return Plaintext::Gone;
+                }
+            }
+        }
+    }
+
+    /// The server ended the connection: a response framed by its end is complete; whatever
+    /// else is in flight failed.
+    fn end_of_stream(&mut self, ends: &mut impl FnMut(Pending, Ended)) {
+        if let Some(r) = self.parser.eof() {
+            self.respond(r, now_ns(), ends);
+        }
+        self.fail(ErrorKind::Read, ends);
+    }
+
     /// Takes every complete response out of the input. False if the connection is gone.
     fn parse(&mut self, done_ns: u64, ends: &mut impl FnMut(Pending, Ended)) -> bool {
         let mut pos = 0;
@@ -237,7 +453,7 @@ impl Connection {
                 Ok((used, done)) => {
                     pos += used;
                     if let Some(r) = done {
-                        if !self.respond(r.status, done_ns, ends) {
+                        if !self.respond(r, done_ns, ends) {
                             self.fail(ErrorKind::Read, ends);
                             return false;
                         }
@@ -263,13 +479,13 @@ impl Connection {
     }
 
     /// Ends the oldest request with its response; false if none was waiting for one.
-    fn respond(&mut self, status: u16, done_ns: u64, ends: &mut impl FnMut(Pending, Ended)) -> bool {
+    fn respond(&mut self, r: Response, done_ns: u64, ends: &mut impl FnMut(Pending, Ended)) -> bool {
         if self.written == 0 {
             return false;
         }
         let p = self.in_flight.pop_front().expect("written requests are in flight");
         self.written -= 1;
-        ends(p, Ended::Response { status, done_ns });
+        ends(p, Ended::Response { status: r.status, done_ns, text_found: r.text_found });
         true
     }
 
@@ -288,7 +504,8 @@ impl Connection {
         self.out.clear();
         self.out_pos = 0;
         self.filled = 0;
-        self.parser = ResponseParser::default();
+        self.parser.reset();
+        self.tls = None;
         // Dropping the stream deregisters it.
         self.stream = None;
         self.state = State::Down { retry_ns: 0 };

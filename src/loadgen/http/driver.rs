@@ -21,10 +21,12 @@ use std::time::Duration;
 
 use mio::{Events, Poll, Token};
 
-use super::conn::{Connection, Ended, Pending, State};
+use super::conn::{Connection, Ended, Opening, Pending, State};
+use super::tls::TlsClient;
 use crate::clock::now_ns;
 use crate::loadgen::correction::Timing;
 use crate::loadgen::mix::Mix;
+use crate::loadgen::options::Checks;
 use crate::loadgen::run_end::RunEnd;
 use crate::loadgen::schedule::{Arrivals, Schedule};
 use crate::loadgen::tally::{ErrorKind, ThreadTally};
@@ -41,6 +43,9 @@ pub struct HttpJob<'a> {
     pub requests: &'a [Vec<u8>],
     pub heads: &'a [bool],
     pub mix: &'a Mix,
+    pub counting: Counting<'a>,
+    /// For an https:// target.
+    pub tls: Option<&'a TlsClient>,
     pub connections: usize,
     pub depth: usize,
     pub timeout_ns: u64,
@@ -110,15 +115,33 @@ impl Room {
     }
 }
 
+/// How the requests that end are counted: the checks a response must pass, and whether each
+/// kind of request is counted apart too.
+#[derive(Clone, Copy)]
+pub struct Counting<'a> {
+    pub checks: &'a Checks,
+    pub per_kind: bool,
+}
+
+impl Counting<'_> {
+    fn kind(&self, kind: u32) -> Option<u32> {
+        self.per_kind.then_some(kind)
+    }
+}
+
 /// How a request that left a connection is counted.
-fn count(tally: &mut ThreadTally, p: Pending, how: Ended) {
+fn count(tally: &mut ThreadTally, counting: Counting<'_>, p: Pending, how: Ended) {
     let phase = tally.phase(p.phase as usize);
     let timing =
         |done_ns| Timing { intended_ns: p.intended_ns, dispatched_ns: p.dispatched_ns, sent_ns: p.sent_ns, done_ns };
+    let kind = counting.kind(p.kind);
     match how {
-        Ended::Response { status, done_ns } => phase.response(&timing(done_ns), status),
-        Ended::Error(ErrorKind::Unsent) => phase.error(ErrorKind::Unsent),
-        Ended::Error(kind) => phase.failed(&timing(0), kind),
+        Ended::Response { status, done_ns, text_found } => {
+            let failed_check = counting.checks.failed(status, text_found);
+            phase.and_kind(kind, |t| t.checked_response(&timing(done_ns), status, failed_check))
+        }
+        Ended::Error(ErrorKind::Unsent) => phase.and_kind(kind, |t| t.error(ErrorKind::Unsent)),
+        Ended::Error(error) => phase.and_kind(kind, |t| t.failed(&timing(0), error)),
     }
 }
 
@@ -128,8 +151,8 @@ struct Sender<'a> {
     poll: Poll,
     conns: Vec<Connection>,
     arrivals: Peekable<Arrivals<'a>>,
-    /// (intended, dispatched, phase) of each request waiting for a free connection.
-    backlog: VecDeque<(u64, u64, u32)>,
+    /// (intended, dispatched, phase, kind) of each request waiting for a free connection.
+    backlog: VecDeque<(u64, u64, u32, u32)>,
     room: Room,
     /// Connections with requests to write this turn.
     dirty: Vec<usize>,
@@ -143,7 +166,12 @@ impl HttpJob<'_> {
         let schedule = self.schedule;
         let mut sender = Sender {
             poll: Poll::new()?,
-            conns: (0..self.connections).map(|_| Connection::new(self.depth)).collect(),
+            conns: (0..self.connections)
+                .map(|_| {
+                    let text = self.counting.checks.body_contains.as_deref().map(|t| t.as_bytes().into());
+                    Connection::new(self.depth, text, self.tls.cloned())
+                })
+                .collect(),
             arrivals: schedule.arrivals(self.thread, self.threads).peekable(),
             backlog: VecDeque::with_capacity(self.backlog.min(1 << 16)),
             room: Room::new(self.connections),
@@ -209,10 +237,12 @@ impl Sender<'_> {
                 break;
             }
             self.arrivals.next();
+            let kind = self.next_kind();
             if self.backlog.len() < self.job.backlog {
-                self.backlog.push_back((start_ns + due, now, phase as u32));
+                self.backlog.push_back((start_ns + due, now, phase as u32, kind));
             } else {
-                self.job.tally.phase(phase).error(ErrorKind::Unsent);
+                let kind = self.job.counting.kind(kind);
+                self.job.tally.phase(phase).and_kind(kind, |t| t.error(ErrorKind::Unsent));
             }
         }
     }
@@ -221,8 +251,8 @@ impl Sender<'_> {
     fn send_backlog(&mut self) {
         while !self.backlog.is_empty() {
             let Some(i) = self.room.next(&self.conns) else { break };
-            let (intended_ns, dispatched_ns, phase) = self.backlog.pop_front().expect("not empty");
-            self.push(i, Pending { intended_ns, dispatched_ns, sent_ns: 0, phase, head: false });
+            let (intended_ns, dispatched_ns, phase, kind) = self.backlog.pop_front().expect("not empty");
+            self.push(i, Pending { intended_ns, dispatched_ns, sent_ns: 0, phase, head: false, kind });
             self.room.used(i, &self.conns[i]);
         }
     }
@@ -232,15 +262,22 @@ impl Sender<'_> {
         let phase = self.job.schedule.phase_at(now - self.job.start_ns) as u32;
         while let Some(i) = self.room.take() {
             while self.conns[i].has_room() {
-                self.push(i, Pending { intended_ns: 0, dispatched_ns: 0, sent_ns: 0, phase, head: false });
+                let kind = self.next_kind();
+                self.push(i, Pending { intended_ns: 0, dispatched_ns: 0, sent_ns: 0, phase, head: false, kind });
             }
         }
     }
 
-    /// Queues the next request of the mix on connection `i`.
-    fn push(&mut self, i: usize, mut pending: Pending) {
+    /// The kind of this thread's next request, drawn from the mix.
+    fn next_kind(&mut self) -> u32 {
         let kind = self.job.mix.pick(self.next_request);
         self.next_request += self.job.threads as u64;
+        kind as u32
+    }
+
+    /// Queues a request of its kind on connection `i`.
+    fn push(&mut self, i: usize, mut pending: Pending) {
+        let kind = pending.kind as usize;
         pending.head = self.job.heads[kind];
         self.conns[i].push(&self.job.requests[kind], pending);
         self.dirty.push(i);
@@ -248,9 +285,10 @@ impl Sender<'_> {
 
     /// Writes what this turn queued.
     fn flush(&mut self) {
+        let counting = self.job.counting;
         let tally = &mut self.job.tally;
         for i in self.dirty.drain(..) {
-            self.conns[i].flush(&mut |p, how| count(tally, p, how));
+            self.conns[i].flush(&mut |p, how| count(tally, counting, p, how));
         }
     }
 
@@ -258,10 +296,16 @@ impl Sender<'_> {
     fn housekeeping(&mut self, now: u64, running: bool) {
         self.next_housekeeping_ns = now + HOUSEKEEPING_NS;
         let needed = running || !self.backlog.is_empty();
+        let counting = self.job.counting;
         let tally = &mut self.job.tally;
         for (i, conn) in self.conns.iter_mut().enumerate() {
             if conn.expired(now, self.job.timeout_ns) {
-                conn.fail(ErrorKind::Timeout, &mut |p, how| count(tally, p, how));
+                conn.fail(ErrorKind::Timeout, &mut |p, how| count(tally, counting, p, how));
+            }
+            if let Some(kind) = conn.opening_expired(now, self.job.timeout_ns) {
+                conn.opening_failed(kind);
+                let phase = self.job.schedule.phase_at(now.saturating_sub(self.job.start_ns));
+                tally.phase(phase).error(kind);
             }
             if let State::Down { retry_ns } = conn.state {
                 if needed && retry_ns <= now {
@@ -284,12 +328,13 @@ impl Sender<'_> {
         if (!self.backlog.is_empty() || in_flight > 0) && now < self.give_up_ns() {
             return false;
         }
+        let counting = self.job.counting;
         let tally = &mut self.job.tally;
         for conn in &mut self.conns {
-            conn.fail(ErrorKind::Timeout, &mut |p, how| count(tally, p, how));
+            conn.fail(ErrorKind::Timeout, &mut |p, how| count(tally, counting, p, how));
         }
-        for (_, _, phase) in self.backlog.drain(..) {
-            tally.phase(phase as usize).error(ErrorKind::Unsent);
+        for (_, _, phase, kind) in self.backlog.drain(..) {
+            tally.phase(phase as usize).and_kind(counting.kind(kind), |t| t.error(ErrorKind::Unsent));
         }
         true
     }
@@ -319,11 +364,15 @@ impl Sender<'_> {
 
     /// A readiness event on connection `i`.
     fn ready(&mut self, i: usize, readable: bool, writable: bool) {
+        let counting = self.job.counting;
         let tally = &mut self.job.tally;
         let conn = &mut self.conns[i];
-        if let Some(kind) = conn.ready(readable, writable, &mut |p, how| count(tally, p, how)) {
-            let phase = self.job.schedule.phase_at(now_ns().saturating_sub(self.job.start_ns));
-            tally.phase(phase).error(kind);
+        if let Some(opening) = conn.ready(readable, writable, &mut |p, how| count(tally, counting, p, how)) {
+            let phase = tally.phase(self.job.schedule.phase_at(now_ns().saturating_sub(self.job.start_ns)));
+            match opening {
+                Opening::Failed(kind) => phase.error(kind),
+                Opening::Handshake { ns, resumed } => phase.handshake(ns, resumed),
+            }
         }
         self.room.offer(i, conn);
     }

@@ -14,10 +14,13 @@ pub struct Response {
     pub status: u16,
     /// The server will close the connection after it.
     pub close: bool,
+    /// Its body held the text looked for (true when none is).
+    pub text_found: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum State {
+    #[default]
     Head,
     Body {
         left: u64,
@@ -39,18 +42,74 @@ enum State {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ResponseParser {
     state: State,
+    finder: TextFinder,
 }
 
-impl Default for ResponseParser {
-    fn default() -> Self {
-        ResponseParser { state: State::Head }
+/// Looks for a text in a body that comes in pieces, keeping only the last `len - 1` bytes seen,
+/// so a text split between two reads is found and a long body costs no memory.
+#[derive(Debug, Default, Clone)]
+struct TextFinder {
+    text: Option<std::sync::Arc<[u8]>>,
+    found: bool,
+    tail: Vec<u8>,
+}
+
+impl TextFinder {
+    fn scan(&mut self, bytes: &[u8]) {
+        let Some(text) = &self.text else { return };
+        if self.found || bytes.is_empty() {
+            return;
+        }
+        let keep = text.len() - 1;
+        let mut joined = std::mem::take(&mut self.tail);
+        joined.extend_from_slice(&bytes[..bytes.len().min(keep)]);
+        if contains(&joined, text) || contains(bytes, text) {
+            self.found = true;
+            return;
+        }
+        if bytes.len() >= keep {
+            joined.clear();
+            joined.extend_from_slice(&bytes[bytes.len() - keep..]);
+        } else {
+            let cut = joined.len().saturating_sub(keep);
+            joined.drain(..cut);
+        }
+        self.tail = joined;
+    }
+
+    /// Whether the body just ended held the text; ready for the next body.
+    fn finish(&mut self) -> bool {
+        let found = self.text.is_none() || self.found;
+        self.found = false;
+        self.tail.clear();
+        found
     }
 }
 
+fn contains(haystack: &[u8], text: &[u8]) -> bool {
+    haystack.windows(text.len()).any(|w| w == text)
+}
+
 impl ResponseParser {
+    /// A parser that looks for `text` in each body (see [`Response::text_found`]).
+    pub fn looking_for(text: Option<std::sync::Arc<[u8]>>) -> Self {
+        let text = text.filter(|t| !t.is_empty());
+        ResponseParser { state: State::Head, finder: TextFinder { text, ..TextFinder::default() } }
+    }
+
+    /// Ready for a new connection: the same text looked for, nothing else kept.
+    pub fn reset(&mut self) {
+        self.state = State::Head;
+        self.finder.finish();
+    }
+
+    fn complete(&mut self, done: Response) -> Response {
+        Response { text_found: self.finder.finish(), ..done }
+    }
+
     /// Reads from `buf` (the bytes received and not yet consumed) for a request sent with
     /// method HEAD when `head` is set. Returns the bytes consumed and the response, if it is
     /// complete; (0, None) means more bytes are needed. Call again while it consumes.
@@ -59,9 +118,10 @@ impl ResponseParser {
             State::Head => self.head(buf, head),
             State::Body { left, done } => {
                 let n = left.min(buf.len() as u64);
+                self.finder.scan(&buf[..n as usize]);
                 if n == left {
                     self.state = State::Head;
-                    return Ok((n as usize, Some(done)));
+                    return Ok((n as usize, Some(self.complete(done))));
                 }
                 self.state = State::Body { left: left - n, done };
                 Ok((n as usize, None))
@@ -77,6 +137,8 @@ impl ResponseParser {
             }
             State::ChunkData { left, done } => {
                 let n = left.min(buf.len() as u64);
+                // The chunk's data, not the CRLF after it.
+                self.finder.scan(&buf[..n.min(left.saturating_sub(2)) as usize]);
                 self.state =
                     if n == left { State::ChunkSize { done } } else { State::ChunkData { left: left - n, done } };
                 Ok((n as usize, None))
@@ -85,18 +147,21 @@ impl ResponseParser {
                 let Some((line, used)) = line(buf)? else { return Ok((0, None)) };
                 if line.is_empty() {
                     self.state = State::Head;
-                    return Ok((used, Some(done)));
+                    return Ok((used, Some(self.complete(done))));
                 }
                 Ok((used, None))
             }
-            State::UntilClose { .. } => Ok((buf.len(), None)),
+            State::UntilClose { .. } => {
+                self.finder.scan(buf);
+                Ok((buf.len(), None))
+            }
         }
     }
 
     /// The connection ended: the response read to the end of it, if that is how it is framed.
     pub fn eof(&mut self) -> Option<Response> {
         match std::mem::replace(&mut self.state, State::Head) {
-            State::UntilClose { done } => Some(done),
+            State::UntilClose { done } => Some(self.complete(done)),
             _ => None,
         }
     }
@@ -138,13 +203,13 @@ impl ResponseParser {
         if (100..200).contains(&status) && status != 101 {
             return Ok((used, None));
         }
-        let done = Response { status, close };
+        let done = Response { status, close, text_found: false };
         if head || status == 204 || status == 304 {
-            return Ok((used, Some(done)));
+            return Ok((used, Some(self.complete(done))));
         }
         self.state = match (chunked, length) {
             (true, _) => State::ChunkSize { done },
-            (false, Some(0)) => return Ok((used, Some(done))),
+            (false, Some(0)) => return Ok((used, Some(self.complete(done)))),
             (false, Some(left)) => State::Body { left, done },
             (false, None) => State::UntilClose { done: Response { close: true, ..done } },
         };
@@ -167,7 +232,11 @@ mod tests {
 
     /// Feeds `bytes` in pieces of `split`, returning every response and the bytes left over.
     fn read_all(bytes: &[u8], split: usize, head: bool) -> Vec<Response> {
-        let mut p = ResponseParser::default();
+        read_all_looking_for(bytes, split, head, None)
+    }
+
+    fn read_all_looking_for(bytes: &[u8], split: usize, head: bool, text: Option<&str>) -> Vec<Response> {
+        let mut p = ResponseParser::looking_for(text.map(|t| t.as_bytes().into()));
         let (mut buf, mut out) = (Vec::new(), Vec::new());
         for piece in bytes.chunks(split) {
             buf.extend_from_slice(piece);
@@ -185,16 +254,16 @@ mod tests {
         out
     }
 
-    const OK: Response = Response { status: 200, close: false };
+    const OK: Response = Response { status: 200, close: false, text_found: true };
 
     #[test]
     fn length_and_chunked_bodies_at_every_split() {
         let bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nTrailer: 1\r\n\r\nHTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
         let expected = [
             OK,
-            Response { status: 404, close: false },
-            Response { status: 204, close: false },
-            Response { status: 503, close: true },
+            Response { status: 404, ..OK },
+            Response { status: 204, ..OK },
+            Response { status: 503, close: true, ..OK },
         ];
         for split in [1, 2, 3, 7, 64, bytes.len()] {
             assert_eq!(read_all(bytes, split, false), expected, "split {split}");
@@ -205,7 +274,20 @@ mod tests {
     fn a_head_response_has_no_body_and_an_unframed_one_ends_with_the_connection() {
         assert_eq!(read_all(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", 5, true), [OK]);
         let until_close = read_all(b"HTTP/1.0 200 OK\r\n\r\nall of it", 4, false);
-        assert_eq!(until_close, [Response { status: 200, close: true }]);
+        assert_eq!(until_close, [Response { status: 200, close: true, ..OK }]);
+    }
+
+    #[test]
+    fn a_text_is_found_in_a_body_at_every_split_and_not_in_the_framing() {
+        // Found in a length body, in a chunked body across chunks, to the end of a connection;
+        // not in a body without it, nor in the head or the chunk framing around a body.
+        let bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nsay needle!HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nxnee\r\n3\r\ndle\r\n0\r\n\r\nHTTP/1.1 200 OK\r\nX-Needle: needle\r\nContent-Length: 4\r\n\r\nneedHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nnee\r\n3\r\ndl\r\r\n0\r\n\r\nHTTP/1.0 200 OK\r\n\r\n..needle";
+        let found: Vec<bool> = [true, true, false, false, true].to_vec();
+        for split in [1, 2, 3, 5, 8, bytes.len()] {
+            let got: Vec<bool> =
+                read_all_looking_for(bytes, split, false, Some("needle")).iter().map(|r| r.text_found).collect();
+            assert_eq!(got, found, "split {split}");
+        }
     }
 
     #[test]

@@ -51,7 +51,7 @@ fn percentile_axis(max_x: f64) -> Axis {
 }
 
 pub fn draw(slice: &Slice<'_>, label: &str) -> String {
-    let stages: Vec<&String> = slice.run.summary.stages.keys().collect();
+    let stages: Vec<&String> = slice.run.summary.stages_in_order().map(|(name, _)| name).collect();
     let tags = series_tags(slice);
     let series: Vec<Series> = tags
         .iter()

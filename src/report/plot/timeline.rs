@@ -38,7 +38,7 @@ fn per_second(n: u64, i: &Interval) -> f64 {
 
 pub fn draw(slice: &Slice<'_>, label: &str) -> String {
     let intervals = &slice.intervals;
-    let stages: Vec<&String> = slice.run.summary.stages.keys().collect();
+    let stages: Vec<&String> = slice.run.summary.stages_in_order().map(|(name, _)| name).collect();
     let tags = series_tags(slice);
     let over_time = |tag: &str, q: Option<f64>| {
         intervals
