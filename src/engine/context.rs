@@ -37,6 +37,10 @@ pub(crate) struct Ctx {
     /// shared spares: a worker that both admits and runs a stage's batches (a generator in the
     /// workers) recycles them with no atomic operation.
     spare_items: Vec<Vec<Box<Envelope>>>,
+    /// A source's context (a [`super::Submitter`]'s): a `block` wait at the entry ends when the
+    /// engine stops admitting, so that a source blocked on a full entry lets shutdown begin.
+    /// A worker's waits go on while the engine drains: the requests it holds may still end.
+    pub(crate) admits: bool,
 }
 
 /// Emptied batch vectors a thread keeps at most.
@@ -56,6 +60,7 @@ impl Ctx {
             recycled: batch_vectors(&shared, HandBack::Recycle),
             overflowed: Vec::new(),
             spare_items: Vec::with_capacity(OWN_SPARES),
+            admits: false,
             shared,
         }
     }
@@ -175,9 +180,12 @@ impl Ctx {
     fn block(&mut self, stage: StageId, rest: &mut Vec<Box<Envelope>>) {
         let shared = self.shared.clone();
         let until = now_ns().saturating_add(shared.queues[stage].plan.block_timeout.as_nanos() as u64);
-        push_as_room_allows(&shared, stage, rest, until, || shared.aborting());
+        let admits = self.admits;
+        push_as_room_allows(&shared, stage, rest, until, || shared.aborting() || (admits && !shared.admitting()));
         let outcome = if shared.aborting() {
             Outcome::TimedOut { stage }
+        } else if admits && !shared.admitting() {
+            Outcome::Rejected(RejectReason::ShuttingDown)
         } else {
             Outcome::Rejected(RejectReason::BlockTimeout { stage })
         };

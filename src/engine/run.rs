@@ -14,6 +14,9 @@ use crate::metrics::record::Recording;
 use crate::metrics::Summary;
 use crate::source::Generator;
 
+/// How often the run looks at `stop` while its generator thread sends.
+const STOP_LOOK: std::time::Duration = std::time::Duration::from_millis(10);
+
 pub fn run(plan: Plan, stop: &AtomicBool) -> Result<Summary, EngineError> {
     run_observed(plan, stop, false, &mut |_| {}).map(|(summary, _)| summary)
 }
@@ -73,12 +76,21 @@ pub fn run_observed(
         std::thread::scope(|scope| {
             let submitter = engine.submitter(0, entry);
             let generator = &generator;
-            std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name("seda-generator".into())
                 .spawn_scoped(scope, move || generator.run(submitter, stop))
-                .map_err(|source| EngineError::Spawn { name: "seda-generator".into(), source })?
-                .join()
-                .expect("the generator does not panic");
+                .map_err(|source| EngineError::Spawn { name: "seda-generator".into(), source })?;
+            // At `"rate": "max"` the generator may be waiting for room in a queue that nothing
+            // empties (stages that loop): `stop` alone does not reach it there, so on `stop`
+            // the engine stops admitting, which ends that wait.
+            while !thread.is_finished() {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    engine.stop_admitting();
+                    break;
+                }
+                std::thread::sleep(STOP_LOOK);
+            }
+            thread.join().expect("the generator does not panic");
             Ok::<_, EngineError>(())
         })?;
     }

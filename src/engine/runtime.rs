@@ -307,13 +307,9 @@ impl Engine {
     /// dropped before shutdown, so its counts are in the summary.
     pub fn submitter(&self, origin: OriginId, entry: StageId) -> Submitter<'_> {
         let metrics = self.metrics.clone().expect("the engine is running");
-        Submitter {
-            ctx: Ctx::new(self.shared.clone(), metrics),
-            one: Vec::with_capacity(1),
-            origin,
-            entry,
-            _engine: PhantomData,
-        }
+        let mut ctx = Ctx::new(self.shared.clone(), metrics);
+        ctx.admits = true;
+        Submitter { ctx, one: Vec::with_capacity(1), origin, entry, _engine: PhantomData }
     }
 
     /// Wakes every sleeping worker of `pool`, so that each looks at its poller again.

@@ -24,6 +24,9 @@ use crate::clock::now_ns;
 use crate::config::{Rate, SourcePlan};
 use crate::engine::{Admission, Admit, Envelope, HandBack, Origin, Outcome, Poller, Submitter, SPIN};
 
+/// The longest a waiting generator goes without looking at its stop flag.
+const STOP_LOOK_NS: u64 = 10_000_000;
+
 /// Requests handed over per batch.
 const BATCH: usize = 32;
 /// Batches of requests kept for reuse at most, over all lanes (of up to 32 each; a worker that
@@ -153,9 +156,12 @@ impl Generator {
                     submitter.submit_batch(&mut batch, admission);
                     self.schedule.submitted(n);
                 }
-                // Nothing rings `finished` while the generator has a thread of its own.
+                // Nothing rings `finished` while the generator has a thread of its own, and a
+                // signal handler cannot ring it: the wait is cut into slices, each ending with
+                // a look at `stop`, so that a slow rate (one request in 100 s, or never) does
+                // not hold up shutdown.
                 Claim::NotBefore(due) => {
-                    self.finished.wait_until(due);
+                    self.finished.wait_until(due.min(now_ns().saturating_add(STOP_LOOK_NS)));
                 }
                 Claim::Nothing | Claim::Over => break,
             }
@@ -186,9 +192,8 @@ impl Generator {
 
     /// Waits until every request is submitted or `stop` is set (looked at every 10 ms).
     pub fn wait_finished(&self, stop: &AtomicBool) {
-        let poll = Duration::from_millis(10).as_nanos() as u64;
         while !self.schedule.all_submitted() && !stop.load(Ordering::Relaxed) {
-            self.finished.wait_until(now_ns() + poll);
+            self.finished.wait_until(now_ns() + STOP_LOOK_NS);
         }
     }
 

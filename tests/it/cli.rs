@@ -124,3 +124,81 @@ fn graph_prints_the_pipeline_as_dot() {
     assert!(dot.contains("  source -> s0;\n  s0 -> s1;\n}\n"), "{dot}");
     let _ = std::fs::remove_file(config);
 }
+
+/// Waits up to `limit` for `child` to exit; kills it and fails the test past that.
+fn exit_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("seda run did not exit within {limit:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Reads the child's standard error until the admin listener's line, then waits until the
+/// listener shows `n` requests in flight.
+fn wait_until_in_flight(stderr: std::process::ChildStderr, n: u64) {
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let line = lines.next().expect("a line on standard error").unwrap();
+    let addr = line.strip_prefix("admin listening on ").unwrap_or_else(|| panic!("{line}"));
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    // Keep draining standard error so the child never blocks on it.
+    std::thread::spawn(move || lines.for_each(drop));
+    crate::support::eventually("requests in flight", || crate::admin::stats(addr).ledger.in_flight >= n);
+}
+
+#[test]
+fn sigterm_ends_a_run_whose_requests_never_leave_their_stage_at_the_drain_timeout() {
+    // `out` has weight 0: every request goes back to `a`, forever, on the worker that runs `a`
+    // and the route in a row; the entry queue fills and the generator waits for room.
+    let config = write_config(
+        "stuck.json",
+        &json!({
+            "name": "stuck",
+            "drain_timeout_ms": 300,
+            "admin": { "listen": "127.0.0.1:0" },
+            "source": { "kind": "generator", "requests": 1_000_000_000u64, "rate": "max", "entry": "a" },
+            "pools": { "p": { "cpus": [0] }, "q": { "cpus": [1] } },
+            "stages": {
+                "a": { "kind": "noop", "pool": "p", "next": "loop", "queue": { "capacity": 16 } },
+                "loop": { "kind": "route", "pool": "p", "params": { "weights": { "back": 1, "out": 0 } },
+                          "next": { "back": "a", "out": "c" } },
+                "c": { "kind": "respond", "pool": "q" }
+            }
+        }),
+    );
+    let summary_path = scratch("stuck-summary.json");
+    let mut child = seda()
+        .args(["run".as_ref(), config.as_os_str(), "--json".as_ref(), summary_path.as_os_str()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_in_flight(child.stderr.take().unwrap(), 16);
+    // SAFETY: kill takes no pointers; the pid is our own child's, which has not been waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    // The promise is the drain timeout (0.3 s) plus a second; the bound is generous for a
+    // loaded machine. Without the fix the run never ends.
+    let status = exit_within(&mut child, Duration::from_secs(20));
+    assert!(status.success(), "exit status {status:?}");
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    let ledger = &summary["ledger"];
+    let count = |field: &str| ledger[field].as_u64().unwrap();
+    assert_eq!(count("in_flight"), 0, "{ledger}");
+    assert_eq!(count("completed"), 0, "{ledger}");
+    assert!(count("timed_out") > 0, "the looping requests end as timed out: {ledger}");
+    assert_eq!(
+        count("admitted"),
+        count("rejected") + count("timed_out") + count("failed"),
+        "every admitted request is counted once: {ledger}"
+    );
+    let _ = std::fs::remove_file(config);
+    let _ = std::fs::remove_file(summary_path);
+}

@@ -110,3 +110,42 @@ fn the_graph_says_where_the_generator_runs() {
         "{dot}"
     );
 }
+
+/// A run of a generator at `rate` (one request, then a wait of 1/rate seconds) stopped a moment
+/// after it starts: returns its summary and how long it took to return after the stop.
+fn stopped_while_waiting(placement: &str, rate: f64) -> (Summary, Duration) {
+    let config = json!({
+        "name": "slow",
+        "source": { "kind": "generator", "placement": placement, "requests": 10, "rate": rate, "entry": "a" },
+        "pools": { "main": { "cpus": [0] } },
+        "stages": {
+            "a": { "kind": "noop", "pool": "main", "next": "b" },
+            "b": { "kind": "respond", "pool": "main" }
+        }
+    });
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let run = scope.spawn(|| seda::engine::run(plan(config), &stop).unwrap());
+        // Request 0 is due at once, request 1 not for 100 s (or ever): by now the generator
+        // is waiting for it. (Not an assertion: the ledger below shows what it had sent.)
+        std::thread::sleep(Duration::from_millis(300));
+        let stopped = Instant::now();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let summary = run.join().unwrap();
+        (summary, stopped.elapsed())
+    })
+}
+
+#[test]
+fn a_generator_waiting_for_a_far_request_stops_at_once() {
+    for placement in ["thread", "workers"] {
+        for rate in [0.01, 1e-300] {
+            let (summary, took) = stopped_while_waiting(placement, rate);
+            // The wait looks at the stop flag every 10 ms; the bound is generous for a loaded
+            // machine, and far below the 100 s (or forever) the wait would otherwise last.
+            assert!(took < Duration::from_secs(5), "{placement} at {rate}/s took {took:?} to stop");
+            let l = summary.ledger;
+            assert_eq!((l.admitted, l.completed, l.in_flight), (1, 1, 0), "{placement} at {rate}/s");
+        }
+    }
+}
