@@ -14,6 +14,7 @@ pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod file_input;
 pub mod io;
 pub mod loadgen;
 pub mod metrics;

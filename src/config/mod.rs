@@ -2,9 +2,11 @@
 //! it at once ([`validate`]), and the [`Plan`] the engine runs, which only a valid config becomes.
 
 mod dot;
+mod duplicates;
 mod error;
 mod model;
 mod plan;
+pub mod ranges;
 mod validate;
 
 pub use dot::to_dot;
@@ -18,17 +20,29 @@ pub use validate::{validate, validate_with_cpus};
 
 use std::path::Path;
 
-/// Reads, parses and validates the config at `path`.
+/// The largest config file read: far more than any pipeline needs.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Reads, parses and validates the config at `path` (a regular file of at most
+/// [`MAX_CONFIG_BYTES`]).
 pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigErrors::one("$", format!("cannot read {}: {e}", path.display()), None))?;
+    let cannot_read =
+        |e: &dyn std::fmt::Display| ConfigErrors::one("$", format!("cannot read {}: {e}", path.display()), None);
+    let bytes = crate::file_input::read_regular(path, MAX_CONFIG_BYTES).map_err(|e| cannot_read(&e))?;
+    let text = String::from_utf8(bytes).map_err(|e| cannot_read(&format_args!("not UTF-8 text ({e})")))?;
     load_str(&text)
 }
 
-/// Parses and validates a config given as JSON text.
+/// Parses and validates a config given as JSON text. A key given twice in one object is an
+/// error too, reported with the rest.
 pub fn load_str(text: &str) -> Result<Plan, ConfigErrors> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
         ConfigErrors::one("$", format!("not valid JSON: {e}"), Some("check commas, quotes and brackets".into()))
     })?;
-    validate(&value)
+    let duplicates = duplicates::duplicate_keys(text);
+    match validate(&value) {
+        Ok(plan) if duplicates.is_empty() => Ok(plan),
+        Ok(_) => Err(ConfigErrors(duplicates)),
+        Err(ConfigErrors(errors)) => Err(ConfigErrors(duplicates.into_iter().chain(errors).collect())),
+    }
 }

@@ -51,11 +51,11 @@ pub fn build(kind: &str, params: &Value) -> Result<Arc<dyn StageFactory>, BuildE
         "hash" => Arc::new(hash::Hash::new(parse(params)?)?),
         "http_route" => Arc::new(http_route::HttpRoute::new(parse(params)?)?),
         "noop" => Arc::new(noop::Noop::new(parse(params)?)),
-        "respond" => Arc::new(respond::Respond::new(parse(params)?)),
+        "respond" => Arc::new(respond::Respond::new(parse(params)?)?),
         "respond_static" => Arc::new(respond_static::RespondStatic::new(parse(params)?)?),
         "route" => Arc::new(route::Route::new(parse(params)?)?),
         "send" => Arc::new(send::SendResponse::new(parse(params)?)),
-        "spin" => Arc::new(spin::Spin::new(parse(params)?)),
+        "spin" => Arc::new(spin::Spin::new(parse(params)?)?),
         "static_file" => Arc::new(static_file::StaticFile::new(parse(params)?)?),
         _ => {
             return Err(BuildError::UnknownKind {
@@ -64,6 +64,19 @@ pub fn build(kind: &str, params: &Value) -> Result<Arc<dyn StageFactory>, BuildE
             })
         }
     })
+}
+
+/// Checks that `status` can end an HTTP exchange: 200-599. A 1xx status is informational, so a
+/// client that gets one as the answer keeps waiting for the real one (RFC 9110 15.2).
+pub(crate) fn final_status(status: u16) -> Result<u16, BuildError> {
+    match status {
+        200..=599 => Ok(status),
+        100..=199 => Err(BuildError::bad(
+            "status",
+            format!("status {status} is informational (1xx), not a final answer: use 200-599"),
+        )),
+        _ => Err(BuildError::bad("status", format!("status {status} is not a final HTTP status (200-599)"))),
+    }
 }
 
 /// Parses params into a kind's params struct; a missing `params` is an empty object. A failure

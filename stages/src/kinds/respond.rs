@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::{Outputs, Request, Stage, StageFactory, Step};
+use crate::{BuildError, Outputs, Request, Stage, StageFactory, Step};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,8 +25,9 @@ pub struct Respond {
 }
 
 impl Respond {
-    pub fn new(params: Params) -> Self {
-        Respond { status: params.status, body: params.body.map(|b| b.into_bytes().into_boxed_slice()) }
+    pub fn new(params: Params) -> Result<Self, BuildError> {
+        let status = super::final_status(params.status)?;
+        Ok(Respond { status, body: params.body.map(|b| b.into_bytes().into_boxed_slice()) })
     }
 }
 
