@@ -28,6 +28,22 @@ impl InputError {
     }
 }
 
+/// The whole of the file at `path`, if it is at most `limit` bytes: for a file the user names
+/// on the command line, which may be a pipe on purpose (`seda run <(make-config)`), so it is
+/// read as it comes, but never past the limit.
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, InputError> {
+    let file = File::open(path)?;
+    if file.metadata()?.is_dir() {
+        return Err(InputError::Io(io::Error::from(io::ErrorKind::IsADirectory)));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(InputError::TooLarge { limit });
+    }
+    Ok(bytes)
+}
+
 /// The whole of the regular file at `path`, if it is at most `limit` bytes.
 ///
 /// It is opened with `O_NONBLOCK`, so that opening a FIFO with no writer returns at once
@@ -68,6 +84,9 @@ mod tests {
         assert_eq!(read_regular(&file, 10).unwrap(), b"0123456789");
         assert!(matches!(read_regular(&file, 9), Err(InputError::TooLarge { limit: 9 })));
         assert_eq!(read_regular(&dir.join("missing"), 9).unwrap_err().io_kind(), Some(io::ErrorKind::NotFound));
+        assert_eq!(read_bounded(&file, 10).unwrap(), b"0123456789");
+        assert!(matches!(read_bounded(&file, 9), Err(InputError::TooLarge { limit: 9 })));
+        assert!(read_bounded(&dir, 9).is_err(), "a directory is no config");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

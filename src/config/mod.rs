@@ -23,12 +23,12 @@ use std::path::Path;
 /// The largest config file read: far more than any pipeline needs.
 pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
-/// Reads, parses and validates the config at `path` (a regular file of at most
-/// [`MAX_CONFIG_BYTES`]).
+/// Reads, parses and validates the config at `path` (at most [`MAX_CONFIG_BYTES`]; a pipe is
+/// read as it comes, as `seda run <(make-config)` means it to be).
 pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
     let cannot_read =
         |e: &dyn std::fmt::Display| ConfigErrors::one("$", format!("cannot read {}: {e}", path.display()), None);
-    let bytes = crate::file_input::read_regular(path, MAX_CONFIG_BYTES).map_err(|e| cannot_read(&e))?;
+    let bytes = crate::file_input::read_bounded(path, MAX_CONFIG_BYTES).map_err(|e| cannot_read(&e))?;
     let text = String::from_utf8(bytes).map_err(|e| cannot_read(&format_args!("not UTF-8 text ({e})")))?;
     load_str(&text)
 }
