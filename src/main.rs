@@ -1,8 +1,8 @@
 //! The `seda` binary: parse the command line, call the library, map errors to exit codes.
 //!
 //! Exit codes: 0 success; 1 the run failed (or, for `report`, a run record could not be read);
-//! 2 bad usage; 3 the config is invalid; 4 a `seda load --fail-if` threshold failed; 5 `seda
-//! load`'s target cannot be reached.
+//! 2 bad usage; 3 the config is invalid; 4 a `--fail-if` threshold of `seda load` or `seda run`
+//! failed; 5 `seda load`'s target cannot be reached.
 
 mod cli;
 
@@ -104,15 +104,25 @@ fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
     let admin_listening = &mut |addr| eprintln!("admin listening on {addr}");
     let (summary, recording) = seda::engine::run_observed(plan, &stop, record.is_some(), admin_listening)?;
     let recording = record.is_some().then_some(recording);
-    out(&format!("{summary}\n"));
+    let verdicts: Vec<_> = options.fail_if.iter().map(|t| t.check(&summary)).collect();
+    let mut shown = format!("{summary}\n");
+    for v in &verdicts {
+        let verdict = if v.passed { "passed" } else { "FAILED" };
+        shown += &format!("threshold {}: {} (actual {})\n", v.threshold, verdict, v.actual);
+    }
+    out(&shown);
     if let Some(path) = options.json {
-        let json = serde_json::to_string_pretty(&summary)?;
+        let mut json = serde_json::to_value(&summary)?;
+        if !verdicts.is_empty() {
+            json["thresholds"] = serde_json::to_value(&verdicts)?;
+        }
+        let json = serde_json::to_string_pretty(&json)?;
         std::fs::write(&path, json + "\n").with_context(|| format!("write {}", path.display()))?;
     }
     if let (Some((dir, text)), Some(recording)) = (record, recording) {
         seda::metrics::record::write_run(dir, &text, &summary, &recording)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if verdicts.iter().all(|v| v.passed) { ExitCode::SUCCESS } else { ExitCode::from(THRESHOLD_FAILED) })
 }
 
 fn load(options: &seda::loadgen::LoadOptions) -> anyhow::Result<ExitCode> {

@@ -391,9 +391,9 @@ fn count(ledger: &Shard, rec: &mut Recorder, env: &Envelope, outcome: &Outcome, 
                 rec.rejected(stage);
             }
         }
-        Outcome::Failed { stage, .. } => {
+        Outcome::Failed { stage, error } => {
             ledger.end(Ending::Failed);
-            rec.failed(*stage);
+            rec.failed(*stage, &error.0);
         }
         Outcome::TimedOut { stage } => {
             ledger.end(Ending::TimedOut);

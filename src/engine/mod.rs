@@ -22,7 +22,7 @@ pub(crate) use context::Ctx;
 pub use envelope::{Envelope, OriginId};
 pub use ledger::{Ledger, LedgerCounts};
 pub use outcome::{HandBack, Origin, Outcome, RejectReason};
-pub use panics::quiet_worker_panics;
+pub use panics::{is_panic, quiet_worker_panics};
 pub use poller::{Admit, Poller};
 pub use run::{run, run_observed, run_recorded};
 pub use runtime::{Admission, Engine, EngineError, Submitter, WorkerInfo, WorkerPollers};

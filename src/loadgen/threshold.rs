@@ -9,10 +9,74 @@
 //! - `rate`: achieved requests per second (`rate>=9900`, `rate>=99k`).
 //!
 //! A threshold says what must be true: `p99<5ms` fails the run when p99 is 5 ms or more.
+//!
+//! `seda run` takes the same thresholds ([`Threshold::for_run`]) against its summary: latency
+//! is end to end (`p50`, `p90`, `p99`, `p99.9`, `max`; it has no uncorrected, lag or wait
+//! series), `errors` are the admitted requests that did not complete (rejected, failed, timed
+//! out), and `rate` is completed requests per second.
 
 use serde::Serialize;
 
 use super::output::{format_ns, PhaseResults};
+use crate::metrics::Summary;
+
+/// What a threshold is checked against: the figures of a load run or of a pipeline run.
+pub trait Measured {
+    /// Requests sent (or admitted).
+    fn requests(&self) -> u64;
+    /// Of those, the ones that did not succeed.
+    fn errors(&self) -> u64;
+    /// Achieved requests per second.
+    fn rate(&self) -> f64;
+    /// Latency (ns) of series `which` (0 corrected, 1 uncorrected, 2 send lag, 3 connection
+    /// wait) at quantile `q` (1.0: max); `None` when it is not measured.
+    fn latency_ns(&self, which: usize, q: f64) -> Option<u64>;
+}
+
+impl Measured for PhaseResults {
+    fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    fn errors(&self) -> u64 {
+        self.errors
+    }
+
+    fn rate(&self) -> f64 {
+        self.achieved_rate
+    }
+
+    fn latency_ns(&self, which: usize, q: f64) -> Option<u64> {
+        Some(PhaseResults::latency_ns(self, which, q))
+    }
+}
+
+impl Measured for Summary {
+    fn requests(&self) -> u64 {
+        self.ledger.admitted
+    }
+
+    fn errors(&self) -> u64 {
+        self.ledger.admitted - self.ledger.completed.min(self.ledger.admitted)
+    }
+
+    fn rate(&self) -> f64 {
+        self.throughput_rps
+    }
+
+    fn latency_ns(&self, which: usize, q: f64) -> Option<u64> {
+        let p = &self.latency_us;
+        let us = match (which, q) {
+            (0, 0.5) => p.p50,
+            (0, 0.9) => p.p90,
+            (0, 0.99) => p.p99,
+            (0, 0.999) => p.p999,
+            (0, 1.0) => p.max,
+            _ => return None,
+        };
+        Some((us * 1_000.0).round() as u64)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Metric {
@@ -118,18 +182,32 @@ fn duration_ns(s: &str) -> Option<f64> {
 }
 
 impl Threshold {
-    pub fn check(&self, r: &PhaseResults) -> Verdict {
-        let (actual, shown) = match self.metric {
-            Metric::Latency(which, q) => {
-                let ns = r.latency_ns(which, q);
-                (ns as f64, format_ns(ns))
+    /// Parses a threshold for `seda run`, refusing a metric its summary does not measure.
+    pub fn for_run(text: &str) -> Result<Threshold, String> {
+        let threshold: Threshold = text.parse()?;
+        if let Metric::Latency(which, q) = threshold.metric {
+            if which != 0 || q == 0.9999 {
+                return Err(format!(
+                    "`{text}`: seda run measures end-to-end latency at p50, p90, p99, p99.9 and max only"
+                ));
             }
+        }
+        Ok(threshold)
+    }
+
+    /// Checks the threshold against `r`. A latency `r` does not measure fails the threshold.
+    pub fn check(&self, r: &dyn Measured) -> Verdict {
+        let (actual, shown) = match self.metric {
+            Metric::Latency(which, q) => match r.latency_ns(which, q) {
+                Some(ns) => (ns as f64, format_ns(ns)),
+                None => (f64::NAN, "not measured".to_owned()),
+            },
             Metric::ErrorShare => {
-                let share = if r.requests == 0 { 0.0 } else { r.errors as f64 / r.requests as f64 };
+                let share = if r.requests() == 0 { 0.0 } else { r.errors() as f64 / r.requests() as f64 };
                 (share, format!("{:.4}%", share * 100.0))
             }
-            Metric::ErrorCount => (r.errors as f64, r.errors.to_string()),
-            Metric::Rate => (r.achieved_rate, format!("{:.1}/s", r.achieved_rate)),
+            Metric::ErrorCount => (r.errors() as f64, r.errors().to_string()),
+            Metric::Rate => (r.rate(), format!("{:.1}/s", r.rate())),
         };
         let passed = match self.op {
             Op::Lt => actual < self.bound,

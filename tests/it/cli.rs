@@ -202,3 +202,84 @@ fn sigterm_ends_a_run_whose_requests_never_leave_their_stage_at_the_drain_timeou
     let _ = std::fs::remove_file(config);
     let _ = std::fs::remove_file(summary_path);
 }
+
+/// A generator's `requests` through `chaos` (failing `fail` and panicking `panic` of them) to
+/// `respond`.
+fn chaos_pipeline(requests: u64, fail: f64, panic: f64) -> Value {
+    json!({
+        "name": "faulty",
+        "source": { "kind": "generator", "requests": requests, "entry": "parse" },
+        "pools": { "p": { "cpus": [0] } },
+        "stages": {
+            "parse": { "kind": "noop", "pool": "p", "next": "chaos" },
+            "chaos": { "kind": "chaos", "pool": "p", "params": { "fail": fail, "panic": panic, "seed": 7 },
+                       "next": "done" },
+            "done": { "kind": "respond", "pool": "p" }
+        }
+    })
+}
+
+#[test]
+fn a_run_lists_its_failures_by_stage_and_error_and_a_failed_threshold_exits_4() {
+    let n = 2_000u64;
+    let config = write_config("faulty.json", &chaos_pipeline(n, 0.2, 0.05));
+    let summary_path = scratch("faulty-summary.json");
+    // The fate of each id is a hash of it: the exact counts are known in advance.
+    let draws: Vec<f64> = (0..n).map(|id| seda::stages::unit_interval(id, 7)).collect();
+    let panics = draws.iter().filter(|&&d| d < 0.05).count() as u64;
+    let failures = draws.iter().filter(|&&d| (0.05..0.25).contains(&d)).count() as u64;
+    assert!(panics > 0 && failures > 0);
+
+    let output = seda()
+        .args(["run".as_ref(), config.as_os_str(), "--json".as_ref(), summary_path.as_os_str()])
+        .args(["--fail-if", "errors<=0", "--fail-if", "rate>=1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(4), "{stdout}");
+    let errors = panics + failures;
+    let expected = format!(
+        "\nfailures (stage: count  message):\n  chaos: {failures}  chaos: injected failure\n\n\
+         panics (stage: count  message):\n  chaos: {panics}  panic: chaos: injected panic\n\n\
+         threshold errors<=0: FAILED (actual {errors})\nthreshold rate>=1: passed (actual "
+    );
+    assert!(stdout.contains(&expected), "{stdout}");
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    let chaos = &summary["stages"]["chaos"];
+    assert_eq!(chaos["errors"], json!({ "chaos: injected failure": failures }));
+    assert_eq!(chaos["panics"], json!({ "panic: chaos: injected panic": panics }));
+    assert_eq!(summary["stages"]["parse"].get("errors"), None, "a stage without failures lists none");
+    assert_eq!(
+        summary["thresholds"][0],
+        json!({ "threshold": "errors<=0", "actual": errors.to_string(), "passed": false })
+    );
+    assert_eq!(summary["thresholds"][1]["passed"], json!(true));
+
+    // Every request failing: the reason is on screen, and the exit code says so when asked.
+    let config = write_config("all-fail.json", &chaos_pipeline(100, 1.0, 0.0));
+    let output =
+        seda().args(["run".as_ref(), config.as_os_str(), "--fail-if".as_ref(), "errors<1%".as_ref()]).output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(4), "{stdout}");
+    assert!(
+        stdout.contains("\nfailures (stage: count  message):\n  chaos: 100  chaos: injected failure\n"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("threshold errors<1%: FAILED (actual 100.0000%)\n"), "{stdout}");
+
+    // Thresholds that hold exit 0; one on a series `seda run` does not measure is bad usage.
+    let output = seda()
+        .args(["run".as_ref(), config.as_os_str(), "--fail-if".as_ref(), "errors<=100".as_ref()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let output = seda()
+        .args(["run".as_ref(), config.as_os_str(), "--fail-if".as_ref(), "lag.p99<1ms".as_ref()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr)
+        .contains("seda run measures end-to-end latency at p50, p90, p99, p99.9 and max only"));
+    let _ = std::fs::remove_file(config);
+    let _ = std::fs::remove_file(summary_path);
+}
