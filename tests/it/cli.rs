@@ -157,50 +157,57 @@ fn wait_until_in_flight(stderr: std::process::ChildStderr, n: u64) {
 #[test]
 fn sigterm_ends_a_run_whose_requests_never_leave_their_stage_at_the_drain_timeout() {
     // `out` has weight 0: every request goes back to `a`, forever, on the worker that runs `a`
-    // and the route in a row; the entry queue fills and the generator waits for room.
-    let config = write_config(
-        "stuck.json",
-        &json!({
-            "name": "stuck",
-            "drain_timeout_ms": 300,
-            "admin": { "listen": "127.0.0.1:0" },
-            "source": { "kind": "generator", "requests": 1_000_000_000u64, "rate": "max", "entry": "a" },
-            "pools": { "p": { "cpus": [0] }, "q": { "cpus": [1] } },
-            "stages": {
-                "a": { "kind": "noop", "pool": "p", "next": "loop", "queue": { "capacity": 16 } },
-                "loop": { "kind": "route", "pool": "p", "params": { "weights": { "back": 1, "out": 0 } },
-                          "next": { "back": "a", "out": "c" } },
-                "c": { "kind": "respond", "pool": "q" }
-            }
-        }),
-    );
-    let summary_path = scratch("stuck-summary.json");
-    let mut child = seda()
-        .args(["run".as_ref(), config.as_os_str(), "--json".as_ref(), summary_path.as_os_str()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until_in_flight(child.stderr.take().unwrap(), 16);
-    // SAFETY: kill takes no pointers; the pid is our own child's, which has not been waited for.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
-    // The promise is the drain timeout (0.3 s) plus a second; the bound is generous for a
-    // loaded machine. Without the fix the run never ends.
-    let status = exit_within(&mut child, Duration::from_secs(20));
-    assert!(status.success(), "exit status {status:?}");
-    let summary: Value = serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
-    let ledger = &summary["ledger"];
-    let count = |field: &str| ledger[field].as_u64().unwrap();
-    assert_eq!(count("in_flight"), 0, "{ledger}");
-    assert_eq!(count("completed"), 0, "{ledger}");
-    assert!(count("timed_out") > 0, "the looping requests end as timed out: {ledger}");
-    assert_eq!(
-        count("admitted"),
-        count("rejected") + count("timed_out") + count("failed"),
-        "every admitted request is counted once: {ledger}"
-    );
-    let _ = std::fs::remove_file(config);
-    let _ = std::fs::remove_file(summary_path);
+    // and the route in a row; the entry queue fills and the generator waits for room, either
+    // as `"rate": "max"` does, or in the entry's `block` policy (for up to a minute).
+    let entries = [
+        ("max", json!("max"), json!({ "capacity": 16 })),
+        ("block", json!(1_000_000), json!({ "capacity": 16, "when_full": "block", "block_timeout_ms": 60_000 })),
+    ];
+    for (name, rate, queue) in entries {
+        let config = write_config(
+            &format!("stuck-{name}.json"),
+            &json!({
+                "name": "stuck",
+                "drain_timeout_ms": 300,
+                "admin": { "listen": "127.0.0.1:0" },
+                "source": { "kind": "generator", "requests": 1_000_000_000u64, "rate": rate, "entry": "a" },
+                "pools": { "p": { "cpus": [0] }, "q": { "cpus": [1] } },
+                "stages": {
+                    "a": { "kind": "noop", "pool": "p", "next": "loop", "queue": queue },
+                    "loop": { "kind": "route", "pool": "p", "params": { "weights": { "back": 1, "out": 0 } },
+                              "next": { "back": "a", "out": "c" } },
+                    "c": { "kind": "respond", "pool": "q" }
+                }
+            }),
+        );
+        let summary_path = scratch(&format!("stuck-{name}-summary.json"));
+        let mut child = seda()
+            .args(["run".as_ref(), config.as_os_str(), "--json".as_ref(), summary_path.as_os_str()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_until_in_flight(child.stderr.take().unwrap(), 16);
+        // SAFETY: kill takes no pointers; the pid is our own child's, which has not been waited for.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+        // The promise is the drain timeout (0.3 s) plus a second; the bound is generous for a
+        // loaded machine. Without the fix the run never ends.
+        let status = exit_within(&mut child, Duration::from_secs(20));
+        assert!(status.success(), "{name}: exit status {status:?}");
+        let summary: Value = serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+        let ledger = &summary["ledger"];
+        let count = |field: &str| ledger[field].as_u64().unwrap();
+        assert_eq!(count("in_flight"), 0, "{name}: {ledger}");
+        assert_eq!(count("completed"), 0, "{name}: {ledger}");
+        assert!(count("timed_out") > 0, "{name}: the looping requests end as timed out: {ledger}");
+        assert_eq!(
+            count("admitted"),
+            count("rejected") + count("timed_out") + count("failed"),
+            "{name}: every admitted request is counted once: {ledger}"
+        );
+        let _ = std::fs::remove_file(config);
+        let _ = std::fs::remove_file(summary_path);
+    }
 }
 
 /// A generator's `requests` through `chaos` (failing `fail` and panicking `panic` of them) to
