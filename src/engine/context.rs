@@ -38,8 +38,8 @@ pub(crate) struct Ctx {
     /// workers) recycles them with no atomic operation.
     spare_items: Vec<Vec<Box<Envelope>>>,
     /// A source's context (a [`super::Submitter`]'s): a `block` wait at the entry ends when the
-    /// engine stops admitting, so that a source blocked on a full entry lets shutdown begin.
-    /// A worker's waits go on while the engine drains: the requests it holds may still end.
+    /// drain gives up, so that a source blocked on a full entry lets shutdown go on (a worker's
+    /// waits end when the engine aborts, which shutdown does at the same time).
     pub(crate) admits: bool,
 }
 
@@ -181,11 +181,10 @@ impl Ctx {
         let shared = self.shared.clone();
         let until = now_ns().saturating_add(shared.queues[stage].plan.block_timeout.as_nanos() as u64);
         let admits = self.admits;
-        push_as_room_allows(&shared, stage, rest, until, || shared.aborting() || (admits && !shared.admitting()));
-        let outcome = if shared.aborting() {
+        let drain_over = || admits && now_ns() >= shared.drain_deadline();
+        push_as_room_allows(&shared, stage, rest, until, || shared.aborting() || drain_over());
+        let outcome = if shared.aborting() || drain_over() {
             Outcome::TimedOut { stage }
-        } else if admits && !shared.admitting() {
-            Outcome::Rejected(RejectReason::ShuttingDown)
         } else {
             Outcome::Rejected(RejectReason::BlockTimeout { stage })
         };

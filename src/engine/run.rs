@@ -80,12 +80,12 @@ pub fn run_observed(
                 .name("seda-generator".into())
                 .spawn_scoped(scope, move || generator.run(submitter, stop))
                 .map_err(|source| EngineError::Spawn { name: "seda-generator".into(), source })?;
-            // At `"rate": "max"` the generator may be waiting for room in a queue that nothing
-            // empties (stages that loop): `stop` alone does not reach it there, so on `stop`
-            // the engine stops admitting, which ends that wait.
+            // The generator may be waiting for room in a queue that nothing empties (stages
+            // that loop), where `stop` does not reach it: on `stop` the drain timeout starts,
+            // and that wait ends when it passes.
             while !thread.is_finished() {
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    engine.stop_admitting();
+                    engine.start_drain_timeout();
                     break;
                 }
                 std::thread::sleep(STOP_LOOK);

@@ -111,11 +111,12 @@ fn the_graph_says_where_the_generator_runs() {
     );
 }
 
-/// A run of a generator at `rate` (one request, then a wait of 1/rate seconds) stopped a moment
-/// after it starts: returns its summary and how long it took to return after the stop.
+/// A run of a generator at `rate` (one request, then a wait of 1/rate seconds) stopped once its
+/// first request completed: returns its summary and how long it took to return after the stop.
 fn stopped_while_waiting(placement: &str, rate: f64) -> (Summary, Duration) {
     let config = json!({
         "name": "slow",
+        "admin": { "listen": "127.0.0.1:0" },
         "source": { "kind": "generator", "placement": placement, "requests": 10, "rate": rate, "entry": "a" },
         "pools": { "main": { "cpus": [0] } },
         "stages": {
@@ -124,11 +125,16 @@ fn stopped_while_waiting(placement: &str, rate: f64) -> (Summary, Duration) {
         }
     });
     let stop = AtomicBool::new(false);
+    let (listening, admin) = std::sync::mpsc::channel();
     std::thread::scope(|scope| {
-        let run = scope.spawn(|| seda::engine::run(plan(config), &stop).unwrap());
-        // Request 0 is due at once, request 1 not for 100 s (or ever): by now the generator
-        // is waiting for it. (Not an assertion: the ledger below shows what it had sent.)
-        std::thread::sleep(Duration::from_millis(300));
+        let run = scope.spawn(|| {
+            let mut told = |addr| listening.send(addr).unwrap();
+            seda::engine::run_observed(plan(config), &stop, false, &mut told).unwrap().0
+        });
+        let addr = admin.recv_timeout(Duration::from_secs(20)).expect("the admin listener starts");
+        // Request 0 is due at once, request 1 not for 100 s (or ever): once 0 has completed,
+        // the generator is waiting for 1.
+        crate::support::eventually("request 0 to complete", || crate::admin::stats(addr).ledger.completed == 1);
         let stopped = Instant::now();
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let summary = run.join().unwrap();
