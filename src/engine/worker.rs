@@ -419,8 +419,11 @@ impl Worker {
                     Some((next, true)) => {
                         *stage = next;
                         hops += 1;
-                        if hops % INLINE_HOPS_PER_LOOK == 0 && shared.aborting() {
-                            return Next::End(Outcome::TimedOut { stage: next });
+                        if hops == INLINE_HOPS_PER_LOOK {
+                            hops = 0;
+                            if shared.aborting() {
+                                return Next::End(Outcome::TimedOut { stage: next });
+                            }
                         }
                     }
                     Some((next, false)) => return Next::Send(next),
