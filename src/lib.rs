@@ -15,6 +15,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod file_input;
 pub mod io;
 pub mod loadgen;
 pub mod metrics;

@@ -1,25 +1,34 @@
-//! The admin listener's thread: one connection at a time, one request per connection.
+//! The admin listener: a thread that accepts, and a short-lived thread per connection, one
+//! request per connection.
 //!
-//! Each connection gets a single answer and `Connection: close`: scrapes are rare, and a client
-//! that kept its connection open would otherwise hold the only thread. A client that stalls is
-//! cut off by the socket timeouts.
+//! Each connection gets a single answer and `Connection: close`: scrapes are rare, and keeping
+//! connections open would only hold threads. A connection has its own thread so that one slow
+//! client cannot hold up another's `/stats`; the threads are bounded ([`MAX_CONNECTIONS`], past
+//! which a new connection is answered 503 at once), and each has a deadline for its whole
+//! request ([`REQUEST_TIMEOUT`]), not only for each read, so a client that sends a byte now
+//! and then is still cut off.
 //!
 //! Stopping: set the stop flag, then connect to the listener so that its blocking `accept`
-//! returns and the thread sees the flag.
+//! returns and the thread sees the flag. Connection threads are not waited for: each ends by
+//! its deadlines.
 
 use std::borrow::Cow;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::engine::Observer;
 use crate::net::{write_response, Framed, Reply, RequestReader, Response, Status};
 
-/// How long a client may take to send its request, or to take the answer.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client may take to send its whole request, from accept.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a client may take to take the answer.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; past it a new one is answered 503 and closed.
+pub const MAX_CONNECTIONS: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -46,6 +55,7 @@ impl AdminServer {
         let thread = std::thread::Builder::new()
             .name("seda-admin".into())
             .spawn(move || {
+                let active = Arc::new(AtomicUsize::new(0));
                 for stream in listener.incoming() {
                     if stopping.load(Ordering::Acquire) {
                         break;
@@ -53,7 +63,7 @@ impl AdminServer {
                     // A failed accept (the client gave up, or out of descriptors) concerns
                     // that client only.
                     if let Ok(stream) = stream {
-                        let _ = serve(stream, &observer);
+                        accept(stream, &observer, &active);
                     }
                 }
             })
@@ -98,10 +108,61 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, addr.port())
 }
 
-/// Reads one request from `stream` and answers it.
+/// Serves `stream` on a thread of its own, or answers 503 at once when [`MAX_CONNECTIONS`]
+/// are being served already (or no thread can be started).
+fn accept(stream: TcpStream, observer: &Observer, active: &Arc<AtomicUsize>) {
+    if active.fetch_add(1, Ordering::AcqRel) < MAX_CONNECTIONS {
+        let (observer, slot) = (observer.clone(), active.clone());
+        let spawned = std::thread::Builder::new().name("seda-admin-conn".into()).spawn(move || {
+            let _ = serve(stream, &observer);
+            slot.fetch_sub(1, Ordering::AcqRel);
+        });
+        if spawned.is_ok() {
+            return;
+        }
+        // The stream went with the closure that was not run: nothing left to answer on.
+        active.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    active.fetch_sub(1, Ordering::AcqRel);
+    turn_away(stream);
+}
+
+/// How long the accepting thread reads a request it turns away, at most.
+const TURN_AWAY_READ: Duration = Duration::from_millis(100);
+
+/// Answers 503 on the accepting thread. The request is read first (for up to
+/// [`TURN_AWAY_READ`] and 8 KiB): closing a socket with unread bytes sends a reset, and the
+/// client would lose the answer.
+fn turn_away(mut stream: TcpStream) {
+    use std::io::Read;
+    let deadline = Instant::now() + TURN_AWAY_READ;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while head.len() < 8192 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _ = stream.set_write_timeout(Some(TURN_AWAY_READ));
+    let body: &[u8] = b"busy: too many admin connections, try again\n";
+    let mut out = Vec::new();
+    let status = Status::new(503).expect("503 is a status");
+    let reply = Reply { head_only: false, close: true, http10: false };
+    write_response(&mut out, &Response { status, headers: &[], body }, reply);
+    let _ = stream.write_all(&out);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+}
+
+/// Reads one request from `stream`, within [`REQUEST_TIMEOUT`] of now, and answers it.
 fn serve(mut stream: TcpStream, observer: &Observer) -> io::Result<()> {
-    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
-    stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
     let mut reader = RequestReader::default();
     let request = loop {
         match reader.next_request() {
@@ -109,6 +170,12 @@ fn serve(mut stream: TcpStream, observer: &Observer) -> io::Result<()> {
             Framed::Reject(reject) => return stream.write_all(reject.response()),
             Framed::Closed => return Ok(()),
             Framed::NeedMore => {
+                // Each read waits only for what is left of the request's time.
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(());
+                }
+                stream.set_read_timeout(Some(left))?;
                 if reader.read_from(&mut stream, 4096)? == 0 {
                     return Ok(());
                 }

@@ -23,6 +23,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a pipeline with its configured source and print its latency summary
+    #[command(after_help = "Exit codes: 0 done, every threshold held; 1 the run failed; 2 bad usage; \
+3 invalid pipeline config; 4 a --fail-if threshold failed.")]
     Run {
         /// The pipeline config (JSON)
         config: PathBuf,
@@ -36,6 +38,11 @@ enum Command {
         /// For an http source: listen here instead of the config's `listen` (port 0: any free)
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
+        /// A condition that must hold, else exit 4, as for `seda load`: p99<5ms (end to end:
+        /// p50, p90, p99, p99.9, max), errors<=0 (admitted requests that did not complete),
+        /// errors<0.1%, rate>=9900 (completed per second) (repeatable)
+        #[arg(long = "fail-if", value_name = "CONDITION", value_parser = Threshold::for_run)]
+        fail_if: Vec<Threshold>,
     },
     /// Check a pipeline config; print every error with its JSON path
     Validate { config: PathBuf },
@@ -234,6 +241,7 @@ pub struct RunOptions {
     pub json: Option<PathBuf>,
     pub record: Option<PathBuf>,
     pub listen: Option<std::net::SocketAddr>,
+    pub fail_if: Vec<Threshold>,
 }
 
 /// Parses the process arguments; on bad usage clap prints help and exits with code 2.
@@ -241,7 +249,9 @@ pub fn parse() -> Action {
     match Cli::parse().command {
         Command::Kinds { name } => Action::Kinds { name },
         Command::Schema => Action::Schema,
-        Command::Run { config, json, record, listen } => Action::Run(RunOptions { config, json, record, listen }),
+        Command::Run { config, json, record, listen, fail_if } => {
+            Action::Run(RunOptions { config, json, record, listen, fail_if })
+        }
         Command::Validate { config } => Action::Validate { config },
         Command::Load(a) => Action::Load(Box::new(LoadOptions {
             rate: a.rate,

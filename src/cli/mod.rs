@@ -3,8 +3,8 @@
 //! nowhere else ([`args`] turns flags into plain option structs); errors become exit codes here.
 //!
 //! Exit codes: 0 success; 1 the run failed (or, for `report`, a run record could not be read);
-//! 2 bad usage; 3 the config is invalid; 4 a `seda load --fail-if` threshold failed; 5 `seda
-//! load`'s target cannot be reached.
+//! 2 bad usage; 3 the config is invalid; 4 a `--fail-if` threshold of `seda load` or `seda run`
+//! failed; 5 `seda load`'s target cannot be reached.
 
 mod args;
 mod kinds;
@@ -132,15 +132,25 @@ fn run(options: RunOptions, registry: &Registry) -> anyhow::Result<ExitCode> {
         })
         .run_to_end()?;
     let (summary, recording) = (finished.summary, finished.recording);
-    out(&format!("{summary}\n"));
+    let verdicts: Vec<_> = options.fail_if.iter().map(|t| t.check(&summary)).collect();
+    let mut shown = format!("{summary}\n");
+    for v in &verdicts {
+        let verdict = if v.passed { "passed" } else { "FAILED" };
+        shown += &format!("threshold {}: {} (actual {})\n", v.threshold, verdict, v.shown);
+    }
+    out(&shown);
     if let Some(path) = options.json {
-        let json = serde_json::to_string_pretty(&summary)?;
+        let mut json = serde_json::to_value(&summary)?;
+        if !verdicts.is_empty() {
+            json["thresholds"] = serde_json::to_value(&verdicts)?;
+        }
+        let json = serde_json::to_string_pretty(&json)?;
         std::fs::write(&path, json + "\n").with_context(|| format!("write {}", path.display()))?;
     }
     if let (Some((dir, text)), Some(recording)) = (record, recording) {
         crate::metrics::record::write_run(dir, &text, &summary, &recording)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if verdicts.iter().all(|v| v.passed) { ExitCode::SUCCESS } else { ExitCode::from(THRESHOLD_FAILED) })
 }
 
 fn load(options: &crate::loadgen::LoadOptions, registry: &Registry) -> anyhow::Result<ExitCode> {

@@ -2,10 +2,12 @@
 //! it at once ([`validate`]), and the [`Plan`] the engine runs, which only a valid config becomes.
 
 mod dot;
+mod duplicates;
 mod error;
 mod limits;
 mod model;
 mod plan;
+pub mod ranges;
 mod schema;
 mod validate;
 
@@ -24,15 +26,22 @@ use std::path::Path;
 
 use seda_stages::Registry;
 
+/// The largest config file read: far more than any pipeline needs.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
 /// Reads, parses and validates the config at `path`, with the built-in stage kinds.
 pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
     load_with(path, &Registry::builtin())
 }
 
-/// Reads, parses and validates the config at `path`, with the stage kinds of `registry`.
+/// Reads, parses and validates the config at `path` (at most [`MAX_CONFIG_BYTES`]; a pipe is
+/// read as it comes, as `seda run <(make-config)` means it to be), with the stage kinds of
+/// `registry`.
 pub fn load_with(path: &Path, registry: &Registry) -> Result<Plan, ConfigErrors> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigErrors::one("$", format!("cannot read {}: {e}", path.display()), None))?;
+    let cannot_read =
+        |e: &dyn std::fmt::Display| ConfigErrors::one("$", format!("cannot read {}: {e}", path.display()), None);
+    let bytes = crate::file_input::read_bounded(path, MAX_CONFIG_BYTES).map_err(|e| cannot_read(&e))?;
+    let text = String::from_utf8(bytes).map_err(|e| cannot_read(&format_args!("not UTF-8 text ({e})")))?;
     load_str_with(&text, registry)
 }
 
@@ -46,5 +55,10 @@ pub fn load_str_with(text: &str, registry: &Registry) -> Result<Plan, ConfigErro
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
         ConfigErrors::one("$", format!("not valid JSON: {e}"), Some("check commas, quotes and brackets".into()))
     })?;
-    validate_with(&value, registry)
+    let duplicates = duplicates::duplicate_keys(text);
+    match validate_with(&value, registry) {
+        Ok(plan) if duplicates.is_empty() => Ok(plan),
+        Ok(_) => Err(ConfigErrors(duplicates)),
+        Err(ConfigErrors(errors)) => Err(ConfigErrors(duplicates.into_iter().chain(errors).collect())),
+    }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_path_to_error::Segment;
 
 use seda_stages::{BuildError, Needs, Outputs, Registry};
 
@@ -21,7 +22,7 @@ use super::model::{
     WhenFull,
 };
 use super::plan::{HttpPlan, Plan, PoolPlan, QueuePlan, SourcePlan, StagePlan, ThreadPlan};
-use super::{ConfigError, ConfigErrors};
+use super::{ranges, ConfigError, ConfigErrors, Rate};
 
 /// Validates `config` against the CPUs of this machine.
 pub fn validate(config: &Value) -> Result<Plan, ConfigErrors> {
@@ -45,10 +46,6 @@ fn cpus_or_cpu_0(cpus: Option<Vec<usize>>) -> Vec<usize> {
 
 /// The source kinds `source.kind` may name.
 const SOURCE_KINDS: &[&str] = &["generator", "http", "external"];
-
-/// The longest a connection timeout may be: a day. A connection's deadline is its clock reading
-/// plus the timeout in nanoseconds, which must not overflow.
-const MAX_CONNECTION_TIMEOUT_MS: u64 = 86_400_000;
 
 /// Validates `config` as if the machine had exactly `cpus`, which must not be empty.
 pub fn validate_with_cpus(config: &Value, cpus: &[usize]) -> Result<Plan, ConfigErrors> {
@@ -98,16 +95,45 @@ impl Validator<'_> {
     }
 
     /// Deserializes `value` into `T`, reporting the failure at its exact path under `at`.
+    ///
+    /// Every unknown field is reported, each with the nearest known field as a hint: serde
+    /// stops at the first, so each one found is taken out and the rest parsed again. A value
+    /// with an unknown field yields nothing (what it meant is unsure, and guessing would report
+    /// errors that are not there), but the other errors in it are still reported, except a
+    /// missing field that one of the unknown ones was likely meant to be.
     fn parse<T: DeserializeOwned>(&mut self, at: &str, value: &Value) -> Option<T> {
-        match serde_path_to_error::deserialize::<_, T>(value) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                let inner = e.path().to_string();
-                let path = if inner == "." || inner.is_empty() { at.to_string() } else { format!("{at}.{inner}") };
-                let message = e.into_inner().to_string();
-                self.error(path, message, None);
-                None
+        let mut value = std::borrow::Cow::Borrowed(value);
+        let mut suggested: Vec<String> = Vec::new();
+        let mut unknown = false;
+        loop {
+            let e = match serde_path_to_error::deserialize::<_, T>(&*value) {
+                Ok(t) if !unknown => return Some(t),
+                Ok(_) => return None,
+                Err(e) => e,
+            };
+            let segments: Vec<Segment> = e.path().iter().cloned().collect();
+            let inner = e.path().to_string();
+            let path = if inner == "." || inner.is_empty() { at.to_string() } else { format!("{at}.{inner}") };
+            let message = e.into_inner().to_string();
+            if let Some(known) = unknown_field_expected(&message) {
+                let field = match segments.last() {
+                    Some(Segment::Map { key }) => key.clone(),
+                    _ => String::new(),
+                };
+                let nearest = seda_stages::closest(&field, known.iter().map(String::as_str)).map(str::to_owned);
+                self.error(path, message, nearest.as_ref().map(|n| format!("did you mean `{n}`?")));
+                suggested.extend(nearest);
+                unknown = true;
+                if !remove_at(value.to_mut(), &segments) {
+                    return None;
+                }
+                continue;
             }
+            let meant = suggested.iter().any(|s| message == format!("missing field `{s}`"));
+            if !meant {
+                self.error(path, message, None);
+            }
+            return None;
         }
     }
 
@@ -153,12 +179,47 @@ impl Validator<'_> {
             stage_pools.push(self.stage_pool(&at, id, c, &top.pools, &mut pools));
             queues.push(self.queue(&at, c));
         }
-        for p in pools.iter().filter(|p| !p.dedicated && p.stages.is_empty()) {
+        // A stage that did not parse may still name its pool: that pool is not idle, and saying
+        // so would be a second, false error.
+        let named_by_unparsed: Vec<&str> = top
+            .stages
+            .iter()
+            .filter(|(name, _)| !checked.iter().any(|c| &c.name == *name))
+            .filter_map(|(_, value)| value.get("pool")?.as_str())
+            .collect();
+        for p in pools
+            .iter()
+            .filter(|p| !p.dedicated && p.stages.is_empty() && !named_by_unparsed.contains(&p.name.as_str()))
+        {
             self.error(
                 key("$.pools", &p.name),
                 format!("pool `{}` serves no stage", p.name),
                 Some("give a stage `\"pool\": \"<name>\"`, or remove the pool".into()),
             );
+        }
+
+        let total_threads: usize = pools.iter().map(|p| p.threads.len()).sum();
+        if total_threads > ranges::MAX_TOTAL_THREADS {
+            self.error(
+                "$.pools",
+                format!("the pools have {total_threads} threads together, more than {}", ranges::MAX_TOTAL_THREADS),
+                None,
+            );
+        }
+        if let Some(SourcePlan::Generator { payload_bytes, .. }) = &source {
+            let capacity: u64 = queues.iter().flatten().map(|q| q.capacity as u64).sum();
+            let queued = capacity.saturating_mul(*payload_bytes as u64);
+            if queued > ranges::MAX_QUEUED_PAYLOAD_BYTES {
+                self.error(
+                    "$.source.payload_bytes",
+                    format!(
+                        "{payload_bytes}-byte payloads in full queues ({capacity} requests) would take {queued} bytes, \
+                         more than {}",
+                        ranges::MAX_QUEUED_PAYLOAD_BYTES
+                    ),
+                    Some("make the payloads or the queue capacities smaller".into()),
+                );
+            }
         }
 
         // Wiring, then the shape of the graph.
@@ -234,6 +295,24 @@ impl Validator<'_> {
         if top.metrics_interval_ms == 0 {
             self.error("$.metrics_interval_ms", "metrics_interval_ms must be at least 1", None);
         }
+        self.at_most("$.deadline_ms", top.deadline_ms.unwrap_or(0), ranges::MAX_MS);
+        self.at_most("$.drain_timeout_ms", top.drain_timeout_ms, ranges::MAX_MS);
+        self.at_most("$.io_capacity", top.io_capacity as u64, ranges::MAX_IO_CAPACITY as u64);
+        self.at_most("$.metrics_interval_ms", top.metrics_interval_ms, ranges::MAX_MS);
+        self.at_most(
+            "$.stage_timing_every",
+            u64::from(top.stage_timing_every),
+            u64::from(ranges::MAX_STAGE_TIMING_EVERY),
+        );
+        self.at_most("$.file_threads", top.file_threads as u64, ranges::MAX_FILE_THREADS as u64);
+    }
+
+    /// Reports the number at `path` (its field is the path's last part) if it is above `max`.
+    fn at_most(&mut self, path: &str, value: u64, max: u64) {
+        if value > max {
+            let field = path.rsplit('.').next().unwrap_or(path);
+            self.error(path, format!("{field} must be at most {max}, not {value}"), None);
+        }
     }
 
     /// The admin listener's address: an IP address and a port, not a host name (resolving one
@@ -258,6 +337,19 @@ impl Validator<'_> {
     fn threads(&mut self, at: &str, cpus: Option<&[usize]>, threads: Option<usize>) -> Vec<ThreadPlan> {
         if threads == Some(0) {
             self.error(format!("{at}.threads"), "a pool needs at least one thread", None);
+            return Vec::new();
+        }
+        let (field, count) = match (threads, cpus) {
+            (Some(n), _) => ("threads", n),
+            (None, Some(list)) => ("cpus", list.len()),
+            (None, None) => ("threads", 1),
+        };
+        if count > ranges::MAX_POOL_THREADS {
+            self.error(
+                format!("{at}.{field}"),
+                format!("a pool has at most {} threads, not {count}", ranges::MAX_POOL_THREADS),
+                Some("a thread per CPU is what a pool is for; more only take turns".into()),
+            );
             return Vec::new();
         }
         match cpus {
@@ -312,7 +404,29 @@ impl Validator<'_> {
     }
 
     fn factory(&mut self, at: &str, c: &StageConfig) -> Option<std::sync::Arc<dyn seda_stages::StageFactory>> {
-        match self.registry.build(&c.kind, &c.params) {
+        // As in `parse`: every unknown param is reported, each taken out before trying again.
+        let mut params = std::borrow::Cow::Borrowed(&c.params);
+        let mut unknown = false;
+        loop {
+            let Err(BuildError::BadParams { field: Some(field), message }) = self.registry.build(&c.kind, &params)
+            else {
+                break;
+            };
+            let Some(known) = unknown_field_expected(&message) else { break };
+            let name = field.rsplit('.').next().unwrap_or(&field);
+            let hint =
+                seda_stages::closest(name, known.iter().map(String::as_str)).map(|n| format!("did you mean `{n}`?"));
+            self.error(format!("{at}.params.{field}"), format!("bad params for `{}`: {message}", c.kind), hint);
+            unknown = true;
+            let path: Vec<Segment> = field.split('.').map(|key| Segment::Map { key: key.to_owned() }).collect();
+            if field.contains('[') || !remove_at(params.to_mut(), &path) {
+                return None;
+            }
+        }
+        if unknown {
+            return None;
+        }
+        match self.registry.build(&c.kind, &params) {
             Ok(f) => Some(f),
             Err(BuildError::UnknownKind { kind, suggestion }) => {
                 let hint = match suggestion {
@@ -415,24 +529,20 @@ impl Validator<'_> {
                 self.error(format!("$.source.{field}"), format!("{field} must be at least 1"), None);
             }
         }
-        for (field, value) in [
-            ("header_timeout_ms", h.header_timeout_ms),
-            ("idle_timeout_ms", h.idle_timeout_ms),
-            ("body_timeout_ms", h.body_timeout_ms),
-            ("body_read_timeout_ms", h.body_read_timeout_ms),
-            ("answer_timeout_ms", h.answer_timeout_ms),
-            ("send_timeout_ms", h.send_timeout_ms),
+        for (field, value, max) in [
+            ("max_connections", h.max_connections as u64, ranges::MAX_CONNECTIONS as u64),
+            ("max_pipelined", h.max_pipelined as u64, ranges::MAX_PIPELINED as u64),
+            ("header_timeout_ms", h.header_timeout_ms, ranges::MAX_MS),
+            ("idle_timeout_ms", h.idle_timeout_ms, ranges::MAX_MS),
+            ("body_timeout_ms", h.body_timeout_ms, ranges::MAX_MS),
+            ("body_read_timeout_ms", h.body_read_timeout_ms, ranges::MAX_MS),
+            ("answer_timeout_ms", h.answer_timeout_ms, ranges::MAX_MS),
+            ("send_timeout_ms", h.send_timeout_ms, ranges::MAX_MS),
+            ("max_head_bytes", h.max_head_bytes as u64, ranges::MAX_HEAD_BYTES as u64),
+            ("max_headers", h.max_headers as u64, ranges::MAX_HEADERS as u64),
+            ("max_body_bytes", h.max_body_bytes as u64, ranges::MAX_BODY_BYTES as u64),
         ] {
-            if value > MAX_CONNECTION_TIMEOUT_MS {
-                self.error(
-                    format!("$.source.{field}"),
-                    format!("{field} must be at most {MAX_CONNECTION_TIMEOUT_MS} (a day)"),
-                    None,
-                );
-            }
-        }
-        if h.max_pipelined > 1024 {
-            self.error("$.source.max_pipelined", "max_pipelined must be at most 1024", None);
+            self.at_most(&format!("$.source.{field}"), value, max);
         }
         let entry = self.stage_ref("$.source.entry", &h.entry, stages);
         if self.errors.len() > errors {
@@ -469,6 +579,16 @@ impl Validator<'_> {
         if g.requests == 0 {
             self.error("$.source.requests", "the generator must send at least one request", None);
         }
+        if let Rate::PerSecond(rate) = g.rate {
+            if rate > ranges::MAX_RATE {
+                self.error(
+                    "$.source.rate",
+                    format!("rate must be at most {} requests per second, not {rate}", ranges::MAX_RATE),
+                    Some("\"max\" sends as fast as the entry admits".into()),
+                );
+            }
+        }
+        self.at_most("$.source.payload_bytes", g.payload_bytes as u64, ranges::MAX_PAYLOAD_BYTES as u64);
         self.source_cpu(g.cpu, g.placement, "placement", "generator", "the generator runs");
         let mut attributes = Vec::new();
         for (name, values) in g.attributes {
@@ -558,6 +678,10 @@ impl Validator<'_> {
             self.error(format!("{at}.queue.capacity"), "a queue needs a capacity of at least 1", None);
             ok = false;
         }
+        let errors = self.errors.len();
+        self.at_most(&format!("{at}.queue.capacity"), q.capacity as u64, ranges::MAX_QUEUE_CAPACITY as u64);
+        self.at_most(&format!("{at}.queue.block_timeout_ms"), q.block_timeout_ms, ranges::MAX_BLOCK_TIMEOUT_MS);
+        ok &= self.errors.len() == errors;
         if q.when_full == WhenFull::Block && q.block_timeout_ms == 0 {
             self.error(
                 format!("{at}.queue.block_timeout_ms"),
@@ -755,8 +879,36 @@ fn source_kinds_hint() -> Option<String> {
     })
 }
 
+/// The known fields an "unknown field" message of serde lists (`unknown field `x`, expected
+/// one of `a`, `b``, `... expected `a``, `... there are no fields`), or `None` for any other
+/// message.
+fn unknown_field_expected(message: &str) -> Option<Vec<String>> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (_, after) = rest.split_once("`, ")?;
+    // The names are between backticks, after the field itself.
+    Some(after.split('`').skip(1).step_by(2).map(str::to_owned).collect())
+}
+
+/// Removes the object key at the end of `path` from `value`; whether there was one.
+fn remove_at(value: &mut Value, path: &[Segment]) -> bool {
+    let Some((Segment::Map { key }, parents)) = path.split_last() else { return false };
+    let mut at = value;
+    for segment in parents {
+        let next = match segment {
+            Segment::Map { key } => at.get_mut(key.as_str()),
+            Segment::Seq { index } => at.get_mut(*index),
+            _ => None,
+        };
+        match next {
+            Some(next) => at = next,
+            None => return false,
+        }
+    }
+    at.as_object_mut().is_some_and(|object| object.remove(key.as_str()).is_some())
+}
+
 /// `base.name`, or `base['name']` when the name is not a plain identifier.
-fn key(base: &str, name: &str) -> String {
+pub(super) fn key(base: &str, name: &str) -> String {
     if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         format!("{base}.{name}")
     } else {

@@ -37,6 +37,10 @@ pub(crate) struct Ctx {
     /// shared spares: a worker that both admits and runs a stage's batches (a generator in the
     /// workers) recycles them with no atomic operation.
     spare_items: Vec<Vec<Box<Envelope>>>,
+    /// A source's context (a [`super::Submitter`]'s): a `block` wait at the entry ends when the
+    /// drain gives up, so that a source blocked on a full entry lets shutdown go on (a worker's
+    /// waits end when the engine aborts, which shutdown does at the same time).
+    pub(crate) admits: bool,
 }
 
 /// Emptied batch vectors a thread keeps at most.
@@ -56,6 +60,7 @@ impl Ctx {
             recycled: batch_vectors(&shared, HandBack::Recycle),
             overflowed: Vec::new(),
             spare_items: Vec::with_capacity(OWN_SPARES),
+            admits: false,
             shared,
         }
     }
@@ -175,8 +180,10 @@ impl Ctx {
     fn block(&mut self, stage: StageId, rest: &mut Vec<Box<Envelope>>) {
         let shared = self.shared.clone();
         let until = now_ns().saturating_add(shared.queues[stage].plan.block_timeout.as_nanos() as u64);
-        push_as_room_allows(&shared, stage, rest, until, || shared.aborting());
-        let outcome = if shared.aborting() {
+        let admits = self.admits;
+        let drain_over = || admits && now_ns() >= shared.drain_deadline();
+        push_as_room_allows(&shared, stage, rest, until, || shared.aborting() || drain_over());
+        let outcome = if shared.aborting() || drain_over() {
             Outcome::TimedOut { stage }
         } else {
             Outcome::Rejected(RejectReason::BlockTimeout { stage })
@@ -383,9 +390,9 @@ fn count(ledger: &Shard, rec: &mut Recorder, env: &Envelope, outcome: &Outcome, 
                 rec.rejected(stage);
             }
         }
-        Outcome::Failed { stage, .. } => {
+        Outcome::Failed { stage, error } => {
             ledger.end(Ending::Failed);
-            rec.failed(*stage);
+            rec.failed(*stage, &error.0);
         }
         Outcome::TimedOut { stage } => {
             ledger.end(Ending::TimedOut);

@@ -22,7 +22,7 @@ pub(crate) use context::Ctx;
 pub use envelope::{Envelope, OriginId};
 pub use ledger::{Ledger, LedgerCounts};
 pub use outcome::{HandBack, Origin, Outcome, RejectReason};
-pub use panics::quiet_worker_panics;
+pub use panics::{is_panic, quiet_worker_panics};
 pub use poller::{Admit, Poller};
 pub use runtime::{Admission, Engine, EngineBuilder, EngineError, Submitter, WorkerInfo, WorkerPollers};
 pub use sleep::Sleep;

@@ -22,13 +22,22 @@ pub fn quiet_worker_panics() {
     });
 }
 
-/// The message of a caught panic.
+/// The message of a caught panic: `panic: ` and what it said, or `panic`. The failures of a
+/// run are told apart from panics by this form ([`is_panic`]).
 pub(crate) fn message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
-        format!("panic: {s}")
+        format!("{PANIC}: {s}")
     } else if let Some(s) = payload.downcast_ref::<String>() {
-        format!("panic: {s}")
+        format!("{PANIC}: {s}")
     } else {
-        "panic".to_string()
+        PANIC.to_string()
     }
+}
+
+const PANIC: &str = "panic";
+
+/// Whether a failure's message is that of a caught panic (see [`message`]). The stage kinds
+/// never fail a request with such a message themselves.
+pub fn is_panic(message: &str) -> bool {
+    message.strip_prefix(PANIC).is_some_and(|rest| rest.is_empty() || rest.starts_with(": "))
 }

@@ -12,7 +12,7 @@
 //! 5. Drop the last metrics sender, so the collector returns the run's totals.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -23,9 +23,7 @@ use super::context::push_as_room_allows;
 use super::poller::{admit_by_policy, stamp};
 use super::queue::{Batch, StageQueue};
 use super::worker::Worker;
-use super::{
-    Ctx, Envelope, HandBack, Ledger, LedgerCounts, Observer, Origin, OriginId, Outcome, RejectReason, Sleep, Snapshot,
-};
+use super::{Ctx, Envelope, HandBack, Ledger, LedgerCounts, Observer, Origin, OriginId, Outcome, Sleep, Snapshot};
 use crate::clock::now_ns;
 use crate::config::{Plan, StageId};
 use crate::io::{files, timer, FileMsg, TimerMsg};
@@ -56,6 +54,9 @@ pub(crate) struct Shared {
     /// the collector's intervals start from.
     pub metrics_origin_ns: u64,
     state: AtomicU8,
+    /// When the drain gives up (clock ns): `drain_timeout` after admission stopped, whoever
+    /// stopped it first (a source told to stop, or shutdown); `u64::MAX` until then.
+    drain_deadline_ns: AtomicU64,
 }
 
 pub(crate) struct PoolShared {
@@ -83,6 +84,26 @@ impl Shared {
 
     pub(crate) fn admitting(&self) -> bool {
         self.state.load(Ordering::Acquire) == RUNNING
+    }
+
+    /// Starts the drain timeout's clock, if it is not running already.
+    fn start_drain_clock(&self) {
+        let deadline = now_ns().saturating_add(self.plan.drain_timeout.as_nanos() as u64);
+        let _ = self.drain_deadline_ns.compare_exchange(u64::MAX, deadline, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Step 1 of shutdown: stops admitting, and starts the drain's clock if a source's stop
+    /// has not already.
+    fn start_draining(&self) {
+        self.start_drain_clock();
+        if self.state.load(Ordering::Acquire) == RUNNING {
+            self.set_state(DRAINING);
+        }
+    }
+
+    /// When the drain gives up (clock ns); `u64::MAX` while the engine admits.
+    pub(crate) fn drain_deadline(&self) -> u64 {
+        self.drain_deadline_ns.load(Ordering::Acquire)
     }
 
     fn set_state(&self, state: u8) {
@@ -230,6 +251,7 @@ impl Engine {
             live: Arc::new(collector::Live::new(plan.stages.len(), plan.pools.len())),
             metrics_origin_ns: now_ns(),
             state: AtomicU8::new(RUNNING),
+            drain_deadline_ns: AtomicU64::new(u64::MAX),
             plan,
         });
         let intervals = record.then_some(shared.plan.metrics_interval);
@@ -325,13 +347,9 @@ impl Engine {
     /// dropped before shutdown, so its counts are in the summary.
     pub fn submitter(&self, origin: OriginId, entry: StageId) -> Submitter<'_> {
         let metrics = self.metrics.clone().expect("the engine is running");
-        Submitter {
-            ctx: Ctx::new(self.shared.clone(), metrics),
-            one: Vec::with_capacity(1),
-            origin,
-            entry,
-            _engine: PhantomData,
-        }
+        let mut ctx = Ctx::new(self.shared.clone(), metrics);
+        ctx.admits = true;
+        Submitter { ctx, one: Vec::with_capacity(1), origin, entry, _engine: PhantomData }
     }
 
     /// Wakes every sleeping worker of `pool`, so that each looks at its poller again.
@@ -370,7 +388,15 @@ impl Engine {
     /// Step 1 of shutdown on its own: from now on, submitted requests end at once as rejected
     /// (`ShuttingDown`). Work already admitted goes on.
     pub fn stop_admitting(&self) {
-        self.shared.set_state(DRAINING);
+        self.shared.start_draining();
+    }
+
+    /// Starts the drain timeout now, for a source that was told to stop, without stopping
+    /// admission: the source finishes what it is submitting, and if that still waits for room
+    /// in the entry queue when the timeout passes, it ends as timed out. Shutdown, when it
+    /// comes, drains until the same deadline.
+    pub fn start_drain_timeout(&self) {
+        self.shared.start_drain_clock();
     }
 
     /// Drains in-flight work, stops and joins every thread, and returns the run's summary
@@ -382,8 +408,8 @@ impl Engine {
     /// [`Engine::shutdown`], also returning the run's totals, with its intervals if the engine
     /// was started with [`EngineBuilder::record`].
     pub fn shutdown_recorded(mut self) -> (Summary, Recording) {
-        self.shared.set_state(DRAINING);
-        let give_up = now_ns() + self.shared.plan.drain_timeout.as_nanos() as u64;
+        self.shared.start_draining();
+        let give_up = self.shared.drain_deadline();
         while self.ledger().in_flight > 0 && now_ns() < give_up {
             std::thread::sleep(Duration::from_micros(200));
         }
@@ -484,13 +510,17 @@ impl Submitter<'_> {
         }
     }
 
-    /// Pushes the whole batch into the entry queue, waiting as long as it takes for room (or
-    /// for shutdown, which rejects what is left).
+    /// Pushes the whole batch into the entry queue, waiting as long as it takes for room. The
+    /// batch is admitted already, so once admission stops it is drained like the rest: the
+    /// wait goes on until the drain gives up, and what is left then ends as timed out.
     fn push_waiting(&mut self, batch: &mut Vec<Box<Envelope>>) {
         let shared = &*self.ctx.shared;
-        push_as_room_allows(shared, self.entry, batch, u64::MAX, || !shared.admitting());
+        push_as_room_allows(shared, self.entry, batch, u64::MAX, || {
+            shared.aborting() || now_ns() >= shared.drain_deadline()
+        });
+        let entry = self.entry;
         for env in batch.drain(..) {
-            self.ctx.finish(env, Outcome::Rejected(RejectReason::ShuttingDown), now_ns());
+            self.ctx.finish(env, Outcome::TimedOut { stage: entry }, now_ns());
         }
     }
 

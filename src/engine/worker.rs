@@ -393,6 +393,11 @@ impl Worker {
         if shared.aborting() {
             return Next::End(Outcome::TimedOut { stage: *stage });
         }
+        // Stages run in a row on this worker: a request that loops within the pool (a `route`
+        // back to an earlier stage) never goes back to a queue, so this is where an aborting
+        // engine must still reach it. One look every `INLINE_HOPS_PER_LOOK` hops costs nothing on
+        // a straight path.
+        let mut hops = 0u32;
         loop {
             if deadlines && *now >= env.deadline_ns {
                 return Next::End(Outcome::TimedOut { stage: *stage });
@@ -411,7 +416,16 @@ impl Worker {
             let route = |out: seda_stages::Output| hop.routes.get(out.0 as usize).copied();
             match step {
                 Step::Next(out) => match route(out) {
-                    Some((next, true)) => *stage = next,
+                    Some((next, true)) => {
+                        *stage = next;
+                        hops += 1;
+                        if hops == INLINE_HOPS_PER_LOOK {
+                            hops = 0;
+                            if shared.aborting() {
+                                return Next::End(Outcome::TimedOut { stage: next });
+                            }
+                        }
+                    }
                     Some((next, false)) => return Next::Send(next),
                     None => return no_such_output(*stage, out.0),
                 },
@@ -426,6 +440,10 @@ impl Worker {
         }
     }
 }
+
+/// Same-pool hops a request makes in a row before the worker looks whether the engine is
+/// aborting (see [`Worker::run_inline`]).
+const INLINE_HOPS_PER_LOOK: u32 = 64;
 
 /// One stage, as a worker runs it.
 struct Hop {

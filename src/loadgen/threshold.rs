@@ -10,11 +10,79 @@
 //! - `rate`: achieved requests per second (`rate>=9900`, `rate>=99k`).
 //!
 //! A threshold says what must be true: `p99<5ms` fails the run when p99 is 5 ms or more.
+//!
+//! `seda run` takes the same thresholds ([`Threshold::for_run`]) against its summary: latency
+//! is end to end (`p50`, `p90`, `p99`, `p99.9`, `max`; it has no uncorrected, lag or wait
+//! series), `errors` are the admitted requests that did not complete (rejected, failed, timed
+//! out), and `rate` is completed requests per second.
 
 use serde::Serialize;
 
 use super::output::{format_ns, PhaseResults};
 use super::tally::ErrorKind;
+use crate::metrics::Summary;
+
+/// What a threshold is checked against: the figures of a load run or of a pipeline run.
+pub trait Measured {
+    /// Requests sent (or admitted).
+    fn requests(&self) -> u64;
+    /// Of those, the ones that did not succeed: of every kind, or of one.
+    fn errors(&self, kind: Option<ErrorKind>) -> u64;
+    /// Achieved requests per second.
+    fn rate(&self) -> f64;
+    /// Latency (ns) of series `which` (0 corrected, 1 uncorrected, 2 send lag, 3 connection
+    /// wait) at quantile `q` (1.0: max); `None` when it is not measured.
+    fn latency_ns(&self, which: usize, q: f64) -> Option<u64>;
+}
+
+impl Measured for PhaseResults {
+    fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    fn errors(&self, kind: Option<ErrorKind>) -> u64 {
+        match kind {
+            Some(kind) => self.errors_by_kind.get(kind.name()).copied().unwrap_or(0),
+            None => self.errors,
+        }
+    }
+
+    fn rate(&self) -> f64 {
+        self.achieved_rate
+    }
+
+    fn latency_ns(&self, which: usize, q: f64) -> Option<u64> {
+        Some(PhaseResults::latency_ns(self, which, q))
+    }
+}
+
+impl Measured for Summary {
+    fn requests(&self) -> u64 {
+        self.ledger.admitted
+    }
+
+    /// A pipeline run's errors have no kinds: [`Threshold::for_run`] refuses a kind.
+    fn errors(&self, _kind: Option<ErrorKind>) -> u64 {
+        self.ledger.admitted - self.ledger.completed.min(self.ledger.admitted)
+    }
+
+    fn rate(&self) -> f64 {
+        self.throughput_rps
+    }
+
+    fn latency_ns(&self, which: usize, q: f64) -> Option<u64> {
+        let p = &self.latency_us;
+        let us = match (which, q) {
+            (0, 0.5) => p.p50,
+            (0, 0.9) => p.p90,
+            (0, 0.99) => p.p99,
+            (0, 0.999) => p.p999,
+            (0, 1.0) => p.max,
+            _ => return None,
+        };
+        Some((us * 1_000.0).round() as u64)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Metric {
@@ -108,14 +176,6 @@ impl std::str::FromStr for Threshold {
     }
 }
 
-/// Errors of `kind`, or of every kind.
-fn errors_of(r: &PhaseResults, kind: Option<ErrorKind>) -> u64 {
-    match kind {
-        Some(kind) => r.errors_by_kind.get(kind.name()).copied().unwrap_or(0),
-        None => r.errors,
-    }
-}
-
 fn number(s: &str) -> Option<f64> {
     s.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)
 }
@@ -148,23 +208,39 @@ fn duration_ns(s: &str) -> Option<f64> {
 }
 
 impl Threshold {
-    pub fn check(&self, r: &PhaseResults) -> Verdict {
+    /// Parses a threshold for `seda run`, refusing a metric its summary does not measure.
+    pub fn for_run(text: &str) -> Result<Threshold, String> {
+        let threshold: Threshold = text.parse()?;
+        match threshold.metric {
+            Metric::Latency(which, q) if which != 0 || q == 0.9999 => {
+                Err(format!("`{text}`: seda run measures end-to-end latency at p50, p90, p99, p99.9 and max only"))
+            }
+            Metric::ErrorShare(Some(_)) | Metric::ErrorCount(Some(_)) => {
+                Err(format!("`{text}`: seda run counts requests that did not complete as errors, of no kind"))
+            }
+            _ => Ok(()),
+        }?;
+        Ok(threshold)
+    }
+
+    /// Checks the threshold against `r`. A latency `r` does not measure fails the threshold.
+    pub fn check(&self, r: &dyn Measured) -> Verdict {
         // (compared with the bound, reported in `unit`, the unit, shown to people)
         let (actual, reported, unit, shown) = match self.metric {
-            Metric::Latency(which, q) => {
-                let ns = r.latency_ns(which, q);
-                (ns as f64, ns as f64 / 1e3, "us", format_ns(ns))
-            }
+            Metric::Latency(which, q) => match r.latency_ns(which, q) {
+                Some(ns) => (ns as f64, ns as f64 / 1e3, "us", format_ns(ns)),
+                None => (f64::NAN, f64::NAN, "us", "not measured".to_owned()),
+            },
             Metric::ErrorShare(kind) => {
-                let errors = errors_of(r, kind);
-                let share = if r.requests == 0 { 0.0 } else { errors as f64 / r.requests as f64 };
+                let errors = r.errors(kind);
+                let share = if r.requests() == 0 { 0.0 } else { errors as f64 / r.requests() as f64 };
                 (share, share * 100.0, "%", format!("{:.4}%", share * 100.0))
             }
             Metric::ErrorCount(kind) => {
-                let errors = errors_of(r, kind);
+                let errors = r.errors(kind);
                 (errors as f64, errors as f64, "errors", errors.to_string())
             }
-            Metric::Rate => (r.achieved_rate, r.achieved_rate, "requests/s", format!("{:.1}/s", r.achieved_rate)),
+            Metric::Rate => (r.rate(), r.rate(), "requests/s", format!("{:.1}/s", r.rate())),
         };
         let passed = match self.op {
             Op::Lt => actual < self.bound,

@@ -53,6 +53,45 @@ pub struct StageCounts {
     pub timed_out: u64,
     pub queue_wait: Option<Box<Counts>>,
     pub service: Option<Box<Counts>>,
+    /// The failures by error message (see [`Failures`]).
+    pub failures: Failures,
+}
+
+/// Failed requests counted by error message. Messages are the stage's to choose and may vary
+/// without end (one per request), so at most [`MAX_ERROR_MESSAGES`] are kept apart; the rest
+/// are counted under [`OTHER_ERRORS`]. Failures are the slow path: a short list searched in
+/// order is enough.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Failures(pub Vec<(String, u64)>);
+
+/// Distinct error messages kept per stage.
+pub const MAX_ERROR_MESSAGES: usize = 32;
+/// What failures past [`MAX_ERROR_MESSAGES`] distinct messages are counted as.
+pub const OTHER_ERRORS: &str = "(other errors)";
+
+impl Failures {
+    /// Counts `n` failures with `message`.
+    pub fn add(&mut self, message: &str, n: u64) {
+        if let Some(entry) = self.0.iter_mut().find(|(m, _)| m == message) {
+            entry.1 += n;
+            return;
+        }
+        let message = if self.0.len() < MAX_ERROR_MESSAGES - 1 { message } else { OTHER_ERRORS };
+        match self.0.iter_mut().find(|(m, _)| m == message) {
+            Some(entry) => entry.1 += n,
+            None => self.0.push((message.to_owned(), n)),
+        }
+    }
+
+    pub fn merge(&mut self, other: &Failures) {
+        for (message, n) in &other.0 {
+            self.add(message, *n);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// What a recorder hands to the collector.
@@ -83,6 +122,7 @@ pub struct StageStats {
     pub timed_out: u64,
     pub queue_wait: Option<Histogram<u64>>,
     pub service: Option<Histogram<u64>>,
+    pub failures: Failures,
 }
 
 impl Recorder {
@@ -133,9 +173,11 @@ impl Recorder {
         self.stages[stage].rejected += 1;
     }
 
-    pub fn failed(&mut self, stage: StageId) {
+    /// A request that `stage` failed with `message` (a caught panic's is `panic: ...`).
+    pub fn failed(&mut self, stage: StageId, message: &str) {
         self.dirty = true;
         self.stages[stage].failed += 1;
+        self.stages[stage].failures.add(message, 1);
     }
 
     pub fn timed_out(&mut self, stage: StageId) {
@@ -170,6 +212,7 @@ impl StageStats {
         self.rejected += from.rejected;
         self.failed += from.failed;
         self.timed_out += from.timed_out;
+        self.failures.merge(&from.failures);
         add_counts(&mut self.queue_wait, &from.queue_wait);
         add_counts(&mut self.service, &from.service);
     }
@@ -178,5 +221,27 @@ impl StageStats {
 pub(crate) fn add_counts(into: &mut Option<Histogram<u64>>, from: &Option<Box<Counts>>) {
     if let Some(from) = from.as_deref().filter(|c| !c.is_empty()) {
         from.add_to(into.get_or_insert_with(new_histogram));
+    }
+}
+
+#[cfg(test)]
+mod failure_tests {
+    use super::*;
+
+    #[test]
+    fn failures_keep_a_bounded_number_of_messages_and_count_the_rest_together() {
+        let mut failures = Failures::default();
+        for i in 0..100 {
+            failures.add(&format!("error {i}"), 2);
+        }
+        failures.add("error 0", 1);
+        assert_eq!(failures.0.len(), MAX_ERROR_MESSAGES);
+        assert_eq!(failures.0[0], ("error 0".to_owned(), 3));
+        let kept = MAX_ERROR_MESSAGES as u64 - 1;
+        assert_eq!(failures.0.last().unwrap(), &(OTHER_ERRORS.to_owned(), 2 * (100 - kept)));
+        let mut merged = Failures::default();
+        merged.merge(&failures);
+        merged.merge(&failures);
+        assert_eq!(merged.0.iter().map(|(_, n)| n).sum::<u64>(), 2 * (200 + 1));
     }
 }

@@ -47,6 +47,13 @@ pub struct StageSummary {
     pub throughput_rps: f64,
     pub queue_wait_us: Percentiles,
     pub service_us: Percentiles,
+    /// Requests the stage failed, by error message (at most 32 messages; the rest under
+    /// `(other errors)`), caught panics apart.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, u64>,
+    /// Requests whose handler panicked at this stage, by panic message.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub panics: BTreeMap<String, u64>,
 }
 
 impl Summary {
@@ -63,6 +70,11 @@ impl Summary {
             .iter()
             .zip(&totals.stages)
             .map(|(stage, t)| {
+                let (mut errors, mut panics) = (BTreeMap::new(), BTreeMap::new());
+                for (message, n) in &t.failures.0 {
+                    let into = if crate::engine::is_panic(message) { &mut panics } else { &mut errors };
+                    into.insert(message.clone(), *n);
+                }
                 let summary = StageSummary {
                     kind: stage.kind.clone(),
                     pool: plan.pools[stage.pool].name.clone(),
@@ -73,6 +85,8 @@ impl Summary {
                     throughput_rps: per_second(t.processed),
                     queue_wait_us: Percentiles::of(t.queue_wait.as_ref()),
                     service_us: Percentiles::of(t.service.as_ref()),
+                    errors,
+                    panics,
                 };
                 (stage.name.clone(), summary)
             })
@@ -119,9 +133,30 @@ impl fmt::Display for Summary {
             write_table_row(f, "", "service", &s.service_us, s.throughput_rps, s.rejected, s.failed)?;
         }
         write_table_row(f, "end to end", "", &self.latency_us, self.throughput_rps, l.rejected, l.failed)?;
+        self.write_failures(f)?;
         if let Some(figures) = &self.source {
             writeln!(f)?;
             writeln!(f, "{figures}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Summary {
+    /// The failures by stage and error, then the panics, each with its count: what a run that
+    /// failed requests failed them with. Nothing when none failed.
+    fn write_failures(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (title, of) in [("failures", 0), ("panics", 1)] {
+            let mut lines = self.stages.iter().flat_map(|(name, s)| {
+                let by_message = if of == 0 { &s.errors } else { &s.panics };
+                by_message.iter().map(move |(message, n)| (name, message, n))
+            });
+            let Some(first) = lines.next() else { continue };
+            writeln!(f)?;
+            writeln!(f, "{title} (stage: count  message):")?;
+            for (stage, message, n) in std::iter::once(first).chain(lines) {
+                writeln!(f, "  {stage}: {n}  {}", message.escape_debug())?;
+            }
         }
         Ok(())
     }

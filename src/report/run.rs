@@ -9,9 +9,13 @@
 //! 3. Each series of the log adds up to the count the summary has for it (a load record's
 //!    generator series to those of its `load`), and the counters to the summary's stage
 //!    counters: a log that lost whole lines at its end is caught here.
+//! 4. The summary holds together: its ledger adds up, its elapsed time is a time a run can
+//!    take, and every stage the log or the counters name is in it.
+//!
+//! Each file must be a regular file (a FIFO under its name is refused, not waited on) and is
+//! read only up to a size bound.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,7 +26,15 @@ use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 use serde::Deserialize;
 
+use crate::file_input::{read_regular, InputError};
 use crate::metrics::{Percentiles, Summary, FORMAT};
+
+/// The largest `summary.json` read.
+pub const MAX_SUMMARY_BYTES: u64 = 16 << 20;
+/// The largest interval log or counters file read.
+pub const MAX_LOG_BYTES: u64 = 1 << 30;
+/// The longest run a record may claim: a year.
+pub const MAX_ELAPSED_S: f64 = 365.0 * 24.0 * 3600.0;
 
 pub const SUMMARY_FILE: &str = "summary.json";
 pub const HLOG_FILE: &str = "latency.hlog";
@@ -111,6 +123,10 @@ pub enum ReadError {
     Counters { path: PathBuf, line: usize, detail: String },
     #[error("{}: {what} adds up to {found} but {SUMMARY_FILE} counts {expected}: the record is incomplete (truncated?)", path.display())]
     Incomplete { path: PathBuf, what: String, found: u64, expected: u64 },
+    #[error("{}: {detail}: the record is damaged or not seda's", path.display())]
+    Inconsistent { path: PathBuf, detail: String },
+    #[error("{}: {detail}", path.display())]
+    NotReadable { path: PathBuf, detail: String },
 }
 
 /// Reads the run record in `dir`.
@@ -118,16 +134,21 @@ pub fn read_run(dir: &Path) -> Result<RecordedRun, ReadError> {
     if !dir.is_dir() {
         return Err(ReadError::NoDir(dir.to_owned()));
     }
-    let read = |file: &'static str| {
+    let read = |file: &'static str, limit: u64| {
         let path = dir.join(file);
-        fs::read(&path).map_err(|source| match source.kind() {
-            io::ErrorKind::NotFound => ReadError::Missing { dir: dir.to_owned(), file },
-            _ => ReadError::Io { path, source },
+        read_regular(&path, limit).map_err(|e| match e {
+            InputError::Io(source) if source.kind() == io::ErrorKind::NotFound => {
+                ReadError::Missing { dir: dir.to_owned(), file }
+            }
+            InputError::Io(source) => ReadError::Io { path, source },
+            other => ReadError::NotReadable { path, detail: other.to_string() },
         })
     };
-    let (summary, steps, load_counts) = parse_summary(&dir.join(SUMMARY_FILE), &read(SUMMARY_FILE)?)?;
-    let log = parse_hlog(&dir.join(HLOG_FILE), &read(HLOG_FILE)?)?;
-    let counters = parse_counters(&dir.join(COUNTERS_FILE), &read(COUNTERS_FILE)?)?;
+    let summary_path = dir.join(SUMMARY_FILE);
+    let (summary, steps, load_counts) = parse_summary(&summary_path, &read(SUMMARY_FILE, MAX_SUMMARY_BYTES)?)?;
+    check_summary(&summary_path, &summary)?;
+    let log = parse_hlog(&dir.join(HLOG_FILE), &read(HLOG_FILE, MAX_LOG_BYTES)?)?;
+    let counters = parse_counters(&dir.join(COUNTERS_FILE), &read(COUNTERS_FILE, MAX_LOG_BYTES)?)?;
     let run = RecordedRun { dir: dir.to_owned(), summary, steps, started: log.started, intervals: join(log, counters) };
     check_complete(&run, &load_counts)?;
     Ok(run)
@@ -162,6 +183,30 @@ fn parse_summary(path: &Path, bytes: &[u8]) -> Result<SummaryParts, ReadError> {
     };
     let load_counts = LOAD_SERIES.iter().filter_map(|&(tag, at)| Some((tag, value.pointer(at)?.as_u64()?))).collect();
     Ok((Summary::deserialize(value).map_err(bad)?, steps, load_counts))
+}
+
+/// Checks that the summary holds together on its own: a ledger that adds up and an elapsed
+/// time a run can have taken (step 4 of the module doc; the stages are checked with the log).
+fn check_summary(path: &Path, s: &Summary) -> Result<(), ReadError> {
+    let bad = |detail: String| Err(ReadError::Inconsistent { path: path.to_owned(), detail });
+    if !(s.elapsed_s.is_finite() && s.elapsed_s > 0.0 && s.elapsed_s <= MAX_ELAPSED_S) {
+        return bad(format!("`elapsed_s` is {}, not a run's length (above 0 s, at most a year)", s.elapsed_s));
+    }
+    if !(s.throughput_rps.is_finite() && s.throughput_rps >= 0.0) {
+        return bad(format!("`throughput_rps` is {}", s.throughput_rps));
+    }
+    let l = &s.ledger;
+    let ended = [l.completed, l.rejected, l.failed, l.timed_out, l.in_flight]
+        .iter()
+        .try_fold(0u64, |sum, &n| sum.checked_add(n));
+    if ended != Some(l.admitted) {
+        return bad(format!(
+            "the ledger does not add up: admitted {} but completed {} + rejected {} + failed {} + timed out {} + in \
+             flight {}",
+            l.admitted, l.completed, l.rejected, l.failed, l.timed_out, l.in_flight
+        ));
+    }
+    Ok(())
 }
 
 /// The interval log: its start time and, per tag, (start, length, histogram) in order.
@@ -298,6 +343,23 @@ fn check_complete(run: &RecordedRun, load_counts: &BTreeMap<&str, u64>) -> Resul
         }
     };
     let s = &run.summary;
+    // Every stage the log or the counters name is one of the summary's.
+    let summary_path = run.dir.join(SUMMARY_FILE);
+    let missing = |path: &Path, stage: &str| ReadError::Inconsistent {
+        path: summary_path.clone(),
+        detail: format!("stage `{stage}` is in {} but not in the summary", path.display()),
+    };
+    for interval in &run.intervals {
+        for tag in interval.histograms.keys() {
+            let stage = tag.strip_suffix(".queue_wait").or_else(|| tag.strip_suffix(".service"));
+            if let Some(stage) = stage.filter(|stage| !s.stages.contains_key(*stage)) {
+                return Err(missing(&hlog, stage));
+            }
+        }
+        if let Some(stage) = interval.counters.keys().find(|stage| !s.stages.contains_key(*stage)) {
+            return Err(missing(&counters, stage));
+        }
+    }
     check(&hlog, format!("`{E2E_TAG}`"), logged(E2E_TAG), s.latency_us.count)?;
     for (&tag, &count) in load_counts {
         check(&hlog, format!("`{tag}`"), logged(tag), count)?;

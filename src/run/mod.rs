@@ -160,6 +160,9 @@ impl<'a> Runner<'a> {
             while !stopped() && !source.finished() && !thread_ended() {
                 std::thread::sleep(LOOK_EVERY);
             }
+            // One drain clock for the whole stop: a source waiting for room in a queue that
+            // nothing empties (stages that loop) gives up when it passes, and so does the engine.
+            engine.start_drain_timeout();
             source.stop(drain_timeout);
             if let Some(handle) = handle {
                 // A panic in a source's own thread is a bug of that source: it is not hidden.

@@ -25,6 +25,9 @@ use crate::clock::now_ns;
 use crate::config::{Plan, Rate, SourcePlacement, SourcePlan};
 use crate::engine::{Admission, Admit, Engine, Envelope, HandBack, Origin, Outcome, Poller, Submitter, SPIN};
 
+/// The longest a waiting generator goes without looking at its stop flag.
+const STOP_LOOK_NS: u64 = 10_000_000;
+
 /// Requests handed over per batch.
 const BATCH: usize = 32;
 /// Batches of requests kept for reuse at most, over all lanes (of up to 32 each; a worker that
@@ -154,9 +157,12 @@ impl Generator {
                     submitter.submit_batch(&mut batch, admission);
                     self.schedule.submitted(n);
                 }
-                // Nothing rings `finished` while the generator has a thread of its own.
+                // Nothing rings `finished` while the generator has a thread of its own, and a
+                // signal handler cannot ring it: the wait is cut into slices, each ending with
+                // a look at `stop`, so that a slow rate (one request in 100 s, or never) does
+                // not hold up shutdown.
                 Claim::NotBefore(due) => {
-                    self.finished.wait_until(due);
+                    self.finished.wait_until(due.min(now_ns().saturating_add(STOP_LOOK_NS)));
                 }
                 Claim::Nothing | Claim::Over => break,
             }

@@ -23,6 +23,9 @@ pub struct Request {
     pub http: HttpRequest,
     /// The outcome of the last [`crate::IoOp::ReadFile`], until a stage takes it.
     pub file: Option<FileRead>,
+    /// How many weighted draws (`route` by weight) this request has had. Each draw mixes it in,
+    /// so a request that comes back to a route draws afresh instead of repeating its choice.
+    pub draws: u32,
 }
 
 impl Request {
@@ -50,6 +53,9 @@ impl Request {
         }
         if self.file.is_some() {
             self.file = None;
+        }
+        if self.draws != 0 {
+            self.draws = 0;
         }
     }
 }

@@ -583,3 +583,66 @@ fn counters_csv_shows_a_full_queue_and_a_busy_pool() {
     assert!(busiest >= 0.5, "{csv}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// ---- slow and many clients ----
+
+/// Sends `request` to `addr` one byte every 50 ms on a thread, until `stop` is set or the
+/// listener closes the connection; returns the thread, which says whether it was cut off.
+fn trickle(addr: SocketAddr, stop: Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<bool> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    std::thread::spawn(move || {
+        // A request head that never ends: header lines, one byte at a time.
+        let bytes = b"GET /stats HTTP/1.1\r\nHost: t\r\n".iter().chain(std::iter::repeat(&b'x'));
+        for &byte in bytes {
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                return false;
+            }
+            if stream.write_all(&[byte]).is_err() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        unreachable!("the bytes never end")
+    })
+}
+
+#[test]
+fn a_client_sending_its_request_slowly_blocks_no_other_and_is_cut_off() {
+    let (engine, _collect) = start(plan(gated_chaos()));
+    let admin = AdminServer::start("127.0.0.1:0".parse().unwrap(), engine.observer()).unwrap();
+    let addr = admin.local_addr();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let slow = trickle(addr, stop.clone());
+    // While the slow client is connected and sending, others are answered. (Before, the one
+    // admin thread read the slow client's request for as long as each byte came within 5 s,
+    // here for ever, and `/stats` waited behind it.)
+    for _ in 0..3 {
+        assert_eq!(stats(addr).pipeline, "admin-test");
+    }
+    // The whole request has a deadline (2 s from accept), not only each read: the slow client
+    // is cut off though it never stops sending. The bound here is generous.
+    let cut_off = std::time::Instant::now();
+    eventually("the slow client to be cut off", || slow.is_finished());
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(slow.join().unwrap(), "the listener closed the slow connection");
+    assert!(cut_off.elapsed() < Duration::from_secs(20));
+    admin.stop();
+    engine.shutdown();
+}
+
+#[test]
+fn past_the_connection_bound_a_new_client_gets_503_at_once() {
+    let (engine, _collect) = start(plan(gated_chaos()));
+    let admin = AdminServer::start("127.0.0.1:0".parse().unwrap(), engine.observer()).unwrap();
+    let addr = admin.local_addr();
+    // Silent clients take every slot (each held until its 2 s request deadline).
+    let silent: Vec<TcpStream> =
+        (0..seda::admin::server::MAX_CONNECTIONS).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let (status, _, body) = get(addr, "/stats");
+    assert_eq!((status, body.as_str()), (503, "busy: too many admin connections, try again\n"));
+    drop(silent);
+    // Once the slots are free again, requests are served.
+    eventually("a slot to free up", || get(addr, "/stats").0 == 200);
+    admin.stop();
+    engine.shutdown();
+}

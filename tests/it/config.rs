@@ -292,7 +292,7 @@ fn name_of_a_stage_that_fails_to_parse_is_still_suggested() {
             error(
                 "$.stages.check.nxt",
                 "unknown field `nxt`, expected one of `kind`, `params`, `pool`, `threads`, `cpus`, `queue`, `next`",
-                None
+                Some("did you mean `next`?")
             ),
             error("$.stages.parse.next", "`chek` names no stage", Some("did you mean `check`?")),
         ]
@@ -880,6 +880,245 @@ fn unknown_source_field_is_reported_at_the_field() {
     );
 }
 
+// ---- unknown fields, duplicate keys ----
+
+/// The message serde gives for unknown field `field` of a stage.
+fn unknown_stage_field(field: &str) -> String {
+    format!("unknown field `{field}`, expected one of `kind`, `params`, `pool`, `threads`, `cpus`, `queue`, `next`")
+}
+
+#[test]
+fn an_unknown_field_on_a_stage_of_a_named_pool_is_the_only_error() {
+    // The stage does not parse, but the pool it names is not idle: no "serves no stage".
+    let config = json!({
+        "name": "test",
+        "source": { "kind": "generator", "requests": 10, "entry": "parse" },
+        "pools": { "front": { "cpus": [0] } },
+        "stages": {
+            "parse": { "kind": "noop", "pool": "front", "nxt": "digest" },
+            "digest": { "kind": "hash", "pool": "front", "next": "respond" },
+            "respond": { "kind": "respond", "pool": "front" }
+        }
+    });
+    assert_eq!(
+        errors(&config).0,
+        vec![error("$.stages.parse.nxt", &unknown_stage_field("nxt"), Some("did you mean `next`?"))]
+    );
+}
+
+#[test]
+fn every_unknown_field_is_reported_each_with_its_nearest_field() {
+    let mut config = minimal();
+    config["stages"]["parse"] = json!({ "kind": "noop", "nxt": "respond", "poool": "p", "colour": "blue" });
+    config["stages"]["respond"]["queue"] = json!({ "capacty": 8, "when_ful": "block" });
+    config["nmae"] = json!("typo");
+    config["drain_timeout"] = json!(5);
+    let top = "expected one of `name`, `source`, `pools`, `stages`, `deadline_ms`, `drain_timeout_ms`, \
+               `io_capacity`, `metrics_interval_ms`, `stage_timing_every`, `file_threads`, `admin`";
+    assert_eq!(
+        errors(&config).0,
+        vec![
+            error(
+                "$.drain_timeout",
+                &format!("unknown field `drain_timeout`, {top}"),
+                Some("did you mean `drain_timeout_ms`?")
+            ),
+            error("$.nmae", &format!("unknown field `nmae`, {top}"), Some("did you mean `name`?")),
+        ]
+    );
+    config.as_object_mut().unwrap().retain(|k, _| k != "nmae" && k != "drain_timeout");
+    let queue = "expected one of `capacity`, `when_full`, `block_timeout_ms`";
+    assert_eq!(
+        errors(&config).0,
+        vec![
+            error("$.stages.parse.colour", &unknown_stage_field("colour"), None),
+            error("$.stages.parse.nxt", &unknown_stage_field("nxt"), Some("did you mean `next`?")),
+            error("$.stages.parse.poool", &unknown_stage_field("poool"), Some("did you mean `pool`?")),
+            error(
+                "$.stages.respond.queue.capacty",
+                &format!("unknown field `capacty`, {queue}"),
+                Some("did you mean `capacity`?")
+            ),
+            error(
+                "$.stages.respond.queue.when_ful",
+                &format!("unknown field `when_ful`, {queue}"),
+                Some("did you mean `when_full`?")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_misspelt_required_field_is_not_also_reported_missing() {
+    let mut config = minimal();
+    config["stages"]["respond"] = json!({ "knd": "respond" });
+    config["source"] = json!({ "kind": "generator", "requests": 10, "entyr": "parse" });
+    assert_eq!(
+        errors(&config).0,
+        vec![
+            error("$.stages.respond.knd", &unknown_stage_field("knd"), Some("did you mean `kind`?")),
+            error(
+                "$.source.entyr",
+                "unknown field `entyr`, expected one of `requests`, `rate`, `payload_bytes`, `entry`, `placement`, \
+                 `cpu`, `attributes`",
+                Some("did you mean `entry`?")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn every_unknown_param_is_reported_each_with_its_nearest_param() {
+    let config = with_parse(json!({ "kind": "hash", "params": { "rouns": 2, "bogus": 1 }, "next": "respond" }));
+    assert_eq!(
+        errors(&config).0,
+        vec![
+            error(
+                "$.stages.parse.params.bogus",
+                "bad params for `hash`: unknown field `bogus`, expected `rounds`",
+                None
+            ),
+            error(
+                "$.stages.parse.params.rouns",
+                "bad params for `hash`: unknown field `rouns`, expected `rounds`",
+                Some("did you mean `rounds`?")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_key_given_twice_is_an_error_at_its_path() {
+    let text = r#"{
+        "name": "dup",
+        "source": { "kind": "generator", "requests": 10, "entry": "parse", "requests": 20 },
+        "stages": {
+            "parse": { "kind": "noop", "next": "respond", "threads": 1, "threads": 2 },
+            "respond": { "kind": "respond" },
+            "parse": { "kind": "noop", "next": "respond" }
+        }
+    }"#;
+    let err = match seda::config::load_str(text) {
+        Ok(_) => panic!("a config with duplicate keys loaded"),
+        Err(e) => e,
+    };
+    let twice = |path: &str, name: &str| {
+        error(path, &format!("`{name}` is given twice"), Some("JSON keeps only the last value of a key: remove one"))
+    };
+    assert_eq!(
+        err.0,
+        vec![
+            twice("$.source.requests", "requests"),
+            twice("$.stages.parse.threads", "threads"),
+            twice("$.stages.parse", "parse"),
+        ]
+    );
+}
+
+// ---- ranges ----
+
+#[test]
+fn numbers_past_their_range_are_each_reported() {
+    let mut config = minimal();
+    config["deadline_ms"] = json!(3_600_001);
+    config["drain_timeout_ms"] = json!(u64::MAX);
+    config["io_capacity"] = json!(1u64 << 40);
+    config["metrics_interval_ms"] = json!(10_000_000);
+    config["stage_timing_every"] = json!(u32::MAX);
+    config["file_threads"] = json!(100_000);
+    config["source"]["payload_bytes"] = json!(1_000_000_000_000u64);
+    config["source"]["rate"] = json!(1e12);
+    config["stages"]["parse"]["threads"] = json!(100_000);
+    config["stages"]["respond"]["queue"] =
+        json!({ "capacity": 1u64 << 40, "when_full": "block", "block_timeout_ms": 60_001 });
+    assert_eq!(
+        errors(&config).0,
+        vec![
+            error("$.deadline_ms", "deadline_ms must be at most 3600000, not 3600001", None),
+            error("$.drain_timeout_ms", "drain_timeout_ms must be at most 3600000, not 18446744073709551615", None),
+            error("$.io_capacity", "io_capacity must be at most 1048576, not 1099511627776", None),
+            error("$.metrics_interval_ms", "metrics_interval_ms must be at most 3600000, not 10000000", None),
+            error("$.stage_timing_every", "stage_timing_every must be at most 1048576, not 4294967295", None),
+            error("$.file_threads", "file_threads must be at most 64, not 100000", None),
+            error(
+                "$.source.rate",
+                "rate must be at most 1000000000 requests per second, not 1000000000000",
+                Some("\"max\" sends as fast as the entry admits")
+            ),
+            error("$.source.payload_bytes", "payload_bytes must be at most 16777216, not 1000000000000", None),
+            error(
+                "$.stages.parse.threads",
+                "a pool has at most 1024 threads, not 100000",
+                Some("a thread per CPU is what a pool is for; more only take turns")
+            ),
+            error("$.stages.respond.queue.capacity", "capacity must be at most 1048576, not 1099511627776", None),
+            error("$.stages.respond.queue.block_timeout_ms", "block_timeout_ms must be at most 60000, not 60001", None),
+        ]
+    );
+}
+
+#[test]
+fn threads_from_a_long_cpu_list_and_payloads_of_full_queues_are_bounded_too() {
+    let mut config = minimal();
+    config["stages"]["parse"]["cpus"] = json!(vec![0; 5_000]);
+    config["source"]["payload_bytes"] = json!(16 << 20);
+    config["stages"]["respond"]["queue"] = json!({ "capacity": 1 << 20 });
+    assert_eq!(
+        errors(&config).0,
+        vec![
+            error(
+                "$.stages.parse.cpus",
+                "a pool has at most 1024 threads, not 5000",
+                Some("a thread per CPU is what a pool is for; more only take turns")
+            ),
+            error(
+                "$.source.payload_bytes",
+                "16777216-byte payloads in full queues (1052672 requests) would take 17660905521152 bytes, \
+                 more than 4294967296",
+                Some("make the payloads or the queue capacities smaller")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_response_status_must_be_a_final_one() {
+    for (kind, status, message) in [
+        ("respond_static", 100, "status 100 is informational (1xx), not a final answer: use 200-599"),
+        ("respond_static", 199, "status 199 is informational (1xx), not a final answer: use 200-599"),
+        ("respond", 101, "status 101 is informational (1xx), not a final answer: use 200-599"),
+        ("respond", 600, "status 600 is not a final HTTP status (200-599)"),
+        ("respond", 0, "status 0 is not a final HTTP status (200-599)"),
+    ] {
+        let mut config = minimal();
+        config["stages"]["respond"] = json!({ "kind": kind, "params": { "status": status } });
+        assert_eq!(
+            errors(&config).0,
+            vec![error("$.stages.respond.params.status", &format!("bad params for `{kind}`: {message}"), None)]
+        );
+    }
+}
+
+#[test]
+fn stage_params_that_would_hold_a_worker_or_shutdown_are_bounded() {
+    for (kind, params, path, message) in [
+        ("spin", json!({ "micros": 100_001 }), "micros", "`micros` must be at most 100000 (0.1 s), not 100001"),
+        (
+            "delay",
+            json!({ "micros": 3_600_000_001u64 }),
+            "micros",
+            "`micros` must be at most 3600000000 (one hour), not 3600000001",
+        ),
+        ("hash", json!({ "rounds": 10_001 }), "rounds", "`rounds` must be at most 10000, not 10001"),
+    ] {
+        let config = with_parse(json!({ "kind": kind, "params": params, "next": "respond" }));
+        assert_eq!(
+            errors(&config).0,
+            vec![error(&format!("$.stages.parse.params.{path}"), &format!("bad params for `{kind}`: {message}"), None)]
+        );
+    }
+}
+
 // ---- the document ----
 
 #[test]
@@ -892,7 +1131,7 @@ fn unknown_top_level_field_is_reported_at_the_field() {
             "$.nmae",
             "unknown field `nmae`, expected one of `name`, `source`, `pools`, `stages`, `deadline_ms`, \
              `drain_timeout_ms`, `io_capacity`, `metrics_interval_ms`, `stage_timing_every`, `file_threads`, `admin`",
-            None
+            Some("did you mean `name`?")
         )]
     );
 }
@@ -1227,4 +1466,30 @@ fn dot_escapes_record_characters_in_names() {
 }
 "#;
     assert_eq!(to_dot(&valid(&config)), expected);
+}
+
+#[test]
+fn http_limits_past_their_range_are_each_reported() {
+    let mut config = minimal();
+    config["source"] = json!({
+        "kind": "http", "listen": "127.0.0.1:0", "entry": "parse",
+        "max_connections": 2_000_000, "max_pipelined": 1_025, "header_timeout_ms": 3_600_001,
+        "idle_timeout_ms": u64::MAX, "max_head_bytes": 2 << 20, "max_headers": 1_025, "max_body_bytes": 2u64 << 30
+    });
+    assert_eq!(
+        errors(&config).0,
+        vec![
+            error("$.source.max_connections", "max_connections must be at most 1000000, not 2000000", None),
+            error("$.source.max_pipelined", "max_pipelined must be at most 1024, not 1025", None),
+            error("$.source.header_timeout_ms", "header_timeout_ms must be at most 3600000, not 3600001", None),
+            error(
+                "$.source.idle_timeout_ms",
+                "idle_timeout_ms must be at most 3600000, not 18446744073709551615",
+                None
+            ),
+            error("$.source.max_head_bytes", "max_head_bytes must be at most 1048576, not 2097152", None),
+            error("$.source.max_headers", "max_headers must be at most 1024, not 1025", None),
+            error("$.source.max_body_bytes", "max_body_bytes must be at most 1073741824, not 2147483648", None),
+        ]
+    );
 }

@@ -416,3 +416,63 @@ fn sampled_service_times_count_every_request_up_to_the_last_sample() {
         assert!((n - 31..=n).contains(&s.service_us.count), "{stage}: {} of {n}", s.service_us.count);
     }
 }
+
+/// A `route` sending half of its visits back to the stage before it, on `pools`: the entry and
+/// the route on pool `loop_pool`, `respond` on `exit_pool`.
+fn looping_route(weights: Value, loop_pool: &str, exit_pool: &str) -> Value {
+    let mut config = pipeline(
+        json!({
+            "entry": { "kind": "noop", "pool": loop_pool, "next": "choose" },
+            "choose": { "kind": "route", "pool": loop_pool, "params": { "weights": weights },
+                        "next": { "back": "entry", "out": "done" } },
+            "done": { "kind": "respond", "pool": exit_pool }
+        }),
+        json!({ "a": { "cpus": [0] }, "b": { "cpus": [1] } }),
+    );
+    if loop_pool == exit_pool {
+        config["pools"].as_object_mut().unwrap().retain(|name, _| name == loop_pool);
+    }
+    config["drain_timeout_ms"] = json!(2_000);
+    config
+}
+
+#[test]
+fn a_request_that_loops_back_through_a_route_draws_afresh_and_leaves() {
+    // Half of the visits go back. With a draw fixed per request id, the half of the requests
+    // that went back once went back forever and ended only at the drain timeout, timed out.
+    for (loop_pool, exit_pool) in [("a", "b"), ("a", "a")] {
+        let (engine, collect) = start(plan(looping_route(json!({ "back": 1, "out": 1 }), loop_pool, exit_pool)));
+        submit(&engine, 0..1_000, Admission::WaitForRoom);
+        eventually("every request to leave the loop", || engine.ledger().completed == 1_000);
+        let summary = engine.shutdown();
+        let l = summary.ledger;
+        assert_eq!((l.admitted, l.completed, l.timed_out, l.in_flight), (1_000, 1_000, 0, 0), "{loop_pool}");
+        assert_eq!(collect.exactly_once(1_000).len(), 1_000);
+        let visits = summary.stages["choose"].processed;
+        assert!(visits > 1_000, "some requests went round the loop: {visits} visits");
+    }
+}
+
+#[test]
+fn a_request_looping_within_one_worker_is_timed_out_at_the_drain_timeout() {
+    // Every visit goes back (`out` has weight 0): the request never leaves the worker that
+    // runs the entry and the route in a row, so it never reaches a queue again. Shutdown
+    // must still end it when the drain timeout passes.
+    let mut config = looping_route(json!({ "back": 1, "out": 0 }), "a", "b");
+    config["drain_timeout_ms"] = json!(100);
+    let (engine, collect) = start(plan(config));
+    submit(&engine, 0..3, Admission::WaitForRoom);
+    let queued = |e: &seda::engine::Engine| e.queue_depth(id(e, "entry")) + e.queue_depth(id(e, "choose"));
+    eventually("the requests to be looping", || engine.ledger().in_flight == 3 && queued(&engine) == 0);
+    let (done, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let summary = engine.shutdown();
+        let _ = done.send(summary);
+    });
+    // Far more than the 100 ms drain timeout, on a loaded machine; without the fix, never.
+    let summary = ended.recv_timeout(Duration::from_secs(20)).expect("shutdown ends");
+    let l = summary.ledger;
+    assert_eq!((l.admitted, l.timed_out, l.completed, l.in_flight), (3, 3, 0, 0));
+    let ended = collect.exactly_once(3);
+    assert!(ended.iter().all(|e| matches!(e.outcome, Outcome::TimedOut { .. })), "{ended:?}");
+}

@@ -109,3 +109,52 @@ fn the_graph_says_where_the_generator_runs() {
         "{dot}"
     );
 }
+
+/// A run of a generator at `rate` (one request, then a wait of 1/rate seconds) stopped once its
+/// first request completed: returns its summary and how long it took to return after the stop.
+fn stopped_while_waiting(placement: &str, rate: f64) -> (Summary, Duration) {
+    let config = json!({
+        "name": "slow",
+        "admin": { "listen": "127.0.0.1:0" },
+        "source": { "kind": "generator", "placement": placement, "requests": 10, "rate": rate, "entry": "a" },
+        "pools": { "main": { "cpus": [0] } },
+        "stages": {
+            "a": { "kind": "noop", "pool": "main", "next": "b" },
+            "b": { "kind": "respond", "pool": "main" }
+        }
+    });
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (listening, admin) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            let told = |at| {
+                if let seda::run::Listening::Admin(addr) = at {
+                    listening.send(addr).unwrap();
+                }
+            };
+            seda::run::Runner::new(plan(config)).stop_on(&stop).on_listening(told).run_to_end().unwrap().summary
+        });
+        let addr = admin.recv_timeout(Duration::from_secs(20)).expect("the admin listener starts");
+        // Request 0 is due at once, request 1 not for 100 s (or ever): once 0 has completed,
+        // the generator is waiting for 1.
+        crate::support::eventually("request 0 to complete", || crate::admin::stats(addr).ledger.completed == 1);
+        let stopped = Instant::now();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let summary = run.join().unwrap();
+        (summary, stopped.elapsed())
+    })
+}
+
+#[test]
+fn a_generator_waiting_for_a_far_request_stops_at_once() {
+    for placement in ["thread", "workers"] {
+        for rate in [0.01, 1e-300] {
+            let (summary, took) = stopped_while_waiting(placement, rate);
+            // The wait looks at the stop flag every 10 ms; the bound is generous for a loaded
+            // machine, and far below the 100 s (or forever) the wait would otherwise last.
+            assert!(took < Duration::from_secs(5), "{placement} at {rate}/s took {took:?} to stop");
+            let l = summary.ledger;
+            assert_eq!((l.admitted, l.completed, l.in_flight), (1, 1, 0), "{placement} at {rate}/s");
+        }
+    }
+}

@@ -1094,7 +1094,7 @@ fn connection_timeouts_out_of_range_are_each_reported() {
         found,
         [
             ("$.source.body_timeout_ms", "body_timeout_ms must be at least 1"),
-            ("$.source.send_timeout_ms", "send_timeout_ms must be at most 86400000 (a day)"),
+            ("$.source.send_timeout_ms", "send_timeout_ms must be at most 3600000, not 86400001"),
         ]
     );
 }

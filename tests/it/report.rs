@@ -484,3 +484,98 @@ fn a_summary_with_sweep_steps_gets_a_knee_of_its_steps() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_summary_that_does_not_hold_together_is_refused() {
+    let dir = scratch("implausible");
+    let good = dir.join("good");
+    record_run(&good, &config(300, 2_000));
+    let edited = |name: &str, edit: &dyn Fn(&mut serde_json::Map<String, Value>)| {
+        let copy = dir.join(name);
+        copy_dir(&good, &copy);
+        let path = copy.join("summary.json");
+        let mut summary: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        edit(summary.as_object_mut().unwrap());
+        std::fs::write(&path, serde_json::to_string_pretty(&summary).unwrap()).unwrap();
+        copy
+    };
+    let summary_of = |d: &Path| d.join("summary.json").display().to_string();
+
+    // One more completed than admitted.
+    let more = edited("ledger", &|s| {
+        let completed = s["ledger"]["completed"].as_u64().unwrap();
+        s["ledger"]["completed"] = json!(completed + 1);
+    });
+    let l = &read_run(&good).unwrap().summary.ledger;
+    fails_with(
+        &[&more],
+        &format!(
+            "{}: the ledger does not add up: admitted {} but completed {} + rejected 0 + failed 0 + timed out 0 + \
+             in flight 0: the record is damaged or not seda's",
+            summary_of(&more),
+            l.admitted,
+            l.completed + 1
+        ),
+    );
+
+    for (name, elapsed) in [("zero", json!(0.0)), ("negative", json!(-1.0)), ("absurd", json!(1e308))] {
+        let bad = edited(name, &|s| drop(s.insert("elapsed_s".into(), elapsed.clone())));
+        let shown = elapsed.as_f64().unwrap();
+        fails_with(
+            &[&bad],
+            &format!(
+                "{}: `elapsed_s` is {shown}, not a run's length (above 0 s, at most a year): the record is \
+                 damaged or not seda's",
+                summary_of(&bad)
+            ),
+        );
+    }
+    // NaN is written as null: not a number at all.
+    let nan = edited("nan", &|s| drop(s.insert("elapsed_s".into(), Value::Null)));
+    fails_with(&[&nan], "summary.json: not a seda summary (invalid type: null, expected f64");
+
+    // A stage the log and the counters have, missing from the summary.
+    let no_stage = edited("no-stage", &|s| drop(s["stages"].as_object_mut().unwrap().remove("done")));
+    fails_with(
+        &[&no_stage],
+        &format!(
+            "{}: stage `done` is in {} but not in the summary",
+            summary_of(&no_stage),
+            no_stage.join("latency.hlog").display()
+        ),
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_fifo_named_summary_json_is_refused_at_once() {
+    let dir = scratch("fifo");
+    let good = dir.join("good");
+    record_run(&good, &config(300, 2_000));
+    std::fs::remove_file(good.join("summary.json")).unwrap();
+    let fifo = std::ffi::CString::new(good.join("summary.json").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: the path is a valid NUL-terminated string that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_seda"))
+        .arg("report")
+        .arg(&good)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Without the check the reader blocks on the FIFO for good: bound the wait, generously.
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("seda report hangs on a FIFO");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr, format!("seda: {}: not a regular file\n", good.join("summary.json").display()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -14,6 +14,9 @@ pub struct Params {
     micros: u64,
 }
 
+/// The longest wait: a timer longer than this is a mistake (a unit slip), not a pipeline.
+pub const MAX_MICROS: u64 = 3_600_000_000;
+
 pub struct Delay {
     wait: Duration,
 }
@@ -22,6 +25,12 @@ impl Delay {
     pub fn new(params: Params) -> Result<Self, BuildError> {
         if params.micros == 0 {
             return Err(BuildError::bad("micros", "`micros` must be at least 1 (use `noop` for no delay)"));
+        }
+        if params.micros > MAX_MICROS {
+            return Err(BuildError::bad(
+                "micros",
+                format!("`micros` must be at most {MAX_MICROS} (one hour), not {}", params.micros),
+            ));
         }
         Ok(Delay { wait: Duration::from_micros(params.micros) })
     }

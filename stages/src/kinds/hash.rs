@@ -18,6 +18,10 @@ fn one() -> u32 {
     1
 }
 
+/// The most rounds: each is a SHA-256 on the worker, which nothing can interrupt; 10,000 take
+/// a few milliseconds.
+pub const MAX_ROUNDS: u32 = 10_000;
+
 pub struct Hash {
     rounds: u32,
 }
@@ -26,6 +30,12 @@ impl Hash {
     pub fn new(params: Params) -> Result<Self, BuildError> {
         if params.rounds == 0 {
             return Err(BuildError::bad("rounds", "`rounds` must be at least 1"));
+        }
+        if params.rounds > MAX_ROUNDS {
+            return Err(BuildError::bad(
+                "rounds",
+                format!("`rounds` must be at most {MAX_ROUNDS}, not {}", params.rounds),
+            ));
         }
         Ok(Hash { rounds: params.rounds })
     }

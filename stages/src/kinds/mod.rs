@@ -108,7 +108,7 @@ impl StageKind for respond::Respond {
     type Params = respond::Params;
     const DESCRIPTION: &'static str = "ends the request as completed, with a status and an optional fixed body";
     fn build(params: Self::Params) -> Result<Arc<dyn StageFactory>, BuildError> {
-        Ok(Arc::new(respond::Respond::new(params)))
+        Ok(Arc::new(respond::Respond::new(params)?))
     }
 }
 
@@ -141,7 +141,7 @@ impl StageKind for spin::Spin {
     type Params = spin::Params;
     const DESCRIPTION: &'static str = "burns `micros` microseconds of CPU, standing in for compute";
     fn build(params: Self::Params) -> Result<Arc<dyn StageFactory>, BuildError> {
-        Ok(Arc::new(spin::Spin::new(params)))
+        Ok(Arc::new(spin::Spin::new(params)?))
     }
 }
 
@@ -151,6 +151,19 @@ impl StageKind for static_file::StaticFile {
     const NEEDS: Needs = Needs::HttpRequest;
     fn build(params: Self::Params) -> Result<Arc<dyn StageFactory>, BuildError> {
         Ok(Arc::new(static_file::StaticFile::new(params)?))
+    }
+}
+
+/// Checks that `status` can end an HTTP exchange: 200-599. A 1xx status is informational, so a
+/// client that gets one as the answer keeps waiting for the real one (RFC 9110 15.2).
+pub(crate) fn final_status(status: u16) -> Result<u16, BuildError> {
+    match status {
+        200..=599 => Ok(status),
+        100..=199 => Err(BuildError::bad(
+            "status",
+            format!("status {status} is informational (1xx), not a final answer: use 200-599"),
+        )),
+        _ => Err(BuildError::bad("status", format!("status {status} is not a final HTTP status (200-599)"))),
     }
 }
 

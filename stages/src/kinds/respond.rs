@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::{Outputs, Request, Stage, StageFactory, Step};
+use crate::{BuildError, Outputs, Request, Stage, StageFactory, Step};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -26,8 +26,9 @@ pub struct Respond {
 }
 
 impl Respond {
-    pub fn new(params: Params) -> Self {
-        Respond { status: params.status, body: params.body.map(|b| b.into_bytes().into_boxed_slice()) }
+    pub fn new(params: Params) -> Result<Self, BuildError> {
+        let status = super::final_status(params.status)?;
+        Ok(Respond { status, body: params.body.map(|b| b.into_bytes().into_boxed_slice()) })
     }
 }
 

@@ -35,9 +35,7 @@ pub struct RespondStatic {
 
 impl RespondStatic {
     pub fn new(params: Params) -> Result<Self, BuildError> {
-        if !(100..=599).contains(&params.status) {
-            return Err(BuildError::bad("status", format!("status {} is not an HTTP status (100-599)", params.status)));
-        }
+        super::final_status(params.status)?;
         if let Some(bad) = params.content_type.as_deref().filter(|t| t.is_empty() || t.contains(['\r', '\n', '\0'])) {
             return Err(BuildError::bad("content_type", format!("`{}` is not a header value", bad.escape_debug())));
         }
@@ -110,7 +108,15 @@ mod tests {
     fn bad_params_name_their_field() {
         assert_eq!(
             build(json!({"status": 42})).err().unwrap(),
-            BuildError::bad("status", "status 42 is not an HTTP status (100-599)")
+            BuildError::bad("status", "status 42 is not a final HTTP status (200-599)")
+        );
+        assert_eq!(
+            build(json!({"status": 100})).err().unwrap(),
+            BuildError::bad("status", "status 100 is informational (1xx), not a final answer: use 200-599")
+        );
+        assert_eq!(
+            build(json!({"status": 600})).err().unwrap(),
+            BuildError::bad("status", "status 600 is not a final HTTP status (200-599)")
         );
         assert_eq!(
             build(json!({"content_type": "text/plain\r\nX-Evil: 1"})).err().unwrap(),

@@ -1,7 +1,9 @@
 //! `route`: chooses a named output, by weight or by a request attribute.
 //!
 //! - `{"weights": {"a": 3, "b": 1}}`: output `a` for about 3 in 4 requests. The choice is a hash
-//!   of the request id (and `seed`), so it is the same on every run.
+//!   of the request id, `seed` and how many weighted draws the request has had, so it is the
+//!   same on every run, and a request that loops back to a route draws afresh each visit (with
+//!   the id alone, a request that took a loop once would take it forever).
 //! - `{"attribute": "tier", "cases": {"gold": "fast"}, "default": "slow"}`: the output named by
 //!   the attribute's value, or `default` when the attribute is missing or has no case.
 
@@ -86,10 +88,11 @@ impl Route {
         }
     }
 
-    fn choose(&self, req: &Request) -> Output {
+    fn choose(&self, req: &mut Request) -> Output {
         match &self.rule {
             Rule::Weights { bounds, total, seed } => {
-                let draw = splitmix64(req.id ^ splitmix64(*seed)) % total;
+                let draw = weighted_draw(req.id, *seed, req.draws) % total;
+                req.draws = req.draws.wrapping_add(1);
                 Output(bounds.iter().position(|&b| draw < b).unwrap() as u16)
             }
             Rule::Attribute { name, cases, default } => {
@@ -97,6 +100,13 @@ impl Route {
             }
         }
     }
+}
+
+/// The `visit`th weighted draw of request `id` under `seed`. The first (visit 0) is the hash of
+/// the id and seed alone; later ones step along the same SplitMix64 sequence.
+fn weighted_draw(id: u64, seed: u64, visit: u32) -> u64 {
+    const STEP: u64 = 0x9e37_79b9_7f4a_7c15;
+    splitmix64((id ^ splitmix64(seed)).wrapping_add(u64::from(visit).wrapping_mul(STEP)))
 }
 
 impl StageFactory for Route {
@@ -129,8 +139,8 @@ mod tests {
         assert_eq!(r.outputs(), Outputs::Named(vec!["a".into(), "b".into()]));
         let mut counts = [0u32; 2];
         for id in 0..40_000 {
-            let req = Request { id, ..Request::default() };
-            counts[r.choose(&req).0 as usize] += 1;
+            let mut req = Request { id, ..Request::default() };
+            counts[r.choose(&mut req).0 as usize] += 1;
         }
         // A fair hash puts 30,000 in `a`; 1% is about six standard deviations.
         assert!((29_600..=30_400).contains(&counts[0]), "{counts:?}");
@@ -142,11 +152,36 @@ mod tests {
         let r = route(r#"{"attribute": "tier", "cases": {"gold": "fast"}, "default": "slow"}"#).unwrap();
         assert_eq!(r.outputs(), Outputs::Named(vec!["fast".into(), "slow".into()]));
         let mut req = Request::default();
-        assert_eq!(r.choose(&req), Output(1));
+        assert_eq!(r.choose(&mut req), Output(1));
         req.attrs.set("tier".into(), "gold".into());
-        assert_eq!(r.choose(&req), Output(0));
+        assert_eq!(r.choose(&mut req), Output(0));
         req.attrs.set("tier".into(), "free".into());
-        assert_eq!(r.choose(&req), Output(1));
+        assert_eq!(r.choose(&mut req), Output(1));
+    }
+
+    #[test]
+    fn a_request_that_comes_back_draws_afresh() {
+        // Half the time back to the route: with the id alone a request that took `back` once
+        // would take it on every visit and never leave.
+        let r = route(r#"{"weights": {"back": 1, "out": 1}}"#).unwrap();
+        let mut visits_to_leave = Vec::new();
+        for id in 0..1_000 {
+            let mut req = Request { id, ..Request::default() };
+            let mut visits = 1;
+            while r.choose(&mut req) == Output(0) {
+                visits += 1;
+                assert!(visits < 64, "request {id} loops");
+            }
+            visits_to_leave.push(visits);
+        }
+        assert!(visits_to_leave.iter().any(|&v| v > 1), "some requests take the loop");
+        // The first visit draws as it always did: runs stay comparable.
+        let mut req = Request { id: 7, ..Request::default() };
+        let first = r.choose(&mut req);
+        let mut again = Request { id: 7, ..Request::default() };
+        assert_eq!(r.choose(&mut again), first, "the same request draws the same on every run");
+        req.reset(7);
+        assert_eq!(req.draws, 0, "a recycled request starts its draws over");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::{Output, Outputs, Request, Stage, StageFactory, Step};
+use crate::{BuildError, Output, Outputs, Request, Stage, StageFactory, Step};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -18,9 +18,19 @@ pub struct Spin {
     busy: Duration,
 }
 
+/// The most CPU time one request may burn: a worker in a handler cannot be stopped, so a
+/// longer spin would hold shutdown (and every request queued behind it) past its drain timeout.
+pub const MAX_MICROS: u64 = 100_000;
+
 impl Spin {
-    pub fn new(params: Params) -> Self {
-        Spin { busy: Duration::from_micros(params.micros) }
+    pub fn new(params: Params) -> Result<Self, BuildError> {
+        if params.micros > MAX_MICROS {
+            return Err(BuildError::bad(
+                "micros",
+                format!("`micros` must be at most {MAX_MICROS} (0.1 s), not {}", params.micros),
+            ));
+        }
+        Ok(Spin { busy: Duration::from_micros(params.micros) })
     }
 }
 
