@@ -10,13 +10,18 @@
 //! count can briefly overshoot while a producer gives back an over-reservation, which can only
 //! make a racing producer see the queue full a moment early, never let it grow past capacity.
 //!
+//! `drop_oldest` takes the oldest request out of the oldest batch; the rest of that batch is
+//! still older than anything behind it, so it waits in a slot at the front of the queue
+//! ([`StageQueue::steal_oldest`]), which workers look at before the injector: the queue keeps
+//! its order, and the next request dropped is the next oldest.
+//!
 //! A producer that must wait for room (`block`, a source waiting for room) sleeps in
 //! [`StageQueue::wait_for_room`] once it has spun and yielded a little; the worker that
 //! releases room wakes it once there is room for several batches (a wake-up per batch would
 //! cost a system call on each side per batch). The waiters' count shares the length's cache
 //! line, so a release looks for waiters at no extra cost.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -62,6 +67,11 @@ const SPARES: usize = 1024;
 
 pub(crate) struct StageQueue {
     injector: Injector<Batch>,
+    /// What is left of the oldest batch after `drop_oldest` took its oldest request: older
+    /// than everything in the injector, so it is taken first. Only a full `drop_oldest` queue
+    /// ever fills it; `front_held` lets the workers skip the lock when it is empty.
+    front: Mutex<Option<Batch>>,
+    front_held: AtomicBool,
     room: CachePadded<Room>,
     /// Where producers sleep until a release makes room.
     room_lock: Mutex<()>,
@@ -86,6 +96,8 @@ impl StageQueue {
     pub fn new(stage: StageId, plan: QueuePlan) -> Self {
         StageQueue {
             injector: Injector::new(),
+            front: Mutex::new(None),
+            front_held: AtomicBool::new(false),
             room: CachePadded::default(),
             room_lock: Mutex::new(()),
             room_freed: Condvar::new(),
@@ -201,9 +213,14 @@ impl StageQueue {
         let _ = self.spares.push(batch.items);
     }
 
-    /// Moves a few batches into `local` and pops one of them.
+    /// Moves a few batches into `local` and pops one of them (the front slot's first, if held).
     #[inline]
     pub fn steal_into(&self, local: &Worker<Batch>) -> Option<Batch> {
+        if self.front_held.load(Ordering::Acquire) {
+            if let Some(batch) = self.take_front() {
+                return Some(batch);
+            }
+        }
         loop {
             match self.injector.steal_batch_with_limit_and_pop(local, 4) {
                 Steal::Success(batch) => return Some(batch),
@@ -213,28 +230,42 @@ impl StageQueue {
         }
     }
 
+    #[cold]
+    fn take_front(&self) -> Option<Batch> {
+        let mut front = self.front.lock().unwrap();
+        self.front_held.store(false, Ordering::Release);
+        front.take()
+    }
+
     /// Takes the oldest queued request (for `drop_oldest`), keeping its room reserved for the
-    /// caller's new one. The rest of its batch goes back to the end of the queue.
+    /// caller's new one. The rest of its batch waits in the front slot, ahead of the injector,
+    /// so the queue keeps its order.
     pub fn steal_oldest(&self) -> Option<Box<Envelope>> {
-        let mut batch = loop {
-            match self.injector.steal() {
-                Steal::Success(batch) => break batch,
-                Steal::Empty => return None,
-                Steal::Retry => continue,
-            }
+        let mut front = self.front.lock().unwrap();
+        let mut batch = match front.take() {
+            Some(batch) => batch,
+            None => loop {
+                match self.injector.steal() {
+                    Steal::Success(batch) => break batch,
+                    Steal::Empty => return None,
+                    Steal::Retry => continue,
+                }
+            },
         };
         let oldest = batch.items.remove(0);
         if batch.items.is_empty() {
+            self.front_held.store(false, Ordering::Release);
             self.give_back(batch);
         } else {
-            self.injector.push(batch);
+            *front = Some(batch);
+            self.front_held.store(true, Ordering::Release);
         }
         Some(oldest)
     }
 
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.injector.is_empty()
+        self.injector.is_empty() && !self.front_held.load(Ordering::Acquire)
     }
 
     /// Requests queued and not yet started (reserved room included).

@@ -129,6 +129,44 @@ fn drop_oldest_rejects_the_oldest_waiting_requests() {
     assert_eq!(summary.ledger.rejected, 6);
 }
 
+/// Fills a 4-deep `drop_oldest` queue with requests 1 to 4 handed over in `fill` batches, then
+/// sends 5, 6 and 7 in `overflow` batches; returns the ids dropped and the ids completed, each
+/// in the order they ended.
+fn drop_oldest_with_batches(fill: &[&[u64]], overflow: &[&[u64]]) -> (Vec<u64>, Vec<u64>) {
+    let mut plan = plan(gated(json!({ "capacity": 4, "when_full": "drop_oldest" })));
+    let gate = Gate::install(&mut plan, "entry");
+    let (engine, collect) = start(plan);
+    submit(&engine, [0], Admission::Policy);
+    gate.wait_entered(1);
+    for batch in fill.iter().chain(overflow) {
+        submit(&engine, batch.iter().copied(), Admission::Policy);
+    }
+    let entry = id(&engine, "entry");
+    gate.open();
+    let summary = engine.shutdown();
+    let ended = collect.exactly_once(8);
+    assert_eq!((summary.ledger.admitted, summary.ledger.rejected, summary.ledger.completed), (8, 3, 5));
+    // `ended` is by id, `order()` the ids as they ended.
+    let ended_as =
+        |wanted: Outcome| collect.order().into_iter().filter(|&id| ended[id as usize].outcome == wanted).collect();
+    (ended_as(Outcome::Rejected(RejectReason::DroppedOldest { stage: entry })), ended_as(Outcome::Completed))
+}
+
+#[test]
+fn drop_oldest_drops_the_oldest_and_keeps_the_order_of_the_rest_whatever_the_batches() {
+    // Real traffic moves in batches: the oldest request is the first of the oldest batch, and
+    // the rest of that batch stays ahead of everything queued after it.
+    let fills: [&[&[u64]]; 4] = [&[&[1, 2, 3, 4]], &[&[1, 2], &[3, 4]], &[&[1], &[2, 3, 4]], &[&[1, 2, 3], &[4]]];
+    let overflows: [&[&[u64]]; 3] = [&[&[5], &[6], &[7]], &[&[5, 6, 7]], &[&[5, 6], &[7]]];
+    for fill in fills {
+        for overflow in overflows {
+            let (dropped, completed) = drop_oldest_with_batches(fill, overflow);
+            assert_eq!(dropped, vec![1, 2, 3], "filled as {fill:?}, then {overflow:?}");
+            assert_eq!(completed, vec![0, 4, 5, 6, 7], "filled as {fill:?}, then {overflow:?}: in queue order");
+        }
+    }
+}
+
 #[test]
 fn block_waits_for_room_then_rejects_after_its_timeout() {
     let mut plan = plan(gated(json!({ "capacity": 2, "when_full": "block", "block_timeout_ms": 50 })));
