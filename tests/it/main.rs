@@ -9,6 +9,7 @@ mod examples;
 mod generator;
 mod http_framing;
 mod http_server;
+mod ledger;
 mod load;
 mod record;
 mod report;
