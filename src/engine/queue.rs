@@ -19,10 +19,10 @@
 //! [`StageQueue::wait_for_room`] once it has spun and yielded a little; the worker that
 //! releases room wakes it once there is room for several batches (a wake-up per batch would
 //! cost a system call on each side per batch). The waiters' count shares the length's cache
-//! line, so a release looks for waiters at no extra cost.
+//! line, so a release looks for waiters at no extra cost. The wake-up is the sleep protocol's
+//! argument again (either the release sees the waiter, or the waiter sees the room), so it is
+//! built on the crate's sync shim and has a loom model of its own (below).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
@@ -32,6 +32,7 @@ use crossbeam_utils::CachePadded;
 use super::Envelope;
 use crate::clock::now_ns;
 use crate::config::{QueuePlan, StageId};
+use crate::sync::{mutant, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
 
 /// Most requests in one batch.
 pub(crate) const BATCH: usize = 32;
@@ -186,7 +187,11 @@ impl StageQueue {
     pub fn wait_for_room(&self, until: u64) {
         self.room.waiters.fetch_add(1, Ordering::SeqCst);
         let guard = self.room_lock.lock().unwrap();
-        if self.room.len.load(Ordering::SeqCst) >= self.plan.capacity {
+        // A read-modify-write, not a load: it reads the latest count, so either it sees the
+        // release that made room, or it comes before that release, which then reads from it
+        // and so sees this waiter. (A plain load leans on SeqCst's single order alone, which
+        // loom does not model: it found a lost wake-up there.)
+        if mutant("no_room_recheck") || self.room.len.fetch_add(0, Ordering::SeqCst) >= self.plan.capacity {
             let _ = self.room_freed.wait_timeout(guard, Duration::from_nanos(until.saturating_sub(now_ns()))).unwrap();
         }
         self.room.waiters.fetch_sub(1, Ordering::SeqCst);
@@ -286,7 +291,65 @@ pub(crate) fn steal_from(stealer: &Stealer<Batch>, local: &Worker<Batch>) -> Opt
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, loom))]
+mod loom_model {
+    //! The room wake-up: a producer waiting for room in a full queue ([`StageQueue::wait_for_room`],
+    //! as `push_as_room_allows` calls it) and the worker releasing room as it starts a batch
+    //! ([`StageQueue::release`]). In loom a wait never times out, so a lost wake-up is a
+    //! deadlock, not the real waiter's bounded sleep.
+
+    use super::*;
+    use crate::config::WhenFull;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    fn full_queue(capacity: usize) -> Arc<StageQueue> {
+        let q = StageQueue::new(0, QueuePlan { capacity, when_full: WhenFull::Block, block_timeout: Duration::ZERO });
+        assert_eq!(q.reserve(capacity), capacity);
+        Arc::new(q)
+    }
+
+    /// A producer's wait for one place, as `push_as_room_allows` does it once done spinning.
+    fn wait_then_reserve_one(q: &StageQueue) {
+        while q.reserve(1) == 0 {
+            q.wait_for_room(u64::MAX);
+        }
+    }
+
+    #[test]
+    fn a_producer_waiting_for_room_is_woken_by_the_release_that_makes_it() {
+        loom::model(|| {
+            // Capacity 4: a release of one place is enough to wake a waiter.
+            let q = full_queue(4);
+            let p = q.clone();
+            let producer = thread::spawn(move || wait_then_reserve_one(&p));
+            q.release(1);
+            producer.join().unwrap();
+            assert_eq!(q.depth(), 4);
+        });
+    }
+
+    #[test]
+    fn two_producers_waiting_for_room_are_both_woken_by_two_releases() {
+        loom::model(|| {
+            let q = full_queue(4);
+            let producers: Vec<_> = (0..2)
+                .map(|_| {
+                    let p = q.clone();
+                    thread::spawn(move || wait_then_reserve_one(&p))
+                })
+                .collect();
+            q.release(1);
+            q.release(1);
+            for p in producers {
+                p.join().unwrap();
+            }
+            assert_eq!(q.depth(), 4);
+        });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::config::WhenFull;
