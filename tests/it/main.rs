@@ -6,6 +6,7 @@ mod config;
 mod configs;
 mod engine;
 mod examples;
+mod framing_props;
 mod generator;
 mod http_framing;
 mod http_server;
