@@ -519,7 +519,12 @@ impl Reactor {
             let Some(conn) = self.slots[slot].conn.as_mut() else { continue };
             conn.dirty = false;
             let envelopes = &mut self.envelopes;
-            conn.serialise(self.date.as_bytes(), |env| envelopes.push(env));
+            let serialised = conn.serialise(self.date.as_bytes(), |env| envelopes.push(env));
+            // Answers leaving the pipeline make room under `max_pipelined` only here, when they
+            // are serialised (not when they are taken): a connection that stopped framing at the
+            // cap frames what it holds now, or its buffered requests would wait for bytes that
+            // may never come (edge-triggered) and end at the header timeout.
+            let pipeline_room = serialised > 0 && conn.owed() < self.plan.max_pipelined && conn.partial();
             if conn.flush().is_err() {
                 HttpLive::count(&self.live.broken);
                 self.close(slot);
@@ -529,8 +534,9 @@ impl Reactor {
             let conn = self.slots[slot].conn.as_mut().unwrap();
             if conn.finished() {
                 self.close(slot);
-            } else if conn.unblocked() {
-                // It had stopped framing for its unsent answers, which have drained.
+            } else if conn.unblocked() || pipeline_room {
+                // It had stopped framing for its unsent answers, which have drained, or for
+                // the pipelining cap, which it is now under.
                 self.on_readable(slot);
             }
         }

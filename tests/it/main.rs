@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod configs;
 mod engine;
+mod documented;
 mod examples;
 mod framing_props;
 mod generator;
