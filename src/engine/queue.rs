@@ -366,7 +366,12 @@ mod tests {
         let started = Instant::now();
         std::thread::scope(|s| {
             s.spawn(|| {
-                std::thread::sleep(Duration::from_millis(20));
+                // Released once the producer has counted itself a waiter (not after a sleep that
+                // hopes it has): the release must then wake it, whether it is asleep yet or not.
+                // Every interleaving is the loom model's (`loom_model` above).
+                while q.room.waiters.load(Ordering::SeqCst) == 0 {
+                    std::thread::yield_now();
+                }
                 // A quarter of the capacity: enough room to wake a waiter.
                 q.release(16);
             });
