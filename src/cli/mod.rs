@@ -150,6 +150,11 @@ fn run(options: RunOptions, registry: &Registry) -> anyhow::Result<ExitCode> {
     if let (Some((dir, text)), Some(recording)) = (record, recording) {
         crate::metrics::record::write_run(dir, &text, &summary, &recording)?;
     }
+    // More endings than admissions: a request ended twice, a bug that no figure can be trusted past.
+    if let Some(fault) = summary.ledger.fault() {
+        eprintln!("seda: {fault}");
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(if verdicts.iter().all(|v| v.passed) { ExitCode::SUCCESS } else { ExitCode::from(THRESHOLD_FAILED) })
 }
 

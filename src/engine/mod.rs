@@ -20,7 +20,7 @@ mod worker;
 
 pub(crate) use context::Ctx;
 pub use envelope::{Envelope, OriginId};
-pub use ledger::{Ledger, LedgerCounts};
+pub use ledger::{Ledger, LedgerCounts, LedgerFault};
 pub use outcome::{HandBack, Origin, Outcome, RejectReason};
 pub use panics::{is_panic, quiet_worker_panics};
 pub use poller::{Admit, Poller};

@@ -10,14 +10,19 @@
 //! count can briefly overshoot while a producer gives back an over-reservation, which can only
 //! make a racing producer see the queue full a moment early, never let it grow past capacity.
 //!
+//! `drop_oldest` takes the oldest request out of the oldest batch; the rest of that batch is
+//! still older than anything behind it, so it waits in a slot at the front of the queue
+//! ([`StageQueue::steal_oldest`]), which workers look at before the injector: the queue keeps
+//! its order, and the next request dropped is the next oldest.
+//!
 //! A producer that must wait for room (`block`, a source waiting for room) sleeps in
 //! [`StageQueue::wait_for_room`] once it has spun and yielded a little; the worker that
 //! releases room wakes it once there is room for several batches (a wake-up per batch would
 //! cost a system call on each side per batch). The waiters' count shares the length's cache
-//! line, so a release looks for waiters at no extra cost.
+//! line, so a release looks for waiters at no extra cost. The wake-up is the sleep protocol's
+//! argument again (either the release sees the waiter, or the waiter sees the room), so it is
+//! built on the crate's sync shim and has a loom model of its own (below).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
@@ -27,6 +32,7 @@ use crossbeam_utils::CachePadded;
 use super::Envelope;
 use crate::clock::now_ns;
 use crate::config::{QueuePlan, StageId};
+use crate::sync::{mutant, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
 
 /// Most requests in one batch.
 pub(crate) const BATCH: usize = 32;
@@ -62,6 +68,11 @@ const SPARES: usize = 1024;
 
 pub(crate) struct StageQueue {
     injector: Injector<Batch>,
+    /// What is left of the oldest batch after `drop_oldest` took its oldest request: older
+    /// than everything in the injector, so it is taken first. Only a full `drop_oldest` queue
+    /// ever fills it; `front_held` lets the workers skip the lock when it is empty.
+    front: Mutex<Option<Batch>>,
+    front_held: AtomicBool,
     room: CachePadded<Room>,
     /// Where producers sleep until a release makes room.
     room_lock: Mutex<()>,
@@ -86,6 +97,8 @@ impl StageQueue {
     pub fn new(stage: StageId, plan: QueuePlan) -> Self {
         StageQueue {
             injector: Injector::new(),
+            front: Mutex::new(None),
+            front_held: AtomicBool::new(false),
             room: CachePadded::default(),
             room_lock: Mutex::new(()),
             room_freed: Condvar::new(),
@@ -174,7 +187,11 @@ impl StageQueue {
     pub fn wait_for_room(&self, until: u64) {
         self.room.waiters.fetch_add(1, Ordering::SeqCst);
         let guard = self.room_lock.lock().unwrap();
-        if self.room.len.load(Ordering::SeqCst) >= self.plan.capacity {
+        // A read-modify-write, not a load: it reads the latest count, so either it sees the
+        // release that made room, or it comes before that release, which then reads from it
+        // and so sees this waiter. (A plain load leans on SeqCst's single order alone, which
+        // loom does not model: it found a lost wake-up there.)
+        if mutant("no_room_recheck") || self.room.len.fetch_add(0, Ordering::SeqCst) >= self.plan.capacity {
             let _ = self.room_freed.wait_timeout(guard, Duration::from_nanos(until.saturating_sub(now_ns()))).unwrap();
         }
         self.room.waiters.fetch_sub(1, Ordering::SeqCst);
@@ -201,9 +218,14 @@ impl StageQueue {
         let _ = self.spares.push(batch.items);
     }
 
-    /// Moves a few batches into `local` and pops one of them.
+    /// Moves a few batches into `local` and pops one of them (the front slot's first, if held).
     #[inline]
     pub fn steal_into(&self, local: &Worker<Batch>) -> Option<Batch> {
+        if self.front_held.load(Ordering::Acquire) {
+            if let Some(batch) = self.take_front() {
+                return Some(batch);
+            }
+        }
         loop {
             match self.injector.steal_batch_with_limit_and_pop(local, 4) {
                 Steal::Success(batch) => return Some(batch),
@@ -213,28 +235,42 @@ impl StageQueue {
         }
     }
 
+    #[cold]
+    fn take_front(&self) -> Option<Batch> {
+        let mut front = self.front.lock().unwrap();
+        self.front_held.store(false, Ordering::Release);
+        front.take()
+    }
+
     /// Takes the oldest queued request (for `drop_oldest`), keeping its room reserved for the
-    /// caller's new one. The rest of its batch goes back to the end of the queue.
+    /// caller's new one. The rest of its batch waits in the front slot, ahead of the injector,
+    /// so the queue keeps its order.
     pub fn steal_oldest(&self) -> Option<Box<Envelope>> {
-        let mut batch = loop {
-            match self.injector.steal() {
-                Steal::Success(batch) => break batch,
-                Steal::Empty => return None,
-                Steal::Retry => continue,
-            }
+        let mut front = self.front.lock().unwrap();
+        let mut batch = match front.take() {
+            Some(batch) => batch,
+            None => loop {
+                match self.injector.steal() {
+                    Steal::Success(batch) => break batch,
+                    Steal::Empty => return None,
+                    Steal::Retry => continue,
+                }
+            },
         };
         let oldest = batch.items.remove(0);
         if batch.items.is_empty() {
+            self.front_held.store(false, Ordering::Release);
             self.give_back(batch);
         } else {
-            self.injector.push(batch);
+            *front = Some(batch);
+            self.front_held.store(true, Ordering::Release);
         }
         Some(oldest)
     }
 
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.injector.is_empty()
+        self.injector.is_empty() && !self.front_held.load(Ordering::Acquire)
     }
 
     /// Requests queued and not yet started (reserved room included).
@@ -255,7 +291,65 @@ pub(crate) fn steal_from(stealer: &Stealer<Batch>, local: &Worker<Batch>) -> Opt
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, loom))]
+mod loom_model {
+    //! The room wake-up: a producer waiting for room in a full queue ([`StageQueue::wait_for_room`],
+    //! as `push_as_room_allows` calls it) and the worker releasing room as it starts a batch
+    //! ([`StageQueue::release`]). In loom a wait never times out, so a lost wake-up is a
+    //! deadlock, not the real waiter's bounded sleep.
+
+    use super::*;
+    use crate::config::WhenFull;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    fn full_queue(capacity: usize) -> Arc<StageQueue> {
+        let q = StageQueue::new(0, QueuePlan { capacity, when_full: WhenFull::Block, block_timeout: Duration::ZERO });
+        assert_eq!(q.reserve(capacity), capacity);
+        Arc::new(q)
+    }
+
+    /// A producer's wait for one place, as `push_as_room_allows` does it once done spinning.
+    fn wait_then_reserve_one(q: &StageQueue) {
+        while q.reserve(1) == 0 {
+            q.wait_for_room(u64::MAX);
+        }
+    }
+
+    #[test]
+    fn a_producer_waiting_for_room_is_woken_by_the_release_that_makes_it() {
+        loom::model(|| {
+            // Capacity 4: a release of one place is enough to wake a waiter.
+            let q = full_queue(4);
+            let p = q.clone();
+            let producer = thread::spawn(move || wait_then_reserve_one(&p));
+            q.release(1);
+            producer.join().unwrap();
+            assert_eq!(q.depth(), 4);
+        });
+    }
+
+    #[test]
+    fn two_producers_waiting_for_room_are_both_woken_by_two_releases() {
+        loom::model(|| {
+            let q = full_queue(4);
+            let producers: Vec<_> = (0..2)
+                .map(|_| {
+                    let p = q.clone();
+                    thread::spawn(move || wait_then_reserve_one(&p))
+                })
+                .collect();
+            q.release(1);
+            q.release(1);
+            for p in producers {
+                p.join().unwrap();
+            }
+            assert_eq!(q.depth(), 4);
+        });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::config::WhenFull;
@@ -272,7 +366,12 @@ mod tests {
         let started = Instant::now();
         std::thread::scope(|s| {
             s.spawn(|| {
-                std::thread::sleep(Duration::from_millis(20));
+                // Released once the producer has counted itself a waiter (not after a sleep that
+                // hopes it has): the release must then wake it, whether it is asleep yet or not.
+                // Every interleaving is the loom model's (`loom_model` above).
+                while q.room.waiters.load(Ordering::SeqCst) == 0 {
+                    std::thread::yield_now();
+                }
                 // A quarter of the capacity: enough room to wake a waiter.
                 q.release(16);
             });

@@ -20,11 +20,14 @@
 //! not lost either. A stale token only causes one spurious wake-up, after which the worker looks
 //! for work and goes through the protocol again.
 //!
-//! `loom` checks this protocol, and finds the lost wake-up if step 2's look is taken out:
-//! `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" cargo test --release --lib engine::sleep`
-//! (a separate `CARGO_TARGET_DIR` keeps it from rebuilding the normal one).
+//! `loom` checks this protocol, for a worker that parks and for one that sleeps in its poller
+//! (`loom_model` below; `worker.rs` has the model of a worker's idle decision), and finds the
+//! lost wake-up when step 2's look, the producer's fence or a poller's waker is taken out
+//! (the mutants of `crate::sync::mutant`, which `.ci/run` checks are caught):
+//! `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test
+//! --profile loom --lib loom_model` (see docs/design.md, "The models").
 
-use crate::sync::{fence, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::sync::{fence, mutant, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
 
 pub struct Sleep {
     /// How many workers are on the idle list: lets producers skip the lock when none sleeps.
@@ -81,7 +84,7 @@ impl Sleep {
             self.sleepers.store(idle.len(), Ordering::SeqCst);
         }
         fence(Ordering::SeqCst);
-        if has_work() {
+        if !mutant("no_recheck") && has_work() {
             self.unregister(me);
             return false;
         }
@@ -106,7 +109,9 @@ impl Sleep {
     /// Wakes one sleeping worker, if any sleeps. Call after making a queue non-empty.
     #[inline]
     pub fn wake_one(&self) {
-        fence(Ordering::SeqCst);
+        if !mutant("no_producer_fence") {
+            fence(Ordering::SeqCst);
+        }
         if self.sleepers.load(Ordering::SeqCst) != 0 {
             self.wake_one_slow();
         }
@@ -127,6 +132,9 @@ impl Sleep {
 
     fn notify(&self, w: usize) {
         self.tokens[w].notify();
+        if mutant("no_poller_wake") {
+            return;
+        }
         if let Some(waker) = &self.wakers[w] {
             waker();
         }
@@ -182,7 +190,7 @@ impl Token {
 }
 
 #[cfg(all(test, loom))]
-mod loom_tests {
+mod loom_model {
     use super::*;
     use loom::sync::atomic::AtomicUsize;
     use loom::sync::Arc;
@@ -236,6 +244,92 @@ mod loom_tests {
             let w = thread::spawn(move || worker(&s, &q, &d, 0, 1));
             queue.push();
             sleep.wake_one();
+            w.join().unwrap();
+            assert_eq!(done.load(Ordering::Acquire), 1);
+        });
+    }
+
+    /// A poller reduced to what the protocol sees of it: readiness that its waker (or its own
+    /// I/O) sets and a turn consumes, blocking until it is set unless told only to look. (A
+    /// real turn may also end at its own deadline; never ending is the harder case.)
+    #[derive(Default)]
+    struct Poll {
+        ready: Mutex<bool>,
+        cond: Condvar,
+    }
+
+    impl Poll {
+        fn ready(&self) {
+            *self.ready.lock().unwrap() = true;
+            self.cond.notify_one();
+        }
+        fn turn(&self, block: bool) {
+            let mut ready = self.ready.lock().unwrap();
+            while block && !*ready {
+                ready = self.cond.wait(ready).unwrap();
+            }
+            *ready = false;
+        }
+    }
+
+    /// A pool of one worker that sleeps in `poll`, as a worker running the HTTP reactor or
+    /// the generator does.
+    fn polling_pool(poll: &Arc<Poll>) -> Sleep {
+        let p = poll.clone();
+        Sleep::with_wakers(vec![Some(std::sync::Arc::new(move || p.ready()))])
+    }
+
+    /// The worker loop's shape for a worker with a poller: as [`worker`], sleeping in its
+    /// poller through [`Sleep::sleep_polling`] as `worker.rs` does (a turn that only looks when
+    /// the token says a wake-up is due, else one that blocks).
+    fn polling_worker(sleep: &Sleep, queue: &Queue, done: &AtomicUsize, poll: &Poll, items: usize) {
+        while done.load(Ordering::Acquire) < items {
+            if queue.try_pop() {
+                done.fetch_add(1, Ordering::AcqRel);
+                continue;
+            }
+            if done.load(Ordering::Acquire) >= items {
+                break;
+            }
+            let has_work = || queue.has_work() || done.load(Ordering::Acquire) >= items;
+            sleep.sleep_polling(0, has_work, |woken| poll.turn(!woken));
+        }
+        sleep.wake_all();
+    }
+
+    #[test]
+    fn a_worker_sleeping_in_its_poller_never_loses_a_wake_up() {
+        loom::model(|| {
+            let poll = Arc::new(Poll::default());
+            let sleep = Arc::new(polling_pool(&poll));
+            let queue = Arc::new(Queue(AtomicUsize::new(0)));
+            let done = Arc::new(AtomicUsize::new(0));
+            let (s, q, d, p) = (sleep.clone(), queue.clone(), done.clone(), poll.clone());
+            let w = thread::spawn(move || polling_worker(&s, &q, &d, &p, 1));
+            queue.push();
+            sleep.wake_one();
+            w.join().unwrap();
+            assert_eq!(done.load(Ordering::Acquire), 1);
+        });
+    }
+
+    #[test]
+    fn a_worker_woken_by_its_own_io_stays_wakeable_by_producers() {
+        // Its own I/O wakes it while it is listed as a sleeper (its token not set): it must
+        // come off the list, and a producer's later wake-up, whether it finds it listed or
+        // not, must still reach it.
+        loom::model(|| {
+            let poll = Arc::new(Poll::default());
+            let sleep = Arc::new(polling_pool(&poll));
+            let queue = Arc::new(Queue(AtomicUsize::new(0)));
+            let done = Arc::new(AtomicUsize::new(0));
+            let (s, q, d, p) = (sleep.clone(), queue.clone(), done.clone(), poll.clone());
+            let w = thread::spawn(move || polling_worker(&s, &q, &d, &p, 1));
+            let p = poll.clone();
+            let io = thread::spawn(move || p.ready());
+            queue.push();
+            sleep.wake_one();
+            io.join().unwrap();
             w.join().unwrap();
             assert_eq!(done.load(Ordering::Acquire), 1);
         });

@@ -21,15 +21,16 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-use crossbeam_deque::Worker as LocalQueue;
+use crossbeam_deque::{Stealer, Worker as LocalQueue};
 use seda_stages::{IoOp, Stage, StageError, Step};
 
-use super::queue::{steal_from, Batch};
-use super::runtime::{EngineError, Shared, WorkerInfo};
+use super::queue::{steal_from, Batch, StageQueue};
+use super::runtime::{EngineError, WorkerInfo};
 use super::sampler::Sampler;
-use super::{panics, Admit, Ctx, Envelope, OriginId, Outcome, Poller};
+use super::{panics, Admit, Ctx, Envelope, OriginId, Outcome, Poller, Sleep};
 use crate::clock::now_ns;
 use crate::config::StageId;
+use crate::sync::mutant;
 
 /// How long an idle worker spins, then yields, before it sleeps. A worker that shares its CPU
 /// with another engine thread does not spin: spinning would take the CPU from the very thread
@@ -175,7 +176,9 @@ impl Worker {
             }
             let shared = self.ctx.shared.clone();
             let (pool, index) = (self.pool, self.index);
-            let has_work = || shared.stopped() || pool_has_work(&shared, pool);
+            let pool_shared = &shared.pools[pool];
+            let has_work =
+                || shared.stopped() || pool_has_work(&shared.queues, &pool_shared.stages, &pool_shared.stealers);
             if self.io.is_some() {
                 // Its I/O is its sleep: blocked there, a producer's wake or a socket wakes it.
                 let timeout = |woken: bool| match (woken, unpublished) {
@@ -217,38 +220,14 @@ impl Worker {
     /// A batch from the local deque, else from the pool's stage queues.
     #[inline]
     fn take_own(&mut self) -> Option<Batch> {
-        if let Some(batch) = self.local.pop() {
-            return Some(batch);
-        }
         let shared = &self.ctx.shared;
         let pool = &shared.pools[self.pool];
-        let n = pool.stages.len();
-        for i in 0..n {
-            let stage = pool.stages[(self.rotate + i) % n];
-            let queue = &shared.queues[stage];
-            if queue.is_empty() {
-                continue;
-            }
-            if let Some(batch) = queue.steal_into(&self.local) {
-                self.rotate = self.rotate.wrapping_add(1);
-                // More left for a sibling: make sure one is awake to take it.
-                if !self.local.is_empty() || !queue.is_empty() {
-                    pool.sleep.wake_one();
-                }
-                return Some(batch);
-            }
-        }
-        None
+        take_own(&self.local, &shared.queues, &pool.stages, &mut self.rotate, &pool.sleep)
     }
 
     /// Some of a sibling's local deque.
     fn steal(&mut self) -> Option<Batch> {
-        let pool = &self.ctx.shared.pools[self.pool];
-        pool.stealers
-            .iter()
-            .enumerate()
-            .filter(|&(i, s)| i != self.index && !s.is_empty())
-            .find_map(|(_, s)| steal_from(s, &self.local))
+        steal_from_siblings(&self.ctx.shared.pools[self.pool].stealers, self.index, &self.local)
     }
 
     /// Step 2 for a whole batch (all bound for one stage).
@@ -487,10 +466,52 @@ fn no_such_output(stage: StageId, out: u16) -> Next {
     Next::End(Outcome::Failed { stage, error })
 }
 
-/// Whether any of `pool`'s stage queues or workers' local deques holds work.
-fn pool_has_work(shared: &Shared, pool: usize) -> bool {
-    let pool = &shared.pools[pool];
-    pool.stages.iter().any(|&s| !shared.queues[s].is_empty()) || pool.stealers.iter().any(|s| !s.is_empty())
+// The worker's decisions about where work is, as free functions of the queues, deques and
+// sleep they look at, so that the loom model of the idle path (`super::idle_model`) runs this
+// very code.
+
+/// A batch from `local`, else a few from one of the pool's stage queues (`stages`, indexes into
+/// `queues`, looked at from `rotate` on) moved into `local`, waking a sibling (on `sleep`) when
+/// more is left than the batch taken.
+#[inline]
+pub(crate) fn take_own(
+    local: &LocalQueue<Batch>,
+    queues: &[StageQueue],
+    stages: &[StageId],
+    rotate: &mut usize,
+    sleep: &Sleep,
+) -> Option<Batch> {
+    if let Some(batch) = local.pop() {
+        return Some(batch);
+    }
+    let n = stages.len();
+    for i in 0..n {
+        let queue = &queues[stages[(*rotate + i) % n]];
+        if queue.is_empty() {
+            continue;
+        }
+        if let Some(batch) = queue.steal_into(local) {
+            *rotate = rotate.wrapping_add(1);
+            // More left for a sibling: make sure one is awake to take it.
+            if !local.is_empty() || !queue.is_empty() {
+                sleep.wake_one();
+            }
+            return Some(batch);
+        }
+    }
+    None
+}
+
+/// Some of the local deque of a sibling of worker `me` (`stealers`: the pool's, by worker).
+pub(crate) fn steal_from_siblings(stealers: &[Stealer<Batch>], me: usize, local: &LocalQueue<Batch>) -> Option<Batch> {
+    stealers.iter().enumerate().filter(|&(i, s)| i != me && !s.is_empty()).find_map(|(_, s)| steal_from(s, local))
+}
+
+/// Whether any of the pool's stage queues (`stages`, indexes into `queues`) or workers' local
+/// deques holds work: a worker's last look before it sleeps (step 2 of [`Sleep`]'s protocol).
+pub(crate) fn pool_has_work(queues: &[StageQueue], stages: &[StageId], stealers: &[Stealer<Batch>]) -> bool {
+    let queued = !mutant("idle_misses_queues") && stages.iter().any(|&s| !queues[s].is_empty());
+    queued || stealers.iter().any(|s| !s.is_empty())
 }
 
 /// The CPUs the calling thread may run on, as the kernel reports them.
@@ -499,4 +520,107 @@ fn allowed_cpus() -> String {
         .ok()
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:").map(|v| v.trim().to_string())))
         .unwrap_or_default()
+}
+
+#[cfg(all(test, loom))]
+mod loom_model {
+    //! The idle path of a pool's workers with the real code: producers hand batches in as
+    //! `Ctx` does (reserve, push, wake one), and each worker takes work with [`take_own`] and
+    //! [`steal_from_siblings`], starts each batch by releasing its room, and sleeps on the
+    //! real [`Sleep`] after the last look [`pool_has_work`] makes. What is not the real code:
+    //! the loop around them (the real one also spins, yields, polls and publishes, none of
+    //! which decides whether it sleeps) and running the requests. The crossbeam queues and
+    //! deques are the real ones, but loom does not see inside them: it explores how the
+    //! engine's own steps interleave around each queue operation, not the queues' own
+    //! memory orderings (crossbeam's, trusted and tested by crossbeam).
+
+    use super::*;
+    use crate::config::{QueuePlan, WhenFull};
+    use crate::sync::{AtomicUsize, Ordering};
+    use loom::sync::Arc;
+    use loom::thread;
+    use seda_stages::Request;
+
+    struct Pool {
+        queues: Vec<StageQueue>,
+        stages: Vec<StageId>,
+        stealers: Vec<Stealer<Batch>>,
+        sleep: Sleep,
+        done: AtomicUsize,
+    }
+
+    /// A pool of `workers` serving one stage, and each worker's own deque.
+    fn pool(workers: usize) -> (Arc<Pool>, Vec<LocalQueue<Batch>>) {
+        let plan = QueuePlan { capacity: 64, when_full: WhenFull::Reject, block_timeout: Duration::ZERO };
+        let locals: Vec<_> = (0..workers).map(|_| LocalQueue::new_fifo()).collect();
+        let pool = Pool {
+            queues: vec![StageQueue::new(0, plan)],
+            stages: vec![0],
+            stealers: locals.iter().map(|l| l.stealer()).collect(),
+            sleep: Sleep::new(workers),
+            done: AtomicUsize::new(0),
+        };
+        (Arc::new(pool), locals)
+    }
+
+    /// Hands in a batch of one request, as `Ctx::flush_stage` does.
+    fn send_one(pool: &Pool) {
+        let queue = &pool.queues[0];
+        assert_eq!(queue.reserve(1), 1);
+        let mut batch = queue.spare();
+        batch.items.push(Envelope::new(Request::default()));
+        queue.push_reserved(batch);
+        pool.sleep.wake_one();
+    }
+
+    /// A worker until `items` requests are done, then it wakes the others to see it.
+    fn worker(pool: &Pool, me: usize, local: LocalQueue<Batch>, items: usize) {
+        let mut rotate = 0;
+        loop {
+            let taken = take_own(&local, &pool.queues, &pool.stages, &mut rotate, &pool.sleep)
+                .or_else(|| steal_from_siblings(&pool.stealers, me, &local));
+            if let Some(mut batch) = taken {
+                pool.queues[batch.stage].release(batch.items.len());
+                pool.done.fetch_add(batch.items.len(), Ordering::AcqRel);
+                batch.items.clear();
+                continue;
+            }
+            let finished = || pool.done.load(Ordering::Acquire) >= items;
+            if finished() {
+                break;
+            }
+            pool.sleep.sleep(me, || finished() || pool_has_work(&pool.queues, &pool.stages, &pool.stealers));
+        }
+        pool.sleep.wake_all();
+    }
+
+    fn run(workers: usize, items: usize) {
+        let (pool, locals) = pool(workers);
+        let threads: Vec<_> = locals
+            .into_iter()
+            .enumerate()
+            .map(|(me, local)| {
+                let pool = pool.clone();
+                thread::spawn(move || worker(&pool, me, local, items))
+            })
+            .collect();
+        for _ in 0..items {
+            send_one(&pool);
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(pool.done.load(Ordering::Acquire), items);
+        assert_eq!(pool.queues[0].depth(), 0);
+    }
+
+    #[test]
+    fn an_idle_worker_never_sleeps_through_a_batch_handed_in() {
+        loom::model(|| run(1, 1));
+    }
+
+    #[test]
+    fn two_idle_workers_never_sleep_through_two_batches_handed_in() {
+        loom::model(|| run(2, 2));
+    }
 }

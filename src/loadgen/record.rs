@@ -104,6 +104,7 @@ fn server_summary(results: &Results) -> Summary {
             failed: unanswered.saturating_sub(timed_out),
             timed_out: timed_out.min(unanswered),
             in_flight: 0,
+            ended_beyond_admitted: 0,
         },
         latency_us: Percentiles::of(Some(&t.histograms.corrected)),
         stages: BTreeMap::new(),

@@ -126,6 +126,9 @@ impl fmt::Display for Summary {
             "ledger: admitted {} = completed {} + rejected {} + failed {} + timed out {} + in flight {}",
             l.admitted, l.completed, l.rejected, l.failed, l.timed_out, l.in_flight
         )?;
+        if let Some(fault) = l.fault() {
+            writeln!(f, "{fault}")?;
+        }
         writeln!(f)?;
         write_table_header(f)?;
         for (name, s) in self.stages_in_order() {
