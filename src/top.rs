@@ -31,7 +31,7 @@ pub enum TopError {
 
 /// Shows the engine at `url` (its admin listener), refreshing every `interval`: redrawn in
 /// place, or with `once` a single frame, after two snapshots one interval apart, in plain text.
-pub fn run(url: &str, interval: Duration, once: bool, out: &mut dyn Write) -> Result<(), TopError> {
+pub fn watch(url: &str, interval: Duration, once: bool, out: &mut dyn Write) -> Result<(), TopError> {
     let target = StatsUrl::parse(url)?;
     let mut before = target.fetch()?;
     loop {

@@ -41,7 +41,7 @@ const STOPPED_TWICE: i32 = 130;
 /// ```
 pub fn main_with(registry: Registry) -> ExitCode {
     let result = match args::parse() {
-        Action::Run(options) => run(options, &registry),
+        Action::Run(options) => run_pipeline(options, &registry),
         Action::Load(options) => load(&options, &registry),
         Action::Validate { config } => config::load_with(&config, &registry)
             .map(|plan| {
@@ -71,7 +71,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Action::Top(options) => {
-            crate::top::run(&options.url, options.interval, options.once, &mut std::io::stdout().lock())
+            crate::top::watch(&options.url, options.interval, options.once, &mut std::io::stdout().lock())
                 .map(|()| ExitCode::SUCCESS)
                 .map_err(anyhow::Error::from)
         }
@@ -93,7 +93,7 @@ fn invalid(errors: config::ConfigErrors) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(INVALID_CONFIG))
 }
 
-fn run(options: RunOptions, registry: &Registry) -> anyhow::Result<ExitCode> {
+fn run_pipeline(options: RunOptions, registry: &Registry) -> anyhow::Result<ExitCode> {
     let mut plan = match config::load_with(&options.config, registry) {
         Ok(plan) => plan,
         Err(errors) => return invalid(errors),
@@ -172,7 +172,7 @@ fn load(options: &crate::loadgen::LoadOptions, registry: &Registry) -> anyhow::R
         crate::metrics::record::prepare_dir(dir)?;
     }
     crate::engine::quiet_worker_panics();
-    let results = match crate::loadgen::run(options, registry, &stop) {
+    let results = match crate::loadgen::load_test(options, registry, &stop) {
         Ok(results) => results,
         Err(LoadError::Config(errors)) => return invalid(errors),
         Err(e @ LoadError::Usage(_)) => {

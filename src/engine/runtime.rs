@@ -296,7 +296,7 @@ impl Engine {
                 let ready = ready_tx.clone();
                 let handle = std::thread::Builder::new()
                     .name(name.clone())
-                    .spawn(move || worker.run(ready))
+                    .spawn(move || worker.serve(ready))
                     .map_err(|source| EngineError::Spawn { name, source });
                 match handle {
                     Ok(h) => engine.workers.push(h),
@@ -311,7 +311,7 @@ impl Engine {
         for i in 0..shared.plan.file_threads {
             let (ctx, rx, name) =
                 (Ctx::new(shared.clone(), metrics.clone()), files_rx.clone(), format!("seda-file.{i}"));
-            match std::thread::Builder::new().name(name.clone()).spawn(move || files::run(ctx, rx)) {
+            match std::thread::Builder::new().name(name.clone()).spawn(move || files::file_thread(ctx, rx)) {
                 Ok(h) => engine.files.push(h),
                 Err(source) => {
                     engine.stop_now();
@@ -323,7 +323,7 @@ impl Engine {
         engine.timer = Some(
             std::thread::Builder::new()
                 .name("seda-timer".into())
-                .spawn(move || timer::run(timer_ctx, timer_rx))
+                .spawn(move || timer::timer_thread(timer_ctx, timer_rx))
                 .map_err(|source| EngineError::Spawn { name: "seda-timer".into(), source })?,
         );
         // Every worker reports once it is pinned (or could not be).

@@ -124,7 +124,7 @@ impl Worker {
         io.poller.turn(timeout, &mut admit)
     }
 
-    pub fn run(mut self, ready: flume::Sender<Result<WorkerInfo, EngineError>>) {
+    pub fn serve(mut self, ready: flume::Sender<Result<WorkerInfo, EngineError>>) {
         let _ = ready.send(self.pin());
         drop(ready);
         self.busy_since = now_ns();

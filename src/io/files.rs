@@ -37,7 +37,7 @@ pub(crate) struct FileJob {
     pub env: Box<Envelope>,
 }
 
-pub(crate) fn run(mut ctx: Ctx, rx: flume::Receiver<FileMsg>) {
+pub(crate) fn file_thread(mut ctx: Ctx, rx: flume::Receiver<FileMsg>) {
     let interval = ctx.shared.plan.metrics_interval.as_nanos() as u64;
     // Blocks for the first message, then takes what else is queued before handing the
     // completions over in one flush.

@@ -48,7 +48,7 @@ impl Ord for Pending {
     }
 }
 
-pub(crate) fn run(mut ctx: crate::engine::Ctx, rx: flume::Receiver<TimerMsg>) {
+pub(crate) fn timer_thread(mut ctx: crate::engine::Ctx, rx: flume::Receiver<TimerMsg>) {
     let mut heap: BinaryHeap<Pending> = BinaryHeap::new();
     let mut seq = 0u64;
     let interval = ctx.shared.plan.metrics_interval.as_nanos() as u64;

@@ -156,7 +156,7 @@ struct Driver<'a> {
 impl InProcessJob {
     /// Runs the schedule against `plan`'s pipeline; returns the engine's own summary, and its
     /// recording when asked to record.
-    pub fn run(self, mut plan: Plan) -> Result<(Summary, Option<Recording>), RunError> {
+    pub fn run_against(self, mut plan: Plan) -> Result<(Summary, Option<Recording>), RunError> {
         // The load's timeout becomes the pipeline's deadline (or shortens it), so the engine
         // ends a request that takes too long as timed out, and its slot comes back.
         plan.deadline = Some(plan.deadline.map_or(self.timeout, |d| d.min(self.timeout)));

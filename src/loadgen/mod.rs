@@ -270,7 +270,7 @@ struct Run<'a> {
 /// Runs the load test the options describe and returns its results (thresholds checked).
 /// Setting `stop` ends the run early; the results are then those of the schedule up to there.
 /// A pipeline target's config may name the stage kinds of `registry`.
-pub fn run(options: &LoadOptions, registry: &Registry, stop: &AtomicBool) -> Result<Results, LoadError> {
+pub fn load_test(options: &LoadOptions, registry: &Registry, stop: &AtomicBool) -> Result<Results, LoadError> {
     check(options)?;
     let phases = phases(options)?;
     let open = phases.iter().any(|p| p.rate.is_some());
@@ -368,7 +368,7 @@ impl Run<'_> {
                         if let Some(cpu) = cpu {
                             core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
                         }
-                        job.run()
+                        job.send_until_done()
                     })
                     .map_err(|source| LoadError::Io { what: "start a sending thread".into(), source })?;
                 handles.push(handle);
@@ -417,7 +417,7 @@ impl Run<'_> {
         let (collected, summary) = std::thread::scope(|scope| {
             let handle = std::thread::Builder::new()
                 .name("seda-load".into())
-                .spawn_scoped(scope, move || job.run(plan))
+                .spawn_scoped(scope, move || job.run_against(plan))
                 .map_err(|source| LoadError::Io { what: "start the sending thread".into(), source })?;
             let progress = progress::Progress::if_terminal();
             let collected =

@@ -2,7 +2,7 @@
 //! entry admits them, each stamped with its intended start time so that end-to-end latency
 //! counts any delay in sending it.
 //!
-//! It runs on a thread of its own ([`Generator::run`]), or (`"placement": "workers"`) inside
+//! It runs on a thread of its own ([`Generator::send_from_own_thread`]), or (`"placement": "workers"`) inside
 //! each worker of the entry stage's pool ([`GeneratorPoller`]): the thread-per-core shape, where
 //! a request is made, run through the pool's stages and recycled on one core, and where a
 //! worker the kernel stalls holds up only the ids it claimed from the shared [`Schedule`].
@@ -141,7 +141,7 @@ impl Generator {
     }
 
     /// Sends every request (or until `stop`) from the calling thread.
-    pub fn run(&self, mut submitter: Submitter<'_>, stop: &AtomicBool) {
+    pub fn send_from_own_thread(&self, mut submitter: Submitter<'_>, stop: &AtomicBool) {
         if let Some(cpu) = self.cpu {
             core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
         }
@@ -391,7 +391,7 @@ impl Source for GeneratorSource {
             RunsOn::Workers((0..lanes).map(|lane| Box::new(generator.poller(lane)) as Box<dyn Poller>).collect())
         } else {
             let (sender, stop) = (generator.clone(), self.stop.clone());
-            let body: ThreadBody = Box::new(move |submitter| sender.run(submitter, &stop));
+            let body: ThreadBody = Box::new(move |submitter| sender.send_from_own_thread(submitter, &stop));
             RunsOn::Thread { name: "seda-generator", cpu: generator.cpu, body }
         };
         self.generator = Some(generator);

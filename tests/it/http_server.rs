@@ -837,7 +837,7 @@ fn the_admin_listener_shows_the_connections_live(reactor: &str) {
     let http = HttpStats::of(&figures).expect("an http source's");
     assert_eq!((figures.levels["open"], http.accepted, http.requests), (1, 1, 5));
     let mut frame = Vec::new();
-    seda::top::run(&format!("http://{admin}"), Duration::from_millis(50), true, &mut frame).unwrap();
+    seda::top::watch(&format!("http://{admin}"), Duration::from_millis(50), true, &mut frame).unwrap();
     let frame = String::from_utf8(frame).unwrap();
     let line = frame.lines().find(|l| l.starts_with("http: ")).expect("an http line");
     // Its levels, then the rates of the counts that have moved: nothing in the last 50 ms.

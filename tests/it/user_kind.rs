@@ -116,7 +116,7 @@ fn seda_load_drives_a_pipeline_with_a_user_kind_in_process() {
     options.rate = Some(2000.0);
     options.duration = Duration::from_millis(500);
     seda::engine::quiet_worker_panics();
-    let results = seda::loadgen::run(&options, &registry(), &AtomicBool::new(false)).unwrap();
+    let results = seda::loadgen::load_test(&options, &registry(), &AtomicBool::new(false)).unwrap();
     assert_eq!(results.total.errors, 0);
     assert_eq!(results.total.responses, 1000, "500 ms at 2000/s");
     let engine = results.engine.expect("the engine's summary");

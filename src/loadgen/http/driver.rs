@@ -162,7 +162,7 @@ struct Sender<'a> {
 }
 
 impl HttpJob<'_> {
-    pub fn run(self) -> io::Result<()> {
+    pub fn send_until_done(self) -> io::Result<()> {
         let schedule = self.schedule;
         let mut sender = Sender {
             poll: Poll::new()?,
