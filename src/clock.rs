@@ -68,7 +68,7 @@ fn read_counter() -> u64 {
 }
 
 /// What one [`now_ns`] costs on this machine, in nanoseconds (at least 1): measured once, so
-/// that code that reads the clock for its figures can keep the cost in proportion. (A
+/// that code that reads the clock for its stats can keep the cost in proportion. (A
 /// time-stamp counter read is some 5-15 ns, and not the same on every CPU.) The least of a few
 /// short runs of readings: a preemption can lengthen one run, not all of them.
 pub fn reading_cost_ns() -> u64 {

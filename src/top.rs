@@ -2,7 +2,7 @@
 //!
 //! Every refresh takes a snapshot and shows, per stage, what changed since the one before:
 //! rates in and out, and its pool's utilisation over that time; queue depth now; latency
-//! percentiles since the engine started. Per-stage figures arrive as threads publish them (every
+//! percentiles since the engine started. Per-stage stats arrive as threads publish them (every
 //! `metrics_interval_ms`), so a rate over a refresh shorter than that interval jumps.
 
 use std::fmt::Write as _;
@@ -114,7 +114,7 @@ fn frame(url: &str, before: &Snapshot, now: &Snapshot) -> String {
     let mut f = String::new();
     let _ = writeln!(
         f,
-        "seda top: pipeline {} at {url}, up {:.1} s, {:.0} completed/s (stage figures lag up to {} s)",
+        "seda top: pipeline {} at {url}, up {:.1} s, {:.0} completed/s (stage stats lag up to {} s)",
         now.pipeline,
         now.uptime_s,
         rate(before.ledger.completed, l.completed),
@@ -126,7 +126,7 @@ fn frame(url: &str, before: &Snapshot, now: &Snapshot) -> String {
         l.admitted, l.completed, l.rejected, l.failed, l.timed_out, l.in_flight
     );
     if let (Some(was), Some(source)) = (&before.source, &now.source) {
-        // The source's own figures: its levels now, and how fast each count that has moved runs.
+        // The source's own stats: its levels now, and how fast each count that has moved runs.
         let levels = source.levels.iter().map(|(name, value)| format!("{} {value}", name.replace('_', " ")));
         let moved = source.counts.iter().filter(|(_, &total)| total > 0);
         let rates =

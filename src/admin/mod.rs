@@ -1,4 +1,4 @@
-//! The admin listener: live figures of a running engine over HTTP, for Prometheus and `seda top`.
+//! The admin listener: live stats of a running engine over HTTP, for Prometheus and `seda top`.
 //!
 //! - [`server`]: [`AdminServer`], a thread with a blocking listener (the rate is a scrape or two
 //!   a second) that frames requests with [`crate::net`] and answers `GET /metrics` and

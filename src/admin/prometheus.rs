@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use crate::engine::Snapshot;
-use crate::metrics::{FigureMetric, Percentiles, SourceFigures};
+use crate::metrics::{Percentiles, SourceStats, StatMetric};
 
 /// A summary's quantile label, and the [`Percentiles`] field that holds it.
 type Quantile = (&'static str, fn(&Percentiles) -> f64);
@@ -14,8 +14,8 @@ type Quantile = (&'static str, fn(&Percentiles) -> f64);
 /// The quantiles of every summary.
 const QUANTILES: [Quantile; 4] = [("0.5", |p| p.p50), ("0.9", |p| p.p90), ("0.99", |p| p.p99), ("0.999", |p| p.p999)];
 
-/// Renders `s` as Prometheus text; `source_metrics` names the source's own figures.
-pub fn render(s: &Snapshot, source_metrics: &[FigureMetric]) -> String {
+/// Renders `s` as Prometheus text; `source_metrics` names the source's own stats.
+pub fn render(s: &Snapshot, source_metrics: &[StatMetric]) -> String {
     let mut out = Exposition(String::with_capacity(8 * 1024));
     let o = &mut out;
 
@@ -88,26 +88,26 @@ pub fn render(s: &Snapshot, source_metrics: &[FigureMetric]) -> String {
     for p in &s.pools {
         o.sample(name, &[("pool", &p.name)], p.utilisation);
     }
-    if let Some(figures) = &s.source {
-        source_families(o, figures, source_metrics);
+    if let Some(stats) = &s.source {
+        source_families(o, stats, source_metrics);
     }
     out.0
 }
 
-/// A source's own figures, named as the source says ([`FigureMetric`]), or by a name of their
+/// A source's own stats, named as the source says ([`StatMetric`]), or by a name of their
 /// own (`seda_source_<kind>_<name>`). The samples of one metric are written together, after its
 /// family's header, as the exposition format requires.
-fn source_families(o: &mut Exposition, figures: &SourceFigures, named: &[FigureMetric]) {
+fn source_families(o: &mut Exposition, stats: &SourceStats, named: &[StatMetric]) {
     let mut families: Vec<(String, &'static str, String, Vec<(&[(&str, &str)], u64)>)> = Vec::new();
-    let all = figures.counts.iter().map(|f| (f, true)).chain(figures.levels.iter().map(|f| (f, false)));
-    for ((figure, &value), is_count) in all {
+    let all = stats.counts.iter().map(|f| (f, true)).chain(stats.levels.iter().map(|f| (f, false)));
+    for ((stat, &value), is_count) in all {
         let kind = if is_count { "counter" } else { "gauge" };
-        let (metric, labels, help) = match named.iter().find(|m| m.figure == figure) {
+        let (metric, labels, help) = match named.iter().find(|m| m.stat == stat) {
             Some(m) => (m.metric.to_string(), m.labels, m.help.to_string()),
             None => {
                 let suffix = if is_count { "_total" } else { "" };
-                let metric = format!("seda_source_{}_{figure}{suffix}", figures.kind);
-                (metric, &[][..], format!("The {} source's `{figure}`.", figures.kind))
+                let metric = format!("seda_source_{}_{stat}{suffix}", stats.kind);
+                (metric, &[][..], format!("The {} source's `{stat}`.", stats.kind))
             }
         };
         match families.iter_mut().find(|f| f.0 == metric) {

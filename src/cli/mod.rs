@@ -150,7 +150,7 @@ fn run_pipeline(options: RunOptions, registry: &Registry) -> anyhow::Result<Exit
     if let (Some((dir, text)), Some(recording)) = (record, recording) {
         crate::metrics::record::write_run(dir, &text, &summary, &recording)?;
     }
-    // More endings than admissions: a request ended twice, a bug that no figure can be trusted past.
+    // More endings than admissions: a request ended twice, a bug that no stat can be trusted past.
     if let Some(fault) = summary.ledger.fault() {
         eprintln!("seda: {fault}");
         return Ok(ExitCode::FAILURE);

@@ -46,7 +46,7 @@ fn default_file_threads() -> usize {
     2
 }
 
-/// The admin listener: live figures over HTTP while the pipeline runs.
+/// The admin listener: live stats over HTTP while the pipeline runs.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {

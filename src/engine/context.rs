@@ -34,9 +34,9 @@ pub(crate) struct Ctx {
     /// Requests that did not fit in a queue, on their way to its policy (kept for reuse).
     overflowed: Vec<Box<Envelope>>,
     /// Emptied batch vectors this thread keeps for its next hand-offs, before the queues'
-    /// shared spares: a worker that both admits and runs a stage's batches (a generator in the
+    /// shared reusable: a worker that both admits and runs a stage's batches (a generator in the
     /// workers) recycles them with no atomic operation.
-    spare_items: Vec<Vec<Box<Envelope>>>,
+    reusable_items: Vec<Vec<Box<Envelope>>>,
     /// A source's context (a [`super::Submitter`]'s): a `block` wait at the entry ends when the
     /// drain gives up, so that a source blocked on a full entry lets shutdown go on (a worker's
     /// waits end when the engine aborts, which shutdown does at the same time).
@@ -51,15 +51,15 @@ impl Ctx {
         let stages = shared.plan.stages.len();
         Ctx {
             ledger: shared.ledger.shard(),
-            rec: Recorder::new(stages, shared.spare_counts.clone()),
+            rec: Recorder::new(stages, shared.reusable_counts.clone()),
             metrics,
-            outbox: shared.queues.iter().map(|q| q.spare()).collect(),
+            outbox: shared.queues.iter().map(|q| q.reusable()).collect(),
             pending: Vec::with_capacity(stages),
             listed: vec![false; stages],
             ended: batch_vectors(&shared, HandBack::Batches),
             recycled: batch_vectors(&shared, HandBack::Recycle),
             overflowed: Vec::new(),
-            spare_items: Vec::with_capacity(OWN_SPARES),
+            reusable_items: Vec::with_capacity(OWN_SPARES),
             admits: false,
             shared,
         }
@@ -100,7 +100,7 @@ impl Ctx {
         if n > 0 && n <= BATCH && self.outbox[stage].items.is_empty() {
             let queue = &self.shared.queues[stage];
             if queue.reserve_all(n) {
-                let whole = self.spare(stage).fill_from(batch, n, now);
+                let whole = self.reusable(stage).fill_from(batch, n, now);
                 let queue = &self.shared.queues[stage];
                 match local {
                     Some(local) => local.push(whole),
@@ -115,22 +115,22 @@ impl Ctx {
         }
     }
 
-    /// An empty batch for `stage`: one of this thread's own vectors, else the queue's spare.
+    /// An empty batch for `stage`: one of this thread's own vectors, else the queue's reusable.
     #[inline]
-    fn spare(&mut self, stage: StageId) -> Batch {
-        match self.spare_items.pop() {
+    fn reusable(&mut self, stage: StageId) -> Batch {
+        match self.reusable_items.pop() {
             Some(items) => Batch { stage, enqueued_ns: 0, items },
-            None => self.shared.queues[stage].spare(),
+            None => self.shared.queues[stage].reusable(),
         }
     }
 
     /// Takes back a batch a worker has emptied: kept for this thread's next hand-off, or
-    /// given to the queue's spares.
+    /// given to the queue's reusable.
     #[inline]
     pub fn give_back(&mut self, batch: Batch) {
         debug_assert!(batch.items.is_empty());
-        if self.spare_items.len() < OWN_SPARES {
-            self.spare_items.push(batch.items);
+        if self.reusable_items.len() < OWN_SPARES {
+            self.reusable_items.push(batch.items);
         } else {
             self.shared.queues[batch.stage].give_back(batch);
         }
@@ -152,8 +152,8 @@ impl Ctx {
         }
         let fit = self.shared.queues[stage].reserve(n);
         if fit > 0 {
-            let spare = self.spare(stage);
-            let batch = spare.fill_from(&mut self.outbox[stage].items, fit, now_ns());
+            let reusable = self.reusable(stage);
+            let batch = reusable.fill_from(&mut self.outbox[stage].items, fit, now_ns());
             self.shared.queues[stage].push_reserved(batch);
             self.shared.wake(stage);
         }
@@ -193,7 +193,7 @@ impl Ctx {
         }
     }
 
-    /// Ends `env` with `outcome`: counted once in the ledger and the stage's figures, then
+    /// Ends `env` with `outcome`: counted once in the ledger and the stage's stats, then
     /// handed back to its origin, at once or (for an origin that batches) with others.
     #[inline]
     pub fn finish(&mut self, env: Box<Envelope>, outcome: Outcome, now: u64) {
@@ -373,13 +373,13 @@ pub(crate) fn push_as_room_allows(
 
 /// A batch of one, queued at `now`.
 fn single(queue: &super::queue::StageQueue, env: Box<Envelope>, now: u64) -> Batch {
-    let mut batch = queue.spare();
+    let mut batch = queue.reusable();
     batch.items.push(env);
     batch.enqueued_ns = now;
     batch
 }
 
-/// Counts an ending, exactly once, in the ledger and the figures.
+/// Counts an ending, exactly once, in the ledger and the stats.
 #[inline]
 fn count(ledger: &Shard, rec: &mut Recorder, env: &Envelope, outcome: &Outcome, now: u64) {
     match outcome {

@@ -2,7 +2,7 @@
 //! that enforces the capacity.
 //!
 //! Hand-offs move whole batches (a `Vec` of up to [`BATCH`] requests): one injector push and one
-//! steal per batch, not per request. Empty batches go back to the queue's spares, where the next
+//! steal per batch, not per request. Empty batches go back to the queue's reusable, where the next
 //! producer picks one up, so a steady stream allocates nothing.
 //!
 //! Room is counted in requests. Producers reserve room with one `fetch_add` for a whole batch and
@@ -64,7 +64,7 @@ impl Batch {
 }
 
 /// Empty batches a queue keeps for reuse.
-const SPARES: usize = 1024;
+const REUSABLE_BATCHES: usize = 1024;
 
 pub(crate) struct StageQueue {
     injector: Injector<Batch>,
@@ -79,7 +79,7 @@ pub(crate) struct StageQueue {
     room_freed: Condvar,
     /// Room that wakes sleeping producers.
     wake_room: usize,
-    spares: ArrayQueue<Vec<Box<Envelope>>>,
+    reusable: ArrayQueue<Vec<Box<Envelope>>>,
     stage: StageId,
     pub plan: QueuePlan,
 }
@@ -103,7 +103,7 @@ impl StageQueue {
             room_lock: Mutex::new(()),
             room_freed: Condvar::new(),
             wake_room: (plan.capacity / 4).clamp(1, 8 * BATCH),
-            spares: ArrayQueue::new(SPARES),
+            reusable: ArrayQueue::new(REUSABLE_BATCHES),
             stage,
             plan,
         }
@@ -122,7 +122,7 @@ impl StageQueue {
     }
 
     /// Keeps the high-water mark. Not a read-modify-write: two producers racing may leave the
-    /// lower of their depths, a figure off by a batch, never a stall.
+    /// lower of their depths, a stat off by a batch, never a stall.
     #[inline]
     fn note_depth(&self, depth: usize) {
         if depth > self.room.high_water.load(Ordering::Relaxed) {
@@ -131,7 +131,7 @@ impl StageQueue {
     }
 
     /// The most requests queued since the last call (at least as many as are queued now);
-    /// starts the next reading from what is queued now. For the figures: a producer keeps the
+    /// starts the next reading from what is queued now. For the stats: a producer keeps the
     /// mark, so no sample can miss a full queue, however late the reader runs.
     pub fn take_high_water(&self) -> usize {
         let now = self.depth();
@@ -199,23 +199,23 @@ impl StageQueue {
 
     /// An empty batch for this stage, to fill.
     #[inline]
-    pub fn spare(&self) -> Batch {
-        let items = self.spares.pop().unwrap_or_else(|| Vec::with_capacity(BATCH));
+    pub fn reusable(&self) -> Batch {
+        let items = self.reusable.pop().unwrap_or_else(|| Vec::with_capacity(BATCH));
         Batch { stage: self.stage, enqueued_ns: 0, items }
     }
 
-    /// A batch of the first `n` of `items`, queued at `now`, in one of this queue's spares
+    /// A batch of the first `n` of `items`, queued at `now`, in one of this queue's reusable
     /// (see [`Batch::fill_from`]).
     #[inline]
     pub fn batch_from(&self, items: &mut Vec<Box<Envelope>>, n: usize, now: u64) -> Batch {
-        self.spare().fill_from(items, n, now)
+        self.reusable().fill_from(items, n, now)
     }
 
     /// Gives back an emptied batch.
     #[inline]
     pub fn give_back(&self, batch: Batch) {
         debug_assert!(batch.items.is_empty());
-        let _ = self.spares.push(batch.items);
+        let _ = self.reusable.push(batch.items);
     }
 
     /// Moves a few batches into `local` and pops one of them (the front slot's first, if held).

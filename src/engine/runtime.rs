@@ -7,7 +7,7 @@
 //! 3. If something is still in flight: `Aborting`. Workers end each request they take as timed
 //!    out, the timer thread fires every pending timer, senders blocked on a full queue give up;
 //!    wait until nothing is in flight.
-//! 4. `Stopped`: wake every worker; each exits once it finds no work, publishing its figures.
+//! 4. `Stopped`: wake every worker; each exits once it finds no work, publishing its stats.
 //!    Join the workers and the timer thread.
 //! 5. Drop the last metrics sender, so the collector returns the run's totals.
 
@@ -47,7 +47,7 @@ pub(crate) struct Shared {
     pub timers: flume::Sender<TimerMsg>,
     pub files: flume::Sender<FileMsg>,
     /// Emptied latency counts for recorders to reuse.
-    pub spare_counts: crate::metrics::SpareCounts,
+    pub reusable_counts: crate::metrics::ReusableCounts,
     /// The metrics merged so far, for snapshots.
     pub live: Arc<collector::Live>,
     /// Workers publish at multiples of the metrics interval from this clock reading, which
@@ -218,7 +218,7 @@ impl Engine {
         record: bool,
         mut pollers: Option<WorkerPollers>,
     ) -> Result<Engine, EngineError> {
-        let spare_counts = collector::spare_counts();
+        let reusable_counts = collector::reusable_counts();
         let (timer_tx, timer_rx) = flume::bounded(plan.io_capacity);
         let (files_tx, files_rx) = flume::bounded(plan.io_capacity);
         let queues = plan.stages.iter().enumerate().map(|(id, s)| StageQueue::new(id, s.queue)).collect();
@@ -247,7 +247,7 @@ impl Engine {
             origins,
             timers: timer_tx,
             files: files_tx,
-            spare_counts: spare_counts.clone(),
+            reusable_counts: reusable_counts.clone(),
             live: Arc::new(collector::Live::new(plan.stages.len(), plan.pools.len())),
             metrics_origin_ns: now_ns(),
             state: AtomicU8::new(RUNNING),
@@ -262,7 +262,7 @@ impl Engine {
             }
         });
         let (metrics, collector) =
-            collector::spawn(shared.live.clone(), spare_counts, intervals, shared.metrics_origin_ns, depths);
+            collector::spawn(shared.live.clone(), reusable_counts, intervals, shared.metrics_origin_ns, depths);
 
         let mut engine = Engine {
             shared: shared.clone(),
@@ -361,7 +361,7 @@ impl Engine {
         self.shared.ledger.counts()
     }
 
-    /// A reading of the live figures: ledger, queues, per-stage counts and latency, pools.
+    /// A reading of the live stats: ledger, queues, per-stage counts and latency, pools.
     pub fn snapshot(&self) -> Snapshot {
         self.observer().snapshot()
     }
@@ -495,7 +495,7 @@ impl Submitter<'_> {
             self.push_waiting(batch);
         }
         let now = now_ns();
-        // What the entry's policy rejected shows in the live figures within an interval.
+        // What the entry's policy rejected shows in the live stats within an interval.
         if now - self.ctx.rec.published_ns >= self.ctx.shared.plan.metrics_interval.as_nanos() as u64 {
             self.publish(now);
         }

@@ -1,4 +1,4 @@
-//! Which requests a worker times through their stages, for the per-stage service-time figures.
+//! Which requests a worker times through their stages, for the per-stage service-time stats.
 //!
 //! Timing a request reads the clock after each of its stages; on a no-op stage that reading
 //! costs more than the stage. So a worker times a sample of requests, each standing for the

@@ -1,16 +1,16 @@
-//! Live figures of a running engine, for the admin listener and `seda top`.
+//! Live stats of a running engine, for the admin listener and `seda top`.
 //!
-//! A [`Snapshot`] is read in the order the figures are written, so that a reading never shows
+//! A [`Snapshot`] is read in the order the stats are written, so that a reading never shows
 //! an effect before its cause:
 //! 1. the metrics merged so far (per-stage counts, latency, pool busy time), under the
 //!    collector's lock: a thread publishes what it counted only after the ledger counted it;
 //! 2. the queue depths;
 //! 3. the ledger, endings before admissions (see [`super::ledger`]).
 //!
-//! So the ledger never shows fewer endings than the published figures (`completed` is at least
+//! So the ledger never shows fewer endings than the published stats (`completed` is at least
 //! the end-to-end count, `rejected` at least the stages' rejections), and
 //! `admitted = completed + rejected + failed + timed_out + in_flight` holds in every snapshot.
-//! Published figures lag the ledger by up to a metrics interval while work goes on; once the
+//! Published stats lag the ledger by up to a metrics interval while work goes on; once the
 //! engine is idle, every worker has published and they agree exactly.
 
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use super::runtime::Shared;
 use super::LedgerCounts;
 use crate::clock::now_ns;
 use crate::metrics::Percentiles;
-use crate::metrics::{FigureMetric, LiveFigures, SourceFigures};
+use crate::metrics::{LiveStats, SourceStats, StatMetric};
 
 /// One reading of a running engine. Latencies in microseconds, since the engine started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,16 +29,16 @@ pub struct Snapshot {
     pub pipeline: String,
     /// Seconds since the engine started.
     pub uptime_s: f64,
-    /// How often threads publish their figures: the per-stage figures lag by up to this.
+    /// How often threads publish their stats: the per-stage stats lag by up to this.
     pub metrics_interval_s: f64,
     pub ledger: LedgerCounts,
     /// End to end, from each request's intended start to its completion.
     pub latency_us: Percentiles,
     pub stages: Vec<StageSnapshot>,
     pub pools: Vec<PoolSnapshot>,
-    /// The source's own figures (an HTTP source's connections), live, when it keeps any.
+    /// The source's own stats (an HTTP source's connections), live, when it keeps any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<SourceFigures>,
+    pub source: Option<SourceStats>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,27 +75,27 @@ pub struct PoolSnapshot {
 pub struct Observer {
     pub(crate) shared: Arc<Shared>,
     pub(crate) started_ns: u64,
-    pub(crate) source: Option<Arc<dyn LiveFigures>>,
+    pub(crate) source: Option<Arc<dyn LiveStats>>,
 }
 
 impl Observer {
-    /// The same, also reading a source's own figures.
-    pub fn with_source(mut self, figures: Arc<dyn LiveFigures>) -> Self {
-        self.source = Some(figures);
+    /// The same, also reading a source's own stats.
+    pub fn with_source(mut self, stats: Arc<dyn LiveStats>) -> Self {
+        self.source = Some(stats);
         self
     }
 
-    /// How `/metrics` names the source's figures.
-    pub fn source_metrics(&self) -> &'static [FigureMetric] {
+    /// How `/metrics` names the source's stats.
+    pub fn source_metrics(&self) -> &'static [StatMetric] {
         self.source.as_ref().map_or(&[], |s| s.metrics())
     }
 
     /// Takes a snapshot (see the module's order of reading).
     pub fn snapshot(&self) -> Snapshot {
         let plan = &self.shared.plan;
-        let (figures, latency_us, pool_busy_ns) = {
+        let (stats, latency_us, pool_busy_ns) = {
             let totals = self.shared.live.lock();
-            let figures: Vec<_> = totals
+            let stats: Vec<_> = totals
                 .stages
                 .iter()
                 .map(|t| {
@@ -103,7 +103,7 @@ impl Observer {
                     ((t.processed, t.rejected, t.failed, t.timed_out), latency)
                 })
                 .collect();
-            (figures, Percentiles::of(totals.e2e.as_ref()), totals.pool_busy_ns.clone())
+            (stats, Percentiles::of(totals.e2e.as_ref()), totals.pool_busy_ns.clone())
         };
         let depths: Vec<u64> = self.shared.queues.iter().map(|q| q.depth() as u64).collect();
         let ledger = self.shared.ledger.counts();
@@ -112,7 +112,7 @@ impl Observer {
         let stages = plan
             .stages
             .iter()
-            .zip(figures)
+            .zip(stats)
             .zip(depths)
             .map(|((stage, ((handled, rejected, failed, timed_out), (queue_wait_us, service_us))), queue_depth)| {
                 StageSnapshot {

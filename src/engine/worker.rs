@@ -39,7 +39,7 @@ pub(crate) const SPIN: Duration = Duration::from_micros(50);
 const YIELD: Duration = Duration::from_micros(500);
 const SHARED_YIELD: Duration = Duration::from_micros(100);
 
-/// A worker that sleeps in its poller publishes its figures at most this often.
+/// A worker that sleeps in its poller publishes its stats at most this often.
 const POLLING_PUBLISH: Duration = Duration::from_millis(100);
 
 /// A worker with a poller looks at its I/O at least every this many batches.
@@ -161,10 +161,10 @@ impl Worker {
             if self.ctx.shared.stopped() {
                 break;
             }
-            // A sleeping worker's figures would wait for its waking: it publishes first. One
+            // A sleeping worker's stats would wait for its waking: it publishes first. One
             // that sleeps in its poller sleeps often and briefly (until a socket is ready, a
             // generator's next request is due), so it publishes at most every
-            // `POLLING_PUBLISH`, and sleeps no longer than that with figures unpublished.
+            // `POLLING_PUBLISH`, and sleeps no longer than that with stats unpublished.
             let now = now_ns();
             self.fold_processed();
             let mut unpublished = self.ctx.rec.is_dirty();
@@ -567,7 +567,7 @@ mod loom_model {
     fn send_one(pool: &Pool) {
         let queue = &pool.queues[0];
         assert_eq!(queue.reserve(1), 1);
-        let mut batch = queue.spare();
+        let mut batch = queue.reusable();
         batch.items.push(Envelope::new(Request::default()));
         queue.push_reserved(batch);
         pool.sleep.wake_one();

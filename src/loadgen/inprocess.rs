@@ -145,7 +145,7 @@ struct Driver<'a> {
     table: Vec<Slot>,
     free: Vec<usize>,
     /// Ended requests, for reuse.
-    spare: Vec<Box<Envelope>>,
+    reusable: Vec<Box<Envelope>>,
     batch: Vec<Box<Envelope>>,
     next_id: u64,
     /// Number of the next request drawn from the mix.
@@ -245,7 +245,7 @@ fn drive(
         per_kind,
         table: vec![Slot::default(); slots],
         free: (0..slots).rev().collect(),
-        spare: Vec::new(),
+        reusable: Vec::new(),
         batch: Vec::with_capacity(64),
         next_id: 0,
         next_draw: 0,
@@ -309,7 +309,7 @@ impl Driver<'_> {
                 Ending::Error(error) => self.tally.phase(s.phase).and_kind(kind, |t| t.failed(&timing, error)),
             }
             self.free.push(slot);
-            self.spare.push(env);
+            self.reusable.push(env);
             any = true;
         }
         any
@@ -353,7 +353,7 @@ impl Driver<'_> {
                 (false, None) => break,
             };
             self.free.pop();
-            let mut env = self.spare.pop().unwrap_or_else(|| Envelope::new(Request::default()));
+            let mut env = self.reusable.pop().unwrap_or_else(|| Envelope::new(Request::default()));
             self.requests.fill(&mut env.req, self.next_id, kind);
             self.next_id += 1;
             env.tag = slot as u64;

@@ -22,7 +22,7 @@ use super::output::{format_ns, PhaseResults};
 use super::tally::ErrorKind;
 use crate::metrics::Summary;
 
-/// What a threshold is checked against: the figures of a load run or of a pipeline run.
+/// What a threshold is checked against: the stats of a load run or of a pipeline run.
 pub trait Measured {
     /// Requests sent (or admitted).
     fn requests(&self) -> u64;

@@ -1,6 +1,6 @@
 //! The metrics thread: merges the publications of every recorder into run totals, which it
 //! keeps readable while the run goes on ([`Live`]), and, when a run is recorded, into
-//! per-interval figures ([`Intervals`]), with each stage's queue depth sampled ten times an
+//! per-interval stats ([`Intervals`]), with each stage's queue depth sampled ten times an
 //! interval.
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,7 +11,7 @@ use crossbeam_queue::ArrayQueue;
 use hdrhistogram::Histogram;
 
 use super::intervals::{IntervalBuilder, Intervals};
-use super::recorder::{add_counts, SpareCounts};
+use super::recorder::{add_counts, ReusableCounts};
 use super::{Counts, Publication, StageStats};
 
 /// Everything recorded in a run, merged.
@@ -30,7 +30,7 @@ impl Totals {
         Totals { stages: vec![StageStats::default(); stages], e2e: None, pool_busy_ns: vec![0; pools], intervals: None }
     }
 
-    fn merge(&mut self, p: Publication, spares: &ArrayQueue<Box<Counts>>) {
+    fn merge(&mut self, p: Publication, reusable: &ArrayQueue<Box<Counts>>) {
         for (into, from) in self.stages.iter_mut().zip(&p.stages) {
             into.add(from);
         }
@@ -41,12 +41,12 @@ impl Totals {
         let counts = p.stages.into_iter().flat_map(|s| [s.queue_wait, s.service]).chain([p.e2e]);
         for mut c in counts.flatten() {
             c.clear();
-            let _ = spares.push(c);
+            let _ = reusable.push(c);
         }
     }
 
-    /// The figures without the intervals.
-    fn figures(&self) -> Totals {
+    /// The stats without the intervals.
+    fn stats(&self) -> Totals {
         Totals {
             stages: self.stages.clone(),
             e2e: self.e2e.clone(),
@@ -76,18 +76,18 @@ impl Live {
 pub type DepthSampler = Box<dyn Fn(&mut [u64]) + Send>;
 
 /// Emptied counts for recorders to reuse, handed to [`spawn`].
-pub fn spare_counts() -> SpareCounts {
+pub fn reusable_counts() -> ReusableCounts {
     Arc::new(ArrayQueue::new(256))
 }
 
 /// Starts the collector, merging into `live` (made for the pipeline's stages and pools); it
-/// returns the totals once every sender is gone. Recorders take their counts from `spares`,
-/// which it refills. With `intervals` (the metrics interval), it also keeps the figures of each
+/// returns the totals once every sender is gone. Recorders take their counts from `reusable`,
+/// which it refills. With `intervals` (the metrics interval), it also keeps the stats of each
 /// interval from `origin_ns` on (the clock reading workers publish on multiples of the interval
 /// from), compressed as each interval closes, and samples queue depths with `depths`.
 pub fn spawn(
     live: Arc<Live>,
-    spares: SpareCounts,
+    reusable: ReusableCounts,
     intervals: Option<Duration>,
     origin_ns: u64,
     depths: DepthSampler,
@@ -111,7 +111,7 @@ pub fn spawn(
                 if let Some(builder) = builder {
                     builder.add(&publication);
                 }
-                merged.lock().merge(publication, &spares);
+                merged.lock().merge(publication, &reusable);
             };
             loop {
                 let received = match (sample_every, builder.is_some()) {
@@ -140,7 +140,7 @@ pub fn spawn(
                 let Some(publication) = received else { break };
                 file(&mut builder, publication);
             }
-            let mut totals = merged.lock().figures();
+            let mut totals = merged.lock().stats();
             totals.intervals = builder.map(IntervalBuilder::finish);
             totals
         })

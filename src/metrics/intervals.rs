@@ -79,7 +79,7 @@ impl Compressed {
     }
 }
 
-/// Merged figures of an interval still open.
+/// Merged stats of an interval still open.
 struct Open {
     stages: Vec<StageStats>,
     e2e: Option<Histogram<u64>>,
@@ -138,7 +138,7 @@ impl IntervalBuilder {
         self.close_before(index);
     }
 
-    /// The open interval for figures taken at `at_ns` (the oldest open one, for figures that
+    /// The open interval for stats taken at `at_ns` (the oldest open one, for stats that
     /// come late), and its index.
     fn open_at(&mut self, at_ns: u64) -> (&mut Open, u64) {
         let mut index = at_ns.saturating_sub(self.origin_ns) / self.interval_ns;

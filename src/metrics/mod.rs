@@ -14,6 +14,6 @@ mod summary;
 
 pub use histogram::{new_histogram, Counts, Percentiles, HIGHEST_NS};
 pub use intervals::{Interval, IntervalStage, Intervals};
-pub use recorder::{PoolBusy, Publication, Recorder, SpareCounts, StageCounts, StageStats};
-pub use source::{FigureMetric, LiveFigures, SourceFigures};
+pub use recorder::{PoolBusy, Publication, Recorder, ReusableCounts, StageCounts, StageStats};
+pub use source::{LiveStats, SourceStats, StatMetric};
 pub use summary::{write_table_header, write_table_row, StageSummary, Summary, FORMAT};

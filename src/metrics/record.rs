@@ -62,7 +62,7 @@ pub fn write_run(dir: &Path, config: &str, summary: &Summary, recording: &Record
     write_run_with(dir, config, summary, Some(recording), Extra::default())
 }
 
-/// What a record holds besides an engine's figures: a load generator's, when it drove the run.
+/// What a record holds besides an engine's stats: a load generator's, when it drove the run.
 #[derive(Default)]
 pub struct Extra {
     /// When the entries' times start (their `start` is since then).

@@ -18,7 +18,7 @@ pub struct Recorder {
     /// When this recorder last published (clock ns).
     pub(crate) published_ns: u64,
     /// Emptied counts the collector hands back, so that recording allocates nothing.
-    spares: SpareCounts,
+    reusable: ReusableCounts,
     /// The pool whose worker records here, which `busy_ns` is time of.
     pool: Option<usize>,
     /// Time spent with work (not idle) since the last publication.
@@ -26,21 +26,21 @@ pub struct Recorder {
 }
 
 /// Emptied [`Counts`] on their way from the collector back to the recorders.
-pub type SpareCounts = Arc<ArrayQueue<Box<Counts>>>;
+pub type ReusableCounts = Arc<ArrayQueue<Box<Counts>>>;
 
-/// Counts from the spares, or new ones.
+/// Counts from the reusable, or new ones.
 #[inline]
-fn counts<'a>(slot: &'a mut Option<Box<Counts>>, spares: &SpareCounts) -> &'a mut Counts {
+fn counts<'a>(slot: &'a mut Option<Box<Counts>>, reusable: &ReusableCounts) -> &'a mut Counts {
     if slot.is_none() {
-        *slot = Some(fresh_counts(spares));
+        *slot = Some(fresh_counts(reusable));
     }
     slot.as_deref_mut().expect("just filled")
 }
 
 /// Off the hot path: the first record into a slot after a publication.
 #[cold]
-fn fresh_counts(spares: &SpareCounts) -> Box<Counts> {
-    spares.pop().unwrap_or_default()
+fn fresh_counts(reusable: &ReusableCounts) -> Box<Counts> {
+    reusable.pop().unwrap_or_default()
 }
 
 /// One stage's counters and latency counts (nanoseconds), as a thread records them. The
@@ -113,7 +113,7 @@ pub struct PoolBusy {
     pub ns: u64,
 }
 
-/// One stage's figures merged across threads: counters and histograms (nanoseconds).
+/// One stage's stats merged across threads: counters and histograms (nanoseconds).
 #[derive(Default, Clone)]
 pub struct StageStats {
     pub processed: u64,
@@ -126,9 +126,9 @@ pub struct StageStats {
 }
 
 impl Recorder {
-    pub fn new(stages: usize, spares: SpareCounts) -> Self {
+    pub fn new(stages: usize, reusable: ReusableCounts) -> Self {
         let stages = (0..stages).map(|_| StageCounts::default()).collect();
-        Recorder { stages, e2e: None, dirty: false, published_ns: 0, spares, pool: None, busy_ns: 0 }
+        Recorder { stages, e2e: None, dirty: false, published_ns: 0, reusable, pool: None, busy_ns: 0 }
     }
 
     /// Marks this as a worker's recorder, for `pool`: its busy time is published.
@@ -146,7 +146,7 @@ impl Recorder {
     #[inline]
     pub fn queue_wait_n(&mut self, stage: StageId, ns: u64, n: u32) {
         self.dirty = true;
-        counts(&mut self.stages[stage].queue_wait, &self.spares).record_n(ns, n);
+        counts(&mut self.stages[stage].queue_wait, &self.reusable).record_n(ns, n);
     }
 
     /// `n` handler calls.
@@ -159,13 +159,13 @@ impl Recorder {
     #[inline]
     pub fn service(&mut self, stage: StageId, ns: u64, weight: u32) {
         self.dirty = true;
-        counts(&mut self.stages[stage].service, &self.spares).record_n(ns, weight);
+        counts(&mut self.stages[stage].service, &self.reusable).record_n(ns, weight);
     }
 
     #[inline]
     pub fn e2e(&mut self, ns: u64) {
         self.dirty = true;
-        counts(&mut self.e2e, &self.spares).record(ns);
+        counts(&mut self.e2e, &self.reusable).record(ns);
     }
 
     pub fn rejected(&mut self, stage: StageId) {

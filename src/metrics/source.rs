@@ -1,15 +1,15 @@
-//! A source's own figures (an HTTP source's connections): what the ledger, which counts requests
+//! A source's own stats (an HTTP source's connections): what the ledger, which counts requests
 //! once admitted, does not see. The engine's snapshots, the summary, `/stats` and `/metrics`
-//! carry them without knowing the source's type, so a new source brings its figures with it.
+//! carry them without knowing the source's type, so a new source brings its stats with it.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// One reading of a source's figures.
+/// One reading of a source's stats.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SourceFigures {
+pub struct SourceStats {
     /// The source's kind, as a config names it: `http`.
     pub kind: String,
     /// Counts since the start, by name.
@@ -19,17 +19,17 @@ pub struct SourceFigures {
     pub levels: BTreeMap<String, u64>,
 }
 
-impl SourceFigures {
+impl SourceStats {
     /// Count `name`, 0 when the source keeps no such count.
     pub fn count(&self, name: &str) -> u64 {
         self.counts.get(name).copied().unwrap_or(0)
     }
 }
 
-impl fmt::Display for SourceFigures {
+impl fmt::Display for SourceStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list = |figures: &BTreeMap<String, u64>| {
-            figures.iter().map(|(name, value)| format!("{} {value}", name.replace('_', " "))).collect::<Vec<_>>()
+        let list = |stats: &BTreeMap<String, u64>| {
+            stats.iter().map(|(name, value)| format!("{} {value}", name.replace('_', " "))).collect::<Vec<_>>()
         };
         write!(f, "{}: {}", self.kind, list(&self.counts).join(", "))?;
         if !self.levels.is_empty() {
@@ -39,24 +39,24 @@ impl fmt::Display for SourceFigures {
     }
 }
 
-/// How `/metrics` exposes one figure: its Prometheus name, labels and help text.
+/// How `/metrics` exposes one stat: its Prometheus name, labels and help text.
 #[derive(Debug, Clone, Copy)]
-pub struct FigureMetric {
-    /// The figure's name in [`SourceFigures::counts`] or [`SourceFigures::levels`].
-    pub figure: &'static str,
+pub struct StatMetric {
+    /// The stat's name in [`SourceStats::counts`] or [`SourceStats::levels`].
+    pub stat: &'static str,
     pub metric: &'static str,
     pub labels: &'static [(&'static str, &'static str)],
     pub help: &'static str,
 }
 
-/// A running source's figures, read while it runs (by the admin listener) and at its end (for
+/// A running source's stats, read while it runs (by the admin listener) and at its end (for
 /// the summary).
-pub trait LiveFigures: Send + Sync {
-    fn read(&self) -> SourceFigures;
+pub trait LiveStats: Send + Sync {
+    fn read(&self) -> SourceStats;
 
-    /// How `/metrics` names each figure. A figure not listed is exposed as
+    /// How `/metrics` names each stat. A stat not listed is exposed as
     /// `seda_source_<kind>_<name>` (a count with `_total`).
-    fn metrics(&self) -> &'static [FigureMetric] {
+    fn metrics(&self) -> &'static [StatMetric] {
         &[]
     }
 }

@@ -1,4 +1,4 @@
-//! A run's summary: the ledger, end-to-end latency and every stage's figures, as a table for
+//! A run's summary: the ledger, end-to-end latency and every stage's stats, as a table for
 //! people and as JSON for scripts.
 
 use std::collections::BTreeMap;
@@ -31,9 +31,9 @@ pub struct Summary {
     /// list them in; empty in records written before it was kept.
     #[serde(default)]
     pub stage_order: Vec<String>,
-    /// The source's own figures (an HTTP source's connections), when it keeps any.
+    /// The source's own stats (an HTTP source's connections), when it keeps any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<super::SourceFigures>,
+    pub source: Option<super::SourceStats>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -137,9 +137,9 @@ impl fmt::Display for Summary {
         }
         write_table_row(f, "end to end", "", &self.latency_us, self.throughput_rps, l.rejected, l.failed)?;
         self.write_failures(f)?;
-        if let Some(figures) = &self.source {
+        if let Some(stats) = &self.source {
             writeln!(f)?;
-            writeln!(f, "{figures}")?;
+            writeln!(f, "{stats}")?;
         }
         Ok(())
     }

@@ -15,7 +15,7 @@ use mio::net::TcpStream;
 
 use super::body::Body;
 use super::completions::Answer;
-use super::{canned, write_head, write_parts, Framed, Reply, RequestReader, Status};
+use super::{fixed_replies, write_head, write_parts, Framed, Reply, RequestReader, Status};
 use crate::engine::Envelope;
 
 /// An answer owed, in request order.
@@ -28,7 +28,7 @@ enum Ready {
     /// The pipeline ended the request.
     Ended(Box<Envelope>, Answer),
     /// A fixed response (a framing rejection).
-    Canned(&'static [u8]),
+    Fixed(&'static [u8]),
 }
 
 struct Splice {
@@ -224,8 +224,7 @@ impl Conn {
                     return Ok(Ok(env));
                 }
                 Framed::Reject(reject) => {
-                    self.owed
-                        .push_back(Owed { reply: Reply::default(), ready: Some(Ready::Canned(reject.response())) });
+                    self.owed.push_back(Owed { reply: Reply::default(), ready: Some(Ready::Fixed(reject.response())) });
                     self.closing = true;
                     self.rejected = true;
                     self.linger_after = true;
@@ -243,7 +242,7 @@ impl Conn {
                         self.out.clear();
                         self.written = 0;
                     }
-                    self.out.extend_from_slice(canned::CONTINUE);
+                    self.out.extend_from_slice(fixed_replies::CONTINUE);
                 }
                 Framed::NeedMore if !self.readable => return Ok(Err(env)),
                 Framed::NeedMore => match self.stream.read(scratch) {
@@ -324,7 +323,7 @@ impl Conn {
             // The last answer owed on a closing connection says so.
             reply.close |= self.closing && self.owed.is_empty();
             match ready.unwrap() {
-                Ready::Canned(bytes) => self.out.extend_from_slice(bytes),
+                Ready::Fixed(bytes) => self.out.extend_from_slice(bytes),
                 Ready::Ended(mut env, answer) => {
                     self.ready_bytes -= body_len(&env, answer);
                     if let Some(body) = write_answer(&mut self.out, &env, answer, reply, date) {
@@ -449,8 +448,8 @@ impl Conn {
         self.written < self.out.len() || !self.spliced.is_empty()
     }
 
-    /// Sends `bytes` if the socket takes them now, ignoring errors: a last word before closing.
-    pub fn last_word(&mut self, bytes: &[u8]) {
+    /// Sends `bytes` if the socket takes them now, ignoring errors: the last thing sent before closing.
+    pub fn write_before_close(&mut self, bytes: &[u8]) {
         if !self.unsent() {
             let _ = self.stream.write(bytes);
         }
@@ -461,7 +460,7 @@ impl Conn {
         self.linger_after && !self.peer_done
     }
 
-    /// Marks it to end with a lingering close once its last word is written (a 408).
+    /// Marks it to end with a lingering close once the reply it ends with is written (a 408).
     pub fn linger_after(&mut self) {
         self.closing = true;
         self.linger_after = true;
@@ -535,7 +534,7 @@ fn write_answer(out: &mut Vec<u8>, env: &Envelope, answer: Answer, reply: Reply,
             // A pipeline that ended without choosing a status is a server error.
             None => write_parts(out, Status::INTERNAL_SERVER_ERROR, date, b"", reply),
         },
-        Answer::Unavailable => out.extend_from_slice(canned::service_unavailable(reply)),
+        Answer::Unavailable => out.extend_from_slice(fixed_replies::service_unavailable(reply)),
         Answer::Failed => write_parts(out, Status::INTERNAL_SERVER_ERROR, date, b"", reply),
     }
     None

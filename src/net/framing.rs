@@ -65,7 +65,7 @@ pub struct RequestReader {
     /// The request being framed.
     request: Request,
     /// A finished request handed back, whose buffers the next one reuses.
-    spare: Option<Request>,
+    reusable: Option<Request>,
     /// The head being read asked for `100 Continue` before its body (`Expect: 100-continue`).
     continue_owed: bool,
 }
@@ -85,7 +85,7 @@ impl RequestReader {
             state: State::Head,
             head_tried: 0,
             request: Request::default(),
-            spare: None,
+            reusable: None,
             continue_owed: false,
         }
     }
@@ -130,7 +130,7 @@ impl RequestReader {
 
     /// Gives a request back once it is answered, so the next one reuses its buffers.
     pub fn recycle(&mut self, request: Request) {
-        self.spare = Some(request);
+        self.reusable = Some(request);
     }
 
     /// Whether the client waits for `100 Continue` before it sends the body of the request
@@ -231,7 +231,7 @@ impl RequestReader {
 
     fn finish(&mut self) -> Framed {
         self.continue_owed = false;
-        let next = self.spare.take().unwrap_or_default();
+        let next = self.reusable.take().unwrap_or_default();
         let request = std::mem::replace(&mut self.request, next);
         if request.keep_alive() {
             self.state = State::Head;

@@ -7,19 +7,19 @@
 //!
 //! The rest is sans I/O, tested by feeding bytes:
 //! - [`framing`]: [`RequestReader`], fed bytes, yields [`Framed`] requests, pipelined or split
-//!   anywhere, or a [`Reject`] that says which canned response to send before closing.
+//!   anywhere, or a [`Reject`] that says which fixed reply to send before closing.
 //! - `chunked`: the chunked body decoder the reader uses.
 //! - [`Request`]: the framed request, `seda_stages::HttpRequest`, which stages read.
 //! - [`limits`]: the [`Limits`] a request must keep.
 //! - [`reject`]: why a request is turned away, and its answer.
 //! - [`response`]: [`write_response`] into a reusable `Vec<u8>`; [`status`]: [`Status`].
-//! - [`canned`]: static responses (the rejects, `503` with `Retry-After`, `100 Continue`).
+//! - [`fixed_replies`]: static responses (the rejects, `503` with `Retry-After`, `100 Continue`).
 
 mod body;
-pub mod canned;
 mod chunked;
 mod completions;
 mod connection;
+pub mod fixed_replies;
 pub mod framing;
 pub mod limits;
 pub mod reject;

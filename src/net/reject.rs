@@ -2,7 +2,7 @@
 //! Every rejection ends the connection: once framing is lost, nothing after it can be trusted to
 //! start a request.
 
-use super::canned;
+use super::fixed_replies;
 use super::status::Status;
 
 /// A request that cannot be framed. Send [`Reject::response`], then close.
@@ -59,12 +59,12 @@ impl Reject {
     /// The complete response, `Connection: close` included; static, built at compile time.
     pub const fn response(self) -> &'static [u8] {
         match self {
-            Reject::BadRequest(_) => canned::BAD_REQUEST,
-            Reject::UriTooLong => canned::URI_TOO_LONG,
-            Reject::HeadTooLarge | Reject::TooManyHeaders => canned::HEADER_FIELDS_TOO_LARGE,
-            Reject::BodyTooLarge => canned::CONTENT_TOO_LARGE,
-            Reject::TransferCodingNotImplemented => canned::NOT_IMPLEMENTED,
-            Reject::VersionNotSupported => canned::VERSION_NOT_SUPPORTED,
+            Reject::BadRequest(_) => fixed_replies::BAD_REQUEST,
+            Reject::UriTooLong => fixed_replies::URI_TOO_LONG,
+            Reject::HeadTooLarge | Reject::TooManyHeaders => fixed_replies::HEADER_FIELDS_TOO_LARGE,
+            Reject::BodyTooLarge => fixed_replies::CONTENT_TOO_LARGE,
+            Reject::TransferCodingNotImplemented => fixed_replies::NOT_IMPLEMENTED,
+            Reject::VersionNotSupported => fixed_replies::VERSION_NOT_SUPPORTED,
         }
     }
 }

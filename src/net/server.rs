@@ -45,11 +45,11 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use super::completions::{Answer, Completions};
 use super::connection::{Conn, Waiting, LINGER_TIME, READ_CHUNK};
 use super::stats::HttpLive;
-use super::{canned, RequestReader};
+use super::{fixed_replies, RequestReader};
 use crate::clock::now_ns;
 use crate::config::{HttpPlan, Plan, SourcePlacement, SourcePlan};
 use crate::engine::{Admission, Admit, Envelope, Origin, Poller};
-use crate::metrics::LiveFigures;
+use crate::metrics::LiveStats;
 use crate::source::{Opened, RunsOn, Source, SourceError, ThreadBody};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -166,7 +166,7 @@ impl Source for HttpSource {
         }
     }
 
-    fn figures(&self) -> Option<Arc<dyn LiveFigures>> {
+    fn stats(&self) -> Option<Arc<dyn LiveStats>> {
         Some(self.control.live.clone())
     }
 }
@@ -835,7 +835,7 @@ impl Reactor {
             }
             match conn.waiting {
                 Waiting::Head | Waiting::Body => {
-                    conn.last_word(canned::REQUEST_TIMEOUT);
+                    conn.write_before_close(fixed_replies::REQUEST_TIMEOUT);
                     conn.linger_after();
                     let count = match conn.waiting {
                         Waiting::Head => &self.live.header_timeouts,

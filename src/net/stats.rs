@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{FigureMetric, LiveFigures, SourceFigures};
+use crate::metrics::{LiveStats, SourceStats, StatMetric};
 
 /// Read back from a summary or a snapshot with [`HttpStats::of`]; a count missing there is 0.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,23 +119,23 @@ impl HttpLive {
 }
 
 impl HttpStats {
-    /// An HTTP source's counts among a source's figures (a summary's or a snapshot's).
-    pub fn of(figures: &SourceFigures) -> Option<HttpStats> {
-        if figures.kind != "http" {
+    /// An HTTP source's counts among a source's stats (a summary's or a snapshot's).
+    pub fn of(stats: &SourceStats) -> Option<HttpStats> {
+        if stats.kind != "http" {
             return None;
         }
-        serde_json::to_value(&figures.counts).ok().and_then(|counts| serde_json::from_value(counts).ok())
+        serde_json::to_value(&stats.counts).ok().and_then(|counts| serde_json::from_value(counts).ok())
     }
 }
 
-impl LiveFigures for HttpLive {
-    fn read(&self) -> SourceFigures {
+impl LiveStats for HttpLive {
+    fn read(&self) -> SourceStats {
         let counts = serde_json::to_value(HttpLive::read(self)).expect("counts serialise");
         let counts: BTreeMap<String, u64> = serde_json::from_value(counts).expect("counts are numbers");
-        SourceFigures { kind: "http".into(), counts, levels: BTreeMap::from([("open".into(), self.open())]) }
+        SourceStats { kind: "http".into(), counts, levels: BTreeMap::from([("open".into(), self.open())]) }
     }
 
-    fn metrics(&self) -> &'static [FigureMetric] {
+    fn metrics(&self) -> &'static [StatMetric] {
         HTTP_METRICS
     }
 }
@@ -143,8 +143,8 @@ impl LiveFigures for HttpLive {
 const CLOSED: &str = "seda_http_connections_closed_total";
 const CLOSED_HELP: &str = "HTTP connections the server closed, by reason.";
 
-/// The Prometheus names of an HTTP source's figures.
-const HTTP_METRICS: &[FigureMetric] = &[
+/// The Prometheus names of an HTTP source's stats.
+const HTTP_METRICS: &[StatMetric] = &[
     metric("open", "seda_http_connections_open", "HTTP connections open now."),
     metric("accepted", "seda_http_connections_accepted_total", "HTTP connections accepted."),
     metric(
@@ -184,10 +184,10 @@ const HTTP_METRICS: &[FigureMetric] = &[
     ),
 ];
 
-const fn metric(figure: &'static str, metric: &'static str, help: &'static str) -> FigureMetric {
-    FigureMetric { figure, metric, labels: &[], help }
+const fn metric(stat: &'static str, metric: &'static str, help: &'static str) -> StatMetric {
+    StatMetric { stat, metric, labels: &[], help }
 }
 
-const fn closed(figure: &'static str, labels: &'static [(&'static str, &'static str)]) -> FigureMetric {
-    FigureMetric { figure, metric: CLOSED, labels, help: CLOSED_HELP }
+const fn closed(stat: &'static str, labels: &'static [(&'static str, &'static str)]) -> StatMetric {
+    StatMetric { stat, metric: CLOSED, labels, help: CLOSED_HELP }
 }

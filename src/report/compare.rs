@@ -12,7 +12,7 @@ pub struct Comparison<'a> {
     pub b: &'a RunTable,
 }
 
-/// Name, metric and which line: the columns left of the figures.
+/// Name, metric and which line: the columns left of the stats.
 const LEFT: usize = 16 + 1 + 8 + 1 + 8;
 
 impl fmt::Display for Comparison<'_> {
@@ -40,7 +40,7 @@ impl fmt::Display for Comparison<'_> {
             for (which, row) in [("A", a), ("B", b)] {
                 let label = format!("{:<16} {:<8} {:<8}", if which == "A" { shown } else { "" }, metric, which);
                 match row {
-                    Some(r) => figures(f, &label, r)?,
+                    Some(r) => stats(f, &label, r)?,
                     None => writeln!(f, "{label} (not in this run)")?,
                 }
             }
@@ -57,7 +57,7 @@ impl fmt::Display for Comparison<'_> {
     }
 }
 
-fn figures(f: &mut fmt::Formatter<'_>, label: &str, r: &Row) -> fmt::Result {
+fn stats(f: &mut fmt::Formatter<'_>, label: &str, r: &Row) -> fmt::Result {
     let p = &r.latency;
     writeln!(
         f,
@@ -66,7 +66,7 @@ fn figures(f: &mut fmt::Formatter<'_>, label: &str, r: &Row) -> fmt::Result {
     )
 }
 
-/// The figures of a row as numbers, in the table's column order.
+/// The stats of a row as numbers, in the table's column order.
 fn columns(r: &Row) -> [f64; 9] {
     let p: &Percentiles = &r.latency;
     [p.count as f64, r.rate, p.p50, p.p90, p.p99, p.p999, p.max, r.rejected as f64, r.failed as f64]

@@ -2,7 +2,7 @@
 //! percentiles, rejections and failures, and which stage dominates the tail.
 //!
 //! The rows are those of `seda run`'s summary, in the same layout; over the whole run they hold
-//! the same figures, recomputed from the interval log.
+//! the same stats, recomputed from the interval log.
 
 use std::fmt::{self, Write as _};
 
@@ -93,7 +93,7 @@ impl RunTable {
                 });
             }
         }
-        // Over the whole run, the ledger's figures: they also count the requests rejected while
+        // Over the whole run, the ledger's stats: they also count the requests rejected while
         // shutting down, which belong to no stage.
         if slice.window.is_whole_run() {
             (rejected, failed) = (summary.ledger.rejected, summary.ledger.failed);

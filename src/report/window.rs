@@ -1,4 +1,4 @@
-//! A time window of a run (`--from`/`--to`) and the figures of its intervals, merged.
+//! A time window of a run (`--from`/`--to`) and the stats of its intervals, merged.
 //!
 //! An interval belongs to the window if it *starts* in it: `from <= start < to`. Intervals are
 //! the unit the log has (one `metrics_interval_ms`), so a window's percentiles are exactly those
@@ -55,7 +55,7 @@ pub struct EmptyWindow {
     pub last: f64,
 }
 
-/// A run's figures over a window: each series' histograms and each stage's counters, merged.
+/// A run's stats over a window: each series' histograms and each stage's counters, merged.
 pub struct Slice<'a> {
     pub run: &'a RecordedRun,
     pub window: Window,

@@ -124,11 +124,11 @@ impl<'a> Runner<'a> {
             RunsOn::Thread { name, cpu, body } => Some((name, cpu, body)),
         };
         let engine = builder.start()?;
-        let figures = source.figures();
+        let stats = source.stats();
         let admin = match engine.plan().admin {
             Some(addr) => {
-                let observer = match &figures {
-                    Some(figures) => engine.observer().with_source(figures.clone()),
+                let observer = match &stats {
+                    Some(stats) => engine.observer().with_source(stats.clone()),
                     None => engine.observer(),
                 };
                 let server = AdminServer::start(addr, observer)?;
@@ -173,7 +173,7 @@ impl<'a> Runner<'a> {
             Ok::<_, RunError>(())
         })?;
         let (mut summary, recording) = engine.shutdown_recorded();
-        summary.source = figures.map(|f| f.read());
+        summary.source = stats.map(|f| f.read());
         drop(admin);
         Ok(Finished { summary, recording: record.then_some(recording) })
     }

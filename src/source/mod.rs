@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::config::Plan;
 use crate::engine::{Engine, Origin, Poller, Submitter};
-use crate::metrics::LiveFigures;
+use crate::metrics::LiveStats;
 
 pub use generator::{Generator, GeneratorPoller, GeneratorSource};
 
@@ -46,9 +46,9 @@ pub trait Source: Send {
     /// has passed.
     fn stop(&mut self, drain_timeout: Duration);
 
-    /// Its own figures (an HTTP source's connections), read live by the admin listener and at
+    /// Its own stats (an HTTP source's connections), read live by the admin listener and at
     /// the end for the summary.
-    fn figures(&self) -> Option<Arc<dyn LiveFigures>> {
+    fn stats(&self) -> Option<Arc<dyn LiveStats>> {
         None
     }
 }

@@ -1,5 +1,5 @@
 //! The admin listener (`/metrics`, `/stats`) and `seda top`: the exposition is checked by a
-//! strict parser of the Prometheus text format (below), and its figures against the ledger.
+//! strict parser of the Prometheus text format (below), and its stats against the ledger.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -314,12 +314,12 @@ fn metrics_and_stats_agree_exactly_with_the_ledger() {
     assert_eq!(one(&held, "seda_ledger_rejected_total", &[]), 96.0);
     assert_eq!(one(&held, "seda_ledger_in_flight", &[]), 5.0);
 
-    // Open the gate; once every request has ended and every figure is published, the
-    // listener's figures are the ledger's, exactly.
+    // Open the gate; once every request has ended and every stat is published, the
+    // listener's stats are the ledger's, exactly.
     gate.open();
     eventually("every request to end", || engine.ledger().in_flight == 0);
     let ledger = engine.ledger();
-    eventually("every figure to be published", || {
+    eventually("every stat to be published", || {
         let s = stats(addr);
         stage(&s, "done").handled == ledger.completed
             && stage(&s, "chaos").failed == ledger.failed

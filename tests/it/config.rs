@@ -606,12 +606,12 @@ fn stage_naming_a_pool_when_none_is_defined_says_where_to_define_it() {
 #[test]
 fn pool_serving_no_stage_is_reported() {
     let mut config = minimal();
-    config["pools"] = json!({ "spare": { "cpus": [1] } });
+    config["pools"] = json!({ "reusable": { "cpus": [1] } });
     assert_eq!(
         errors(&config).0,
         vec![error(
-            "$.pools.spare",
-            "pool `spare` serves no stage",
+            "$.pools.reusable",
+            "pool `reusable` serves no stage",
             Some("give a stage `\"pool\": \"<name>\"`, or remove the pool")
         )]
     );
@@ -1250,7 +1250,7 @@ fn every_error_in_one_config_is_reported_at_once() {
         "name": "many",
         "deadline_ms": 0,
         "source": { "kind": "generator", "requests": 0, "entry": "parse" },
-        "pools": { "main": { "cpus": [0, 5] }, "spare": {} },
+        "pools": { "main": { "cpus": [0, 5] }, "reusable": {} },
         "stages": {
             "parse": { "kind": "noop", "pool": "main", "queue": { "capacity": 0 }, "next": "respnd" },
             "digest": { "kind": "hash", "pool": "main", "params": { "rounds": 0 }, "next": "respond" },
@@ -1286,8 +1286,8 @@ fn every_error_in_one_config_is_reported_at_once() {
                 Some("or use `reject`")
             ),
             error(
-                "$.pools.spare",
-                "pool `spare` serves no stage",
+                "$.pools.reusable",
+                "pool `reusable` serves no stage",
                 Some("give a stage `\"pool\": \"<name>\"`, or remove the pool")
             ),
             error("$.stages.parse.next", "`respnd` names no stage", Some("did you mean `respond`?")),

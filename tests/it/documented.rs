@@ -116,7 +116,7 @@ impl Server {
 }
 
 fn http(summary: &Summary) -> HttpStats {
-    summary.source.as_ref().and_then(HttpStats::of).expect("an HTTP source's figures")
+    summary.source.as_ref().and_then(HttpStats::of).expect("an HTTP source's stats")
 }
 
 fn install(plan: &mut Plan, name: &str, factory: Arc<dyn StageFactory>) {

@@ -2,7 +2,7 @@
 //! limit, byte-exact responses, and seeded random inputs fed whole and in random splits.
 
 use seda::net::{
-    canned, write_response, BadRequest, Framed, Limits, Reject, Reply, Request, RequestReader, Response, Status,
+    fixed_replies, write_response, BadRequest, Framed, Limits, Reject, Reply, Request, RequestReader, Response, Status,
     Version,
 };
 use seda::stages::splitmix64;
@@ -203,7 +203,7 @@ fn header_section_of_17_kib_is_431() {
     // The same, arriving in pieces with no end of line in sight: cut off at the limit.
     let cuts: Vec<usize> = (1..input.len()).step_by(1000).collect();
     assert_eq!(frame_split(Limits::default(), &input, &cuts), [Framed::Reject(Reject::HeadTooLarge), Framed::Closed]);
-    assert_eq!(Reject::HeadTooLarge.response(), canned::HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(Reject::HeadTooLarge.response(), fixed_replies::HEADER_FIELDS_TOO_LARGE);
 }
 
 #[test]
@@ -215,7 +215,7 @@ fn a_request_line_longer_than_the_head_limit_is_414() {
     let cuts: Vec<usize> = (1..input.len()).step_by(1000).collect();
     assert_eq!(frame_split(Limits::default(), &input, &cuts), [Framed::Reject(Reject::UriTooLong), Framed::Closed]);
     assert_eq!(Reject::UriTooLong.status(), Status::URI_TOO_LONG);
-    assert_eq!(Reject::UriTooLong.response(), canned::URI_TOO_LONG);
+    assert_eq!(Reject::UriTooLong.response(), fixed_replies::URI_TOO_LONG);
     // A line without a space is no request line: 431 as before.
     assert_eq!(frame(&vec![b'a'; 17 * 1024]), [Framed::Reject(Reject::HeadTooLarge), Framed::Closed]);
 }
@@ -253,7 +253,7 @@ fn body_over_the_limit_is_413() {
     let limits = Limits { max_body_bytes: 8, ..Limits::default() };
     let input = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n4\r\n";
     assert_eq!(frame_split(limits, input, &[]), [Framed::Reject(Reject::BodyTooLarge), Framed::Closed]);
-    assert_eq!(Reject::BodyTooLarge.response(), canned::CONTENT_TOO_LARGE);
+    assert_eq!(Reject::BodyTooLarge.response(), fixed_replies::CONTENT_TOO_LARGE);
     let exactly = frame_split(limits, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 8\r\n\r\n12345678", &[]);
     assert_eq!(request(&exactly[0]).body(), b"12345678");
 }
@@ -265,7 +265,7 @@ fn http2_request_line_is_505() {
         [Framed::Reject(Reject::VersionNotSupported), Framed::Closed]
     );
     assert_eq!(frame(b"GET / HTTP/1.2\r\n\r\n")[0], Framed::Reject(Reject::VersionNotSupported));
-    assert_eq!(Reject::VersionNotSupported.response(), canned::VERSION_NOT_SUPPORTED);
+    assert_eq!(Reject::VersionNotSupported.response(), fixed_replies::VERSION_NOT_SUPPORTED);
     // Not a version at all: 400.
     assert_eq!(frame(b"GET / HTTP/x\r\n\r\n")[0], Framed::Reject(Reject::BadRequest(BadRequest::Malformed)));
 }
@@ -282,7 +282,7 @@ fn garbage_is_400() {
     assert_eq!(bad_chunk[0], Framed::Reject(Reject::BadRequest(BadRequest::InvalidChunk)));
     let missing_crlf = frame(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\naXX");
     assert_eq!(missing_crlf[0], Framed::Reject(Reject::BadRequest(BadRequest::InvalidChunk)));
-    assert_eq!(Reject::BadRequest(BadRequest::Malformed).response(), canned::BAD_REQUEST);
+    assert_eq!(Reject::BadRequest(BadRequest::Malformed).response(), fixed_replies::BAD_REQUEST);
 }
 
 #[test]
@@ -347,9 +347,9 @@ fn response_503_is_byte_exact() {
     let response = Response { status: Status::SERVICE_UNAVAILABLE, headers: &[("Retry-After", b"1")], body: b"" };
     let expected = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n";
     assert_eq!(written(&response, Reply::default()), expected);
-    assert_eq!(canned::service_unavailable(Reply::default()), expected);
+    assert_eq!(fixed_replies::service_unavailable(Reply::default()), expected);
     assert_eq!(
-        canned::service_unavailable(Reply { close: true, ..Reply::default() }),
+        fixed_replies::service_unavailable(Reply { close: true, ..Reply::default() }),
         b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
 }

@@ -85,13 +85,13 @@ trait HttpOf {
 
 impl HttpOf for Summary {
     fn http(&self) -> HttpStats {
-        self.source.as_ref().and_then(HttpStats::of).expect("an HTTP source's figures")
+        self.source.as_ref().and_then(HttpStats::of).expect("an HTTP source's stats")
     }
 }
 
 impl HttpOf for seda::engine::Snapshot {
     fn http(&self) -> HttpStats {
-        self.source.as_ref().and_then(HttpStats::of).expect("an HTTP source's figures")
+        self.source.as_ref().and_then(HttpStats::of).expect("an HTTP source's stats")
     }
 }
 
@@ -833,9 +833,9 @@ fn the_admin_listener_shows_the_connections_live(reactor: &str) {
         )
     };
     assert_eq!((closed("idle"), closed("broken"), closed("framing_reject")), (0.0, 0.0, 0.0));
-    let figures = crate::admin::stats(admin).source.expect("the source's figures in /stats");
-    let http = HttpStats::of(&figures).expect("an http source's");
-    assert_eq!((figures.levels["open"], http.accepted, http.requests), (1, 1, 5));
+    let stats = crate::admin::stats(admin).source.expect("the source's stats in /stats");
+    let http = HttpStats::of(&stats).expect("an http source's");
+    assert_eq!((stats.levels["open"], http.accepted, http.requests), (1, 1, 5));
     let mut frame = Vec::new();
     seda::top::watch(&format!("http://{admin}"), Duration::from_millis(50), true, &mut frame).unwrap();
     let frame = String::from_utf8(frame).unwrap();

@@ -181,7 +181,7 @@ fn a_window_has_the_percentiles_of_exactly_its_intervals() {
     let e2e = merged(&log, "e2e", from, to);
     assert!(!e2e.is_empty() && e2e.len() < summary.latency_us.count, "{} of {}", e2e.len(), summary.latency_us.count);
 
-    // The binary, given the window in seconds, prints those figures.
+    // The binary, given the window in seconds, prints those stats.
     let (from_s, to_s) = (format!("{}", from.as_secs_f64()), format!("{}", to.as_secs_f64()));
     let out = stdout(&seda_report(&[&dir, &"--from", &from_s, &"--to", &to_s]));
     let row = out.lines().find(|l| l.starts_with("end to end")).unwrap();

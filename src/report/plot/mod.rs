@@ -22,7 +22,7 @@ pub const SPECTRUM_FILE: &str = "spectrum.svg";
 pub const TIMELINE_FILE: &str = "timeline.svg";
 pub const KNEE_FILE: &str = "knee.svg";
 
-/// A run to plot: its figures over the window, its table and its label (the record's folder
+/// A run to plot: its stats over the window, its table and its label (the record's folder
 /// name, unique among the runs).
 pub struct Plotted<'a> {
     pub slice: &'a Slice<'a>,

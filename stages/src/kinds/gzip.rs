@@ -155,7 +155,7 @@ impl Compressor {
         self.out.extend_from_slice(&HEADER);
         self.deflate.reset();
         loop {
-            // compress_vec writes only into spare capacity.
+            // compress_vec writes only into reusable capacity.
             if self.out.capacity() - self.out.len() < 1024 {
                 self.out.reserve(input.len() / 4 + 1024);
             }

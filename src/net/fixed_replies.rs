@@ -54,7 +54,7 @@ mod tests {
     }
 
     #[test]
-    fn canned_rejects_match_the_writer() {
+    fn fixed_rejects_match_the_writer() {
         let close = Reply { close: true, ..Reply::default() };
         assert_eq!(BAD_REQUEST, written(Status::BAD_REQUEST, &[], close));
         assert_eq!(CONTENT_TOO_LARGE, written(Status::CONTENT_TOO_LARGE, &[], close));
@@ -65,7 +65,7 @@ mod tests {
     }
 
     #[test]
-    fn canned_503s_match_the_writer() {
+    fn fixed_503s_match_the_writer() {
         let retry: &[(&str, &[u8])] = &[("Retry-After", b"1")];
         for reply in [
             Reply::default(),
@@ -78,7 +78,7 @@ mod tests {
     }
 
     #[test]
-    fn canned_continue_matches_the_writer() {
+    fn fixed_continue_matches_the_writer() {
         assert_eq!(CONTINUE, written(Status::CONTINUE, &[], Reply::default()));
     }
 }
