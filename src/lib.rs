@@ -20,6 +20,7 @@ pub mod io;
 pub mod loadgen;
 pub mod metrics;
 pub mod net;
+pub mod record;
 pub mod report;
 pub mod run;
 pub mod source;

@@ -115,7 +115,7 @@ fn run_pipeline(options: RunOptions, registry: &Registry) -> anyhow::Result<Exit
     // A record directory that cannot be used fails before the run, not after it.
     let record = match &options.record {
         Some(dir) => {
-            crate::metrics::record::prepare_dir(dir)?;
+            crate::record::prepare_dir(dir)?;
             let text = std::fs::read_to_string(&options.config)
                 .with_context(|| format!("read {}", options.config.display()))?;
             Some((dir, text))
@@ -148,7 +148,7 @@ fn run_pipeline(options: RunOptions, registry: &Registry) -> anyhow::Result<Exit
         std::fs::write(&path, json + "\n").with_context(|| format!("write {}", path.display()))?;
     }
     if let (Some((dir, text)), Some(recording)) = (record, recording) {
-        crate::metrics::record::write_run(dir, &text, &summary, &recording)?;
+        crate::record::write_run(dir, &text, &summary, &recording)?;
     }
     // More endings than admissions: a request ended twice, a bug that no stat can be trusted past.
     if let Some(fault) = summary.ledger.fault() {
@@ -169,7 +169,7 @@ fn load(options: &crate::loadgen::LoadOptions, registry: &Registry) -> anyhow::R
     }
     // A record directory that cannot be used fails before the run, not after it.
     if let Some(dir) = &options.record {
-        crate::metrics::record::prepare_dir(dir)?;
+        crate::record::prepare_dir(dir)?;
     }
     crate::engine::quiet_worker_panics();
     let results = match crate::loadgen::load_test(options, registry, &stop) {

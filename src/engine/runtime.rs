@@ -27,7 +27,7 @@ use super::{Ctx, Envelope, HandBack, Ledger, LedgerCounts, Observer, Origin, Ori
 use crate::clock::now_ns;
 use crate::config::{Plan, StageId};
 use crate::io::{files, timer, FileMsg, TimerMsg};
-use crate::metrics::record::Recording;
+use crate::metrics::Recording;
 use crate::metrics::{collector, Publication, Summary};
 
 const RUNNING: u8 = 0;

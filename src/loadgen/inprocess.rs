@@ -25,7 +25,7 @@ use super::tally::{ErrorKind, ThreadTally};
 use crate::clock::now_ns;
 use crate::config::{Plan, SourcePlan};
 use crate::engine::{Admission, Envelope, Origin, Outcome, Submitter};
-use crate::metrics::record::Recording;
+use crate::metrics::Recording;
 use crate::metrics::Summary;
 use crate::run::{Listening, RunError, Runner};
 use crate::source::{Generator, Opened, RunsOn, Source, SourceError, ThreadBody};

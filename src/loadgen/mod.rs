@@ -430,7 +430,7 @@ impl Run<'_> {
 }
 
 /// The engine's summary of an in-process run, and its recording when one was asked for.
-type EngineRun = (crate::metrics::Summary, Option<crate::metrics::record::Recording>);
+type EngineRun = (crate::metrics::Summary, Option<crate::metrics::Recording>);
 
 /// Writes the files the options ask for.
 pub fn write_outputs(results: &Results, options: &LoadOptions) -> Result<(), LoadError> {

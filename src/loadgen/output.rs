@@ -197,7 +197,7 @@ pub struct Results {
     pub engine: Option<Summary>,
     /// In-process, with `--record`: the engine's intervals.
     #[serde(skip)]
-    pub recording: Option<crate::metrics::record::Recording>,
+    pub recording: Option<crate::metrics::Recording>,
     #[serde(skip)]
     pub intervals: Vec<IntervalRecord>,
     #[serde(skip)]

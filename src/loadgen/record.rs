@@ -25,8 +25,8 @@ use super::options::Target;
 use super::output::{PhaseResults, Results, HLOG_TAGS};
 use super::{LoadError, LoadOptions};
 use crate::engine::LedgerCounts;
-use crate::metrics::record::{write_run_with, Extra};
 use crate::metrics::{hlog, Percentiles, Summary, FORMAT};
+use crate::record::{write_run_with, Extra};
 
 /// Writes the record of `results` into `dir` (new or empty).
 pub fn write(dir: &Path, results: &Results, options: &LoadOptions) -> Result<(), LoadError> {
@@ -42,7 +42,7 @@ pub fn write(dir: &Path, results: &Results, options: &LoadOptions) -> Result<(),
         let start = length * record.index as u32;
         // Against a server, the corrected latency is also the record's end to end, which the
         // report checks against the summary's ledger.
-        let e2e = in_process.is_none().then_some((0, "e2e"));
+        let e2e = in_process.is_none().then_some((0, crate::record::E2E_TAG));
         for (which, tag) in e2e.into_iter().chain(HLOG_TAGS.iter().copied().enumerate()) {
             extra.entries.push(hlog::Entry { tag: tag.to_owned(), start, length, histogram: record.histogram(which) });
         }
@@ -55,7 +55,7 @@ pub fn write(dir: &Path, results: &Results, options: &LoadOptions) -> Result<(),
     let written = match in_process {
         Some((summary, recording)) => write_run_with(dir, &config, summary, Some(recording), extra),
         None => {
-            extra.spectra.push(("e2e".to_owned(), h.corrected.clone()));
+            extra.spectra.push((crate::record::E2E_TAG.to_owned(), h.corrected.clone()));
             write_run_with(dir, &config, &server_summary(results), None, extra)
         }
     };

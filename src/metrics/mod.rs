@@ -7,13 +7,14 @@ pub mod hgrm;
 mod histogram;
 pub mod hlog;
 mod intervals;
-pub mod record;
 mod recorder;
+mod recording;
 mod source;
 mod summary;
 
 pub use histogram::{new_histogram, Counts, Percentiles, HIGHEST_NS};
 pub use intervals::{Interval, IntervalStage, Intervals};
 pub use recorder::{PoolBusy, Publication, Recorder, ReusableCounts, StageCounts, StageStats};
+pub use recording::Recording;
 pub use source::{LiveStats, SourceStats, StatMetric};
 pub use summary::{write_table_header, write_table_row, StageSummary, Summary, FORMAT};

@@ -1,4 +1,4 @@
-//! `seda report`: reading run records back ([`run`]), over a time window ([`window`]), as
+//! `seda report`: reading run records back ([`crate::record`]), over a time window ([`window`]), as
 //! tables ([`table`]), two runs side by side ([`compare`]), `.hgrm` spectra ([`spectra`]) and
 //! SVG plots ([`plot`]).
 //!
@@ -7,7 +7,6 @@
 
 pub mod compare;
 pub mod plot;
-pub mod run;
 pub mod spectra;
 pub mod table;
 pub mod window;
@@ -15,8 +14,8 @@ pub mod window;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+pub use crate::record::{read_run, ReadError, RecordedRun};
 pub use compare::Comparison;
-pub use run::{read_run, ReadError, RecordedRun};
 pub use table::RunTable;
 pub use window::{EmptyWindow, Slice, Window};
 

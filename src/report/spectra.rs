@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use crate::metrics::{hgrm, new_histogram};
 
-use super::run::E2E_TAG;
 use super::table::STAGE_METRICS;
 use super::window::Slice;
+use crate::record::E2E_TAG;
 
 /// The series of a slice by tag, stages first (in the summary's order), then end to end, then
 /// the log's other tags.
@@ -35,7 +35,7 @@ pub fn write_spectra(slice: &Slice<'_>, dir: &Path) -> io::Result<Vec<PathBuf>> 
     let empty = new_histogram();
     let mut written = Vec::new();
     for tag in series_tags(slice) {
-        let path = dir.join(format!("{tag}.hgrm"));
+        let path = dir.join(crate::record::hgrm_file(&tag));
         let h = slice.histograms.get(&tag).unwrap_or(&empty);
         let mut out = BufWriter::new(fs::File::create(&path)?);
         hgrm::write(&mut out, h, hgrm::NS_PER_US)?;

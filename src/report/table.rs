@@ -8,8 +8,8 @@ use std::fmt::{self, Write as _};
 
 use crate::metrics::{write_table_header, write_table_row, Percentiles};
 
-use super::run::E2E_TAG;
 use super::window::Slice;
+use crate::record::E2E_TAG;
 
 /// The two metrics of a stage, as the log tags them and as the table names them.
 pub const STAGE_METRICS: [(&str, &str); 2] = [("queue_wait", "queue"), ("service", "service")];

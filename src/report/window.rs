@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::run::{Interval, RecordedRun, StageCounters};
+use crate::record::{Interval, RecordedRun, StageCounters};
 
 /// Seconds from the start of the run; `None` is open-ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -29,7 +29,7 @@ use std::time::Duration;
 use crate::admin::{AdminError, AdminServer};
 use crate::config::{Plan, SourcePlan};
 use crate::engine::{Engine, EngineError, OriginId, WorkerPollers};
-use crate::metrics::record::Recording;
+use crate::metrics::Recording;
 use crate::metrics::Summary;
 use crate::net::HttpSource;
 use crate::source::{GeneratorSource, Opened, RunsOn, Source, SourceError};

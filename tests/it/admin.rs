@@ -558,7 +558,7 @@ fn counters_csv_shows_a_full_queue_and_a_busy_pool() {
     assert_eq!(summary.ledger.completed, 3000);
     let dir = scratch("deep");
     let _ = std::fs::remove_dir_all(&dir);
-    seda::metrics::record::write_run(&dir, &text, &summary, &recording).unwrap();
+    seda::record::write_run(&dir, &text, &summary, &recording).unwrap();
     let csv = std::fs::read_to_string(dir.join("counters.csv")).unwrap();
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
-use seda::metrics::record::{self, RecordError};
+use seda::record::{self, RecordError};
 use serde_json::{json, Value};
 
 /// A fresh directory path of this test's own under the temporary directory.

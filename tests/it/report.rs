@@ -10,7 +10,8 @@ use base64::Engine as _;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
-use seda::metrics::{record, Summary};
+use seda::metrics::Summary;
+use seda::record;
 use seda::report::{read_run, RunTable, Slice, Window};
 use serde_json::{json, Value};
 

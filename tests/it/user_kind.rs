@@ -95,7 +95,7 @@ fn a_recorded_run_of_a_user_kind_is_reported_with_its_stage() {
     assert_eq!(summary.ledger.failed, 0);
     let dir = std::env::temp_dir().join(format!("seda-it-user-kind-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    seda::metrics::record::write_run(&dir, &text, &summary, &recording).unwrap();
+    seda::record::write_run(&dir, &text, &summary, &recording).unwrap();
     let options = seda::report::Options { runs: vec![dir.clone()], window: Default::default(), hgrm: None, svg: None };
     let mut out = Vec::new();
     seda::report::report(&options, &mut out).unwrap();

@@ -4,7 +4,7 @@
 
 use super::chart::PALETTE;
 use super::svg::Stroke;
-use crate::report::run::E2E_TAG;
+use crate::record::E2E_TAG;
 use crate::report::table::STAGE_METRICS;
 
 /// What a log tag is.

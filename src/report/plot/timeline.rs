@@ -7,7 +7,7 @@
 use super::chart::{count_label, legend, seconds_label, title, Area, Axis, Panel, Series};
 use super::style::{self, series_name, Kind};
 use super::svg::{Stroke, Svg};
-use crate::report::run::{Interval, E2E_TAG};
+use crate::record::{Interval, E2E_TAG};
 use crate::report::spectra::series_tags;
 use crate::report::window::Slice;
 

@@ -26,6 +26,7 @@ use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 use serde::Deserialize;
 
+use super::{COUNTERS_FILE, E2E_TAG, HLOG_FILE, SUMMARY_FILE};
 use crate::file_input::{read_regular, InputError};
 use crate::metrics::{Percentiles, Summary, FORMAT};
 
@@ -36,13 +37,7 @@ pub const MAX_LOG_BYTES: u64 = 1 << 30;
 /// The longest run a record may claim: a year.
 pub const MAX_ELAPSED_S: f64 = 365.0 * 24.0 * 3600.0;
 
-pub const SUMMARY_FILE: &str = "summary.json";
-pub const HLOG_FILE: &str = "latency.hlog";
-pub const COUNTERS_FILE: &str = "counters.csv";
 const HLOG_VERSION_LINE: &str = "#[Histogram log format version 1.3]";
-
-/// The tag of end-to-end latency in the interval log.
-pub const E2E_TAG: &str = "e2e";
 
 /// The series name of a log's untagged lines (seda tags every line; other tools may not).
 pub const UNTAGGED: &str = "untagged";

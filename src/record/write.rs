@@ -1,12 +1,5 @@
-//! Run records (`seda run CONFIG --record DIR`): a directory of files that existing tools read.
-//!
-//! | file | what |
-//! | --- | --- |
-//! | `config.json` | the pipeline config, as read |
-//! | `summary.json` | the run's summary, as `seda run --json` writes it |
-//! | `latency.hlog` | HdrHistogram interval log: per interval, `Tag=<stage>.queue_wait`, `Tag=<stage>.service`, `Tag=e2e` (see [`super::hlog`]) |
-//! | `counters.csv` | per interval and stage: `interval_start_s,stage,processed,rejected,failed,timed_out,queue_depth,pool_utilisation` (the most requests queued during the interval; the share of the interval the stage's pool's workers had work) |
-//! | `<stage>.queue_wait.hgrm`, `<stage>.service.hgrm`, `e2e.hgrm` | percentile spectra of the whole run, in microseconds (see [`super::hgrm`]) |
+//! Writing a run record: the files of the table in [`super`], from an engine's [`Recording`]
+//! and, for a load run, the generator's series beside them.
 
 use std::fs;
 use std::io::{self, BufWriter, Write};
@@ -15,19 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 
-use super::collector::Totals;
-use super::{hgrm, hlog, Intervals, Summary};
-
-/// What a recorded run hands to [`write_run`]: the stage names (by id) and the run's totals,
-/// with its intervals.
-pub struct Recording {
-    pub stages: Vec<String>,
-    /// Each stage's pool, by stage id.
-    pub stage_pools: Vec<usize>,
-    /// Each pool's worker count, by pool id.
-    pub pool_threads: Vec<usize>,
-    pub totals: Totals,
-}
+use super::{hgrm_file, CONFIG_FILE, COUNTERS_FILE, COUNTERS_HEADER, E2E_TAG, HLOG_FILE, SUMMARY_FILE};
+use crate::metrics::{hgrm, hlog, Intervals, Recording, Summary};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
@@ -90,7 +72,7 @@ pub fn write_run_with(
         let mut out = BufWriter::new(fs::File::create(&path).map_err(io_at(&path))?);
         write(&mut out).and_then(|()| out.flush()).map_err(io_at(&path))
     };
-    file("config.json", &|out| out.write_all(config.as_bytes()))?;
+    file(CONFIG_FILE, &|out| out.write_all(config.as_bytes()))?;
     // The summary's own fields in their order, then the extra ones.
     #[derive(serde::Serialize)]
     struct WithExtra<'a> {
@@ -100,7 +82,7 @@ pub fn write_run_with(
         extra: &'a serde_json::Map<String, serde_json::Value>,
     }
     let json = WithExtra { summary, extra: &extra.summary_fields };
-    file("summary.json", &|out| {
+    file(SUMMARY_FILE, &|out| {
         serde_json::to_writer_pretty(&mut *out, &json)?;
         writeln!(out)
     })?;
@@ -124,33 +106,31 @@ pub fn write_run_with(
             histogram: e.histogram.clone(),
         }));
         entries.sort_by_key(|e| e.start);
-        let path = dir.join("latency.hlog");
+        let path = dir.join(HLOG_FILE);
         let mut out = BufWriter::new(fs::File::create(&path).map_err(io_at(&path))?);
         hlog::write(&mut out, started, entries).and_then(|()| out.flush()).map_err(io_at(&path))?;
     }
-    file("counters.csv", &|out| match (recording, intervals) {
+    file(COUNTERS_FILE, &|out| match (recording, intervals) {
         (Some(recording), Some(intervals)) => write_counters(out, recording, intervals),
         _ => writeln!(out, "{COUNTERS_HEADER}"),
     })?;
-    let empty = super::new_histogram();
+    let empty = crate::metrics::new_histogram();
     let or_empty = |h: &Option<Histogram<u64>>| h.as_ref().unwrap_or(&empty).clone();
     if let Some(recording) = recording {
         for (name, stats) in recording.stages.iter().zip(&recording.totals.stages) {
             for (metric, h) in [("queue_wait", &stats.queue_wait), ("service", &stats.service)] {
                 let h = or_empty(h);
-                file(&format!("{name}.{metric}.hgrm"), &|out| hgrm::write(out, &h, hgrm::NS_PER_US))?;
+                file(&hgrm_file(&format!("{name}.{metric}")), &|out| hgrm::write(out, &h, hgrm::NS_PER_US))?;
             }
         }
         let e2e = or_empty(&recording.totals.e2e);
-        file("e2e.hgrm", &|out| hgrm::write(out, &e2e, hgrm::NS_PER_US))?;
+        file(&hgrm_file(E2E_TAG), &|out| hgrm::write(out, &e2e, hgrm::NS_PER_US))?;
     }
     for (name, h) in &extra.spectra {
-        file(&format!("{name}.hgrm"), &|out| hgrm::write(out, h, hgrm::NS_PER_US))?;
+        file(&hgrm_file(name), &|out| hgrm::write(out, h, hgrm::NS_PER_US))?;
     }
     Ok(())
 }
-
-const COUNTERS_HEADER: &str = "interval_start_s,stage,processed,rejected,failed,timed_out,queue_depth,pool_utilisation";
 
 /// The interval log: per interval, each stage's queue wait and service time, then end to end.
 /// The tags are those with anything recorded in the run (a stage only ever reached on the same
@@ -173,12 +153,12 @@ fn engine_entries<'a>(recording: &'a Recording, intervals: &'a Intervals) -> imp
                 .filter(|(_, wanted, _)| *wanted)
                 .map(move |(metric, _, h)| (format!("{name}.{metric}"), h.as_ref()))
         });
-        let e2e = e2e.then(|| ("e2e".to_owned(), interval.e2e.as_ref()));
+        let e2e = e2e.then(|| (E2E_TAG.to_owned(), interval.e2e.as_ref()));
         per_stage.chain(e2e).map(|(tag, h)| hlog::Entry {
             tag,
             start: interval.start,
             length: interval.length,
-            histogram: h.map_or_else(super::new_histogram, |h| h.decode()),
+            histogram: h.map_or_else(crate::metrics::new_histogram, |h| h.decode()),
         })
     })
 }
