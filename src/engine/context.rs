@@ -11,7 +11,7 @@ use seda_stages::{IoOp, StageError};
 
 use super::ledger::{Ending, Shard};
 use super::queue::{Batch, BATCH};
-use super::runtime::Shared;
+use super::shared::Shared;
 use super::{Envelope, HandBack, Outcome, RejectReason};
 use crate::clock::now_ns;
 use crate::config::{StageId, WhenFull};

@@ -7,6 +7,7 @@
 
 mod context;
 mod envelope;
+mod error;
 mod ledger;
 mod outcome;
 mod panics;
@@ -14,17 +15,20 @@ mod poller;
 mod queue;
 mod runtime;
 mod sampler;
+mod shared;
 mod sleep;
 mod snapshot;
 mod worker;
 
 pub(crate) use context::Ctx;
 pub use envelope::{Envelope, OriginId};
+pub use error::EngineError;
 pub use ledger::{Ledger, LedgerCounts, LedgerFault};
 pub use outcome::{HandBack, Origin, Outcome, RejectReason};
 pub use panics::{is_panic, quiet_worker_panics};
 pub use poller::{Admit, Poller};
-pub use runtime::{Admission, Engine, EngineBuilder, EngineError, Submitter, WorkerInfo, WorkerPollers};
+pub use runtime::{Admission, Engine, EngineBuilder, Submitter, WorkerPollers};
 pub use sleep::Sleep;
 pub use snapshot::{Observer, PoolSnapshot, Snapshot, StageSnapshot};
+pub use worker::WorkerInfo;
 pub(crate) use worker::SPIN;

@@ -12,127 +12,26 @@
 //! 5. Drop the last metrics sender, so the collector returns the run's totals.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_deque::{Stealer, Worker as LocalQueue};
+use crossbeam_deque::Worker as LocalQueue;
 
 use super::context::push_as_room_allows;
 use super::poller::{admit_by_policy, stamp};
 use super::queue::{Batch, StageQueue};
+use super::shared::{PoolShared, Shared, ABORTING, RUNNING, STOPPED};
 use super::worker::Worker;
-use super::{Ctx, Envelope, HandBack, Ledger, LedgerCounts, Observer, Origin, OriginId, Outcome, Sleep, Snapshot};
+use super::{
+    Ctx, EngineError, Envelope, Ledger, LedgerCounts, Observer, Origin, OriginId, Outcome, Sleep, Snapshot, WorkerInfo,
+};
 use crate::clock::now_ns;
 use crate::config::{Plan, StageId};
-use crate::io::{files, timer, FileMsg, TimerMsg};
+use crate::io::{files, timer, FileMsg};
 use crate::metrics::Recording;
 use crate::metrics::{collector, Publication, Summary};
-
-const RUNNING: u8 = 0;
-const DRAINING: u8 = 1;
-const ABORTING: u8 = 2;
-const STOPPED: u8 = 3;
-
-/// What every engine thread shares.
-pub(crate) struct Shared {
-    pub plan: Plan,
-    pub queues: Vec<StageQueue>,
-    pub pools: Vec<PoolShared>,
-    pub ledger: Ledger,
-    pub origins: Vec<Arc<dyn Origin>>,
-    /// `origins[i].hand_back()`, read once.
-    pub hand_backs: Vec<HandBack>,
-    pub timers: flume::Sender<TimerMsg>,
-    pub files: flume::Sender<FileMsg>,
-    /// Emptied latency counts for recorders to reuse.
-    pub reusable_counts: crate::metrics::ReusableCounts,
-    /// The metrics merged so far, for snapshots.
-    pub live: Arc<collector::Live>,
-    /// Workers publish at multiples of the metrics interval from this clock reading, which
-    /// the collector's intervals start from.
-    pub metrics_origin_ns: u64,
-    state: AtomicU8,
-    /// When the drain gives up (clock ns): `drain_timeout` after admission stopped, whoever
-    /// stopped it first (a source told to stop, or shutdown); `u64::MAX` until then.
-    drain_deadline_ns: AtomicU64,
-}
-
-pub(crate) struct PoolShared {
-    pub stages: Vec<StageId>,
-    pub stealers: Vec<Stealer<Batch>>,
-    pub sleep: Sleep,
-}
-
-impl Shared {
-    /// Wakes a worker of the pool serving `stage`, after its queue was made non-empty.
-    #[inline]
-    pub fn wake(&self, stage: StageId) {
-        self.pools[self.plan.stages[stage].pool].sleep.wake_one();
-    }
-
-    #[inline]
-    pub fn aborting(&self) -> bool {
-        self.state.load(Ordering::Acquire) >= ABORTING
-    }
-
-    #[inline]
-    pub fn stopped(&self) -> bool {
-        self.state.load(Ordering::Acquire) == STOPPED
-    }
-
-    pub(crate) fn admitting(&self) -> bool {
-        self.state.load(Ordering::Acquire) == RUNNING
-    }
-
-    /// Starts the drain timeout's clock, if it is not running already.
-    fn start_drain_clock(&self) {
-        let deadline = now_ns().saturating_add(self.plan.drain_timeout.as_nanos() as u64);
-        let _ = self.drain_deadline_ns.compare_exchange(u64::MAX, deadline, Ordering::AcqRel, Ordering::Acquire);
-    }
-
-    /// Step 1 of shutdown: stops admitting, and starts the drain's clock if a source's stop
-    /// has not already.
-    fn start_draining(&self) {
-        self.start_drain_clock();
-        if self.state.load(Ordering::Acquire) == RUNNING {
-            self.set_state(DRAINING);
-        }
-    }
-
-    /// When the drain gives up (clock ns); `u64::MAX` while the engine admits.
-    pub(crate) fn drain_deadline(&self) -> u64 {
-        self.drain_deadline_ns.load(Ordering::Acquire)
-    }
-
-    fn set_state(&self, state: u8) {
-        self.state.store(state, Ordering::Release);
-        // A full channel means the timer thread is busy and will look at the state anyway.
-        let _ = self.timers.try_send(TimerMsg::Wake);
-        for pool in &self.pools {
-            pool.sleep.wake_all();
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("cannot start thread `{name}`: {source}")]
-    Spawn { name: String, source: std::io::Error },
-    #[error("cannot pin worker {index} of pool `{pool}` to CPU {cpu}")]
-    Pin { pool: String, index: usize, cpu: usize },
-}
-
-/// Where a worker runs, as read back from the OS after pinning.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkerInfo {
-    pub pool: String,
-    pub index: usize,
-    pub cpu: usize,
-    /// The CPUs the OS lets the thread run on (`Cpus_allowed_list`), e.g. `"1"`.
-    pub allowed_cpus: String,
-}
 
 /// Pollers for the workers of one pool (see [`EngineBuilder::pollers`]).
 pub struct WorkerPollers {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::runtime::Shared;
+use super::shared::Shared;
 use super::LedgerCounts;
 use crate::clock::now_ns;
 use crate::metrics::Percentiles;

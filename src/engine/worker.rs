@@ -25,8 +25,8 @@ use crossbeam_deque::{Stealer, Worker as LocalQueue};
 use seda_stages::{IoOp, Stage, StageError, Step};
 
 use super::queue::{steal_from, Batch, StageQueue};
-use super::runtime::{EngineError, WorkerInfo};
 use super::sampler::Sampler;
+use super::EngineError;
 use super::{panics, Admit, Ctx, Envelope, OriginId, Outcome, Poller, Sleep};
 use crate::clock::now_ns;
 use crate::config::StageId;
@@ -51,6 +51,16 @@ struct PolledIo {
     origin: OriginId,
     entry: StageId,
     batches_since: u32,
+}
+
+/// Where a worker runs, as read back from the OS after pinning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerInfo {
+    pub pool: String,
+    pub index: usize,
+    pub cpu: usize,
+    /// The CPUs the OS lets the thread run on (`Cpus_allowed_list`), e.g. `"1"`.
+    pub allowed_cpus: String,
 }
 
 pub(crate) struct Worker {

@@ -18,12 +18,12 @@ mod request;
 mod rng;
 mod stage;
 mod step;
+mod suggest;
 
 pub use file::{FileBody, FileError, FileMeta, FileOp, FileRead};
 pub use http::{Headers, HttpRequest};
 #[cfg(test)]
 pub(crate) use kinds::build;
-pub use kinds::{closest, edit_distance};
 pub use registry::{KindEntry, Needs, Registry, StageKind};
 pub use request::{Attrs, Request, Response};
 pub use rng::{splitmix64, unit_interval};
@@ -31,3 +31,4 @@ pub use rng::{splitmix64, unit_interval};
 pub use schemars;
 pub use stage::{BuildError, Outputs, Stage, StageFactory};
 pub use step::{IoOp, Output, StageError, Step};
+pub use suggest::{closest, edit_distance};

@@ -52,8 +52,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::kinds;
-use crate::{closest, BuildError, StageFactory};
+use crate::suggest::closest;
+use crate::{BuildError, StageFactory};
 
 /// A stage kind: its params, a one-line description, and how a factory is built from them.
 pub trait StageKind: 'static {
@@ -114,11 +114,6 @@ impl Registry {
     /// A registry with no kinds.
     pub fn empty() -> Self {
         Registry::default()
-    }
-
-    /// The built-in kinds.
-    pub fn builtin() -> Self {
-        kinds::register_builtin(Registry::empty())
     }
 
     /// This registry with kind `K` under `name` (replacing a kind of that name).

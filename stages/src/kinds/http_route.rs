@@ -18,7 +18,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::closest;
+use crate::closest;
 use crate::{BuildError, Output, Outputs, Request, Stage, StageFactory, Step};
 
 #[derive(Deserialize, JsonSchema)]

@@ -1,5 +1,5 @@
 //! The built-in stage kinds, one file each, registered into a [`Registry`] by
-//! [`register_builtin`] as a user's kinds are.
+//! [`Registry::builtin`] as a user's kinds are.
 
 mod chaos;
 mod delay;
@@ -22,22 +22,24 @@ use std::sync::Arc;
 use crate::registry::{Needs, Registry, StageKind};
 use crate::{BuildError, StageFactory};
 
-/// Adds the built-in kinds to `registry`: the same call a user's kind goes through.
-pub(crate) fn register_builtin(registry: Registry) -> Registry {
-    registry
-        .with_kind::<chaos::Chaos>("chaos")
-        .with_kind::<delay::Delay>("delay")
-        .with_kind::<file_cache::FileCache>("file_cache")
-        .with_kind::<gzip::Gzip>("gzip")
-        .with_kind::<hash::Hash>("hash")
-        .with_kind::<http_route::HttpRoute>("http_route")
-        .with_kind::<noop::Noop>("noop")
-        .with_kind::<respond::Respond>("respond")
-        .with_kind::<respond_static::RespondStatic>("respond_static")
-        .with_kind::<route::Route>("route")
-        .with_kind::<send::SendResponse>("send")
-        .with_kind::<spin::Spin>("spin")
-        .with_kind::<static_file::StaticFile>("static_file")
+impl Registry {
+    /// The built-in kinds, registered with the same call a user's kind goes through.
+    pub fn builtin() -> Self {
+        Registry::empty()
+            .with_kind::<chaos::Chaos>("chaos")
+            .with_kind::<delay::Delay>("delay")
+            .with_kind::<file_cache::FileCache>("file_cache")
+            .with_kind::<gzip::Gzip>("gzip")
+            .with_kind::<hash::Hash>("hash")
+            .with_kind::<http_route::HttpRoute>("http_route")
+            .with_kind::<noop::Noop>("noop")
+            .with_kind::<respond::Respond>("respond")
+            .with_kind::<respond_static::RespondStatic>("respond_static")
+            .with_kind::<route::Route>("route")
+            .with_kind::<send::SendResponse>("send")
+            .with_kind::<spin::Spin>("spin")
+            .with_kind::<static_file::StaticFile>("static_file")
+    }
 }
 
 /// A built-in kind's factory, for the kinds' own tests.
@@ -167,44 +169,10 @@ pub(crate) fn final_status(status: u16) -> Result<u16, BuildError> {
     }
 }
 
-/// The candidate nearest to `word` by edit distance, if it is near enough to be a typo.
-pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| (edit_distance(word, c), c))
-        .filter(|&(d, c)| d <= 2.max(c.len() / 3) && d < c.len().max(word.len()))
-        .min_by_key(|&(d, _)| d)
-        .map(|(_, c)| c)
-}
-
-/// Levenshtein distance between two strings, by characters.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substitute = diagonal + usize::from(ca != cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
-        }
-    }
-    row[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::Value;
-
-    #[test]
-    fn edit_distance_counts_single_edits() {
-        assert_eq!(edit_distance("respond", "respnd"), 1);
-        assert_eq!(edit_distance("noop", "nop"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-    }
 
     #[test]
     fn unknown_kind_suggests_the_nearest() {
