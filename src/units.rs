@@ -58,6 +58,24 @@ fn seconds_to_duration(seconds: f64) -> Option<Duration> {
     (seconds.is_finite() && (0.0..MAX_SECONDS).contains(&seconds)).then(|| Duration::from_secs_f64(seconds))
 }
 
+/// A duration for people: `850 ns`, `12.3 us`, `4.56 ms`, `1.234 s`.
+pub fn format_ns(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns} ns"),
+        1_000..=999_999 => format!("{:.1} us", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.2} ms", ns as f64 / 1e6),
+        _ => format!("{:.3} s", ns as f64 / 1e9),
+    }
+}
+
+/// `5ms`, `250us`, `1.5s`, `800ns` in nanoseconds.
+pub fn duration_ns(s: &str) -> Option<f64> {
+    let (digits, scale) = [("ns", 1.0), ("us", 1e3), ("µs", 1e3), ("ms", 1e6), ("s", 1e9)]
+        .iter()
+        .find_map(|&(unit, scale)| s.strip_suffix(unit).map(|d| (d, scale)))?;
+    digits.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).map(|v| v * scale)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

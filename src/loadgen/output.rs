@@ -14,8 +14,9 @@ use super::collect::{Collected, IntervalRecord};
 use super::correction::Latencies;
 use super::schedule::Schedule;
 use super::tally::{ErrorKind, Tally};
-use super::threshold::Verdict;
+use super::threshold::{Measured, Verdict};
 use crate::metrics::{hgrm, hlog, Summary};
+pub use crate::units::format_ns;
 
 /// The `.hlog` tags, in the order of [`IntervalRecord::buckets`].
 pub const HLOG_TAGS: [&str; 4] = ["corrected", "uncorrected", "send_lag", "connection_wait"];
@@ -313,16 +314,6 @@ fn beside(path: &Path, what: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// A duration for people: `850 ns`, `12.3 us`, `4.56 ms`, `1.234 s`.
-pub fn format_ns(ns: u64) -> String {
-    match ns {
-        0..=999 => format!("{ns} ns"),
-        1_000..=999_999 => format!("{:.1} us", ns as f64 / 1e3),
-        1_000_000..=999_999_999 => format!("{:.2} ms", ns as f64 / 1e6),
-        _ => format!("{:.3} s", ns as f64 / 1e9),
-    }
-}
-
 impl fmt::Display for Results {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.shape;
@@ -468,5 +459,27 @@ mod tests {
     fn the_uncorrected_spectrum_goes_beside_the_corrected_one() {
         assert_eq!(beside(Path::new("/tmp/run.hgrm"), "uncorrected"), Path::new("/tmp/run.uncorrected.hgrm"));
         assert_eq!(beside(Path::new("out"), "uncorrected"), Path::new("out.uncorrected"));
+    }
+}
+
+/// What `--fail-if` checks a load run's results against.
+impl Measured for PhaseResults {
+    fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    fn errors(&self, kind: Option<ErrorKind>) -> u64 {
+        match kind {
+            Some(kind) => self.errors_by_kind.get(kind.name()).copied().unwrap_or(0),
+            None => self.errors,
+        }
+    }
+
+    fn rate(&self) -> f64 {
+        self.achieved_rate
+    }
+
+    fn latency_ns(&self, which: usize, q: f64) -> Option<u64> {
+        Some(PhaseResults::latency_ns(self, which, q))
     }
 }

@@ -21,7 +21,7 @@ impl Progress {
         let p99 = if corrected.is_empty() {
             "-".to_string()
         } else {
-            super::output::format_ns(corrected.value_at_quantile(0.99))
+            crate::units::format_ns(corrected.value_at_quantile(0.99))
         };
         let line = format!(
             "{elapsed_s:>6.1}s  {phase:<8} {rate:>10.0} responses/s  errors {errors}  p99 {p99} (corrected, so far)"

@@ -18,9 +18,9 @@
 
 use serde::Serialize;
 
-use super::output::{format_ns, PhaseResults};
 use super::tally::ErrorKind;
 use crate::metrics::Summary;
+use crate::units::{duration_ns, format_ns, parse_rate};
 
 /// What a threshold is checked against: the stats of a load run or of a pipeline run.
 pub trait Measured {
@@ -33,27 +33,6 @@ pub trait Measured {
     /// Latency (ns) of series `which` (0 corrected, 1 uncorrected, 2 send lag, 3 connection
     /// wait) at quantile `q` (1.0: max); `None` when it is not measured.
     fn latency_ns(&self, which: usize, q: f64) -> Option<u64>;
-}
-
-impl Measured for PhaseResults {
-    fn requests(&self) -> u64 {
-        self.requests
-    }
-
-    fn errors(&self, kind: Option<ErrorKind>) -> u64 {
-        match kind {
-            Some(kind) => self.errors_by_kind.get(kind.name()).copied().unwrap_or(0),
-            None => self.errors,
-        }
-    }
-
-    fn rate(&self) -> f64 {
-        self.achieved_rate
-    }
-
-    fn latency_ns(&self, which: usize, q: f64) -> Option<u64> {
-        Some(PhaseResults::latency_ns(self, which, q))
-    }
 }
 
 impl Measured for Summary {
@@ -160,7 +139,7 @@ impl std::str::FromStr for Threshold {
                 }
                 None => (Metric::ErrorCount(kind), number(value).ok_or_else(|| bad("not a count of errors"))?),
             },
-            (None, "rate") => (Metric::Rate, super::options::parse_rate(value).map_err(|e| bad(&e))?),
+            (None, "rate") => (Metric::Rate, parse_rate(value).map_err(|e| bad(&e))?),
             (None, _) => {
                 let (which, quantile) = latency_metric(name).ok_or_else(|| {
                     bad(&format!(
@@ -197,14 +176,6 @@ fn latency_metric(name: &str) -> Option<(usize, f64)> {
         _ => return None,
     };
     Some((which, quantile))
-}
-
-/// `5ms`, `250us`, `1.5s`, `800ns` in nanoseconds.
-fn duration_ns(s: &str) -> Option<f64> {
-    let (digits, scale) = [("ns", 1.0), ("us", 1e3), ("µs", 1e3), ("ms", 1e6), ("s", 1e9)]
-        .iter()
-        .find_map(|&(unit, scale)| s.strip_suffix(unit).map(|d| (d, scale)))?;
-    number(digits).map(|v| v * scale)
 }
 
 impl Threshold {
