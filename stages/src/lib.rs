@@ -16,6 +16,13 @@ mod rng;
 mod stage;
 mod step;
 
+/// Entry points for the fuzz targets in `fuzz/`: parsers that are otherwise private to their
+/// stage. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::kinds::accepts_gzip;
+}
+
 pub use file::{FileError, FileMeta, FileOp, FileRead};
 pub use http::{Headers, HttpRequest};
 pub use kinds::{build, closest, edit_distance, KINDS};
