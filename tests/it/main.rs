@@ -6,6 +6,7 @@ mod config;
 mod configs;
 mod engine;
 mod generator;
+mod http_differential;
 mod http_framing;
 mod http_server;
 mod load;
