@@ -8,6 +8,7 @@ mod engine;
 mod generator;
 mod http_differential;
 mod http_framing;
+mod http_model;
 mod http_server;
 mod load;
 mod record;
