@@ -127,8 +127,10 @@ pub fn read_run(dir: &Path) -> Result<RecordedRun, ReadError> {
     };
     let (summary, steps, load_counts) = parse_summary(&dir.join(SUMMARY_FILE), &read(SUMMARY_FILE)?)?;
     let log = parse_hlog(&dir.join(HLOG_FILE), &read(HLOG_FILE)?)?;
+    let log_started = log.started;
     let counters = parse_counters(&dir.join(COUNTERS_FILE), &read(COUNTERS_FILE)?)?;
-    let run = RecordedRun { dir: dir.to_owned(), summary, steps, started: log.started, intervals: join(log, counters) };
+    let intervals = join(&dir.join(HLOG_FILE), log, counters)?;
+    let run = RecordedRun { dir: dir.to_owned(), summary, steps, started: log_started, intervals };
     check_complete(&run, &load_counts)?;
     Ok(run)
 }
@@ -164,10 +166,10 @@ fn parse_summary(path: &Path, bytes: &[u8]) -> Result<SummaryParts, ReadError> {
     Ok((Summary::deserialize(value).map_err(bad)?, steps, load_counts))
 }
 
-/// The interval log: its start time and, per tag, (start, length, histogram) in order.
+/// The interval log: its start time and, per tag, (start, length, histogram, line) in order.
 struct Log {
     started: Duration,
-    entries: Vec<(String, Duration, Duration, Histogram<u64>)>,
+    entries: Vec<(String, Duration, Duration, Histogram<u64>, usize)>,
 }
 
 fn parse_hlog(path: &Path, bytes: &[u8]) -> Result<Log, ReadError> {
@@ -184,6 +186,9 @@ fn parse_hlog(path: &Path, bytes: &[u8]) -> Result<Log, ReadError> {
     let mut started = None;
     let mut entries = Vec::new();
     let mut deserializer = Deserializer::new();
+    // The line of each histogram, for errors found when they are joined: counted as the
+    // entries go, once over the file.
+    let (mut counted_to, mut line) = (0, 1);
     for entry in IntervalLogIterator::new(bytes) {
         match entry {
             Err(LogIteratorError::ParseError { offset }) => {
@@ -204,7 +209,9 @@ fn parse_hlog(path: &Path, bytes: &[u8]) -> Result<Log, ReadError> {
                     .deserialize(&mut &compressed[..])
                     .map_err(|e| undecodable(format!("the histogram does not decode ({e:?})")))?;
                 let tag = i.tag().map_or(UNTAGGED, |t| t.as_str()).to_owned();
-                entries.push((tag, i.start_timestamp(), i.duration(), histogram));
+                line += bytes[counted_to..offset].iter().filter(|&&b| b == b'\n').count();
+                counted_to = offset;
+                entries.push((tag, i.start_timestamp(), i.duration(), histogram, line));
             }
         }
     }
@@ -259,8 +266,9 @@ fn parse_millis(secs: &str) -> Option<u64> {
 }
 
 /// Joins the log's histograms and the counters by interval start (both written to the
-/// millisecond).
-fn join(log: Log, counters: Counters) -> Vec<Interval> {
+/// millisecond). Histograms of one tag and interval are added up; one whose values do not fit
+/// the first's range (a log seda did not write, or a damaged one) is an error naming its line.
+fn join(hlog: &Path, log: Log, counters: Counters) -> Result<Vec<Interval>, ReadError> {
     let typical_length = log.entries.first().map_or(Duration::ZERO, |e| e.2);
     let mut by_start: BTreeMap<u64, Interval> = BTreeMap::new();
     let new = |start_ms: u64, length: Duration| Interval {
@@ -269,11 +277,18 @@ fn join(log: Log, counters: Counters) -> Vec<Interval> {
         histograms: BTreeMap::new(),
         counters: BTreeMap::new(),
     };
-    for (tag, start, length, histogram) in log.entries {
+    for (tag, start, length, histogram, line) in log.entries {
         let start_ms = start.as_millis() as u64;
         let interval = by_start.entry(start_ms).or_insert_with(|| new(start_ms, length));
         match interval.histograms.get_mut(&tag) {
-            Some(h) => h.add(&histogram).expect("histograms of one log have the same layout"),
+            Some(h) => {
+                h.auto(true);
+                h.add(&histogram).map_err(|e| ReadError::Hlog {
+                    path: hlog.to_owned(),
+                    line,
+                    detail: format!("a second `{tag}` histogram of the interval does not add to the first ({e:?})"),
+                })?;
+            }
             None => {
                 interval.histograms.insert(tag, histogram);
             }
@@ -282,7 +297,7 @@ fn join(log: Log, counters: Counters) -> Vec<Interval> {
     for (start_ms, stages) in counters {
         by_start.entry(start_ms).or_insert_with(|| new(start_ms, typical_length)).counters = stages;
     }
-    by_start.into_values().collect()
+    Ok(by_start.into_values().collect())
 }
 
 /// Checks that the log and the counters add up to the summary (step 3 of the module doc).
@@ -343,5 +358,26 @@ mod tests {
     fn a_log_without_its_version_header_is_refused() {
         let err = parse_hlog(Path::new("l.hlog"), b"#[StartTime: 1.000 (seconds since epoch)]\n").err().unwrap();
         assert!(err.to_string().starts_with("l.hlog:1: not an interval log of format 1.3"), "{err}");
+    }
+
+    #[test]
+    fn histograms_of_one_interval_and_tag_with_different_ranges_add_up_without_a_panic() {
+        use crate::metrics::hlog::{write, Entry};
+        // Two lines of one tag and start: the second's values are past the first's range. Found
+        // while writing the `run_record` fuzz target: `seda report` panicked on such a log.
+        let histogram = |high: u64, value: u64| {
+            let mut h = Histogram::<u64>::new_with_bounds(1, high, 3).unwrap();
+            h.record(value).unwrap();
+            h
+        };
+        let entry =
+            |h| Entry { tag: "e2e".into(), start: Duration::ZERO, length: Duration::from_secs(1), histogram: h };
+        let mut bytes = Vec::new();
+        let entries = [entry(histogram(1_000, 5)), entry(histogram(10_000_000, 5_000_000))];
+        write(&mut bytes, std::time::UNIX_EPOCH, entries).unwrap();
+        let log = parse_hlog(Path::new("l.hlog"), &bytes).unwrap();
+        let intervals = join(Path::new("l.hlog"), log, Counters::new()).unwrap();
+        let e2e = &intervals[0].histograms["e2e"];
+        assert_eq!((e2e.len(), e2e.min(), e2e.max()), (2, 5, e2e.highest_equivalent(5_000_000)));
     }
 }
