@@ -202,6 +202,11 @@ fn parse_hlog(path: &Path, bytes: &[u8]) -> Result<Log, ReadError> {
                 // Where the line is, for the error: the encoded histogram is a slice of `bytes`.
                 let offset = i.encoded_histogram().as_ptr() as usize - bytes.as_ptr() as usize;
                 let undecodable = |what: String| error(offset, format!("{what}; the line may be cut short"));
+                // Intervals are joined and windowed by their start and end in milliseconds.
+                let end = i.start_timestamp().checked_add(i.duration()).map(|end| end.as_millis());
+                if !end.is_some_and(|ms| ms <= u128::from(u64::MAX)) {
+                    return Err(error(offset, "an interval that ends past any representable time".to_owned()));
+                }
                 let compressed = base64::engine::general_purpose::STANDARD
                     .decode(i.encoded_histogram())
                     .map_err(|e| undecodable(format!("the histogram is not base64 ({e})")))?;
@@ -379,5 +384,30 @@ mod tests {
         let intervals = join(Path::new("l.hlog"), log, Counters::new()).unwrap();
         let e2e = &intervals[0].histograms["e2e"];
         assert_eq!((e2e.len(), e2e.min(), e2e.max()), (2, 5, e2e.highest_equivalent(5_000_000)));
+    }
+
+    #[test]
+    fn an_interval_ending_past_the_representable_time_is_an_error_not_a_panic() {
+        use crate::metrics::hlog::{write, Entry};
+        let mut histogram = Histogram::<u64>::new_with_bounds(1, 1_000, 3).unwrap();
+        histogram.record(5).unwrap();
+        let second = Duration::from_secs(1);
+        let mut bytes = Vec::new();
+        let entry = Entry { tag: "e2e".into(), start: second, length: second, histogram };
+        write(&mut bytes, std::time::UNIX_EPOCH, [entry]).unwrap();
+        // 1 s from the log's start, for u64::MAX s: the end is past what a Duration holds.
+        let text = String::from_utf8(bytes).unwrap();
+        let text = text.replace("Tag=e2e,1.000,1.000,", "Tag=e2e,1.000,18446744073709551615.000,");
+        match parse_hlog(Path::new("l.hlog"), text.as_bytes()) {
+            Ok(log) => {
+                // What the report then does with each interval: its end.
+                let ends: Vec<Duration> =
+                    join(Path::new("l.hlog"), log, Counters::new()).unwrap().iter().map(Interval::end).collect();
+                panic!("accepted, ending at {ends:?}");
+            }
+            Err(e) => {
+                assert_eq!(e.to_string(), "l.hlog:6: an interval that ends past any representable time", "{text}")
+            }
+        }
     }
 }
