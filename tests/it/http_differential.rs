@@ -40,8 +40,9 @@ enum End {
     Reject,
 }
 
+/// A request as either parser framed it.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-struct Framed1 {
+struct FramedRequest {
     method: String,
     target: String,
     version: String,
@@ -51,9 +52,10 @@ struct Framed1 {
     body: String,
 }
 
+/// What a parser made of one stream: the requests it framed, and how it stopped.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 struct Outcome {
-    requests: Vec<Framed1>,
+    requests: Vec<FramedRequest>,
     end: End,
 }
 
@@ -234,7 +236,7 @@ impl Shape {
 
 /// A request's fields as h11 hands them on: `Content-Length` once, in the place of the first,
 /// with its one value; `Transfer-Encoding` lowercased.
-fn rewrite_framing_fields(request: &Framed1) -> Framed1 {
+fn rewrite_framing_fields(request: &FramedRequest) -> FramedRequest {
     let mut rewritten = request.clone();
     let mut seen_length = false;
     rewritten.headers.retain_mut(|(name, value)| match name.as_str() {
@@ -274,8 +276,8 @@ fn seda_outcome(bytes: &[u8]) -> Outcome {
     }
 }
 
-fn described(request: &Request) -> Framed1 {
-    Framed1 {
+fn described(request: &Request) -> FramedRequest {
+    FramedRequest {
         method: request.method().to_owned(),
         target: request.target().to_owned(),
         version: match request.version() {
