@@ -6,9 +6,10 @@
 //! 2. Where the stream is split does not matter: the requests and the reject framed from the
 //!    stream fed in pieces (byte by byte, and in pieces of pseudo-random sizes) are exactly those
 //!    framed from it fed whole.
-//! 3. Limits hold: no request has a body over `max_body_bytes` or more header fields than
-//!    `max_headers`; and whenever the reader waits for more, what it holds buffered is under the
-//!    larger of `max_head_bytes` and `max_chunk_line_bytes`, so a client cannot make it hold more.
+//! 3. Limits hold: no request has a body over `max_body_bytes`, more header fields than
+//!    `max_headers` or a head over `max_head_bytes`; and whenever the reader waits for more,
+//!    what it holds buffered is under the larger of `max_head_bytes` and
+//!    `max_chunk_line_bytes`, so a client cannot make it hold more.
 
 #![no_main]
 
@@ -71,6 +72,9 @@ fn frame(limits: Limits, stream: &[u8], sizes: &mut dyn Iterator<Item = usize>) 
                 Framed::Request(request) => {
                     assert!(request.body().len() <= limits.max_body_bytes, "body over the limit");
                     assert!(request.headers().count() <= limits.max_headers, "more header fields than the limit");
+                    let head: usize = request.headers().map(|(name, value)| name.len() + value.len()).sum();
+                    let head = head + request.method().len() + request.target().len();
+                    assert!(head <= limits.max_head_bytes, "a head of {head} bytes framed");
                     outcomes.push(Outcome::Request(request));
                 }
                 Framed::Reject(reject) => outcomes.push(Outcome::Reject(reject)),
