@@ -204,7 +204,7 @@ fn parse_hlog(path: &Path, bytes: &[u8]) -> Result<Log, ReadError> {
                 let undecodable = |what: String| error(offset, format!("{what}; the line may be cut short"));
                 // Intervals are joined and windowed by their start and end in milliseconds.
                 let end = i.start_timestamp().checked_add(i.duration()).map(|end| end.as_millis());
-                if !end.is_some_and(|ms| ms <= u128::from(u64::MAX)) {
+                if !matches!(end, Some(ms) if ms <= u128::from(u64::MAX)) {
                     return Err(error(offset, "an interval that ends past any representable time".to_owned()));
                 }
                 let compressed = base64::engine::general_purpose::STANDARD

@@ -133,7 +133,8 @@ fn wave(rng: &mut Rng, seed: u64, wave: u64) -> Vec<ClientPlan> {
         .map(|i| {
             let name = format!("s{seed}w{wave}c{i}");
             let role = match rng.below(10) {
-                _ if i == 0 && wave == 0 && seed % 4 == 0 => Role::Slow,
+                // The first client of every fourth seed's first wave.
+                _ if i == 0 && wave == 0 && matches!(seed % 4, 0) => Role::Slow,
                 0 => Role::Bad,
                 1..=2 => Role::Vanish { at: 0, reset: rng.chance(50) },
                 _ => Role::Normal,
