@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -210,8 +210,9 @@ fn parse_hlog(path: &Path, bytes: &[u8]) -> Result<Log, ReadError> {
                 let compressed = base64::engine::general_purpose::STANDARD
                     .decode(i.encoded_histogram())
                     .map_err(|e| undecodable(format!("the histogram is not base64 ({e})")))?;
+                let encoded = decompressed_histogram(&compressed).map_err(undecodable)?;
                 let histogram: Histogram<u64> = deserializer
-                    .deserialize(&mut &compressed[..])
+                    .deserialize(&mut &encoded[..])
                     .map_err(|e| undecodable(format!("the histogram does not decode ({e:?})")))?;
                 let tag = i.tag().map_or(UNTAGGED, |t| t.as_str()).to_owned();
                 line += bytes[counted_to..offset].iter().filter(|&&b| b == b'\n').count();
@@ -222,6 +223,43 @@ fn parse_hlog(path: &Path, bytes: &[u8]) -> Result<Log, ReadError> {
     }
     let started = started.ok_or_else(|| error(0, "no `#[StartTime: ...]` header".to_owned()))?;
     Ok(Log { started, entries })
+}
+
+/// The most a histogram of the log may decompress to: far above what any histogram's counts
+/// take (one of 5 significant figures over the whole u64 range takes under 30 MB).
+const MAX_HISTOGRAM_BYTES: usize = 64 << 20;
+
+/// A histogram of the log (hdrhistogram's compressed V2 encoding) decompressed to its plain V2
+/// encoding, once checked to hold the payload its header declares: the deserializer sizes a
+/// buffer by that declaration before it reads, so a few bytes could make it allocate 4 GiB.
+fn decompressed_histogram(compressed: &[u8]) -> Result<Vec<u8>, String> {
+    // The cookies of the V2 encodings, plain and compressed, and the plain one's header length
+    // (hdrhistogram's `serialization` module).
+    const V2_COOKIE: u32 = 0x1c84_9313;
+    const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9314;
+    const V2_HEADER_BYTES: usize = 40;
+    let be32 = |bytes: &[u8], at: usize| bytes.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let (Some(V2_COMPRESSED_COOKIE), Some(length)) = (be32(compressed, 0), be32(compressed, 4)) else {
+        return Err("not a compressed histogram".to_owned());
+    };
+    let deflated = &compressed[8..];
+    let deflated = &deflated[..deflated.len().min(length as usize)];
+    let mut encoded = Vec::new();
+    flate2::read::ZlibDecoder::new(deflated)
+        .take(MAX_HISTOGRAM_BYTES as u64 + 1)
+        .read_to_end(&mut encoded)
+        .map_err(|e| format!("the histogram does not decompress ({e})"))?;
+    if encoded.len() > MAX_HISTOGRAM_BYTES {
+        return Err(format!("the histogram decompresses to over {MAX_HISTOGRAM_BYTES} bytes"));
+    }
+    let (Some(V2_COOKIE), Some(declared)) = (be32(&encoded, 0), be32(&encoded, 4)) else {
+        return Err("not a histogram once decompressed".to_owned());
+    };
+    let held = encoded.len().saturating_sub(V2_HEADER_BYTES);
+    if declared as usize > held {
+        return Err(format!("the histogram declares a payload of {declared} bytes and holds {held}"));
+    }
+    Ok(encoded)
 }
 
 /// Counters by interval start (milliseconds, as the file has them) and stage.
@@ -409,5 +447,36 @@ mod tests {
                 assert_eq!(e.to_string(), "l.hlog:6: an interval that ends past any representable time", "{text}")
             }
         }
+    }
+
+    #[test]
+    fn a_histogram_declaring_more_payload_than_it_holds_is_refused_before_any_allocation() {
+        use std::io::Write;
+
+        use hdrhistogram::serialization::{Serializer, V2Serializer};
+        // Found by the `run_record` fuzz target: a changed byte in a histogram's header declared
+        // a payload of 3.75 GiB, which the deserializer allocated before it read. Here, 256 MiB
+        // in a well-formed zlib stream (the fuzz build skips zlib's checksum; seda does not).
+        let mut histogram = Histogram::<u64>::new_with_bounds(1, 1_000, 3).unwrap();
+        histogram.record(5).unwrap();
+        let mut encoded = Vec::new();
+        V2Serializer::new().serialize(&histogram, &mut encoded).unwrap();
+        let held = encoded.len() - 40;
+        encoded[4..8].copy_from_slice(&(256u32 << 20).to_be_bytes());
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        zlib.write_all(&encoded).unwrap();
+        let deflated = zlib.finish().unwrap();
+        let mut compressed = 0x1c84_9314u32.to_be_bytes().to_vec();
+        compressed.extend_from_slice(&(deflated.len() as u32).to_be_bytes());
+        compressed.extend_from_slice(&deflated);
+        let log = format!(
+            "{HLOG_VERSION_LINE}\n#[StartTime: 1.000 (seconds since epoch)]\nTag=e2e,0.100,0.100,0.005,{}\n",
+            base64::engine::general_purpose::STANDARD.encode(&compressed)
+        );
+        let err = parse_hlog(Path::new("l.hlog"), log.as_bytes()).err().expect("an error");
+        let expected = format!(
+            "l.hlog:3: the histogram declares a payload of 268435456 bytes and holds {held}; the line may be cut short"
+        );
+        assert_eq!(err.to_string(), expected);
     }
 }
