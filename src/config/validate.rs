@@ -38,6 +38,11 @@ fn cpus_or_cpu_0(cpus: Option<Vec<usize>>) -> Vec<usize> {
     cpus.filter(|c| !c.is_empty()).unwrap_or_else(|| vec![0])
 }
 
+/// The most threads one pool may have. Each is a pinned worker with its own queues and stacks,
+/// so a count past any machine's CPUs buys nothing; and the plan lists them one by one, so a huge
+/// count would exhaust memory while validating.
+pub const MAX_THREADS_PER_POOL: usize = 1024;
+
 /// The source kinds `source.kind` may name.
 const SOURCE_KINDS: &[&str] = &["generator", "http"];
 
@@ -240,6 +245,14 @@ impl Validator<'_> {
     fn threads(&mut self, at: &str, cpus: Option<&[usize]>, threads: Option<usize>) -> Vec<ThreadPlan> {
         if threads == Some(0) {
             self.error(format!("{at}.threads"), "a pool needs at least one thread", None);
+            return Vec::new();
+        }
+        if let Some(n) = threads.filter(|&n| n > MAX_THREADS_PER_POOL) {
+            self.error(
+                format!("{at}.threads"),
+                format!("{n} threads: a pool has at most {MAX_THREADS_PER_POOL}"),
+                Some("a pool's threads are pinned workers: more than its CPUs only take turns".into()),
+            );
             return Vec::new();
         }
         match cpus {
@@ -691,5 +704,25 @@ mod tests {
     #[test]
     fn machine_cpus_is_never_empty() {
         assert!(!machine_cpus().is_empty());
+    }
+
+    #[test]
+    fn a_thread_count_past_the_limit_is_an_error_not_an_abort() {
+        // Found by the `config_validate` fuzz target: `threads` of 2^64 - 1 overflowed the
+        // plan's thread list ("capacity overflow"), and 10^12 would have exhausted memory.
+        for threads in [u64::MAX, 1_000_000_000_000, 100_000] {
+            let config = serde_json::json!({
+                "name": "many",
+                "source": { "kind": "generator", "requests": 1, "entry": "a" },
+                "pools": { "main": { "threads": threads } },
+                "stages": { "a": { "kind": "respond", "pool": "main" } }
+            });
+            let errors = validate_with_cpus(&config, &[0]).err().expect("an error");
+            let texts: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
+            assert!(
+                texts.iter().any(|t| t.starts_with(&format!("$.pools.main.threads: {threads} threads"))),
+                "{texts:?}"
+            );
+        }
     }
 }
