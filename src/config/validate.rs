@@ -931,4 +931,27 @@ mod tests {
     fn machine_cpus_is_never_empty() {
         assert!(!machine_cpus().is_empty());
     }
+
+    #[test]
+    fn a_thread_count_past_the_limit_is_an_error_not_an_abort() {
+        // Found by the `config_validate` fuzz target: `threads` of 2^64 - 1 overflowed the
+        // plan's thread list ("capacity overflow"), and 10^12 would have exhausted memory.
+        for threads in [u64::MAX, 1_000_000_000_000, 100_000] {
+            let config = serde_json::json!({
+                "name": "many",
+                "source": { "kind": "generator", "requests": 1, "entry": "a" },
+                "pools": { "main": { "threads": threads } },
+                "stages": { "a": { "kind": "respond", "pool": "main" } }
+            });
+            let errors = validate_with_cpus(&config, &[0]).err().expect("an error");
+            let texts: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
+            assert!(
+                texts
+                    .iter()
+                    .any(|t| t
+                        .starts_with(&format!("$.pools.main.threads: a pool has at most 1024 threads, not {threads}"))),
+                "{texts:?}"
+            );
+        }
+    }
 }

@@ -16,7 +16,7 @@
 //! read only up to a size bound.
 
 use std::collections::BTreeMap;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -143,8 +143,10 @@ pub fn read_run(dir: &Path) -> Result<RecordedRun, ReadError> {
     let (summary, steps, load_counts) = parse_summary(&summary_path, &read(SUMMARY_FILE, MAX_SUMMARY_BYTES)?)?;
     check_summary(&summary_path, &summary)?;
     let log = parse_hlog(&dir.join(HLOG_FILE), &read(HLOG_FILE, MAX_LOG_BYTES)?)?;
+    let log_started = log.started;
     let counters = parse_counters(&dir.join(COUNTERS_FILE), &read(COUNTERS_FILE, MAX_LOG_BYTES)?)?;
-    let run = RecordedRun { dir: dir.to_owned(), summary, steps, started: log.started, intervals: join(log, counters) };
+    let intervals = join(&dir.join(HLOG_FILE), log, counters)?;
+    let run = RecordedRun { dir: dir.to_owned(), summary, steps, started: log_started, intervals };
     check_complete(&run, &load_counts)?;
     Ok(run)
 }
@@ -204,10 +206,10 @@ fn check_summary(path: &Path, s: &Summary) -> Result<(), ReadError> {
     Ok(())
 }
 
-/// The interval log: its start time and, per tag, (start, length, histogram) in order.
+/// The interval log: its start time and, per tag, (start, length, histogram, line) in order.
 struct Log {
     started: Duration,
-    entries: Vec<(String, Duration, Duration, Histogram<u64>)>,
+    entries: Vec<(String, Duration, Duration, Histogram<u64>, usize)>,
 }
 
 fn parse_hlog(path: &Path, bytes: &[u8]) -> Result<Log, ReadError> {
@@ -224,6 +226,9 @@ fn parse_hlog(path: &Path, bytes: &[u8]) -> Result<Log, ReadError> {
     let mut started = None;
     let mut entries = Vec::new();
     let mut deserializer = Deserializer::new();
+    // The line of each histogram, for errors found when they are joined: counted as the
+    // entries go, once over the file.
+    let (mut counted_to, mut line) = (0, 1);
     for entry in IntervalLogIterator::new(bytes) {
         match entry {
             Err(LogIteratorError::ParseError { offset }) => {
@@ -237,19 +242,64 @@ fn parse_hlog(path: &Path, bytes: &[u8]) -> Result<Log, ReadError> {
                 // Where the line is, for the error: the encoded histogram is a slice of `bytes`.
                 let offset = i.encoded_histogram().as_ptr() as usize - bytes.as_ptr() as usize;
                 let undecodable = |what: String| error(offset, format!("{what}; the line may be cut short"));
+                // Intervals are joined and windowed by their start and end in milliseconds.
+                let end = i.start_timestamp().checked_add(i.duration()).map(|end| end.as_millis());
+                if !matches!(end, Some(ms) if ms <= u128::from(u64::MAX)) {
+                    return Err(error(offset, "an interval that ends past any representable time".to_owned()));
+                }
                 let compressed = base64::engine::general_purpose::STANDARD
                     .decode(i.encoded_histogram())
                     .map_err(|e| undecodable(format!("the histogram is not base64 ({e})")))?;
+                let encoded = decompressed_histogram(&compressed).map_err(undecodable)?;
                 let histogram: Histogram<u64> = deserializer
-                    .deserialize(&mut &compressed[..])
+                    .deserialize(&mut &encoded[..])
                     .map_err(|e| undecodable(format!("the histogram does not decode ({e:?})")))?;
                 let tag = i.tag().map_or(UNTAGGED, |t| t.as_str()).to_owned();
-                entries.push((tag, i.start_timestamp(), i.duration(), histogram));
+                line += bytes[counted_to..offset].iter().filter(|&&b| b == b'\n').count();
+                counted_to = offset;
+                entries.push((tag, i.start_timestamp(), i.duration(), histogram, line));
             }
         }
     }
     let started = started.ok_or_else(|| error(0, "no `#[StartTime: ...]` header".to_owned()))?;
     Ok(Log { started, entries })
+}
+
+/// The most a histogram of the log may decompress to: far above what any histogram's counts
+/// take (one of 5 significant figures over the whole u64 range takes under 30 MB).
+const MAX_HISTOGRAM_BYTES: usize = 64 << 20;
+
+/// A histogram of the log (hdrhistogram's compressed V2 encoding) decompressed to its plain V2
+/// encoding, once checked to hold the payload its header declares: the deserializer sizes a
+/// buffer by that declaration before it reads, so a few bytes could make it allocate 4 GiB.
+fn decompressed_histogram(compressed: &[u8]) -> Result<Vec<u8>, String> {
+    // The cookies of the V2 encodings, plain and compressed, and the plain one's header length
+    // (hdrhistogram's `serialization` module).
+    const V2_COOKIE: u32 = 0x1c84_9313;
+    const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9314;
+    const V2_HEADER_BYTES: usize = 40;
+    let be32 = |bytes: &[u8], at: usize| bytes.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let (Some(V2_COMPRESSED_COOKIE), Some(length)) = (be32(compressed, 0), be32(compressed, 4)) else {
+        return Err("not a compressed histogram".to_owned());
+    };
+    let deflated = &compressed[8..];
+    let deflated = &deflated[..deflated.len().min(length as usize)];
+    let mut encoded = Vec::new();
+    flate2::read::ZlibDecoder::new(deflated)
+        .take(MAX_HISTOGRAM_BYTES as u64 + 1)
+        .read_to_end(&mut encoded)
+        .map_err(|e| format!("the histogram does not decompress ({e})"))?;
+    if encoded.len() > MAX_HISTOGRAM_BYTES {
+        return Err(format!("the histogram decompresses to over {MAX_HISTOGRAM_BYTES} bytes"));
+    }
+    let (Some(V2_COOKIE), Some(declared)) = (be32(&encoded, 0), be32(&encoded, 4)) else {
+        return Err("not a histogram once decompressed".to_owned());
+    };
+    let held = encoded.len().saturating_sub(V2_HEADER_BYTES);
+    if declared as usize > held {
+        return Err(format!("the histogram declares a payload of {declared} bytes and holds {held}"));
+    }
+    Ok(encoded)
 }
 
 /// Counters by interval start (milliseconds, as the file has them) and stage.
@@ -299,8 +349,9 @@ fn parse_millis(secs: &str) -> Option<u64> {
 }
 
 /// Joins the log's histograms and the counters by interval start (both written to the
-/// millisecond).
-fn join(log: Log, counters: Counters) -> Vec<Interval> {
+/// millisecond). Histograms of one tag and interval are added up; one whose values do not fit
+/// the first's range (a log seda did not write, or a damaged one) is an error naming its line.
+fn join(hlog: &Path, log: Log, counters: Counters) -> Result<Vec<Interval>, ReadError> {
     let typical_length = log.entries.first().map_or(Duration::ZERO, |e| e.2);
     let mut by_start: BTreeMap<u64, Interval> = BTreeMap::new();
     let new = |start_ms: u64, length: Duration| Interval {
@@ -309,11 +360,18 @@ fn join(log: Log, counters: Counters) -> Vec<Interval> {
         histograms: BTreeMap::new(),
         counters: BTreeMap::new(),
     };
-    for (tag, start, length, histogram) in log.entries {
+    for (tag, start, length, histogram, line) in log.entries {
         let start_ms = start.as_millis() as u64;
         let interval = by_start.entry(start_ms).or_insert_with(|| new(start_ms, length));
         match interval.histograms.get_mut(&tag) {
-            Some(h) => h.add(&histogram).expect("histograms of one log have the same layout"),
+            Some(h) => {
+                h.auto(true);
+                h.add(&histogram).map_err(|e| ReadError::Hlog {
+                    path: hlog.to_owned(),
+                    line,
+                    detail: format!("a second `{tag}` histogram of the interval does not add to the first ({e:?})"),
+                })?;
+            }
             None => {
                 interval.histograms.insert(tag, histogram);
             }
@@ -322,7 +380,7 @@ fn join(log: Log, counters: Counters) -> Vec<Interval> {
     for (start_ms, stages) in counters {
         by_start.entry(start_ms).or_insert_with(|| new(start_ms, typical_length)).counters = stages;
     }
-    by_start.into_values().collect()
+    Ok(by_start.into_values().collect())
 }
 
 /// Checks that the log and the counters add up to the summary (step 3 of the module doc).
@@ -400,5 +458,82 @@ mod tests {
     fn a_log_without_its_version_header_is_refused() {
         let err = parse_hlog(Path::new("l.hlog"), b"#[StartTime: 1.000 (seconds since epoch)]\n").err().unwrap();
         assert!(err.to_string().starts_with("l.hlog:1: not an interval log of format 1.3"), "{err}");
+    }
+
+    #[test]
+    fn histograms_of_one_interval_and_tag_with_different_ranges_add_up_without_a_panic() {
+        use crate::metrics::hlog::{write, Entry};
+        // Two lines of one tag and start: the second's values are past the first's range. Found
+        // while writing the `run_record` fuzz target: `seda report` panicked on such a log.
+        let histogram = |high: u64, value: u64| {
+            let mut h = Histogram::<u64>::new_with_bounds(1, high, 3).unwrap();
+            h.record(value).unwrap();
+            h
+        };
+        let entry =
+            |h| Entry { tag: "e2e".into(), start: Duration::ZERO, length: Duration::from_secs(1), histogram: h };
+        let mut bytes = Vec::new();
+        let entries = [entry(histogram(1_000, 5)), entry(histogram(10_000_000, 5_000_000))];
+        write(&mut bytes, std::time::UNIX_EPOCH, entries).unwrap();
+        let log = parse_hlog(Path::new("l.hlog"), &bytes).unwrap();
+        let intervals = join(Path::new("l.hlog"), log, Counters::new()).unwrap();
+        let e2e = &intervals[0].histograms["e2e"];
+        assert_eq!((e2e.len(), e2e.min(), e2e.max()), (2, 5, e2e.highest_equivalent(5_000_000)));
+    }
+
+    #[test]
+    fn an_interval_ending_past_the_representable_time_is_an_error_not_a_panic() {
+        use crate::metrics::hlog::{write, Entry};
+        let mut histogram = Histogram::<u64>::new_with_bounds(1, 1_000, 3).unwrap();
+        histogram.record(5).unwrap();
+        let second = Duration::from_secs(1);
+        let mut bytes = Vec::new();
+        let entry = Entry { tag: "e2e".into(), start: second, length: second, histogram };
+        write(&mut bytes, std::time::UNIX_EPOCH, [entry]).unwrap();
+        // 1 s from the log's start, for u64::MAX s: the end is past what a Duration holds.
+        let text = String::from_utf8(bytes).unwrap();
+        let text = text.replace("Tag=e2e,1.000,1.000,", "Tag=e2e,1.000,18446744073709551615.000,");
+        match parse_hlog(Path::new("l.hlog"), text.as_bytes()) {
+            Ok(log) => {
+                // What the report then does with each interval: its end.
+                let ends: Vec<Duration> =
+                    join(Path::new("l.hlog"), log, Counters::new()).unwrap().iter().map(Interval::end).collect();
+                panic!("accepted, ending at {ends:?}");
+            }
+            Err(e) => {
+                assert_eq!(e.to_string(), "l.hlog:6: an interval that ends past any representable time", "{text}")
+            }
+        }
+    }
+
+    #[test]
+    fn a_histogram_declaring_more_payload_than_it_holds_is_refused_before_any_allocation() {
+        use std::io::Write;
+
+        use hdrhistogram::serialization::{Serializer, V2Serializer};
+        // Found by the `run_record` fuzz target: a changed byte in a histogram's header declared
+        // a payload of 3.75 GiB, which the deserializer allocated before it read. Here, 256 MiB
+        // in a well-formed zlib stream (the fuzz build skips zlib's checksum; seda does not).
+        let mut histogram = Histogram::<u64>::new_with_bounds(1, 1_000, 3).unwrap();
+        histogram.record(5).unwrap();
+        let mut encoded = Vec::new();
+        V2Serializer::new().serialize(&histogram, &mut encoded).unwrap();
+        let held = encoded.len() - 40;
+        encoded[4..8].copy_from_slice(&(256u32 << 20).to_be_bytes());
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        zlib.write_all(&encoded).unwrap();
+        let deflated = zlib.finish().unwrap();
+        let mut compressed = 0x1c84_9314u32.to_be_bytes().to_vec();
+        compressed.extend_from_slice(&(deflated.len() as u32).to_be_bytes());
+        compressed.extend_from_slice(&deflated);
+        let log = format!(
+            "{HLOG_VERSION_LINE}\n#[StartTime: 1.000 (seconds since epoch)]\nTag=e2e,0.100,0.100,0.005,{}\n",
+            base64::engine::general_purpose::STANDARD.encode(&compressed)
+        );
+        let err = parse_hlog(Path::new("l.hlog"), log.as_bytes()).err().expect("an error");
+        let expected = format!(
+            "l.hlog:3: the histogram declares a payload of 268435456 bytes and holds {held}; the line may be cut short"
+        );
+        assert_eq!(err.to_string(), expected);
     }
 }

@@ -96,9 +96,13 @@ impl<'a> Slice<'a> {
         for interval in &intervals {
             for (tag, h) in &interval.histograms {
                 match histograms.get_mut(tag) {
-                    Some(into) => into.add(h).expect("histograms of one log have the same layout"),
+                    // Growing, it takes values past its range: the intervals of a log need not
+                    // share one range (another tool may size each to its values).
+                    Some(into) => into.add(h).expect("an auto-resizing histogram adds any other"),
                     None => {
-                        histograms.insert(tag.clone(), h.clone());
+                        let mut first = h.clone();
+                        first.auto(true);
+                        histograms.insert(tag.clone(), first);
                     }
                 }
             }

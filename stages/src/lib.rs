@@ -20,6 +20,13 @@ mod stage;
 mod step;
 mod suggest;
 
+/// Entry points for the fuzz targets in `fuzz/`: parsers that are otherwise private to their
+/// stage. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::kinds::accepts_gzip;
+}
+
 pub use file::{FileBody, FileError, FileMeta, FileOp, FileRead};
 pub use http::{Headers, HttpRequest};
 #[cfg(test)]

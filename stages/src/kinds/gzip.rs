@@ -298,7 +298,7 @@ impl Forms {
 
 /// Whether an `Accept-Encoding` value allows gzip: `gzip` (or `x-gzip`) listed with a non-zero
 /// `q`, or else `*` with one (RFC 9110 §12.5.3). An unreadable `q` counts as 0.
-fn accepts_gzip(value: &[u8]) -> bool {
+pub fn accepts_gzip(value: &[u8]) -> bool {
     let (mut gzip, mut any) = (None, None);
     for item in value.split(|&b| b == b',') {
         let mut parts = item.split(|&b| b == b';');

@@ -17,6 +17,8 @@ mod static_file;
 #[cfg(test)]
 pub(crate) mod test_support;
 
+pub use gzip::accepts_gzip;
+
 use std::sync::Arc;
 
 use crate::registry::{Needs, Registry, StageKind};
