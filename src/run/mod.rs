@@ -19,12 +19,13 @@
 //!    pipeline's `drain_timeout` to pass;
 //! 2. its thread, if it has one, is joined;
 //! 3. the engine drains what is still in flight (timing out what outlives `drain_timeout`),
-//!    joins its threads and summarizes;
+//!    joins its threads and summarizes; a handler that never returns cannot hold this past the
+//!    drain timeout and a second ([`RunError::Stuck`]);
 //! 4. the admin listener closes last, so it answers until the end.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::admin::{AdminError, AdminServer};
 use crate::config::{Plan, SourcePlan};
@@ -37,6 +38,10 @@ use crate::source::{GeneratorSource, Opened, RunsOn, Source, SourceError};
 /// How often the run layer looks at the stop flag and the source while the pipeline runs.
 const LOOK_EVERY: Duration = Duration::from_millis(10);
 
+/// How long past the drain timeout the run waits for stages to give back their last requests
+/// (what is still in flight then is ended as timed out by the engine, once each handler returns).
+const STUCK_GRACE: Duration = Duration::from_secs(1);
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
@@ -45,6 +50,13 @@ pub enum RunError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Admin(#[from] AdminError),
+    /// Stages still held requests a second past the drain timeout: a handler that does not
+    /// return. The run ends without a summary rather than wait for it.
+    #[error(
+        "{in_flight} request(s) still in a stage {waited:?} after the stop (the drain timeout and a second): a \
+         stage's handler does not return; ending without a summary"
+    )]
+    Stuck { in_flight: u64, waited: Duration },
 }
 
 /// A finished run.
@@ -137,7 +149,7 @@ impl<'a> Runner<'a> {
             }
             None => None,
         };
-        std::thread::scope(|scope| {
+        let stopping = std::thread::scope(|scope| {
             let handle = match thread {
                 Some((name, cpu, body)) => {
                     let submitter = engine.submitter(0, entry);
@@ -162,6 +174,7 @@ impl<'a> Runner<'a> {
             }
             // One drain clock for the whole stop: a source waiting for room in a queue that
             // nothing empties (stages that loop) gives up when it passes, and so does the engine.
+            let stopping = Instant::now();
             engine.start_drain_timeout();
             source.stop(drain_timeout);
             if let Some(handle) = handle {
@@ -170,9 +183,27 @@ impl<'a> Runner<'a> {
                     std::panic::resume_unwind(panic);
                 }
             }
-            Ok::<_, RunError>(())
+            Ok::<_, RunError>(stopping)
         })?;
-        let (mut summary, recording) = engine.shutdown_recorded();
+        // The engine drains on a thread of its own, so that a stage whose handler never
+        // returns cannot hold the run past the drain timeout and a second: then the run ends
+        // without its summary, and the threads still held are left to the process's end.
+        let ledger = engine.observer();
+        let (done, drained) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("seda-drain".into())
+            .spawn(move || {
+                let _ = done.send(engine.shutdown_recorded());
+            })
+            .map_err(|source| EngineError::Spawn { name: "seda-drain".into(), source })?;
+        let give_up = stopping + drain_timeout + STUCK_GRACE;
+        let (mut summary, recording) = match drained.recv_timeout(give_up.saturating_duration_since(Instant::now())) {
+            Ok(ended) => ended,
+            Err(_) => {
+                let in_flight = ledger.snapshot().ledger.in_flight;
+                return Err(RunError::Stuck { in_flight, waited: drain_timeout + STUCK_GRACE });
+            }
+        };
         summary.source = stats.map(|f| f.read());
         drop(admin);
         Ok(Finished { summary, recording: record.then_some(recording) })

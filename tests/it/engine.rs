@@ -532,3 +532,63 @@ fn a_request_looping_within_one_worker_is_timed_out_at_the_drain_timeout() {
     let ended = collect.exactly_once(3);
     assert!(ended.iter().all(|e| matches!(e.outcome, Outcome::TimedOut { .. })), "{ended:?}");
 }
+
+/// A handler that never returns (until the test lets it go) cannot hold a run past its drain
+/// timeout and a second: the run ends without a summary, saying how many requests were held.
+#[test]
+fn a_stage_that_never_returns_cannot_hold_the_run_past_the_drain_timeout() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    use seda::stages::{Outputs, Request, Stage, StageFactory, Step};
+
+    struct Stuck(Arc<AtomicBool>, Arc<AtomicBool>);
+    impl StageFactory for Stuck {
+        fn outputs(&self) -> Outputs {
+            Outputs::Single
+        }
+        fn instance(&self, _worker: usize) -> Box<dyn Stage> {
+            Box::new(Stuck(self.0.clone(), self.1.clone()))
+        }
+    }
+    impl Stage for Stuck {
+        fn handle(&mut self, _req: &mut Request) -> Step {
+            self.0.store(true, Ordering::SeqCst);
+            while !self.1.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Step::Next(seda::stages::Output::NEXT)
+        }
+    }
+
+    let mut plan = plan(json!({
+        "name": "stuck",
+        "drain_timeout_ms": 200,
+        "source": { "kind": "generator", "requests": 10, "rate": 1000, "entry": "hold" },
+        "stages": {
+            "hold": { "kind": "noop", "next": "done" },
+            "done": { "kind": "respond" }
+        }
+    }));
+    let (entered, release) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let hold = plan.stage("hold").unwrap();
+    plan.stages[hold].factory = Arc::new(Stuck(entered.clone(), release.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, ended) = std::sync::mpsc::channel();
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let _ = done.send(seda::run::Runner::new(plan).stop_on(&flag).run_to_end().map(|f| f.summary.ledger));
+    });
+    eventually("a request to enter the stage that never returns", || entered.load(Ordering::SeqCst));
+    let stopped = Instant::now();
+    stop.store(true, Ordering::SeqCst);
+    // Without the bound the run waits for the handler for good; 20 s is far past 0.2 s + 1 s.
+    let result = ended.recv_timeout(Duration::from_secs(20)).expect("the run ends");
+    let took = stopped.elapsed();
+    release.store(true, Ordering::SeqCst);
+    match result {
+        Err(seda::run::RunError::Stuck { in_flight, .. }) => assert!(in_flight >= 1, "{in_flight}"),
+        other => panic!("expected the run to end as stuck, got {:?}", other.map(|l| l.in_flight)),
+    }
+    assert!(took >= Duration::from_millis(1200), "it waited the drain timeout and a second: {took:?}");
+}
