@@ -3,6 +3,7 @@
 mod admin;
 mod cli;
 mod config;
+mod config_runs;
 mod configs;
 mod documented;
 mod engine;
