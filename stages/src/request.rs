@@ -31,7 +31,7 @@ pub struct Request {
 impl Request {
     /// Clears everything but the payload, keeping all capacity for reuse. (Inlined into the
     /// generator, another crate: it runs once a request.)
-    #[inline]
+    #[inline(always)]
     pub fn reset(&mut self, id: u64) {
         self.id = id;
         self.response.status = 0;
