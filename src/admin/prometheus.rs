@@ -98,7 +98,14 @@ pub fn render(s: &Snapshot, source_metrics: &[StatMetric]) -> String {
 /// own (`seda_source_<kind>_<name>`). The samples of one metric are written together, after its
 /// family's header, as the exposition format requires.
 fn source_families(o: &mut Exposition, stats: &SourceStats, named: &[StatMetric]) {
-    let mut families: Vec<(String, &'static str, String, Vec<(&[(&str, &str)], u64)>)> = Vec::new();
+    /// One metric: its name, type, help text, and samples (labels, value).
+    struct Family<'a> {
+        metric: String,
+        kind: &'static str,
+        help: String,
+        samples: Vec<(&'a [(&'a str, &'a str)], u64)>,
+    }
+    let mut families: Vec<Family> = Vec::new();
     let all = stats.counts.iter().map(|f| (f, true)).chain(stats.levels.iter().map(|f| (f, false)));
     for ((stat, &value), is_count) in all {
         let kind = if is_count { "counter" } else { "gauge" };
@@ -110,12 +117,12 @@ fn source_families(o: &mut Exposition, stats: &SourceStats, named: &[StatMetric]
                 (metric, &[][..], format!("The {} source's `{stat}`.", stats.kind))
             }
         };
-        match families.iter_mut().find(|f| f.0 == metric) {
-            Some(family) => family.3.push((labels, value)),
-            None => families.push((metric, kind, help, vec![(labels, value)])),
+        match families.iter_mut().find(|f| f.metric == metric) {
+            Some(family) => family.samples.push((labels, value)),
+            None => families.push(Family { metric, kind, help, samples: vec![(labels, value)] }),
         }
     }
-    for (metric, kind, help, samples) in families {
+    for Family { metric, kind, help, samples } in families {
         o.family(&metric, kind, &help);
         for (labels, value) in samples {
             o.sample(&metric, labels, value as f64);

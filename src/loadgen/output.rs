@@ -443,25 +443,6 @@ impl fmt::Display for Results {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(format_ns(850), "850 ns");
-        assert_eq!(format_ns(12_345), "12.3 us");
-        assert_eq!(format_ns(4_560_000), "4.56 ms");
-        assert_eq!(format_ns(1_234_000_000), "1.234 s");
-    }
-
-    #[test]
-    fn the_uncorrected_spectrum_goes_beside_the_corrected_one() {
-        assert_eq!(beside(Path::new("/tmp/run.hgrm"), "uncorrected"), Path::new("/tmp/run.uncorrected.hgrm"));
-        assert_eq!(beside(Path::new("out"), "uncorrected"), Path::new("out.uncorrected"));
-    }
-}
-
 /// What `--fail-if` checks a load run's results against.
 impl Measured for PhaseResults {
     fn requests(&self) -> u64 {
@@ -481,5 +462,24 @@ impl Measured for PhaseResults {
 
     fn latency_ns(&self, which: usize, q: f64) -> Option<u64> {
         Some(PhaseResults::latency_ns(self, which, q))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(format_ns(850), "850 ns");
+        assert_eq!(format_ns(12_345), "12.3 us");
+        assert_eq!(format_ns(4_560_000), "4.56 ms");
+        assert_eq!(format_ns(1_234_000_000), "1.234 s");
+    }
+
+    #[test]
+    fn the_uncorrected_spectrum_goes_beside_the_corrected_one() {
+        assert_eq!(beside(Path::new("/tmp/run.hgrm"), "uncorrected"), Path::new("/tmp/run.uncorrected.hgrm"));
+        assert_eq!(beside(Path::new("out"), "uncorrected"), Path::new("out.uncorrected"));
     }
 }

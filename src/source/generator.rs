@@ -305,55 +305,6 @@ impl Poller for GeneratorPoller {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn batch(ids: std::ops::Range<u64>) -> Vec<Box<Envelope>> {
-        ids.map(|id| {
-            let mut env = Envelope::new(Request::default());
-            env.req.id = id;
-            env
-        })
-        .collect()
-    }
-
-    fn ids(envs: &[Box<Envelope>]) -> Vec<u64> {
-        envs.iter().map(|e| e.req.id).collect()
-    }
-
-    #[test]
-    fn a_lane_reuses_the_batch_that_ended_last_first() {
-        let lane = Lane::new(4);
-        for first in [0, 10, 20] {
-            let mut ended = batch(first..first + 3);
-            lane.recycle(&mut ended);
-            assert!(ended.is_empty(), "the lane takes the whole batch");
-        }
-        let mut reuse = Vec::new();
-        for expected in [20, 10, 0] {
-            lane.refill(&mut reuse);
-            assert_eq!(ids(&reuse), [expected, expected + 1, expected + 2]);
-            reuse.clear();
-        }
-        lane.refill(&mut reuse);
-        assert!(reuse.is_empty(), "nothing left to reuse");
-    }
-
-    #[test]
-    fn a_full_lane_frees_what_it_cannot_keep() {
-        let lane = Lane::new(1);
-        let mut ended = batch(0..2);
-        lane.recycle(&mut ended);
-        let mut more = batch(5..7);
-        lane.recycle(&mut more);
-        assert!(more.is_empty(), "freed, not handed back");
-        let mut reuse = Vec::new();
-        lane.refill(&mut reuse);
-        assert_eq!(ids(&reuse), [0, 1], "the batch kept is the first");
-    }
-}
-
 /// The generator as a [`Source`]: on a thread of its own, or polled in the entry pool's workers.
 pub struct GeneratorSource {
     generator: Option<Arc<Generator>>,
@@ -415,5 +366,54 @@ impl Source for GeneratorSource {
         if let Some(generator) = &self.generator {
             generator.close();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(ids: std::ops::Range<u64>) -> Vec<Box<Envelope>> {
+        ids.map(|id| {
+            let mut env = Envelope::new(Request::default());
+            env.req.id = id;
+            env
+        })
+        .collect()
+    }
+
+    fn ids(envs: &[Box<Envelope>]) -> Vec<u64> {
+        envs.iter().map(|e| e.req.id).collect()
+    }
+
+    #[test]
+    fn a_lane_reuses_the_batch_that_ended_last_first() {
+        let lane = Lane::new(4);
+        for first in [0, 10, 20] {
+            let mut ended = batch(first..first + 3);
+            lane.recycle(&mut ended);
+            assert!(ended.is_empty(), "the lane takes the whole batch");
+        }
+        let mut reuse = Vec::new();
+        for expected in [20, 10, 0] {
+            lane.refill(&mut reuse);
+            assert_eq!(ids(&reuse), [expected, expected + 1, expected + 2]);
+            reuse.clear();
+        }
+        lane.refill(&mut reuse);
+        assert!(reuse.is_empty(), "nothing left to reuse");
+    }
+
+    #[test]
+    fn a_full_lane_frees_what_it_cannot_keep() {
+        let lane = Lane::new(1);
+        let mut ended = batch(0..2);
+        lane.recycle(&mut ended);
+        let mut more = batch(5..7);
+        lane.recycle(&mut more);
+        assert!(more.is_empty(), "freed, not handed back");
+        let mut reuse = Vec::new();
+        lane.refill(&mut reuse);
+        assert_eq!(ids(&reuse), [0, 1], "the batch kept is the first");
     }
 }
