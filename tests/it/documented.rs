@@ -9,21 +9,21 @@
 //! The HTTP helpers are a few of tests/it/http_server.rs's, copied: that file belongs to the
 //! HTTP server's own tests.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use seda::config::Plan;
 use seda::engine::{Admission, Outcome};
 use seda::metrics::Summary;
 use seda::net::HttpStats;
 use seda::run::{Listening, Runner};
-use seda::stages::{IoOp, Output, Outputs, Request, Stage, StageFactory, Step};
+use seda::stages::{Output, Outputs, Request, Stage, StageFactory, Step};
 use serde_json::{json, Value};
 
+use crate::http_server::{connect, fill, get, install, read_to_close, WaitFactory};
 use crate::support::{eventually, plan, start as start_engine, submit, Gate};
 
 /// Runs test `$name(reactor)` with the reactors in the workers and on a thread of their own.
@@ -119,38 +119,6 @@ fn http(summary: &Summary) -> HttpStats {
     summary.source.as_ref().and_then(HttpStats::of).expect("an HTTP source's stats")
 }
 
-fn install(plan: &mut Plan, name: &str, factory: Arc<dyn StageFactory>) {
-    let stage = plan.stage(name).expect("the stage exists");
-    plan.stages[stage].factory = factory;
-}
-
-struct WaitFactory(Arc<Gate>);
-
-impl StageFactory for WaitFactory {
-    fn outputs(&self) -> Outputs {
-        Outputs::Single
-    }
-    fn instance(&self, _worker: usize) -> Box<dyn Stage> {
-        Box::new(Wait(self.0.clone()))
-    }
-}
-
-struct Wait(Arc<Gate>);
-
-impl Stage for Wait {
-    fn handle(&mut self, req: &mut Request) -> Step {
-        let path = req.http.path().to_string();
-        if let Some(ms) = path.strip_prefix("/sleep/") {
-            self.0.arrive();
-            return Step::Io(IoOp::Timer(Duration::from_millis(ms.parse().unwrap())), Output::NEXT);
-        }
-        if path.starts_with("/gate") {
-            self.0.pass();
-        }
-        Step::Next(Output::NEXT)
-    }
-}
-
 /// `/nostatus`: responds without setting a status; `/headers`: sets a good header and three
 /// with a CR, a LF and a NUL in their values; else `200` with `METHOD TARGET`.
 struct AnswerFactory;
@@ -184,16 +152,6 @@ impl Stage for Answer {
         }
         Step::Respond
     }
-}
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    stream
-}
-
-fn get(path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n")
 }
 
 /// One response read off `stream`: status, headers (lowercased names), body.
@@ -231,24 +189,6 @@ fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Response {
         }
         fill(stream, buf);
     }
-}
-
-fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) {
-    let mut chunk = [0u8; 64 * 1024];
-    let n = stream.read(&mut chunk).expect("read");
-    assert!(n > 0, "the server closed the connection mid-response; got {:?}", String::from_utf8_lossy(buf));
-    buf.extend_from_slice(&chunk[..n]);
-}
-
-/// Everything until the server closes the connection.
-fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
-    let mut all = Vec::new();
-    match stream.read_to_end(&mut all) {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-        Err(e) => panic!("read: {e}"),
-    }
-    all
 }
 
 // ---- the behaviours --------------------------------------------------------------------------

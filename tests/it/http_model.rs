@@ -26,7 +26,7 @@
 //! Timing only moves work around: the pipeline's holds are at most a few hundred ms, and the one
 //! deadline (the header timeout) is long next to the time between a client's pieces.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,6 +36,7 @@ use seda::metrics::Summary;
 use seda::stages::{splitmix64, IoOp, Output, Outputs, Request, Stage, StageFactory, Step};
 use serde_json::json;
 
+use crate::http_server::{connect, fill, read_to_close};
 use crate::support::plan;
 
 const SEEDS: std::ops::Range<u64> = 0..12;
@@ -406,12 +407,6 @@ fn checksum(bytes: &[u8]) -> u32 {
 
 // ---- the client side ----
 
-fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    stream
-}
-
 /// One response's status and body, using bytes left in `buf` first.
 fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, Vec<u8>) {
     loop {
@@ -430,23 +425,6 @@ fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, Vec<u8>) {
         }
         fill(stream, buf);
     }
-}
-
-fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) {
-    let mut chunk = [0u8; 16 * 1024];
-    let n = stream.read(&mut chunk).expect("read");
-    assert!(n > 0, "the server closed the connection mid-response; got {:?}", String::from_utf8_lossy(buf));
-    buf.extend_from_slice(&chunk[..n]);
-}
-
-fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
-    let mut all = Vec::new();
-    match stream.read_to_end(&mut all) {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-        Err(e) => panic!("read: {e}"),
-    }
-    all
 }
 
 /// Closes `stream` with a reset (SO_LINGER 0), as a client that vanishes does.

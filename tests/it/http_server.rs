@@ -136,7 +136,7 @@ impl Server {
     }
 }
 
-fn install(plan: &mut Plan, name: &str, factory: Arc<dyn StageFactory>) {
+pub(crate) fn install(plan: &mut Plan, name: &str, factory: Arc<dyn StageFactory>) {
     if let Some(stage) = plan.stage(name) {
         plan.stages[stage].factory = factory;
     }
@@ -165,7 +165,7 @@ fn config_with(reactor: &str, source: Value, wait_queue: Value) -> Value {
     })
 }
 
-struct WaitFactory(Arc<Gate>);
+pub(crate) struct WaitFactory(pub(crate) Arc<Gate>);
 
 impl StageFactory for WaitFactory {
     fn outputs(&self) -> Outputs {
@@ -223,7 +223,7 @@ fn big_body(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 251) as u8).collect()
 }
 
-fn connect(addr: SocketAddr) -> TcpStream {
+pub(crate) fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     stream
@@ -269,7 +269,7 @@ fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>, head_only: bool) -> 
     }
 }
 
-fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) {
+pub(crate) fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) {
     let mut chunk = [0u8; 64 * 1024];
     let n = stream.read(&mut chunk).expect("read");
     assert!(n > 0, "the server closed the connection mid-response; got {:?}", String::from_utf8_lossy(buf));
@@ -277,7 +277,7 @@ fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) {
 }
 
 /// Everything until the server closes the connection.
-fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+pub(crate) fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
     let mut all = Vec::new();
     match stream.read_to_end(&mut all) {
         Ok(_) => {}
@@ -288,7 +288,7 @@ fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
     all
 }
 
-fn get(path: &str) -> String {
+pub(crate) fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n")
 }
 
