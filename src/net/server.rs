@@ -95,7 +95,6 @@ struct Control {
 #[derive(Default)]
 pub struct HttpSource {
     control: Arc<Control>,
-    reactors: usize,
     addr: Option<SocketAddr>,
     /// What wakes each reactor out of its poll.
     wakers: Vec<Arc<dyn Fn() + Send + Sync>>,
@@ -113,15 +112,15 @@ impl Source for HttpSource {
             return Err(SourceError::new("the HTTP source serves a pipeline whose source is `http`"));
         };
         raise_open_files_limit();
-        self.reactors = match http.reactor {
+        let reactors = match http.reactor {
             SourcePlacement::Thread => 1,
             SourcePlacement::Workers => plan.pools[plan.stages[http.entry].pool].threads.len(),
         };
-        self.control = Arc::new(Control { reactors: self.reactors, ..Control::default() });
+        self.control = Arc::new(Control { reactors, ..Control::default() });
         // Every reactor's listener, bound before anything starts: a bad address fails the run here.
-        let mut listeners = vec![listen(http.listen, self.reactors > 1)?];
+        let mut listeners = vec![listen(http.listen, reactors > 1)?];
         let addr = listeners[0].local_addr().map_err(|e| listen_error(http.listen, e))?;
-        for _ in 1..self.reactors {
+        for _ in 1..reactors {
             listeners.push(listen(addr, true)?);
         }
         self.addr = Some(addr);
@@ -161,7 +160,7 @@ impl Source for HttpSource {
         control.draining.store(true, Ordering::SeqCst);
         self.wakers.iter().for_each(|wake| wake());
         // Each reactor gives up by itself at the drain timeout.
-        while control.drained.load(Ordering::SeqCst) < self.reactors {
+        while control.drained.load(Ordering::SeqCst) < control.reactors {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
