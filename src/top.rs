@@ -135,8 +135,8 @@ fn frame(url: &str, before: &Snapshot, now: &Snapshot) -> String {
     }
     let _ = writeln!(
         f,
-        "{:<16} {:<10} {:>15} {:>11} {:>11} {:>13} {:>13} {:>10} {:>6}",
-        "stage", "pool", "queue", "in/s", "out/s", "p99 wait us", "p99 svc us", "rejected", "util"
+        "{:<16} {:<10} {:>15} {:>11} {:>11} {:>13} {:>13} {:>13} {:>10} {:>6}",
+        "stage", "pool", "queue", "in/s", "out/s", "p99 wait us", "p99 svc us", "p99 io us", "rejected", "util"
     );
     for stage in &now.stages {
         let was = before.stages.iter().find(|s| s.name == stage.name);
@@ -147,7 +147,7 @@ fn frame(url: &str, before: &Snapshot, now: &Snapshot) -> String {
         let utilisation = pool_utilisation(before, now, &stage.pool);
         let _ = writeln!(
             f,
-            "{:<16} {:<10} {:>15} {:>11.0} {:>11.0} {:>13.2} {:>13.2} {:>10} {:>5.0}%",
+            "{:<16} {:<10} {:>15} {:>11.0} {:>11.0} {:>13.2} {:>13.2} {:>13.2} {:>10} {:>5.0}%",
             stage.name,
             stage.pool,
             format!("{}/{}", stage.queue_depth, stage.queue_capacity),
@@ -155,6 +155,7 @@ fn frame(url: &str, before: &Snapshot, now: &Snapshot) -> String {
             rate_out,
             stage.queue_wait_us.p99,
             stage.service_us.p99,
+            stage.io_wait_us.p99,
             stage.rejected,
             utilisation * 100.0
         );

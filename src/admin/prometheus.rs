@@ -70,6 +70,11 @@ pub fn render(s: &Snapshot, source_metrics: &[StatMetric]) -> String {
     for st in &s.stages {
         o.summary(name, &[("stage", &st.name)], &st.service_us);
     }
+    let name = "seda_stage_io_wait_seconds";
+    o.family(name, "summary", "Time the asynchronous operations the stage asked for (timers, file reads) took.");
+    for st in &s.stages {
+        o.summary(name, &[("stage", &st.name)], &st.io_wait_us);
+    }
     let name = "seda_end_to_end_seconds";
     o.family(name, "summary", "Time from a request's intended start to its completion.");
     o.summary(name, &[], &s.latency_us);

@@ -51,7 +51,7 @@ impl Ctx {
         let stages = shared.plan.stages.len();
         Ctx {
             ledger: shared.ledger.shard(),
-            rec: Recorder::new(stages, shared.reusable_counts.clone()),
+            rec: Recorder::new(stages, shared.reusable_counts.clone(), shared.metrics_grid, now_ns()),
             metrics,
             outbox: shared.queues.iter().map(|q| q.reusable()).collect(),
             pending: Vec::with_capacity(stages),
@@ -248,7 +248,7 @@ impl Ctx {
         match op {
             IoOp::Timer(wait) => {
                 let fire_ns = now.saturating_add(wait.as_nanos() as u64).min(env.deadline_ns);
-                let entry = TimerMsg::Start(TimerEntry { fire_ns, next, env });
+                let entry = TimerMsg::Start(TimerEntry { fire_ns, from: stage, started_ns: now, next, env });
                 if let Err(e) = self.shared.timers.try_send(entry) {
                     if let TimerMsg::Start(entry) = e.into_inner() {
                         self.finish(entry.env, Outcome::Rejected(RejectReason::IoFull { stage }), now);
@@ -256,7 +256,8 @@ impl Ctx {
                 }
             }
             IoOp::ReadFile(op) => {
-                if let Err(e) = self.shared.files.try_send(FileMsg::Read(FileJob { op, next, env })) {
+                let job = FileJob { op, from: stage, started_ns: now, next, env };
+                if let Err(e) = self.shared.files.try_send(FileMsg::Read(job)) {
                     if let FileMsg::Read(job) = e.into_inner() {
                         self.finish(job.env, Outcome::Rejected(RejectReason::IoFull { stage }), now);
                     }
@@ -270,22 +271,29 @@ impl Ctx {
         }
     }
 
-    /// Sends what was recorded to the collector.
+    /// Sends what was recorded to the collector, filed in the interval it was recorded in.
     pub fn publish(&mut self, now: u64) {
-        self.send_publication(now, false);
-    }
-
-    /// Sends what was recorded to the collector, just past a boundary of the metrics interval:
-    /// it is filed in the interval that just ended.
-    pub fn publish_closing(&mut self, now: u64) {
-        self.send_publication(now, true);
-    }
-
-    fn send_publication(&mut self, now: u64, closes_interval: bool) {
-        let mut publication = self.rec.take(now);
-        publication.closes_interval = closes_interval;
+        let publication = self.rec.take(now);
         // The collector only goes away after every thread is joined.
         let _ = self.metrics.send(publication);
+    }
+
+    /// Before recording anything of `now`: if `now` is past the metrics interval being
+    /// recorded, publishes what was recorded in it, so no publication mixes two intervals.
+    #[inline]
+    pub fn roll(&mut self, now: u64) {
+        if self.rec.past(now) {
+            self.roll_over(now);
+        }
+    }
+
+    #[cold]
+    fn roll_over(&mut self, now: u64) {
+        if self.rec.is_dirty() {
+            self.publish(now);
+        } else {
+            self.rec.skip_to(now);
+        }
     }
 }
 

@@ -31,7 +31,7 @@ use crate::clock::now_ns;
 use crate::config::{Plan, StageId};
 use crate::io::{files, timer, FileMsg};
 use crate::metrics::Recording;
-use crate::metrics::{collector, Publication, Summary};
+use crate::metrics::{collector, IntervalGrid, Publication, Summary};
 
 /// Pollers for the workers of one pool (see [`EngineBuilder::pollers`]).
 pub struct WorkerPollers {
@@ -148,20 +148,19 @@ impl Engine {
             files: files_tx,
             reusable_counts: reusable_counts.clone(),
             live: Arc::new(collector::Live::new(plan.stages.len(), plan.pools.len())),
-            metrics_origin_ns: now_ns(),
+            metrics_grid: IntervalGrid::new(now_ns(), plan.metrics_interval),
             state: AtomicU8::new(RUNNING),
             drain_deadline_ns: AtomicU64::new(u64::MAX),
             plan,
         });
-        let intervals = record.then_some(shared.plan.metrics_interval);
+        let intervals = record.then_some(shared.metrics_grid);
         let sampled = shared.clone();
         let depths = Box::new(move |depths: &mut [u64]| {
             for (depth, queue) in depths.iter_mut().zip(&sampled.queues) {
                 *depth = queue.take_high_water() as u64;
             }
         });
-        let (metrics, collector) =
-            collector::spawn(shared.live.clone(), reusable_counts, intervals, shared.metrics_origin_ns, depths);
+        let (metrics, collector) = collector::spawn(shared.live.clone(), reusable_counts, intervals, depths);
 
         let mut engine = Engine {
             shared: shared.clone(),
@@ -387,13 +386,14 @@ impl Submitter<'_> {
     /// `Policy`, ended by the entry's policy. Once shutdown has begun, requests end at once as
     /// rejected (`ShuttingDown`). A request without an intended start time gets now.
     pub fn submit_batch(&mut self, batch: &mut Vec<Box<Envelope>>, admission: Admission) {
+        let now = now_ns();
+        self.ctx.roll(now);
         if admission == Admission::Policy || !self.ctx.shared.admitting() {
             admit_by_policy(&mut self.ctx, batch, self.origin, self.entry, None);
         } else {
             stamp(&mut self.ctx, batch, self.origin);
             self.push_waiting(batch);
         }
-        let now = now_ns();
         // What the entry's policy rejected shows in the live stats within an interval.
         if now - self.ctx.rec.published_ns >= self.ctx.shared.plan.metrics_interval.as_nanos() as u64 {
             self.publish(now);

@@ -1,10 +1,11 @@
 //! Which requests a worker times through their stages, for the per-stage service-time stats.
 //!
 //! Timing a request reads the clock after each of its stages; on a no-op stage that reading
-//! costs more than the stage. So a worker times a sample of requests, each standing for the
-//! requests since the previous one: as often as every request while the readings cost under
-//! [`BUDGET_PERCENT`] of the time the timed stages took, and at least every `max_gap`-th
-//! request (the config's `stage_timing_every`) however cheap the stages are.
+//! costs more than the stage. So a worker times a sample of requests: as often as every request
+//! while the readings cost under [`BUDGET_PERCENT`] of the time the timed stages took, and at
+//! least every `max_gap`-th request (the config's `stage_timing_every`) however cheap the stages
+//! are. Each stage's sample stands for that stage's calls since its previous one (the worker
+//! counts them per stage: requests take different paths), so the weights add up to the calls.
 
 use crate::clock::reading_cost_ns;
 
@@ -43,9 +44,10 @@ impl Sampler {
         false
     }
 
-    /// How many requests a sample taken now stands for.
-    #[inline]
-    pub fn weight(&self) -> u32 {
+    /// Requests from one timed request to the next (how many a sample stands for, on a path
+    /// every request takes).
+    #[cfg(test)]
+    fn weight(&self) -> u32 {
         self.gap
     }
 

@@ -12,7 +12,7 @@ use super::{HandBack, Ledger, Origin, Sleep};
 use crate::clock::now_ns;
 use crate::config::{Plan, StageId};
 use crate::io::{FileMsg, TimerMsg};
-use crate::metrics::collector;
+use crate::metrics::{collector, IntervalGrid};
 
 pub(super) const RUNNING: u8 = 0;
 pub(super) const DRAINING: u8 = 1;
@@ -34,9 +34,9 @@ pub(crate) struct Shared {
     pub reusable_counts: crate::metrics::ReusableCounts,
     /// The metrics merged so far, for snapshots.
     pub live: Arc<collector::Live>,
-    /// Workers publish at multiples of the metrics interval from this clock reading, which
-    /// the collector's intervals start from.
-    pub metrics_origin_ns: u64,
+    /// The metrics intervals, from the engine's start: every thread that records rolls its
+    /// recorder over at their boundaries, and the collector files by them.
+    pub metrics_grid: IntervalGrid,
     pub(super) state: AtomicU8,
     /// When the drain gives up (clock ns): `drain_timeout` after admission stopped, whoever
     /// stopped it first (a source told to stop, or shutdown); `u64::MAX` until then.

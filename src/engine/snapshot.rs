@@ -57,6 +57,9 @@ pub struct StageSnapshot {
     pub queue_wait_us: Percentiles,
     /// Sampled (see `stage_timing_every`), each sample counting for the requests it stands for.
     pub service_us: Percentiles,
+    /// From the start of each asynchronous operation the stage asked for to its completion.
+    #[serde(default)]
+    pub io_wait_us: Percentiles,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,7 +102,7 @@ impl Observer {
                 .stages
                 .iter()
                 .map(|t| {
-                    let latency = (Percentiles::of(t.queue_wait.as_ref()), Percentiles::of(t.service.as_ref()));
+                    let latency = [&t.queue_wait, &t.service, &t.io_wait].map(|h| Percentiles::of(h.as_ref()));
                     ((t.processed, t.rejected, t.failed, t.timed_out), latency)
                 })
                 .collect();
@@ -114,21 +117,27 @@ impl Observer {
             .iter()
             .zip(stats)
             .zip(depths)
-            .map(|((stage, ((handled, rejected, failed, timed_out), (queue_wait_us, service_us))), queue_depth)| {
-                StageSnapshot {
-                    name: stage.name.clone(),
-                    kind: stage.kind.clone(),
-                    pool: plan.pools[stage.pool].name.clone(),
-                    handled,
-                    rejected,
-                    failed,
-                    timed_out,
+            .map(
+                |(
+                    (stage, ((handled, rejected, failed, timed_out), [queue_wait_us, service_us, io_wait_us])),
                     queue_depth,
-                    queue_capacity: stage.queue.capacity as u64,
-                    queue_wait_us,
-                    service_us,
-                }
-            })
+                )| {
+                    StageSnapshot {
+                        name: stage.name.clone(),
+                        kind: stage.kind.clone(),
+                        pool: plan.pools[stage.pool].name.clone(),
+                        handled,
+                        rejected,
+                        failed,
+                        timed_out,
+                        queue_depth,
+                        queue_capacity: stage.queue.capacity as u64,
+                        queue_wait_us,
+                        service_us,
+                        io_wait_us,
+                    }
+                },
+            )
             .collect();
         let pools = plan
             .pools

@@ -72,7 +72,6 @@ pub(crate) struct Worker {
     hops: Vec<Hop>,
     /// Which of the pool's stage queues to look at first.
     rotate: usize,
-    publish_every_ns: u64,
     /// Which requests are timed through their stages.
     sampler: Sampler,
     /// The pipeline has a deadline, checked before each stage.
@@ -82,10 +81,6 @@ pub(crate) struct Worker {
     io: Option<PolledIo>,
     /// When the worker last found work after being idle (or last published its busy time).
     busy_since: u64,
-    /// The next boundary of the metrics interval (multiples of it from the engine's metrics
-    /// origin, the same for every worker and the collector): the first request past it
-    /// publishes.
-    next_publish_ns: u64,
 }
 
 impl Worker {
@@ -97,28 +92,16 @@ impl Worker {
             .map(|s| Hop {
                 instance: if s.pool == pool { s.factory.instance(index) } else { Box::new(OtherPools) },
                 routes: s.successors.iter().map(|&n| (n, plan.stages[n].pool == s.pool)).collect(),
-                processed: 0,
+                calls: 0,
+                published: 0,
+                sampled: 0,
+                last_service_ns: None,
             })
             .collect();
-        let publish_every_ns = plan.metrics_interval.as_nanos() as u64;
         let sampler = Sampler::new(plan.stage_timing_every);
         let deadlines = plan.deadline.is_some();
         ctx.rec.for_worker_of(pool);
-        Worker {
-            ctx,
-            pool,
-            index,
-            local,
-            hops,
-            rotate: 0,
-            publish_every_ns,
-            sampler,
-            deadlines,
-            shares_cpu,
-            io: None,
-            busy_since: 0,
-            next_publish_ns: 0,
-        }
+        Worker { ctx, pool, index, local, hops, rotate: 0, sampler, deadlines, shares_cpu, io: None, busy_since: 0 }
     }
 
     /// Gives the worker a poller: it admits what the poller frames as `origin` at `entry`.
@@ -138,7 +121,7 @@ impl Worker {
         let _ = ready.send(self.pin());
         drop(ready);
         self.busy_since = now_ns();
-        self.next_publish_ns = self.next_boundary(self.busy_since);
+        self.ctx.rec.skip_to(self.busy_since);
         loop {
             if let Some(batch) = self.take_own() {
                 self.process_batch(batch);
@@ -203,8 +186,9 @@ impl Worker {
                 shared.pools[pool].sleep.sleep(index, has_work);
             }
             self.busy_since = now_ns();
-            // It published before sleeping: what it does next belongs to the interval it woke in.
-            self.next_publish_ns = self.next_boundary(self.busy_since);
+            // What it does next belongs to the interval it woke in; a worker that slept in its
+            // poller with stats unpublished publishes them first, into theirs.
+            self.roll(self.busy_since);
         }
         self.ctx.flush();
         self.fold_processed();
@@ -247,6 +231,9 @@ impl Worker {
         self.ctx.shared.queues[stage].release(n);
         // Queue wait: from the batch's hand-off until a worker took it, the same for all of it.
         let mut now = now_ns();
+        if self.ctx.rec.past(now) {
+            self.roll(now);
+        }
         self.ctx.rec.queue_wait_n(stage, now.saturating_sub(batch.enqueued_ns), n as u32);
         // Taken from the back, so reversed: requests run in the order they were queued.
         batch.items.reverse();
@@ -264,7 +251,7 @@ impl Worker {
                 std::panic::resume_unwind(payload)
             };
             now = now_ns();
-            self.hops[at].processed += 1;
+            self.hops[at].calls += 1;
             // The instance may be left half-updated: replace it before its next call.
             self.hops[at].instance = self.ctx.shared.plan.stages[at].factory.instance(self.index);
             let error = StageError::new(panics::message(&*payload));
@@ -302,8 +289,8 @@ impl Worker {
                 Next::Complete => self.ctx.complete(env, end),
                 Next::End(outcome) => self.ctx.finish(env, outcome, end),
             }
-            if end >= self.next_publish_ns {
-                self.publish_closing(end);
+            if self.ctx.rec.past(end) {
+                self.roll(end);
             }
             *now = end;
         }
@@ -346,28 +333,28 @@ impl Worker {
         }
     }
 
-    /// The first boundary of the metrics interval after `now`.
-    fn next_boundary(&self, now: u64) -> u64 {
-        let origin = self.ctx.shared.metrics_origin_ns;
-        let every = self.publish_every_ns;
-        origin + (now.saturating_sub(origin) / every + 1) * every
-    }
-
-    /// Publishes mid-work, just past an interval boundary, with the busy time up to `now`, so
-    /// a worker that never runs out of work still shows it, interval by interval.
+    /// Past a boundary of the metrics interval (`now` is past it): publishes what the worker
+    /// recorded in the interval that ended, with its busy time up to `now`, so a worker that
+    /// never runs out of work still shows it, interval by interval.
     #[cold]
-    fn publish_closing(&mut self, now: u64) {
+    fn roll(&mut self, now: u64) {
         self.ctx.rec.busy(now.saturating_sub(self.busy_since));
         self.busy_since = now;
-        self.next_publish_ns = self.next_boundary(now);
         self.fold_processed();
-        self.ctx.publish_closing(now);
+        self.ctx.roll(now);
     }
 
-    /// Moves the handler calls counted in the hops into the recorder, before it is looked at.
+    /// Moves the handler calls counted in the hops into the recorder, before it is looked at;
+    /// the calls since a stage's last timed one are recorded at that call's time, so the
+    /// service-time samples published stand for exactly the calls published.
     fn fold_processed(&mut self) {
-        for (stage, hop) in self.hops.iter_mut().enumerate().filter(|(_, h)| h.processed != 0) {
-            self.ctx.rec.processed_n(stage, std::mem::take(&mut hop.processed));
+        for (stage, hop) in self.hops.iter_mut().enumerate().filter(|(_, h)| h.calls != h.published) {
+            self.ctx.rec.processed_n(stage, hop.calls - hop.published);
+            hop.published = hop.calls;
+            if let Some(ns) = hop.last_service_ns.filter(|_| hop.calls != hop.sampled) {
+                self.ctx.rec.service(stage, ns, hop.unsampled());
+                hop.sampled = hop.calls;
+            }
         }
     }
 
@@ -393,11 +380,17 @@ impl Worker {
             }
             let hop = &mut self.hops[*stage];
             let step = hop.instance.handle(&mut env.req);
-            hop.processed += 1;
+            hop.calls += 1;
             if timed {
                 let end = now_ns();
                 self.sampler.reading();
-                self.ctx.rec.service(*stage, end - *now, self.sampler.weight());
+                // The sample stands for this stage's calls since its last one: the same request
+                // may be timed here and not at a stage it skips, so a count kept per stage, not
+                // the sampler's gap, makes the weights add up to the calls.
+                let weight = hop.unsampled();
+                hop.sampled = hop.calls;
+                hop.last_service_ns = Some(end - *now);
+                self.ctx.rec.service(*stage, end - *now, weight);
                 *now = end;
             } else if deadlines {
                 *now = now_ns();
@@ -442,10 +435,23 @@ struct Hop {
     /// Per output: the successor, and whether it is on the same pool (then the worker runs it
     /// at once, with no hand-off).
     routes: Box<[(StageId, bool)]>,
-    /// Handler calls since the worker last published: counted here, where the handler was
-    /// just looked up, and moved into the recorder ([`Worker::fold_processed`]) before it
-    /// publishes.
-    processed: u64,
+    /// Handler calls since the worker started: counted here, where the handler was just
+    /// looked up, and moved into the recorder ([`Worker::fold_processed`]) before it publishes.
+    calls: u64,
+    /// `calls` when the worker last published.
+    published: u64,
+    /// `calls` at the last timed call: the calls after it are not yet in any sample's weight.
+    sampled: u64,
+    /// The last timed call's service time, which the calls after it are recorded at when the
+    /// worker publishes before the next timed one.
+    last_service_ns: Option<u64>,
+}
+
+impl Hop {
+    /// Calls not yet counted in a service-time sample's weight.
+    fn unsampled(&self) -> u32 {
+        u32::try_from(self.calls - self.sampled).unwrap_or(u32::MAX)
+    }
 }
 
 /// What a worker holds for a stage of another pool: never called, since requests bound there go

@@ -32,6 +32,9 @@ pub(crate) enum FileMsg {
 
 pub(crate) struct FileJob {
     pub op: FileOp,
+    /// The stage that asked for the read, and when: its I/O wait is recorded when it ends.
+    pub from: StageId,
+    pub started_ns: u64,
     /// Where the request continues.
     pub next: StageId,
     pub env: Box<Envelope>,
@@ -42,8 +45,9 @@ pub(crate) fn file_thread(mut ctx: Ctx, rx: flume::Receiver<FileMsg>) {
     // Blocks for the first message, then takes what else is queued before handing the
     // completions over in one flush.
     while let Ok(mut msg) = rx.recv() {
+        ctx.roll(now_ns());
         loop {
-            let FileMsg::Read(FileJob { op, next, mut env }) = msg else {
+            let FileMsg::Read(FileJob { op, from, started_ns, next, mut env }) = msg else {
                 ctx.flush();
                 return;
             };
@@ -66,6 +70,7 @@ pub(crate) fn file_thread(mut ctx: Ctx, rx: flume::Receiver<FileMsg>) {
                     }
                 }
             }
+            ctx.rec.io_wait(from, now_ns().saturating_sub(started_ns));
             match rx.try_recv() {
                 Ok(more) => msg = more,
                 Err(_) => break,

@@ -19,6 +19,9 @@ pub(crate) enum TimerMsg {
 
 pub(crate) struct TimerEntry {
     pub fire_ns: u64,
+    /// The stage that asked for the wait, and when: its I/O wait is recorded when it fires.
+    pub from: StageId,
+    pub started_ns: u64,
     /// Where the request continues.
     pub next: StageId,
     pub env: Box<Envelope>,
@@ -54,9 +57,11 @@ pub(crate) fn timer_thread(mut ctx: crate::engine::Ctx, rx: flume::Receiver<Time
     let interval = ctx.shared.plan.metrics_interval.as_nanos() as u64;
     loop {
         let now = now_ns();
+        ctx.roll(now);
         let aborting = ctx.shared.aborting();
         while heap.peek().is_some_and(|p| p.fire_ns <= now || aborting) {
-            let TimerEntry { next, env, .. } = heap.pop().unwrap().entry;
+            let TimerEntry { from, started_ns, next, env, .. } = heap.pop().unwrap().entry;
+            ctx.rec.io_wait(from, now.saturating_sub(started_ns));
             if aborting || now >= env.deadline_ns {
                 ctx.finish(env, Outcome::TimedOut { stage: next }, now);
             } else {

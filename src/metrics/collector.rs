@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 use hdrhistogram::Histogram;
 
-use super::intervals::{IntervalBuilder, Intervals};
+use super::intervals::{IntervalBuilder, IntervalGrid, Intervals};
 use super::recorder::{add_counts, ReusableCounts};
 use super::{Counts, Publication, StageStats};
 
@@ -38,7 +38,7 @@ impl Totals {
         if let Some(busy) = p.busy {
             self.pool_busy_ns[busy.pool] += busy.ns;
         }
-        let counts = p.stages.into_iter().flat_map(|s| [s.queue_wait, s.service]).chain([p.e2e]);
+        let counts = p.stages.into_iter().flat_map(|s| [s.queue_wait, s.service, s.io_wait]).chain([p.e2e]);
         for mut c in counts.flatten() {
             c.clear();
             let _ = reusable.push(c);
@@ -82,22 +82,21 @@ pub fn reusable_counts() -> ReusableCounts {
 
 /// Starts the collector, merging into `live` (made for the pipeline's stages and pools); it
 /// returns the totals once every sender is gone. Recorders take their counts from `reusable`,
-/// which it refills. With `intervals` (the metrics interval), it also keeps the stats of each
-/// interval from `origin_ns` on (the clock reading workers publish on multiples of the interval
-/// from), compressed as each interval closes, and samples queue depths with `depths`.
+/// which it refills. With `intervals` (the grid the recorders publish on), it also keeps the
+/// stats of each interval, compressed as each interval closes, and samples queue depths with
+/// `depths`.
 pub fn spawn(
     live: Arc<Live>,
     reusable: ReusableCounts,
-    intervals: Option<Duration>,
-    origin_ns: u64,
+    intervals: Option<IntervalGrid>,
     depths: DepthSampler,
 ) -> (flume::Sender<Publication>, JoinHandle<Totals>) {
     let (stages, pools) = {
         let totals = live.lock();
         (totals.stages.len(), totals.pool_busy_ns.len())
     };
-    let mut builder = intervals.map(|interval| IntervalBuilder::new(stages, pools, interval, origin_ns));
-    let sample_every = intervals.map(|interval| (interval / 10).max(Duration::from_millis(1)));
+    let mut builder = intervals.map(|grid| IntervalBuilder::new(stages, pools, grid));
+    let sample_every = intervals.map(|grid| (Duration::from_nanos(grid.every_ns) / 10).max(Duration::from_millis(1)));
     // Bounded: a publication per thread per interval; senders wait if the collector lags.
     let (tx, rx) = flume::bounded::<Publication>(256);
     let merged = live;

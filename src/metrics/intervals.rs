@@ -1,13 +1,20 @@
 //! A run interval by interval, as the collector keeps it when the run is recorded.
 //!
-//! Publications are filed by the time they were taken, in steps of the metrics interval from the
-//! engine's start, the grid workers publish on: a worker with work
-//! publishes at its first request past each boundary, and that publication goes to the interval
-//! that just ended; one that runs out of work publishes before it sleeps, into the current one. A publication that arrives after its interval was closed goes
-//! into the oldest interval still open. Two intervals stay open (the current one and the one
-//! before, for publications still on their way); an interval that closes is compressed at once
-//! (HdrHistogram V2 with deflate, typically a few hundred bytes per histogram), so memory grows
-//! by that much per interval, not by the histograms' full size.
+//! The intervals are steps of the metrics interval from the engine's start ([`IntervalGrid`]),
+//! the same for every thread. Each thread records into one interval at a time and publishes
+//! what it recorded before it records anything past that interval's end (a worker with work
+//! at its first request past each boundary; one that runs out of work before it sleeps, or on
+//! waking), so each publication names its interval and is filed there, however late it comes.
+//! What is off: a worker reads the clock once a batch (and after each request it times), so
+//! the rest of the batch it was running as a boundary passed (at most 32 requests) counts in
+//! the interval the batch started in.
+//!
+//! An interval stays open for publications still on their way until the collector's clock is
+//! [`LATE_PUBLICATIONS`] (or one interval, if longer) past its end; one that comes later still
+//! (a thread held up that long inside a stage) goes into the oldest interval still open. An
+//! interval that closes is compressed at once (HdrHistogram V2 with deflate, typically a few
+//! hundred bytes per histogram), so memory grows by that much per interval, not by the
+//! histograms' full size.
 //!
 //! Queue depths are gauges, not publications: the collector samples them ten times an interval
 //! and each interval keeps the highest sample of each stage.
@@ -22,10 +29,39 @@ use super::recorder::add_counts;
 use super::{Publication, StageStats};
 use crate::clock::now_ns;
 
+/// How long an interval stays open after its end for publications still on their way.
+pub const LATE_PUBLICATIONS: Duration = Duration::from_secs(1);
+
+/// The metrics intervals: steps of `every_ns` from `origin_ns` (clock ns), the same for every
+/// thread that records and for the collector.
+#[derive(Debug, Clone, Copy)]
+pub struct IntervalGrid {
+    pub origin_ns: u64,
+    pub every_ns: u64,
+}
+
+impl IntervalGrid {
+    pub fn new(origin_ns: u64, every: Duration) -> Self {
+        IntervalGrid { origin_ns, every_ns: (every.as_nanos() as u64).max(1) }
+    }
+
+    /// The interval holding `ns`, counted from 0.
+    pub fn index_of(&self, ns: u64) -> u64 {
+        ns.saturating_sub(self.origin_ns) / self.every_ns
+    }
+
+    /// The end of the interval holding `ns`: the first boundary after it.
+    pub fn end_of(&self, ns: u64) -> u64 {
+        self.origin_ns + (self.index_of(ns) + 1) * self.every_ns
+    }
+}
+
 /// The intervals of a run.
 pub struct Intervals {
     /// Wall-clock time of the intervals' origin (interval 0 starts here).
     pub started: SystemTime,
+    /// The same origin as a reading of [`crate::clock::now_ns`], the clock the engine files by.
+    pub origin_ns: u64,
     /// The metrics interval.
     pub interval: Duration,
     /// The intervals in which anything was published, in order.
@@ -54,6 +90,14 @@ pub struct IntervalStage {
     pub queue_depth: u64,
     pub queue_wait: Option<Compressed>,
     pub service: Option<Compressed>,
+    pub io_wait: Option<Compressed>,
+}
+
+impl IntervalStage {
+    /// The histograms of [`super::STAGE_SERIES`], in its order.
+    pub fn series(&self) -> [&Option<Compressed>; 3] {
+        [&self.queue_wait, &self.service, &self.io_wait]
+    }
 }
 
 /// A histogram in HdrHistogram's V2 deflate encoding.
@@ -87,12 +131,31 @@ struct Open {
     queue_depth: Vec<u64>,
 }
 
+/// The wall-clock time of clock reading `ns` (a moment ago). The two clocks are read side by
+/// side, a few times, keeping the pair read closest together: a thread descheduled between
+/// them would shift every interval's wall-clock start by as long as it was away.
+fn wall_clock_at(ns: u64) -> SystemTime {
+    let mut best: Option<(u64, SystemTime, u64)> = None;
+    for _ in 0..8 {
+        let before = now_ns();
+        let wall = SystemTime::now();
+        let gap = now_ns() - before;
+        if best.is_none_or(|(least, ..)| gap < least) {
+            best = Some((gap, wall, before + gap / 2));
+        }
+    }
+    let (_, wall, at) = best.expect("read at least once");
+    wall - Duration::from_nanos(at.saturating_sub(ns))
+}
+
 /// Files publications into intervals; lives in the collector thread.
 pub(crate) struct IntervalBuilder {
     stages: usize,
     pools: usize,
-    interval_ns: u64,
-    origin_ns: u64,
+    grid: IntervalGrid,
+    /// How many intervals stay open: the current one and those before it that may still get
+    /// publications (see [`LATE_PUBLICATIONS`]).
+    keep_open: u64,
     started: SystemTime,
     open: BTreeMap<u64, Open>,
     closed: Vec<Interval>,
@@ -100,16 +163,15 @@ pub(crate) struct IntervalBuilder {
 }
 
 impl IntervalBuilder {
-    /// Intervals from `origin_ns` (now, or a moment ago), the origin of the workers' grid.
-    pub fn new(stages: usize, pools: usize, interval: Duration, origin_ns: u64) -> Self {
-        let interval_ns = (interval.as_nanos() as u64).max(1);
-        let since_origin = Duration::from_nanos(now_ns().saturating_sub(origin_ns));
+    /// The intervals of `grid`, whose origin is now or a moment ago.
+    pub fn new(stages: usize, pools: usize, grid: IntervalGrid) -> Self {
+        let late = (LATE_PUBLICATIONS.as_nanos() as u64).div_ceil(grid.every_ns);
         IntervalBuilder {
             stages,
             pools,
-            interval_ns,
-            origin_ns,
-            started: SystemTime::now() - since_origin,
+            grid,
+            keep_open: late.max(1) + 1,
+            started: wall_clock_at(grid.origin_ns),
             open: BTreeMap::new(),
             closed: Vec::new(),
             serializer: V2DeflateSerializer::new(),
@@ -117,8 +179,7 @@ impl IntervalBuilder {
     }
 
     pub fn add(&mut self, p: &Publication) {
-        let at = if p.closes_interval { p.published_ns.saturating_sub(self.interval_ns) } else { p.published_ns };
-        let (open, index) = self.open_at(at);
+        let (open, index) = self.open_at(p.interval_end_ns.saturating_sub(1));
         for (into, from) in open.stages.iter_mut().zip(&p.stages) {
             into.add(from);
         }
@@ -141,7 +202,7 @@ impl IntervalBuilder {
     /// The open interval for stats taken at `at_ns` (the oldest open one, for stats that
     /// come late), and its index.
     fn open_at(&mut self, at_ns: u64) -> (&mut Open, u64) {
-        let mut index = at_ns.saturating_sub(self.origin_ns) / self.interval_ns;
+        let mut index = self.grid.index_of(at_ns);
         if let Some((&oldest, _)) = self.open.first_key_value() {
             index = index.max(oldest);
         }
@@ -155,10 +216,10 @@ impl IntervalBuilder {
         (open, index)
     }
 
-    /// Closes the intervals older than the one before `index`.
+    /// Closes the intervals too old to wait for more, now that interval `index` has begun.
     fn close_before(&mut self, index: u64) {
         while let Some((&oldest, _)) = self.open.first_key_value() {
-            if oldest + 1 >= index {
+            if oldest + self.keep_open > index {
                 break;
             }
             self.close_oldest();
@@ -180,11 +241,12 @@ impl IntervalBuilder {
                 queue_depth,
                 queue_wait: Compressed::of(&st.queue_wait, s),
                 service: Compressed::of(&st.service, s),
+                io_wait: Compressed::of(&st.io_wait, s),
             })
             .collect();
         self.closed.push(Interval {
-            start: Duration::from_nanos(index * self.interval_ns),
-            length: Duration::from_nanos(self.interval_ns),
+            start: Duration::from_nanos(index * self.grid.every_ns),
+            length: Duration::from_nanos(self.grid.every_ns),
             stages,
             e2e: Compressed::of(&open.e2e, s),
             pool_busy_ns: open.pool_busy_ns,
@@ -195,6 +257,11 @@ impl IntervalBuilder {
         while !self.open.is_empty() {
             self.close_oldest();
         }
-        Intervals { started: self.started, interval: Duration::from_nanos(self.interval_ns), list: self.closed }
+        Intervals {
+            started: self.started,
+            origin_ns: self.grid.origin_ns,
+            interval: Duration::from_nanos(self.grid.every_ns),
+            list: self.closed,
+        }
     }
 }

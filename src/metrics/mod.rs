@@ -12,8 +12,14 @@ mod recording;
 mod source;
 mod summary;
 
+/// A stage's latency series, as run records tag them (`<stage>.<tag>`) and as tables name them:
+/// the wait in its queue, its handler's time, and the wait for the asynchronous operations it
+/// asked for. [`StageStats::series`], [`IntervalStage::series`] and [`StageSummary::series`]
+/// give them in this order.
+pub const STAGE_SERIES: [(&str, &str); 3] = [("queue_wait", "queue"), ("service", "service"), ("io_wait", "io wait")];
+
 pub use histogram::{new_histogram, Counts, Percentiles, HIGHEST_NS};
-pub use intervals::{Interval, IntervalStage, Intervals};
+pub use intervals::{Interval, IntervalGrid, IntervalStage, Intervals};
 pub use recorder::{PoolBusy, Publication, Recorder, ReusableCounts, StageCounts, StageStats};
 pub use recording::Recording;
 pub use source::{LiveStats, SourceStats, StatMetric};

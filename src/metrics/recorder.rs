@@ -6,6 +6,7 @@ use crossbeam_queue::ArrayQueue;
 use hdrhistogram::Histogram;
 
 use super::histogram::Counts;
+use super::intervals::IntervalGrid;
 use super::new_histogram;
 use crate::config::StageId;
 
@@ -17,6 +18,10 @@ pub struct Recorder {
     dirty: bool,
     /// When this recorder last published (clock ns).
     pub(crate) published_ns: u64,
+    /// The metrics intervals, and the end of the one being recorded: what is recorded before
+    /// the recorder is rolled past it ([`Recorder::past`]) belongs to that interval.
+    grid: IntervalGrid,
+    pub(crate) open_until_ns: u64,
     /// Emptied counts the collector hands back, so that recording allocates nothing.
     reusable: ReusableCounts,
     /// The pool whose worker records here, which `busy_ns` is time of.
@@ -53,6 +58,8 @@ pub struct StageCounts {
     pub timed_out: u64,
     pub queue_wait: Option<Box<Counts>>,
     pub service: Option<Box<Counts>>,
+    /// From the start of an asynchronous operation the stage asked for to its completion.
+    pub io_wait: Option<Box<Counts>>,
     /// The failures by error message (see [`Failures`]).
     pub failures: Failures,
 }
@@ -98,13 +105,13 @@ impl Failures {
 pub struct Publication {
     pub stages: Vec<StageCounts>,
     pub e2e: Option<Box<Counts>>,
-    /// When it was taken (clock ns): the collector files it in that metrics interval.
-    pub published_ns: u64,
+    /// The end (clock ns) of the metrics interval it was recorded in: the collector files it
+    /// there. A thread rolls its recorder over at each boundary it passes, publishing before it
+    /// records anything past it, so a publication holds one interval's work (bar the request
+    /// that was running as the boundary passed), however late it is published.
+    pub interval_end_ns: u64,
     /// A worker's time with work since its last publication, and its pool.
     pub busy: Option<PoolBusy>,
-    /// Taken just past a boundary of the metrics interval (by a worker that had work across
-    /// it): what it holds belongs to the interval that just ended.
-    pub closes_interval: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,13 +129,38 @@ pub struct StageStats {
     pub timed_out: u64,
     pub queue_wait: Option<Histogram<u64>>,
     pub service: Option<Histogram<u64>>,
+    pub io_wait: Option<Histogram<u64>>,
     pub failures: Failures,
 }
 
 impl Recorder {
-    pub fn new(stages: usize, reusable: ReusableCounts) -> Self {
+    /// A recorder filling the interval of `grid` that holds `now_ns`.
+    pub fn new(stages: usize, reusable: ReusableCounts, grid: IntervalGrid, now_ns: u64) -> Self {
         let stages = (0..stages).map(|_| StageCounts::default()).collect();
-        Recorder { stages, e2e: None, dirty: false, published_ns: 0, reusable, pool: None, busy_ns: 0 }
+        Recorder {
+            stages,
+            e2e: None,
+            dirty: false,
+            published_ns: 0,
+            grid,
+            open_until_ns: grid.end_of(now_ns),
+            reusable,
+            pool: None,
+            busy_ns: 0,
+        }
+    }
+
+    /// Whether `now_ns` is past the interval being recorded: then what was recorded must be
+    /// published before anything of `now_ns`'s interval is recorded
+    /// ([`crate::engine`]'s `Ctx::roll`), or [`Recorder::skip_to`] it if nothing was.
+    #[inline]
+    pub fn past(&self, now_ns: u64) -> bool {
+        now_ns >= self.open_until_ns
+    }
+
+    /// With nothing recorded: records from now on belong to `now_ns`'s interval.
+    pub fn skip_to(&mut self, now_ns: u64) {
+        self.open_until_ns = self.grid.end_of(now_ns);
     }
 
     /// Marks this as a worker's recorder, for `pool`: its busy time is published.
@@ -162,6 +194,13 @@ impl Recorder {
         counts(&mut self.stages[stage].service, &self.reusable).record_n(ns, weight);
     }
 
+    /// An asynchronous operation `stage` asked for, which took `ns` to complete.
+    #[inline]
+    pub fn io_wait(&mut self, stage: StageId, ns: u64) {
+        self.dirty = true;
+        counts(&mut self.stages[stage].io_wait, &self.reusable).record(ns);
+    }
+
     #[inline]
     pub fn e2e(&mut self, ns: u64) {
         self.dirty = true;
@@ -189,23 +228,23 @@ impl Recorder {
         self.dirty || self.busy_ns != 0 || self.stages.iter().any(|s| s.processed != 0)
     }
 
-    /// Takes what was recorded, leaving the recorder empty.
+    /// Takes what was recorded, leaving the recorder empty and recording `now_ns`'s interval.
     pub fn take(&mut self, now_ns: u64) -> Publication {
         self.dirty = false;
         self.published_ns = now_ns;
+        let interval_end_ns = std::mem::replace(&mut self.open_until_ns, self.grid.end_of(now_ns));
         let fresh = (0..self.stages.len()).map(|_| StageCounts::default()).collect();
         let busy = self.pool.map(|pool| PoolBusy { pool, ns: std::mem::take(&mut self.busy_ns) });
-        Publication {
-            stages: std::mem::replace(&mut self.stages, fresh),
-            e2e: self.e2e.take(),
-            published_ns: now_ns,
-            busy,
-            closes_interval: false,
-        }
+        Publication { stages: std::mem::replace(&mut self.stages, fresh), e2e: self.e2e.take(), interval_end_ns, busy }
     }
 }
 
 impl StageStats {
+    /// The histograms of [`super::STAGE_SERIES`], in its order.
+    pub fn series(&self) -> [&Option<Histogram<u64>>; 3] {
+        [&self.queue_wait, &self.service, &self.io_wait]
+    }
+
     /// Adds one thread's publication for this stage.
     pub fn add(&mut self, from: &StageCounts) {
         self.processed += from.processed;
@@ -215,6 +254,7 @@ impl StageStats {
         self.failures.merge(&from.failures);
         add_counts(&mut self.queue_wait, &from.queue_wait);
         add_counts(&mut self.service, &from.service);
+        add_counts(&mut self.io_wait, &from.io_wait);
     }
 }
 

@@ -47,6 +47,10 @@ pub struct StageSummary {
     pub throughput_rps: f64,
     pub queue_wait_us: Percentiles,
     pub service_us: Percentiles,
+    /// From the start of each asynchronous operation the stage asked for (a timer, a file
+    /// read) to its completion; empty for a stage that asks for none.
+    #[serde(default)]
+    pub io_wait_us: Percentiles,
     /// Requests the stage failed, by error message (at most 32 messages; the rest under
     /// `(other errors)`), caught panics apart.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -54,6 +58,13 @@ pub struct StageSummary {
     /// Requests whose handler panicked at this stage, by panic message.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub panics: BTreeMap<String, u64>,
+}
+
+impl StageSummary {
+    /// The percentiles of [`super::STAGE_SERIES`], in its order.
+    pub fn series(&self) -> [&Percentiles; 3] {
+        [&self.queue_wait_us, &self.service_us, &self.io_wait_us]
+    }
 }
 
 impl Summary {
@@ -85,6 +96,7 @@ impl Summary {
                     throughput_rps: per_second(t.processed),
                     queue_wait_us: Percentiles::of(t.queue_wait.as_ref()),
                     service_us: Percentiles::of(t.service.as_ref()),
+                    io_wait_us: Percentiles::of(t.io_wait.as_ref()),
                     errors,
                     panics,
                 };
@@ -134,6 +146,9 @@ impl fmt::Display for Summary {
         for (name, s) in self.stages_in_order() {
             write_table_row(f, name, "queue", &s.queue_wait_us, s.throughput_rps, s.rejected, s.failed)?;
             write_table_row(f, "", "service", &s.service_us, s.throughput_rps, s.rejected, s.failed)?;
+            if s.io_wait_us.count > 0 {
+                write_table_row(f, "", "io wait", &s.io_wait_us, s.throughput_rps, s.rejected, s.failed)?;
+            }
         }
         write_table_row(f, "end to end", "", &self.latency_us, self.throughput_rps, l.rejected, l.failed)?;
         self.write_failures(f)?;

@@ -6,9 +6,9 @@
 //! | --- | --- |
 //! | `config.json` | the pipeline config, as read |
 //! | `summary.json` | the run's summary, as `seda run --json` writes it (its `format` is [`crate::metrics::FORMAT`]) |
-//! | `latency.hlog` | HdrHistogram interval log: per interval, `Tag=<stage>.queue_wait`, `Tag=<stage>.service`, `Tag=e2e` (see [`crate::metrics::hlog`]) |
+//! | `latency.hlog` | HdrHistogram interval log: per interval, `Tag=<stage>.queue_wait`, `Tag=<stage>.service`, `Tag=<stage>.io_wait` (a stage that asks for I/O), `Tag=e2e` (see [`crate::metrics::hlog`]) |
 //! | `counters.csv` | per interval and stage: [`COUNTERS_HEADER`] (the most requests queued during the interval; the share of the interval the stage's pool's workers had work) |
-//! | `<stage>.queue_wait.hgrm`, `<stage>.service.hgrm`, `e2e.hgrm` | percentile spectra of the whole run, in microseconds (see [`crate::metrics::hgrm`]) |
+//! | `<stage>.queue_wait.hgrm`, `<stage>.service.hgrm`, `<stage>.io_wait.hgrm` (a stage that asks for I/O), `e2e.hgrm` | percentile spectra of the whole run, in microseconds (see [`crate::metrics::hgrm`]) |
 
 mod read;
 mod write;

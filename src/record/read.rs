@@ -28,7 +28,7 @@ use serde::Deserialize;
 
 use super::{COUNTERS_FILE, E2E_TAG, HLOG_FILE, SUMMARY_FILE};
 use crate::file_input::{read_regular, InputError};
-use crate::metrics::{Percentiles, Summary, FORMAT};
+use crate::metrics::{Percentiles, Summary, FORMAT, STAGE_SERIES};
 
 /// The largest `summary.json` read.
 pub const MAX_SUMMARY_BYTES: u64 = 16 << 20;
@@ -404,7 +404,7 @@ fn check_complete(run: &RecordedRun, load_counts: &BTreeMap<&str, u64>) -> Resul
     };
     for interval in &run.intervals {
         for tag in interval.histograms.keys() {
-            let stage = tag.strip_suffix(".queue_wait").or_else(|| tag.strip_suffix(".service"));
+            let stage = STAGE_SERIES.iter().find_map(|(metric, _)| tag.strip_suffix(metric)?.strip_suffix('.'));
             if let Some(stage) = stage.filter(|stage| !s.stages.contains_key(*stage)) {
                 return Err(missing(&hlog, stage));
             }
@@ -418,7 +418,7 @@ fn check_complete(run: &RecordedRun, load_counts: &BTreeMap<&str, u64>) -> Resul
         check(&hlog, format!("`{tag}`"), logged(tag), count)?;
     }
     for (name, stage) in &s.stages {
-        for (metric, p) in [("queue_wait", &stage.queue_wait_us), ("service", &stage.service_us)] {
+        for ((metric, _), p) in STAGE_SERIES.iter().zip(stage.series()) {
             let tag = format!("{name}.{metric}");
             check(&hlog, format!("`{tag}`"), logged(&tag), p.count)?;
         }

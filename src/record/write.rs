@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 
 use super::{hgrm_file, CONFIG_FILE, COUNTERS_FILE, COUNTERS_HEADER, E2E_TAG, HLOG_FILE, SUMMARY_FILE};
-use crate::metrics::{hgrm, hlog, Intervals, Recording, Summary};
+use crate::metrics::{hgrm, hlog, Intervals, Recording, Summary, STAGE_SERIES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
@@ -118,7 +118,11 @@ pub fn write_run_with(
     let or_empty = |h: &Option<Histogram<u64>>| h.as_ref().unwrap_or(&empty).clone();
     if let Some(recording) = recording {
         for (name, stats) in recording.stages.iter().zip(&recording.totals.stages) {
-            for (metric, h) in [("queue_wait", &stats.queue_wait), ("service", &stats.service)] {
+            for ((metric, _), h) in STAGE_SERIES.iter().zip(stats.series()) {
+                // Every stage has a queue and a handler; only some ask for I/O.
+                if *metric == "io_wait" && h.is_none() {
+                    continue;
+                }
                 let h = or_empty(h);
                 file(&hgrm_file(&format!("{name}.{metric}")), &|out| hgrm::write(out, &h, hgrm::NS_PER_US))?;
             }
@@ -132,26 +136,24 @@ pub fn write_run_with(
     Ok(())
 }
 
-/// The interval log: per interval, each stage's queue wait and service time, then end to end.
-/// The tags are those with anything recorded in the run (a stage only ever reached on the same
-/// pool has no queue wait); each interval has every tag, empty where nothing was recorded in it,
-/// so that every tag's series is complete. Histograms are decoded one at a time.
+/// The interval log: per interval, each stage's queue wait, service time and I/O wait, then end
+/// to end. The tags are those with anything recorded in the run (a stage only ever reached on
+/// the same pool has no queue wait); each interval has every tag, empty where nothing was
+/// recorded in it, so that every tag's series is complete. Histograms are decoded one at a time.
 fn engine_entries<'a>(recording: &'a Recording, intervals: &'a Intervals) -> impl Iterator<Item = hlog::Entry> + 'a {
     let recorded = |h: &Option<Histogram<u64>>| h.as_ref().is_some_and(|h| !h.is_empty());
     let totals = &recording.totals;
-    let stages: Vec<(&String, bool, bool)> = recording
-        .stages
-        .iter()
-        .zip(&totals.stages)
-        .map(|(name, t)| (name, recorded(&t.queue_wait), recorded(&t.service)))
-        .collect();
+    let stages: Vec<(&String, [bool; 3])> =
+        recording.stages.iter().zip(&totals.stages).map(|(name, t)| (name, t.series().map(recorded))).collect();
     let e2e = recorded(&totals.e2e);
     intervals.list.iter().flat_map(move |interval| {
-        let per_stage = stages.clone().into_iter().zip(&interval.stages).flat_map(|((name, queued, served), stage)| {
-            [("queue_wait", queued, &stage.queue_wait), ("service", served, &stage.service)]
-                .into_iter()
-                .filter(|(_, wanted, _)| *wanted)
-                .map(move |(metric, _, h)| (format!("{name}.{metric}"), h.as_ref()))
+        let per_stage = stages.clone().into_iter().zip(&interval.stages).flat_map(|((name, wanted), stage)| {
+            STAGE_SERIES
+                .iter()
+                .zip(wanted)
+                .zip(stage.series())
+                .filter(|((_, wanted), _)| *wanted)
+                .map(move |(((metric, _), _), h)| (format!("{name}.{metric}"), h.as_ref()))
         });
         let e2e = e2e.then(|| (E2E_TAG.to_owned(), interval.e2e.as_ref()));
         per_stage.chain(e2e).map(|(tag, h)| hlog::Entry {

@@ -1,15 +1,15 @@
 //! `--hgrm DIR`: a window's percentile spectra as `.hgrm` files, one per stage and metric and
 //! end to end, named as in a run record (`<stage>.queue_wait.hgrm`, `<stage>.service.hgrm`,
-//! `e2e.hgrm`, and `<tag>.hgrm` for any other series of the log). A series with nothing in the
+//! `<stage>.io_wait.hgrm` for a stage that asks for I/O, `e2e.hgrm`, and `<tag>.hgrm` for any
+//! other series of the log). A series with nothing in the
 //! window gets the header and footer only, as in a run record.
 
 use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::metrics::{hgrm, new_histogram};
+use crate::metrics::{hgrm, new_histogram, STAGE_SERIES};
 
-use super::table::STAGE_METRICS;
 use super::window::Slice;
 use crate::record::E2E_TAG;
 
@@ -20,8 +20,12 @@ pub fn series_tags(slice: &Slice<'_>) -> Vec<String> {
         .run
         .summary
         .stages
-        .keys()
-        .flat_map(|stage| STAGE_METRICS.iter().map(move |(metric, _)| format!("{stage}.{metric}")))
+        .iter()
+        .flat_map(|(name, stage)| {
+            // An I/O wait spectrum only for a stage that asked for I/O.
+            let series = STAGE_SERIES.iter().filter(|(tag, _)| *tag != "io_wait" || stage.io_wait_us.count > 0);
+            series.map(move |(metric, _)| format!("{name}.{metric}"))
+        })
         .collect();
     tags.push(E2E_TAG.to_owned());
     let others: Vec<String> = slice.histograms.keys().filter(|t| !tags.contains(t)).cloned().collect();

@@ -1,25 +1,23 @@
-//! The per-run table: per stage (queue wait and service time) and end to end, count, rate,
-//! percentiles, rejections and failures, and which stage dominates the tail.
+//! The per-run table: per stage (queue wait, service time, and I/O wait for a stage that asks
+//! for I/O) and end to end, count, rate, percentiles, rejections and failures, and which stage
+//! dominates the tail.
 //!
 //! The rows are those of `seda run`'s summary, in the same layout; over the whole run they hold
 //! the same stats, recomputed from the interval log.
 
 use std::fmt::{self, Write as _};
 
-use crate::metrics::{write_table_header, write_table_row, Percentiles};
+use crate::metrics::{write_table_header, write_table_row, Percentiles, STAGE_SERIES};
 
 use super::window::Slice;
 use crate::record::E2E_TAG;
-
-/// The two metrics of a stage, as the log tags them and as the table names them.
-pub const STAGE_METRICS: [(&str, &str); 2] = [("queue_wait", "queue"), ("service", "service")];
 
 /// One row: a series' latency with the counters of what it belongs to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     /// The stage, `end to end`, or another series' tag.
     pub name: String,
-    /// `queue` or `service` for a stage, empty otherwise.
+    /// `queue`, `service` or `io wait` for a stage, empty otherwise.
     pub metric: &'static str,
     pub latency: Percentiles,
     /// Per second: processed for a stage, completed end to end.
@@ -37,25 +35,36 @@ impl Row {
 
 pub const END_TO_END: &str = "end to end";
 
-/// The stage that dominates the tail: the one whose p99 queue wait plus p99 service time is the
-/// largest. Percentiles do not add exactly, so its share of the end-to-end p99 is a guide, not
-/// a decomposition.
+/// The stage that dominates the tail: the one whose p99 queue wait plus p99 service time (plus
+/// p99 I/O wait, for a stage that asks for I/O) is the largest. Percentiles do not add exactly,
+/// so its share of the end-to-end p99 is a guide, not a decomposition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tail {
     pub stage: String,
     pub queue_wait_p99: f64,
     pub service_p99: f64,
+    pub io_wait_p99: f64,
     pub e2e_p99: f64,
+}
+
+impl Tail {
+    fn sum(&self) -> f64 {
+        self.queue_wait_p99 + self.service_p99 + self.io_wait_p99
+    }
 }
 
 impl fmt::Display for Tail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sum = self.queue_wait_p99 + self.service_p99;
+        let sum = self.sum();
         write!(
             f,
-            "tail: {} (p99 queue wait {:.2} us + p99 service {:.2} us = {:.2} us",
-            self.stage, self.queue_wait_p99, self.service_p99, sum
+            "tail: {} (p99 queue wait {:.2} us + p99 service {:.2} us",
+            self.stage, self.queue_wait_p99, self.service_p99
         )?;
+        if self.io_wait_p99 > 0.0 {
+            write!(f, " + p99 io wait {:.2} us", self.io_wait_p99)?;
+        }
+        write!(f, " = {sum:.2} us")?;
         if self.e2e_p99 > 0.0 {
             write!(f, ", {:.0}% of the end-to-end p99 {:.2} us", 100.0 * sum / self.e2e_p99, self.e2e_p99)?;
         }
@@ -78,11 +87,13 @@ impl RunTable {
         let percentiles = |tag: &str| Percentiles::of(slice.histogram(tag));
         let mut rows = Vec::new();
         let (mut rejected, mut failed) = (0, 0);
-        for (name, _) in summary.stages_in_order() {
+        for (name, stage) in summary.stages_in_order() {
             let counters = slice.counters.get(name).copied().unwrap_or_default();
             rejected += counters.rejected;
             failed += counters.failed;
-            for (tag_metric, metric) in STAGE_METRICS {
+            // An I/O wait row only for a stage that asked for I/O in the run.
+            let series = STAGE_SERIES.iter().filter(|(tag, _)| *tag != "io_wait" || stage.io_wait_us.count > 0);
+            for &(tag_metric, metric) in series {
                 rows.push(Row {
                     name: name.clone(),
                     metric,
@@ -103,7 +114,7 @@ impl RunTable {
         rows.push(Row { name: END_TO_END.to_owned(), metric: "", latency: e2e, rate, rejected, failed });
         // Series of other origins (a load generator's corrected latency, say), as they are.
         let is_stage_tag = |tag: &str| {
-            STAGE_METRICS.iter().any(|(m, _)| {
+            STAGE_SERIES.iter().any(|(m, _)| {
                 tag.strip_suffix(m).and_then(|t| t.strip_suffix('.')).is_some_and(|s| summary.stages.contains_key(s))
             })
         };
@@ -153,15 +164,19 @@ fn heading(slice: &Slice<'_>) -> String {
 
 fn tail(rows: &[Row]) -> Option<Tail> {
     let e2e_p99 = rows.iter().find(|r| r.name == END_TO_END)?.latency.p99;
+    let p99 = |stage: &[Row], metric: &str| stage.iter().find(|r| r.metric == metric).map(|r| r.latency.p99);
     rows.chunk_by(|a, b| a.name == b.name)
-        .filter(|stage| stage.len() == STAGE_METRICS.len() && stage.iter().any(|r| r.latency.count > 0))
-        .map(|stage| Tail {
-            stage: stage[0].name.clone(),
-            queue_wait_p99: stage[0].latency.p99,
-            service_p99: stage[1].latency.p99,
-            e2e_p99,
+        .filter(|stage| stage.iter().any(|r| r.latency.count > 0))
+        .filter_map(|stage| {
+            Some(Tail {
+                stage: stage[0].name.clone(),
+                queue_wait_p99: p99(stage, "queue")?,
+                service_p99: p99(stage, "service")?,
+                io_wait_p99: p99(stage, "io wait").unwrap_or(0.0),
+                e2e_p99,
+            })
         })
-        .max_by(|a, b| (a.queue_wait_p99 + a.service_p99).total_cmp(&(b.queue_wait_p99 + b.service_p99)))
+        .max_by(|a, b| a.sum().total_cmp(&b.sum()))
 }
 
 impl fmt::Display for RunTable {

@@ -490,8 +490,9 @@ fn seda_run_serves_the_admin_listener_for_the_whole_run_and_top_shows_each_stage
     let names: Vec<&str> = stages.iter().map(|s| s[0]).collect();
     assert_eq!(names, ["done", "pass", "wait"], "a line per stage: {frame}");
     for s in &stages {
-        // name, pool, queue, in/s, out/s, p99 wait, p99 service, rejected, util: nothing moves.
-        assert_eq!((s[1], s[2], s[3], s[4], s[7]), ("p", "0/4096", "0", "0", "0"), "{frame}");
+        // name, pool, queue, in/s, out/s, p99 wait, p99 service, p99 io, rejected, util:
+        // nothing moves, and no stage here asks for I/O.
+        assert_eq!((s[1], s[2], s[3], s[4], s[7], s[8]), ("p", "0/4096", "0", "0", "0.00", "0"), "{frame}");
     }
 
     let output = child.wait_with_output().unwrap();

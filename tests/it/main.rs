@@ -14,6 +14,7 @@ mod http_differential;
 mod http_framing;
 mod http_model;
 mod http_server;
+mod intervals;
 mod ledger;
 mod load;
 mod load_requests;

@@ -4,8 +4,8 @@
 
 use super::chart::PALETTE;
 use super::svg::Stroke;
+use crate::metrics::STAGE_SERIES;
 use crate::record::E2E_TAG;
-use crate::report::table::STAGE_METRICS;
 
 /// What a log tag is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,7 +26,7 @@ pub fn kinds(stages: &[&String], tags: &[String]) -> Vec<Kind> {
                 return Kind::EndToEnd;
             }
             let stage = tag.rsplit_once('.').and_then(|(stage, metric)| {
-                let metric = STAGE_METRICS.iter().find(|(m, _)| *m == metric)?.0;
+                let metric = STAGE_SERIES.iter().find(|(m, _)| *m == metric)?.0;
                 Some(Kind::Stage(stages.iter().position(|s| s.as_str() == stage)?, metric))
             });
             stage.unwrap_or_else(|| {
@@ -45,6 +45,7 @@ pub fn series_name(tag: &str) -> String {
     match tag.rsplit_once('.') {
         Some((stage, "queue_wait")) => format!("{stage} queue wait"),
         Some((stage, "service")) => format!("{stage} service"),
+        Some((stage, "io_wait")) => format!("{stage} io wait"),
         _ => tag.to_owned(),
     }
 }
