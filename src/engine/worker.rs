@@ -29,7 +29,7 @@ use super::sampler::Sampler;
 use super::EngineError;
 use super::{panics, Admit, Ctx, Envelope, OriginId, Outcome, Poller, Sleep};
 use crate::clock::now_ns;
-use crate::config::StageId;
+use crate::config::{Plan, StageId};
 use crate::sync::mutant;
 
 /// How long an idle worker spins, then yields, before it sleeps. A worker that shares its CPU
@@ -89,9 +89,10 @@ impl Worker {
         let hops = plan
             .stages
             .iter()
-            .map(|s| Hop {
+            .enumerate()
+            .map(|(stage, s)| Hop {
                 instance: if s.pool == pool { s.factory.instance(index) } else { Box::new(OtherPools) },
-                routes: s.successors.iter().map(|&n| (n, plan.stages[n].pool == s.pool)).collect(),
+                routes: s.successors.iter().map(|&next| Route::of(plan, stage, next)).collect(),
                 calls: 0,
                 published: 0,
                 sampled: 0,
@@ -371,8 +372,8 @@ impl Worker {
         }
         // Stages run in a row on this worker: a request that loops within the pool (a `route`
         // back to an earlier stage) never goes back to a queue, so this is where an aborting
-        // engine must still reach it. One look every `INLINE_HOPS_PER_LOOK` hops costs nothing on
-        // a straight path.
+        // engine must still reach it: a look every `INLINE_HOPS_PER_LOOK` hops on the edges
+        // of such a loop, and none on a straight path.
         let mut hops = 0u32;
         loop {
             if deadlines && *now >= env.deadline_ns {
@@ -398,7 +399,8 @@ impl Worker {
             let route = |out: seda_stages::Output| hop.routes.get(out.0 as usize).copied();
             match step {
                 Step::Next(out) => match route(out) {
-                    Some((next, true)) => {
+                    Some(Route::Inline(next)) => *stage = next,
+                    Some(Route::InlineLoop(next)) => {
                         *stage = next;
                         hops += 1;
                         if hops == INLINE_HOPS_PER_LOOK {
@@ -408,12 +410,12 @@ impl Worker {
                             }
                         }
                     }
-                    Some((next, false)) => return Next::Send(next),
+                    Some(Route::Queue(next)) => return Next::Send(next),
                     None => return no_such_output(*stage, out.0),
                 },
                 Step::Io(op, seda_stages::Output::SELF) => return Next::Io(op, *stage),
                 Step::Io(op, out) => match route(out) {
-                    Some((next, _)) => return Next::Io(op, next),
+                    Some(route) => return Next::Io(op, route.stage()),
                     None => return no_such_output(*stage, out.0),
                 },
                 Step::Respond => return Next::Complete,
@@ -423,18 +425,59 @@ impl Worker {
     }
 }
 
-/// Same-pool hops a request makes in a row before the worker looks whether the engine is
-/// aborting (see [`Worker::run_inline`]).
+/// Same-pool hops round a loop a request makes in a row before the worker looks whether the
+/// engine is aborting (see [`Worker::run_inline`]).
 const INLINE_HOPS_PER_LOOK: u32 = 64;
+
+/// Where one of a stage's outputs leads, as a worker runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// A stage of the same pool: the worker runs it at once, with no hand-off.
+    Inline(StageId),
+    /// The same, on an edge of a loop within the pool (the next stage can lead back to this
+    /// one without leaving it): a request may go round for ever without meeting a queue, so
+    /// the worker counts these hops and looks whether the engine is aborting.
+    InlineLoop(StageId),
+    /// A stage of another pool: through its queue.
+    Queue(StageId),
+}
+
+impl Route {
+    fn of(plan: &Plan, from: StageId, to: StageId) -> Route {
+        let pool = plan.stages[from].pool;
+        if plan.stages[to].pool != pool {
+            return Route::Queue(to);
+        }
+        // Whether `from` can be reached from `to` along same-pool edges: a search of at most
+        // every stage, once per edge, when the worker starts.
+        let mut seen = vec![false; plan.stages.len()];
+        let mut todo = vec![to];
+        while let Some(at) = todo.pop() {
+            if at == from {
+                return Route::InlineLoop(to);
+            }
+            if std::mem::replace(&mut seen[at], true) {
+                continue;
+            }
+            todo.extend(plan.stages[at].successors.iter().filter(|&&n| plan.stages[n].pool == pool));
+        }
+        Route::Inline(to)
+    }
+
+    fn stage(self) -> StageId {
+        match self {
+            Route::Inline(stage) | Route::InlineLoop(stage) | Route::Queue(stage) => stage,
+        }
+    }
+}
 
 /// One stage, as a worker runs it.
 struct Hop {
     /// The worker's own instance of the stage's handler ([`OtherPools`] for the stages of
     /// other pools, which it never runs).
     instance: Box<dyn Stage>,
-    /// Per output: the successor, and whether it is on the same pool (then the worker runs it
-    /// at once, with no hand-off).
-    routes: Box<[(StageId, bool)]>,
+    /// Per output: where it leads.
+    routes: Box<[Route]>,
     /// Handler calls since the worker started: counted here, where the handler was just
     /// looked up, and moved into the recorder ([`Worker::fold_processed`]) before it publishes.
     calls: u64,
@@ -536,6 +579,49 @@ fn allowed_cpus() -> String {
         .ok()
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:").map(|v| v.trim().to_string())))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Route;
+
+    /// `a` and `b` on pool p loop through `r`; `c` is after the loop; `x` on pool q leads
+    /// back to `a` through a queue.
+    fn plan() -> crate::config::Plan {
+        crate::config::load_str(
+            r#"{
+              "name": "loops",
+              "source": { "kind": "generator", "requests": 1, "entry": "a" },
+              "pools": { "p": { "threads": 1 }, "q": { "threads": 1 } },
+              "stages": {
+                "a": { "kind": "noop", "pool": "p", "next": "b" },
+                "b": { "kind": "noop", "pool": "p", "next": "r" },
+                "r": { "kind": "route", "pool": "p", "params": { "weights": { "again": 1, "on": 1 } },
+                       "next": { "again": "a", "on": "c" } },
+                "c": { "kind": "noop", "pool": "p", "next": "x" },
+                "x": { "kind": "route", "pool": "q", "params": { "weights": { "again": 1, "done": 1 } },
+                       "next": { "again": "a", "done": "d" } },
+                "d": { "kind": "respond", "pool": "q" }
+              }
+            }"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn only_the_edges_of_a_loop_within_a_pool_count_their_hops() {
+        let plan = plan();
+        let id = |name| plan.stage(name).unwrap();
+        let route = |from, to| Route::of(&plan, id(from), id(to));
+        assert_eq!(route("a", "b"), Route::InlineLoop(id("b")));
+        assert_eq!(route("b", "r"), Route::InlineLoop(id("r")));
+        assert_eq!(route("r", "a"), Route::InlineLoop(id("a")));
+        // Out of the loop, and a loop that crosses a queue, need no count.
+        assert_eq!(route("r", "c"), Route::Inline(id("c")));
+        assert_eq!(route("c", "x"), Route::Queue(id("x")));
+        assert_eq!(route("x", "a"), Route::Queue(id("a")));
+        assert_eq!(route("x", "d"), Route::Inline(id("d")));
+    }
 }
 
 #[cfg(all(test, loom))]
