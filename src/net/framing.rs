@@ -199,34 +199,17 @@ impl RequestReader {
             return if full { Err(head_too_large(bounded)) } else { Ok(None) };
         }
 
-        // Uninitialised slots: zeroing 128 of them would cost more than parsing a small head.
-        let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
-        let mut head = httparse::Request::new(&mut []);
-        let head_len = match head.parse_with_uninit_headers(window, &mut slots[..self.limits.header_slots()]) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if full => return Err(head_too_large(bounded)),
-            Ok(httparse::Status::Partial) => {
+        let head_len = match read_head(window, self.limits.header_slots(), &mut self.request)? {
+            Some(len) => len,
+            None if full => return Err(head_too_large(bounded)),
+            None => {
                 self.head_tried = window.len();
                 return Ok(None);
             }
-            Err(httparse::Error::TooManyHeaders) => return Err(Reject::TooManyHeaders),
-            Err(httparse::Error::Version) => return Err(version_reject(window)),
-            Err(_) => return Err(Reject::BadRequest(BadRequest::Malformed)),
         };
-
-        let version = match head.version {
-            Some(0) => Version::Http10,
-            _ => Version::Http11,
-        };
-        let request = &mut self.request;
-        request.clear();
-        request.set_line(head.method.unwrap_or_default(), head.path.unwrap_or_default(), version);
-        for header in head.headers.iter() {
-            request.push_header(header.name, header.value);
-        }
         self.start += head_len;
         self.head_tried = 0;
-        body_framing(request, &self.limits).map(Some)
+        body_framing(&mut self.request, &self.limits).map(Some)
     }
 
     fn finish(&mut self) -> Framed {
@@ -279,8 +262,59 @@ fn head_too_large(bounded: &[u8]) -> Reject {
     }
 }
 
+/// Parses a complete head in `window` into `request`: its length, or `None` if it is not all
+/// there yet.
+fn read_head(window: &[u8], header_slots: usize, request: &mut Request) -> Result<Option<usize>, Reject> {
+    // Uninitialised slots: zeroing 128 of them would cost more than parsing a small head.
+    let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
+    let mut head = httparse::Request::new(&mut []);
+    let head_len = match head.parse_with_uninit_headers(window, &mut slots[..header_slots]) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(Reject::TooManyHeaders),
+        Err(httparse::Error::Version) => {
+            // A later minor version of HTTP/1 is read as 1.1, the highest this server
+            // implements (RFC 9110 §2.5): the same head with the version rewritten, parsed
+            // from a copy (only such a client pays for it).
+            let Some(minor) = later_minor_version(window) else { return Err(version_reject(window)) };
+            let mut as_11 = window.to_vec();
+            as_11[minor] = b'1';
+            return read_head(&as_11, header_slots, request);
+        }
+        Err(_) => return Err(Reject::BadRequest(BadRequest::Malformed)),
+    };
+    let version = match head.version {
+        Some(0) => Version::Http10,
+        _ => Version::Http11,
+    };
+    request.clear();
+    request.set_line(head.method.unwrap_or_default(), head.path.unwrap_or_default(), version);
+    for header in head.headers.iter() {
+        request.push_header(header.name, header.value);
+    }
+    Ok(Some(head_len))
+}
+
+/// Where the minor version digit of the request line is, if the line says `HTTP/1.N` with N
+/// from 2 to 9 (the grammar allows one digit each side of the dot).
+fn later_minor_version(window: &[u8]) -> Option<usize> {
+    // httparse skips empty lines before the request line (RFC 9112 §2.2).
+    let start = window.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let end = start + window[start..].iter().position(|&b| b == b'\n')?;
+    let line = &window[start..end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let version_at = line.iter().rposition(|&b| b == b' ')? + 1;
+    match &line[version_at..] {
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor] if (b'2'..=b'9').contains(minor) => {
+            Some(start + version_at + 7)
+        }
+        _ => None,
+    }
+}
+
 /// httparse says "invalid version" for anything but HTTP/1.0 and 1.1: a version that is well
-/// formed but another (`HTTP/2.0`) is 505, anything else 400. The window holds the whole line.
+/// formed but of another major version (`HTTP/2.0`) is 505, anything else 400. The window holds
+/// the whole line.
 #[cold]
 fn version_reject(window: &[u8]) -> Reject {
     let line = window.split(|&b| b == b'\n').find(|line| !line.is_empty() && *line != b"\r").unwrap_or_default();

@@ -264,10 +264,28 @@ fn http2_request_line_is_505() {
         frame(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"),
         [Framed::Reject(Reject::VersionNotSupported), Framed::Closed]
     );
-    assert_eq!(frame(b"GET / HTTP/1.2\r\n\r\n")[0], Framed::Reject(Reject::VersionNotSupported));
+    assert_eq!(frame(b"GET / HTTP/3.1\r\nHost: a\r\n\r\n")[0], Framed::Reject(Reject::VersionNotSupported));
     assert_eq!(Reject::VersionNotSupported.response(), fixed_replies::VERSION_NOT_SUPPORTED);
     // Not a version at all: 400.
     assert_eq!(frame(b"GET / HTTP/x\r\n\r\n")[0], Framed::Reject(Reject::BadRequest(BadRequest::Malformed)));
+    assert_eq!(frame(b"GET / HTTP/1.x\r\n\r\n")[0], Framed::Reject(Reject::BadRequest(BadRequest::Malformed)));
+}
+
+/// RFC 9110 §2.5: a later minor version of HTTP/1 is read as the highest this server has, 1.1,
+/// with its rules (a Host header, keep-alive), however the head arrives.
+#[test]
+fn a_later_minor_version_is_read_as_http_1_1() {
+    let input = b"\r\nGET /a HTTP/1.2\r\nHost: h\r\nContent-Length: 2\r\n\r\nokGET /b HTTP/1.9\r\nHost: h\r\n\r\n";
+    for split in [&[][..], &[1, 5, 17, 40][..]] {
+        let framed = frame_split(Limits::default(), input, split);
+        assert_eq!(framed.len(), 3, "{framed:?}");
+        let (a, b) = (request(&framed[0]), request(&framed[1]));
+        assert_eq!((a.target(), a.version(), a.body(), a.keep_alive()), ("/a", Version::Http11, &b"ok"[..], true));
+        assert_eq!((b.target(), b.version()), ("/b", Version::Http11));
+        assert_eq!(framed[2], Framed::NeedMore);
+    }
+    // Without a Host header it is a 1.1 request without one: 400.
+    assert_eq!(frame(b"GET / HTTP/1.2\r\n\r\n")[0], Framed::Reject(Reject::BadRequest(BadRequest::InvalidHost)));
 }
 
 #[test]
