@@ -210,7 +210,7 @@ impl Ctx {
 
     /// Hands an ended request back to its origin, at once or (for an origin that takes them
     /// in batches) with others.
-    #[inline]
+    #[inline(always)]
     fn hand_back(&mut self, env: Box<Envelope>, outcome: Outcome) {
         let origin = env.origin as usize;
         match self.shared.hand_backs[origin] {
