@@ -17,6 +17,10 @@ pub struct SourceStats {
     /// Values now (connections open), by name.
     #[serde(default)]
     pub levels: BTreeMap<String, u64>,
+    /// Counts kept by each worker of the entry stage's pool, for a source that runs in the
+    /// workers (value i: worker i's), by name; empty for a source on a thread of its own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub per_worker: BTreeMap<String, Vec<u64>>,
 }
 
 impl SourceStats {
@@ -35,6 +39,10 @@ impl fmt::Display for SourceStats {
         if !self.levels.is_empty() {
             write!(f, "; now: {}", list(&self.levels).join(", "))?;
         }
+        for (name, values) in &self.per_worker {
+            let values: Vec<String> = values.iter().map(u64::to_string).collect();
+            write!(f, "; {}: {}", name.replace('_', " "), values.join(" "))?;
+        }
         Ok(())
     }
 }
@@ -42,7 +50,8 @@ impl fmt::Display for SourceStats {
 /// How `/metrics` exposes one stat: its Prometheus name, labels and help text.
 #[derive(Debug, Clone, Copy)]
 pub struct StatMetric {
-    /// The stat's name in [`SourceStats::counts`] or [`SourceStats::levels`].
+    /// The stat's name in [`SourceStats::counts`], [`SourceStats::levels`] or
+    /// [`SourceStats::per_worker`] (whose samples get a `worker` label besides `labels`).
     pub stat: &'static str,
     pub metric: &'static str,
     pub labels: &'static [(&'static str, &'static str)],
@@ -55,7 +64,7 @@ pub trait LiveStats: Send + Sync {
     fn read(&self) -> SourceStats;
 
     /// How `/metrics` names each stat. A stat not listed is exposed as
-    /// `seda_source_<kind>_<name>` (a count with `_total`).
+    /// `seda_source_<kind>_<name>` (a count, per worker or not, with `_total`).
     fn metrics(&self) -> &'static [StatMetric] {
         &[]
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use seda::engine::{Admission, Snapshot, StageSnapshot};
 use serde_json::{json, Value};
 
-use crate::support::{eventually, plan, start, submit, Gate};
+use crate::support::{a_cpu, eventually, plan, start, submit, Gate};
 
 // ---- a strict parser of the Prometheus text exposition format (0.0.4) ----
 
@@ -281,7 +281,7 @@ fn gated_chaos() -> Value {
         "name": "admin-test",
         "metrics_interval_ms": 20,
         "source": { "kind": "generator", "requests": 1, "entry": "entry" },
-        "pools": { "p": { "cpus": [0] } },
+        "pools": { "p": { "cpus": [a_cpu()] } },
         "stages": {
             "entry": { "kind": "noop", "pool": "p", "queue": { "capacity": 4, "when_full": "reject" }, "next": "chaos" },
             "chaos": { "kind": "chaos", "pool": "p", "params": { "fail": 0.3, "seed": 11 }, "next": "done" },
@@ -455,7 +455,7 @@ fn held_run() -> Value {
         "drain_timeout_ms": 60_000,
         "admin": { "listen": "127.0.0.1:0" },
         "source": { "kind": "generator", "requests": 200, "rate": 2000, "entry": "pass" },
-        "pools": { "p": { "cpus": [0] } },
+        "pools": { "p": { "cpus": [a_cpu()] } },
         "stages": {
             "pass": { "kind": "noop", "pool": "p", "next": "wait" },
             "wait": { "kind": "delay", "pool": "p", "params": { "micros": 6_000_000 }, "next": "done" },
@@ -545,7 +545,7 @@ fn counters_csv_shows_a_full_queue_and_a_busy_pool() {
         "name": "deep",
         "metrics_interval_ms": 50,
         "source": { "kind": "generator", "requests": 3000, "rate": "max", "entry": "slow" },
-        "pools": { "p": { "cpus": [0] } },
+        "pools": { "p": { "cpus": [a_cpu()] } },
         "stages": {
             "slow": { "kind": "spin", "pool": "p", "params": { "micros": 200 }, "next": "done",
                       "queue": { "capacity": 500 } },

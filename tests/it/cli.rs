@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::support::{a_cpu, two_cpus};
+
 /// A file path of this test's own under the temporary directory.
 fn scratch(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("seda-it-{}-{name}", std::process::id()))
@@ -28,7 +30,7 @@ fn sigterm_stops_admission_drains_and_writes_an_exact_summary() {
         &json!({
             "name": "endless",
             "source": { "kind": "generator", "requests": 1_000_000_000_000u64, "rate": "max", "entry": "a" },
-            "pools": { "p": { "cpus": [0] }, "q": { "cpus": [1] } },
+            "pools": { "p": { "cpus": [two_cpus()[0]] }, "q": { "cpus": [two_cpus()[1]] } },
             "stages": {
                 "a": { "kind": "noop", "pool": "p", "next": "b" },
                 "b": { "kind": "spin", "pool": "q", "params": { "micros": 2 }, "next": "c",
@@ -110,7 +112,7 @@ fn graph_prints_the_pipeline_as_dot() {
         &json!({
             "name": "g",
             "source": { "kind": "generator", "requests": 1, "entry": "a" },
-            "pools": { "p": { "cpus": [0] } },
+            "pools": { "p": { "cpus": [a_cpu()] } },
             "stages": {
                 "a": { "kind": "noop", "pool": "p", "next": "b" },
                 "b": { "kind": "respond", "pool": "p" }
@@ -171,7 +173,7 @@ fn sigterm_ends_a_run_whose_requests_never_leave_their_stage_at_the_drain_timeou
                 "drain_timeout_ms": 300,
                 "admin": { "listen": "127.0.0.1:0" },
                 "source": { "kind": "generator", "requests": 1_000_000_000u64, "rate": rate, "entry": "a" },
-                "pools": { "p": { "cpus": [0] }, "q": { "cpus": [1] } },
+                "pools": { "p": { "cpus": [two_cpus()[0]] }, "q": { "cpus": [two_cpus()[1]] } },
                 "stages": {
                     "a": { "kind": "noop", "pool": "p", "next": "loop", "queue": queue },
                     "loop": { "kind": "route", "pool": "p", "params": { "weights": { "back": 1, "out": 0 } },
@@ -216,7 +218,7 @@ fn chaos_pipeline(requests: u64, fail: f64, panic: f64) -> Value {
     json!({
         "name": "faulty",
         "source": { "kind": "generator", "requests": requests, "entry": "parse" },
-        "pools": { "p": { "cpus": [0] } },
+        "pools": { "p": { "cpus": [a_cpu()] } },
         "stages": {
             "parse": { "kind": "noop", "pool": "p", "next": "chaos" },
             "chaos": { "kind": "chaos", "pool": "p", "params": { "fail": fail, "panic": panic, "seed": 7 },

@@ -7,7 +7,7 @@ use seda::engine::{Admission, Outcome, RejectReason};
 use seda::stages::{splitmix64, unit_interval};
 use serde_json::{json, Value};
 
-use crate::support::{eventually, plan, start, submit, Gate};
+use crate::support::{eventually, plan, start, submit, two_cpus, Gate};
 
 /// A config whose generator is not used: the tests submit themselves.
 fn pipeline(stages: Value, pools: Value) -> Value {
@@ -17,19 +17,6 @@ fn pipeline(stages: Value, pools: Value) -> Value {
         "pools": pools,
         "stages": stages,
     })
-}
-
-/// The first two CPUs this process may run on, from its affinity mask (`Cpus_allowed_list`, as
-/// `0-1` or `2,5-7`): not CPUs 0 and 1, which a restricted machine or container may not have.
-pub(crate) fn two_cpus() -> [usize; 2] {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let list = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).expect("Cpus_allowed_list").trim();
-    let mut cpus = list.split(',').flat_map(|range| {
-        let (from, to) = range.split_once('-').unwrap_or((range, range));
-        from.parse::<usize>().unwrap()..=to.parse::<usize>().unwrap()
-    });
-    let first = cpus.next().expect("an allowed CPU");
-    [first, cpus.next().unwrap_or_else(|| panic!("these tests want two CPUs; allowed: {list}"))]
 }
 
 /// The stage named `name` in the plan, by id.
@@ -483,7 +470,7 @@ fn looping_route(weights: Value, loop_pool: &str, exit_pool: &str) -> Value {
                         "next": { "back": "entry", "out": "done" } },
             "done": { "kind": "respond", "pool": exit_pool }
         }),
-        json!({ "a": { "cpus": [0] }, "b": { "cpus": [1] } }),
+        json!({ "a": { "cpus": [two_cpus()[0]] }, "b": { "cpus": [two_cpus()[1]] } }),
     );
     if loop_pool == exit_pool {
         config["pools"].as_object_mut().unwrap().retain(|name, _| name == loop_pool);

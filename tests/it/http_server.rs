@@ -21,7 +21,7 @@ use seda::run::{Listening, Runner};
 use seda::stages::{IoOp, Output, Outputs, Request, Stage, StageFactory, Step};
 use serde_json::{json, Value};
 
-use crate::support::{plan, Gate};
+use crate::support::{a_cpu, plan, Gate};
 
 /// Runs test `$name(reactor)` with the reactors in the workers and on a thread of their own.
 macro_rules! both_placements {
@@ -142,7 +142,8 @@ pub(crate) fn install(plan: &mut Plan, name: &str, factory: Arc<dyn StageFactory
     }
 }
 
-/// `wait` → `echo`, one pool on CPU 0, with `source` fields merged into the http source.
+/// `wait` → `echo`, one pool on the first CPU this process may run on, with `source` fields
+/// merged into the http source.
 fn config(reactor: &str, source: Value) -> Value {
     config_with(reactor, source, json!({}))
 }
@@ -159,7 +160,7 @@ fn config_with(reactor: &str, source: Value, wait_queue: Value) -> Value {
     json!({
         "name": "http-test",
         "source": http,
-        "pools": { "main": { "cpus": [0], "threads": 2 } },
+        "pools": { "main": { "cpus": [a_cpu()], "threads": 2 } },
         "stages": { "wait": wait, "echo": { "kind": "respond", "pool": "main" } },
         "drain_timeout_ms": 10000
     })
@@ -777,7 +778,7 @@ fn a_panic_or_failure_in_a_stage_is_500_and_the_server_goes_on(reactor: &str) {
     let config = json!({
         "name": "http-faults",
         "source": { "kind": "http", "listen": "127.0.0.1:0", "entry": "route", "reactor": reactor },
-        "pools": { "main": { "cpus": [0] } },
+        "pools": { "main": { "cpus": [a_cpu()] } },
         "stages": {
             "route": {
                 "kind": "http_route", "pool": "main",

@@ -11,6 +11,8 @@ use hdrhistogram::Histogram;
 use seda::record::{self, RecordError};
 use serde_json::{json, Value};
 
+use crate::support::a_cpu;
+
 /// A fresh directory path of this test's own under the temporary directory.
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("seda-it-record-{}-{name}", std::process::id()));
@@ -24,7 +26,7 @@ fn config() -> Value {
         "name": "recorded",
         "metrics_interval_ms": 50,
         "source": { "kind": "generator", "requests": 600, "rate": 2000, "entry": "parse" },
-        "pools": { "p": { "cpus": [0] } },
+        "pools": { "p": { "cpus": [a_cpu()] } },
         "stages": {
             "parse": { "kind": "noop", "pool": "p", "next": "done" },
             "done": { "kind": "respond", "pool": "p" }

@@ -15,6 +15,8 @@ use seda::record;
 use seda::report::{read_run, RunTable, Slice, Window};
 use serde_json::{json, Value};
 
+use crate::support::two_cpus;
+
 /// A fresh directory of this test's own under the temporary directory.
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("seda-it-report-{}-{name}", std::process::id()));
@@ -31,7 +33,7 @@ fn config(requests: u64, rate: u64) -> Value {
         "metrics_interval_ms": 50,
         "stage_timing_every": 1,
         "source": { "kind": "generator", "requests": requests, "rate": rate, "entry": "parse", "cpu": 0 },
-        "pools": { "front": { "cpus": [0] }, "back": { "cpus": [1] } },
+        "pools": { "front": { "cpus": [two_cpus()[0]] }, "back": { "cpus": [two_cpus()[1]] } },
         "stages": {
             "parse": { "kind": "noop", "pool": "front", "next": "work" },
             "work": { "kind": "spin", "pool": "back", "params": { "micros": 2 }, "next": "done",

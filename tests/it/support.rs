@@ -74,6 +74,36 @@ pub fn submit(engine: &Engine, ids: impl IntoIterator<Item = u64>, admission: Ad
     submitter.submit_batch(&mut batch, admission);
 }
 
+/// The CPUs this process may run on, from its affinity mask (`Cpus_allowed_list`, as `0-1` or
+/// `2,5-7`): not CPUs 0 and 1, which a restricted machine or container may not have.
+pub fn allowed_cpus() -> Vec<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let list = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).expect("Cpus_allowed_list").trim();
+    let cpus: Vec<usize> = list
+        .split(',')
+        .flat_map(|range| {
+            let (from, to) = range.split_once('-').unwrap_or((range, range));
+            from.parse::<usize>().unwrap()..=to.parse::<usize>().unwrap()
+        })
+        .collect();
+    assert!(!cpus.is_empty(), "an allowed CPU: {list}");
+    cpus
+}
+
+/// The first CPU this process may run on.
+pub fn a_cpu() -> usize {
+    allowed_cpus()[0]
+}
+
+/// The first two CPUs this process may run on.
+pub fn two_cpus() -> [usize; 2] {
+    match allowed_cpus()[..] {
+        [first, second, ..] => [first, second],
+        [_] => panic!("these tests want two CPUs; this process may run on one"),
+        [] => unreachable!(),
+    }
+}
+
 /// Polls `check` until it holds, failing the test after 20 s.
 pub fn eventually(what: &str, check: impl Fn() -> bool) {
     let start = Instant::now();
