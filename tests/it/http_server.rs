@@ -383,14 +383,28 @@ fn answers_owed_before_a_bad_request_are_sent_first(reactor: &str) {
     server.stop();
 }
 
+/// Slowloris: a head trickled one byte every 50 ms, far inside `header_timeout_ms` (1 s)
+/// between bytes, is cut off 1 s after it began all the same. A server that restarted the
+/// timer on every read would wait for the whole head (237 bytes, about 12 s) and answer it.
 fn a_head_that_comes_too_slowly_is_answered_408_and_closed(reactor: &str) {
-    let server = start(config(reactor, json!({ "header_timeout_ms": 300 })));
+    const HEADER_TIMEOUT: Duration = Duration::from_millis(1000);
+    let server = start(config(reactor, json!({ "header_timeout_ms": HEADER_TIMEOUT.as_millis() as u64 })));
+    let head = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Slow: {}\r\n\r\n", "a".repeat(200));
+    // The server's deadline runs from accept, or from the head's first byte: both after this.
+    let began = std::time::Instant::now();
     let mut stream = connect(server.addr);
-    stream.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
+    let writer = trickle(&stream, head.bytes().map(|b| vec![b]).collect());
     let all = read_to_close(&mut stream);
-    assert_eq!(all, b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let closed_after = began.elapsed();
+    assert_eq!(String::from_utf8_lossy(&all), REQUEST_TIMEOUT);
+    // Never before the deadline (less a margin for the two clocks); and at it, give or take
+    // a loaded machine, not when the head would have been whole.
+    assert!(closed_after >= HEADER_TIMEOUT - Duration::from_millis(20), "closed early, after {closed_after:?}");
+    assert!(closed_after < HEADER_TIMEOUT + Duration::from_secs(4), "closed late, after {closed_after:?}");
+    drop(stream);
+    writer.join().unwrap();
     let http = server.stop().http();
-    assert_eq!(http.header_timeouts, 1);
+    assert_eq!((http.header_timeouts, http.requests), (1, 0));
 }
 
 fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(reactor: &str) {
