@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{a_cpu, two_cpus};
+use crate::support::{a_cpu, eventually, two_cpus};
 
 /// A file path of this test's own under the temporary directory.
 fn scratch(name: &str) -> PathBuf {
@@ -29,6 +29,7 @@ fn sigterm_stops_admission_drains_and_writes_an_exact_summary() {
         "sigterm.json",
         &json!({
             "name": "endless",
+            "admin": { "listen": "127.0.0.1:0" },
             "source": { "kind": "generator", "requests": 1_000_000_000_000u64, "rate": "max", "entry": "a" },
             "pools": { "p": { "cpus": [two_cpus()[0]] }, "q": { "cpus": [two_cpus()[1]] } },
             "stages": {
@@ -40,12 +41,20 @@ fn sigterm_stops_admission_drains_and_writes_an_exact_summary() {
         }),
     );
     let summary_path = scratch("sigterm-summary.json");
-    let child = seda()
+    let mut child = seda()
         .args(["run".as_ref(), config.as_os_str(), "--json".as_ref(), summary_path.as_os_str()])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // Signalled once requests flow (the signal handlers are in place before the run starts):
+    // the admin listener says where it is on stderr, and /stats shows requests completed.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    let admin = line.strip_prefix("admin listening on ").unwrap_or_else(|| panic!("{line:?}")).trim().parse().unwrap();
+    let completed_before = 1_000;
+    eventually("requests to complete", || crate::admin::stats(admin).ledger.completed >= completed_before);
     // SAFETY: kill takes no pointers; the pid is our own child's, which has not been waited for.
     assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
     let output = child.wait_with_output().unwrap();
@@ -56,7 +65,7 @@ fn sigterm_stops_admission_drains_and_writes_an_exact_summary() {
     let summary: Value = serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
     let ledger = &summary["ledger"];
     let count = |field: &str| ledger[field].as_u64().unwrap();
-    assert!(count("admitted") > 0 && count("admitted") < 1_000_000_000_000);
+    assert!(count("admitted") >= completed_before && count("admitted") < 1_000_000_000_000);
     assert_eq!(count("in_flight"), 0);
     assert_eq!(count("completed"), count("admitted"), "every admitted request completed: {ledger}");
     assert_eq!(count("rejected") + count("failed") + count("timed_out"), 0);

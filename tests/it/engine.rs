@@ -313,11 +313,16 @@ fn requests_after_shutdown_began_are_rejected_not_lost() {
     assert_eq!((summary.ledger.admitted, summary.ledger.completed, summary.ledger.rejected), (5, 2, 3));
 }
 
+/// Requests completed, as the admin listener shows them, before [`run_stopped_midway`] stops.
+pub(crate) const COMPLETED_BEFORE_THE_STOP: u64 = 10_000;
+
 /// A billion requests at `"max"` from a generator placed at `placement`, through a stage on
-/// pool `p` (the first allowed CPU) and a 1 us spin on pool `q` (the second), stopped after 200 ms.
+/// pool `p` (the first allowed CPU) and a 1 us spin on pool `q` (the second), stopped once
+/// [`COMPLETED_BEFORE_THE_STOP`] have completed.
 pub(crate) fn run_stopped_midway(placement: &str) -> seda::metrics::Summary {
     let config = json!({
         "name": "stop-midway",
+        "admin": { "listen": "127.0.0.1:0" },
         "source": {
             "kind": "generator", "placement": placement, "requests": 1_000_000_000u64, "rate": "max", "entry": "a"
         },
@@ -332,12 +337,29 @@ pub(crate) fn run_stopped_midway(placement: &str) -> seda::metrics::Summary {
         }
     });
     let stop = AtomicBool::new(false);
+    let (admin_tx, admin_rx) = std::sync::mpsc::channel();
     std::thread::scope(|s| {
-        s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(200));
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let stop = &stop;
+        s.spawn(move || {
+            // Stops the run however this thread ends, a failed wait included.
+            struct StopOnDrop<'a>(&'a AtomicBool);
+            impl Drop for StopOnDrop<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            let _stop = StopOnDrop(stop);
+            let admin = admin_rx.recv().expect("the admin listener's address");
+            eventually("requests to complete", || {
+                crate::admin::stats(admin).ledger.completed >= COMPLETED_BEFORE_THE_STOP
+            });
         });
-        seda::run::Runner::new(plan(config)).stop_on(&stop).run_to_end().unwrap().summary
+        let told = |at| {
+            if let seda::run::Listening::Admin(addr) = at {
+                admin_tx.send(addr).unwrap();
+            }
+        };
+        seda::run::Runner::new(plan(config)).stop_on(stop).on_listening(told).run_to_end().unwrap().summary
     })
 }
 
@@ -345,7 +367,7 @@ pub(crate) fn run_stopped_midway(placement: &str) -> seda::metrics::Summary {
 fn generator_run_stopped_midway_drains_and_counts_every_request() {
     let summary = run_stopped_midway("thread");
     let l = summary.ledger;
-    assert!(l.admitted > 0 && l.admitted < 1_000_000_000);
+    assert!(l.admitted >= COMPLETED_BEFORE_THE_STOP && l.admitted < 1_000_000_000);
     assert_eq!(l.in_flight, 0);
     assert_eq!(l.completed + l.rejected + l.failed + l.timed_out, l.admitted);
     assert_eq!(l.completed, l.admitted, "nothing was rejected: the generator waits for room");
