@@ -99,6 +99,7 @@ fn a_config_that_validates_runs_and_stops_with_an_exact_ledger() {
     let ran = std::sync::atomic::AtomicUsize::new(0);
     let result = runner.run(&strategy, |(which, edits)| {
         let mut config: Value = serde_json::from_str(&std::fs::read_to_string(CONFIGS[which]).unwrap()).unwrap();
+        crate::support::on_allowed_cpus(&mut config);
         for e in &edits {
             apply(&mut config, e);
         }

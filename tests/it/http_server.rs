@@ -648,6 +648,7 @@ impl Drop for WebRoot {
 /// configs/http_static.json's shape, on port 0, serving `root`.
 fn static_config(reactor: &str, root: &str) -> Value {
     let mut config: Value = serde_json::from_str(include_str!("../../configs/http_static.json")).unwrap();
+    crate::support::on_allowed_cpus(&mut config);
     config["source"]["listen"] = json!("127.0.0.1:0");
     config["source"]["reactor"] = json!(reactor);
     config["stages"]["read"]["params"]["root"] = json!(root);

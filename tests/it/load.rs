@@ -23,6 +23,8 @@ pub(crate) mod load_server;
 
 use load_server::*;
 
+use crate::support::example_config;
+
 #[test]
 fn achieved_rate_is_within_one_percent_of_the_target() {
     let server = TestServer::start(Behaviour::Answer);
@@ -111,7 +113,8 @@ fn requests_without_answers_time_out_and_are_all_counted() {
 
 #[test]
 fn a_pipeline_runs_in_process_with_an_exact_ledger() {
-    let (r, output) = load("inprocess", &["configs/noop4.json", "--rate", "2000", "--duration", "1s"]);
+    let config = example_config("noop4.json");
+    let (r, output) = load("inprocess", &[config.to_str().unwrap(), "--rate", "2000", "--duration", "1s"]);
     assert_eq!((count(&r, "requests"), count(&r, "responses"), count(&r, "errors")), (2000, 2000, 0));
     assert_eq!(r["status"]["2xx"], 2000);
     let ledger = &r["engine"]["ledger"];
@@ -127,6 +130,7 @@ fn a_pipeline_runs_in_process_with_an_exact_ledger() {
 #[test]
 fn an_in_process_load_serves_the_configs_admin_listener() {
     let mut config: Value = serde_json::from_str(&std::fs::read_to_string("configs/noop4.json").unwrap()).unwrap();
+    crate::support::on_allowed_cpus(&mut config);
     config["admin"] = serde_json::json!({ "listen": "127.0.0.1:0" });
     let file = scratch("admin-config.json");
     std::fs::write(&file, config.to_string()).unwrap();
@@ -405,7 +409,8 @@ fn a_recorded_in_process_load_reads_back_with_the_same_percentiles() {
     let dir = scratch("record-inprocess");
     let _ = std::fs::remove_dir_all(&dir);
     let record = dir.to_str().unwrap();
-    let args = ["configs/noop4.json", "--rate", "2000", "--duration", "1s", "--record", record];
+    let config = example_config("noop4.json");
+    let args = [config.to_str().unwrap(), "--rate", "2000", "--duration", "1s", "--record", record];
     let (results, _) = load("record-inprocess", &args);
     let table = reported(&dir);
     assert_same_percentiles(table.row("corrected", "").expect("a corrected row"), &results, "corrected");
@@ -416,10 +421,7 @@ fn a_recorded_in_process_load_reads_back_with_the_same_percentiles() {
     assert_generator_series(&dir, &results);
     let summary: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["load"]["responses"], 2000);
-    assert_eq!(
-        std::fs::read_to_string(dir.join("config.json")).unwrap(),
-        std::fs::read_to_string("configs/noop4.json").unwrap()
-    );
+    assert_eq!(std::fs::read_to_string(dir.join("config.json")).unwrap(), std::fs::read_to_string(&config).unwrap());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

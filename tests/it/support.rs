@@ -104,6 +104,43 @@ pub fn two_cpus() -> [usize; 2] {
     }
 }
 
+/// Moves a config written for CPUs 0, 1, ... (the example configs) onto the CPUs this process
+/// may run on: CPU n becomes the n-th allowed one (round the list), in every `cpus` list and
+/// `cpu` field. Where CPUs 0 and 1 are allowed, nothing changes.
+pub fn on_allowed_cpus(config: &mut Value) {
+    let allowed = allowed_cpus();
+    let onto = |cpu: &mut Value| {
+        if let Some(n) = cpu.as_u64() {
+            *cpu = allowed[n as usize % allowed.len()].into();
+        }
+    };
+    match config {
+        Value::Object(fields) => {
+            for (name, value) in fields.iter_mut() {
+                match (name.as_str(), value) {
+                    ("cpus", Value::Array(cpus)) => cpus.iter_mut().for_each(onto),
+                    ("cpu", cpu) => onto(cpu),
+                    (_, value) => on_allowed_cpus(value),
+                }
+            }
+        }
+        Value::Array(values) => values.iter_mut().for_each(on_allowed_cpus),
+        _ => {}
+    }
+}
+
+/// `configs/<name>` moved onto the CPUs this process may run on ([`on_allowed_cpus`]), written
+/// to a file of its own under the temporary directory, for a test that hands a config's path
+/// to the binary.
+pub fn example_config(name: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(format!("configs/{name}")).unwrap_or_else(|e| panic!("configs/{name}: {e}"));
+    let mut config: Value = serde_json::from_str(&text).unwrap();
+    on_allowed_cpus(&mut config);
+    let path = std::env::temp_dir().join(format!("seda-it-{}-example-{name}", std::process::id()));
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    path
+}
+
 /// Polls `check` until it holds, failing the test after 20 s.
 pub fn eventually(what: &str, check: impl Fn() -> bool) {
     let start = Instant::now();
