@@ -69,3 +69,34 @@ pub trait LiveStats: Send + Sync {
         &[]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(per_worker: Vec<u64>) -> SourceStats {
+        SourceStats {
+            kind: "http".into(),
+            counts: BTreeMap::from([("accepted".into(), per_worker.iter().sum())]),
+            levels: BTreeMap::from([("open".into(), 1)]),
+            per_worker: BTreeMap::from([("accepted_by_worker".into(), per_worker)]),
+        }
+    }
+
+    #[test]
+    fn counts_per_worker_are_shown_after_the_levels() {
+        assert_eq!(http(vec![30, 34]).to_string(), "http: accepted 64; now: open 1; accepted by worker: 30 34");
+    }
+
+    #[test]
+    fn stats_without_counts_per_worker_read_and_write_as_before() {
+        let old = r#"{"kind":"http","counts":{"accepted":2},"levels":{"open":0}}"#;
+        let stats: SourceStats = serde_json::from_str(old).unwrap();
+        assert!(stats.per_worker.is_empty());
+        assert_eq!(serde_json::to_string(&stats).unwrap(), old, "an empty per_worker is left out");
+        let with = http(vec![1, 2]);
+        let json = serde_json::to_string(&with).unwrap();
+        assert!(json.ends_with(r#""per_worker":{"accepted_by_worker":[1,2]}}"#), "{json}");
+        assert_eq!(serde_json::from_str::<SourceStats>(&json).unwrap(), with);
+    }
+}
