@@ -199,6 +199,8 @@ fn block_lets_the_sender_through_when_room_comes_in_time_in_order() {
     submit(&engine, [1, 2], Admission::Policy);
     std::thread::scope(|s| {
         s.spawn(|| {
+            // The pause is the test's input: the sender most likely waits for room by then (the
+            // case the test is about); if not, the same order and endings are owed all the same.
             std::thread::sleep(Duration::from_millis(20));
             gate.open();
         });
