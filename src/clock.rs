@@ -108,6 +108,7 @@ mod tests {
         let t0 = Instant::now();
         let a = now_ns();
         let t1 = Instant::now();
+        // The time to measure: the test's input, not a wait for an event.
         std::thread::sleep(Duration::from_millis(20));
         let t2 = Instant::now();
         let b = now_ns();

@@ -100,19 +100,26 @@ pub fn render(s: &Snapshot, source_metrics: &[StatMetric]) -> String {
 }
 
 /// A source's own stats, named as the source says ([`StatMetric`]), or by a name of their
-/// own (`seda_source_<kind>_<name>`). The samples of one metric are written together, after its
-/// family's header, as the exposition format requires.
+/// own (`seda_source_<kind>_<name>`); a per-worker count has a sample per worker, labelled
+/// `worker`. The samples of one metric are written together, after its family's header, as the
+/// exposition format requires.
 fn source_families(o: &mut Exposition, stats: &SourceStats, named: &[StatMetric]) {
     /// One metric: its name, type, help text, and samples (labels, value).
-    struct Family<'a> {
+    struct Family {
         metric: String,
         kind: &'static str,
         help: String,
-        samples: Vec<(&'a [(&'a str, &'a str)], u64)>,
+        samples: Vec<(Vec<(&'static str, String)>, u64)>,
     }
     let mut families: Vec<Family> = Vec::new();
-    let all = stats.counts.iter().map(|f| (f, true)).chain(stats.levels.iter().map(|f| (f, false)));
-    for ((stat, &value), is_count) in all {
+    // Each sample: its stat, whether it is a count, its worker (if per worker), its value.
+    let counts = stats.counts.iter().map(|(stat, &value)| (stat, true, None, value));
+    let levels = stats.levels.iter().map(|(stat, &value)| (stat, false, None, value));
+    let per_worker = stats.per_worker.iter().flat_map(|(stat, values)| {
+        values.iter().enumerate().map(move |(worker, &value)| (stat, true, Some(worker), value))
+    });
+    let all = counts.chain(levels).chain(per_worker);
+    for (stat, is_count, worker, value) in all {
         let kind = if is_count { "counter" } else { "gauge" };
         let (metric, labels, help) = match named.iter().find(|m| m.stat == stat) {
             Some(m) => (m.metric.to_string(), m.labels, m.help.to_string()),
@@ -122,6 +129,8 @@ fn source_families(o: &mut Exposition, stats: &SourceStats, named: &[StatMetric]
                 (metric, &[][..], format!("The {} source's `{stat}`.", stats.kind))
             }
         };
+        let mut labels: Vec<(&'static str, String)> = labels.iter().map(|&(l, v)| (l, v.to_string())).collect();
+        labels.extend(worker.map(|w| ("worker", w.to_string())));
         match families.iter_mut().find(|f| f.metric == metric) {
             Some(family) => family.samples.push((labels, value)),
             None => families.push(Family { metric, kind, help, samples: vec![(labels, value)] }),
@@ -130,7 +139,8 @@ fn source_families(o: &mut Exposition, stats: &SourceStats, named: &[StatMetric]
     for Family { metric, kind, help, samples } in families {
         o.family(&metric, kind, &help);
         for (labels, value) in samples {
-            o.sample(&metric, labels, value as f64);
+            let labels: Vec<(&str, &str)> = labels.iter().map(|(l, v)| (*l, v.as_str())).collect();
+            o.sample(&metric, &labels, value as f64);
         }
     }
 }

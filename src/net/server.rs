@@ -116,7 +116,9 @@ impl Source for HttpSource {
             SourcePlacement::Thread => 1,
             SourcePlacement::Workers => plan.pools[plan.stages[http.entry].pool].threads.len(),
         };
-        self.control = Arc::new(Control { reactors, ..Control::default() });
+        let in_workers = if http.reactor == SourcePlacement::Workers { reactors } else { 0 };
+        let live = Arc::new(HttpLive::new(in_workers));
+        self.control = Arc::new(Control { reactors, live, ..Control::default() });
         // Every reactor's listener, bound before anything starts: a bad address fails the run here.
         let mut listeners = vec![listen(http.listen, reactors > 1)?];
         let addr = listeners[0].local_addr().map_err(|e| listen_error(http.listen, e))?;
@@ -243,6 +245,8 @@ struct Reactor {
     /// Connections accepted at `max_connections` with no idle connection of this reactor's to
     /// close, waiting (until the deadline) for another reactor to close one of its own.
     waiting_for_room: Vec<(mio::net::TcpStream, IpAddr, u64)>,
+    /// This reactor's number: with the reactors in the workers, its worker's in the entry pool.
+    index: usize,
     /// Request ids: this reactor's number in the top bits, so ids are unique across reactors.
     next_id: u64,
     plan: HttpPlan,
@@ -292,6 +296,7 @@ impl Reactor {
             published_held_bytes: 0,
             idle_order: VecDeque::new(),
             waiting_for_room: Vec::new(),
+            index: id as usize,
             next_id: u64::from(id) << 48,
             plan: plan.clone(),
             live,
@@ -590,6 +595,9 @@ impl Reactor {
 
     fn add(&mut self, mut stream: mio::net::TcpStream, client: IpAddr) {
         HttpLive::count(&self.live.accepted);
+        if let Some(by_worker) = self.live.accepted_by_worker.get(self.index) {
+            HttpLive::count(by_worker);
+        }
         let _ = stream.set_nodelay(true);
         let slot = self.free_slots.pop().unwrap_or_else(|| {
             self.slots.push(Slot { conn: None, generation: 0, in_pipeline: 0 });

@@ -54,7 +54,16 @@ pub struct HttpStats {
     pub late_answers_dropped: u64,
     /// Connections still open when shutdown's drain timeout ran out.
     pub dropped_at_shutdown: u64,
+    /// With the reactors in the workers: connections accepted by each worker of the entry
+    /// stage's pool (value i: worker i's own `SO_REUSEPORT` listener), summing to `accepted`.
+    /// Empty with the reactor on a thread of its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted_by_worker: Vec<u64>,
 }
+
+/// The name of [`HttpStats::accepted_by_worker`], kept in [`SourceStats::per_worker`] rather
+/// than among the plain counts.
+const ACCEPTED_BY_WORKER: &str = "accepted_by_worker";
 
 /// The same counts, live: every reactor of a source adds to them as it goes (connection events
 /// at once, requests and answers once per turn), and the admin listener reads them while the
@@ -77,6 +86,8 @@ pub struct HttpLive {
     pub(crate) closed_with_requests_in_flight: AtomicU64,
     pub(crate) late_answers_dropped: AtomicU64,
     pub(crate) dropped_at_shutdown: AtomicU64,
+    /// By worker, with the reactors in the workers (none otherwise).
+    pub(crate) accepted_by_worker: Box<[AtomicU64]>,
     /// Connections open now.
     pub(crate) open: AtomicU64,
     /// Bytes of answers held for clients now, summed over the reactors (each adds its change
@@ -85,6 +96,11 @@ pub struct HttpLive {
 }
 
 impl HttpLive {
+    /// Counts for a source whose reactors run in `workers` workers (0: on a thread of its own).
+    pub(crate) fn new(workers: usize) -> Self {
+        HttpLive { accepted_by_worker: (0..workers).map(|_| AtomicU64::new(0)).collect(), ..HttpLive::default() }
+    }
+
     pub(crate) fn count(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -109,6 +125,7 @@ impl HttpLive {
             closed_with_requests_in_flight: get(&self.closed_with_requests_in_flight),
             late_answers_dropped: get(&self.late_answers_dropped),
             dropped_at_shutdown: get(&self.dropped_at_shutdown),
+            accepted_by_worker: self.accepted_by_worker.iter().map(get).collect(),
         }
     }
 
@@ -124,15 +141,25 @@ impl HttpStats {
         if stats.kind != "http" {
             return None;
         }
-        serde_json::to_value(&stats.counts).ok().and_then(|counts| serde_json::from_value(counts).ok())
+        let mut counts = serde_json::to_value(&stats.counts).ok()?;
+        if let Some(by_worker) = stats.per_worker.get(ACCEPTED_BY_WORKER) {
+            counts[ACCEPTED_BY_WORKER] = by_worker.clone().into();
+        }
+        serde_json::from_value(counts).ok()
     }
 }
 
 impl LiveStats for HttpLive {
     fn read(&self) -> SourceStats {
-        let counts = serde_json::to_value(HttpLive::read(self)).expect("counts serialise");
+        let mut stats = HttpLive::read(self);
+        let by_worker = std::mem::take(&mut stats.accepted_by_worker);
+        let counts = serde_json::to_value(stats).expect("counts serialise");
         let counts: BTreeMap<String, u64> = serde_json::from_value(counts).expect("counts are numbers");
-        SourceStats { kind: "http".into(), counts, levels: BTreeMap::from([("open".into(), self.open())]) }
+        let mut per_worker = BTreeMap::new();
+        if !by_worker.is_empty() {
+            per_worker.insert(ACCEPTED_BY_WORKER.to_string(), by_worker);
+        }
+        SourceStats { kind: "http".into(), counts, levels: BTreeMap::from([("open".into(), self.open())]), per_worker }
     }
 
     fn metrics(&self) -> &'static [StatMetric] {
@@ -147,6 +174,11 @@ const CLOSED_HELP: &str = "HTTP connections the server closed, by reason.";
 const HTTP_METRICS: &[StatMetric] = &[
     metric("open", "seda_http_connections_open", "HTTP connections open now."),
     metric("accepted", "seda_http_connections_accepted_total", "HTTP connections accepted."),
+    metric(
+        ACCEPTED_BY_WORKER,
+        "seda_http_connections_accepted_by_worker_total",
+        "HTTP connections accepted by each worker of the entry stage's pool (its own SO_REUSEPORT listener).",
+    ),
     metric(
         "refused",
         "seda_http_connections_refused_total",

@@ -79,6 +79,9 @@ mod tests {
         let bell = Arc::new(Doorbell::default());
         let ringer = bell.clone();
         let t = std::thread::spawn(move || {
+            // The pause is the test's input: the ring most likely comes while the wait is under
+            // way (the case it is about); rung before the wait, the wait must end at once all
+            // the same, so either order passes only if the ring is not lost.
             std::thread::sleep(Duration::from_millis(20));
             ringer.ring();
         });

@@ -11,10 +11,10 @@ use std::time::Duration;
 use seda::admin::AdminServer;
 use std::sync::Arc;
 
-use seda::engine::{Admission, Snapshot, StageSnapshot};
+use seda::engine::{Admission, Outcome, Snapshot, StageSnapshot};
 use serde_json::{json, Value};
 
-use crate::support::{eventually, plan, start, submit, Gate};
+use crate::support::{a_cpu, eventually, plan, start, submit, Gate};
 
 // ---- a strict parser of the Prometheus text exposition format (0.0.4) ----
 
@@ -64,7 +64,11 @@ fn parse_exposition(text: &str) -> BTreeMap<String, Family> {
             };
             assert_eq!(base, family_name, "{at}: a sample of another family");
             if family.kind == "counter" {
-                assert!(name.ends_with("_total") && value >= 0.0, "{at}: a counter is _total and not negative");
+                assert!(name.ends_with("_total"), "{at}: a counter is _total");
+                assert!(value.is_finite() && value >= 0.0, "{at}: a counter is a number, not negative");
+                if !name.ends_with("_seconds_total") {
+                    assert_eq!(value.fract(), 0.0, "{at}: a count is a whole number");
+                }
             }
             if family.kind == "summary" && name == family_name {
                 let quantile = labels.iter().find(|(k, _)| k == "quantile").unwrap_or_else(|| panic!("{at}"));
@@ -281,7 +285,7 @@ fn gated_chaos() -> Value {
         "name": "admin-test",
         "metrics_interval_ms": 20,
         "source": { "kind": "generator", "requests": 1, "entry": "entry" },
-        "pools": { "p": { "cpus": [0] } },
+        "pools": { "p": { "cpus": [a_cpu()] } },
         "stages": {
             "entry": { "kind": "noop", "pool": "p", "queue": { "capacity": 4, "when_full": "reject" }, "next": "chaos" },
             "chaos": { "kind": "chaos", "pool": "p", "params": { "fail": 0.3, "seed": 11 }, "next": "done" },
@@ -296,13 +300,14 @@ fn metrics_and_stats_agree_exactly_with_the_ledger() {
     let gate = Gate::install(&mut plan, "entry");
     // A failing assertion must not leave the worker held: the engine's drop joins it.
     let _open_on_drop = OpenOnDrop(gate.clone());
-    let (engine, _collect) = start(plan);
+    let (engine, collect) = start(plan);
     let admin = AdminServer::start("127.0.0.1:0".parse().unwrap(), engine.observer()).unwrap();
     let addr = admin.local_addr();
 
     // One request held in the gate, 4 queued behind it, 96 rejected by the full queue.
     submit(&engine, [0], Admission::Policy);
     gate.wait_entered(1);
+    let held_since = std::time::Instant::now();
     submit(&engine, 1..=100, Admission::Policy);
     eventually("the rejections to be published", || stage(&stats(addr), "entry").rejected == 96);
     let held = metrics(addr);
@@ -316,6 +321,7 @@ fn metrics_and_stats_agree_exactly_with_the_ledger() {
 
     // Open the gate; once every request has ended and every stat is published, the
     // listener's stats are the ledger's, exactly.
+    let held_s = held_since.elapsed().as_secs_f64();
     gate.open();
     eventually("every request to end", || engine.ledger().in_flight == 0);
     let ledger = engine.ledger();
@@ -327,7 +333,17 @@ fn metrics_and_stats_agree_exactly_with_the_ledger() {
     });
     let m = metrics(addr);
     let s = stats(addr);
-    assert!(ledger.completed > 0 && ledger.failed > 0, "the seeded chaos both fails and passes: {ledger:?}");
+    // In went 0 (held at the gate) and the first 4 of the batch; `chaos` fails those whose draw
+    // (SplitMix64 of the id and seed 11, as 53 bits over 2^53) is under 0.3. Worked out apart
+    // from the stage's code, requests 0 to 4 draw 0.570, 0.046, 0.226, 0.776 and 0.524.
+    let ended = collect.ended();
+    let ids = |want: &dyn Fn(&Outcome) -> bool| -> Vec<u64> {
+        ended.iter().filter(|e| want(&e.outcome)).map(|e| e.id).collect()
+    };
+    assert_eq!(ids(&|o| *o == Outcome::Completed), [0, 3, 4]);
+    assert_eq!(ids(&|o| matches!(o, Outcome::Failed { .. })), [1, 2]);
+    assert_eq!(ids(&|o| matches!(o, Outcome::Rejected(_))), (5..=100).collect::<Vec<u64>>());
+    assert_eq!((ledger.completed, ledger.failed), (3, 2));
     assert_eq!((ledger.admitted, ledger.rejected, ledger.completed + ledger.failed), (101, 96, 5));
     assert_eq!(s.ledger, ledger);
     for (name, expected) in [
@@ -375,11 +391,17 @@ fn metrics_and_stats_agree_exactly_with_the_ledger() {
     let e2e_count = value(&m, "seda_end_to_end_seconds", "seda_end_to_end_seconds_count", &[]);
     assert_eq!(e2e_count, ledger.completed as f64);
     assert_eq!(one(&m, "seda_pool_threads", &[("pool", "p")]), 1.0);
+    // The one worker was busy all the time the test held it at the gate, and never longer
+    // than the engine has run; its utilisation is that busy time over the uptime.
     let busy = one(&m, "seda_pool_busy_seconds_total", &[("pool", "p")]);
-    assert!(busy > 0.0, "the gate held the worker busy");
-    assert_eq!(s.pools[0].busy_s, busy);
+    let uptime = one(&m, "seda_uptime_seconds", &[]);
+    assert!(busy >= held_s - 0.001 && busy <= uptime, "busy {busy} s, held {held_s} s, up {uptime} s");
+    // /stats was read after /metrics: an idle worker that wakes (to publish, say) adds a little
+    // busy time, never more than the time between the two readings.
+    let later = s.pools[0].busy_s - busy;
+    assert!(later >= 0.0 && later <= s.uptime_s - uptime, "{later} s busier in /stats, read after /metrics");
     let utilisation = one(&m, "seda_pool_utilisation_ratio", &[("pool", "p")]);
-    assert!((0.0..=1.0).contains(&utilisation), "{utilisation}");
+    assert!((utilisation - busy / uptime).abs() < 1e-9, "{utilisation}: busy {busy} s, up {uptime} s");
     assert_eq!(one(&m, "seda_pipeline_info", &[("pipeline", "admin-test")]), 1.0);
     for family in ["seda_stage_handled_total", "seda_ledger_admitted_total", "seda_pool_busy_seconds_total"] {
         assert_eq!(m[family].kind, "counter", "{family}");
@@ -455,7 +477,7 @@ fn held_run() -> Value {
         "drain_timeout_ms": 60_000,
         "admin": { "listen": "127.0.0.1:0" },
         "source": { "kind": "generator", "requests": 200, "rate": 2000, "entry": "pass" },
-        "pools": { "p": { "cpus": [0] } },
+        "pools": { "p": { "cpus": [a_cpu()] } },
         "stages": {
             "pass": { "kind": "noop", "pool": "p", "next": "wait" },
             "wait": { "kind": "delay", "pool": "p", "params": { "micros": 6_000_000 }, "next": "done" },
@@ -546,7 +568,7 @@ fn counters_csv_shows_a_full_queue_and_a_busy_pool() {
         "name": "deep",
         "metrics_interval_ms": 50,
         "source": { "kind": "generator", "requests": 3000, "rate": "max", "entry": "slow" },
-        "pools": { "p": { "cpus": [0] } },
+        "pools": { "p": { "cpus": [a_cpu()] } },
         "stages": {
             "slow": { "kind": "spin", "pool": "p", "params": { "micros": 200 }, "next": "done",
                       "queue": { "capacity": 500 } },
@@ -565,14 +587,21 @@ fn counters_csv_shows_a_full_queue_and_a_busy_pool() {
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     assert_eq!(header[6..], ["queue_depth", "pool_utilisation"]);
     let mut depth = BTreeMap::<String, Vec<u64>>::new();
-    let mut utilisation = Vec::new();
+    // The pool's utilisation by interval (its stages' rows agree).
+    let mut utilisation = BTreeMap::<String, f64>::new();
     for line in lines {
         let fields: Vec<&str> = line.split(',').collect();
         depth.entry(fields[1].to_string()).or_default().push(fields[6].parse().unwrap());
         let u: f64 = fields[7].parse().unwrap();
-        assert!(u >= 0.0 && u.is_finite(), "{line}");
-        utilisation.push(u);
+        assert_eq!(*utilisation.entry(fields[0].to_string()).or_insert(u), u, "one figure per pool: {line}");
     }
+    // The figures add up to the worker's busy time: at least the 3000 x 200 us it spun, at
+    // most the run's wall time (give or take an interval, and each figure's rounding to 3
+    // decimals).
+    let busy_s = utilisation.values().sum::<f64>() * 0.05;
+    let rounding_s = utilisation.len() as f64 * 0.0005 * 0.05;
+    assert!(busy_s >= 3000.0 * 200e-6 - rounding_s, "{busy_s} s busy\n{csv}");
+    assert!(busy_s <= summary.elapsed_s + 0.05 + rounding_s, "{busy_s} s busy in {} s\n{csv}", summary.elapsed_s);
     // Most of the run's 0.6 s the queue held about 500: the intervals' high-water marks show
     // it, however late the (low-priority) metrics thread reads them. `done`
     // runs on the same pool at once and never queues.
@@ -580,7 +609,7 @@ fn counters_csv_shows_a_full_queue_and_a_busy_pool() {
     assert!((250..=500 + 32).contains(slow), "slow's deepest sample: {slow}\n{csv}");
     assert!(depth["done"].iter().all(|&d| d == 0), "{csv}");
     // The worker always had work: some whole interval shows its pool busy most of the time.
-    let busiest = utilisation.iter().cloned().fold(0.0, f64::max);
+    let busiest = utilisation.values().cloned().fold(0.0, f64::max);
     assert!(busiest >= 0.5, "{csv}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -601,6 +630,7 @@ fn trickle(addr: SocketAddr, stop: Arc<std::sync::atomic::AtomicBool>) -> std::t
             if stream.write_all(&[byte]).is_err() {
                 return true;
             }
+            // The pause is the test's input (a slow client), not a wait for the listener.
             std::thread::sleep(Duration::from_millis(50));
         }
         unreachable!("the bytes never end")

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::support::{a_cpu, eventually, two_cpus};
+
 /// A file path of this test's own under the temporary directory.
 fn scratch(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("seda-it-{}-{name}", std::process::id()))
@@ -27,8 +29,9 @@ fn sigterm_stops_admission_drains_and_writes_an_exact_summary() {
         "sigterm.json",
         &json!({
             "name": "endless",
+            "admin": { "listen": "127.0.0.1:0" },
             "source": { "kind": "generator", "requests": 1_000_000_000_000u64, "rate": "max", "entry": "a" },
-            "pools": { "p": { "cpus": [0] }, "q": { "cpus": [1] } },
+            "pools": { "p": { "cpus": [two_cpus()[0]] }, "q": { "cpus": [two_cpus()[1]] } },
             "stages": {
                 "a": { "kind": "noop", "pool": "p", "next": "b" },
                 "b": { "kind": "spin", "pool": "q", "params": { "micros": 2 }, "next": "c",
@@ -38,12 +41,20 @@ fn sigterm_stops_admission_drains_and_writes_an_exact_summary() {
         }),
     );
     let summary_path = scratch("sigterm-summary.json");
-    let child = seda()
+    let mut child = seda()
         .args(["run".as_ref(), config.as_os_str(), "--json".as_ref(), summary_path.as_os_str()])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // Signalled once requests flow (the signal handlers are in place before the run starts):
+    // the admin listener says where it is on stderr, and /stats shows requests completed.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    let admin = line.strip_prefix("admin listening on ").unwrap_or_else(|| panic!("{line:?}")).trim().parse().unwrap();
+    let completed_before = 1_000;
+    eventually("requests to complete", || crate::admin::stats(admin).ledger.completed >= completed_before);
     // SAFETY: kill takes no pointers; the pid is our own child's, which has not been waited for.
     assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
     let output = child.wait_with_output().unwrap();
@@ -54,7 +65,7 @@ fn sigterm_stops_admission_drains_and_writes_an_exact_summary() {
     let summary: Value = serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
     let ledger = &summary["ledger"];
     let count = |field: &str| ledger[field].as_u64().unwrap();
-    assert!(count("admitted") > 0 && count("admitted") < 1_000_000_000_000);
+    assert!(count("admitted") >= completed_before && count("admitted") < 1_000_000_000_000);
     assert_eq!(count("in_flight"), 0);
     assert_eq!(count("completed"), count("admitted"), "every admitted request completed: {ledger}");
     assert_eq!(count("rejected") + count("failed") + count("timed_out"), 0);
@@ -110,7 +121,7 @@ fn graph_prints_the_pipeline_as_dot() {
         &json!({
             "name": "g",
             "source": { "kind": "generator", "requests": 1, "entry": "a" },
-            "pools": { "p": { "cpus": [0] } },
+            "pools": { "p": { "cpus": [a_cpu()] } },
             "stages": {
                 "a": { "kind": "noop", "pool": "p", "next": "b" },
                 "b": { "kind": "respond", "pool": "p" }
@@ -171,7 +182,7 @@ fn sigterm_ends_a_run_whose_requests_never_leave_their_stage_at_the_drain_timeou
                 "drain_timeout_ms": 300,
                 "admin": { "listen": "127.0.0.1:0" },
                 "source": { "kind": "generator", "requests": 1_000_000_000u64, "rate": rate, "entry": "a" },
-                "pools": { "p": { "cpus": [0] }, "q": { "cpus": [1] } },
+                "pools": { "p": { "cpus": [two_cpus()[0]] }, "q": { "cpus": [two_cpus()[1]] } },
                 "stages": {
                     "a": { "kind": "noop", "pool": "p", "next": "loop", "queue": queue },
                     "loop": { "kind": "route", "pool": "p", "params": { "weights": { "back": 1, "out": 0 } },
@@ -216,7 +227,7 @@ fn chaos_pipeline(requests: u64, fail: f64, panic: f64) -> Value {
     json!({
         "name": "faulty",
         "source": { "kind": "generator", "requests": requests, "entry": "parse" },
-        "pools": { "p": { "cpus": [0] } },
+        "pools": { "p": { "cpus": [a_cpu()] } },
         "stages": {
             "parse": { "kind": "noop", "pool": "p", "next": "chaos" },
             "chaos": { "kind": "chaos", "pool": "p", "params": { "fail": fail, "panic": panic, "seed": 7 },

@@ -24,7 +24,7 @@ use seda::stages::{Output, Outputs, Request, Stage, StageFactory, Step};
 use serde_json::{json, Value};
 
 use crate::http_server::{connect, fill, get, install, read_to_close, WaitFactory};
-use crate::support::{eventually, plan, start as start_engine, submit, Gate};
+use crate::support::{a_cpu, eventually, plan, start as start_engine, submit, two_cpus, Gate};
 
 /// Runs test `$name(reactor)` with the reactors in the workers and on a thread of their own.
 macro_rules! both_placements {
@@ -62,7 +62,8 @@ struct Server {
 }
 
 /// `wait` (timers on `/sleep/MS`, the gate on `/gate...`) then `answer`, one pool of `threads`
-/// on CPU 0; `source` merged into the http source, `pipeline` into the pipeline.
+/// on the first CPU this process may run on; `source` merged into the http source, `pipeline`
+/// into the pipeline.
 fn config(reactor: &str, threads: usize, source: Value, pipeline: Value) -> Value {
     let mut http = json!({ "kind": "http", "listen": "127.0.0.1:0", "entry": "wait", "reactor": reactor });
     for (k, v) in source.as_object().unwrap() {
@@ -71,7 +72,7 @@ fn config(reactor: &str, threads: usize, source: Value, pipeline: Value) -> Valu
     let mut config = json!({
         "name": "documented",
         "source": http,
-        "pools": { "main": { "cpus": [0], "threads": threads } },
+        "pools": { "main": { "cpus": [a_cpu()], "threads": threads } },
         "stages": {
             "wait": { "kind": "delay", "params": { "micros": 1 }, "pool": "main", "next": "answer" },
             "answer": { "kind": "respond", "pool": "main" }
@@ -298,6 +299,8 @@ fn read_response_from(buf: &mut Vec<u8>) -> Response {
 #[test]
 fn max_pipelined_bounds_a_connections_requests_in_the_pipeline() {
     // The reactor on a thread of its own: a worker held at the gate would hold its reactor too.
+    // Two workers: the two admitted come in one batch, which the one held at the gate holds
+    // whole; the other is free for the barrier below.
     let mut config = config("thread", 2, json!({ "max_pipelined": 2 }), json!({}));
     config["admin"] = json!({ "listen": "127.0.0.1:0" });
     let server = start(config);
@@ -308,9 +311,15 @@ fn max_pipelined_bounds_a_connections_requests_in_the_pipeline() {
     // The first is held at the gate; two are in the pipeline, the third waits unread.
     server.gate.wait_entered(1);
     eventually("two requests admitted", || crate::admin::stats(admin).ledger.admitted == 2);
-    // A poll cannot show that something does not happen: give a third the time to be admitted.
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(crate::admin::stats(admin).ledger.admitted, 2, "a third request entered the pipeline");
+    // A poll cannot show that something does not happen; a barrier shows that it had its
+    // chance: a request on a second connection, answered. The three came in one write, before
+    // the second connection; the one reactor handles its events in the order they came, so by
+    // the time it answers the second connection it has framed all it was going to of the
+    // first's.
+    let mut barrier = connect(server.addr);
+    barrier.write_all(get("/barrier").as_bytes()).unwrap();
+    assert_eq!(read_response(&mut barrier, &mut Vec::new()).body, b"GET /barrier");
+    assert_eq!(crate::admin::stats(admin).ledger.admitted, 3, "the two, and the barrier: not the third");
     server.gate.open();
     let mut buf = Vec::new();
     for path in paths {
@@ -318,10 +327,65 @@ fn max_pipelined_bounds_a_connections_requests_in_the_pipeline() {
         // The third is framed as soon as the first answers leave, not left to the header timeout.
         assert_eq!((response.status, response.body), (200, format!("GET {path}").into_bytes()));
     }
-    drop(stream);
+    drop((stream, barrier));
     let summary = server.stop();
-    assert_eq!(summary.ledger.completed, 3);
+    assert_eq!(summary.ledger.completed, 4);
     assert_eq!(http(&summary).header_timeouts, 0);
+}
+
+/// With the reactors in the workers, each worker of the entry pool has a `SO_REUSEPORT`
+/// listener of its own on the one port, and the kernel picks one listener for each new
+/// connection by a hash of its addresses and ports: fixed for a given connection, but with a
+/// secret the test cannot know. So the test opens enough connections, each from a new client
+/// port, that a fair spread leaves no worker without one except with a negligible chance: with
+/// 2 workers and 64 connections, all 64 on one worker has the chance 2 x 2^-64, about 1e-19.
+/// What it pins exactly: each worker accepted some, and the per-worker counts (in the summary,
+/// `/stats` and `/metrics`) add up to the connections opened.
+#[test]
+fn so_reuseport_spreads_connections_over_the_entry_pools_workers() {
+    const CONNECTIONS: usize = 64;
+    let mut config = config("workers", 2, json!({}), json!({ "admin": { "listen": "127.0.0.1:0" } }));
+    // A worker on each of two CPUs, so neither waits on the other to take its connections.
+    config["pools"]["main"]["cpus"] = json!(two_cpus());
+    let server = start(config);
+    let admin = server.admin.expect("an admin listener");
+    let mut streams: Vec<TcpStream> = (0..CONNECTIONS).map(|_| connect(server.addr)).collect();
+    for (i, stream) in streams.iter_mut().enumerate() {
+        stream.write_all(get(&format!("/c{i}")).as_bytes()).unwrap();
+    }
+    // Each answered, so each was accepted, by one worker or the other.
+    for (i, stream) in streams.iter_mut().enumerate() {
+        let response = read_response(stream, &mut Vec::new());
+        assert_eq!((response.status, response.body), (200, format!("GET /c{i}").into_bytes()));
+    }
+    let check = |by_worker: &[u64], at: &str| {
+        assert_eq!(by_worker.len(), 2, "{at}: a count per worker: {by_worker:?}");
+        assert!(by_worker.iter().all(|&n| n >= 1), "{at}: every worker accepted some: {by_worker:?}");
+        assert_eq!(by_worker.iter().sum::<u64>(), CONNECTIONS as u64, "{at}: {by_worker:?}");
+    };
+    let live = HttpStats::of(&crate::admin::stats(admin).source.expect("the source's stats")).unwrap();
+    check(&live.accepted_by_worker, "/stats");
+    let families = crate::admin::metrics(admin);
+    let name = "seda_http_connections_accepted_by_worker_total";
+    let scraped: Vec<u64> =
+        ["0", "1"].iter().map(|w| crate::admin::one(&families, name, &[("worker", w)]) as u64).collect();
+    assert_eq!(scraped, live.accepted_by_worker, "/metrics and /stats agree");
+    drop(streams);
+    let http = http(&server.stop());
+    check(&http.accepted_by_worker, "the summary");
+    assert_eq!(http.accepted, CONNECTIONS as u64);
+}
+
+/// With the reactor on a thread of its own, there is one listener and no count per worker.
+#[test]
+fn a_reactor_on_a_thread_keeps_no_count_per_worker() {
+    let server = start(config("thread", 2, json!({}), json!({})));
+    let mut stream = connect(server.addr);
+    stream.write_all(get("/one").as_bytes()).unwrap();
+    assert_eq!(read_response(&mut stream, &mut Vec::new()).status, 200);
+    drop(stream);
+    let http = http(&server.stop());
+    assert_eq!((http.accepted, http.accepted_by_worker), (1, vec![]));
 }
 
 // ---- the engine ------------------------------------------------------------------------------
@@ -367,7 +431,7 @@ fn a_stage_instance_is_rebuilt_after_its_handler_panics() {
     let mut plan = plan(json!({
         "name": "rebuilt",
         "source": { "kind": "generator", "requests": 1, "entry": "fragile" },
-        "pools": { "p": { "cpus": [0] } },
+        "pools": { "p": { "cpus": [a_cpu()] } },
         "stages": {
             "fragile": { "kind": "noop", "pool": "p", "next": "done" },
             "done": { "kind": "respond", "pool": "p" }

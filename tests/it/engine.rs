@@ -7,7 +7,7 @@ use seda::engine::{Admission, Outcome, RejectReason};
 use seda::stages::{splitmix64, unit_interval};
 use serde_json::{json, Value};
 
-use crate::support::{eventually, plan, start, submit, Gate};
+use crate::support::{eventually, plan, start, submit, two_cpus, Gate};
 
 /// A config whose generator is not used: the tests submit themselves.
 fn pipeline(stages: Value, pools: Value) -> Value {
@@ -17,19 +17,6 @@ fn pipeline(stages: Value, pools: Value) -> Value {
         "pools": pools,
         "stages": stages,
     })
-}
-
-/// The first two CPUs this process may run on, from its affinity mask (`Cpus_allowed_list`, as
-/// `0-1` or `2,5-7`): not CPUs 0 and 1, which a restricted machine or container may not have.
-pub(crate) fn two_cpus() -> [usize; 2] {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let list = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).expect("Cpus_allowed_list").trim();
-    let mut cpus = list.split(',').flat_map(|range| {
-        let (from, to) = range.split_once('-').unwrap_or((range, range));
-        from.parse::<usize>().unwrap()..=to.parse::<usize>().unwrap()
-    });
-    let first = cpus.next().expect("an allowed CPU");
-    [first, cpus.next().unwrap_or_else(|| panic!("these tests want two CPUs; allowed: {list}"))]
 }
 
 /// The stage named `name` in the plan, by id.
@@ -212,6 +199,8 @@ fn block_lets_the_sender_through_when_room_comes_in_time_in_order() {
     submit(&engine, [1, 2], Admission::Policy);
     std::thread::scope(|s| {
         s.spawn(|| {
+            // The pause is the test's input: the sender most likely waits for room by then (the
+            // case the test is about); if not, the same order and endings are owed all the same.
             std::thread::sleep(Duration::from_millis(20));
             gate.open();
         });
@@ -326,11 +315,16 @@ fn requests_after_shutdown_began_are_rejected_not_lost() {
     assert_eq!((summary.ledger.admitted, summary.ledger.completed, summary.ledger.rejected), (5, 2, 3));
 }
 
+/// Requests completed, as the admin listener shows them, before [`run_stopped_midway`] stops.
+pub(crate) const COMPLETED_BEFORE_THE_STOP: u64 = 10_000;
+
 /// A billion requests at `"max"` from a generator placed at `placement`, through a stage on
-/// pool `p` (the first allowed CPU) and a 1 us spin on pool `q` (the second), stopped after 200 ms.
+/// pool `p` (the first allowed CPU) and a 1 us spin on pool `q` (the second), stopped once
+/// [`COMPLETED_BEFORE_THE_STOP`] have completed.
 pub(crate) fn run_stopped_midway(placement: &str) -> seda::metrics::Summary {
     let config = json!({
         "name": "stop-midway",
+        "admin": { "listen": "127.0.0.1:0" },
         "source": {
             "kind": "generator", "placement": placement, "requests": 1_000_000_000u64, "rate": "max", "entry": "a"
         },
@@ -345,12 +339,29 @@ pub(crate) fn run_stopped_midway(placement: &str) -> seda::metrics::Summary {
         }
     });
     let stop = AtomicBool::new(false);
+    let (admin_tx, admin_rx) = std::sync::mpsc::channel();
     std::thread::scope(|s| {
-        s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(200));
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let stop = &stop;
+        s.spawn(move || {
+            // Stops the run however this thread ends, a failed wait included.
+            struct StopOnDrop<'a>(&'a AtomicBool);
+            impl Drop for StopOnDrop<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            let _stop = StopOnDrop(stop);
+            let admin = admin_rx.recv().expect("the admin listener's address");
+            eventually("requests to complete", || {
+                crate::admin::stats(admin).ledger.completed >= COMPLETED_BEFORE_THE_STOP
+            });
         });
-        seda::run::Runner::new(plan(config)).stop_on(&stop).run_to_end().unwrap().summary
+        let told = |at| {
+            if let seda::run::Listening::Admin(addr) = at {
+                admin_tx.send(addr).unwrap();
+            }
+        };
+        seda::run::Runner::new(plan(config)).stop_on(stop).on_listening(told).run_to_end().unwrap().summary
     })
 }
 
@@ -358,7 +369,7 @@ pub(crate) fn run_stopped_midway(placement: &str) -> seda::metrics::Summary {
 fn generator_run_stopped_midway_drains_and_counts_every_request() {
     let summary = run_stopped_midway("thread");
     let l = summary.ledger;
-    assert!(l.admitted > 0 && l.admitted < 1_000_000_000);
+    assert!(l.admitted >= COMPLETED_BEFORE_THE_STOP && l.admitted < 1_000_000_000);
     assert_eq!(l.in_flight, 0);
     assert_eq!(l.completed + l.rejected + l.failed + l.timed_out, l.admitted);
     assert_eq!(l.completed, l.admitted, "nothing was rejected: the generator waits for room");
@@ -483,7 +494,7 @@ fn looping_route(weights: Value, loop_pool: &str, exit_pool: &str) -> Value {
                         "next": { "back": "entry", "out": "done" } },
             "done": { "kind": "respond", "pool": exit_pool }
         }),
-        json!({ "a": { "cpus": [0] }, "b": { "cpus": [1] } }),
+        json!({ "a": { "cpus": [two_cpus()[0]] }, "b": { "cpus": [two_cpus()[1]] } }),
     );
     if loop_pool == exit_pool {
         config["pools"].as_object_mut().unwrap().retain(|name, _| name == loop_pool);

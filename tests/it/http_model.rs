@@ -37,7 +37,7 @@ use seda::stages::{splitmix64, IoOp, Output, Outputs, Request, Stage, StageFacto
 use serde_json::json;
 
 use crate::http_server::{connect, fill, read_to_close};
-use crate::support::plan;
+use crate::support::{a_cpu, plan};
 
 const SEEDS: std::ops::Range<u64> = 0..12;
 const HEADER_TIMEOUT_MS: u64 = 3000;
@@ -306,7 +306,8 @@ struct Server {
 }
 
 impl Server {
-    /// `hold` (a timer as long as the target says) → `echo`, one pool of two workers on CPU 0.
+    /// `hold` (a timer as long as the target says) → `echo`, one pool of two workers on the first
+    /// CPU this process may run on.
     fn start(reactor: &str) -> Server {
         let config = json!({
             "name": "http-model",
@@ -314,7 +315,7 @@ impl Server {
                 "kind": "http", "listen": "127.0.0.1:0", "entry": "hold", "reactor": reactor,
                 "header_timeout_ms": HEADER_TIMEOUT_MS
             },
-            "pools": { "main": { "cpus": [0], "threads": 2 } },
+            "pools": { "main": { "cpus": [a_cpu()], "threads": 2 } },
             "stages": {
                 "hold": { "kind": "delay", "params": { "micros": 1 }, "pool": "main", "next": "echo" },
                 "echo": { "kind": "respond", "pool": "main" }

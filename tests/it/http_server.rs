@@ -21,7 +21,7 @@ use seda::run::{Listening, Runner};
 use seda::stages::{IoOp, Output, Outputs, Request, Stage, StageFactory, Step};
 use serde_json::{json, Value};
 
-use crate::support::{plan, Gate};
+use crate::support::{a_cpu, plan, Gate};
 
 /// Runs test `$name(reactor)` with the reactors in the workers and on a thread of their own.
 macro_rules! both_placements {
@@ -142,7 +142,8 @@ pub(crate) fn install(plan: &mut Plan, name: &str, factory: Arc<dyn StageFactory
     }
 }
 
-/// `wait` → `echo`, one pool on CPU 0, with `source` fields merged into the http source.
+/// `wait` → `echo`, one pool on the first CPU this process may run on, with `source` fields
+/// merged into the http source.
 fn config(reactor: &str, source: Value) -> Value {
     config_with(reactor, source, json!({}))
 }
@@ -159,7 +160,7 @@ fn config_with(reactor: &str, source: Value, wait_queue: Value) -> Value {
     json!({
         "name": "http-test",
         "source": http,
-        "pools": { "main": { "cpus": [0], "threads": 2 } },
+        "pools": { "main": { "cpus": [a_cpu()], "threads": 2 } },
         "stages": { "wait": wait, "echo": { "kind": "respond", "pool": "main" } },
         "drain_timeout_ms": 10000
     })
@@ -382,14 +383,28 @@ fn answers_owed_before_a_bad_request_are_sent_first(reactor: &str) {
     server.stop();
 }
 
+/// Slowloris: a head trickled one byte every 50 ms, far inside `header_timeout_ms` (1 s)
+/// between bytes, is cut off 1 s after it began all the same. A server that restarted the
+/// timer on every read would wait for the whole head (237 bytes, about 12 s) and answer it.
 fn a_head_that_comes_too_slowly_is_answered_408_and_closed(reactor: &str) {
-    let server = start(config(reactor, json!({ "header_timeout_ms": 300 })));
+    const HEADER_TIMEOUT: Duration = Duration::from_millis(1000);
+    let server = start(config(reactor, json!({ "header_timeout_ms": HEADER_TIMEOUT.as_millis() as u64 })));
+    let head = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Slow: {}\r\n\r\n", "a".repeat(200));
+    // The server's deadline runs from accept, or from the head's first byte: both after this.
+    let began = std::time::Instant::now();
     let mut stream = connect(server.addr);
-    stream.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
+    let writer = trickle(&stream, head.bytes().map(|b| vec![b]).collect());
     let all = read_to_close(&mut stream);
-    assert_eq!(all, b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let closed_after = began.elapsed();
+    assert_eq!(String::from_utf8_lossy(&all), REQUEST_TIMEOUT);
+    // Never before the deadline (less a margin for the two clocks); and at it, give or take
+    // a loaded machine, not when the head would have been whole.
+    assert!(closed_after >= HEADER_TIMEOUT - Duration::from_millis(20), "closed early, after {closed_after:?}");
+    assert!(closed_after < HEADER_TIMEOUT + Duration::from_secs(4), "closed late, after {closed_after:?}");
+    drop(stream);
+    writer.join().unwrap();
     let http = server.stop().http();
-    assert_eq!(http.header_timeouts, 1);
+    assert_eq!((http.header_timeouts, http.requests), (1, 0));
 }
 
 fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(reactor: &str) {
@@ -421,28 +436,19 @@ fn connections_over_the_cap_are_refused_at_accept_and_counted(reactor: &str) {
     let mut third = connect(server.addr);
     let _ = third.write_all(get("/c2").as_bytes());
     assert_eq!(read_to_close(&mut third), b"", "refused: closed without an answer");
-    // A slot frees when a connection closes.
+    // A slot frees when a connection closes: once the server has seen the close, the next
+    // connection is taken.
     drop(open.pop());
-    // (The close may reach the reactor after the next connection does: try until it is in.)
-    let mut fourth = None;
-    for _ in 0..200 {
-        let mut stream = connect(server.addr);
-        let mut head = [0u8; 12];
-        if stream.write_all(get("/c3").as_bytes()).is_ok()
-            && matches!(stream.read_exact(&mut head), Ok(()) if &head == b"HTTP/1.1 200")
-        {
-            fourth = Some(stream);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(fourth.is_some(), "a freed slot takes a new connection");
+    crate::support::eventually("the close to be seen", || {
+        crate::admin::stats(admin).source.unwrap().levels["open"] == 1
+    });
+    let mut fourth = connect(server.addr);
+    let mut buf = Vec::new();
+    assert_eq!(exchange(&mut fourth, &mut buf, &get("/c3")).body, b"GET /c3 0", "a freed slot takes a new connection");
     drop(open);
     drop(fourth);
     let http = server.stop().http();
-    assert!(http.refused >= 1, "{http:?}");
-    assert_eq!(http.idle_closed_for_room, 0, "{http:?}");
-    assert_eq!(http.accepted, 3, "two, then one more once a slot was free: {http:?}");
+    assert_eq!((http.accepted, http.refused, http.idle_closed_for_room), (3, 1, 0), "{http:?}");
 }
 
 /// Closes `stream` with a reset (SO_LINGER 0), as a client that vanishes does.
@@ -494,6 +500,10 @@ fn a_client_that_shuts_its_side_still_gets_its_answer(reactor: &str) {
     assert_eq!(summary.ledger.completed, 1);
 }
 
+/// The twelve requests come in one write, so the reactor reads and frames them together and
+/// admits them as one batch into an empty queue of 2: the first two go in, the other ten are
+/// answered 503 at once (after the first two's answers, in request order), whenever the workers
+/// take them.
 fn a_full_entry_queue_answers_503_with_retry_after_and_the_ledger_stays_exact(reactor: &str) {
     let server = start(config_with(reactor, json!({}), json!({ "capacity": 2, "when_full": "reject" })));
     let mut stream = connect(server.addr);
@@ -501,8 +511,6 @@ fn a_full_entry_queue_answers_503_with_retry_after_and_the_ledger_stays_exact(re
     let all: String = (0..n).map(|i| get(&format!("/gate{i}"))).collect();
     stream.write_all(all.as_bytes()).unwrap();
     server.gate.wait_entered(1);
-    // Whatever did not fit was answered at once; open the gate for the rest.
-    std::thread::sleep(Duration::from_millis(100));
     server.gate.open();
     let mut buf = Vec::new();
     let (mut ok, mut unavailable) = (0, 0);
@@ -519,12 +527,13 @@ fn a_full_entry_queue_answers_503_with_retry_after_and_the_ledger_stays_exact(re
             }
             other => panic!("status {other}"),
         }
+        assert_eq!(response.status, if i < 2 { 200 } else { 503 }, "request {i}");
     }
+    assert_eq!((ok, unavailable), (2, 10));
     drop(stream);
     let summary = server.stop();
     let l = &summary.ledger;
-    assert!(unavailable >= 1, "a queue of 2 cannot hold {n}");
-    assert_eq!((l.admitted, l.completed, l.rejected, l.in_flight), (n, ok, unavailable, 0));
+    assert_eq!((l.admitted, l.completed, l.rejected, l.in_flight), (n, 2, 10, 0));
 }
 
 #[test]
@@ -639,6 +648,7 @@ impl Drop for WebRoot {
 /// configs/http_static.json's shape, on port 0, serving `root`.
 fn static_config(reactor: &str, root: &str) -> Value {
     let mut config: Value = serde_json::from_str(include_str!("../../configs/http_static.json")).unwrap();
+    crate::support::on_allowed_cpus(&mut config);
     config["source"]["listen"] = json!("127.0.0.1:0");
     config["source"]["reactor"] = json!(reactor);
     config["stages"]["read"]["params"]["root"] = json!(root);
@@ -648,6 +658,24 @@ fn static_config(reactor: &str, root: &str) -> Value {
 fn exchange(stream: &mut TcpStream, buf: &mut Vec<u8>, request: &str) -> Response {
     stream.write_all(request.as_bytes()).unwrap();
     read_response(stream, buf, request.starts_with("HEAD "))
+}
+
+/// `config` with one worker, so that the server has one reactor wherever it runs.
+fn one_reactor(mut config: Value) -> Value {
+    config["pools"]["main"]["threads"] = json!(1);
+    config
+}
+
+/// Waits until the server's only reactor (see [`one_reactor`]) has taken in every byte sent to
+/// it before this call, without relying on time: a request on a new connection, answered.
+/// Bytes sent before reached the reactor before this connection did; the reactor handles its
+/// events in the order they came, and counts what it framed before it writes an answer. So
+/// once this is answered, whatever the reactor framed from those bytes is counted. A poll
+/// cannot show that something does not happen; this shows that it had its chance.
+fn through_the_reactor(addr: SocketAddr) {
+    let mut stream = connect(addr);
+    let mut buf = Vec::new();
+    assert_eq!(exchange(&mut stream, &mut buf, &get("/barrier")).body, b"GET /barrier 0");
 }
 
 fn static_files_are_served_cached_and_answered_304_when_not_modified(reactor: &str) {
@@ -777,7 +805,7 @@ fn a_panic_or_failure_in_a_stage_is_500_and_the_server_goes_on(reactor: &str) {
     let config = json!({
         "name": "http-faults",
         "source": { "kind": "http", "listen": "127.0.0.1:0", "entry": "route", "reactor": reactor },
-        "pools": { "main": { "cpus": [0] } },
+        "pools": { "main": { "cpus": [a_cpu()] } },
         "stages": {
             "route": {
                 "kind": "http_route", "pool": "main",
@@ -848,7 +876,7 @@ fn the_admin_listener_shows_the_connections_live(reactor: &str) {
 }
 
 fn a_client_that_does_not_read_gets_no_more_requests_framed(reactor: &str) {
-    let mut config = config(reactor, json!({}));
+    let mut config = one_reactor(config(reactor, json!({})));
     config["admin"] = json!({ "listen": "127.0.0.1:0" });
     let server = start(config);
     let admin = server.admin.expect("an admin listener");
@@ -861,15 +889,18 @@ fn a_client_that_does_not_read_gets_no_more_requests_framed(reactor: &str) {
     // passes its bound (1 MiB) while the client reads nothing.
     stream.write_all(requests(10).as_bytes()).unwrap();
     crate::support::eventually("the first ten to be answered", || count("seda_http_answered_total") == 10.0);
-    stream.write_all(requests(30).as_bytes()).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(framed(), 10.0, "nothing more is framed while the client reads nothing");
+    // Five more: few, since once the client reads, the one worker makes their 20 MB of answers
+    // one after another before it writes any (a loaded machine must not take the client's read
+    // timeout over it).
+    stream.write_all(requests(5).as_bytes()).unwrap();
+    through_the_reactor(server.addr);
+    assert_eq!(framed(), 11.0, "nothing more is framed while the client reads nothing (one: the barrier's)");
     let mut buf = Vec::new();
-    for _ in 0..40 {
+    for _ in 0..15 {
         assert_eq!(read_response(&mut stream, &mut buf, false).body.len(), size);
     }
     drop(stream);
-    assert_eq!(server.stop().http().requests, 40);
+    assert_eq!(server.stop().http().requests, 16);
 }
 
 /// A request that outlives its connection must never be answered on another one, however many
@@ -1017,6 +1048,7 @@ fn trickle(stream: &TcpStream, pieces: Vec<Vec<u8>>) -> JoinHandle<()> {
             if writer.write_all(&piece).is_err() {
                 return;
             }
+            // The pause is the test's input (a slow client), not a wait for the server.
             std::thread::sleep(Duration::from_millis(50));
         }
     })
@@ -1121,7 +1153,10 @@ fn at_the_cap_an_idle_connection_makes_way_for_a_new_one(reactor: &str) {
 }
 
 fn connections_over_the_per_client_cap_are_refused_at_accept_and_counted(reactor: &str) {
-    let server = start(config(reactor, json!({ "max_connections_per_client": 2 })));
+    let mut config = config(reactor, json!({ "max_connections_per_client": 2 }));
+    config["admin"] = json!({ "listen": "127.0.0.1:0" });
+    let server = start(config);
+    let admin = server.admin.unwrap();
     let mut buf = Vec::new();
     let mut open = Vec::new();
     for i in 0..2 {
@@ -1132,25 +1167,21 @@ fn connections_over_the_per_client_cap_are_refused_at_accept_and_counted(reactor
     let mut third = connect(server.addr);
     let _ = third.write_all(get("/c2").as_bytes());
     assert_eq!(read_to_close(&mut third), b"", "refused: closed without an answer");
-    // Its share frees when one of its connections closes.
+    // Its share frees when one of its connections closes: once the server has seen the close,
+    // the next connection from it is taken.
     drop(open.pop());
-    let mut fourth = None;
-    for _ in 0..200 {
-        let mut stream = connect(server.addr);
-        let mut head = [0u8; 12];
-        if stream.write_all(get("/c3").as_bytes()).is_ok()
-            && matches!(stream.read_exact(&mut head), Ok(()) if &head == b"HTTP/1.1 200")
-        {
-            fourth = Some(stream);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(fourth.is_some(), "a freed share takes a new connection");
+    crate::support::eventually("the close to be seen", || {
+        crate::admin::stats(admin).source.unwrap().levels["open"] == 1
+    });
+    let mut fourth = connect(server.addr);
+    assert_eq!(exchange(&mut fourth, &mut buf, &get("/c3")).body, b"GET /c3 0", "a freed share takes a new connection");
     drop((open, fourth));
     let http = server.stop().http();
-    assert!(http.refused_per_client >= 1, "{http:?}");
-    assert_eq!((http.accepted, http.refused, http.idle_closed_for_room), (3, 0, 0), "{http:?}");
+    assert_eq!(
+        (http.accepted, http.refused_per_client, http.refused, http.idle_closed_for_room),
+        (3, 1, 0, 0),
+        "{http:?}"
+    );
 }
 
 /// Clients that do not read make the server hold their answers; past `max_unsent_bytes` for
@@ -1158,7 +1189,10 @@ fn connections_over_the_per_client_cap_are_refused_at_accept_and_counted(reactor
 /// 16 MB answers, of which the socket buffers take a few MB: each non-reading client makes the
 /// server hold over 10 MB, so two pass a 20 MB bound and the third waits.
 fn the_server_wide_bound_on_unsent_answers_holds_back_framing_until_clients_read(reactor: &str) {
-    let mut config = config(reactor, json!({ "max_unsent_bytes": 20_000_000 }));
+    // Three connections from 127.0.0.1 at most: a fourth is refused at accept, which the test
+    // uses to know that the reactor has taken in what the third sent (see below).
+    let config = config(reactor, json!({ "max_unsent_bytes": 20_000_000, "max_connections_per_client": 3 }));
+    let mut config = one_reactor(config);
     config["admin"] = json!({ "listen": "127.0.0.1:0" });
     let server = start(config);
     let admin = server.admin.unwrap();
@@ -1173,7 +1207,14 @@ fn the_server_wide_bound_on_unsent_answers_holds_back_framing_until_clients_read
     }
     let mut third = connect(server.addr);
     third.write_all(get(&format!("/big/{size}")).as_bytes()).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // No request can pass the reactor while the server holds over 20 MB, so the barrier is a
+    // connection refused at accept: the third's bytes reached the reactor before it did, and
+    // the reactor handles its events in the order they came. (The refusal is counted at once,
+    // what the reactor frames at the end of its turn: what it framed in that same turn could
+    // be missed, never seen where it was not.)
+    let fourth = connect(server.addr);
+    crate::support::eventually("the fourth connection to be refused", || counts().refused_per_client == 1);
+    drop(fourth);
     assert_eq!(counts().requests, 2, "nothing more is framed while the server holds over 20 MB");
     // The first client reads: the server holds less, and the third request goes in.
     let mut buf = Vec::new();
@@ -1193,7 +1234,7 @@ fn the_server_wide_bound_on_unsent_answers_holds_back_framing_until_clients_read
 /// as much as one being written: a large one takes the connection past its share
 /// (`max_unsent_bytes_per_connection`), and its further requests wait.
 fn an_answer_waiting_behind_an_earlier_one_counts_against_its_connections_share(reactor: &str) {
-    let mut config = config(reactor, json!({}));
+    let mut config = one_reactor(config(reactor, json!({})));
     config["admin"] = json!({ "listen": "127.0.0.1:0" });
     let server = start(config);
     let admin = server.admin.unwrap();
@@ -1203,14 +1244,14 @@ fn an_answer_waiting_behind_an_earlier_one_counts_against_its_connections_share(
     stream.write_all(format!("{}{}", get("/sleep/6000"), get(&format!("/big/{size}"))).as_bytes()).unwrap();
     crate::support::eventually("the large answer, behind the slow one", || counts().answered == 1);
     stream.write_all(get("/after").as_bytes()).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(counts().requests, 2, "nothing more is framed while 4 MB wait for the client");
+    through_the_reactor(server.addr);
+    assert_eq!(counts().requests, 3, "nothing more is framed while 4 MB wait for the client (one: the barrier's)");
     let mut buf = Vec::new();
     assert_eq!(read_response(&mut stream, &mut buf, false).body, b"GET /sleep/6000 0");
     assert_eq!(read_response(&mut stream, &mut buf, false).body.len(), size);
     assert_eq!(read_response(&mut stream, &mut buf, false).body, b"GET /after 0");
     drop(stream);
-    assert_eq!(server.stop().ledger.completed, 3);
+    assert_eq!(server.stop().ledger.completed, 4);
 }
 
 /// Bytes read are progress for a body, not for a wait for answers: a client that trickles the

@@ -11,7 +11,7 @@ use seda::engine::{Admission, Engine, Envelope, Origin, Outcome};
 use seda::stages::{Outputs, Request, Stage, StageFactory, Step};
 use serde_json::json;
 
-use crate::support::plan;
+use crate::support::{plan, two_cpus};
 
 /// An origin's own count of what it sent and of what came back, by ending.
 #[derive(Default)]
@@ -87,7 +87,7 @@ fn the_ledger_agrees_with_what_each_origin_and_stage_counted_during_and_after_a_
     let mut plan = plan(json!({
         "name": "ledger-check",
         "source": { "kind": "generator", "requests": 1, "entry": "entry" },
-        "pools": { "front": { "cpus": [0] }, "back": { "cpus": [1] } },
+        "pools": { "front": { "cpus": [two_cpus()[0]] }, "back": { "cpus": [two_cpus()[1]] } },
         "stages": {
             "entry": { "kind": "noop", "pool": "front", "next": "chaos",
                 "queue": { "capacity": 256, "when_full": "block", "block_timeout_ms": 60000 } },

@@ -291,7 +291,8 @@ fn an_in_process_load_takes_a_request_file_with_results_per_name() {
         "{\"name\": \"a\", \"path\": \"/a\", \"weight\": 3}\n{\"name\": \"b\", \"path\": \"/b\", \"body\": \"xyz\"}\n",
     )
     .unwrap();
-    let args = ["configs/noop4.json", "--requests", file.to_str().unwrap(), "--rate", "2000", "-d", "1s"];
+    let config = crate::support::example_config("noop4.json");
+    let args = [config.to_str().unwrap(), "--requests", file.to_str().unwrap(), "--rate", "2000", "-d", "1s"];
     let (r, _) = load("inprocess-requests", &args);
     assert_eq!((count(&r, "requests"), count(&r, "responses"), count(&r, "errors")), (2000, 2000, 0));
     let (a, b) = (count(&r["by_request"]["a"], "responses"), count(&r["by_request"]["b"], "responses"));

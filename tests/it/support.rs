@@ -74,6 +74,73 @@ pub fn submit(engine: &Engine, ids: impl IntoIterator<Item = u64>, admission: Ad
     submitter.submit_batch(&mut batch, admission);
 }
 
+/// The CPUs this process may run on, from its affinity mask (`Cpus_allowed_list`, as `0-1` or
+/// `2,5-7`): not CPUs 0 and 1, which a restricted machine or container may not have.
+pub fn allowed_cpus() -> Vec<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let list = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).expect("Cpus_allowed_list").trim();
+    let cpus: Vec<usize> = list
+        .split(',')
+        .flat_map(|range| {
+            let (from, to) = range.split_once('-').unwrap_or((range, range));
+            from.parse::<usize>().unwrap()..=to.parse::<usize>().unwrap()
+        })
+        .collect();
+    assert!(!cpus.is_empty(), "an allowed CPU: {list}");
+    cpus
+}
+
+/// The first CPU this process may run on.
+pub fn a_cpu() -> usize {
+    allowed_cpus()[0]
+}
+
+/// The first two CPUs this process may run on.
+pub fn two_cpus() -> [usize; 2] {
+    match allowed_cpus()[..] {
+        [first, second, ..] => [first, second],
+        [_] => panic!("these tests want two CPUs; this process may run on one"),
+        [] => unreachable!(),
+    }
+}
+
+/// Moves a config written for CPUs 0, 1, ... (the example configs) onto the CPUs this process
+/// may run on: CPU n becomes the n-th allowed one (round the list), in every `cpus` list and
+/// `cpu` field. Where CPUs 0 and 1 are allowed, nothing changes.
+pub fn on_allowed_cpus(config: &mut Value) {
+    let allowed = allowed_cpus();
+    let onto = |cpu: &mut Value| {
+        if let Some(n) = cpu.as_u64() {
+            *cpu = allowed[n as usize % allowed.len()].into();
+        }
+    };
+    match config {
+        Value::Object(fields) => {
+            for (name, value) in fields.iter_mut() {
+                match (name.as_str(), value) {
+                    ("cpus", Value::Array(cpus)) => cpus.iter_mut().for_each(onto),
+                    ("cpu", cpu) => onto(cpu),
+                    (_, value) => on_allowed_cpus(value),
+                }
+            }
+        }
+        Value::Array(values) => values.iter_mut().for_each(on_allowed_cpus),
+        _ => {}
+    }
+}
+
+/// `configs/<name>` moved onto the CPUs this process may run on ([`on_allowed_cpus`]), written
+/// to a file of its own under the temporary directory, for a test that hands a config's path
+/// to the binary.
+pub fn example_config(name: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(format!("configs/{name}")).unwrap_or_else(|e| panic!("configs/{name}: {e}"));
+    let mut config: Value = serde_json::from_str(&text).unwrap();
+    on_allowed_cpus(&mut config);
+    let path = std::env::temp_dir().join(format!("seda-it-{}-example-{name}", std::process::id()));
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    path
+}
+
 /// Polls `check` until it holds, failing the test after 20 s.
 pub fn eventually(what: &str, check: impl Fn() -> bool) {
     let start = Instant::now();

@@ -13,6 +13,8 @@ use seda::config::{load_str_with, validate_with};
 use seda::stages::Registry;
 use serde_json::{json, Value};
 
+use crate::support::a_cpu;
+
 fn registry() -> Registry {
     Registry::builtin().with_kind::<enrich::Enrich>("enrich")
 }
@@ -26,7 +28,7 @@ fn config(requests: u64, enrich_params: Value) -> Value {
             "kind": "generator", "requests": requests, "rate": 20000, "entry": "enrich",
             "attributes": { "tier": { "gold": 1, "standard": 3 } }
         },
-        "pools": { "main": { "cpus": [0] } },
+        "pools": { "main": { "cpus": [a_cpu()] } },
         "stages": {
             "enrich": { "kind": "enrich", "pool": "main", "params": enrich_params,
                         "next": { "gold": "digest", "standard": "respond" } },
@@ -130,7 +132,7 @@ fn a_kind_that_needs_an_http_request_is_refused_behind_a_generator() {
     let config = json!({
         "name": "no-http",
         "source": { "kind": "generator", "requests": 10, "entry": "reply" },
-        "pools": { "main": { "cpus": [0] } },
+        "pools": { "main": { "cpus": [a_cpu()] } },
         "stages": { "reply": { "kind": "send", "pool": "main" } }
     });
     assert_eq!(
