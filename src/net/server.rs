@@ -35,21 +35,20 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mio::net::TcpListener;
-
 use super::backend::epoll::Epoll;
+use super::backend::uring::{self, Uring};
 use super::backend::{Backend, Event, Fill};
 use super::completions::{Answer, Completions};
 use super::connection::{Conn, Framing, Slot, Waiting, LINGER_TIME};
 use super::stats::HttpLive;
 use super::{fixed_replies, RequestReader};
 use crate::clock::now_ns;
-use crate::config::{HttpPlan, Plan, SourcePlacement, SourcePlan};
+use crate::config::{HttpIo, HttpPlan, Plan, SourcePlacement, SourcePlan};
 use crate::engine::{Admission, Admit, Envelope, Origin, Poller};
 use crate::metrics::LiveStats;
 use crate::source::{Opened, RunsOn, Source, SourceError, ThreadBody};
@@ -103,6 +102,60 @@ impl HttpSource {
     pub fn new() -> Self {
         HttpSource::default()
     }
+
+    /// Builds a reactor with backend `make` on each listener, and says where they run.
+    fn start<B: Backend + 'static>(
+        &mut self,
+        listeners: Vec<TcpListener>,
+        http: &HttpPlan,
+        make: impl Fn(TcpListener) -> io::Result<B>,
+    ) -> Result<Opened, SourceError> {
+        let mut built = Vec::new();
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let failed = |e: io::Error| SourceError::new(format!("cannot set up the HTTP reactor: {e}"));
+            built.push(Reactor::new(make(listener).map_err(failed)?, http, self.control.clone(), i as u32));
+        }
+        let origins = built.iter().map(|r| r.completions.clone() as Arc<dyn Origin>).collect();
+        self.wakers = built.iter().map(|r| r.waker()).collect();
+        let runs_on = match http.reactor {
+            SourcePlacement::Workers => {
+                RunsOn::Workers(built.into_iter().map(|r| Box::new(r) as Box<dyn Poller>).collect())
+            }
+            SourcePlacement::Thread => {
+                let mut reactor = built.pop().expect("one reactor");
+                let body: ThreadBody = Box::new(move |mut submitter| {
+                    let mut admit = |batch: &mut Vec<Box<Envelope>>| submitter.submit_batch(batch, Admission::Policy);
+                    while !reactor.is_drained() {
+                        reactor.turn(None, &mut admit);
+                    }
+                });
+                RunsOn::Thread { name: "seda-http", cpu: http.cpu, body }
+            }
+        };
+        Ok(Opened { origins, runs_on })
+    }
+}
+
+/// The backend `io` asks for: `auto` is io_uring if this kernel gives a ring (said in one log
+/// line, with the reason when it does not); `uring` fails the run if it does not.
+fn choose_io(io: HttpIo) -> Result<HttpIo, SourceError> {
+    if io == HttpIo::Epoll {
+        return Ok(io);
+    }
+    match uring::available() {
+        Ok(()) if io == HttpIo::Auto => {
+            eprintln!("seda: HTTP I/O: io_uring (\"io\": \"auto\", and this kernel allows it)");
+            Ok(HttpIo::Uring)
+        }
+        Ok(()) => Ok(HttpIo::Uring),
+        Err(e) if io == HttpIo::Auto => {
+            eprintln!("seda: HTTP I/O: epoll (\"io\": \"auto\", and io_uring is not available: {e})");
+            Ok(HttpIo::Epoll)
+        }
+        Err(e) => Err(SourceError::new(format!(
+            "\"io\": \"uring\" but io_uring is not available: {e} (use \"epoll\" or \"auto\")"
+        ))),
+    }
 }
 
 impl Source for HttpSource {
@@ -123,30 +176,10 @@ impl Source for HttpSource {
             listeners.push(listen(addr, true)?);
         }
         self.addr = Some(addr);
-        let mut built = Vec::new();
-        for (i, listener) in listeners.into_iter().enumerate() {
-            let failed = |e: io::Error| SourceError::new(format!("cannot set up the HTTP reactor: {e}"));
-            let backend = Epoll::new(listener).map_err(failed)?;
-            built.push(Reactor::new(backend, http, self.control.clone(), i as u32));
+        match choose_io(http.io)? {
+            HttpIo::Uring => self.start(listeners, http, Uring::new),
+            _ => self.start(listeners, http, |listener| Epoll::new(mio::net::TcpListener::from_std(listener))),
         }
-        let origins = built.iter().map(|r| r.completions.clone() as Arc<dyn Origin>).collect();
-        self.wakers = built.iter().map(|r| r.waker()).collect();
-        let runs_on = match http.reactor {
-            SourcePlacement::Workers => {
-                RunsOn::Workers(built.into_iter().map(|r| Box::new(r) as Box<dyn Poller>).collect())
-            }
-            SourcePlacement::Thread => {
-                let mut reactor = built.pop().expect("one reactor");
-                let body: ThreadBody = Box::new(move |mut submitter| {
-                    let mut admit = |batch: &mut Vec<Box<Envelope>>| submitter.submit_batch(batch, Admission::Policy);
-                    while !reactor.is_drained() {
-                        reactor.turn(None, &mut admit);
-                    }
-                });
-                RunsOn::Thread { name: "seda-http", cpu: http.cpu, body }
-            }
-        };
-        Ok(Opened { origins, runs_on })
     }
 
     fn listening(&self) -> Option<SocketAddr> {
@@ -200,7 +233,7 @@ fn listen(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener, SourceError
     socket.set_nonblocking(true).map_err(fail)?;
     socket.bind(&addr.into()).map_err(fail)?;
     socket.listen(BACKLOG).map_err(fail)?;
-    Ok(TcpListener::from_std(socket.into()))
+    Ok(socket.into())
 }
 
 struct Reactor<B> {
@@ -324,6 +357,12 @@ impl<B: Backend> Reactor<B> {
                 Event::Accept => self.accept(),
                 Event::Input(slot) => self.on_readable(slot),
                 Event::Output(slot) => self.mark_dirty(slot),
+                Event::Broken(slot) => {
+                    if self.slots[slot].conn.is_some() {
+                        HttpLive::count(&self.live.broken);
+                        self.close(slot);
+                    }
+                }
             }
         }
         self.events = events;

@@ -23,24 +23,10 @@ use seda::run::{Listening, Runner};
 use seda::stages::{Output, Outputs, Request, Stage, StageFactory, Step};
 use serde_json::{json, Value};
 
-use crate::http_server::{connect, fill, get, install, read_to_close, WaitFactory};
+use crate::http_server::{
+    both_backends, both_placements, connect, fill, get, install, read_to_close, Reactor, WaitFactory,
+};
 use crate::support::{eventually, plan, start as start_engine, submit, Gate};
-
-/// Runs test `$name(reactor)` with the reactors in the workers and on a thread of their own.
-macro_rules! both_placements {
-    ($($name:ident),* $(,)?) => {
-        $(mod $name {
-            #[test]
-            fn reactor_in_workers() {
-                super::$name("workers")
-            }
-            #[test]
-            fn reactor_thread() {
-                super::$name("thread")
-            }
-        })*
-    };
-}
 
 both_placements!(
     a_request_past_its_deadline_is_answered_503_with_retry_after,
@@ -63,8 +49,10 @@ struct Server {
 
 /// `wait` (timers on `/sleep/MS`, the gate on `/gate...`) then `answer`, one pool of `threads`
 /// on CPU 0; `source` merged into the http source, `pipeline` into the pipeline.
-fn config(reactor: &str, threads: usize, source: Value, pipeline: Value) -> Value {
-    let mut http = json!({ "kind": "http", "listen": "127.0.0.1:0", "entry": "wait", "reactor": reactor });
+fn config(reactor: Reactor, threads: usize, source: Value, pipeline: Value) -> Value {
+    let mut http = json!({
+        "kind": "http", "listen": "127.0.0.1:0", "entry": "wait", "reactor": reactor.placement, "io": reactor.io,
+    });
     for (k, v) in source.as_object().unwrap() {
         http[k] = v.clone();
     }
@@ -193,7 +181,7 @@ fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Response {
 
 // ---- the behaviours --------------------------------------------------------------------------
 
-fn a_request_past_its_deadline_is_answered_503_with_retry_after(reactor: &str) {
+fn a_request_past_its_deadline_is_answered_503_with_retry_after(reactor: Reactor) {
     // The timer would hold it 60 s; the deadline cuts it short at 100 ms.
     let server = start(config(reactor, 2, json!({}), json!({ "deadline_ms": 100 })));
     let mut stream = connect(server.addr);
@@ -210,7 +198,7 @@ fn a_request_past_its_deadline_is_answered_503_with_retry_after(reactor: &str) {
     assert_eq!((ledger.admitted, ledger.timed_out, ledger.completed, ledger.in_flight), (2, 1, 1, 0));
 }
 
-fn a_request_still_in_flight_at_the_drain_timeout_is_dropped_and_counted(reactor: &str) {
+fn a_request_still_in_flight_at_the_drain_timeout_is_dropped_and_counted(reactor: Reactor) {
     let server = start(config(reactor, 2, json!({}), json!({ "drain_timeout_ms": 200 })));
     let mut stream = connect(server.addr);
     stream.write_all(get("/sleep/60000").as_bytes()).unwrap();
@@ -224,7 +212,7 @@ fn a_request_still_in_flight_at_the_drain_timeout_is_dropped_and_counted(reactor
     assert_eq!((http.requests, http.dropped_at_shutdown), (1, 1));
 }
 
-fn a_pipeline_that_ends_a_request_without_a_status_answers_500(reactor: &str) {
+fn a_pipeline_that_ends_a_request_without_a_status_answers_500(reactor: Reactor) {
     let server = start(config(reactor, 2, json!({}), json!({})));
     let mut stream = connect(server.addr);
     stream.write_all(format!("{}{}", get("/nostatus"), get("/after")).as_bytes()).unwrap();
@@ -236,7 +224,7 @@ fn a_pipeline_that_ends_a_request_without_a_status_answers_500(reactor: &str) {
     assert_eq!(server.stop().ledger.completed, 2);
 }
 
-fn a_header_value_with_cr_lf_or_nul_is_left_out(reactor: &str) {
+fn a_header_value_with_cr_lf_or_nul_is_left_out(reactor: Reactor) {
     let server = start(config(reactor, 2, json!({}), json!({})));
     let mut stream = connect(server.addr);
     stream.write_all(format!("{}{}", get("/headers"), get("/after")).as_bytes()).unwrap();
@@ -253,7 +241,7 @@ fn a_header_value_with_cr_lf_or_nul_is_left_out(reactor: &str) {
     server.stop();
 }
 
-fn a_request_sent_during_shutdown_is_not_read_and_its_connection_closes_after_what_it_is_owed(reactor: &str) {
+fn a_request_sent_during_shutdown_is_not_read_and_its_connection_closes_after_what_it_is_owed(reactor: Reactor) {
     // (docs/reference/http.md said such a request is answered 503: the source stops before the
     // engine stops admitting, so it never reaches the engine; this pins what happens.)
     let server = start(config(reactor, 2, json!({}), json!({})));
@@ -295,10 +283,11 @@ fn read_response_from(buf: &mut Vec<u8>) -> Response {
     Response { status, headers, body }
 }
 
-#[test]
-fn max_pipelined_bounds_a_connections_requests_in_the_pipeline() {
-    // The reactor on a thread of its own: a worker held at the gate would hold its reactor too.
-    let mut config = config("thread", 2, json!({ "max_pipelined": 2 }), json!({}));
+// The reactor on a thread of its own: a worker held at the gate would hold its reactor too.
+both_backends!("thread": max_pipelined_bounds_a_connections_requests_in_the_pipeline);
+
+fn max_pipelined_bounds_a_connections_requests_in_the_pipeline(reactor: Reactor) {
+    let mut config = config(reactor, 2, json!({ "max_pipelined": 2 }), json!({}));
     config["admin"] = json!({ "listen": "127.0.0.1:0" });
     let server = start(config);
     let admin = server.admin.expect("an admin listener");

@@ -12,6 +12,7 @@
 //!   `io_uring_enter` per turn submits everything the turn queued and waits.
 
 pub(crate) mod epoll;
+pub(crate) mod uring;
 
 use std::net::{IpAddr, TcpStream};
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub(crate) enum Event {
     Input(usize),
     /// The connection in the slot can send again (its socket has room, or a send completed).
     Output(usize),
+    /// The connection in the slot is broken (a receive or send failed): it is closed.
+    Broken(usize),
 }
 
 /// What [`Backend::fill`] did.
