@@ -170,12 +170,12 @@ pub enum SourcePlacement {
 #[serde(rename_all = "snake_case")]
 pub enum HttpIo {
     /// Readiness: epoll (through mio); the reactor reads and writes sockets itself.
-    #[default]
     Epoll,
     /// Completions: io_uring; the kernel accepts, receives and sends. Fails to start where the
     /// kernel does not allow it.
     Uring,
     /// io_uring where the kernel allows it, else epoll (one log line says which and why).
+    #[default]
     Auto,
 }
 
