@@ -378,6 +378,7 @@ impl<B: Backend> Reactor<B> {
         // Before the answers leave: a client that has its answer finds it counted.
         self.publish_counts();
         self.write_dirty();
+        self.io.flush();
         self.publish_counts();
         if !self.stalled.is_empty() && self.shared_room() {
             // Room again (clients took bytes here or at another reactor).

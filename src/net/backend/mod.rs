@@ -9,7 +9,7 @@
 //!   the reactor reads and writes it then, by system calls of its own.
 //! - `uring`: completions (io_uring). Accepts, receives and sends are operations the kernel
 //!   completes; received bytes are fed to their connection as they complete, and one
-//!   `io_uring_enter` per turn submits everything the turn queued and waits.
+//!   `io_uring_enter` per turn submits everything the turn queued (see `uring`'s protocol).
 
 pub(crate) mod epoll;
 pub(crate) mod uring;
@@ -74,6 +74,10 @@ pub(crate) trait Backend: Send {
 
     /// Ends the connection's I/O and closes it (once the kernel has given back what it lent).
     fn release(&mut self, slot: usize, conn: Conn);
+
+    /// The end of a reactor's turn: a backend that queues its operations submits them now if
+    /// they should not wait for the next [`Backend::wait`] (sends, which clients wait for).
+    fn flush(&mut self) {}
 
     /// What wakes a [`Backend::wait`] blocked on another thread.
     fn waker(&self) -> Arc<dyn Fn() + Send + Sync>;

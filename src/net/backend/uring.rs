@@ -11,9 +11,13 @@
 //!    a client that does not read meets TCP's own flow control, as with epoll.
 //! 3. Sends: at most one in flight per connection, from its output where it is; until it
 //!    completes the output is lent ([`Conn::output_lent`]) and not touched.
-//! 4. A turn queues its operations and the next [`Backend::wait`] submits them all with one
-//!    `io_uring_enter`, which also waits for completions when asked to; a wait that needs no
-//!    waiting and has nothing to submit makes no system call at all.
+//! 4. Submission is batched, one `io_uring_enter` per turn at most: a turn that queued sends
+//!    submits everything queued at its end ([`Backend::flush`]: clients wait for sends);
+//!    receives queued alone wait for the next turn's end, or for the wait that puts the reactor
+//!    to sleep, which submits and waits in one call. A wait that needs no waiting reads the
+//!    completions without a system call. (At low load a request so costs two: the one that
+//!    sends its answer, with its connection's next receive, and the sleep the request arrives
+//!    in; epoll's is three: the wait, the read and the write.)
 //! 5. Wake-ups from other threads: a read on an eventfd, always in flight, completes when
 //!    another thread writes the eventfd.
 //! 6. Closing a connection cancels its operations; the socket closes when the kernel lets go of
@@ -95,6 +99,9 @@ pub(crate) struct Uring {
     starved: Vec<(usize, u32)>,
     /// Operations whose last completion has not come: what dropping the ring must wait for.
     in_flight: usize,
+    /// Sends were queued since the last submission; entries were queued before this turn.
+    sends_queued: bool,
+    queued_before: bool,
     completed: Vec<cqueue::Entry>,
 }
 
@@ -163,6 +170,8 @@ impl Uring {
             closed_sending: HashMap::new(),
             starved: Vec::new(),
             in_flight: 0,
+            sends_queued: false,
+            queued_before: false,
             completed: Vec::new(),
         };
         uring.arm_accept();
@@ -218,21 +227,26 @@ impl Uring {
         self.push(entry, true);
     }
 
-    /// Submits what is queued and, for a non-zero `timeout`, waits up to it for a completion.
+    /// For a non-zero `timeout`, submits what is queued and waits up to it for a completion
+    /// (not at all if some are there already); for zero, enters the kernel only if completions
+    /// wait there to be posted.
     fn enter(&mut self, timeout: Duration) {
         let ready = !self.ring.completion().is_empty();
-        let must_enter = {
+        let (queued, must_enter) = {
             let submission = self.ring.submission();
-            !submission.is_empty() || submission.taskrun() || submission.cq_overflow()
+            (!submission.is_empty(), submission.taskrun() || submission.cq_overflow())
         };
-        let result = if timeout.is_zero() || ready {
-            if !must_enter {
-                return;
-            }
-            self.ring.submit()
-        } else {
+        let waits = !timeout.is_zero() && !ready;
+        if !(waits || must_enter || (queued && !timeout.is_zero())) {
+            return;
+        }
+        self.sends_queued = false;
+        self.queued_before = false;
+        let result = if waits {
             let timespec = Timespec::from(timeout);
             self.ring.submitter().submit_with_args(1, &SubmitArgs::new().timespec(&timespec))
+        } else {
+            self.ring.submit()
         };
         match result {
             Ok(_) => {}
@@ -427,6 +441,7 @@ impl Backend for Uring {
             opcode::SendMsg::new(fd, &msg.header).flags(libc::MSG_NOSIGNAL as u32).build()
         };
         self.push(entry.user_data(user_data(Op::Send, slot, conn.generation)), true);
+        self.sends_queued = true;
         conn.output_lent = true;
         self.conns[slot].sending = true;
         Ok(())
@@ -448,6 +463,21 @@ impl Backend for Uring {
             self.closed_sending.insert(key, (conn, msg));
         }
         // Otherwise `conn` drops here, closing the socket (once a cancelled receive lets go).
+    }
+
+    fn flush(&mut self) {
+        if self.ring.submission().is_empty() {
+            return;
+        }
+        if self.sends_queued || self.queued_before {
+            self.sends_queued = false;
+            self.queued_before = false;
+            if let Err(e) = self.ring.submit() {
+                assert!(matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)), "{e}");
+            }
+        } else {
+            self.queued_before = true;
+        }
     }
 
     fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
