@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # seda's HTTP source side by side with nginx (one worker) and hyper (current-thread tokio), each
-# pinned to CPU 0, driven by `wrk -t1 -c64` pinned to CPU 1; rounds interleaved so that the
-# machine's drift hits every server alike. Prints each run, then medians and ratios.
+# pinned to CPU 0, driven from CPU 1; rounds interleaved so that the machine's drift hits every
+# server alike. Prints each run, then medians and ratios.
 #
-#   benches/http_vs_peers.sh [--rounds N] [--duration SECONDS] [--only hello|static|idle]
+#   benches/http_vs_peers.sh [--rounds N] [--duration SECONDS] [--only open|hello|static|idle]
 #
-# hello:  configs/http_hello.json vs nginx `return 200` vs hyper, plain and 16-deep pipelined.
-#         `seda` runs the reactor in its worker (the default); `seda_thread` on a thread beside it.
+# seda runs with each I/O backend: `seda_uring` ("io": "uring") and `seda_epoll` ("io": "epoll"),
+# the reactor in its worker (the default); `seda_thread` is epoll with the reactor on a thread.
+#
+# open:   the server's CPU time per answered request (user + system of the whole process, from
+#         /proc, over the measured run only) at fixed open-loop rates of 10k, 50k and 100k/s with
+#         64 and 1,000 connections, `seda load` on CPU 1 (after a warmup run), with its p99
+#         (corrected latency). configs/http_hello.json vs nginx `return 200` vs hyper.
+# hello:  closed loop (`wrk -t1 -c64`) requests/s, plain and 16-deep pipelined.
 # static: configs/http_static.json vs nginx over 1,000 files whose sizes follow SPECweb99's
 #         classes (35% 0.1-0.9 KB, 50% 1-9 KB, 14% 10-90 KB, 1% 100-900 KB), requested at random.
 # idle:   resident memory per idle keep-alive connection, 10,000 of them (each has served one
@@ -26,7 +32,7 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS=$2; shift 2 ;;
         --duration) DURATION=$2; shift 2 ;;
         --only) ONLY=$2; shift 2 ;;
-        *) echo "usage: $0 [--rounds N] [--duration SECONDS] [--only hello|static|idle]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--rounds N] [--duration SECONDS] [--only open|hello|static|idle]" >&2; exit 2 ;;
     esac
 done
 
@@ -76,18 +82,16 @@ wait_port() {
 }
 
 # The servers, each on CPU 0. $1: what to serve (hello or static), $2: port.
-# seda: the reactor in the worker (the default); seda_thread: a reactor thread beside it.
-start_seda() {
+# seda_uring, seda_epoll: the reactor in the worker (the default), with each I/O backend;
+# seda_thread: epoll, a reactor thread beside the worker.
+run_seda() {
     taskset -c 0 "$SEDA" run "$WORK/seda-http_$1.json" --listen "127.0.0.1:$2" >"$WORK/seda.out" 2>&1 &
     SERVER_PID=$!
     wait_port "$2"
 }
-
-start_seda_thread() {
-    taskset -c 0 "$SEDA" run "$WORK/seda-http_$1-thread.json" --listen "127.0.0.1:$2" >"$WORK/seda.out" 2>&1 &
-    SERVER_PID=$!
-    wait_port "$2"
-}
+start_seda_uring() { run_seda "$1-uring" "$2"; }
+start_seda_epoll() { run_seda "$1-epoll" "$2"; }
+start_seda_thread() { run_seda "$1-thread" "$2"; }
 
 start_nginx() {
     mkdir -p "$WORK/nginx/logs"
@@ -113,6 +117,44 @@ EOF
     taskset -c 0 "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
     SERVER_PID=$!
     wait_port "$2"
+}
+
+# CPU time (user + system, microseconds) the server has used: its process and its children
+# (nginx's worker).
+server_cpu_us() {
+    python3 - "$SERVER_PID" <<'PY'
+import os, sys
+tick = os.sysconf("SC_CLK_TCK")
+def cpu(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+pids = [int(sys.argv[1])]
+try:
+    pids += [int(p) for p in open(f"/proc/{sys.argv[1]}/task/{sys.argv[1]}/children").read().split()]
+except OSError:
+    pass
+print(sum(cpu(p) for p in pids) * 1_000_000 // tick)
+PY
+}
+
+# seda load on CPU 1, open loop at $2/s with $3 connections against port $1: a warmup run, then
+# the measured one; prints "server_cpu_us_per_answered_request p99_us".
+drive_open() {
+    local url="http://127.0.0.1:$1/"
+    taskset -c 1 "$SEDA" load "$url" --rate "$2" -c "$3" --threads 1 -d 2s >/dev/null 2>&1
+    local before after
+    before=$(server_cpu_us)
+    taskset -c 1 "$SEDA" load "$url" --rate "$2" -c "$3" --threads 1 -d "${DURATION}s" --json "$WORK/load.json" \
+        >/dev/null 2>&1
+    after=$(server_cpu_us)
+    python3 - "$WORK/load.json" "$before" "$after" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+cpu_us = int(sys.argv[3]) - int(sys.argv[2])
+answered = max(r["responses"], 1)
+errors = f" errors={r['errors']}" if r["errors"] else ""
+print(f"{cpu_us / answered:.3f} {r['latency_us']['corrected']['p99']:.0f}{errors}")
+PY
 }
 
 start_hyper() {
@@ -151,8 +193,8 @@ RESULTS=$WORK/results.txt
 : >"$RESULTS"
 record() { echo "$1 $2" >>"$RESULTS"; echo "  $1: $2"; }
 
-# A seda config from configs/$1.json with its `root` params pointed at $2 (if given), and a
-# copy of it with the reactor on a thread of its own (pinned to CPU 0 too).
+# A seda config from configs/$1.json with its `root` params pointed at $2 (if given), one with
+# each I/O backend, and one with the reactor on a thread of its own (pinned to CPU 0 too).
 seda_config() {
     python3 - "$ROOT/configs/$1.json" "$WORK/seda-$1" "${2:-}" <<'EOF'
 import json, sys
@@ -161,17 +203,36 @@ for stage in config["stages"].values():
     params = stage.get("params") or {}
     if "root" in params and sys.argv[3]:
         params["root"] = sys.argv[3]
-json.dump(config, open(sys.argv[2] + ".json", "w"), indent=1)
+for io in ["uring", "epoll"]:
+    config["source"]["io"] = io
+    json.dump(config, open(sys.argv[2] + f"-{io}.json", "w"), indent=1)
 config["source"].update({"reactor": "thread", "cpu": 0})
 json.dump(config, open(sys.argv[2] + "-thread.json", "w"), indent=1)
 EOF
+}
+
+open_loop() {
+    seda_config http_hello
+    ulimit -n "$(ulimit -Hn)"
+    for round in $(seq 1 "$ROUNDS"); do
+        echo "== open loop, round $round of $ROUNDS"
+        for rate in 10000 50000 100000; do
+            for conns in 64 1000; do
+                for server in seda_uring seda_epoll hyper nginx; do
+                    "start_$server" hello 18080
+                    record "open.${rate}.${conns}.$server" "$(drive_open 18080 "$rate" "$conns")"
+                    stop_server
+                done
+            done
+        done
+    done
 }
 
 hello() {
     seda_config http_hello
     for round in $(seq 1 "$ROUNDS"); do
         echo "== hello, round $round of $ROUNDS"
-        for server in seda seda_thread nginx hyper; do
+        for server in seda_uring seda_epoll seda_thread nginx hyper; do
             "start_$server" hello 18080
             record "hello.plain.$server" "$(drive 18080)"
             record "hello.pipelined.$server" "$(drive 18080 -s "$WORK/pipeline.lua")"
@@ -212,7 +273,7 @@ static() {
     seda_config http_static "$WORK/www"
     for round in $(seq 1 "$ROUNDS"); do
         echo "== static, round $round of $ROUNDS"
-        for server in seda seda_thread nginx; do
+        for server in seda_uring seda_epoll nginx; do
             "start_$server" static 18080
             record "static.random.$server" "$(drive 18080 -s "$WORK/static.lua")"
             stop_server
@@ -224,7 +285,7 @@ static() {
 idle() {
     seda_config http_hello
     ulimit -n "$(ulimit -Hn)"
-    for server in seda nginx; do
+    for server in seda_uring seda_epoll nginx; do
         echo "== idle connections, $server"
         "start_$server" hello 18080
         local pid=$SERVER_PID
@@ -266,14 +327,15 @@ EOF
 }
 
 case "$ONLY" in
+    open) open_loop ;;
     hello) hello ;;
     static) static ;;
     idle) idle ;;
-    all) hello; static; idle ;;
+    all) open_loop; hello; static; idle ;;
 esac
 
 echo
-echo "== medians over $ROUNDS rounds (requests/s, p99 us) and ratios"
+echo "== medians over $ROUNDS rounds (open: server CPU us per answered request; else requests/s; p99 us) and ratios"
 python3 - "$RESULTS" <<'EOF'
 import statistics, sys
 runs = {}
@@ -288,9 +350,28 @@ for k in sorted(med):
     print(f"{k:<40} {med[k]:>12.1f}   (runs: {', '.join(f'{x:.0f}' for x in runs[k])})")
 print()
 for test in ["hello.plain", "hello.pipelined", "static.random"]:
-    s = med.get(f"{test}.seda")
-    for peer in ["seda_thread", "nginx", "hyper"]:
-        p = med.get(f"{test}.{peer}")
-        if s and p:
-            print(f"{test}: seda / {peer} = {s / p:.2f}x requests/s")
+    for seda in ["seda_uring", "seda_epoll"]:
+        s = med.get(f"{test}.{seda}")
+        for peer in ["seda_thread", "nginx", "hyper"]:
+            p = med.get(f"{test}.{peer}")
+            if s and p:
+                print(f"{test}: {seda} / {peer} = {s / p:.2f}x requests/s")
+print()
+print("open loop, server CPU per answered request (us), p99 (us):")
+print("| load | seda_uring | seda_epoll | hyper | nginx | uring / hyper | epoll / hyper | uring / nginx |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for rate in [10000, 50000, 100000]:
+    for conns in [64, 1000]:
+        key = f"open.{rate}.{conns}"
+        def cell(s):
+            if f"{key}.{s}" not in med:
+                return ""
+            return f"{med[f'{key}.{s}']:.2f} (p99 {med.get(f'{key}.{s}.p99', float('nan')):.0f})"
+        def ratio(a, b):
+            if f"{key}.{a}" not in med or not med.get(f"{key}.{b}"):
+                return ""
+            return f"{med[f'{key}.{a}'] / med[f'{key}.{b}']:.2f}x"
+        print(f"| {rate // 1000}k/s, {conns:,} connections | {cell('seda_uring')} | {cell('seda_epoll')} | "
+              f"{cell('hyper')} | {cell('nginx')} | {ratio('seda_uring', 'hyper')} | "
+              f"{ratio('seda_epoll', 'hyper')} | {ratio('seda_uring', 'nginx')} |")
 EOF

@@ -93,6 +93,15 @@ pub fn render(s: &Snapshot, source_metrics: &[StatMetric]) -> String {
     for p in &s.pools {
         o.sample(name, &[("pool", &p.name)], p.utilisation);
     }
+    let name = "seda_pool_idle_spin_seconds_total";
+    o.family(name, "counter", "Time the pool's workers spun, idle, looking for work, summed over them.");
+    for p in &s.pools {
+        o.sample(name, &[("pool", &p.name)], p.idle_spin_s);
+    }
+    let name = "seda_idle_spin_seconds_per_request";
+    o.family(name, "gauge", "CPU time workers spun idle, per completed request, since the engine started.");
+    let spin_ns = s.pools.iter().map(|p| p.idle_spin_s * 1e9).sum::<f64>() as u64;
+    o.sample(name, &[], crate::metrics::per_request_us(spin_ns, s.ledger.completed) / 1e6);
     if let Some(stats) = &s.source {
         source_families(o, stats, source_metrics);
     }

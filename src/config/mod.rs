@@ -15,7 +15,7 @@ pub use dot::to_dot;
 pub use error::{ConfigError, ConfigErrors};
 pub use limits::Limits;
 pub use model::{
-    AdminConfig, GeneratorConfig, PipelineConfig, PoolConfig, QueueConfig, Rate, SourceConfig, SourcePlacement,
+    AdminConfig, GeneratorConfig, HttpIo, PipelineConfig, PoolConfig, QueueConfig, Rate, SourceConfig, SourcePlacement,
     StageConfig, WhenFull,
 };
 pub use plan::{HttpPlan, Plan, PoolPlan, QueuePlan, SourcePlan, StageId, StagePlan, ThreadPlan};

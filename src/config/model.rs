@@ -100,6 +100,10 @@ pub struct HttpConfig {
     pub reactor: SourcePlacement,
     /// With `"reactor": "thread"`: the CPU that thread is pinned to; unpinned when absent.
     pub cpu: Option<usize>,
+    /// How the reactors do their socket I/O: `epoll` (readiness) or `uring` (io_uring
+    /// completions), or `auto`: io_uring where the kernel allows it, else epoll.
+    #[serde(default)]
+    pub io: HttpIo,
     /// Open connections at most; past it a new connection is closed at accept, and counted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
@@ -159,6 +163,20 @@ pub enum SourcePlacement {
     Workers,
     /// One thread of its own, handing requests to the workers through the entry queue.
     Thread,
+}
+
+/// How an HTTP source's reactors do their socket I/O.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpIo {
+    /// Readiness: epoll (through mio); the reactor reads and writes sockets itself.
+    Epoll,
+    /// Completions: io_uring; the kernel accepts, receives and sends. Fails to start where the
+    /// kernel does not allow it.
+    Uring,
+    /// io_uring where the kernel allows it, else epoll (one log line says which and why).
+    #[default]
+    Auto,
 }
 
 fn default_max_connections() -> usize {

@@ -109,6 +109,7 @@ pub struct HttpPlan {
     pub entry: StageId,
     pub reactor: super::SourcePlacement,
     pub cpu: Option<usize>,
+    pub io: super::HttpIo,
     pub max_connections: usize,
     pub max_connections_per_client: usize,
     pub max_unsent_bytes: usize,

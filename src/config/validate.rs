@@ -554,6 +554,7 @@ impl Validator<'_> {
             entry: entry?,
             reactor: h.reactor,
             cpu: h.cpu,
+            io: h.io,
             max_connections: h.max_connections,
             max_connections_per_client: h.max_connections_per_client,
             max_unsent_bytes: h.max_unsent_bytes,

@@ -8,6 +8,7 @@
 mod context;
 mod envelope;
 mod error;
+mod idle;
 mod ledger;
 mod outcome;
 mod panics;

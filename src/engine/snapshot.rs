@@ -71,6 +71,9 @@ pub struct PoolSnapshot {
     pub busy_s: f64,
     /// `busy_s` over the workers' time since the engine started: 1.0 is never idle.
     pub utilisation: f64,
+    /// Time its workers spun, idle, looking for work (see the idle policy), summed over them.
+    #[serde(default)]
+    pub idle_spin_s: f64,
 }
 
 /// A handle that takes snapshots of an engine, for another thread (the admin listener).
@@ -96,7 +99,7 @@ impl Observer {
     /// Takes a snapshot (see the module's order of reading).
     pub fn snapshot(&self) -> Snapshot {
         let plan = &self.shared.plan;
-        let (stats, latency_us, pool_busy_ns) = {
+        let (stats, latency_us, pool_busy_ns, pool_idle_spin_ns) = {
             let totals = self.shared.live.lock();
             let stats: Vec<_> = totals
                 .stages
@@ -106,7 +109,8 @@ impl Observer {
                     ((t.processed, t.rejected, t.failed, t.timed_out), latency)
                 })
                 .collect();
-            (stats, Percentiles::of(totals.e2e.as_ref()), totals.pool_busy_ns.clone())
+            let (busy, spin) = (totals.pool_busy_ns.clone(), totals.pool_idle_spin_ns.clone());
+            (stats, Percentiles::of(totals.e2e.as_ref()), busy, spin)
         };
         let depths: Vec<u64> = self.shared.queues.iter().map(|q| q.depth() as u64).collect();
         let ledger = self.shared.ledger.counts();
@@ -143,7 +147,8 @@ impl Observer {
             .pools
             .iter()
             .zip(pool_busy_ns)
-            .map(|(pool, busy_ns)| {
+            .zip(pool_idle_spin_ns)
+            .map(|((pool, busy_ns), idle_spin_ns)| {
                 let busy_s = busy_ns as f64 / 1e9;
                 let threads = pool.threads.len() as u64;
                 let capacity_s = threads as f64 * uptime_s;
@@ -154,6 +159,7 @@ impl Observer {
                     busy_s,
                     // At most 1: workers start counting a moment before the engine's uptime does.
                     utilisation: if capacity_s > 0.0 { (busy_s / capacity_s).min(1.0) } else { 0.0 },
+                    idle_spin_s: idle_spin_ns as f64 / 1e9,
                 }
             })
             .collect();

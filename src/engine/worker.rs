@@ -7,8 +7,9 @@
 //! 2. run each of its requests through its stage and on through every successor on the same
 //!    pool, with no hand-off; a successor on another pool gets it through the outbox (batched),
 //!    an I/O step through the completion layer, and an ending through `Ctx::finish`;
-//! 3. with nothing to take: hand over the outboxes, spin briefly, yield, then sleep on the
-//!    pool's [`super::Sleep`] until a producer wakes it.
+//! 3. with nothing to take: hand over the outboxes, spin while the idle policy says the next
+//!    work is nearer than a sleep costs (`super::idle`), then sleep on the pool's
+//!    [`super::Sleep`] until a producer wakes it.
 //!
 //! A worker with a [`Poller`] (the HTTP source's reactor or the generator, when they run in the
 //! workers) turns it whenever it runs out of work and every few batches, spins polling it as
@@ -24,6 +25,7 @@ use std::time::Duration;
 use crossbeam_deque::{Stealer, Worker as LocalQueue};
 use seda_stages::{IoOp, Stage, StageError, Step};
 
+use super::idle::{thread_cpu_ns, IdlePolicy};
 use super::queue::{steal_from, Batch, StageQueue};
 use super::sampler::Sampler;
 use super::EngineError;
@@ -32,11 +34,10 @@ use crate::clock::now_ns;
 use crate::config::{Plan, StageId};
 use crate::sync::mutant;
 
-/// How long an idle worker spins, then yields, before it sleeps. A worker that shares its CPU
-/// with another engine thread does not spin: spinning would take the CPU from the very thread
-/// that could be making its work.
+/// How long a poller's worker may spin polling (see [`Poller::keep_spinning`]).
 pub(crate) const SPIN: Duration = Duration::from_micros(50);
-const YIELD: Duration = Duration::from_micros(500);
+/// A worker that shares its CPU with another engine thread does not spin (spinning would take
+/// the CPU from the very thread that could be making its work): it yields for this long instead.
 const SHARED_YIELD: Duration = Duration::from_micros(100);
 
 /// A worker that sleeps in its poller publishes its stats at most this often.
@@ -79,6 +80,8 @@ pub(crate) struct Worker {
     /// Another engine thread is pinned to this worker's CPU.
     shares_cpu: bool,
     io: Option<PolledIo>,
+    /// Whether to spin or sleep when out of work, from measured gaps and sleeps.
+    idle: IdlePolicy,
     /// When the worker last found work after being idle (or last published its busy time).
     busy_since: u64,
 }
@@ -102,7 +105,20 @@ impl Worker {
         let sampler = Sampler::new(plan.stage_timing_every);
         let deadlines = plan.deadline.is_some();
         ctx.rec.for_worker_of(pool);
-        Worker { ctx, pool, index, local, hops, rotate: 0, sampler, deadlines, shares_cpu, io: None, busy_since: 0 }
+        Worker {
+            ctx,
+            pool,
+            index,
+            local,
+            hops,
+            rotate: 0,
+            sampler,
+            deadlines,
+            shares_cpu,
+            io: None,
+            idle: IdlePolicy::default(),
+            busy_since: 0,
+        }
     }
 
     /// Gives the worker a poller: it admits what the poller frames as `origin` at `entry`.
@@ -184,9 +200,12 @@ impl Worker {
                     self.poll(timeout(woken));
                 });
             } else {
+                let cpu = thread_cpu_ns();
                 shared.pools[pool].sleep.sleep(index, has_work);
+                self.idle.slept(thread_cpu_ns().saturating_sub(cpu));
             }
             self.busy_since = now_ns();
+            self.idle.gap(self.busy_since.saturating_sub(idle_from));
             // What it does next belongs to the interval it woke in; a worker that slept in its
             // poller with stats unpublished publishes them first, into theirs.
             self.roll(self.busy_since);
@@ -297,18 +316,19 @@ impl Worker {
         }
     }
 
-    /// Spins, then yields, looking for work before the worker sleeps. `start`: when it ran out.
+    /// Looks for work before the worker sleeps, spinning as long as the idle policy says (a
+    /// worker alone on its CPU) or yielding (one that shares it). `start`: when it ran out.
     /// A worker with a poller spins, polling it, as long as its poller asks
     /// ([`Poller::keep_spinning`]), and does not yield: its poll is where it waits.
     #[cold]
     fn wait_for_work(&mut self, start: u64) -> Option<Batch> {
-        let (spin, yield_) = if self.shares_cpu {
-            (0, SHARED_YIELD.as_nanos() as u64)
-        } else {
-            (SPIN.as_nanos() as u64, YIELD.as_nanos() as u64)
-        };
+        let (spin, yield_) =
+            if self.shares_cpu { (0, SHARED_YIELD.as_nanos() as u64) } else { (self.idle.spin_ns(), 0) };
         loop {
             if let Some(batch) = self.take() {
+                let now = now_ns();
+                self.idle.gap(now - start);
+                self.ctx.rec.idle_spin((now - start).min(spin));
                 return Some(batch);
             }
             if self.ctx.shared.stopped() {
@@ -329,6 +349,7 @@ impl Worker {
             } else if idle < spin + yield_ {
                 std::thread::yield_now();
             } else {
+                self.ctx.rec.idle_spin(spin);
                 return None;
             }
         }

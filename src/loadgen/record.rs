@@ -110,5 +110,7 @@ fn server_summary(results: &Results) -> Summary {
         stages: BTreeMap::new(),
         stage_order: Vec::new(),
         source: None,
+        // A server seda load drove from outside: its workers are not seen.
+        idle_spin_us_per_request: 0.0,
     }
 }

@@ -21,13 +21,21 @@ pub struct Totals {
     pub e2e: Option<Histogram<u64>>,
     /// Per pool: the time its workers had work, summed over them (ns).
     pub pool_busy_ns: Vec<u64>,
+    /// Time each pool's workers spun idle, looking for work, summed over them.
+    pub pool_idle_spin_ns: Vec<u64>,
     /// The run interval by interval, if it was asked for (see [`spawn`]).
     pub intervals: Option<Intervals>,
 }
 
 impl Totals {
     fn new(stages: usize, pools: usize) -> Self {
-        Totals { stages: vec![StageStats::default(); stages], e2e: None, pool_busy_ns: vec![0; pools], intervals: None }
+        Totals {
+            stages: vec![StageStats::default(); stages],
+            e2e: None,
+            pool_busy_ns: vec![0; pools],
+            pool_idle_spin_ns: vec![0; pools],
+            intervals: None,
+        }
     }
 
     fn merge(&mut self, p: Publication, reusable: &ArrayQueue<Box<Counts>>) {
@@ -37,6 +45,7 @@ impl Totals {
         add_counts(&mut self.e2e, &p.e2e);
         if let Some(busy) = p.busy {
             self.pool_busy_ns[busy.pool] += busy.ns;
+            self.pool_idle_spin_ns[busy.pool] += busy.idle_spin_ns;
         }
         let counts = p.stages.into_iter().flat_map(|s| [s.queue_wait, s.service, s.io_wait]).chain([p.e2e]);
         for mut c in counts.flatten() {
@@ -51,6 +60,7 @@ impl Totals {
             stages: self.stages.clone(),
             e2e: self.e2e.clone(),
             pool_busy_ns: self.pool_busy_ns.clone(),
+            pool_idle_spin_ns: self.pool_idle_spin_ns.clone(),
             intervals: None,
         }
     }

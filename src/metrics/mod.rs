@@ -23,4 +23,5 @@ pub use intervals::{Interval, IntervalGrid, IntervalStage, Intervals};
 pub use recorder::{PoolBusy, Publication, Recorder, ReusableCounts, StageCounts, StageStats};
 pub use recording::Recording;
 pub use source::{LiveStats, SourceStats, StatMetric};
+pub(crate) use summary::per_request_us;
 pub use summary::{write_table_header, write_table_row, StageSummary, Summary, FORMAT};

@@ -28,6 +28,8 @@ pub struct Recorder {
     pool: Option<usize>,
     /// Time spent with work (not idle) since the last publication.
     busy_ns: u64,
+    /// Time it spun idle (see [`Recorder::idle_spin`]).
+    idle_spin_ns: u64,
 }
 
 /// Emptied [`Counts`] on their way from the collector back to the recorders.
@@ -118,6 +120,8 @@ pub struct Publication {
 pub struct PoolBusy {
     pub pool: usize,
     pub ns: u64,
+    /// Time the worker spun looking for work while idle (part of its idle time, not of `ns`).
+    pub idle_spin_ns: u64,
 }
 
 /// One stage's stats merged across threads: counters and histograms (nanoseconds).
@@ -147,6 +151,7 @@ impl Recorder {
             reusable,
             pool: None,
             busy_ns: 0,
+            idle_spin_ns: 0,
         }
     }
 
@@ -172,6 +177,11 @@ impl Recorder {
     #[inline]
     pub fn busy(&mut self, ns: u64) {
         self.busy_ns += ns;
+    }
+
+    /// Time the worker spun, idle, looking for work before it found some or slept.
+    pub fn idle_spin(&mut self, ns: u64) {
+        self.idle_spin_ns += ns;
     }
 
     /// `n` requests that waited `ns` in `stage`'s queue.
@@ -225,7 +235,7 @@ impl Recorder {
     }
 
     pub fn is_dirty(&self) -> bool {
-        self.dirty || self.busy_ns != 0 || self.stages.iter().any(|s| s.processed != 0)
+        self.dirty || self.busy_ns != 0 || self.idle_spin_ns != 0 || self.stages.iter().any(|s| s.processed != 0)
     }
 
     /// Takes what was recorded, leaving the recorder empty and recording `now_ns`'s interval.
@@ -234,7 +244,11 @@ impl Recorder {
         self.published_ns = now_ns;
         let interval_end_ns = std::mem::replace(&mut self.open_until_ns, self.grid.end_of(now_ns));
         let fresh = (0..self.stages.len()).map(|_| StageCounts::default()).collect();
-        let busy = self.pool.map(|pool| PoolBusy { pool, ns: std::mem::take(&mut self.busy_ns) });
+        let busy = self.pool.map(|pool| PoolBusy {
+            pool,
+            ns: std::mem::take(&mut self.busy_ns),
+            idle_spin_ns: std::mem::take(&mut self.idle_spin_ns),
+        });
         Publication { stages: std::mem::replace(&mut self.stages, fresh), e2e: self.e2e.take(), interval_end_ns, busy }
     }
 }

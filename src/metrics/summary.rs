@@ -34,6 +34,10 @@ pub struct Summary {
     /// The source's own stats (an HTTP source's connections), when it keeps any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<super::SourceStats>,
+    /// CPU time workers spent spinning, idle, looking for work, per completed request
+    /// (see the idle policy in `engine::idle`); 0 in records written before it was kept.
+    #[serde(default)]
+    pub idle_spin_us_per_request: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,6 +117,7 @@ impl Summary {
             stages,
             stage_order: plan.pipeline_order().into_iter().map(|s| plan.stages[s].name.clone()).collect(),
             source: None,
+            idle_spin_us_per_request: per_request_us(totals.pool_idle_spin_ns.iter().sum(), ledger.completed),
         }
     }
 
@@ -141,6 +146,7 @@ impl fmt::Display for Summary {
         if let Some(fault) = l.fault() {
             writeln!(f, "{fault}")?;
         }
+        writeln!(f, "idle spinning: {:.3} us of CPU per completed request", self.idle_spin_us_per_request)?;
         writeln!(f)?;
         write_table_header(f)?;
         for (name, s) in self.stages_in_order() {
@@ -157,6 +163,15 @@ impl fmt::Display for Summary {
             writeln!(f, "{stats}")?;
         }
         Ok(())
+    }
+}
+
+/// `ns` spread over `requests`, in microseconds (0 with no requests).
+pub(crate) fn per_request_us(ns: u64, requests: u64) -> f64 {
+    if requests == 0 {
+        0.0
+    } else {
+        ns as f64 / 1e3 / requests as f64
     }
 }
 

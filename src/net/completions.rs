@@ -1,15 +1,14 @@
 //! The HTTP source's side of the engine: ended requests come back here, on whichever thread
 //! ended them, and wait for the reactor to write their responses.
 //!
-//! A push and, at most once per reactor turn, a wake (an eventfd write through mio's
-//! [`Waker`]): a worker that ends a batch of requests wakes the reactor once for the batch.
+//! A push and, at most once per reactor turn, a wake (an eventfd write, which the reactor's
+//! backend waits on): a worker that ends a batch of requests wakes the reactor once for the batch.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::thread::ThreadId;
 
 use crossbeam_queue::ArrayQueue;
-use mio::Waker;
 
 use crate::engine::{Envelope, HandBack, Origin, Outcome};
 
@@ -37,7 +36,7 @@ impl Answer {
 pub(crate) struct Completions {
     /// Bounded by the requests the reactor lets be in flight, so a push never fails.
     ended: ArrayQueue<(Box<Envelope>, Answer)>,
-    waker: Waker,
+    waker: Arc<dyn Fn() + Send + Sync>,
     /// Set by the first push after the reactor last looked; cleared by the reactor before it
     /// drains, so a push that finds it set knows the reactor will see its request.
     notified: AtomicBool,
@@ -46,7 +45,7 @@ pub(crate) struct Completions {
 }
 
 impl Completions {
-    pub fn new(capacity: usize, waker: Waker) -> Self {
+    pub fn new(capacity: usize, waker: Arc<dyn Fn() + Send + Sync>) -> Self {
         Completions {
             ended: ArrayQueue::new(capacity),
             waker,
@@ -62,7 +61,7 @@ impl Completions {
 
     /// Wakes the reactor's thread (out of its poll).
     pub fn wake(&self) {
-        let _ = self.waker.wake();
+        (self.waker)();
     }
 
     /// Takes every ended request waiting, in the order they were pushed.
@@ -85,7 +84,7 @@ impl Completions {
         }
         if !self.notified.swap(true, Ordering::SeqCst) {
             // The reactor only stops listening when it exits, and then nothing is owed.
-            let _ = self.waker.wake();
+            (self.waker)();
         }
     }
 }

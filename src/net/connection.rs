@@ -1,5 +1,8 @@
 //! One client connection: its framer, the answers it is owed in request order, its output buffer
-//! and its deadline. The reactor ([`super::server`]) drives it on readiness; nothing here blocks.
+//! and its deadline. The reactor ([`super::server`]) drives it; the I/O itself is its backend's
+//! ([`super::backend`]: readiness with epoll, or completions with io_uring), which feeds it the
+//! bytes received ([`Conn::received`]) and sends what it has unsent ([`Conn::unsent_slices`],
+//! [`Conn::sent`]). Nothing here blocks or reads a socket.
 //!
 //! Deadlines: what it waits for ([`Waiting`]: a head, a body, its answers, the client to read,
 //! nothing, or the end of a lingering close) decides which timeout applies; every one has one.
@@ -9,9 +12,8 @@
 //! leave in request order.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
-
-use mio::net::TcpStream;
+use std::io::{self, IoSlice, Write};
+use std::net::TcpStream;
 
 use super::body::Body;
 use super::completions::Answer;
@@ -111,12 +113,11 @@ pub(crate) struct Conn {
     pub stalled: bool,
     /// On the reactor's list of connections to write this turn.
     pub dirty: bool,
-    /// The socket may have bytes to read: set by a readiness event, cleared by a read that
-    /// came back short (the receive queue was emptied; with edge-triggered readiness, bytes
-    /// that come later raise a new event). Saves the read that would only say `WouldBlock`.
-    pub readable: bool,
-    /// The peer shut its side (EPOLLRDHUP): read until the end of stream, short reads or not.
-    pub read_closed: bool,
+    /// Its unsent output is lent to the kernel (an io_uring send in flight reads it from where
+    /// it is): nothing may move or change it until the send completes ([`Conn::sent`]).
+    pub output_lent: bool,
+    /// A `100 Continue` is due, written before the next answer (see [`Conn::serialise`]).
+    continue_due: bool,
     pub generation: u32,
     pub waiting: Waiting,
     /// When the current wait times out.
@@ -134,11 +135,29 @@ pub(crate) struct Conn {
     pub accounted: usize,
 }
 
-/// What [`Conn::frame`] did with the envelope it was given.
-pub(crate) type Framing = Result<Box<Envelope>, Box<Envelope>>;
+/// A connection slot of a reactor: the connection, if open, and the generation of the last one
+/// in it. A slot's number and generation say where an answer goes (the envelope's tag) and
+/// which connection an I/O completion is for.
+pub(crate) struct Slot {
+    pub conn: Option<Conn>,
+    pub generation: u32,
+    /// Requests framed on this slot's connections whose answers have not come back. A slot goes
+    /// back to the free list only when it has no connection and none of these.
+    pub in_pipeline: u32,
+}
 
-/// Reads from a socket go through one scratch buffer of the reactor's, so an idle connection
-/// keeps only the bytes it has been sent, not a read buffer of its own.
+/// What [`Conn::frame`] did with the envelope it was given.
+pub(crate) enum Framing {
+    /// A request, framed into the envelope.
+    Request(Box<Envelope>),
+    /// It needs more bytes from the client to frame the next request.
+    NeedBytes(Box<Envelope>),
+    /// It frames no more for now: no room, or it is closing.
+    Stopped(Box<Envelope>),
+}
+
+/// Reads from a socket go into buffers of the backend's (a scratch buffer, a ring of provided
+/// buffers), so an idle connection keeps only the bytes it has been sent, not a buffer of its own.
 pub(crate) const READ_CHUNK: usize = 16 * 1024;
 
 /// An output buffer grown past this is given back once written, so a connection that once
@@ -169,8 +188,8 @@ impl Conn {
             held_back: false,
             stalled: false,
             dirty: false,
-            readable: true,
-            read_closed: false,
+            output_lent: false,
+            continue_due: false,
             generation,
             waiting: Waiting::Head,
             deadline_ns: head_deadline_ns,
@@ -202,18 +221,17 @@ impl Conn {
         self.closing = true;
     }
 
-    /// Frames the next request out of what is buffered, reading from the socket when the
-    /// buffer runs out, into `env` (a recycled envelope). Returns the envelope back when no
-    /// request could be framed. `room` says whether another request may be admitted now.
-    pub fn frame(&mut self, env: Box<Envelope>, scratch: &mut [u8], room: bool) -> io::Result<Framing> {
-        let mut env = env;
+    /// Frames the next request out of what it has received, into `env` (a recycled envelope).
+    /// `room` says whether another request may be admitted now.
+    pub fn frame(&mut self, env: Box<Envelope>, room: bool) -> Framing {
         loop {
             if self.closing || !room {
-                return Ok(Err(env));
+                return Framing::Stopped(env);
             }
             match self.reader.next_request() {
                 Framed::Request(mut http) => {
                     let reply = Reply::to(&http);
+                    let mut env = env;
                     let req = &mut env.req;
                     std::mem::swap(&mut req.http, &mut http);
                     self.reader.recycle(http);
@@ -221,51 +239,51 @@ impl Conn {
                     req.payload.clear();
                     std::mem::swap(&mut req.payload, req.http.body_mut());
                     self.owed.push_back(Owed { reply, ready: None });
-                    return Ok(Ok(env));
+                    return Framing::Request(env);
                 }
                 Framed::Reject(reject) => {
                     self.owed.push_back(Owed { reply: Reply::default(), ready: Some(Ready::Fixed(reject.response())) });
                     self.closing = true;
                     self.rejected = true;
                     self.linger_after = true;
-                    return Ok(Err(env));
+                    return Framing::Stopped(env);
                 }
                 Framed::Closed => {
                     self.closing = true;
-                    return Ok(Err(env));
+                    return Framing::Stopped(env);
                 }
                 Framed::NeedMore if self.reader.take_continue() && self.owed.is_empty() => {
                     // Only with nothing owed before it: an interim answer may not overtake the
                     // answers to earlier requests. (Otherwise the client sends on its own
-                    // after its timeout.)
-                    if self.written == self.out.len() {
-                        self.out.clear();
-                        self.written = 0;
-                    }
-                    self.out.extend_from_slice(fixed_replies::CONTINUE);
+                    // after its timeout.) It goes out with the next write.
+                    self.continue_due = true;
                 }
-                Framed::NeedMore if !self.readable => return Ok(Err(env)),
-                Framed::NeedMore => match self.stream.read(scratch) {
-                    Ok(0) => {
-                        // The peer shut its side; it may still read what it is owed.
-                        self.closing = true;
-                        self.peer_done = true;
-                        return Ok(Err(env));
-                    }
-                    Ok(n) => {
-                        self.progress.read = true;
-                        self.readable = n == scratch.len() || self.read_closed;
-                        self.reader.feed(&scratch[..n]);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.readable = false;
-                        return Ok(Err(env));
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                },
+                Framed::NeedMore => return Framing::NeedBytes(env),
             }
         }
+    }
+
+    /// Takes bytes the client sent: into the framer, or, lingering, counted and dropped.
+    pub fn received(&mut self, bytes: &[u8]) {
+        if self.waiting == Waiting::Linger {
+            self.linger_left = self.linger_left.saturating_sub(bytes.len());
+            return;
+        }
+        self.progress.read = true;
+        self.reader.feed(bytes);
+    }
+
+    /// The client shut its side (a read returned the end of the stream); it may still read
+    /// what it is owed.
+    pub fn end_of_input(&mut self) {
+        self.closing = true;
+        self.peer_done = true;
+    }
+
+    /// Whether a lingering connection is done: the client closed its side, or sent
+    /// [`LINGER_BYTES`].
+    pub fn linger_over(&self) -> bool {
+        self.peer_done || self.linger_left == 0
     }
 
     /// Whether a request was rejected by the framer since the last call.
@@ -309,8 +327,20 @@ impl Conn {
 
     /// Serialises every answer ready at the front of `owed`, handing each envelope to
     /// `recycle`. Returns how many.
+    /// Nothing is serialised while the output is lent to the kernel: the caller comes back
+    /// once the send completes.
     pub fn serialise(&mut self, date: &[u8], mut recycle: impl FnMut(Box<Envelope>)) -> usize {
         let mut n = 0;
+        if self.output_lent {
+            return 0;
+        }
+        if std::mem::take(&mut self.continue_due) {
+            if !self.unsent() {
+                self.out.clear();
+                self.written = 0;
+            }
+            self.out.extend_from_slice(fixed_replies::CONTINUE);
+        }
         while let Some(Owed { ready: Some(_), .. }) = self.owed.front() {
             let Owed { mut reply, ready } = self.owed.pop_front().unwrap();
             self.first_seq += 1;
@@ -348,41 +378,32 @@ impl Conn {
         n
     }
 
-    /// Writes what is unsent until the socket would block. Err: the connection is broken.
-    pub fn flush(&mut self) -> io::Result<()> {
-        while self.unsent() {
-            if let Some(splice) = self.spliced.front_mut() {
-                splice.body.prepare()?;
-            }
-            let result = if self.spliced.is_empty() {
-                self.stream.write(&self.out[self.written..])
-            } else {
-                let mut slices = [IoSlice::new(&[]); 16];
-                let n = self.gather(&mut slices);
-                (&self.stream).write_vectored(&slices[..n])
-            };
-            match result {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.progress.sent = true;
-                    self.advance(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+    /// Makes the next unsent bytes ready (reads the next piece of a file being sent). Err: the
+    /// file could not be read to the length announced, and the connection must close.
+    pub fn prepare_output(&mut self) -> io::Result<()> {
+        match self.spliced.front_mut() {
+            Some(splice) => splice.body.prepare(),
+            None => Ok(()),
         }
-        self.out.clear();
-        self.written = 0;
-        if self.out.capacity() > KEEP_OUT {
-            self.out = Vec::new();
-        }
-        Ok(())
     }
 
-    /// The unsent bytes in order, as slices of `out` and of the spliced bodies. Returns how
-    /// many of `slices` it filled.
-    fn gather<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+    /// Marks `n` bytes of the unsent output as taken by the socket; once all are, the output
+    /// buffer is reused (or given back, if it grew large).
+    pub fn sent(&mut self, n: usize) {
+        self.progress.sent |= n > 0;
+        self.advance(n);
+        if !self.unsent() {
+            self.out.clear();
+            self.written = 0;
+            if self.out.capacity() > KEEP_OUT {
+                self.out = Vec::new();
+            }
+        }
+    }
+
+    /// The unsent bytes in order, as slices of `out` and of the spliced bodies (call
+    /// [`Conn::prepare_output`] first). Returns how many of `slices` it filled.
+    pub fn unsent_slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
         let (mut n, mut at) = (0, self.written);
         for splice in &self.spliced {
             if n + 2 > slices.len() {
@@ -448,10 +469,11 @@ impl Conn {
         self.written < self.out.len() || !self.spliced.is_empty()
     }
 
-    /// Sends `bytes` if the socket takes them now, ignoring errors: the last thing sent before closing.
+    /// Sends `bytes` if the socket takes them now, ignoring errors: the last thing sent before
+    /// closing. (A direct write, whichever the backend: best effort, with nothing else unsent.)
     pub fn write_before_close(&mut self, bytes: &[u8]) {
         if !self.unsent() {
-            let _ = self.stream.write(bytes);
+            let _ = (&self.stream).write(bytes);
         }
     }
 
@@ -472,21 +494,6 @@ impl Conn {
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
         self.waiting = Waiting::Linger;
         self.linger_left = LINGER_BYTES;
-    }
-
-    /// Reads and drops what a lingering client sends. Returns true when lingering is over: the
-    /// client closed its side, the connection broke, or [`LINGER_BYTES`] were dropped.
-    pub fn discard(&mut self, scratch: &mut [u8]) -> bool {
-        loop {
-            match self.stream.read(scratch) {
-                Ok(0) => return true,
-                Ok(n) if n >= self.linger_left => return true,
-                Ok(n) => self.linger_left -= n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return true,
-            }
-        }
     }
 
     /// Envelopes of answers that arrived but were not written, for the caller to recycle when

@@ -2,8 +2,9 @@
 //!
 //! - [`server`]: [`HttpSource`], the reactors: accepts, reads and frames on readiness, admits
 //!   requests into the pipeline, writes answers back in request order; timeouts, the connection
-//!   cap and graceful shutdown. `connection`: one connection's state. `completions`: where
-//!   ended requests wait for the reactor. [`HttpStats`]: what it counts.
+//!   cap and graceful shutdown. `connection`: one connection's state. `backend`: the I/O
+//!   mechanism under a reactor (epoll readiness), apart from the connection rules it drives.
+//!   `completions`: where ended requests wait for the reactor. [`HttpStats`]: what it counts.
 //!
 //! The rest is sans I/O, tested by feeding bytes:
 //! - [`framing`]: [`RequestReader`], fed bytes, yields [`Framed`] requests, pipelined or split
@@ -15,6 +16,7 @@
 //! - [`response`]: [`write_response`] into a reusable `Vec<u8>`; [`status`]: [`Status`].
 //! - [`fixed_replies`]: static responses (the rejects, `503` with `Retry-After`, `100 Continue`).
 
+mod backend;
 mod body;
 mod chunked;
 mod completions;

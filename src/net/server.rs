@@ -1,6 +1,7 @@
-//! The HTTP source: reactors that accept connections, read and frame requests on readiness
-//! (mio: epoll or kqueue), admit them into the pipeline's entry stage in batches, and write each
-//! response back to its connection, in request order, when the pipeline ends it.
+//! The HTTP source: reactors that accept connections, read and frame requests, admit them into
+//! the pipeline's entry stage in batches, and write each response back to its connection, in
+//! request order, when the pipeline ends it. A reactor's I/O is its backend's
+//! ([`super::backend`]); every rule about connections is here, the same for each backend.
 //!
 //! Where the reactors run (`source.reactor`):
 //! - `"workers"` (the default): in each worker of the entry stage's pool, each with its own
@@ -34,26 +35,23 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token, Waker};
-
+use super::backend::epoll::Epoll;
+use super::backend::uring::{self, Uring};
+use super::backend::{Backend, Event, Fill};
 use super::completions::{Answer, Completions};
-use super::connection::{Conn, Waiting, LINGER_TIME, READ_CHUNK};
+use super::connection::{Conn, Framing, Slot, Waiting, LINGER_TIME};
 use super::stats::HttpLive;
 use super::{fixed_replies, RequestReader};
 use crate::clock::now_ns;
-use crate::config::{HttpPlan, Plan, SourcePlacement, SourcePlan};
+use crate::config::{HttpIo, HttpPlan, Plan, SourcePlacement, SourcePlan};
 use crate::engine::{Admission, Admit, Envelope, Origin, Poller};
 use crate::metrics::LiveStats;
 use crate::source::{Opened, RunsOn, Source, SourceError, ThreadBody};
-
-const LISTENER: Token = Token(usize::MAX - 1);
-const WAKER: Token = Token(usize::MAX - 2);
 
 /// The most requests one reactor has in the pipeline at once: the bound of its completion
 /// queue. Past it, the reactor frames no more until answers come back.
@@ -104,6 +102,60 @@ impl HttpSource {
     pub fn new() -> Self {
         HttpSource::default()
     }
+
+    /// Builds a reactor with backend `make` on each listener, and says where they run.
+    fn start<B: Backend + 'static>(
+        &mut self,
+        listeners: Vec<TcpListener>,
+        http: &HttpPlan,
+        make: impl Fn(TcpListener) -> io::Result<B>,
+    ) -> Result<Opened, SourceError> {
+        let mut built = Vec::new();
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let failed = |e: io::Error| SourceError::new(format!("cannot set up the HTTP reactor: {e}"));
+            built.push(Reactor::new(make(listener).map_err(failed)?, http, self.control.clone(), i as u32));
+        }
+        let origins = built.iter().map(|r| r.completions.clone() as Arc<dyn Origin>).collect();
+        self.wakers = built.iter().map(|r| r.waker()).collect();
+        let runs_on = match http.reactor {
+            SourcePlacement::Workers => {
+                RunsOn::Workers(built.into_iter().map(|r| Box::new(r) as Box<dyn Poller>).collect())
+            }
+            SourcePlacement::Thread => {
+                let mut reactor = built.pop().expect("one reactor");
+                let body: ThreadBody = Box::new(move |mut submitter| {
+                    let mut admit = |batch: &mut Vec<Box<Envelope>>| submitter.submit_batch(batch, Admission::Policy);
+                    while !reactor.is_drained() {
+                        reactor.turn(None, &mut admit);
+                    }
+                });
+                RunsOn::Thread { name: "seda-http", cpu: http.cpu, body }
+            }
+        };
+        Ok(Opened { origins, runs_on })
+    }
+}
+
+/// The backend `io` asks for: `auto` is io_uring if this kernel gives a ring (said in one log
+/// line, with the reason when it does not); `uring` fails the run if it does not.
+fn choose_io(io: HttpIo) -> Result<HttpIo, SourceError> {
+    if io == HttpIo::Epoll {
+        return Ok(io);
+    }
+    match uring::available() {
+        Ok(()) if io == HttpIo::Auto => {
+            eprintln!("seda: HTTP I/O: io_uring (\"io\": \"auto\", and this kernel allows it)");
+            Ok(HttpIo::Uring)
+        }
+        Ok(()) => Ok(HttpIo::Uring),
+        Err(e) if io == HttpIo::Auto => {
+            eprintln!("seda: HTTP I/O: epoll (\"io\": \"auto\", and io_uring is not available: {e})");
+            Ok(HttpIo::Epoll)
+        }
+        Err(e) => Err(SourceError::new(format!(
+            "\"io\": \"uring\" but io_uring is not available: {e} (use \"epoll\" or \"auto\")"
+        ))),
+    }
 }
 
 impl Source for HttpSource {
@@ -126,28 +178,10 @@ impl Source for HttpSource {
             listeners.push(listen(addr, true)?);
         }
         self.addr = Some(addr);
-        let mut built = Vec::new();
-        for (i, listener) in listeners.into_iter().enumerate() {
-            built.push(Reactor::new(listener, http, self.control.clone(), i as u32)?);
+        match choose_io(http.io)? {
+            HttpIo::Uring => self.start(listeners, http, Uring::new),
+            _ => self.start(listeners, http, |listener| Epoll::new(mio::net::TcpListener::from_std(listener))),
         }
-        let origins = built.iter().map(|r| r.completions.clone() as Arc<dyn Origin>).collect();
-        self.wakers = built.iter().map(|r| r.waker()).collect();
-        let runs_on = match http.reactor {
-            SourcePlacement::Workers => {
-                RunsOn::Workers(built.into_iter().map(|r| Box::new(r) as Box<dyn Poller>).collect())
-            }
-            SourcePlacement::Thread => {
-                let mut reactor = built.pop().expect("one reactor");
-                let body: ThreadBody = Box::new(move |mut submitter| {
-                    let mut admit = |batch: &mut Vec<Box<Envelope>>| submitter.submit_batch(batch, Admission::Policy);
-                    while !reactor.is_drained() {
-                        reactor.turn(None, &mut admit);
-                    }
-                });
-                RunsOn::Thread { name: "seda-http", cpu: http.cpu, body }
-            }
-        };
-        Ok(Opened { origins, runs_on })
     }
 
     fn listening(&self) -> Option<SocketAddr> {
@@ -201,22 +235,13 @@ fn listen(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener, SourceError
     socket.set_nonblocking(true).map_err(fail)?;
     socket.bind(&addr.into()).map_err(fail)?;
     socket.listen(BACKLOG).map_err(fail)?;
-    Ok(TcpListener::from_std(socket.into()))
+    Ok(socket.into())
 }
 
-/// A connection slot: the connection, if open, and the generation of the last one in it.
-struct Slot {
-    conn: Option<Conn>,
-    generation: u32,
-    /// Requests framed on this slot's connections whose answers have not come back. A slot goes
-    /// back to the free list only when it has no connection and none of these.
-    in_pipeline: u32,
-}
-
-struct Reactor {
-    poll: Poll,
-    events: Events,
-    listener: Option<TcpListener>,
+struct Reactor<B> {
+    /// The I/O mechanism, and what it last reported.
+    io: B,
+    events: Vec<Event>,
     slots: Vec<Slot>,
     free_slots: Vec<usize>,
     open: usize,
@@ -234,7 +259,6 @@ struct Reactor {
     /// back by its own bounds (`max_pipelined`, its share of unsent answers) resumes when its
     /// answers are written instead.
     stalled: Vec<usize>,
-    scratch: Vec<u8>,
     /// Bytes of answers this reactor holds for its clients (see [`Conn::held_bytes`]), and
     /// how much of it was last added to the server's count (`live.unsent_bytes`).
     held_bytes: usize,
@@ -244,7 +268,7 @@ struct Reactor {
     idle_order: VecDeque<(usize, u32, u64)>,
     /// Connections accepted at `max_connections` with no idle connection of this reactor's to
     /// close, waiting (until the deadline) for another reactor to close one of its own.
-    waiting_for_room: Vec<(mio::net::TcpStream, IpAddr, u64)>,
+    waiting_for_room: Vec<(TcpStream, IpAddr, u64)>,
     /// This reactor's number: with the reactors in the workers, its worker's in the entry pool.
     index: usize,
     /// Request ids: this reactor's number in the top bits, so ids are unique across reactors.
@@ -263,12 +287,9 @@ struct Reactor {
     date_second: u64,
 }
 
-impl Reactor {
-    fn new(mut listener: TcpListener, plan: &HttpPlan, control: Arc<Control>, id: u32) -> Result<Self, SourceError> {
-        let failed = |e: io::Error| SourceError::new(format!("cannot set up the HTTP reactor: {e}"));
-        let poll = Poll::new().map_err(failed)?;
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(failed)?;
-        let waker = Waker::new(poll.registry(), WAKER).map_err(failed)?;
+impl<B: Backend> Reactor<B> {
+    fn new(io: B, plan: &HttpPlan, control: Arc<Control>, id: u32) -> Self {
+        let waker = io.waker();
         let in_flight_cap = plan.max_connections.saturating_mul(plan.max_pipelined).clamp(1, MAX_IN_FLIGHT);
         let live = control.live.clone();
         let shortest = [plan.idle_timeout, plan.body_timeout, plan.body_read_timeout, plan.answer_timeout]
@@ -276,10 +297,9 @@ impl Reactor {
             .chain([plan.send_timeout, LINGER_TIME])
             .fold(plan.header_timeout, Duration::min);
         let sweep_every = (shortest / 8).clamp(Duration::from_millis(5), Duration::from_millis(500)).as_nanos() as u64;
-        Ok(Reactor {
-            poll,
-            events: Events::with_capacity(1024),
-            listener: Some(listener),
+        Reactor {
+            io,
+            events: Vec::new(),
             slots: Vec::new(),
             free_slots: Vec::new(),
             open: 0,
@@ -291,7 +311,6 @@ impl Reactor {
             in_flight_cap,
             dirty: Vec::new(),
             stalled: Vec::new(),
-            scratch: vec![0; READ_CHUNK],
             held_bytes: 0,
             published_held_bytes: 0,
             idle_order: VecDeque::new(),
@@ -308,7 +327,7 @@ impl Reactor {
             drained: false,
             date: String::new(),
             date_second: u64::MAX,
-        })
+        }
     }
 
     fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
@@ -333,30 +352,20 @@ impl Reactor {
             // were written): admit them now, not after a sleep.
             wait = Duration::ZERO;
         }
-        if let Err(e) = self.poll.poll(&mut self.events, Some(wait)) {
-            assert_eq!(e.kind(), io::ErrorKind::Interrupted, "epoll_wait failed: {e}");
-        }
-        let mut busy = self.make_room_for_others();
         // Taken out for the loop, which needs the reactor mutable.
-        let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
-        for event in events.iter() {
-            let read_closed = event.is_read_closed() || event.is_error();
-            let readable = event.is_readable() || read_closed;
-            let writable = event.is_writable();
+        let mut events = std::mem::take(&mut self.events);
+        self.io.wait(wait, &mut self.slots, &mut events);
+        let mut busy = self.make_room_for_others();
+        for event in events.drain(..) {
             busy = true;
-            match event.token() {
-                LISTENER => self.accept(),
-                WAKER => {}
-                Token(slot) => {
-                    if readable {
-                        if let Some(conn) = self.slots.get_mut(slot).and_then(|s| s.conn.as_mut()) {
-                            conn.readable = true;
-                            conn.read_closed |= read_closed;
-                        }
-                        self.on_readable(slot);
-                    }
-                    if writable {
-                        self.mark_dirty(slot);
+            match event {
+                Event::Accept => self.accept(),
+                Event::Input(slot) => self.on_readable(slot),
+                Event::Output(slot) => self.mark_dirty(slot),
+                Event::Broken(slot) => {
+                    if self.slots[slot].conn.is_some() {
+                        HttpLive::count(&self.live.broken);
+                        self.close(slot);
                     }
                 }
             }
@@ -374,6 +383,7 @@ impl Reactor {
         // Before the answers leave: a client that has its answer finds it counted.
         self.publish_counts();
         self.write_dirty();
+        self.io.flush();
         self.publish_counts();
         if !self.stalled.is_empty() && self.shared_room() {
             // Room again (clients took bytes here or at another reactor).
@@ -460,34 +470,22 @@ impl Reactor {
     }
 
     fn accept(&mut self) {
-        loop {
-            let Some(listener) = &self.listener else { return };
-            match listener.accept() {
-                Ok((stream, peer)) => {
-                    let client = peer.ip();
-                    if !self.take_client_share(client) {
-                        // Refused: dropping the socket closes it.
-                        HttpLive::count(&self.live.refused_per_client);
-                        continue;
-                    }
-                    // At the cap, an idle keep-alive connection makes way for the new one.
-                    if self.take_connection() || (self.close_oldest_idle() && self.take_connection()) {
-                        self.add(stream, client);
-                    } else if self.control.reactors > 1 && self.waiting_for_room.len() < MAX_WAITING_FOR_ROOM {
-                        // None idle here: ask the other reactors to close one of theirs.
-                        self.control.room_wanted.fetch_add(1, Ordering::AcqRel);
-                        let deadline = now_ns() + nanos(ROOM_WAIT);
-                        self.waiting_for_room.push((stream, client, deadline));
-                    } else {
-                        self.refuse(client);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                // A connection reset before it was accepted: on to the next.
-                Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted) => {}
-                // Out of descriptors (or memory): the sweep tries again, since no new readiness
-                // edge comes for connections already waiting.
-                Err(_) => return,
+        while let Some((stream, client)) = self.io.accept() {
+            if !self.take_client_share(client) {
+                // Refused: dropping the socket closes it.
+                HttpLive::count(&self.live.refused_per_client);
+                continue;
+            }
+            // At the cap, an idle keep-alive connection makes way for the new one.
+            if self.take_connection() || (self.close_oldest_idle() && self.take_connection()) {
+                self.add(stream, client);
+            } else if self.control.reactors > 1 && self.waiting_for_room.len() < MAX_WAITING_FOR_ROOM {
+                // None idle here: ask the other reactors to close one of theirs.
+                self.control.room_wanted.fetch_add(1, Ordering::AcqRel);
+                let deadline = now_ns() + nanos(ROOM_WAIT);
+                self.waiting_for_room.push((stream, client, deadline));
+            } else {
+                self.refuse(client);
             }
         }
     }
@@ -593,7 +591,7 @@ impl Reactor {
         }
     }
 
-    fn add(&mut self, mut stream: mio::net::TcpStream, client: IpAddr) {
+    fn add(&mut self, stream: TcpStream, client: IpAddr) {
         HttpLive::count(&self.live.accepted);
         if let Some(by_worker) = self.live.accepted_by_worker.get(self.index) {
             HttpLive::count(by_worker);
@@ -606,52 +604,63 @@ impl Reactor {
         // Generations wrap at 16 bits, what the tag keeps.
         let generation = (self.slots[slot].generation + 1) & 0xffff;
         self.slots[slot].generation = generation;
-        // Edge-triggered for both directions at once: no re-registration per write.
-        if self.poll.registry().register(&mut stream, Token(slot), Interest::READABLE | Interest::WRITABLE).is_err() {
+        let deadline = now_ns().saturating_add(nanos(self.plan.header_timeout));
+        let reader = RequestReader::new(self.plan.limits);
+        let conn = Conn::new(stream, client, reader, generation, deadline);
+        if self.io.watch(slot, &conn).is_err() {
             self.free_slots.push(slot);
             self.live.open.fetch_sub(1, Ordering::AcqRel);
             self.release_client_share(client);
             return;
         }
-        let deadline = now_ns().saturating_add(nanos(self.plan.header_timeout));
-        let reader = RequestReader::new(self.plan.limits);
-        self.slots[slot].conn = Some(Conn::new(stream, client, reader, generation, deadline));
+        self.slots[slot].conn = Some(conn);
         self.open += 1;
         self.on_readable(slot);
     }
 
-    /// Frames what the connection has sent, up to its pipelining cap and the source's room.
+    /// Frames what the connection has sent, up to its pipelining cap and the source's room,
+    /// getting more from the backend as the framer needs it.
     fn on_readable(&mut self, slot: usize) {
         // (Framing adds next to nothing to the bytes held: the bound is checked once.)
         let under_unsent_bound = self.under_unsent_bound();
         let Slot { conn, in_pipeline, .. } = &mut self.slots[slot];
         let Some(conn) = conn.as_mut() else { return };
         if conn.waiting == Waiting::Linger {
-            if conn.discard(&mut self.scratch) {
-                self.close(slot);
-            }
-            return;
+            return self.discard(slot);
         }
         let generation = conn.generation;
+        let mut env = self.envelopes.pop().unwrap_or_default();
         loop {
             // A client that does not read its answers gets no more requests framed until it does.
             let own_room = conn.has_room(self.plan.max_pipelined, self.plan.max_unsent_bytes_per_connection);
             let room = own_room && self.in_flight < self.in_flight_cap && under_unsent_bound;
-            let env = self.envelopes.pop().unwrap_or_default();
-            match conn.frame(env, &mut self.scratch, room) {
-                Ok(Ok(mut env)) => {
+            match conn.frame(env, room) {
+                Framing::Request(mut framed) => {
                     let seq = conn.next_seq() - 1;
-                    env.req.reset(self.next_id);
+                    framed.req.reset(self.next_id);
                     self.next_id += 1;
-                    env.intended_ns = 0;
-                    env.tag = tag(slot, generation, seq);
+                    framed.intended_ns = 0;
+                    framed.tag = tag(slot, generation, seq);
                     self.in_flight += 1;
                     *in_pipeline += 1;
                     self.framed += 1;
-                    self.admit.push(env);
+                    self.admit.push(framed);
+                    env = self.envelopes.pop().unwrap_or_default();
                 }
-                Ok(Err(env)) => {
-                    self.envelopes.push(env);
+                Framing::NeedBytes(unused) => match self.io.fill(slot, conn) {
+                    Fill::Fed => env = unused,
+                    Fill::Later => {
+                        self.envelopes.push(unused);
+                        break;
+                    }
+                    Fill::Broken => {
+                        self.envelopes.push(unused);
+                        HttpLive::count(&self.live.broken);
+                        return self.close(slot);
+                    }
+                },
+                Framing::Stopped(unused) => {
+                    self.envelopes.push(unused);
                     // Held back: say so, so that it resumes as soon as the reason clears, in
                     // whichever order answers arrive and are written.
                     if !own_room {
@@ -662,10 +671,6 @@ impl Reactor {
                     }
                     break;
                 }
-                Err(_) => {
-                    HttpLive::count(&self.live.broken);
-                    return self.close(slot);
-                }
             }
         }
         let conn = self.slots[slot].conn.as_mut().unwrap();
@@ -674,6 +679,22 @@ impl Reactor {
         }
         self.account(slot);
         self.mark_dirty(slot);
+    }
+
+    /// Reads and drops what a lingering client sends, and closes the connection once lingering
+    /// is over (see [`Conn::linger_over`]).
+    fn discard(&mut self, slot: usize) {
+        let Some(conn) = self.slots[slot].conn.as_mut() else { return };
+        loop {
+            if conn.linger_over() {
+                return self.close(slot);
+            }
+            match self.io.fill(slot, conn) {
+                Fill::Fed => {}
+                Fill::Later => return,
+                Fill::Broken => return self.close(slot),
+            }
+        }
     }
 
     fn mark_dirty(&mut self, slot: usize) {
@@ -755,7 +776,7 @@ impl Reactor {
             }
             let envelopes = &mut self.envelopes;
             conn.serialise(self.date.as_bytes(), |env| envelopes.push(env));
-            if conn.flush().is_err() {
+            if self.io.send(slot, conn).is_err() {
                 HttpLive::count(&self.live.broken);
                 self.close(slot);
                 continue;
@@ -834,6 +855,7 @@ impl Reactor {
     /// Closes connections whose head or idle time ran out, and accepts what an earlier
     /// failure (out of descriptors) left waiting.
     fn sweep(&mut self, now: u64) {
+        self.io.resume_accepting();
         self.accept();
         for slot in 0..self.slots.len() {
             let Some(conn) = self.slots[slot].conn.as_mut() else { continue };
@@ -869,16 +891,12 @@ impl Reactor {
         let Some(conn) = self.slots[slot].conn.as_mut() else { return };
         conn.start_linger();
         conn.deadline_ns = now_ns() + LINGER_TIME.as_nanos() as u64;
-        if conn.discard(&mut self.scratch) {
-            self.close(slot);
-        }
+        self.discard(slot);
     }
 
     fn start_draining(&mut self) {
         self.draining = true;
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
-        }
+        self.io.stop_listening();
         for (_stream, client, _) in std::mem::take(&mut self.waiting_for_room) {
             self.refuse(client);
         }
@@ -893,7 +911,6 @@ impl Reactor {
 
     fn close(&mut self, slot: usize) {
         let Some(mut conn) = self.slots[slot].conn.take() else { return };
-        let _ = self.poll.registry().deregister(&mut conn.stream);
         self.held_bytes -= conn.accounted;
         self.release_client_share(conn.peer);
         if conn.owed() > 0 {
@@ -906,12 +923,13 @@ impl Reactor {
         if self.slots[slot].in_pipeline == 0 {
             self.free_slots.push(slot);
         }
+        self.io.release(slot, conn);
         self.open -= 1;
         self.live.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-impl Poller for Reactor {
+impl<B: Backend> Poller for Reactor<B> {
     fn turn(&mut self, timeout: Option<Duration>, admit: &mut Admit<'_>) -> bool {
         Reactor::turn(self, timeout, &mut |batch| admit.submit(batch))
     }

@@ -402,6 +402,10 @@ fn metrics_and_stats_agree_exactly_with_the_ledger() {
     assert!(later >= 0.0 && later <= s.uptime_s - uptime, "{later} s busier in /stats, read after /metrics");
     let utilisation = one(&m, "seda_pool_utilisation_ratio", &[("pool", "p")]);
     assert!((utilisation - busy / uptime).abs() < 1e-9, "{utilisation}: busy {busy} s, up {uptime} s");
+    let spin = one(&m, "seda_pool_idle_spin_seconds_total", &[("pool", "p")]);
+    assert_eq!(s.pools[0].idle_spin_s, spin);
+    let per_request = one(&m, "seda_idle_spin_seconds_per_request", &[]);
+    assert_eq!(per_request, if ledger.completed == 0 { 0.0 } else { spin / ledger.completed as f64 });
     assert_eq!(one(&m, "seda_pipeline_info", &[("pipeline", "admin-test")]), 1.0);
     for family in ["seda_stage_handled_total", "seda_ledger_admitted_total", "seda_pool_busy_seconds_total"] {
         assert_eq!(m[family].kind, "counter", "{family}");

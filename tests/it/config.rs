@@ -242,6 +242,21 @@ fn unknown_queue_policy_is_reported_at_the_policy() {
 }
 
 #[test]
+fn an_http_sources_io_is_epoll_uring_or_auto_and_anything_else_is_reported_at_the_field() {
+    let mut config = minimal();
+    config["source"] = json!({ "kind": "http", "listen": "127.0.0.1:0", "entry": "parse", "io": "iouring" });
+    assert_eq!(
+        errors(&config).0,
+        vec![error("$.source.io", "unknown variant `iouring`, expected one of `epoll`, `uring`, `auto`", None)]
+    );
+    for io in ["epoll", "uring", "auto"] {
+        config["source"]["io"] = json!(io);
+        let seda::config::SourcePlan::Http(http) = valid(&config).source else { panic!("an http source") };
+        assert_eq!(format!("{:?}", http.io).to_lowercase(), io);
+    }
+}
+
+#[test]
 fn stage_that_is_not_an_object_is_reported_at_the_stage() {
     let mut config = minimal();
     config["stages"]["respond"] = json!("respond");

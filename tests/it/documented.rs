@@ -23,24 +23,10 @@ use seda::run::{Listening, Runner};
 use seda::stages::{Output, Outputs, Request, Stage, StageFactory, Step};
 use serde_json::{json, Value};
 
-use crate::http_server::{connect, fill, get, install, read_to_close, WaitFactory};
+use crate::http_server::{
+    both_backends, both_placements, connect, fill, get, install, read_to_close, Reactor, WaitFactory,
+};
 use crate::support::{a_cpu, eventually, plan, start as start_engine, submit, two_cpus, Gate};
-
-/// Runs test `$name(reactor)` with the reactors in the workers and on a thread of their own.
-macro_rules! both_placements {
-    ($($name:ident),* $(,)?) => {
-        $(mod $name {
-            #[test]
-            fn reactor_in_workers() {
-                super::$name("workers")
-            }
-            #[test]
-            fn reactor_thread() {
-                super::$name("thread")
-            }
-        })*
-    };
-}
 
 both_placements!(
     a_request_past_its_deadline_is_answered_503_with_retry_after,
@@ -64,8 +50,10 @@ struct Server {
 /// `wait` (timers on `/sleep/MS`, the gate on `/gate...`) then `answer`, one pool of `threads`
 /// on the first CPU this process may run on; `source` merged into the http source, `pipeline`
 /// into the pipeline.
-fn config(reactor: &str, threads: usize, source: Value, pipeline: Value) -> Value {
-    let mut http = json!({ "kind": "http", "listen": "127.0.0.1:0", "entry": "wait", "reactor": reactor });
+fn config(reactor: Reactor, threads: usize, source: Value, pipeline: Value) -> Value {
+    let mut http = json!({
+        "kind": "http", "listen": "127.0.0.1:0", "entry": "wait", "reactor": reactor.placement, "io": reactor.io,
+    });
     for (k, v) in source.as_object().unwrap() {
         http[k] = v.clone();
     }
@@ -194,7 +182,7 @@ fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Response {
 
 // ---- the behaviours --------------------------------------------------------------------------
 
-fn a_request_past_its_deadline_is_answered_503_with_retry_after(reactor: &str) {
+fn a_request_past_its_deadline_is_answered_503_with_retry_after(reactor: Reactor) {
     // The timer would hold it 60 s; the deadline cuts it short at 100 ms.
     let server = start(config(reactor, 2, json!({}), json!({ "deadline_ms": 100 })));
     let mut stream = connect(server.addr);
@@ -211,7 +199,7 @@ fn a_request_past_its_deadline_is_answered_503_with_retry_after(reactor: &str) {
     assert_eq!((ledger.admitted, ledger.timed_out, ledger.completed, ledger.in_flight), (2, 1, 1, 0));
 }
 
-fn a_request_still_in_flight_at_the_drain_timeout_is_dropped_and_counted(reactor: &str) {
+fn a_request_still_in_flight_at_the_drain_timeout_is_dropped_and_counted(reactor: Reactor) {
     let server = start(config(reactor, 2, json!({}), json!({ "drain_timeout_ms": 200 })));
     let mut stream = connect(server.addr);
     stream.write_all(get("/sleep/60000").as_bytes()).unwrap();
@@ -225,7 +213,7 @@ fn a_request_still_in_flight_at_the_drain_timeout_is_dropped_and_counted(reactor
     assert_eq!((http.requests, http.dropped_at_shutdown), (1, 1));
 }
 
-fn a_pipeline_that_ends_a_request_without_a_status_answers_500(reactor: &str) {
+fn a_pipeline_that_ends_a_request_without_a_status_answers_500(reactor: Reactor) {
     let server = start(config(reactor, 2, json!({}), json!({})));
     let mut stream = connect(server.addr);
     stream.write_all(format!("{}{}", get("/nostatus"), get("/after")).as_bytes()).unwrap();
@@ -237,7 +225,7 @@ fn a_pipeline_that_ends_a_request_without_a_status_answers_500(reactor: &str) {
     assert_eq!(server.stop().ledger.completed, 2);
 }
 
-fn a_header_value_with_cr_lf_or_nul_is_left_out(reactor: &str) {
+fn a_header_value_with_cr_lf_or_nul_is_left_out(reactor: Reactor) {
     let server = start(config(reactor, 2, json!({}), json!({})));
     let mut stream = connect(server.addr);
     stream.write_all(format!("{}{}", get("/headers"), get("/after")).as_bytes()).unwrap();
@@ -254,7 +242,7 @@ fn a_header_value_with_cr_lf_or_nul_is_left_out(reactor: &str) {
     server.stop();
 }
 
-fn a_request_sent_during_shutdown_is_not_read_and_its_connection_closes_after_what_it_is_owed(reactor: &str) {
+fn a_request_sent_during_shutdown_is_not_read_and_its_connection_closes_after_what_it_is_owed(reactor: Reactor) {
     // (docs/reference/http.md said such a request is answered 503: the source stops before the
     // engine stops admitting, so it never reaches the engine; this pins what happens.)
     let server = start(config(reactor, 2, json!({}), json!({})));
@@ -296,12 +284,13 @@ fn read_response_from(buf: &mut Vec<u8>) -> Response {
     Response { status, headers, body }
 }
 
-#[test]
-fn max_pipelined_bounds_a_connections_requests_in_the_pipeline() {
-    // The reactor on a thread of its own: a worker held at the gate would hold its reactor too.
+// The reactor on a thread of its own: a worker held at the gate would hold its reactor too.
+both_backends!("thread": max_pipelined_bounds_a_connections_requests_in_the_pipeline);
+
+fn max_pipelined_bounds_a_connections_requests_in_the_pipeline(reactor: Reactor) {
     // Two workers: the two admitted come in one batch, which the one held at the gate holds
     // whole; the other is free for the barrier below.
-    let mut config = config("thread", 2, json!({ "max_pipelined": 2 }), json!({}));
+    let mut config = config(reactor, 2, json!({ "max_pipelined": 2 }), json!({}));
     config["admin"] = json!({ "listen": "127.0.0.1:0" });
     let server = start(config);
     let admin = server.admin.expect("an admin listener");
@@ -341,10 +330,9 @@ fn max_pipelined_bounds_a_connections_requests_in_the_pipeline() {
 /// 2 workers and 64 connections, all 64 on one worker has the chance 2 x 2^-64, about 1e-19.
 /// What it pins exactly: each worker accepted some, and the per-worker counts (in the summary,
 /// `/stats` and `/metrics`) add up to the connections opened.
-#[test]
-fn so_reuseport_spreads_connections_over_the_entry_pools_workers() {
+fn so_reuseport_spreads_connections_over_the_entry_pools_workers(reactor: Reactor) {
     const CONNECTIONS: usize = 64;
-    let mut config = config("workers", 2, json!({}), json!({ "admin": { "listen": "127.0.0.1:0" } }));
+    let mut config = config(reactor, 2, json!({}), json!({ "admin": { "listen": "127.0.0.1:0" } }));
     // A worker on each of two CPUs, so neither waits on the other to take its connections.
     config["pools"]["main"]["cpus"] = json!(two_cpus());
     let server = start(config);
@@ -376,10 +364,11 @@ fn so_reuseport_spreads_connections_over_the_entry_pools_workers() {
     assert_eq!(http.accepted, CONNECTIONS as u64);
 }
 
+both_backends!("workers": so_reuseport_spreads_connections_over_the_entry_pools_workers);
+
 /// With the reactor on a thread of its own, there is one listener and no count per worker.
-#[test]
-fn a_reactor_on_a_thread_keeps_no_count_per_worker() {
-    let server = start(config("thread", 2, json!({}), json!({})));
+fn a_reactor_on_a_thread_keeps_no_count_per_worker(reactor: Reactor) {
+    let server = start(config(reactor, 2, json!({}), json!({})));
     let mut stream = connect(server.addr);
     stream.write_all(get("/one").as_bytes()).unwrap();
     assert_eq!(read_response(&mut stream, &mut Vec::new()).status, 200);
@@ -387,6 +376,8 @@ fn a_reactor_on_a_thread_keeps_no_count_per_worker() {
     let http = http(&server.stop());
     assert_eq!((http.accepted, http.accepted_by_worker), (1, vec![]));
 }
+
+both_backends!("thread": a_reactor_on_a_thread_keeps_no_count_per_worker);
 
 // ---- the engine ------------------------------------------------------------------------------
 

@@ -36,23 +36,15 @@ use seda::metrics::Summary;
 use seda::stages::{splitmix64, IoOp, Output, Outputs, Request, Stage, StageFactory, Step};
 use serde_json::json;
 
-use crate::http_server::{connect, fill, read_to_close};
+use crate::http_server::{both_placements, connect, fill, read_to_close, Reactor};
 use crate::support::{a_cpu, plan};
 
 const SEEDS: std::ops::Range<u64> = 0..12;
 const HEADER_TIMEOUT_MS: u64 = 3000;
 
-#[test]
-fn connections_driven_by_a_model_get_their_own_answers_in_order_reactor_in_workers() {
-    play_seeds("workers");
-}
+both_placements!(connections_driven_by_a_model_get_their_own_answers_in_order);
 
-#[test]
-fn connections_driven_by_a_model_get_their_own_answers_in_order_reactor_thread() {
-    play_seeds("thread");
-}
-
-fn play_seeds(reactor: &str) {
+fn connections_driven_by_a_model_get_their_own_answers_in_order(reactor: Reactor) {
     let server = Server::start(reactor);
     let mut tally = Tally::default();
     let mut slow = Vec::new();
@@ -74,7 +66,7 @@ fn play_seeds(reactor: &str) {
         );
     }
     let summary = server.stop();
-    eprintln!("{reactor}: {tally:?}; ledger {:?}; {:?}", summary.ledger, summary.source);
+    eprintln!("{reactor:?}: {tally:?}; ledger {:?}; {:?}", summary.ledger, summary.source);
     let l = summary.ledger;
     assert_eq!(l.in_flight, 0, "{l:?}");
     assert_eq!(l.admitted, l.completed + l.rejected + l.failed + l.timed_out, "{l:?}");
@@ -308,11 +300,11 @@ struct Server {
 impl Server {
     /// `hold` (a timer as long as the target says) → `echo`, one pool of two workers on the first
     /// CPU this process may run on.
-    fn start(reactor: &str) -> Server {
+    fn start(reactor: Reactor) -> Server {
         let config = json!({
             "name": "http-model",
             "source": {
-                "kind": "http", "listen": "127.0.0.1:0", "entry": "hold", "reactor": reactor,
+                "kind": "http", "listen": "127.0.0.1:0", "entry": "hold", "reactor": reactor.placement, "io": reactor.io,
                 "header_timeout_ms": HEADER_TIMEOUT_MS
             },
             "pools": { "main": { "cpus": [a_cpu()], "threads": 2 } },

@@ -23,21 +23,82 @@ use serde_json::{json, Value};
 
 use crate::support::{a_cpu, plan, Gate};
 
-/// Runs test `$name(reactor)` with the reactors in the workers and on a thread of their own.
+/// How a test's server runs its reactors: where (`"workers"`, `"thread"`) and with which I/O
+/// backend (`"epoll"`, `"uring"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reactor {
+    pub placement: &'static str,
+    pub io: &'static str,
+}
+
+impl Reactor {
+    pub const EPOLL_IN_WORKERS: Reactor = Reactor { placement: "workers", io: "epoll" };
+    pub const EPOLL_THREAD: Reactor = Reactor { placement: "thread", io: "epoll" };
+    pub const URING_IN_WORKERS: Reactor = Reactor { placement: "workers", io: "uring" };
+    pub const URING_THREAD: Reactor = Reactor { placement: "thread", io: "uring" };
+
+    /// Sets the source's `reactor` and `io` in `config`.
+    pub fn set(self, config: &mut Value) {
+        config["source"]["reactor"] = json!(self.placement);
+        config["source"]["io"] = json!(self.io);
+    }
+}
+
+/// Runs test `$name(reactor)` with the reactors in the workers and on a thread of their own,
+/// each with the epoll and the io_uring backend.
 macro_rules! both_placements {
     ($($name:ident),* $(,)?) => {
         $(mod $name {
+            use $crate::http_server::Reactor;
             #[test]
             fn reactor_in_workers() {
-                super::$name("workers")
+                super::$name(Reactor::EPOLL_IN_WORKERS)
             }
             #[test]
             fn reactor_thread() {
-                super::$name("thread")
+                super::$name(Reactor::EPOLL_THREAD)
+            }
+            #[test]
+            fn uring_in_workers() {
+                super::$name(Reactor::URING_IN_WORKERS)
+            }
+            #[test]
+            fn uring_thread() {
+                super::$name(Reactor::URING_THREAD)
             }
         })*
     };
 }
+
+/// Runs test `$name(reactor)` with its reactors placed at `$placement` only (a test that holds a
+/// worker at the gate needs its reactor on a thread), with each I/O backend.
+macro_rules! both_backends {
+    ($placement:literal: $($name:ident),* $(,)?) => {
+        $(mod $name {
+            use $crate::http_server::Reactor;
+            #[test]
+            fn epoll() {
+                super::$name(Reactor { placement: $placement, io: "epoll" })
+            }
+            #[test]
+            fn uring() {
+                super::$name(Reactor { placement: $placement, io: "uring" })
+            }
+        })*
+    };
+}
+pub(crate) use {both_backends, both_placements};
+
+both_backends!("thread":
+    a_client_that_vanishes_mid_request_leaves_an_exact_ledger,
+    shutdown_answers_requests_in_flight_then_closes_every_connection,
+    a_late_answer_never_reaches_a_later_connection_in_the_same_slot,
+);
+
+both_backends!("workers":
+    shutdown_with_reactors_in_workers_answers_a_request_in_flight,
+    a_client_that_vanishes_while_its_request_waits_on_a_timer_leaves_an_exact_ledger,
+);
 
 both_placements!(
     a_client_that_does_not_read_gets_no_more_requests_framed,
@@ -144,12 +205,14 @@ pub(crate) fn install(plan: &mut Plan, name: &str, factory: Arc<dyn StageFactory
 
 /// `wait` → `echo`, one pool on the first CPU this process may run on, with `source` fields
 /// merged into the http source.
-fn config(reactor: &str, source: Value) -> Value {
+fn config(reactor: Reactor, source: Value) -> Value {
     config_with(reactor, source, json!({}))
 }
 
-fn config_with(reactor: &str, source: Value, wait_queue: Value) -> Value {
-    let mut http = json!({ "kind": "http", "listen": "127.0.0.1:0", "entry": "wait", "reactor": reactor });
+fn config_with(reactor: Reactor, source: Value, wait_queue: Value) -> Value {
+    let mut http = json!({
+        "kind": "http", "listen": "127.0.0.1:0", "entry": "wait", "reactor": reactor.placement, "io": reactor.io,
+    });
     for (k, v) in source.as_object().unwrap() {
         http[k] = v.clone();
     }
@@ -293,7 +356,7 @@ pub(crate) fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n")
 }
 
-fn keep_alive_serves_requests_one_after_another_on_one_connection(reactor: &str) {
+fn keep_alive_serves_requests_one_after_another_on_one_connection(reactor: Reactor) {
     let server = start(config(reactor, json!({})));
     let mut stream = connect(server.addr);
     let mut buf = Vec::new();
@@ -314,7 +377,7 @@ fn keep_alive_serves_requests_one_after_another_on_one_connection(reactor: &str)
     assert_eq!((http.accepted, http.requests, http.answered), (1, 5, 5));
 }
 
-fn pipelined_answers_leave_in_request_order_whatever_order_they_end_in(reactor: &str) {
+fn pipelined_answers_leave_in_request_order_whatever_order_they_end_in(reactor: Reactor) {
     let server = start(config(reactor, json!({})));
     let mut stream = connect(server.addr);
     let paths = ["/sleep/300", "/sleep/0", "/sleep/150", "/x", "/sleep/50"];
@@ -329,7 +392,7 @@ fn pipelined_answers_leave_in_request_order_whatever_order_they_end_in(reactor: 
     assert_eq!(server.stop().ledger.completed, 5);
 }
 
-fn head_answers_with_the_headers_of_get_and_no_body(reactor: &str) {
+fn head_answers_with_the_headers_of_get_and_no_body(reactor: Reactor) {
     let server = start(config(reactor, json!({})));
     let mut stream = connect(server.addr);
     stream.write_all(b"HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
@@ -352,7 +415,7 @@ fn rejected(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
     read_to_close(&mut stream)
 }
 
-fn each_framing_limit_gets_its_status_then_a_close(reactor: &str) {
+fn each_framing_limit_gets_its_status_then_a_close(reactor: Reactor) {
     let server = start(config(reactor, json!({ "max_body_bytes": 1000, "max_head_bytes": 4096 })));
     let close =
         |status: &str| format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes();
@@ -369,7 +432,7 @@ fn each_framing_limit_gets_its_status_then_a_close(reactor: &str) {
     assert_eq!(summary.http().framing_rejects, 5);
 }
 
-fn answers_owed_before_a_bad_request_are_sent_first(reactor: &str) {
+fn answers_owed_before_a_bad_request_are_sent_first(reactor: Reactor) {
     let server = start(config(reactor, json!({})));
     let mut stream = connect(server.addr);
     stream.write_all(format!("{}BAD\r\n\r\n", get("/sleep/100")).as_bytes()).unwrap();
@@ -386,7 +449,7 @@ fn answers_owed_before_a_bad_request_are_sent_first(reactor: &str) {
 /// Slowloris: a head trickled one byte every 50 ms, far inside `header_timeout_ms` (1 s)
 /// between bytes, is cut off 1 s after it began all the same. A server that restarted the
 /// timer on every read would wait for the whole head (237 bytes, about 12 s) and answer it.
-fn a_head_that_comes_too_slowly_is_answered_408_and_closed(reactor: &str) {
+fn a_head_that_comes_too_slowly_is_answered_408_and_closed(reactor: Reactor) {
     const HEADER_TIMEOUT: Duration = Duration::from_millis(1000);
     let server = start(config(reactor, json!({ "header_timeout_ms": HEADER_TIMEOUT.as_millis() as u64 })));
     let head = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Slow: {}\r\n\r\n", "a".repeat(200));
@@ -407,7 +470,7 @@ fn a_head_that_comes_too_slowly_is_answered_408_and_closed(reactor: &str) {
     assert_eq!((http.header_timeouts, http.requests), (1, 0));
 }
 
-fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(reactor: &str) {
+fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(reactor: Reactor) {
     let server = start(config(reactor, json!({ "idle_timeout_ms": 300 })));
     let mut stream = connect(server.addr);
     stream.write_all(get("/once").as_bytes()).unwrap();
@@ -418,7 +481,7 @@ fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(reactor: &str)
     assert_eq!((http.idle_closed, http.header_timeouts), (1, 0));
 }
 
-fn connections_over_the_cap_are_refused_at_accept_and_counted(reactor: &str) {
+fn connections_over_the_cap_are_refused_at_accept_and_counted(reactor: Reactor) {
     let mut config = config(reactor, json!({ "max_connections": 2 }));
     config["admin"] = json!({ "listen": "127.0.0.1:0" });
     let server = start(config);
@@ -464,9 +527,8 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-#[test]
-fn a_client_that_vanishes_mid_request_leaves_an_exact_ledger() {
-    let server = start(config("thread", json!({})));
+fn a_client_that_vanishes_mid_request_leaves_an_exact_ledger(reactor: Reactor) {
+    let server = start(config(reactor, json!({})));
     let mut gone = connect(server.addr);
     gone.write_all(get("/gate").as_bytes()).unwrap();
     server.gate.wait_entered(1);
@@ -486,7 +548,7 @@ fn a_client_that_vanishes_mid_request_leaves_an_exact_ledger() {
     assert_eq!((http.requests, http.answered), (2, 2));
 }
 
-fn a_client_that_shuts_its_side_still_gets_its_answer(reactor: &str) {
+fn a_client_that_shuts_its_side_still_gets_its_answer(reactor: Reactor) {
     let server = start(config(reactor, json!({})));
     let mut stream = connect(server.addr);
     stream.write_all(get("/sleep/100").as_bytes()).unwrap();
@@ -504,7 +566,7 @@ fn a_client_that_shuts_its_side_still_gets_its_answer(reactor: &str) {
 /// admits them as one batch into an empty queue of 2: the first two go in, the other ten are
 /// answered 503 at once (after the first two's answers, in request order), whenever the workers
 /// take them.
-fn a_full_entry_queue_answers_503_with_retry_after_and_the_ledger_stays_exact(reactor: &str) {
+fn a_full_entry_queue_answers_503_with_retry_after_and_the_ledger_stays_exact(reactor: Reactor) {
     let server = start(config_with(reactor, json!({}), json!({ "capacity": 2, "when_full": "reject" })));
     let mut stream = connect(server.addr);
     let n = 12;
@@ -536,9 +598,8 @@ fn a_full_entry_queue_answers_503_with_retry_after_and_the_ledger_stays_exact(re
     assert_eq!((l.admitted, l.completed, l.rejected, l.in_flight), (n, 2, 10, 0));
 }
 
-#[test]
-fn shutdown_answers_requests_in_flight_then_closes_every_connection() {
-    let server = start(config("thread", json!({})));
+fn shutdown_answers_requests_in_flight_then_closes_every_connection(reactor: Reactor) {
+    let server = start(config(reactor, json!({})));
     let mut idle = connect(server.addr);
     let mut busy = connect(server.addr);
     busy.write_all(get("/gate").as_bytes()).unwrap();
@@ -556,7 +617,7 @@ fn shutdown_answers_requests_in_flight_then_closes_every_connection() {
     assert_eq!(summary.http().dropped_at_shutdown, 0);
 }
 
-fn a_body_larger_than_the_socket_buffer_is_sent_whole(reactor: &str) {
+fn a_body_larger_than_the_socket_buffer_is_sent_whole(reactor: Reactor) {
     let server = start(config(reactor, json!({})));
     let mut stream = connect(server.addr);
     let n = 8 * 1024 * 1024;
@@ -571,7 +632,7 @@ fn a_body_larger_than_the_socket_buffer_is_sent_whole(reactor: &str) {
     server.stop();
 }
 
-fn an_http_client_crate_gets_answers_with_bodies_fixed_and_chunked(reactor: &str) {
+fn an_http_client_crate_gets_answers_with_bodies_fixed_and_chunked(reactor: Reactor) {
     let server = start(config(reactor, json!({})));
     let base = format!("http://{}", server.addr);
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(20)).build();
@@ -592,7 +653,7 @@ fn an_http_client_crate_gets_answers_with_bodies_fixed_and_chunked(reactor: &str
     assert_eq!(summary.http().accepted, 1, "the agent kept its connection alive");
 }
 
-fn many_clients_at_once_each_get_their_own_answers(reactor: &str) {
+fn many_clients_at_once_each_get_their_own_answers(reactor: Reactor) {
     let server = start(config(reactor, json!({})));
     let base = format!("http://{}", server.addr);
     let (clients, each) = (16, 40);
@@ -646,11 +707,11 @@ impl Drop for WebRoot {
 }
 
 /// configs/http_static.json's shape, on port 0, serving `root`.
-fn static_config(reactor: &str, root: &str) -> Value {
+fn static_config(reactor: Reactor, root: &str) -> Value {
     let mut config: Value = serde_json::from_str(include_str!("../../configs/http_static.json")).unwrap();
     crate::support::on_allowed_cpus(&mut config);
     config["source"]["listen"] = json!("127.0.0.1:0");
-    config["source"]["reactor"] = json!(reactor);
+    reactor.set(&mut config);
     config["stages"]["read"]["params"]["root"] = json!(root);
     config
 }
@@ -678,7 +739,7 @@ fn through_the_reactor(addr: SocketAddr) {
     assert_eq!(exchange(&mut stream, &mut buf, &get("/barrier")).body, b"GET /barrier 0");
 }
 
-fn static_files_are_served_cached_and_answered_304_when_not_modified(reactor: &str) {
+fn static_files_are_served_cached_and_answered_304_when_not_modified(reactor: Reactor) {
     let web = WebRoot::new("static-304");
     let server = start(static_config(reactor, &web.root()));
     let mut stream = connect(server.addr);
@@ -704,7 +765,7 @@ fn static_files_are_served_cached_and_answered_304_when_not_modified(reactor: &s
     assert_eq!(summary.ledger.completed, 5);
 }
 
-fn paths_that_climb_out_of_the_root_are_refused(reactor: &str) {
+fn paths_that_climb_out_of_the_root_are_refused(reactor: Reactor) {
     let web = WebRoot::new("static-escape");
     let server = start(static_config(reactor, &web.root()));
     let mut stream = connect(server.addr);
@@ -718,7 +779,7 @@ fn paths_that_climb_out_of_the_root_are_refused(reactor: &str) {
     server.stop();
 }
 
-fn a_file_larger_than_the_socket_buffer_is_served_whole(reactor: &str) {
+fn a_file_larger_than_the_socket_buffer_is_served_whole(reactor: Reactor) {
     let web = WebRoot::new("static-big");
     let server = start(static_config(reactor, &web.root()));
     let mut stream = connect(server.addr);
@@ -744,7 +805,7 @@ fn a_file_larger_than_the_socket_buffer_is_served_whole(reactor: &str) {
     server.stop();
 }
 
-fn a_method_the_route_does_not_allow_is_405_with_allow(reactor: &str) {
+fn a_method_the_route_does_not_allow_is_405_with_allow(reactor: Reactor) {
     let web = WebRoot::new("static-405");
     let server = start(static_config(reactor, &web.root()));
     let mut stream = connect(server.addr);
@@ -756,9 +817,8 @@ fn a_method_the_route_does_not_allow_is_405_with_allow(reactor: &str) {
     server.stop();
 }
 
-#[test]
-fn shutdown_with_reactors_in_workers_answers_a_request_in_flight() {
-    let server = start(config("workers", json!({})));
+fn shutdown_with_reactors_in_workers_answers_a_request_in_flight(reactor: Reactor) {
+    let server = start(config(reactor, json!({})));
     let mut idle = connect(server.addr);
     assert_eq!(exchange(&mut idle, &mut Vec::new(), &get("/first")).status, 200);
     let mut busy = connect(server.addr);
@@ -772,9 +832,8 @@ fn shutdown_with_reactors_in_workers_answers_a_request_in_flight() {
     assert_eq!((summary.ledger.admitted, summary.ledger.completed), (2, 2));
 }
 
-#[test]
-fn a_client_that_vanishes_while_its_request_waits_on_a_timer_leaves_an_exact_ledger() {
-    let server = start(config("workers", json!({})));
+fn a_client_that_vanishes_while_its_request_waits_on_a_timer_leaves_an_exact_ledger(reactor: Reactor) {
+    let server = start(config(reactor, json!({})));
     let mut gone = connect(server.addr);
     gone.write_all(get("/sleep/1000").as_bytes()).unwrap();
     server.gate.wait_entered(1);
@@ -786,7 +845,7 @@ fn a_client_that_vanishes_while_its_request_waits_on_a_timer_leaves_an_exact_led
     assert_eq!((http.closed_with_requests_in_flight, http.requests, http.answered), (1, 1, 1), "{http:?}");
 }
 
-fn a_client_that_expects_100_continue_gets_it_before_sending_the_body(reactor: &str) {
+fn a_client_that_expects_100_continue_gets_it_before_sending_the_body(reactor: Reactor) {
     let server = start(config(reactor, json!({})));
     let mut stream = connect(server.addr);
     stream.write_all(b"POST /upload HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n").unwrap();
@@ -800,11 +859,11 @@ fn a_client_that_expects_100_continue_gets_it_before_sending_the_body(reactor: &
     server.stop();
 }
 
-fn a_panic_or_failure_in_a_stage_is_500_and_the_server_goes_on(reactor: &str) {
+fn a_panic_or_failure_in_a_stage_is_500_and_the_server_goes_on(reactor: Reactor) {
     seda::engine::quiet_worker_panics();
     let config = json!({
         "name": "http-faults",
-        "source": { "kind": "http", "listen": "127.0.0.1:0", "entry": "route", "reactor": reactor },
+        "source": { "kind": "http", "listen": "127.0.0.1:0", "entry": "route", "reactor": reactor.placement, "io": reactor.io },
         "pools": { "main": { "cpus": [a_cpu()] } },
         "stages": {
             "route": {
@@ -834,7 +893,7 @@ fn a_panic_or_failure_in_a_stage_is_500_and_the_server_goes_on(reactor: &str) {
     assert_eq!((l.admitted, l.completed, l.failed), (5, 2, 3));
 }
 
-fn the_admin_listener_shows_the_connections_live(reactor: &str) {
+fn the_admin_listener_shows_the_connections_live(reactor: Reactor) {
     let mut config = config(reactor, json!({}));
     config["admin"] = json!({ "listen": "127.0.0.1:0" });
     let server = start(config);
@@ -875,7 +934,7 @@ fn the_admin_listener_shows_the_connections_live(reactor: &str) {
     assert_eq!(summary.http().requests, 5);
 }
 
-fn a_client_that_does_not_read_gets_no_more_requests_framed(reactor: &str) {
+fn a_client_that_does_not_read_gets_no_more_requests_framed(reactor: Reactor) {
     let mut config = one_reactor(config(reactor, json!({})));
     config["admin"] = json!({ "listen": "127.0.0.1:0" });
     let server = start(config);
@@ -908,9 +967,8 @@ fn a_client_that_does_not_read_gets_no_more_requests_framed(reactor: &str) {
 /// in, first out, the 65,536th connection after it once sat in the same slot under the same
 /// generation and received the stranger's answer. The reactor thread only: the gate holds a
 /// worker, and with the reactors in the workers it would hold that worker's connections too.
-#[test]
-fn a_late_answer_never_reaches_a_later_connection_in_the_same_slot() {
-    let mut config = config("thread", json!({}));
+fn a_late_answer_never_reaches_a_later_connection_in_the_same_slot(reactor: Reactor) {
+    let mut config = config(reactor, json!({}));
     config["admin"] = json!({ "listen": "127.0.0.1:0" });
     let server = start(config);
     let stranger = connect(server.addr);
@@ -950,7 +1008,7 @@ fn a_late_answer_never_reaches_a_later_connection_in_the_same_slot() {
 /// Past `max_pipelined` a connection's requests wait in its buffer; each answer written makes
 /// room for the next, whichever order answers arrive and are written in (with the reactors in
 /// the workers, all 64 came back in one batch before any was written, and the rest stalled).
-fn a_thousand_requests_pipelined_in_one_write_get_a_thousand_answers(reactor: &str) {
+fn a_thousand_requests_pipelined_in_one_write_get_a_thousand_answers(reactor: Reactor) {
     let server = start(config(reactor, json!({})));
     let mut stream = connect(server.addr);
     let n = 1000;
@@ -967,7 +1025,7 @@ fn a_thousand_requests_pipelined_in_one_write_get_a_thousand_answers(reactor: &s
     assert_eq!(summary.http().header_timeouts, 0);
 }
 
-fn with_max_pipelined_1_two_requests_in_one_write_get_two_answers(reactor: &str) {
+fn with_max_pipelined_1_two_requests_in_one_write_get_two_answers(reactor: Reactor) {
     let server = start(config(reactor, json!({ "max_pipelined": 1 })));
     let mut stream = connect(server.addr);
     stream.write_all(format!("{}{}", get("/one"), get("/two")).as_bytes()).unwrap();
@@ -989,7 +1047,7 @@ fn read_to_clean_close(stream: &mut TcpStream) -> Vec<u8> {
 /// A reject with request bytes still unread used to close at once: the kernel answered the
 /// unread bytes with a reset, and the client lost the 431. Now the server shuts its write side
 /// after the reply and reads and drops what comes until the client closes.
-fn a_head_too_large_is_answered_431_whole_without_a_reset(reactor: &str) {
+fn a_head_too_large_is_answered_431_whole_without_a_reset(reactor: Reactor) {
     let server = start(config(reactor, json!({})));
     let request = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "a".repeat(32 * 1024));
     for _ in 0..5 {
@@ -1005,7 +1063,7 @@ fn a_head_too_large_is_answered_431_whole_without_a_reset(reactor: &str) {
     assert_eq!((http.framing_rejects, http.broken), (5, 0));
 }
 
-fn a_request_target_too_long_is_answered_414(reactor: &str) {
+fn a_request_target_too_long_is_answered_414(reactor: Reactor) {
     let server = start(config(reactor, json!({})));
     let mut stream = connect(server.addr);
     stream.write_all(get(&format!("/{}", "t".repeat(20 * 1024))).as_bytes()).unwrap();
@@ -1021,7 +1079,7 @@ const REQUEST_TIMEOUT: &str = "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0
 
 /// The header timeout runs from accept: a connection that never sends a byte was kept until the
 /// (longer) idle timeout.
-fn a_connection_that_sends_nothing_is_answered_408_at_the_header_timeout(reactor: &str) {
+fn a_connection_that_sends_nothing_is_answered_408_at_the_header_timeout(reactor: Reactor) {
     let server = start(config(reactor, json!({ "header_timeout_ms": 300 })));
     let mut stream = connect(server.addr);
     assert_eq!(String::from_utf8_lossy(&read_to_clean_close(&mut stream)), REQUEST_TIMEOUT);
@@ -1029,7 +1087,7 @@ fn a_connection_that_sends_nothing_is_answered_408_at_the_header_timeout(reactor
     assert_eq!((http.header_timeouts, http.idle_closed), (1, 0));
 }
 
-fn a_body_whose_next_bytes_do_not_come_is_answered_408(reactor: &str) {
+fn a_body_whose_next_bytes_do_not_come_is_answered_408(reactor: Reactor) {
     let server = start(config(reactor, json!({ "body_read_timeout_ms": 300 })));
     let mut stream = connect(server.addr);
     stream.write_all(b"POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab").unwrap();
@@ -1056,7 +1114,7 @@ fn trickle(stream: &TcpStream, pieces: Vec<Vec<u8>>) -> JoinHandle<()> {
 
 /// Every byte comes within the read timeout, but the whole body does not come within
 /// `body_timeout_ms`: 408, however steady the trickle.
-fn a_body_trickled_in_is_answered_408_at_the_body_timeout(reactor: &str) {
+fn a_body_trickled_in_is_answered_408_at_the_body_timeout(reactor: Reactor) {
     let server = start(config(reactor, json!({ "body_timeout_ms": 500, "body_read_timeout_ms": 10000 })));
     let mut stream = connect(server.addr);
     stream.write_all(b"POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n").unwrap();
@@ -1072,7 +1130,7 @@ fn a_body_trickled_in_is_answered_408_at_the_body_timeout(reactor: &str) {
 
 /// A chunked body alternating a partial and a complete chunk-size line (each read brings
 /// bytes, none ends the body) used to hold a connection for minutes on a few bytes.
-fn a_chunked_body_trickling_chunk_size_lines_is_answered_408_at_the_body_timeout(reactor: &str) {
+fn a_chunked_body_trickling_chunk_size_lines_is_answered_408_at_the_body_timeout(reactor: Reactor) {
     let server = start(config(reactor, json!({ "body_timeout_ms": 500, "body_read_timeout_ms": 10000 })));
     let mut stream = connect(server.addr);
     stream.write_all(b"POST /slow HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
@@ -1089,7 +1147,7 @@ fn a_chunked_body_trickling_chunk_size_lines_is_answered_408_at_the_body_timeout
 /// A connection waiting for its own answers has a deadline too: a request that stays in the
 /// pipeline (here a 4 s timer against a 300 ms `answer_timeout_ms`) does not hold its
 /// connection for ever. The request still ends, and is counted, in the pipeline.
-fn a_connection_whose_answer_does_not_come_is_closed_at_the_answer_timeout(reactor: &str) {
+fn a_connection_whose_answer_does_not_come_is_closed_at_the_answer_timeout(reactor: Reactor) {
     let server = start(config(reactor, json!({ "answer_timeout_ms": 300 })));
     let mut stream = connect(server.addr);
     stream.write_all(get("/sleep/4000").as_bytes()).unwrap();
@@ -1100,7 +1158,7 @@ fn a_connection_whose_answer_does_not_come_is_closed_at_the_answer_timeout(react
     assert_eq!((http.answer_timeouts, http.closed_with_requests_in_flight, http.late_answers_dropped), (1, 1, 1));
 }
 
-fn a_client_that_does_not_read_is_closed_at_the_send_timeout(reactor: &str) {
+fn a_client_that_does_not_read_is_closed_at_the_send_timeout(reactor: Reactor) {
     let mut config = config(reactor, json!({ "send_timeout_ms": 300 }));
     config["admin"] = json!({ "listen": "127.0.0.1:0" });
     let server = start(config);
@@ -1119,7 +1177,7 @@ fn a_client_that_does_not_read_is_closed_at_the_send_timeout(reactor: &str) {
 
 #[test]
 fn connection_timeouts_out_of_range_are_each_reported() {
-    let config = config("workers", json!({ "body_timeout_ms": 0, "send_timeout_ms": 86_400_001u64 }));
+    let config = config(Reactor::EPOLL_IN_WORKERS, json!({ "body_timeout_ms": 0, "send_timeout_ms": 86_400_001u64 }));
     let errors = seda::config::validate(&config).err().expect("the config is refused").0;
     let found: Vec<(&str, &str)> = errors.iter().map(|e| (e.path.as_str(), e.message.as_str())).collect();
     assert_eq!(
@@ -1133,7 +1191,7 @@ fn connection_timeouts_out_of_range_are_each_reported() {
 
 /// At `max_connections`, idle keep-alive connections are closed, oldest first, before a new
 /// connection is refused: a server full of idle connections still takes new clients.
-fn at_the_cap_an_idle_connection_makes_way_for_a_new_one(reactor: &str) {
+fn at_the_cap_an_idle_connection_makes_way_for_a_new_one(reactor: Reactor) {
     let server = start(config(reactor, json!({ "max_connections": 2 })));
     let mut buf = Vec::new();
     let mut oldest = connect(server.addr);
@@ -1142,7 +1200,7 @@ fn at_the_cap_an_idle_connection_makes_way_for_a_new_one(reactor: &str) {
     assert_eq!(exchange(&mut newer, &mut buf, &get("/b")).status, 200);
     let mut third = connect(server.addr);
     assert_eq!(exchange(&mut third, &mut buf, &get("/c")).body, b"GET /c 0");
-    if reactor == "thread" {
+    if reactor.placement == "thread" {
         // One reactor holds both: the one idle the longest went.
         assert_eq!(read_to_close(&mut oldest), b"", "the oldest idle connection was closed");
         assert_eq!(exchange(&mut newer, &mut buf, &get("/b2")).body, b"GET /b2 0");
@@ -1152,7 +1210,7 @@ fn at_the_cap_an_idle_connection_makes_way_for_a_new_one(reactor: &str) {
     assert_eq!((http.accepted, http.refused, http.idle_closed_for_room), (3, 0, 1), "{http:?}");
 }
 
-fn connections_over_the_per_client_cap_are_refused_at_accept_and_counted(reactor: &str) {
+fn connections_over_the_per_client_cap_are_refused_at_accept_and_counted(reactor: Reactor) {
     let mut config = config(reactor, json!({ "max_connections_per_client": 2 }));
     config["admin"] = json!({ "listen": "127.0.0.1:0" });
     let server = start(config);
@@ -1188,7 +1246,7 @@ fn connections_over_the_per_client_cap_are_refused_at_accept_and_counted(reactor
 /// the whole server no connection has requests framed (none is dropped) until clients read.
 /// 16 MB answers, of which the socket buffers take a few MB: each non-reading client makes the
 /// server hold over 10 MB, so two pass a 20 MB bound and the third waits.
-fn the_server_wide_bound_on_unsent_answers_holds_back_framing_until_clients_read(reactor: &str) {
+fn the_server_wide_bound_on_unsent_answers_holds_back_framing_until_clients_read(reactor: Reactor) {
     // Three connections from 127.0.0.1 at most: a fourth is refused at accept, which the test
     // uses to know that the reactor has taken in what the third sent (see below).
     let config = config(reactor, json!({ "max_unsent_bytes": 20_000_000, "max_connections_per_client": 3 }));
@@ -1233,7 +1291,7 @@ fn the_server_wide_bound_on_unsent_answers_holds_back_framing_until_clients_read
 /// An answer that came back and waits behind an earlier, slower one is held for its connection
 /// as much as one being written: a large one takes the connection past its share
 /// (`max_unsent_bytes_per_connection`), and its further requests wait.
-fn an_answer_waiting_behind_an_earlier_one_counts_against_its_connections_share(reactor: &str) {
+fn an_answer_waiting_behind_an_earlier_one_counts_against_its_connections_share(reactor: Reactor) {
     let mut config = one_reactor(config(reactor, json!({})));
     config["admin"] = json!({ "listen": "127.0.0.1:0" });
     let server = start(config);
@@ -1257,7 +1315,7 @@ fn an_answer_waiting_behind_an_earlier_one_counts_against_its_connections_share(
 /// Bytes read are progress for a body, not for a wait for answers: a client that trickles the
 /// head of its next request (never finished, 20 bytes a second) while its first waits in the
 /// pipeline is closed at `answer_timeout_ms` all the same.
-fn a_client_trickling_its_next_head_does_not_extend_the_wait_for_an_answer(reactor: &str) {
+fn a_client_trickling_its_next_head_does_not_extend_the_wait_for_an_answer(reactor: Reactor) {
     let server = start(config(reactor, json!({ "answer_timeout_ms": 500 })));
     let mut stream = connect(server.addr);
     stream.write_all(get("/sleep/4000").as_bytes()).unwrap();

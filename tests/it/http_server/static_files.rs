@@ -55,7 +55,7 @@ fn make_fifo(path: &Path) {
     assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o644) }, 0, "mkfifo {}", path.display());
 }
 
-fn a_fifo_is_refused_at_once_and_holds_no_file_thread(reactor: &str) {
+fn a_fifo_is_refused_at_once_and_holds_no_file_thread(reactor: Reactor) {
     let web = WebRoot::new("static-fifo");
     make_fifo(&Path::new(&web.root()).join("fifo"));
     let server = start(static_config(reactor, &web.root()));
@@ -77,7 +77,7 @@ fn a_fifo_is_refused_at_once_and_holds_no_file_thread(reactor: &str) {
     assert_eq!(summary.ledger.completed, 3);
 }
 
-fn an_absolute_form_target_is_served_by_its_path(reactor: &str) {
+fn an_absolute_form_target_is_served_by_its_path(reactor: Reactor) {
     let web = WebRoot::new("static-absolute");
     let server = start(static_config(reactor, &web.root()));
     let mut stream = connect(server.addr);
@@ -95,7 +95,7 @@ fn conditional(target: &str, since: &str) -> String {
     format!("GET {target} HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: {since}\r\n\r\n")
 }
 
-fn if_modified_since_is_304_only_for_the_files_own_time_and_never_a_future_one(reactor: &str) {
+fn if_modified_since_is_304_only_for_the_files_own_time_and_never_a_future_one(reactor: Reactor) {
     let web = WebRoot::new("static-ims");
     let root = Path::new(&web.root()).to_path_buf();
     let hour = Duration::from_secs(3600);
@@ -126,7 +126,7 @@ fn if_modified_since_is_304_only_for_the_files_own_time_and_never_a_future_one(r
     server.stop();
 }
 
-fn a_directory_without_its_slash_is_redirected_301(reactor: &str) {
+fn a_directory_without_its_slash_is_redirected_301(reactor: Reactor) {
     let web = WebRoot::new("static-dir");
     let docs = Path::new(&web.root()).join("docs");
     std::fs::create_dir(&docs).unwrap();
@@ -145,7 +145,7 @@ fn a_directory_without_its_slash_is_redirected_301(reactor: &str) {
     server.stop();
 }
 
-fn head_answers_from_the_open_file_without_reading_it(reactor: &str) {
+fn head_answers_from_the_open_file_without_reading_it(reactor: Reactor) {
     let web = WebRoot::new("static-head");
     let (server, read) = start_counting(static_config(reactor, &web.root()), "read");
     let mut stream = connect(server.addr);
@@ -166,7 +166,7 @@ fn ranged(target: &str, range: &str) -> String {
     format!("GET {target} HTTP/1.1\r\nHost: t\r\nRange: {range}\r\n\r\n")
 }
 
-fn single_byte_ranges_are_206_or_416_and_lists_are_answered_whole(reactor: &str) {
+fn single_byte_ranges_are_206_or_416_and_lists_are_answered_whole(reactor: Reactor) {
     let web = WebRoot::new("static-range");
     let server = start(static_config(reactor, &web.root()));
     let mut stream = connect(server.addr);
@@ -203,7 +203,7 @@ fn single_byte_ranges_are_206_or_416_and_lists_are_answered_whole(reactor: &str)
     server.stop();
 }
 
-fn a_changed_file_is_served_fresh_not_from_the_cache(reactor: &str) {
+fn a_changed_file_is_served_fresh_not_from_the_cache(reactor: Reactor) {
     let web = WebRoot::new("static-changed");
     let page = Path::new(&web.root()).join("page.txt");
     std::fs::write(&page, "one\n").unwrap();
@@ -232,7 +232,7 @@ fn a_changed_file_is_served_fresh_not_from_the_cache(reactor: &str) {
     server.stop();
 }
 
-fn large_files_are_streamed_from_the_file_not_read_whole_per_request(reactor: &str) {
+fn large_files_are_streamed_from_the_file_not_read_whole_per_request(reactor: Reactor) {
     const CLIENTS: usize = 40;
     const SIZE: usize = 16 * 1024 * 1024;
     let web = WebRoot::new("static-stream");
@@ -266,7 +266,7 @@ fn large_files_are_streamed_from_the_file_not_read_whole_per_request(reactor: &s
 }
 
 /// [`static_config`] with a `gzip` stage between a cache hit and the send.
-fn gzip_config(reactor: &str, root: &str) -> Value {
+fn gzip_config(reactor: Reactor, root: &str) -> Value {
     let mut config = static_config(reactor, root);
     config["stages"]["cache"]["next"]["hit"] = json!("zip");
     config["stages"]["zip"] = json!({ "kind": "gzip", "pool": "main", "next": "send" });
@@ -288,7 +288,7 @@ fn text(n: usize) -> Vec<u8> {
     b"the quick brown fox jumps over the lazy dog. ".iter().copied().cycle().take(n).collect()
 }
 
-fn gzip_of_a_large_file_is_declined_and_small_answers_go_on(reactor: &str) {
+fn gzip_of_a_large_file_is_declined_and_small_answers_go_on(reactor: Reactor) {
     const SIZE: usize = 16 * 1024 * 1024;
     let web = WebRoot::new("static-gzip-large");
     let root = Path::new(&web.root()).to_path_buf();
@@ -320,7 +320,7 @@ fn gzip_of_a_large_file_is_declined_and_small_answers_go_on(reactor: &str) {
     server.stop();
 }
 
-fn a_files_gzip_form_is_made_once_per_version(reactor: &str) {
+fn a_files_gzip_form_is_made_once_per_version(reactor: Reactor) {
     let web = WebRoot::new("static-gzip-once");
     let page = Path::new(&web.root()).join("page.txt");
     std::fs::write(&page, text(200_000)).unwrap();
@@ -348,7 +348,7 @@ fn a_files_gzip_form_is_made_once_per_version(reactor: &str) {
     server.stop();
 }
 
-fn a_file_that_shrinks_while_it_is_streamed_ends_its_connection(reactor: &str) {
+fn a_file_that_shrinks_while_it_is_streamed_ends_its_connection(reactor: Reactor) {
     const SIZE: usize = 16 * 1024 * 1024;
     let web = WebRoot::new("static-shrink");
     let path = Path::new(&web.root()).join("huge.bin");

@@ -1,0 +1,599 @@
+//! The completion backend (io_uring): the kernel accepts, receives and sends, and says when it
+//! has; the reactor never asks a socket whether it is ready.
+//!
+//! One ring per reactor, used only by the reactor's thread:
+//!
+//! 1. Accepts: one multishot accept on the listener, armed again if the kernel ends it.
+//! 2. Receives: a connection whose framer needs bytes has one receive in flight, into a buffer
+//!    the kernel picks from a ring of provided buffers (so an idle connection holds no buffer
+//!    of its own); the bytes are fed to the connection as the receive completes and the buffer
+//!    goes back to the ring at once. A connection held back (no room) has none in flight, so
+//!    a client that does not read meets TCP's own flow control, as with epoll.
+//! 3. Sends: at most one in flight per connection, from its output where it is; until it
+//!    completes the output is lent ([`Conn::output_lent`]) and not touched.
+//! 4. Submission is batched, one `io_uring_enter` per turn at most: a turn that queued sends
+//!    submits everything queued at its end ([`Backend::flush`]: clients wait for sends);
+//!    receives queued alone wait for the next turn's end, or for the wait that puts the reactor
+//!    to sleep, which submits and waits in one call. A wait that needs no waiting reads the
+//!    completions without a system call. (At low load a request so costs two: the one that
+//!    sends its answer, with its connection's next receive, and the sleep the request arrives
+//!    in; epoll's is three: the wait, the read and the write.)
+//! 5. Wake-ups from other threads: a read on an eventfd, always in flight, completes when
+//!    another thread writes the eventfd.
+//! 6. Closing a connection cancels its operations; the socket closes when the kernel lets go of
+//!    it, and a send in flight keeps the connection's output alive until it completes.
+//!
+//! Every operation carries its kind, slot and the connection's generation, so a completion for
+//! a connection that has gone (the slot reused since) is recognised and dropped.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, IoSlice};
+use std::net::{IpAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use io_uring::types::{BufRingEntry, CancelBuilder, Fd, SubmitArgs, Timespec};
+use io_uring::{cqueue, opcode, squeue, IoUring};
+
+use super::{Backend, Event, Fill};
+use crate::net::connection::{Conn, Slot};
+
+/// Submission queue entries; the completion queue is four times as long.
+const RING_ENTRIES: u32 = 1024;
+
+/// Provided buffers for receives: how many, and how large each.
+const BUFFERS: u16 = 512;
+const BUFFER_SIZE: usize = 8 * 1024;
+const BUFFER_GROUP: u16 = 0;
+
+/// The most pieces one send gathers.
+const MAX_SLICES: usize = 16;
+
+/// What an operation is, in the top byte of its `user_data`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Accept = 1,
+    Wake = 2,
+    Receive = 3,
+    Send = 4,
+    Cancel = 5,
+}
+
+fn user_data(op: Op, slot: usize, generation: u32) -> u64 {
+    (op as u64) << 56 | u64::from(generation & 0xffff) << 32 | (slot as u64 & 0xffff_ffff)
+}
+
+fn parse(user_data: u64) -> (Option<Op>, usize, u32) {
+    let op = match user_data >> 56 {
+        1 => Some(Op::Accept),
+        2 => Some(Op::Wake),
+        3 => Some(Op::Receive),
+        4 => Some(Op::Send),
+        5 => Some(Op::Cancel),
+        _ => None,
+    };
+    (op, (user_data & 0xffff_ffff) as usize, ((user_data >> 32) & 0xffff) as u32)
+}
+
+pub(crate) struct Uring {
+    ring: IoUring,
+    listener: Option<TcpListener>,
+    /// The multishot accept is in flight.
+    accepting: bool,
+    accepted: VecDeque<TcpStream>,
+    wake: Arc<OwnedFd>,
+    /// Where the eventfd read puts its count: the kernel writes it while the read is in flight.
+    wake_count: Box<u64>,
+    buffers: BufferRing,
+    /// Each slot's operations in flight.
+    conns: Vec<ConnOps>,
+    /// Connections closed with a send in flight, by its `user_data`: their output (and the
+    /// send's own description of it) stays until the kernel gives it back.
+    closed_sending: HashMap<u64, (Conn, Box<SendMsg>)>,
+    /// Receives that found no free buffer, to start again once buffers are back.
+    starved: Vec<(usize, u32)>,
+    /// Operations whose last completion has not come: what dropping the ring must wait for.
+    in_flight: usize,
+    /// Sends were queued since the last submission; entries were queued before this turn.
+    sends_queued: bool,
+    queued_before: bool,
+    completed: Vec<cqueue::Entry>,
+}
+
+struct ConnOps {
+    generation: u32,
+    receiving: bool,
+    sending: bool,
+    /// A gathering send's message and pieces, which must stay put while it is in flight.
+    msg: Box<SendMsg>,
+}
+
+struct SendMsg {
+    header: libc::msghdr,
+    pieces: [libc::iovec; MAX_SLICES],
+}
+
+// SAFETY: the raw pointers in a `SendMsg` point into the connection's own output (or to its own
+// pieces), which moves with it to whichever thread owns the reactor.
+unsafe impl Send for SendMsg {}
+
+impl SendMsg {
+    fn new() -> Box<SendMsg> {
+        // SAFETY: all-zero is a valid msghdr and iovec (null pointers, zero lengths).
+        Box::new(unsafe { std::mem::zeroed() })
+    }
+}
+
+/// Whether this kernel gives a ring with what the backend needs (io_uring not disabled, provided
+/// buffer rings: Linux 5.19).
+pub(crate) fn available() -> io::Result<()> {
+    let ring = IoUring::builder().setup_coop_taskrun().setup_taskrun_flag().build(8)?;
+    let probe = BufferRing::new(&ring)?;
+    let _ = ring.submitter().unregister_buf_ring(BUFFER_GROUP);
+    drop(probe);
+    Ok(())
+}
+
+impl Uring {
+    /// A ring for `listener`, or why this kernel cannot give one (io_uring disabled or too old:
+    /// provided buffer rings need Linux 5.19).
+    pub fn new(listener: TcpListener) -> io::Result<Uring> {
+        let ring = IoUring::builder()
+            .setup_cqsize(RING_ENTRIES * 4)
+            // Completions are posted when this thread next enters the kernel (or looks), not
+            // by interrupting it; the flag says when there are some waiting to be posted.
+            .setup_coop_taskrun()
+            .setup_taskrun_flag()
+            .build(RING_ENTRIES)?;
+        let buffers = BufferRing::new(&ring)?;
+        // SAFETY: eventfd takes no pointers; the descriptor it returns is ours alone.
+        let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if wake < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `wake` was just opened and is owned by nothing else.
+        let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(wake) });
+        let mut uring = Uring {
+            ring,
+            listener: Some(listener),
+            accepting: false,
+            accepted: VecDeque::new(),
+            wake,
+            wake_count: Box::new(0),
+            buffers,
+            conns: Vec::new(),
+            closed_sending: HashMap::new(),
+            starved: Vec::new(),
+            in_flight: 0,
+            sends_queued: false,
+            queued_before: false,
+            completed: Vec::new(),
+        };
+        uring.arm_accept();
+        uring.arm_wake();
+        uring.ring.submit()?;
+        Ok(uring)
+    }
+
+    /// Queues `entry`, submitting what is queued first if the queue is full.
+    fn push(&mut self, entry: squeue::Entry, counts: bool) {
+        loop {
+            // SAFETY: every buffer an entry points to (the wake count, a connection's output
+            // and its `SendMsg`, the provided buffers) stays where it is until the entry's last
+            // completion: see `release` and `Drop`.
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                break;
+            }
+            let _ = self.ring.submit();
+        }
+        if counts {
+            self.in_flight += 1;
+        }
+    }
+
+    fn arm_accept(&mut self) {
+        let Some(listener) = &self.listener else { return };
+        let fd = Fd(listener.as_raw_fd());
+        let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        let entry = opcode::AcceptMulti::new(fd).flags(flags).build().user_data(user_data(Op::Accept, 0, 0));
+        self.push(entry, true);
+        self.accepting = true;
+    }
+
+    fn arm_wake(&mut self) {
+        let count: *mut u64 = &mut *self.wake_count;
+        let entry = opcode::Read::new(Fd(self.wake.as_raw_fd()), count.cast(), 8).build();
+        self.push(entry.user_data(user_data(Op::Wake, 0, 0)), true);
+    }
+
+    fn arm_receive(&mut self, slot: usize, conn: &Conn) {
+        let fd = Fd(conn.stream.as_raw_fd());
+        let entry = opcode::Recv::new(fd, std::ptr::null_mut(), BUFFER_SIZE as u32)
+            .buf_group(BUFFER_GROUP)
+            .build()
+            .flags(squeue::Flags::BUFFER_SELECT)
+            .user_data(user_data(Op::Receive, slot, conn.generation));
+        self.push(entry, true);
+        self.conns[slot].receiving = true;
+    }
+
+    fn cancel(&mut self, target: u64) {
+        let entry = opcode::AsyncCancel::new(target).build().user_data(user_data(Op::Cancel, 0, 0));
+        self.push(entry, true);
+    }
+
+    /// For a non-zero `timeout`, submits what is queued and waits up to it for a completion
+    /// (not at all if some are there already); for zero, enters the kernel only if completions
+    /// wait there to be posted.
+    fn enter(&mut self, timeout: Duration) {
+        let ready = !self.ring.completion().is_empty();
+        let (queued, must_enter) = {
+            let submission = self.ring.submission();
+            (!submission.is_empty(), submission.taskrun() || submission.cq_overflow())
+        };
+        let waits = !timeout.is_zero() && !ready;
+        if !(waits || must_enter || (queued && !timeout.is_zero())) {
+            return;
+        }
+        self.sends_queued = false;
+        self.queued_before = false;
+        let result = if waits {
+            let timespec = Timespec::from(timeout);
+            self.ring.submitter().submit_with_args(1, &SubmitArgs::new().timespec(&timespec))
+        } else {
+            self.ring.submit()
+        };
+        match result {
+            Ok(_) => {}
+            // Out of time, interrupted, or completions to reap first: all normal.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)) => {}
+            Err(e) => panic!("io_uring_enter failed: {e}"),
+        }
+    }
+
+    fn on_accept(&mut self, result: i32, flags: u32) {
+        if !cqueue::more(flags) {
+            self.in_flight -= 1;
+            self.accepting = false;
+        }
+        if result >= 0 {
+            // SAFETY: a successful accept gives a new descriptor that nothing else owns.
+            self.accepted.push_back(unsafe { TcpStream::from_raw_fd(result) });
+        } else if !self.accepting && !matches!(-result, libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ECANCELED) {
+            // Ended by the kernel (a reset connection, say): accept again. Out of descriptors,
+            // the deadline sweep tries again later (`resume_accepting`).
+            self.arm_accept();
+        }
+    }
+
+    fn on_receive(
+        &mut self,
+        slot: usize,
+        generation: u32,
+        result: i32,
+        flags: u32,
+        slots: &mut [Slot],
+    ) -> Option<Event> {
+        self.in_flight -= 1;
+        let buffer = cqueue::buffer_select(flags);
+        let live = self.conns.get(slot).is_some_and(|c| c.generation == generation && c.receiving)
+            && slots[slot].conn.as_ref().is_some_and(|c| c.generation == generation);
+        let event = if live {
+            self.conns[slot].receiving = false;
+            let conn = slots[slot].conn.as_mut().expect("live");
+            match result {
+                n if n > 0 => {
+                    let id = buffer.expect("a receive that returns bytes names its buffer");
+                    conn.received(&self.buffers.bytes(id)[..n as usize]);
+                    Some(Event::Input(slot))
+                }
+                0 => {
+                    conn.end_of_input();
+                    Some(Event::Input(slot))
+                }
+                n if -n == libc::ENOBUFS => {
+                    self.starved.push((slot, generation));
+                    None
+                }
+                n if -n == libc::ECANCELED => None,
+                _ => Some(Event::Broken(slot)),
+            }
+        } else {
+            None
+        };
+        if let Some(id) = buffer {
+            self.buffers.give_back(id);
+        }
+        event
+    }
+
+    fn on_send(&mut self, slot: usize, generation: u32, result: i32, slots: &mut [Slot]) -> Option<Event> {
+        self.in_flight -= 1;
+        let key = user_data(Op::Send, slot, generation);
+        if self.closed_sending.remove(&key).is_some() {
+            // A closed connection's last send: its output is free, its socket closes.
+            return None;
+        }
+        let ops = self.conns.get_mut(slot).filter(|c| c.generation == generation && c.sending)?;
+        ops.sending = false;
+        let conn = slots[slot].conn.as_mut().filter(|c| c.generation == generation)?;
+        conn.output_lent = false;
+        match result {
+            n if n > 0 => {
+                conn.sent(n as usize);
+                Some(Event::Output(slot))
+            }
+            _ => Some(Event::Broken(slot)),
+        }
+    }
+}
+
+impl Backend for Uring {
+    fn wait(&mut self, timeout: Duration, slots: &mut [Slot], events: &mut Vec<Event>) {
+        self.enter(timeout);
+        let mut completed = std::mem::take(&mut self.completed);
+        completed.extend(self.ring.completion());
+        for entry in completed.drain(..) {
+            let (op, slot, generation) = parse(entry.user_data());
+            let (result, flags) = (entry.result(), entry.flags());
+            let event = match op {
+                Some(Op::Accept) => {
+                    self.on_accept(result, flags);
+                    Some(Event::Accept).filter(|_| !self.accepted.is_empty())
+                }
+                Some(Op::Wake) => {
+                    self.in_flight -= 1;
+                    if result != -libc::ECANCELED {
+                        self.arm_wake();
+                    }
+                    None
+                }
+                Some(Op::Receive) => self.on_receive(slot, generation, result, flags, slots),
+                Some(Op::Send) => self.on_send(slot, generation, result, slots),
+                Some(Op::Cancel) | None => {
+                    self.in_flight -= 1;
+                    None
+                }
+            };
+            events.extend(event);
+        }
+        self.completed = completed;
+        // Buffers are back: receives that found none start again.
+        for (slot, generation) in std::mem::take(&mut self.starved) {
+            if let Some(conn) = slots[slot].conn.as_ref().filter(|c| c.generation == generation) {
+                if !self.conns[slot].receiving {
+                    self.arm_receive(slot, conn);
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self) -> Option<(TcpStream, IpAddr)> {
+        while let Some(stream) = self.accepted.pop_front() {
+            // A connection reset before it was looked at has no peer: on to the next.
+            if let Ok(peer) = stream.peer_addr() {
+                return Some((stream, peer.ip()));
+            }
+        }
+        None
+    }
+
+    fn resume_accepting(&mut self) {
+        if !self.accepting {
+            self.arm_accept();
+        }
+    }
+
+    fn stop_listening(&mut self) {
+        if self.accepting {
+            self.cancel(user_data(Op::Accept, 0, 0));
+        }
+        // The kernel holds the listener until the accept is cancelled; then it closes.
+        self.listener = None;
+        self.accepted.clear();
+    }
+
+    fn watch(&mut self, slot: usize, conn: &Conn) -> io::Result<()> {
+        if self.conns.len() <= slot {
+            self.conns.resize_with(slot + 1, || ConnOps {
+                generation: 0,
+                receiving: false,
+                sending: false,
+                msg: SendMsg::new(),
+            });
+        }
+        let ops = &mut self.conns[slot];
+        ops.generation = conn.generation;
+        ops.receiving = false;
+        ops.sending = false;
+        Ok(())
+    }
+
+    fn fill(&mut self, slot: usize, conn: &mut Conn) -> Fill {
+        if !self.conns[slot].receiving {
+            self.arm_receive(slot, conn);
+        }
+        Fill::Later
+    }
+
+    fn send(&mut self, slot: usize, conn: &mut Conn) -> io::Result<()> {
+        if conn.output_lent || !conn.unsent() {
+            return Ok(());
+        }
+        conn.prepare_output()?;
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let n = conn.unsent_slices(&mut slices);
+        let fd = Fd(conn.stream.as_raw_fd());
+        let entry = if n == 1 {
+            opcode::Send::new(fd, slices[0].as_ptr(), slices[0].len() as u32).flags(libc::MSG_NOSIGNAL).build()
+        } else {
+            let msg = &mut *self.conns[slot].msg;
+            for (piece, slice) in msg.pieces.iter_mut().zip(&slices[..n]) {
+                *piece = libc::iovec { iov_base: slice.as_ptr() as *mut _, iov_len: slice.len() };
+            }
+            msg.header.msg_iov = msg.pieces.as_mut_ptr();
+            msg.header.msg_iovlen = n as _;
+            opcode::SendMsg::new(fd, &msg.header).flags(libc::MSG_NOSIGNAL as u32).build()
+        };
+        self.push(entry.user_data(user_data(Op::Send, slot, conn.generation)), true);
+        self.sends_queued = true;
+        conn.output_lent = true;
+        self.conns[slot].sending = true;
+        Ok(())
+    }
+
+    fn release(&mut self, slot: usize, conn: Conn) {
+        let generation = conn.generation;
+        let ops = &mut self.conns[slot];
+        let (receiving, sending) = (ops.receiving, ops.sending);
+        ops.receiving = false;
+        ops.sending = false;
+        if receiving {
+            self.cancel(user_data(Op::Receive, slot, generation));
+        }
+        if sending {
+            let key = user_data(Op::Send, slot, generation);
+            self.cancel(key);
+            let msg = std::mem::replace(&mut self.conns[slot].msg, SendMsg::new());
+            self.closed_sending.insert(key, (conn, msg));
+        }
+        // Otherwise `conn` drops here, closing the socket (once a cancelled receive lets go).
+    }
+
+    fn flush(&mut self) {
+        if self.ring.submission().is_empty() {
+            return;
+        }
+        if self.sends_queued || self.queued_before {
+            self.sends_queued = false;
+            self.queued_before = false;
+            if let Err(e) = self.ring.submit() {
+                assert!(matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)), "{e}");
+            }
+        } else {
+            self.queued_before = true;
+        }
+    }
+
+    fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let wake = self.wake.clone();
+        Arc::new(move || {
+            let one = 1u64;
+            // SAFETY: writes 8 bytes from `one` to an eventfd this closure keeps open.
+            let _ = unsafe { libc::write(wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        })
+    }
+}
+
+impl Drop for Uring {
+    /// Cancels every operation and waits (a little) for the kernel to let go of the buffers
+    /// they point to; whatever it has not given back by then is leaked rather than freed
+    /// under it.
+    fn drop(&mut self) {
+        let entry =
+            opcode::AsyncCancel2::new(CancelBuilder::any().all()).build().user_data(user_data(Op::Cancel, 0, 0));
+        self.push(entry, true);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.in_flight > 0 && Instant::now() < deadline {
+            self.enter(Duration::from_millis(10));
+            let completed: Vec<_> = self.ring.completion().collect();
+            for entry in completed {
+                let (op, ..) = parse(entry.user_data());
+                let last = op != Some(Op::Accept) || !cqueue::more(entry.flags());
+                if last {
+                    self.in_flight -= 1;
+                }
+            }
+        }
+        if self.in_flight > 0 {
+            std::mem::forget(std::mem::take(&mut self.closed_sending));
+            std::mem::forget(std::mem::replace(&mut self.wake_count, Box::new(0)));
+            self.buffers.leak();
+        } else {
+            let _ = self.ring.submitter().unregister_buf_ring(BUFFER_GROUP);
+        }
+    }
+}
+
+/// The provided buffers receives complete into: a ring of buffer descriptions the kernel
+/// takes from, and the buffers themselves, given back as soon as their bytes are fed.
+struct BufferRing {
+    /// The ring of descriptions, page-aligned as the kernel requires.
+    entries: *mut BufRingEntry,
+    layout: Layout,
+    memory: Box<[u8]>,
+    /// The next tail to publish.
+    tail: u16,
+    leaked: bool,
+}
+
+// SAFETY: the ring's memory is owned by this struct alone (and lent to the kernel), and is
+// used only by the thread that owns the reactor.
+unsafe impl Send for BufferRing {}
+
+impl BufferRing {
+    fn new(ring: &IoUring) -> io::Result<BufferRing> {
+        let layout = Layout::from_size_align(usize::from(BUFFERS) * std::mem::size_of::<BufRingEntry>(), 4096)
+            .expect("a valid layout");
+        // SAFETY: the layout has a non-zero size.
+        let entries = unsafe { alloc_zeroed(layout) }.cast::<BufRingEntry>();
+        if entries.is_null() {
+            return Err(io::ErrorKind::OutOfMemory.into());
+        }
+        let mut buffers = BufferRing {
+            entries,
+            layout,
+            memory: vec![0; usize::from(BUFFERS) * BUFFER_SIZE].into_boxed_slice(),
+            tail: 0,
+            leaked: false,
+        };
+        // SAFETY: the ring memory is valid for BUFFERS entries and stays so until it is
+        // unregistered or the ring is dropped (see `Uring`'s `Drop`).
+        unsafe { ring.submitter().register_buf_ring_with_flags(entries as u64, BUFFERS, BUFFER_GROUP, 0)? };
+        for id in 0..BUFFERS {
+            buffers.give_back(id);
+        }
+        Ok(buffers)
+    }
+
+    fn bytes(&self, id: u16) -> &[u8] {
+        let at = usize::from(id) * BUFFER_SIZE;
+        &self.memory[at..at + BUFFER_SIZE]
+    }
+
+    /// Hands buffer `id` to the kernel again.
+    fn give_back(&mut self, id: u16) {
+        let addr = self.bytes(id).as_ptr() as u64;
+        // SAFETY: `tail & mask` is within the ring's BUFFERS entries; the kernel reads an entry
+        // only once the tail published below covers it.
+        unsafe {
+            let entry = &mut *self.entries.add(usize::from(self.tail & (BUFFERS - 1)));
+            entry.set_addr(addr);
+            entry.set_len(BUFFER_SIZE as u32);
+            entry.set_bid(id);
+        }
+        self.tail = self.tail.wrapping_add(1);
+        // SAFETY: the tail is a u16 in the first entry, which the kernel reads; the release store
+        // publishes the entry written above before the tail that covers it.
+        unsafe { (*BufRingEntry::tail(self.entries).cast::<AtomicU16>()).store(self.tail, Ordering::Release) };
+    }
+
+    fn leak(&mut self) {
+        self.leaked = true;
+        std::mem::forget(std::mem::take(&mut self.memory));
+    }
+}
+
+impl Drop for BufferRing {
+    fn drop(&mut self) {
+        if !self.leaked {
+            // SAFETY: allocated in `new` with this layout; the kernel no longer uses it.
+            unsafe { dealloc(self.entries.cast(), self.layout) };
+        }
+    }
+}
