@@ -77,6 +77,37 @@ pub enum SourceConfig {
     Generator(GeneratorConfig),
     Http(HttpConfig),
     External(ExternalConfig),
+    Nats(NatsSourceConfig),
+}
+
+/// A NATS service: each message on `subject` (shared with every other subscriber of the same
+/// queue group, so that N hosts share the work) is a request; the pipeline's answer is published
+/// to the message's reply subject.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSourceConfig {
+    /// The NATS server's URL, `nats://host:port`.
+    #[serde(default = "crate::nats::default_server")]
+    pub server: String,
+    /// The subject to serve (wildcards `*` and `>` allowed).
+    pub subject: String,
+    /// The queue group: each message goes to one member of it.
+    #[serde(default = "default_queue_group")]
+    pub queue_group: String,
+    /// The stage requests enter.
+    pub entry: String,
+    /// Messages taken and not yet answered at most; past it the source takes no more until
+    /// answers go out, and the server keeps them for the other members of the group.
+    #[serde(default = "default_nats_max_in_flight")]
+    pub max_in_flight: usize,
+}
+
+fn default_queue_group() -> String {
+    "seda".into()
+}
+
+fn default_nats_max_in_flight() -> usize {
+    1_024
 }
 
 /// Requests come from the program that runs the pipeline (a source of its own, or code that

@@ -79,6 +79,18 @@ pub enum SourcePlan {
     External {
         entry: StageId,
     },
+
+    Nats(NatsPlan),
+}
+
+/// A NATS service source, as validated (see the config's `NatsSourceConfig`).
+#[derive(Debug, Clone)]
+pub struct NatsPlan {
+    pub server: String,
+    pub subject: String,
+    pub queue_group: String,
+    pub entry: StageId,
+    pub max_in_flight: usize,
 }
 
 impl SourcePlan {
@@ -87,6 +99,7 @@ impl SourcePlan {
             SourcePlan::Generator { entry, .. } => *entry,
             SourcePlan::Http(http) => http.entry,
             SourcePlan::External { entry } => *entry,
+            SourcePlan::Nats(nats) => nats.entry,
         }
     }
 
@@ -97,7 +110,7 @@ impl SourcePlan {
                 cpu.filter(|_| *placement == super::SourcePlacement::Thread)
             }
             SourcePlan::Http(http) => http.cpu.filter(|_| http.reactor == super::SourcePlacement::Thread),
-            SourcePlan::External { .. } => None,
+            SourcePlan::External { .. } | SourcePlan::Nats(_) => None,
         }
     }
 }

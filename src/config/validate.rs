@@ -18,15 +18,15 @@ use serde_path_to_error::Segment;
 use seda_stages::{BuildError, Needs, Outputs, Registry};
 
 use super::model::{
-    AdminConfig, GeneratorConfig, HttpConfig, PipelineConfig, PoolConfig, SourceConfig, SourcePlacement, StageConfig,
-    WhenFull,
+    AdminConfig, GeneratorConfig, HttpConfig, NatsSourceConfig, PipelineConfig, PoolConfig, SourceConfig,
+    SourcePlacement, StageConfig, WhenFull,
 };
-use super::plan::{HttpPlan, Plan, PoolPlan, QueuePlan, SourcePlan, StagePlan, ThreadPlan};
+use super::plan::{HttpPlan, NatsPlan, Plan, PoolPlan, QueuePlan, SourcePlan, StagePlan, ThreadPlan};
 use super::{ranges, ConfigError, ConfigErrors, Rate};
 
 /// Validates `config` against the CPUs of this machine.
 pub fn validate(config: &Value) -> Result<Plan, ConfigErrors> {
-    validate_with(config, &Registry::builtin())
+    validate_with(config, &crate::builtin_kinds())
 }
 
 /// [`validate`], with the stage kinds of `registry` (the built-ins and a user's own).
@@ -45,11 +45,11 @@ fn cpus_or_cpu_0(cpus: Option<Vec<usize>>) -> Vec<usize> {
 }
 
 /// The source kinds `source.kind` may name.
-const SOURCE_KINDS: &[&str] = &["generator", "http", "external"];
+const SOURCE_KINDS: &[&str] = &["generator", "http", "external", "nats"];
 
 /// Validates `config` as if the machine had exactly `cpus`, which must not be empty.
 pub fn validate_with_cpus(config: &Value, cpus: &[usize]) -> Result<Plan, ConfigErrors> {
-    check(config, &Registry::builtin(), cpus)
+    check(config, &crate::builtin_kinds(), cpus)
 }
 
 fn check(config: &Value, registry: &Registry, cpus: &[usize]) -> Result<Plan, ConfigErrors> {
@@ -482,6 +482,7 @@ impl Validator<'_> {
             "generator" => SourceConfig::Generator(self.parse("$.source", &Value::Object(rest))?),
             "http" => SourceConfig::Http(self.parse("$.source", &Value::Object(rest))?),
             "external" => SourceConfig::External(self.parse("$.source", &Value::Object(rest))?),
+            "nats" => SourceConfig::Nats(self.parse("$.source", &Value::Object(rest))?),
             _ => {
                 let hint = seda_stages::closest(kind, SOURCE_KINDS.iter().copied())
                     .map(|s| format!("did you mean `{s}`?"))
@@ -496,7 +497,33 @@ impl Validator<'_> {
             SourceConfig::External(e) => {
                 Some(SourcePlan::External { entry: self.stage_ref("$.source.entry", &e.entry, stages)? })
             }
+            SourceConfig::Nats(n) => self.nats(n, stages),
         }
+    }
+
+    fn nats(&mut self, n: NatsSourceConfig, stages: &Stages) -> Option<SourcePlan> {
+        let errors = self.errors.len();
+        if let Err(e) = crate::nats::check_server(&n.server) {
+            self.error("$.source.server", e, Some("write `nats://host:port`, e.g. `nats://127.0.0.1:4222`".into()));
+        }
+        if let Err(e) = crate::nats::check_subject(&n.subject, true) {
+            self.error("$.source.subject", e, None);
+        }
+        if let Err(e) = crate::nats::check_subject(&n.queue_group, false) {
+            self.error("$.source.queue_group", e, None);
+        }
+        if n.max_in_flight == 0 {
+            self.error("$.source.max_in_flight", "max_in_flight must be at least 1", None);
+        }
+        self.at_most("$.source.max_in_flight", n.max_in_flight as u64, ranges::MAX_NATS_IN_FLIGHT as u64);
+        let entry = self.stage_ref("$.source.entry", &n.entry, stages)?;
+        (self.errors.len() == errors).then_some(SourcePlan::Nats(NatsPlan {
+            server: n.server,
+            subject: n.subject,
+            queue_group: n.queue_group,
+            entry,
+            max_in_flight: n.max_in_flight,
+        }))
     }
 
     fn http(&mut self, h: HttpConfig, stages: &Stages) -> Option<SourcePlan> {

@@ -68,6 +68,11 @@ fn every_example_config_validates_and_runs_with_an_exact_ledger() {
             panic!("{name}: {e}");
         }
         let mut config: Value = serde_json::from_str(&text).unwrap();
+        // A pipeline split over NATS needs a server and its other half: `tests/it/nats.rs`
+        // runs these together.
+        if text.contains("\"nats") {
+            continue;
+        }
         if config["source"]["kind"] == "http" {
             serve_briefly(name, config);
             continue;

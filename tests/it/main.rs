@@ -19,6 +19,7 @@ mod ledger;
 mod load;
 mod load_requests;
 mod load_tls;
+mod nats;
 mod record;
 mod report;
 mod stage_order;
