@@ -20,6 +20,7 @@ mod load;
 mod load_requests;
 mod load_tls;
 mod nats;
+mod nats_hosts;
 mod record;
 mod report;
 mod stage_order;

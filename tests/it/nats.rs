@@ -273,3 +273,49 @@ fn a_split_pipeline_answers_over_nats_from_a_worker_process_exactly() {
     let counts = &worker["source"]["counts"];
     assert_eq!((counts["taken"].as_u64(), counts["answered"].as_u64()), (Some(n + 1), Some(n + 1)), "{worker}");
 }
+
+/// A free port on 127.0.0.1 (free when this returns).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn a_worker_told_to_stop_answers_what_it_took_before_it_exits() {
+    let server = NatsServer::start();
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut worker_config = example_config("split_worker.json", &server.url());
+    // Each request is held a second (a timer, off the worker thread), so that all are in flight
+    // when the stop comes.
+    worker_config["stages"]["hold"] =
+        json!({ "kind": "delay", "pool": "work", "params": { "micros": 1_000_000 }, "next": "digest" });
+    worker_config["source"]["entry"] = json!("hold");
+    worker_config["admin"] = json!({ "listen": admin.to_string() });
+    worker_config["drain_timeout_ms"] = json!(20_000);
+    let worker = SedaProcess::start("drain-worker", &worker_config, &[]);
+    let front = SedaProcess::start("drain-front", &example_config("split_front.json", &server.url()), &[]);
+    let addr = front.listening.unwrap();
+    eventually("the worker to answer", || post(addr, "/compute", b"ready").0 == 200);
+    let n = 20;
+    std::thread::scope(|s| {
+        let asked: Vec<_> = (0..n)
+            .map(|i| {
+                s.spawn(move || {
+                    let body = format!("held {i}").into_bytes();
+                    (post(addr, "/compute", &body), digest(&body, 200))
+                })
+            })
+            .collect();
+        eventually("all to be in flight at the worker", || crate::admin::stats(admin).ledger.in_flight == n);
+        let summary = worker.stop();
+        for asked in asked {
+            let ((status, body), expected) = asked.join().unwrap();
+            assert_eq!((status, body), (200, expected));
+        }
+        assert_eq!(ledger(&summary, "completed"), ledger(&summary, "admitted"), "{summary}");
+        let counts = &summary["source"]["counts"];
+        assert_eq!(counts["taken"], counts["answered"]);
+        assert_eq!(counts["answered"], counts["published"]);
+    });
+    let front = front.stop();
+    assert_eq!(ledger(&front, "failed"), 0, "{front}");
+}
