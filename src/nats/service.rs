@@ -12,8 +12,9 @@
 //! 3. Each request ends exactly once at this source's origin, which answers it (a rejected,
 //!    failed or timed-out request is answered too, with a reason), through a publishing task.
 //! 4. Stop drains: unsubscribe (the server sends nothing more, what it had sent still arrives),
-//!    submit and answer what was taken, flush the answers, exit. What is not answered within the
-//!    drain timeout is answered when the engine ends it, if the process is still there.
+//!    submit and answer what was taken, flush the answers, exit; all of it within the drain
+//!    timeout, so that a server that is gone cannot hold the stop. What is not answered by then
+//!    is answered when the engine ends it, if the process is still there.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,7 +36,8 @@ use crate::source::{Opened, RunsOn, Source, SourceError, ThreadBody};
 
 /// Requests submitted at a time.
 const BATCH: usize = 32;
-/// How long stop waits for the server to confirm the last answers, at most.
+/// How long stop waits for the server to confirm the last answers, at most (and never past the
+/// drain timeout).
 const FLUSH_WAIT: Duration = Duration::from_secs(1);
 
 /// The `nats` source.
@@ -47,7 +49,8 @@ pub struct NatsSource {
 struct Running {
     service: Arc<Service>,
     client: Client,
-    stop: Option<oneshot::Sender<()>>,
+    /// Tells the taking task to drain, and how long it may take.
+    stop: Option<oneshot::Sender<Duration>>,
 }
 
 impl NatsSource {
@@ -144,7 +147,7 @@ impl Source for NatsSource {
     fn stop(&mut self, drain_timeout: Duration) {
         let Some(running) = self.running.as_mut() else { return };
         if let Some(stop) = running.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(drain_timeout);
         }
         let until = Instant::now() + drain_timeout;
         let service = &running.service;
@@ -156,8 +159,10 @@ impl Source for NatsSource {
         while !settled() && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(2));
         }
+        // Within the drain timeout too: a server that is gone never confirms.
+        let wait = FLUSH_WAIT.min(until.saturating_duration_since(Instant::now()));
         let client = running.client.clone();
-        let _ = runtime().block_on(async move { tokio::time::timeout(FLUSH_WAIT, client.flush()).await });
+        let _ = runtime().block_on(async move { tokio::time::timeout(wait, client.flush()).await });
     }
 
     fn stats(&self) -> Option<Arc<dyn LiveStats>> {
@@ -165,38 +170,43 @@ impl Source for NatsSource {
     }
 }
 
-/// Step 1: takes messages, each with a permit, until stopped (then drains the subscription).
+/// Step 1: takes messages, each with a permit, until stopped; then drains the subscription, for
+/// at most the drain timeout (a server that is gone never confirms the drain).
 async fn take_messages(
     mut subscriber: async_nats::Subscriber,
     permits: Arc<Semaphore>,
     messages: flume::Sender<(Message, OwnedSemaphorePermit)>,
-    mut stop: oneshot::Receiver<()>,
+    mut stop: oneshot::Receiver<Duration>,
     service: Arc<Service>,
 ) {
+    // Far off until the stop: then the drain's deadline.
+    let mut until = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
     let mut draining = false;
     loop {
         let permit = tokio::select! {
             biased;
-            _ = &mut stop, if !draining => {
+            drain = &mut stop, if !draining => {
                 draining = true;
-                let _ = subscriber.drain().await;
+                until = tokio::time::Instant::now() + drain.unwrap_or_default();
+                let _ = tokio::time::timeout_at(until, subscriber.drain()).await;
                 continue;
             }
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
+            permit = tokio::time::timeout_at(until, permits.clone().acquire_owned()) => match permit {
+                Ok(Ok(permit)) => permit,
+                _ => break,
             },
         };
         let message = tokio::select! {
             biased;
-            _ = &mut stop, if !draining => {
+            drain = &mut stop, if !draining => {
                 draining = true;
-                let _ = subscriber.drain().await;
+                until = tokio::time::Instant::now() + drain.unwrap_or_default();
+                let _ = tokio::time::timeout_at(until, subscriber.drain()).await;
                 continue;
             }
-            message = subscriber.next() => message,
+            message = tokio::time::timeout_at(until, subscriber.next()) => message,
         };
-        let Some(message) = message else { break };
+        let Ok(Some(message)) = message else { break };
         if messages.send_async((message, permit)).await.is_err() {
             break;
         }

@@ -319,3 +319,29 @@ fn a_worker_told_to_stop_answers_what_it_took_before_it_exits() {
     let front = front.stop();
     assert_eq!(ledger(&front, "failed"), 0, "{front}");
 }
+
+#[test]
+fn a_worker_whose_server_is_gone_still_stops_within_its_drain_timeout() {
+    let server = NatsServer::start();
+    let mut config = example_config("split_worker.json", &server.url());
+    config["drain_timeout_ms"] = json!(500);
+    let mut worker = SedaProcess::start("gone-worker", &config, &[]);
+    // Subscribed: a request through the server is answered.
+    let client = seda::nats::client::connect(&server.url(), "test").unwrap();
+    let answered = || {
+        let request = client.request("seda.hash", "x".into());
+        seda::nats::client::runtime().block_on(async { tokio::time::timeout(Duration::from_secs(2), request).await })
+    };
+    eventually("the worker to answer", || matches!(answered(), Ok(Ok(_))));
+    drop(server);
+    worker.signal(libc::SIGTERM);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = worker.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the worker did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
