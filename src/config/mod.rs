@@ -15,10 +15,12 @@ pub use dot::to_dot;
 pub use error::{ConfigError, ConfigErrors};
 pub use limits::Limits;
 pub use model::{
-    AdminConfig, GeneratorConfig, NatsSourceConfig, PipelineConfig, PoolConfig, QueueConfig, Rate, SourceConfig,
-    SourcePlacement, StageConfig, WhenFull,
+    AdminConfig, GeneratorConfig, JetStreamSourceConfig, NatsSourceConfig, PipelineConfig, PoolConfig, QueueConfig,
+    Rate, SourceConfig, SourcePlacement, StageConfig, WhenFull,
 };
-pub use plan::{HttpPlan, NatsPlan, Plan, PoolPlan, QueuePlan, SourcePlan, StageId, StagePlan, ThreadPlan};
+pub use plan::{
+    HttpPlan, JetStreamPlan, NatsPlan, Plan, PoolPlan, QueuePlan, SourcePlan, StageId, StagePlan, ThreadPlan,
+};
 pub use schema::schema;
 pub use validate::{validate, validate_with, validate_with_cpus};
 

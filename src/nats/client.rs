@@ -34,3 +34,9 @@ pub fn connect(server: &str, name: &str) -> Result<Client, String> {
         .request_timeout(None);
     runtime().block_on(options.connect(server)).map_err(|e| format!("NATS server `{server}`: {e}"))
 }
+
+/// A JetStream context on `client`, made on the module's runtime (it starts a task of its own).
+pub fn jetstream(client: Client) -> async_nats::jetstream::Context {
+    let _on_runtime = runtime().enter();
+    async_nats::jetstream::new(client)
+}

@@ -7,27 +7,40 @@
 //! - [`service`]: the `nats` source. It serves a subject in a queue group, so that N hosts share
 //!   its messages; each message is a request, and the pipeline's answer goes to its reply
 //!   subject. Stopping drains: unsubscribe, finish what was taken, then exit.
+//! - [`jetstream`]: the `jetstream` source, durable work: a durable pull consumer whose
+//!   messages are acknowledged only when their requests complete, redelivered when they fail,
+//!   dead-lettered after `max_deliver` deliveries.
+//! - [`publish`]: the `jetstream_publish` stage kind, which continues once the stream has stored
+//!   the message, deduplicated by its message id.
 //! - [`wire`]: what the two say to each other beyond the payload (the answer's status, a
 //!   failure's reason), and the checks on what comes off the network.
 //! - [`client`]: the one small tokio runtime (one thread) every NATS client of the process
 //!   runs on; the engine's threads only hand it work.
 
 pub mod client;
+pub mod jetstream;
+pub mod publish;
 pub mod request;
 pub mod service;
 pub mod wire;
 
+pub use jetstream::JetStreamSource;
+pub use publish::{JetStreamPublish, JetStreamPublishParams};
 pub use request::{NatsRequest, NatsRequestParams};
 pub use service::NatsSource;
 
 use seda_stages::Registry;
 
-/// `registry` with the NATS stage kinds (`nats_request`) added, unless it has them already.
-pub fn register(registry: Registry) -> Registry {
-    if registry.kind("nats_request").is_some() {
-        return registry;
+/// `registry` with the NATS stage kinds (`nats_request`, `jetstream_publish`) added, unless it
+/// has them already.
+pub fn register(mut registry: Registry) -> Registry {
+    if registry.kind("nats_request").is_none() {
+        registry = registry.with_kind::<NatsRequest>("nats_request");
     }
-    registry.with_kind::<NatsRequest>("nats_request")
+    if registry.kind("jetstream_publish").is_none() {
+        registry = registry.with_kind::<JetStreamPublish>("jetstream_publish");
+    }
+    registry
 }
 
 /// The server a config names when it names none: one on this host.

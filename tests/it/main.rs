@@ -15,6 +15,7 @@ mod http_differential;
 mod http_framing;
 mod http_model;
 mod http_server;
+mod jetstream;
 mod ledger;
 mod load;
 mod load_requests;

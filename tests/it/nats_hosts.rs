@@ -143,9 +143,10 @@ fn a_worker_killed_mid_run_costs_only_the_requests_it_held() {
     let probes = std::sync::Mutex::new(Vec::new());
     from_host(&client, || {
         eventually("both workers to serve", || {
-            let taken = |host| {
-                let stats = crate::admin::stats(addr(host, 9000));
-                stats.source.map_or(0, |s| s.count("taken"))
+            // 0 until the worker's admin listener is up.
+            let taken = |host| match std::net::TcpStream::connect(addr(host, 9000)) {
+                Ok(_) => crate::admin::stats(addr(host, 9000)).source.map_or(0, |s| s.count("taken")),
+                Err(_) => 0,
             };
             let status = post(front_addr, "/compute", b"ready").0;
             probes.lock().unwrap().push(status);
