@@ -19,6 +19,7 @@ pub mod file_input;
 pub mod io;
 pub mod loadgen;
 pub mod metrics;
+pub mod nats;
 pub mod net;
 pub mod record;
 pub mod report;
@@ -29,3 +30,9 @@ pub mod top;
 pub mod units;
 
 pub use seda_stages as stages;
+
+/// Every built-in stage kind: the `seda-stages` crate's ([`stages::Registry::builtin`]) and
+/// those that need this crate's clients (`nats_request`). What `seda` itself knows.
+pub fn builtin_kinds() -> stages::Registry {
+    nats::register(stages::Registry::builtin())
+}

@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use seda::stages::Registry;
-
 fn main() -> ExitCode {
-    seda::cli::main_with(Registry::builtin())
+    seda::cli::main_with(seda::builtin_kinds())
 }

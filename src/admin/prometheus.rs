@@ -71,7 +71,11 @@ pub fn render(s: &Snapshot, source_metrics: &[StatMetric]) -> String {
         o.summary(name, &[("stage", &st.name)], &st.service_us);
     }
     let name = "seda_stage_io_wait_seconds";
-    o.family(name, "summary", "Time the asynchronous operations the stage asked for (timers, file reads) took.");
+    o.family(
+        name,
+        "summary",
+        "Time the asynchronous operations the stage asked for (timers, file reads, its own operations) took.",
+    );
     for st in &s.stages {
         o.summary(name, &[("stage", &st.name)], &st.io_wait_us);
     }

@@ -39,7 +39,11 @@ const STOPPED_TWICE: i32 = 130;
 ///     seda::cli::main_with(Registry::builtin())
 /// }
 /// ```
+///
+/// The NATS kinds (`nats_request`), which need this crate's client, are added to `registry`
+/// when it does not have them.
 pub fn main_with(registry: Registry) -> ExitCode {
+    let registry = crate::nats::register(registry);
     let result = match args::parse() {
         Action::Run(options) => run_pipeline(options, &registry),
         Action::Load(options) => load(&options, &registry),

@@ -24,6 +24,8 @@ pub fn to_dot(plan: &Plan) -> String {
         }
         SourcePlan::Http(http) => format!("http\\n{}", http.listen),
         SourcePlan::External { .. } => "external\\n(the program's own)".to_string(),
+        SourcePlan::Nats(nats) => format!("nats\\n{} ({})", nats.subject, nats.queue_group),
+        SourcePlan::JetStream(js) => format!("jetstream\\n{} ({})", js.stream, js.consumer),
     };
     let _ = writeln!(w, "  source [shape=oval, label=\"{source}\"];");
     for (p, pool) in plan.pools.iter().enumerate() {

@@ -15,10 +15,12 @@ pub use dot::to_dot;
 pub use error::{ConfigError, ConfigErrors};
 pub use limits::Limits;
 pub use model::{
-    AdminConfig, GeneratorConfig, HttpIo, PipelineConfig, PoolConfig, QueueConfig, Rate, SourceConfig, SourcePlacement,
-    StageConfig, WhenFull,
+    AdminConfig, GeneratorConfig, HttpIo, JetStreamSourceConfig, NatsSourceConfig, PipelineConfig, PoolConfig,
+    QueueConfig, Rate, SourceConfig, SourcePlacement, StageConfig, WhenFull,
 };
-pub use plan::{HttpPlan, Plan, PoolPlan, QueuePlan, SourcePlan, StageId, StagePlan, ThreadPlan};
+pub use plan::{
+    HttpPlan, JetStreamPlan, NatsPlan, Plan, PoolPlan, QueuePlan, SourcePlan, StageId, StagePlan, ThreadPlan,
+};
 pub use schema::schema;
 pub use validate::{validate, validate_with, validate_with_cpus};
 
@@ -31,7 +33,7 @@ pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
 /// Reads, parses and validates the config at `path`, with the built-in stage kinds.
 pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
-    load_with(path, &Registry::builtin())
+    load_with(path, &crate::builtin_kinds())
 }
 
 /// Reads, parses and validates the config at `path` (at most [`MAX_CONFIG_BYTES`]; a pipe is
@@ -47,7 +49,7 @@ pub fn load_with(path: &Path, registry: &Registry) -> Result<Plan, ConfigErrors>
 
 /// Parses and validates a config given as JSON text, with the built-in stage kinds.
 pub fn load_str(text: &str) -> Result<Plan, ConfigErrors> {
-    load_str_with(text, &Registry::builtin())
+    load_str_with(text, &crate::builtin_kinds())
 }
 
 /// Parses and validates a config given as JSON text, with the stage kinds of `registry`.

@@ -77,6 +77,91 @@ pub enum SourceConfig {
     Generator(GeneratorConfig),
     Http(HttpConfig),
     External(ExternalConfig),
+    Nats(NatsSourceConfig),
+    #[serde(rename = "jetstream")]
+    JetStream(JetStreamSourceConfig),
+}
+
+/// Durable work: a durable pull consumer on a JetStream stream. Each message is a request,
+/// acknowledged when it completes, negatively acknowledged (redelivered after `nak_delay_ms`)
+/// when it does not, and after `max_deliver` deliveries published to `dead_letter_subject` and
+/// terminated.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JetStreamSourceConfig {
+    /// The NATS server's URL, `nats://host:port`.
+    #[serde(default = "crate::nats::default_server")]
+    pub server: String,
+    /// The stream to consume (it must exist).
+    pub stream: String,
+    /// The durable consumer's name, created if it does not exist; hosts that name the same
+    /// consumer share its messages.
+    pub consumer: String,
+    /// Only the stream's messages on this subject; all of them when absent.
+    pub filter_subject: Option<String>,
+    /// The stage requests enter.
+    pub entry: String,
+    /// Messages delivered and not yet acknowledged at most, over all hosts of the consumer
+    /// (and as many in this host at most).
+    #[serde(default = "default_max_ack_pending")]
+    pub max_ack_pending: usize,
+    /// Deliveries of one message at most; a request that fails on the last is dead-lettered.
+    #[serde(default = "default_max_deliver")]
+    pub max_deliver: u32,
+    /// How long a failed message waits before it is delivered again.
+    #[serde(default = "default_nak_delay_ms")]
+    pub nak_delay_ms: u64,
+    /// A message delivered and not acknowledged this long (its host died) is delivered again.
+    #[serde(default = "default_ack_wait_ms")]
+    pub ack_wait_ms: u64,
+    /// Where a message that failed `max_deliver` times is published, with its last error.
+    pub dead_letter_subject: String,
+}
+
+fn default_max_ack_pending() -> usize {
+    1_024
+}
+
+fn default_max_deliver() -> u32 {
+    5
+}
+
+fn default_nak_delay_ms() -> u64 {
+    1_000
+}
+
+fn default_ack_wait_ms() -> u64 {
+    30_000
+}
+
+/// A NATS service: each message on `subject` (shared with every other subscriber of the same
+/// queue group, so that N hosts share the work) is a request; the pipeline's answer is published
+/// to the message's reply subject.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSourceConfig {
+    /// The NATS server's URL, `nats://host:port`.
+    #[serde(default = "crate::nats::default_server")]
+    pub server: String,
+    /// The subject to serve (wildcards `*` and `>` allowed).
+    pub subject: String,
+    /// The queue group: each message goes to one member of it.
+    #[serde(default = "default_queue_group")]
+    pub queue_group: String,
+    /// The stage requests enter.
+    pub entry: String,
+    /// Messages taken and not yet answered at most; past it the source takes no more until
+    /// answers go out, and the server keeps them for the other members of the group.
+    #[serde(default = "default_nats_max_in_flight")]
+    pub max_in_flight: usize,
+}
+
+fn default_queue_group() -> String {
+    "seda".into()
+}
+
+fn default_nats_max_in_flight() -> usize {
+    1_024
 }
 
 /// Requests come from the program that runs the pipeline (a source of its own, or code that

@@ -79,6 +79,35 @@ pub enum SourcePlan {
     External {
         entry: StageId,
     },
+
+    Nats(NatsPlan),
+
+    JetStream(JetStreamPlan),
+}
+
+/// A JetStream source, as validated (see the config's `JetStreamSourceConfig`).
+#[derive(Debug, Clone)]
+pub struct JetStreamPlan {
+    pub server: String,
+    pub stream: String,
+    pub consumer: String,
+    pub filter_subject: Option<String>,
+    pub entry: StageId,
+    pub max_ack_pending: usize,
+    pub max_deliver: u32,
+    pub nak_delay: Duration,
+    pub ack_wait: Duration,
+    pub dead_letter_subject: String,
+}
+
+/// A NATS service source, as validated (see the config's `NatsSourceConfig`).
+#[derive(Debug, Clone)]
+pub struct NatsPlan {
+    pub server: String,
+    pub subject: String,
+    pub queue_group: String,
+    pub entry: StageId,
+    pub max_in_flight: usize,
 }
 
 impl SourcePlan {
@@ -87,6 +116,8 @@ impl SourcePlan {
             SourcePlan::Generator { entry, .. } => *entry,
             SourcePlan::Http(http) => http.entry,
             SourcePlan::External { entry } => *entry,
+            SourcePlan::Nats(nats) => nats.entry,
+            SourcePlan::JetStream(js) => js.entry,
         }
     }
 
@@ -97,7 +128,7 @@ impl SourcePlan {
                 cpu.filter(|_| *placement == super::SourcePlacement::Thread)
             }
             SourcePlan::Http(http) => http.cpu.filter(|_| http.reactor == super::SourcePlacement::Thread),
-            SourcePlan::External { .. } => None,
+            SourcePlan::External { .. } | SourcePlan::Nats(_) | SourcePlan::JetStream(_) => None,
         }
     }
 }

@@ -38,3 +38,11 @@ pub const MAX_HEAD_BYTES: usize = 1 << 20;
 pub const MAX_HEADERS: usize = 1_024;
 /// The HTTP source's `max_body_bytes`.
 pub const MAX_BODY_BYTES: usize = 1 << 30;
+/// The JetStream source's `max_ack_pending`.
+pub const MAX_ACK_PENDING: usize = 1 << 20;
+/// The JetStream source's `max_deliver`.
+pub const MAX_DELIVER: u32 = 1_000;
+/// The NATS source's `max_in_flight`.
+pub const MAX_NATS_IN_FLIGHT: usize = 1 << 20;
+/// `nats_request`'s `timeout_ms`. One hour, as every duration.
+pub const MAX_NATS_TIMEOUT_MS: u64 = MAX_MS;

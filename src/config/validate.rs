@@ -18,15 +18,15 @@ use serde_path_to_error::Segment;
 use seda_stages::{BuildError, Needs, Outputs, Registry};
 
 use super::model::{
-    AdminConfig, GeneratorConfig, HttpConfig, PipelineConfig, PoolConfig, SourceConfig, SourcePlacement, StageConfig,
-    WhenFull,
+    AdminConfig, GeneratorConfig, HttpConfig, JetStreamSourceConfig, NatsSourceConfig, PipelineConfig, PoolConfig,
+    SourceConfig, SourcePlacement, StageConfig, WhenFull,
 };
-use super::plan::{HttpPlan, Plan, PoolPlan, QueuePlan, SourcePlan, StagePlan, ThreadPlan};
+use super::plan::{HttpPlan, JetStreamPlan, NatsPlan, Plan, PoolPlan, QueuePlan, SourcePlan, StagePlan, ThreadPlan};
 use super::{ranges, ConfigError, ConfigErrors, Rate};
 
 /// Validates `config` against the CPUs of this machine.
 pub fn validate(config: &Value) -> Result<Plan, ConfigErrors> {
-    validate_with(config, &Registry::builtin())
+    validate_with(config, &crate::builtin_kinds())
 }
 
 /// [`validate`], with the stage kinds of `registry` (the built-ins and a user's own).
@@ -45,11 +45,11 @@ fn cpus_or_cpu_0(cpus: Option<Vec<usize>>) -> Vec<usize> {
 }
 
 /// The source kinds `source.kind` may name.
-const SOURCE_KINDS: &[&str] = &["generator", "http", "external"];
+const SOURCE_KINDS: &[&str] = &["generator", "http", "external", "nats", "jetstream"];
 
 /// Validates `config` as if the machine had exactly `cpus`, which must not be empty.
 pub fn validate_with_cpus(config: &Value, cpus: &[usize]) -> Result<Plan, ConfigErrors> {
-    check(config, &Registry::builtin(), cpus)
+    check(config, &crate::builtin_kinds(), cpus)
 }
 
 fn check(config: &Value, registry: &Registry, cpus: &[usize]) -> Result<Plan, ConfigErrors> {
@@ -482,6 +482,8 @@ impl Validator<'_> {
             "generator" => SourceConfig::Generator(self.parse("$.source", &Value::Object(rest))?),
             "http" => SourceConfig::Http(self.parse("$.source", &Value::Object(rest))?),
             "external" => SourceConfig::External(self.parse("$.source", &Value::Object(rest))?),
+            "nats" => SourceConfig::Nats(self.parse("$.source", &Value::Object(rest))?),
+            "jetstream" => SourceConfig::JetStream(self.parse("$.source", &Value::Object(rest))?),
             _ => {
                 let hint = seda_stages::closest(kind, SOURCE_KINDS.iter().copied())
                     .map(|s| format!("did you mean `{s}`?"))
@@ -496,7 +498,80 @@ impl Validator<'_> {
             SourceConfig::External(e) => {
                 Some(SourcePlan::External { entry: self.stage_ref("$.source.entry", &e.entry, stages)? })
             }
+            SourceConfig::Nats(n) => self.nats(n, stages),
+            SourceConfig::JetStream(j) => self.jetstream(j, stages),
         }
+    }
+
+    fn jetstream(&mut self, j: JetStreamSourceConfig, stages: &Stages) -> Option<SourcePlan> {
+        let errors = self.errors.len();
+        if let Err(e) = crate::nats::check_server(&j.server) {
+            self.error("$.source.server", e, Some("write `nats://host:port`, e.g. `nats://127.0.0.1:4222`".into()));
+        }
+        for (path, name) in [("$.source.stream", &j.stream), ("$.source.consumer", &j.consumer)] {
+            if name.is_empty() || name.len() > 255 || name.contains(['.', '*', '>', ' ', '/', '\\']) {
+                self.error(path, format!("`{name}` is not a stream or consumer name"), None);
+            }
+        }
+        if let Some(filter) = &j.filter_subject {
+            if let Err(e) = crate::nats::check_subject(filter, true) {
+                self.error("$.source.filter_subject", e, None);
+            }
+        }
+        if let Err(e) = crate::nats::check_subject(&j.dead_letter_subject, false) {
+            self.error("$.source.dead_letter_subject", e, None);
+        }
+        if j.max_ack_pending == 0 {
+            self.error("$.source.max_ack_pending", "max_ack_pending must be at least 1", None);
+        }
+        self.at_most("$.source.max_ack_pending", j.max_ack_pending as u64, ranges::MAX_ACK_PENDING as u64);
+        if j.max_deliver == 0 {
+            self.error("$.source.max_deliver", "max_deliver must be at least 1", None);
+        }
+        self.at_most("$.source.max_deliver", j.max_deliver as u64, ranges::MAX_DELIVER as u64);
+        self.at_most("$.source.nak_delay_ms", j.nak_delay_ms, ranges::MAX_MS);
+        if j.ack_wait_ms == 0 {
+            self.error("$.source.ack_wait_ms", "ack_wait_ms must be at least 1", None);
+        }
+        self.at_most("$.source.ack_wait_ms", j.ack_wait_ms, ranges::MAX_MS);
+        let entry = self.stage_ref("$.source.entry", &j.entry, stages)?;
+        (self.errors.len() == errors).then_some(SourcePlan::JetStream(JetStreamPlan {
+            server: j.server,
+            stream: j.stream,
+            consumer: j.consumer,
+            filter_subject: j.filter_subject,
+            entry,
+            max_ack_pending: j.max_ack_pending,
+            max_deliver: j.max_deliver,
+            nak_delay: Duration::from_millis(j.nak_delay_ms),
+            ack_wait: Duration::from_millis(j.ack_wait_ms),
+            dead_letter_subject: j.dead_letter_subject,
+        }))
+    }
+
+    fn nats(&mut self, n: NatsSourceConfig, stages: &Stages) -> Option<SourcePlan> {
+        let errors = self.errors.len();
+        if let Err(e) = crate::nats::check_server(&n.server) {
+            self.error("$.source.server", e, Some("write `nats://host:port`, e.g. `nats://127.0.0.1:4222`".into()));
+        }
+        if let Err(e) = crate::nats::check_subject(&n.subject, true) {
+            self.error("$.source.subject", e, None);
+        }
+        if let Err(e) = crate::nats::check_subject(&n.queue_group, false) {
+            self.error("$.source.queue_group", e, None);
+        }
+        if n.max_in_flight == 0 {
+            self.error("$.source.max_in_flight", "max_in_flight must be at least 1", None);
+        }
+        self.at_most("$.source.max_in_flight", n.max_in_flight as u64, ranges::MAX_NATS_IN_FLIGHT as u64);
+        let entry = self.stage_ref("$.source.entry", &n.entry, stages)?;
+        (self.errors.len() == errors).then_some(SourcePlan::Nats(NatsPlan {
+            server: n.server,
+            subject: n.subject,
+            queue_group: n.queue_group,
+            entry,
+            max_in_flight: n.max_in_flight,
+        }))
     }
 
     fn http(&mut self, h: HttpConfig, stages: &Stages) -> Option<SourcePlan> {

@@ -263,6 +263,7 @@ impl Ctx {
                     }
                 }
             }
+            IoOp::Custom(op) => crate::io::ops::start(self, env, op, stage, next, now),
             #[allow(unreachable_patterns)]
             other => {
                 let error = StageError::new(format!("unsupported I/O operation {other:?}"));

@@ -26,6 +26,7 @@ pub use envelope::{Envelope, OriginId};
 pub use error::EngineError;
 pub use ledger::{Ledger, LedgerCounts, LedgerFault};
 pub use outcome::{HandBack, Origin, Outcome, RejectReason};
+pub(crate) use panics::message as panic_message;
 pub use panics::{is_panic, quiet_worker_panics};
 pub use poller::{Admit, Poller};
 pub use runtime::{Admission, Engine, EngineBuilder, Submitter, WorkerPollers};

@@ -8,11 +8,11 @@
 //!    out, the timer thread fires every pending timer, senders blocked on a full queue give up;
 //!    wait until nothing is in flight.
 //! 4. `Stopped`: wake every worker; each exits once it finds no work, publishing its stats.
-//!    Join the workers and the timer thread.
+//!    Join the workers, the timer thread and the operations thread.
 //! 5. Drop the last metrics sender, so the collector returns the run's totals.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, AtomicU8};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -29,7 +29,7 @@ use super::{
 };
 use crate::clock::now_ns;
 use crate::config::{Plan, StageId};
-use crate::io::{files, timer, FileMsg};
+use crate::io::{files, ops, timer, FileMsg};
 use crate::metrics::Recording;
 use crate::metrics::{collector, IntervalGrid, Publication, Summary};
 
@@ -88,6 +88,8 @@ pub struct Engine {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
     timer: Option<JoinHandle<()>>,
+    /// The thread that completions of the stages' own operations come back to.
+    ops: Option<JoinHandle<()>>,
     files: Vec<JoinHandle<()>>,
     metrics: Option<flume::Sender<Publication>>,
     collector: Option<JoinHandle<collector::Totals>>,
@@ -120,6 +122,7 @@ impl Engine {
         let reusable_counts = collector::reusable_counts();
         let (timer_tx, timer_rx) = flume::bounded(plan.io_capacity);
         let (files_tx, files_rx) = flume::bounded(plan.io_capacity);
+        let (ops_tx, ops_rx) = flume::unbounded();
         let queues = plan.stages.iter().enumerate().map(|(id, s)| StageQueue::new(id, s.queue)).collect();
         let mut locals: Vec<Vec<LocalQueue<Batch>>> = Vec::new();
         let mut pools = Vec::new();
@@ -146,6 +149,9 @@ impl Engine {
             origins,
             timers: timer_tx,
             files: files_tx,
+            ops: ops_tx,
+            ops_in_flight: AtomicUsize::new(0),
+            ops_started: AtomicU64::new(0),
             reusable_counts: reusable_counts.clone(),
             live: Arc::new(collector::Live::new(plan.stages.len(), plan.pools.len())),
             metrics_grid: IntervalGrid::new(now_ns(), plan.metrics_interval),
@@ -166,6 +172,7 @@ impl Engine {
             shared: shared.clone(),
             workers: Vec::new(),
             timer: None,
+            ops: None,
             files: Vec::new(),
             metrics: Some(metrics.clone()),
             collector: Some(collector),
@@ -215,6 +222,17 @@ impl Engine {
                     engine.stop_now();
                     return Err(EngineError::Spawn { name, source });
                 }
+            }
+        }
+        let ops_ctx = Ctx::new(shared.clone(), metrics.clone());
+        // Named as a worker: the changes operations make to their requests run here, and a
+        // panic in one is caught and counted like a handler's.
+        let ops_name = format!("{}-ops", super::panics::WORKER_THREAD_PREFIX);
+        match std::thread::Builder::new().name(ops_name.clone()).spawn(move || ops::ops_thread(ops_ctx, ops_rx)) {
+            Ok(h) => engine.ops = Some(h),
+            Err(source) => {
+                engine.stop_now();
+                return Err(EngineError::Spawn { name: ops_name, source });
             }
         }
         let timer_ctx = Ctx::new(shared.clone(), metrics);
@@ -340,6 +358,9 @@ impl Engine {
             let _ = w.join();
         }
         if let Some(t) = self.timer.take() {
+            let _ = t.join();
+        }
+        if let Some(t) = self.ops.take() {
             let _ = t.join();
         }
         // Each file thread exits at the first `Stop` it takes, after what was queued before it.

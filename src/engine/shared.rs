@@ -2,7 +2,7 @@
 //! ledger, the channels to the completion layer, and the engine's state (running, draining,
 //! aborting, stopped) with the drain's deadline.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_deque::Stealer;
@@ -11,7 +11,7 @@ use super::queue::{Batch, StageQueue};
 use super::{HandBack, Ledger, Origin, Sleep};
 use crate::clock::now_ns;
 use crate::config::{Plan, StageId};
-use crate::io::{FileMsg, TimerMsg};
+use crate::io::{FileMsg, OpMsg, TimerMsg};
 use crate::metrics::{collector, IntervalGrid};
 
 pub(super) const RUNNING: u8 = 0;
@@ -30,6 +30,12 @@ pub(crate) struct Shared {
     pub hand_backs: Vec<HandBack>,
     pub timers: flume::Sender<TimerMsg>,
     pub files: flume::Sender<FileMsg>,
+    /// To the thread that the stages' own operations complete to (`crate::io::ops`).
+    pub ops: flume::Sender<OpMsg>,
+    /// Those operations in flight, at most `io_capacity`.
+    pub ops_in_flight: AtomicUsize,
+    /// Those operations started, to tell apart two with the same deadline.
+    pub ops_started: AtomicU64,
     /// Emptied latency counts for recorders to reuse.
     pub reusable_counts: crate::metrics::ReusableCounts,
     /// The metrics merged so far, for snapshots.
@@ -94,6 +100,7 @@ impl Shared {
         self.state.store(state, Ordering::Release);
         // A full channel means the timer thread is busy and will look at the state anyway.
         let _ = self.timers.try_send(TimerMsg::Wake);
+        let _ = self.ops.send(OpMsg::Wake);
         for pool in &self.pools {
             pool.sleep.wake_all();
         }

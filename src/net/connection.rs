@@ -515,6 +515,15 @@ fn body_len(env: &Envelope, answer: Answer) -> usize {
     }
 }
 
+/// The status a failed request is answered with: the error status its stage chose when it
+/// failed it (504 for a timeout upstream, 503 for no one upstream to serve it), else 500.
+fn failed_status(chosen: u16) -> Status {
+    match Status::new(chosen) {
+        Some(status) if (400..600).contains(&chosen) => status,
+        _ => Status::INTERNAL_SERVER_ERROR,
+    }
+}
+
 /// Writes the answer to `env`'s request, with `date` as its `Date` header. Returns a body to
 /// send after what it wrote, from where it is (a large shared body, a file), instead of having
 /// copied it.
@@ -542,7 +551,7 @@ fn write_answer(out: &mut Vec<u8>, env: &Envelope, answer: Answer, reply: Reply,
             None => write_parts(out, Status::INTERNAL_SERVER_ERROR, date, b"", reply),
         },
         Answer::Unavailable => out.extend_from_slice(fixed_replies::service_unavailable(reply)),
-        Answer::Failed => write_parts(out, Status::INTERNAL_SERVER_ERROR, date, b"", reply),
+        Answer::Failed => write_parts(out, failed_status(response.status), date, b"", reply),
     }
     None
 }

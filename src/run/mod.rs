@@ -215,6 +215,8 @@ fn configured_source(plan: &Plan) -> Result<Box<dyn Source>, SourceError> {
     match plan.source {
         SourcePlan::Generator { .. } => Ok(Box::new(GeneratorSource::new())),
         SourcePlan::Http(_) => Ok(Box::new(HttpSource::new())),
+        SourcePlan::Nats(_) => Ok(Box::new(crate::nats::NatsSource::new())),
+        SourcePlan::JetStream(_) => Ok(Box::new(crate::nats::JetStreamSource::new())),
         SourcePlan::External { .. } => Err(SourceError::new(
             "the pipeline's source is `external`: its requests come from the program that runs it, \
              which hands the run a source of its own (seda::run::Runner::source)",

@@ -12,6 +12,7 @@
 mod file;
 pub mod http;
 mod kinds;
+mod op;
 pub mod range;
 mod registry;
 mod request;
@@ -31,6 +32,7 @@ pub use file::{FileBody, FileError, FileMeta, FileOp, FileRead};
 pub use http::{Headers, HttpRequest};
 #[cfg(test)]
 pub(crate) use kinds::build;
+pub use op::{ApplyToRequest, AsyncOp, Completion, CompletionSink, OpResult};
 pub use registry::{KindEntry, Needs, Registry, StageKind};
 pub use request::{Attrs, Request, Response};
 pub use rng::{splitmix64, unit_interval};

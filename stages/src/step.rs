@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
-use crate::FileOp;
+use crate::{AsyncOp, FileOp};
 
 /// One of a stage's outputs, by index. A stage with a single successor uses [`Output::NEXT`];
 /// a branching stage numbers its outputs in the order of [`crate::Outputs::Named`].
@@ -36,13 +36,16 @@ pub enum Step {
 }
 
 /// An asynchronous operation the engine performs on a stage's behalf.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum IoOp {
     /// Wait this long, off any worker thread.
     Timer(Duration),
     /// Read a file on the completion layer's file-I/O threads.
     ReadFile(FileOp),
+    /// An operation of the stage's own kind, which it performs itself and completes through
+    /// the handle it is given (see [`crate::AsyncOp`]).
+    Custom(Box<dyn AsyncOp>),
 }
 
 /// Why a stage failed a request.

@@ -70,8 +70,8 @@ fn unknown_stage_kind_far_from_every_kind_lists_the_kinds() {
             "$.stages.parse.kind",
             "unknown stage kind `zzzzzzzz`",
             Some(
-                "the kinds are chaos, delay, file_cache, gzip, hash, http_route, noop, respond, respond_static, \
-                 route, send, spin, static_file (`seda kinds` describes each)"
+                "the kinds are chaos, delay, file_cache, gzip, hash, http_route, jetstream_publish, nats_request, \
+                 noop, respond, respond_static, route, send, spin, static_file (`seda kinds` describes each)"
             )
         )]
     );
@@ -758,7 +758,7 @@ fn unknown_source_kind_is_reported_at_the_kind() {
         vec![error(
             "$.source.kind",
             "unknown source kind `socket`",
-            Some("the kinds are `generator`, `http`, `external`")
+            Some("the kinds are `generator`, `http`, `external`, `nats`, `jetstream`")
         )]
     );
 }
@@ -782,7 +782,7 @@ fn source_kind_that_is_no_string_is_reported_at_the_kind() {
         vec![error(
             "$.source.kind",
             "the source kind must be a string, not 1",
-            Some("the kinds are `generator`, `http`, `external`")
+            Some("the kinds are `generator`, `http`, `external`, `nats`, `jetstream`")
         )]
     );
 }
@@ -793,7 +793,11 @@ fn source_without_a_kind_is_reported_at_the_source() {
     config["source"].as_object_mut().unwrap().remove("kind");
     assert_eq!(
         errors(&config).0,
-        vec![error("$.source", "missing field `kind`", Some("the kinds are `generator`, `http`, `external`"))]
+        vec![error(
+            "$.source",
+            "missing field `kind`",
+            Some("the kinds are `generator`, `http`, `external`, `nats`, `jetstream`")
+        )]
     );
 }
 
