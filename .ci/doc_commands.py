@@ -13,7 +13,7 @@ config the page shows. Commands a reader stops by hand are bounded here:
 - `seda top` without `--once` runs for two seconds.
 
 A command shown failing on purpose says so in its comment (`# exits 3`), and must exit so.
-Skipped: `cargo install` and `cargo test` (CI runs the tests on their own). Exits non-zero, naming the file and block, if any command
+Skipped: `cargo install`, `cargo test` and `scripts/test` (CI runs the tests on their own). Exits non-zero, naming the file and block, if any command
 fails.
 """
 
@@ -70,7 +70,7 @@ def shell_command(line):
     bare = line.split("#", 1)[0].strip() if not line.lstrip().startswith("printf") else line.strip()
     if not bare:
         return None
-    if bare.startswith("cargo install") or bare.startswith("cargo test"):
+    if bare.startswith("cargo install") or bare.startswith("cargo test") or bare.startswith("scripts/test"):
         return None
     # `cargo run --release --example NAME -- ARGS` and `cargo run --release -- ARGS`: the built
     # binaries (CI built them with the same command just before).
