@@ -778,7 +778,11 @@ fn source_without_a_kind_is_reported_at_the_source() {
     config["source"].as_object_mut().unwrap().remove("kind");
     assert_eq!(
         errors(&config).0,
-        vec![error("$.source", "missing field `kind`", Some("the kinds are `generator`, `http`, `external`, `nats`, `jetstream`"))]
+        vec![error(
+            "$.source",
+            "missing field `kind`",
+            Some("the kinds are `generator`, `http`, `external`, `nats`, `jetstream`")
+        )]
     );
 }
 
