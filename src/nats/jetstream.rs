@@ -74,6 +74,9 @@ struct Shared {
     nacked: AtomicU64,
     redelivered: AtomicU64,
     dead_lettered: AtomicU64,
+    /// Deliveries of a message this host was still running (it outlived `ack_wait_ms`): sent
+    /// back to wait, not run twice at once, and not admitted.
+    already_running: AtomicU64,
     /// Acknowledgements decided (ended requests) and sent.
     decided: AtomicU64,
     sent: AtomicU64,
@@ -137,6 +140,7 @@ impl Source for JetStreamSource {
             nacked: AtomicU64::new(0),
             redelivered: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
+            already_running: AtomicU64::new(0),
             decided: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             pending: AtomicU64::new(0),
@@ -294,7 +298,7 @@ impl Shared {
         let mut owed = self.owed.lock().unwrap_or_else(|e| e.into_inner());
         if owed.contains_key(&id) {
             drop(owed);
-            self.nacked.fetch_add(1, Ordering::Relaxed);
+            self.already_running.fetch_add(1, Ordering::Relaxed);
             self.decided.fetch_add(1, Ordering::AcqRel);
             let _ = self.acks.send(Ack::Retry(message, permit));
             return None;
@@ -350,6 +354,7 @@ impl LiveStats for Shared {
             ("nacked", &self.nacked),
             ("redelivered", &self.redelivered),
             ("dead_lettered", &self.dead_lettered),
+            ("already_running", &self.already_running),
         ] {
             stats.counts.insert(name.into(), count.load(Ordering::Relaxed));
         }

@@ -35,18 +35,18 @@ impl Hosts {
         let bridge = format!("{tag}-switch");
         let mut made = Hosts { names: vec![bridge.clone()] };
         ip(&["netns", "add", &bridge]);
-        in_ns(&bridge, &["ip", "link", "add", "br0", "type", "bridge"]);
-        in_ns(&bridge, &["ip", "link", "set", "br0", "up"]);
+        in_ns(&bridge, &[ip_binary(), "link", "add", "br0", "type", "bridge"]);
+        in_ns(&bridge, &[ip_binary(), "link", "set", "br0", "up"]);
         for (i, host) in hosts.iter().enumerate() {
             let ns = made.ns(host, &tag);
             ip(&["netns", "add", &ns]);
             made.names.push(ns.clone());
             let port = format!("p{i}");
             ip(&["link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port, "netns", &bridge]);
-            in_ns(&bridge, &["ip", "link", "set", &port, "master", "br0", "up"]);
-            in_ns(&ns, &["ip", "addr", "add", &format!("{SUBNET}.{}/24", i + 1), "dev", "eth0"]);
-            in_ns(&ns, &["ip", "link", "set", "eth0", "up"]);
-            in_ns(&ns, &["ip", "link", "set", "lo", "up"]);
+            in_ns(&bridge, &[ip_binary(), "link", "set", &port, "master", "br0", "up"]);
+            in_ns(&ns, &[ip_binary(), "addr", "add", &format!("{SUBNET}.{}/24", i + 1), "dev", "eth0"]);
+            in_ns(&ns, &[ip_binary(), "link", "set", "eth0", "up"]);
+            in_ns(&ns, &[ip_binary(), "link", "set", "lo", "up"]);
         }
         made
     }
@@ -64,13 +64,22 @@ impl Hosts {
 impl Drop for Hosts {
     fn drop(&mut self) {
         for ns in self.names.iter().rev() {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            let _ = Command::new(ip_binary()).args(["netns", "del", ns]).status();
         }
     }
 }
 
+/// iproute2's `ip`: where Debian puts it (root's PATH may lack /usr/sbin), else on PATH.
+fn ip_binary() -> &'static str {
+    if std::path::Path::new("/usr/sbin/ip").exists() {
+        "/usr/sbin/ip"
+    } else {
+        "ip"
+    }
+}
+
 fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("ip (iproute2) runs");
+    let out = Command::new(ip_binary()).args(args).output().expect("ip (iproute2) runs");
     assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -103,7 +112,7 @@ fn addr(host: u8, port: u16) -> SocketAddr {
 fn a_worker_killed_mid_run_costs_only_the_requests_it_held() {
     let hosts = Hosts::new(&["nats", "front", "w1", "w2", "client"]);
     let server = NatsServer::start_with(
-        Command::new("ip").args(["netns", "exec", hosts.of("nats")]).arg(nats_server_binary()).args([
+        Command::new(ip_binary()).args(["netns", "exec", hosts.of("nats")]).arg(nats_server_binary()).args([
             "-a",
             &format!("{SUBNET}.1"),
             "-p",
@@ -121,12 +130,12 @@ fn a_worker_killed_mid_run_costs_only_the_requests_it_held() {
         config["admin"] = json!({ "listen": addr(host, 9000).to_string() });
         config
     };
-    let w1 = SedaProcess::start("hosts-w1", &worker(3), &["ip", "netns", "exec", hosts.of("w1")]);
-    let w2 = SedaProcess::start("hosts-w2", &worker(4), &["ip", "netns", "exec", hosts.of("w2")]);
+    let w1 = SedaProcess::start("hosts-w1", &worker(3), &[ip_binary(), "netns", "exec", hosts.of("w1")]);
+    let w2 = SedaProcess::start("hosts-w2", &worker(4), &[ip_binary(), "netns", "exec", hosts.of("w2")]);
     let mut front_config = example_config("split_front.json", &url);
     front_config["source"]["listen"] = json!(addr(2, 8080).to_string());
     front_config["stages"]["ask"]["params"]["timeout_ms"] = json!(1_000);
-    let front = SedaProcess::start("hosts-front", &front_config, &["ip", "netns", "exec", hosts.of("front")]);
+    let front = SedaProcess::start("hosts-front", &front_config, &[ip_binary(), "netns", "exec", hosts.of("front")]);
     let front_addr = front.listening.unwrap();
     let client = hosts.of("client").to_string();
 
@@ -160,7 +169,7 @@ fn a_worker_killed_mid_run_costs_only_the_requests_it_held() {
 
     // The load: 200 requests a second for 4 s from the client host.
     let load_json = scratch("hosts-load.json");
-    let mut load = Command::new("ip")
+    let mut load = Command::new(ip_binary())
         .args(["netns", "exec", &client, env!("CARGO_BIN_EXE_seda"), "load"])
         .arg(format!("http://{front_addr}/compute"))
         .args(["-m", "POST", "--body", "hello", "--rate", "200", "--duration", "4s", "--timeout", "10s"])
