@@ -109,7 +109,12 @@ impl Source for JetStreamSource {
             durable_name: Some(js.consumer.clone()),
             ack_policy: AckPolicy::Explicit,
             ack_wait: js.ack_wait,
-            max_deliver: js.max_deliver as i64,
+            // Unlimited on the server: seda counts the deliveries and dead-letters a message
+            // whose `max_deliver`th delivery fails. A server that stopped delivering at
+            // `max_deliver` would abandon, neither acknowledged nor dead-lettered, a message
+            // whose last delivery went to a host that died, or came back while another host
+            // still ran it, or whose dead letter could not be stored.
+            max_deliver: -1,
             max_ack_pending: js.max_ack_pending as i64,
             filter_subject: js.filter_subject.clone().unwrap_or_default(),
             ..Default::default()
