@@ -43,7 +43,15 @@ stop_servers() {
     for pid in "${servers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; wait "$pid" || true; done
     servers=()
 }
-trap stop_servers EXIT
+# Whatever else a page started in the background (`cmd &`) ends with the page too: it holds the
+# output this script's caller reads to its end.
+stop_all() {
+    stop_servers
+    local pids
+    pids=$(jobs -p)
+    if [ -n "$pids" ]; then kill -TERM $pids 2>/dev/null || true; wait $pids 2>/dev/null || true; fi
+}
+trap stop_all EXIT
 """
 
 
