@@ -94,7 +94,7 @@ pub(crate) struct Uring {
     conns: Vec<ConnOps>,
     /// Connections closed with a send in flight, by its `user_data`: their output (and the
     /// send's own description of it) stays until the kernel gives it back.
-    closed_sending: HashMap<u64, (Conn, Box<SendMsg>)>,
+    closed_sending: HashMap<u64, (Conn, Option<Box<SendMsg>>)>,
     /// Receives that found no free buffer, to start again once buffers are back.
     starved: Vec<(usize, u32)>,
     /// Operations whose last completion has not come: what dropping the ring must wait for.
@@ -109,8 +109,9 @@ struct ConnOps {
     generation: u32,
     receiving: bool,
     sending: bool,
-    /// A gathering send's message and pieces, which must stay put while it is in flight.
-    msg: Box<SendMsg>,
+    /// A gathering send's message and pieces, which must stay put while it is in flight; made
+    /// at the first such send, so that an idle connection does not carry it.
+    msg: Option<Box<SendMsg>>,
 }
 
 struct SendMsg {
@@ -400,12 +401,7 @@ impl Backend for Uring {
 
     fn watch(&mut self, slot: usize, conn: &Conn) -> io::Result<()> {
         if self.conns.len() <= slot {
-            self.conns.resize_with(slot + 1, || ConnOps {
-                generation: 0,
-                receiving: false,
-                sending: false,
-                msg: SendMsg::new(),
-            });
+            self.conns.resize_with(slot + 1, || ConnOps { generation: 0, receiving: false, sending: false, msg: None });
         }
         let ops = &mut self.conns[slot];
         ops.generation = conn.generation;
@@ -432,7 +428,7 @@ impl Backend for Uring {
         let entry = if n == 1 {
             opcode::Send::new(fd, slices[0].as_ptr(), slices[0].len() as u32).flags(libc::MSG_NOSIGNAL).build()
         } else {
-            let msg = &mut *self.conns[slot].msg;
+            let msg = self.conns[slot].msg.get_or_insert_with(SendMsg::new);
             for (piece, slice) in msg.pieces.iter_mut().zip(&slices[..n]) {
                 *piece = libc::iovec { iov_base: slice.as_ptr() as *mut _, iov_len: slice.len() };
             }
@@ -459,7 +455,7 @@ impl Backend for Uring {
         if sending {
             let key = user_data(Op::Send, slot, generation);
             self.cancel(key);
-            let msg = std::mem::replace(&mut self.conns[slot].msg, SendMsg::new());
+            let msg = self.conns[slot].msg.take();
             self.closed_sending.insert(key, (conn, msg));
         }
         // Otherwise `conn` drops here, closing the socket (once a cancelled receive lets go).
