@@ -486,11 +486,10 @@ impl Backend for Uring {
     }
 }
 
-impl Drop for Uring {
-    /// Cancels every operation and waits (a little) for the kernel to let go of the buffers
-    /// they point to; whatever it has not given back by then is leaked rather than freed
-    /// under it.
-    fn drop(&mut self) {
+impl Uring {
+    /// Cancels every operation and waits (up to a second) for the kernel to give back the
+    /// buffers they point to. Returns whether it gave everything back.
+    fn cancel_all(&mut self) -> bool {
         let entry =
             opcode::AsyncCancel2::new(CancelBuilder::any().all()).build().user_data(user_data(Op::Cancel, 0, 0));
         self.push(entry, true);
@@ -506,12 +505,20 @@ impl Drop for Uring {
                 }
             }
         }
-        if self.in_flight > 0 {
+        self.in_flight == 0
+    }
+}
+
+impl Drop for Uring {
+    /// Whatever the kernel has not given back when it is dropped is leaked rather than freed
+    /// under it.
+    fn drop(&mut self) {
+        if self.cancel_all() {
+            let _ = self.ring.submitter().unregister_buf_ring(BUFFER_GROUP);
+        } else {
             std::mem::forget(std::mem::take(&mut self.closed_sending));
             std::mem::forget(std::mem::replace(&mut self.wake_count, Box::new(0)));
             self.buffers.leak();
-        } else {
-            let _ = self.ring.submitter().unregister_buf_ring(BUFFER_GROUP);
         }
     }
 }
@@ -591,5 +598,30 @@ impl Drop for BufferRing {
             // SAFETY: allocated in `new` with this layout; the kernel no longer uses it.
             unsafe { dealloc(self.entries.cast(), self.layout) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_data_gives_back_the_operation_slot_and_generation() {
+        for op in [Op::Accept, Op::Wake, Op::Receive, Op::Send, Op::Cancel] {
+            assert_eq!(parse(user_data(op, 4_000_000_000, 0x1_beef)), (Some(op), 4_000_000_000, 0xbeef));
+        }
+        assert_eq!(parse(0).0, None);
+    }
+
+    #[test]
+    fn a_ring_dropped_with_operations_in_flight_gets_them_all_back() {
+        if available().is_err() {
+            return;
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut uring = Uring::new(listener).unwrap();
+        // The multishot accept and the eventfd read are in flight.
+        assert_eq!(uring.in_flight, 2);
+        assert!(uring.cancel_all(), "{} operations not given back", uring.in_flight);
     }
 }
