@@ -59,9 +59,14 @@ impl Completions {
         self.owner.get_or_init(|| std::thread::current().id());
     }
 
-    /// Wakes the reactor's thread (out of its poll).
+    /// Wakes the reactor's thread (out of its poll). Nothing to do on that thread itself: it
+    /// is not in its poll. (In the workers, a reactor's own turn admits requests while its
+    /// worker is still listed as sleeping, and the pool's wake-up would otherwise come back to
+    /// it as a system call and a spurious wake-up per turn.)
     pub fn wake(&self) {
-        (self.waker)();
+        if self.owner.get() != Some(&std::thread::current().id()) {
+            (self.waker)();
+        }
     }
 
     /// Takes every ended request waiting, in the order they were pushed.

@@ -953,3 +953,26 @@ fn nanos(timeout: Duration) -> u64 {
 fn untag(tag: u64) -> (usize, u32, u16) {
     ((tag & 0xffff_ffff) as usize, ((tag >> 32) & 0xffff) as u32, (tag >> 48) as u16)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_takes_io_uring_exactly_when_the_kernel_gives_a_ring_and_uring_insists() {
+        let available = uring::available().is_ok();
+        let auto = choose_io(HttpIo::Auto).expect("auto always has a backend");
+        assert_eq!(auto, if available { HttpIo::Uring } else { HttpIo::Epoll });
+        assert_eq!(choose_io(HttpIo::Epoll).unwrap(), HttpIo::Epoll);
+        match choose_io(HttpIo::Uring) {
+            Ok(io) => assert!(available && io == HttpIo::Uring),
+            Err(e) => assert!(!available && e.to_string().contains("io_uring is not available"), "{e}"),
+        }
+    }
+
+    #[test]
+    fn a_tag_gives_back_its_slot_generation_and_sequence_number() {
+        let (slot, generation, seq) = (70_000, 0x1_2345, 0x1_0007);
+        assert_eq!(untag(tag(slot, generation, seq)), (70_000, 0x2345, 0x0007));
+    }
+}

@@ -94,7 +94,7 @@ pub(crate) struct Uring {
     conns: Vec<ConnOps>,
     /// Connections closed with a send in flight, by its `user_data`: their output (and the
     /// send's own description of it) stays until the kernel gives it back.
-    closed_sending: HashMap<u64, (Conn, Box<SendMsg>)>,
+    closed_sending: HashMap<u64, (Conn, Option<Box<SendMsg>>)>,
     /// Receives that found no free buffer, to start again once buffers are back.
     starved: Vec<(usize, u32)>,
     /// Operations whose last completion has not come: what dropping the ring must wait for.
@@ -109,8 +109,9 @@ struct ConnOps {
     generation: u32,
     receiving: bool,
     sending: bool,
-    /// A gathering send's message and pieces, which must stay put while it is in flight.
-    msg: Box<SendMsg>,
+    /// A gathering send's message and pieces, which must stay put while it is in flight; made
+    /// at the first such send, so that an idle connection does not carry it.
+    msg: Option<Box<SendMsg>>,
 }
 
 struct SendMsg {
@@ -400,12 +401,7 @@ impl Backend for Uring {
 
     fn watch(&mut self, slot: usize, conn: &Conn) -> io::Result<()> {
         if self.conns.len() <= slot {
-            self.conns.resize_with(slot + 1, || ConnOps {
-                generation: 0,
-                receiving: false,
-                sending: false,
-                msg: SendMsg::new(),
-            });
+            self.conns.resize_with(slot + 1, || ConnOps { generation: 0, receiving: false, sending: false, msg: None });
         }
         let ops = &mut self.conns[slot];
         ops.generation = conn.generation;
@@ -432,7 +428,7 @@ impl Backend for Uring {
         let entry = if n == 1 {
             opcode::Send::new(fd, slices[0].as_ptr(), slices[0].len() as u32).flags(libc::MSG_NOSIGNAL).build()
         } else {
-            let msg = &mut *self.conns[slot].msg;
+            let msg = self.conns[slot].msg.get_or_insert_with(SendMsg::new);
             for (piece, slice) in msg.pieces.iter_mut().zip(&slices[..n]) {
                 *piece = libc::iovec { iov_base: slice.as_ptr() as *mut _, iov_len: slice.len() };
             }
@@ -459,7 +455,7 @@ impl Backend for Uring {
         if sending {
             let key = user_data(Op::Send, slot, generation);
             self.cancel(key);
-            let msg = std::mem::replace(&mut self.conns[slot].msg, SendMsg::new());
+            let msg = self.conns[slot].msg.take();
             self.closed_sending.insert(key, (conn, msg));
         }
         // Otherwise `conn` drops here, closing the socket (once a cancelled receive lets go).
@@ -490,11 +486,10 @@ impl Backend for Uring {
     }
 }
 
-impl Drop for Uring {
-    /// Cancels every operation and waits (a little) for the kernel to let go of the buffers
-    /// they point to; whatever it has not given back by then is leaked rather than freed
-    /// under it.
-    fn drop(&mut self) {
+impl Uring {
+    /// Cancels every operation and waits (up to a second) for the kernel to give back the
+    /// buffers they point to. Returns whether it gave everything back.
+    fn cancel_all(&mut self) -> bool {
         let entry =
             opcode::AsyncCancel2::new(CancelBuilder::any().all()).build().user_data(user_data(Op::Cancel, 0, 0));
         self.push(entry, true);
@@ -510,12 +505,20 @@ impl Drop for Uring {
                 }
             }
         }
-        if self.in_flight > 0 {
+        self.in_flight == 0
+    }
+}
+
+impl Drop for Uring {
+    /// Whatever the kernel has not given back when it is dropped is leaked rather than freed
+    /// under it.
+    fn drop(&mut self) {
+        if self.cancel_all() {
+            let _ = self.ring.submitter().unregister_buf_ring(BUFFER_GROUP);
+        } else {
             std::mem::forget(std::mem::take(&mut self.closed_sending));
             std::mem::forget(std::mem::replace(&mut self.wake_count, Box::new(0)));
             self.buffers.leak();
-        } else {
-            let _ = self.ring.submitter().unregister_buf_ring(BUFFER_GROUP);
         }
     }
 }
@@ -595,5 +598,30 @@ impl Drop for BufferRing {
             // SAFETY: allocated in `new` with this layout; the kernel no longer uses it.
             unsafe { dealloc(self.entries.cast(), self.layout) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_data_gives_back_the_operation_slot_and_generation() {
+        for op in [Op::Accept, Op::Wake, Op::Receive, Op::Send, Op::Cancel] {
+            assert_eq!(parse(user_data(op, 4_000_000_000, 0x1_beef)), (Some(op), 4_000_000_000, 0xbeef));
+        }
+        assert_eq!(parse(0).0, None);
+    }
+
+    #[test]
+    fn a_ring_dropped_with_operations_in_flight_gets_them_all_back() {
+        if available().is_err() {
+            return;
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut uring = Uring::new(listener).unwrap();
+        // The multishot accept and the eventfd read are in flight.
+        assert_eq!(uring.in_flight, 2);
+        assert!(uring.cancel_all(), "{} operations not given back", uring.in_flight);
     }
 }
