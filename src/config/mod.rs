@@ -15,10 +15,13 @@ pub use dot::to_dot;
 pub use error::{ConfigError, ConfigErrors};
 pub use limits::Limits;
 pub use model::{
-    AdminConfig, GeneratorConfig, PipelineConfig, PoolConfig, QueueConfig, Rate, SourceConfig, SourcePlacement,
-    StageConfig, WhenFull,
+    Adjust, AdminConfig, AdmissionConfig, GeneratorConfig, PipelineConfig, PoolConfig, QueueConfig, Rate, SourceConfig,
+    SourcePlacement, StageConfig, WhenFull,
 };
-pub use plan::{HttpPlan, Plan, PoolPlan, QueuePlan, SourcePlan, StageId, StagePlan, ThreadPlan};
+pub use plan::{
+    AdmissionPlan, CodelPlan, ConcurrencyLimitPlan, HttpPlan, LatencyTargetPlan, Plan, PoolPlan, QueuePlan, SourcePlan,
+    StageId, StagePlan, ThreadPlan,
+};
 pub use schema::schema;
 pub use validate::{validate, validate_with, validate_with_cpus};
 

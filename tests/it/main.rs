@@ -18,6 +18,7 @@ mod ledger;
 mod load;
 mod load_requests;
 mod load_tls;
+mod overload;
 mod record;
 mod report;
 mod stage_order;
