@@ -63,6 +63,9 @@ pub struct LatencyResults {
     pub corrected: Spectrum,
     /// From its actual send.
     pub uncorrected: Spectrum,
+    /// Corrected, of the responses that passed their checks alone (a server that sheds load
+    /// answers its rejections fast: this is the latency of what it served).
+    pub passed: Spectrum,
 }
 
 /// One phase's results, or the whole measured run's.
@@ -132,6 +135,7 @@ impl PhaseResults {
             latency_us: LatencyResults {
                 corrected: Spectrum::of(&tally.latencies.corrected),
                 uncorrected: Spectrum::of(&tally.latencies.uncorrected),
+                passed: Spectrum::of(&tally.latencies.good),
             },
             send_lag_us: Spectrum::of(&tally.latencies.send_lag),
             connection_wait_us: Spectrum::of(&tally.latencies.connection_wait),

@@ -17,7 +17,7 @@
 //! `adjust: sandstorm` moves the rate as Sandstorm did: divide by 1.2, add 2 (-err - 0.1)
 //! requests per second. It recovers slowly (a cut of a sixth per window, however far off, and
 //! raises of a few requests a second), so `proportional`, the default, changes three things:
-//! - a cut divides by (1 + err), between 1.2 and 10: far above the target, far fewer admitted;
+//! - a cut divides by (1 + err), between 1.2 and 2: far above the target, fewer admitted;
 //! - a cut starts from the stage's throughput in the window (the response times it counted,
 //!   per second) when that is lower than the bucket's rate. A rate wound up far above the load
 //!   while the bucket was not the limit then bites at the first cut, not after several; and
@@ -28,9 +28,13 @@
 //!   smoothed estimate trails the wait by several windows once a backlog has drained, and
 //!   kept cutting, then kept the rate from rising, for most of a second in our first
 //!   measurements;
-//! - a raise multiplies the rate by 1 + (-err - 0.1) (40% to 90% a window), up to 1.5 times
-//!   what arrived in the window, so it climbs back from a deep cut in a few windows at any
-//!   scale, but never far past the load.
+//! - a raise multiplies the rate by 1 + 0.2 (-err - 0.1) (4% to 18%), up to 1.5 times what
+//!   arrived, so it climbs as fast at any scale, never far past the load;
+//! - it decides (cut, raise or hold) at most once a window span (100 ms), on what it measured
+//!   since its last decision (throughput, arrivals): windows that close on a count come every
+//!   few milliseconds at a high rate, faster than a change's effect on the wait is seen, and
+//!   deciding on each swung the rate tenfold within a second.
+//!   Both bounds come from measurements ([`MOST_CUT`], [`RAISE_GAIN`]).
 //!
 //! The windows close on time as well as count (Sandstorm's default was 1 s; ours 100 ms), so
 //! an estimate is never older than a window even when few requests get through.
@@ -45,6 +49,16 @@ pub(crate) const BURST_NS: u64 = 10_000_000;
 
 /// What a lower class's rate is divided by when a higher class misses the target.
 const LOWER_CLASS_CUT: f64 = 10.0;
+
+/// `proportional`: the most one cut divides the stage's throughput by. The wait a window
+/// sees reflects admissions of a wait ago, so a deeper cut overshoots: with 10, the rate
+/// swung between a tenth of the capacity and several times it.
+const MOST_CUT: f64 = 2.0;
+
+/// `proportional`: a raise multiplies the rate by 1 + this x (-err - 0.1), 4% to 18% a window.
+/// With 1 (up to 90% a window, and windows of 20 ms at 5000/s) the rate rose tenfold before
+/// the wait it caused was seen.
+const RAISE_GAIN: f64 = 0.2;
 
 #[derive(Debug, Clone)]
 pub(crate) struct LatencyTarget {
@@ -68,6 +82,12 @@ pub(crate) struct Class {
     pub estimate_ns: Option<f64>,
     /// Raises wait until this time (a higher class missed its target).
     held_until_ns: u64,
+    /// When `proportional` last decided (0: never): it decides at most once a window span,
+    /// on what it measured since: the response times that came back and the requests that
+    /// arrived.
+    decided_ns: u64,
+    completed_since: u64,
+    arrived_since: u64,
     /// Requests that arrived, and were admitted, since the window opened.
     arrived: u64,
     admitted: u64,
@@ -88,6 +108,9 @@ impl LatencyTarget {
             window,
             estimate_ns: None,
             held_until_ns: 0,
+            decided_ns: 0,
+            completed_since: 0,
+            arrived_since: 0,
             arrived: 0,
             admitted: 0,
             admitted_total: 0,
@@ -160,10 +183,28 @@ impl LatencyTarget {
         };
         c.estimate_ns = Some(estimate);
         let err = (estimate - self.target_ns) / self.target_ns;
-        let missed = err > 0.0;
-        let per_second = 1e9 / closed.span_ns as f64;
-        let throughput = closed.count as f64 * per_second;
-        if missed {
+        // Per second, since the last decision (`proportional`) or over the window.
+        let (mut per_second, mut completed) = (1e9 / closed.span_ns as f64, closed.count as u64);
+        let mut arrived = arrived;
+        if self.adjust == Adjust::Proportional {
+            // Windows close on a count as well as on time, so at a high rate they come every few
+            // milliseconds, faster than a change's effect on the wait can be seen: it decides
+            // once a span at most, on what it measured since the last decision.
+            c.completed_since += completed;
+            c.arrived_since += arrived;
+            let span = c.window.span_ns();
+            if c.decided_ns != 0 && now < c.decided_ns + span {
+                return;
+            }
+            if c.decided_ns != 0 {
+                per_second = 1e9 / (now - c.decided_ns) as f64;
+            }
+            completed = std::mem::take(&mut c.completed_since);
+            arrived = std::mem::take(&mut c.arrived_since);
+            c.decided_ns = now;
+        }
+        let throughput = completed as f64 * per_second;
+        if err > 0.0 {
             let lower = class + 1..self.classes.len();
             if self.classes[lower.clone()].iter().any(|l| l.rate > self.min_rate) {
                 let hold_until = now + self.classes[class].window.span_ns();
@@ -177,7 +218,7 @@ impl LatencyTarget {
             let c = &mut self.classes[class];
             c.rate = match self.adjust {
                 Adjust::Sandstorm => c.rate / 1.2,
-                Adjust::Proportional => c.rate.min(throughput / (1.0 + err).clamp(1.2, 10.0)),
+                Adjust::Proportional => c.rate.min(throughput / (1.0 + err).clamp(1.2, MOST_CUT)),
             };
             c.rate = c.rate.clamp(self.min_rate, self.max_rate);
             c.tokens = c.tokens.min(burst(c.rate));
@@ -186,7 +227,7 @@ impl LatencyTarget {
                 Adjust::Sandstorm => c.rate + 2.0 * (-err - 0.1),
                 Adjust::Proportional => {
                     let ceiling = c.rate.max(1.5 * arrived as f64 * per_second);
-                    (c.rate * (1.0 + (-err - 0.1))).min(ceiling)
+                    (c.rate * (1.0 + RAISE_GAIN * (-err - 0.1))).min(ceiling)
                 }
             };
             c.rate = raised.clamp(self.min_rate, self.max_rate);
@@ -222,8 +263,13 @@ mod tests {
 
     /// Feeds `n` response times of `latency_ms` to `class`, 1 ms apart from `*now`.
     fn feed(c: &mut LatencyTarget, class: usize, n: usize, latency_ms: u64, now: &mut u64) {
+        feed_every(c, class, n, latency_ms, 1, now);
+    }
+
+    /// The same, `step_ms` apart: 10 at 10 ms make a window of its whole span (100 ms).
+    fn feed_every(c: &mut LatencyTarget, class: usize, n: usize, latency_ms: u64, step_ms: u64, now: &mut u64) {
         for _ in 0..n {
-            *now += MS;
+            *now += step_ms * MS;
             c.observe(class, latency_ms * MS, *now);
         }
     }
@@ -253,35 +299,43 @@ mod tests {
     }
 
     #[test]
-    fn proportional_cuts_from_the_throughput_by_the_error_between_1_2_and_10() {
+    fn proportional_cuts_from_the_throughput_by_the_error_between_1_2_and_2_once_a_span() {
         let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1e6), 1, 0);
         let mut now = 0;
-        // Ten response times of 60 ms (err = 2), one a millisecond: the window closes by count
-        // at 10 ms, the stage having served 1000/s; the bucket's rate is far above that, so the
-        // cut starts from the throughput: 1000 / 3.
-        feed(&mut c, 0, 10, 60, &mut now);
-        assert!((c.classes()[0].rate - 1_000.0 / 3.0).abs() < 1e-9);
-        // 1000 ms: estimate 0.7 * 60 + 0.3 * 1000 = 342 ms, err = 16.1: cut by the most, 10.
+        // Ten response times of 60 ms (err = 2), 10 ms apart: the window closes by count at
+        // 100 ms, the stage having served 100/s; the bucket's rate is far above that, so the
+        // cut starts from the throughput: 100 / (1 + 2), but by 2 at most.
+        feed_every(&mut c, 0, 10, 60, 10, &mut now);
+        assert!((c.classes()[0].rate - 50.0).abs() < 1e-9);
+        // A window closing sooner than a span after that decision decides nothing.
+        c.classes[0].rate = 5_000.0;
         feed(&mut c, 0, 10, 1000, &mut now);
-        assert!((c.classes()[0].rate - 100.0).abs() < 1e-9);
-        // Still above the target at the same throughput: the cut starts from the throughput
-        // again (1000 / 10), not from the last rate: it does not compound.
-        feed(&mut c, 0, 10, 1000, &mut now);
-        assert!((c.classes()[0].rate - 100.0).abs() < 1e-9);
+        assert_eq!(c.classes()[0].rate, 5_000.0);
+        // A span on (20 response times in 100 ms, 200/s): estimate 0.7 x 342 + 0.3 x 1000,
+        // far above: cut to 200 / 2.
+        feed_every(&mut c, 0, 10, 1000, 9, &mut now);
+        assert!((c.classes()[0].rate - 100.0).abs() < 1e-9, "{}", c.classes()[0].rate);
+        // Still above, 100/s served: cut from the throughput again, not from the last rate.
+        feed_every(&mut c, 0, 10, 1000, 10, &mut now);
+        assert!((c.classes()[0].rate - 50.0).abs() < 1e-9);
+        c.classes[0].rate = 5_000.0;
+        feed_every(&mut c, 0, 10, 1000, 10, &mut now);
+        assert!((c.classes()[0].rate - 50.0).abs() < 1e-9, "it does not compound");
     }
 
     #[test]
-    fn proportional_follows_a_fall_at_once_and_raises_by_up_to_90_percent_to_1_5_times_the_arrivals() {
+    fn proportional_follows_a_fall_at_once_and_raises_by_up_to_18_percent_once_a_span() {
         let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1e6), 1, 0);
         let mut now = 0;
-        // A first window at 60 ms, 1000/s served: cut to 1000 / 3.
-        feed(&mut c, 0, 10, 60, &mut now);
-        let cut = 1_000.0 / 3.0;
+        // A first window at 60 ms, 100/s served: cut to 100 / 2, at 100 ms.
+        feed_every(&mut c, 0, 10, 60, 10, &mut now);
+        let cut = 50.0;
         assert!((c.classes()[0].rate - cut).abs() < 1e-9);
-        // Then windows of 0 ms while requests arrive at 1000/s: the estimate falls to 0 at
-        // once (err -1), and each window raises the rate by 1 + 0.9, up to 1.5 x 1000.
+        // Then windows of 0 ms, 10 ms each, while requests arrive at 1000/s: the estimate falls
+        // to 0 at once (err -1), and the rate is raised by 1 + 0.2 x 0.9 (up to 1.5 x the
+        // arrivals), once a span (100 ms) at most: at 200 ms, 300 ms, ...
         let mut rates = Vec::new();
-        for _ in 0..4 {
+        for _ in 0..90 {
             for _ in 0..10 {
                 now += MS;
                 c.admit(0, now);
@@ -290,9 +344,10 @@ mod tests {
             assert_eq!(c.classes()[0].estimate_ns, Some(0.0));
             rates.push(c.classes()[0].rate);
         }
-        let expected = [cut * 1.9, cut * 1.9 * 1.9, 1_500.0, 1_500.0];
-        for (rate, expected) in rates.iter().zip(expected) {
-            assert!((rate - expected).abs() < 1e-6, "{rates:?}");
+        for (window, rate) in rates.iter().enumerate() {
+            let raises = (window as i32 + 1) / 10;
+            let expected = cut * 1.18f64.powi(raises);
+            assert!((rate - expected).abs() < 1e-6, "window {window}: {rate} vs {expected}");
         }
     }
 
@@ -326,7 +381,7 @@ mod tests {
         assert_eq!(raised(5), 1_000.0);
         // 10 in 15 ms: 667/s, 1.5 x is 1000: still not (but for rounding).
         assert!((raised(10) - 1_000.0).abs() < 1e-9);
-        // 40 in 15 ms: 2667/s: the full raise, 1000 x (1 + 0.9).
+        // 40 in 15 ms: 2667/s: the full raise, 1000 x (1 + 0.2 x 0.9).
         let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1e6), 1, 0);
         c.classes[0].rate = 1_000.0;
         c.classes[0].estimate_ns = Some(0.0);
@@ -337,7 +392,7 @@ mod tests {
         }
         now = 5 * MS;
         feed(&mut c, 0, 10, 0, &mut now);
-        assert!((c.classes()[0].rate - 1_900.0).abs() < 1e-9);
+        assert!((c.classes()[0].rate - 1_180.0).abs() < 1e-9);
     }
 
     #[test]
@@ -357,18 +412,18 @@ mod tests {
         let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1_000.0), 3, 0);
         let mut now = 0;
         // The highest class misses: both lower classes are cut tenfold, it keeps its rate.
-        feed(&mut c, 0, 10, 30, &mut now);
+        feed_every(&mut c, 0, 10, 30, 10, &mut now);
         let rates: Vec<f64> = c.classes().iter().map(|c| c.rate).collect();
         assert_eq!(rates, [1_000.0, 100.0, 100.0]);
         // Again: 10 each, the least rate.
-        feed(&mut c, 0, 10, 30, &mut now);
+        feed_every(&mut c, 0, 10, 30, 10, &mut now);
         let rates: Vec<f64> = c.classes().iter().map(|c| c.rate).collect();
         assert_eq!(rates, [1_000.0, 10.0, 10.0]);
         // The lower classes are at the least rate: now the class itself is cut, by err + 1
-        // (estimate 30 ms, err 0.5) from its throughput (1000/s).
-        feed(&mut c, 0, 10, 30, &mut now);
+        // (estimate 30 ms, err 0.5) from its throughput (100/s).
+        feed_every(&mut c, 0, 10, 30, 10, &mut now);
         let rates: Vec<f64> = c.classes().iter().map(|c| c.rate).collect();
-        assert!((rates[0] - 1_000.0 / 1.5).abs() < 1e-6);
+        assert!((rates[0] - 100.0 / 1.5).abs() < 1e-6);
         assert_eq!(rates[1..], [10.0, 10.0]);
         // The middle class missing cuts only the lowest.
         let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1_000.0), 3, 0);
