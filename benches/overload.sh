@@ -12,7 +12,8 @@
 #   concurrency_limit  the default queue + {"kind": "concurrency_limit", "target_ms": 20}
 #   codel              the default queue + {"kind": "codel"} (5 ms, 100 ms)
 #
-# 1. C: the highest rate (a sweep) at which the static queue keeps the corrected p90 <= 20 ms;
+# 1. C: the highest rate (a sweep) at which the static queue answers (almost) every request
+#    2xx with the corrected p90 <= 20 ms;
 # 2. for each policy at 0.5C, 1C, 1.5C, 2C, 3C: goodput (2xx within 20 ms, per second) and the
 #    latency of what it served (p50/p90/p99 of the 2xx answers, corrected);
 # 3. two service classes, half the requests each (in-process: `seda load` drives the pipeline
@@ -110,12 +111,20 @@ load() {
 
 echo "== capacity: a sweep of the static queue (${STEP} s a step)"
 start_server static_queue
-load "$WORK/sweep.json" --sweep 1000:8000:500 -d "${STEP}s" --warmup 1s
+load "$WORK/sweep.json" --sweep 1000:7000:500 -d "${STEP}s" --warmup 1s
+python3 - "$WORK/sweep.json" <<'PY'
+import json, sys
+for s in json.load(open(sys.argv[1]))["steps"]:
+    print(f"  {s['target_rate']:.0f}/s: errors {s['errors']}, 2xx p90 {s['latency_us']['passed']['p90'] / 1e3:.1f} ms")
+PY
 stop_server
 C=$(python3 - "$WORK/sweep.json" <<'PY'
 import json, sys
 steps = json.load(open(sys.argv[1]))["steps"]
-ok = [s["target_rate"] for s in steps if s["latency_us"]["corrected"]["p90"] <= 20000]
+# Every request answered 2xx (a full queue's 503s are fast, and would flatter the p90), and
+# the p90 of the answers within 20 ms.
+ok = [s["target_rate"] for s in steps
+      if s["errors"] <= s["requests"] / 1000 and s["latency_us"]["passed"]["p90"] <= 20000]
 print(int(max(ok)) if ok else 1000)
 PY
 )
@@ -148,7 +157,7 @@ PY
 echo
 echo "== two service classes at 2C (latency_target with classes; in-process, half the requests each)"
 printf 'GET /high 0 1\nGET /low 0 1\n' >"$WORK/mix.txt"
-config latency_target_classes "{\"kind\": \"external\", \"entry\": \"work\"}" >"$WORK/classes.json"
+config latency_target_classes "{\"kind\": \"generator\", \"requests\": 1, \"entry\": \"work\"}" >"$WORK/classes.json"
 rate=$(python3 -c "print(int($C * 2))")
 "$SEDA" load "$WORK/classes.json" --rate "$rate" --arrival poisson --mix "$WORK/mix.txt" \
     -c 256 --pipeline 16 --cpus 1 --slo 20ms -d "${STEP}s" --warmup 1s --json "$WORK/classes.out.json" >/dev/null
