@@ -160,7 +160,40 @@ fn frame(url: &str, before: &Snapshot, now: &Snapshot) -> String {
             utilisation * 100.0
         );
     }
+    for stage in &now.stages {
+        let Some(a) = &stage.admission else { continue };
+        let was = before.stages.iter().find(|s| s.name == stage.name).and_then(|s| s.admission.as_ref());
+        let _ = writeln!(f, "{}", admission_line(&stage.name, a, was, &rate));
+    }
     f
+}
+
+/// A stage's admission controller: what it steers by, and how fast it sheds.
+fn admission_line(
+    stage: &str,
+    a: &crate::engine::AdmissionSnapshot,
+    was: Option<&crate::engine::AdmissionSnapshot>,
+    rate: &dyn Fn(u64, u64) -> f64,
+) -> String {
+    let mut parts = vec![format!("admission at {stage}: {}", a.controller.name())];
+    if let Some(r) = a.rate {
+        parts.push(format!("rate {r:.0}/s"));
+    }
+    if let Some(limit) = a.limit {
+        parts.push(format!("limit {limit} (at stage {})", a.at_stage.unwrap_or(0)));
+    }
+    if let Some(dropping) = a.dropping {
+        parts.push(if dropping { "shedding".into() } else { "not shedding".into() });
+    }
+    if let Some(ms) = a.latency_ms {
+        parts.push(format!("latency {ms:.1} ms"));
+    }
+    parts.push(format!("shed {} ({:.0}/s)", a.shed, rate(was.map_or(a.shed, |w| w.shed), a.shed)));
+    for c in &a.classes {
+        let was_shed = was.and_then(|w| w.classes.iter().find(|k| k.name == c.name)).map_or(c.shed, |k| k.shed);
+        parts.push(format!("class {} rate {:.0}/s shed {:.0}/s", c.name, c.rate, rate(was_shed, c.shed)));
+    }
+    parts.join(", ")
 }
 
 /// The share of `pool`'s worker time with work between the two snapshots.

@@ -79,6 +79,7 @@ pub fn render(s: &Snapshot, source_metrics: &[StatMetric]) -> String {
     for st in &s.stages {
         o.summary(name, &[("stage", &st.name)], &st.io_wait_us);
     }
+    admission_families(o, s);
     let name = "seda_end_to_end_seconds";
     o.family(name, "summary", "Time from a request's intended start to its completion.");
     o.summary(name, &[], &s.latency_us);
@@ -110,6 +111,60 @@ pub fn render(s: &Snapshot, source_metrics: &[StatMetric]) -> String {
         source_families(o, stats, source_metrics);
     }
     out.0
+}
+
+/// The stages' admission controllers: families only for what some stage has, so a pipeline
+/// without controllers shows none.
+fn admission_families(o: &mut Exposition, s: &Snapshot) {
+    let gated: Vec<_> = s.stages.iter().filter_map(|st| Some((st, st.admission.as_ref()?))).collect();
+    type Field = fn(&crate::engine::AdmissionSnapshot) -> Option<f64>;
+    let families: [(&str, &str, &str, Field); 6] = [
+        ("seda_admission_admitted_total", "counter", "Requests the stage's admission controller let through.", |a| {
+            Some(a.admitted as f64)
+        }),
+        ("seda_admission_shed_total", "counter", "Requests the stage's admission controller shed (overload).", |a| {
+            Some(a.shed as f64)
+        }),
+        ("seda_admission_rate", "gauge", "latency_target: the admission rate, requests per second.", |a| a.rate),
+        ("seda_admission_limit", "gauge", "concurrency_limit: the most requests at the stage.", |a| {
+            a.limit.map(|l| l as f64)
+        }),
+        ("seda_admission_latency_seconds", "gauge", "The latency the controller steers by.", |a| {
+            a.latency_ms.map(|ms| ms / 1e3)
+        }),
+        ("seda_admission_dropping", "gauge", "codel: 1 while it is shedding.", |a| {
+            a.dropping.map(|d| if d { 1.0 } else { 0.0 })
+        }),
+    ];
+    for (name, kind, help, field) in families {
+        let samples: Vec<_> = gated.iter().filter_map(|(st, a)| Some((st, a, field(a)?))).collect();
+        if samples.is_empty() {
+            continue;
+        }
+        o.family(name, kind, help);
+        for (st, a, value) in samples {
+            o.sample(name, &[("stage", &st.name), ("controller", a.controller.name())], value);
+        }
+    }
+    type ClassField = fn(&crate::engine::ClassSnapshot) -> f64;
+    let per_class: [(&str, &str, &str, ClassField); 3] = [
+        ("seda_admission_class_rate", "gauge", "latency_target: a service class's admission rate.", |c| c.rate),
+        ("seda_admission_class_admitted_total", "counter", "Requests of a service class let through.", |c| {
+            c.admitted as f64
+        }),
+        ("seda_admission_class_shed_total", "counter", "Requests of a service class shed.", |c| c.shed as f64),
+    ];
+    if gated.iter().all(|(_, a)| a.classes.is_empty()) {
+        return;
+    }
+    for (name, kind, help, field) in per_class {
+        o.family(name, kind, help);
+        for (st, a) in &gated {
+            for c in &a.classes {
+                o.sample(name, &[("stage", &st.name), ("class", &c.name)], field(c));
+            }
+        }
+    }
 }
 
 /// A source's own stats, named as the source says ([`StatMetric`]), or by a name of their

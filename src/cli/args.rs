@@ -203,6 +203,10 @@ struct LoadArgs {
     /// errors<0.1%, errors<=10, errors.unexpected_status<1%, rate>=9900 (repeatable)
     #[arg(long = "fail-if", value_name = "CONDITION")]
     fail_if: Vec<Threshold>,
+    /// Report goodput beside throughput: responses that passed the checks within this
+    /// corrected latency (20ms, 1s), per second
+    #[arg(long, value_parser = parse_duration, value_name = "LATENCY")]
+    slo: Option<Duration>,
     /// Seed of poisson arrivals and of the mix's draws
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -289,6 +293,7 @@ pub fn parse() -> Action {
             record: a.record,
             json: a.json,
             fail_if: a.fail_if,
+            slo: a.slo,
             seed: a.seed,
             ..LoadOptions::new(a.target)
         })),

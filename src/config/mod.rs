@@ -15,11 +15,12 @@ pub use dot::to_dot;
 pub use error::{ConfigError, ConfigErrors};
 pub use limits::Limits;
 pub use model::{
-    AdminConfig, GeneratorConfig, HttpIo, JetStreamSourceConfig, NatsSourceConfig, PipelineConfig, PoolConfig,
-    QueueConfig, Rate, SourceConfig, SourcePlacement, StageConfig, WhenFull,
+    Adjust, AdminConfig, AdmissionConfig, GeneratorConfig, HttpIo, JetStreamSourceConfig, NatsSourceConfig,
+    PipelineConfig, PoolConfig, QueueConfig, Rate, SourceConfig, SourcePlacement, StageConfig, WhenFull,
 };
 pub use plan::{
-    HttpPlan, JetStreamPlan, NatsPlan, Plan, PoolPlan, QueuePlan, SourcePlan, StageId, StagePlan, ThreadPlan,
+    AdmissionPlan, CodelPlan, ConcurrencyLimitPlan, HttpPlan, JetStreamPlan, LatencyTargetPlan, NatsPlan, Plan,
+    PoolPlan, QueuePlan, SourcePlan, StageId, StagePlan, ThreadPlan,
 };
 pub use schema::schema;
 pub use validate::{validate, validate_with, validate_with_cpus};

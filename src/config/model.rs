@@ -415,6 +415,9 @@ pub struct StageConfig {
     pub cpus: Option<Vec<usize>>,
     #[serde(default)]
     pub queue: QueueConfig,
+    /// Overload control at this stage: an adaptive controller that sheds requests before they
+    /// would miss a latency target. Without one, only the queue's static policy applies.
+    pub admission: Option<AdmissionConfig>,
     /// The successor: a stage name, or `{output: stage}` for a branching stage.
     pub next: Option<Value>,
 }
@@ -460,4 +463,160 @@ pub enum WhenFull {
     Block,
     /// The oldest queued request ends as rejected to make room.
     DropOldest,
+}
+
+/// A stage's admission controller (see docs/design.md, "Overload control").
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AdmissionConfig {
+    LatencyTarget(LatencyTargetConfig),
+    ConcurrencyLimit(ConcurrencyLimitConfig),
+    Codel(CodelConfig),
+}
+
+/// SEDA's response-time controller: a token bucket whose rate is cut while the stage's
+/// response time (queue wait plus the worker's run of the request) is above the target, and
+/// raised while it is well below.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyTargetConfig {
+    /// The response time to hold, at `percentile`.
+    #[serde(default = "default_target_ms")]
+    pub target_ms: f64,
+    /// Which percentile of the sampled response times is held to the target.
+    #[serde(default = "default_percentile")]
+    pub percentile: f64,
+    /// The rate is adjusted after this many requests' response times...
+    #[serde(default = "default_sample_every")]
+    pub sample_every: u32,
+    /// ... or this long, whichever comes first.
+    #[serde(default = "default_sample_ms")]
+    pub sample_ms: f64,
+    /// Weight of the previous estimate when a new sample is folded in (0.7: 70% old, 30% new).
+    #[serde(default = "default_smoothing")]
+    pub smoothing: f64,
+    /// How the rate moves: `proportional` (cut in proportion to the error, from the rate
+    /// actually admitted; raise by a share of the rate) or `sandstorm` (Sandstorm's arithmetic
+    /// as published: divide by 1.2, add 2 (-err - 0.1) requests/s).
+    #[serde(default)]
+    pub adjust: Adjust,
+    /// The rate (requests per second) never goes below this...
+    #[serde(default = "default_min_rate")]
+    pub min_rate: f64,
+    /// ... nor above this; it starts here.
+    #[serde(default = "default_max_rate")]
+    pub max_rate: f64,
+    /// Service classes, highest first: when a higher class misses the target, lower classes
+    /// are cut first.
+    pub classes: Option<ClassesConfig>,
+}
+
+/// How a `latency_target` controller moves its rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Adjust {
+    #[default]
+    Proportional,
+    Sandstorm,
+}
+
+/// Where a request's service class comes from.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClassesConfig {
+    /// The request attribute holding the class name (set by `http_route` or the generator's
+    /// `attributes`).
+    pub attribute: String,
+    /// Class names, highest first. A request whose attribute is missing or names no class
+    /// belongs to the last (lowest).
+    pub order: Vec<String>,
+}
+
+/// An adaptive limit on the requests at the stage (queued or in service): cut by `backoff`
+/// while the response time is above the target, raised by its square root while below.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencyLimitConfig {
+    #[serde(default = "default_target_ms")]
+    pub target_ms: f64,
+    #[serde(default = "default_percentile")]
+    pub percentile: f64,
+    #[serde(default = "default_sample_every")]
+    pub sample_every: u32,
+    #[serde(default = "default_sample_ms")]
+    pub sample_ms: f64,
+    /// The limit the stage starts with.
+    #[serde(default = "default_initial_limit")]
+    pub initial_limit: u32,
+    #[serde(default = "default_min_limit")]
+    pub min_limit: u32,
+    #[serde(default = "default_max_limit")]
+    pub max_limit: u32,
+    /// The limit is multiplied by this when the target is missed.
+    #[serde(default = "default_backoff")]
+    pub backoff: f64,
+}
+
+/// Controlled delay at dequeue: while the least queue wait over an interval stays above the
+/// target, requests that waited longer than the target are shed, at intervals that shrink as
+/// interval / sqrt(count).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodelConfig {
+    #[serde(default = "default_codel_target_ms")]
+    pub target_ms: f64,
+    #[serde(default = "default_codel_interval_ms")]
+    pub interval_ms: f64,
+}
+
+fn default_target_ms() -> f64 {
+    20.0
+}
+
+fn default_percentile() -> f64 {
+    90.0
+}
+
+fn default_sample_every() -> u32 {
+    100
+}
+
+fn default_sample_ms() -> f64 {
+    100.0
+}
+
+fn default_smoothing() -> f64 {
+    0.7
+}
+
+fn default_min_rate() -> f64 {
+    10.0
+}
+
+fn default_max_rate() -> f64 {
+    1e6
+}
+
+fn default_initial_limit() -> u32 {
+    20
+}
+
+fn default_min_limit() -> u32 {
+    1
+}
+
+fn default_max_limit() -> u32 {
+    10_000
+}
+
+fn default_backoff() -> f64 {
+    0.9
+}
+
+fn default_codel_target_ms() -> f64 {
+    5.0
+}
+
+fn default_codel_interval_ms() -> f64 {
+    100.0
 }

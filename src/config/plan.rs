@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use seda_stages::StageFactory;
 
-use super::{Rate, WhenFull};
+use super::{Adjust, Rate, WhenFull};
 
 /// A stage's index in [`Plan::stages`].
 pub type StageId = usize;
@@ -161,6 +161,8 @@ pub struct StagePlan {
     pub factory: Arc<dyn StageFactory>,
     pub pool: usize,
     pub queue: QueuePlan,
+    /// The stage's admission controller, if it has one.
+    pub admission: Option<AdmissionPlan>,
     /// Successor of each output, by output index; empty for a terminal stage.
     pub successors: Vec<StageId>,
     /// Output names, by output index (`next` for a single successor).
@@ -186,4 +188,45 @@ pub struct PoolPlan {
 pub struct ThreadPlan {
     /// The CPU this worker is pinned to.
     pub cpu: usize,
+}
+
+/// A stage's admission controller, as validated (see the config's `AdmissionConfig` for each
+/// field).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AdmissionPlan {
+    LatencyTarget(LatencyTargetPlan),
+    ConcurrencyLimit(ConcurrencyLimitPlan),
+    Codel(CodelPlan),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatencyTargetPlan {
+    pub target: Duration,
+    pub percentile: f64,
+    pub sample_every: u32,
+    pub sample_window: Duration,
+    pub smoothing: f64,
+    pub adjust: Adjust,
+    pub min_rate: f64,
+    pub max_rate: f64,
+    /// The attribute naming a request's class, and the class names, highest first.
+    pub classes: Option<(String, Vec<String>)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConcurrencyLimitPlan {
+    pub target: Duration,
+    pub percentile: f64,
+    pub sample_every: u32,
+    pub sample_window: Duration,
+    pub initial_limit: u32,
+    pub min_limit: u32,
+    pub max_limit: u32,
+    pub backoff: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodelPlan {
+    pub target: Duration,
+    pub interval: Duration,
 }

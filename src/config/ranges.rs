@@ -28,6 +28,10 @@ pub const MAX_QUEUED_PAYLOAD_BYTES: u64 = 4 << 30;
 /// The generator's `rate`, requests per second. (A rate may be as low as it likes: the
 /// generator's wait for a far request ends on SIGTERM.)
 pub const MAX_RATE: f64 = 1e9;
+/// An admission controller's `sample_every`: response times kept per window.
+pub const MAX_SAMPLE_EVERY: u32 = 100_000;
+/// A `latency_target` controller's service classes.
+pub const MAX_CLASSES: usize = 64;
 /// The HTTP source's `max_connections`.
 pub const MAX_CONNECTIONS: usize = 1_000_000;
 /// The HTTP source's `max_pipelined`.

@@ -18,10 +18,13 @@ use serde_path_to_error::Segment;
 use seda_stages::{BuildError, Needs, Outputs, Registry};
 
 use super::model::{
-    AdminConfig, GeneratorConfig, HttpConfig, JetStreamSourceConfig, NatsSourceConfig, PipelineConfig, PoolConfig,
-    SourceConfig, SourcePlacement, StageConfig, WhenFull,
+    AdminConfig, AdmissionConfig, GeneratorConfig, HttpConfig, JetStreamSourceConfig, NatsSourceConfig, PipelineConfig,
+    PoolConfig, SourceConfig, SourcePlacement, StageConfig, WhenFull,
 };
-use super::plan::{HttpPlan, JetStreamPlan, NatsPlan, Plan, PoolPlan, QueuePlan, SourcePlan, StagePlan, ThreadPlan};
+use super::plan::{
+    AdmissionPlan, CodelPlan, ConcurrencyLimitPlan, HttpPlan, JetStreamPlan, LatencyTargetPlan, NatsPlan, Plan,
+    PoolPlan, QueuePlan, SourcePlan, StagePlan, ThreadPlan,
+};
 use super::{ranges, ConfigError, ConfigErrors, Rate};
 
 /// Validates `config` against the CPUs of this machine.
@@ -111,11 +114,20 @@ impl Validator<'_> {
                 Ok(_) => return None,
                 Err(e) => e,
             };
-            let segments: Vec<Segment> = e.path().iter().cloned().collect();
+            let mut segments: Vec<Segment> = e.path().iter().cloned().collect();
             let inner = e.path().to_string();
-            let path = if inner == "." || inner.is_empty() { at.to_string() } else { format!("{at}.{inner}") };
+            let mut path = if inner == "." || inner.is_empty() { at.to_string() } else { format!("{at}.{inner}") };
             let message = e.into_inner().to_string();
             if let Some(known) = unknown_field_expected(&message) {
+                // Inside a tagged enum (an `admission` block, by its `kind`) serde's path stops
+                // at the enum: the field is the one the message names.
+                let named = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next());
+                if let Some(named) =
+                    named.filter(|n| !matches!(segments.last(), Some(Segment::Map { key }) if key == n))
+                {
+                    segments.push(Segment::Map { key: named.to_owned() });
+                    path = format!("{path}.{named}");
+                }
                 let field = match segments.last() {
                     Some(Segment::Map { key }) => key.clone(),
                     _ => String::new(),
@@ -174,10 +186,12 @@ impl Validator<'_> {
         // Pools and queues of each stage.
         let mut stage_pools = Vec::new();
         let mut queues = Vec::new();
+        let mut admissions = Vec::new();
         for (id, c) in checked.iter().enumerate() {
             let at = key("$.stages", &c.name);
             stage_pools.push(self.stage_pool(&at, id, c, &top.pools, &mut pools));
             queues.push(self.queue(&at, c));
+            admissions.push(self.admission(&at, c));
         }
         // A stage that did not parse may still name its pool: that pool is not idle, and saying
         // so would be a second, false error.
@@ -239,8 +253,9 @@ impl Validator<'_> {
             .into_iter()
             .zip(stage_pools)
             .zip(queues)
+            .zip(admissions)
             .zip(wiring)
-            .map(|(((c, pool), queue), wiring)| {
+            .map(|((((c, pool), queue), admission), wiring)| {
                 let (successors, output_names) = wiring.unwrap();
                 StagePlan {
                     name: c.name,
@@ -248,6 +263,7 @@ impl Validator<'_> {
                     factory: c.factory.unwrap(),
                     pool: pool.unwrap(),
                     queue: queue.unwrap(),
+                    admission: admission.unwrap(),
                     successors,
                     output_names,
                 }
@@ -771,6 +787,142 @@ impl Validator<'_> {
             when_full: q.when_full,
             block_timeout: Duration::from_millis(q.block_timeout_ms),
         })
+    }
+
+    /// The stage's admission controller, checked: `None` when it has errors, `Some(None)` when
+    /// the stage has none.
+    fn admission(&mut self, at: &str, c: &Checked) -> Option<Option<AdmissionPlan>> {
+        let Some(admission) = &c.config.admission else { return Some(None) };
+        let at = format!("{at}.admission");
+        let errors = self.errors.len();
+        let plan = match admission {
+            AdmissionConfig::LatencyTarget(a) => {
+                let target = self.admission_ms(&at, "target_ms", a.target_ms);
+                self.percentile(&at, a.percentile);
+                let sample_window = self.admission_ms(&at, "sample_ms", a.sample_ms);
+                self.sample_every(&at, a.sample_every);
+                if !(0.0..1.0).contains(&a.smoothing) {
+                    self.error(
+                        format!("{at}.smoothing"),
+                        format!("smoothing must be at least 0 and below 1, not {}", a.smoothing),
+                        Some("0.7 keeps 70% of the old estimate and takes 30% of the new sample".into()),
+                    );
+                }
+                if !(a.min_rate > 0.0 && a.min_rate <= a.max_rate && a.max_rate <= ranges::MAX_RATE) {
+                    self.error(
+                        format!("{at}.min_rate"),
+                        format!(
+                            "the rates must satisfy 0 < min_rate <= max_rate <= {}, not {} and {}",
+                            ranges::MAX_RATE,
+                            a.min_rate,
+                            a.max_rate
+                        ),
+                        None,
+                    );
+                }
+                let classes = a.classes.as_ref().map(|classes| {
+                    let path = format!("{at}.classes");
+                    if classes.attribute.is_empty() {
+                        self.error(format!("{path}.attribute"), "a class attribute needs a name", None);
+                    }
+                    let mut names: Vec<&String> = classes.order.iter().collect();
+                    names.sort();
+                    names.dedup();
+                    if classes.order.is_empty() || classes.order.len() > ranges::MAX_CLASSES {
+                        self.error(
+                            format!("{path}.order"),
+                            format!("there must be 1 to {} classes, not {}", ranges::MAX_CLASSES, classes.order.len()),
+                            None,
+                        );
+                    } else if names.len() != classes.order.len() {
+                        self.error(format!("{path}.order"), "a class is named twice", None);
+                    }
+                    (classes.attribute.clone(), classes.order.clone())
+                });
+                AdmissionPlan::LatencyTarget(LatencyTargetPlan {
+                    target,
+                    percentile: a.percentile,
+                    sample_every: a.sample_every,
+                    sample_window,
+                    smoothing: a.smoothing,
+                    adjust: a.adjust,
+                    min_rate: a.min_rate,
+                    max_rate: a.max_rate,
+                    classes,
+                })
+            }
+            AdmissionConfig::ConcurrencyLimit(a) => {
+                let target = self.admission_ms(&at, "target_ms", a.target_ms);
+                self.percentile(&at, a.percentile);
+                let sample_window = self.admission_ms(&at, "sample_ms", a.sample_ms);
+                self.sample_every(&at, a.sample_every);
+                if !(1 <= a.min_limit && a.min_limit <= a.initial_limit && a.initial_limit <= a.max_limit) {
+                    self.error(
+                        format!("{at}.initial_limit"),
+                        format!(
+                            "the limits must satisfy 1 <= min_limit <= initial_limit <= max_limit, not {}, {} and {}",
+                            a.min_limit, a.initial_limit, a.max_limit
+                        ),
+                        None,
+                    );
+                }
+                if !(a.backoff > 0.0 && a.backoff < 1.0) {
+                    self.error(
+                        format!("{at}.backoff"),
+                        format!("backoff must be above 0 and below 1, not {}", a.backoff),
+                        Some("0.9 cuts the limit by a tenth".into()),
+                    );
+                }
+                AdmissionPlan::ConcurrencyLimit(ConcurrencyLimitPlan {
+                    target,
+                    percentile: a.percentile,
+                    sample_every: a.sample_every,
+                    sample_window,
+                    initial_limit: a.initial_limit,
+                    min_limit: a.min_limit,
+                    max_limit: a.max_limit,
+                    backoff: a.backoff,
+                })
+            }
+            AdmissionConfig::Codel(a) => AdmissionPlan::Codel(CodelPlan {
+                target: self.admission_ms(&at, "target_ms", a.target_ms),
+                interval: self.admission_ms(&at, "interval_ms", a.interval_ms),
+            }),
+        };
+        (self.errors.len() == errors).then_some(Some(plan))
+    }
+
+    /// A controller's duration in (fractional) milliseconds: above 0, at most an hour.
+    fn admission_ms(&mut self, at: &str, field: &str, ms: f64) -> Duration {
+        if !(ms > 0.0 && ms <= ranges::MAX_MS as f64) {
+            self.error(
+                format!("{at}.{field}"),
+                format!("{field} must be above 0 and at most {}, not {ms}", ranges::MAX_MS),
+                None,
+            );
+            return Duration::ZERO;
+        }
+        Duration::from_secs_f64(ms / 1e3)
+    }
+
+    fn percentile(&mut self, at: &str, p: f64) {
+        if !(p > 0.0 && p <= 100.0) {
+            self.error(
+                format!("{at}.percentile"),
+                format!("percentile must be above 0 and at most 100, not {p}"),
+                None,
+            );
+        }
+    }
+
+    fn sample_every(&mut self, at: &str, n: u32) {
+        if n == 0 || n > ranges::MAX_SAMPLE_EVERY {
+            self.error(
+                format!("{at}.sample_every"),
+                format!("sample_every must be 1 to {}, not {n}", ranges::MAX_SAMPLE_EVERY),
+                None,
+            );
+        }
     }
 
     /// The successor of each output and the output names, checked against the kind's outputs.

@@ -97,7 +97,8 @@ impl Ctx {
         local: Option<&LocalQueue<Batch>>,
     ) {
         let n = batch.len();
-        if n > 0 && n <= BATCH && self.outbox[stage].items.is_empty() {
+        // A stage with an admission controller takes them through the outbox, where it decides.
+        if n > 0 && n <= BATCH && self.outbox[stage].items.is_empty() && self.shared.gates[stage].is_none() {
             let queue = &self.shared.queues[stage];
             if queue.reserve_all(n) {
                 let whole = self.reusable(stage).fill_from(batch, n, now);
@@ -146,6 +147,11 @@ impl Ctx {
     }
 
     fn flush_stage(&mut self, stage: StageId) {
+        if self.shared.gates[stage].is_some() {
+            let mut items = std::mem::take(&mut self.outbox[stage].items);
+            self.shed_at_entry(&mut items, stage, now_ns());
+            self.outbox[stage].items = items;
+        }
         let n = self.outbox[stage].items.len();
         if n == 0 {
             return;
@@ -172,6 +178,33 @@ impl Ctx {
             }
         }
         self.overflowed = rest;
+    }
+
+    /// Ends at once what `stage`'s admission controller sheds of `items` as they are queued
+    /// there, if it has a controller that decides then.
+    #[inline]
+    pub fn shed_at_entry(&mut self, items: &mut Vec<Box<Envelope>>, stage: StageId, now: u64) {
+        if matches!(&self.shared.gates[stage], Some(gate) if gate.at_entry()) {
+            self.shed_by_gate(items, stage, now, None);
+        }
+    }
+
+    /// Ends what `stage`'s controller sheds of `items`: as they are queued, or (`sojourn_ns`
+    /// given) as a worker takes them, after waiting that long.
+    #[cold]
+    pub fn shed_by_gate(&mut self, items: &mut Vec<Box<Envelope>>, stage: StageId, now: u64, sojourn_ns: Option<u64>) {
+        let shared = self.shared.clone();
+        let Some(gate) = &shared.gates[stage] else { return };
+        let mut shed = std::mem::take(&mut self.overflowed);
+        match sojourn_ns {
+            None => gate.admit(items, shared.queues[stage].depth(), now, &mut shed),
+            Some(sojourn) => gate.dequeue(items, sojourn, now, &mut shed),
+        }
+        let reason = RejectReason::Overload { stage, controller: gate.kind() };
+        for env in shed.drain(..) {
+            self.finish(env, Outcome::Rejected(reason), now);
+        }
+        self.overflowed = shed;
     }
 
     /// `block`: queues `rest` at `stage` as room appears, waiting up to the stage's block

@@ -5,6 +5,7 @@
 //! [`crate::run`] starts a pipeline with its source on top of this; the engine knows nothing of
 //! its sources, of HTTP or of the admin listener.
 
+mod admission;
 mod context;
 mod envelope;
 mod error;
@@ -21,6 +22,7 @@ mod sleep;
 mod snapshot;
 mod worker;
 
+pub use admission::{AdmissionSnapshot, ClassSnapshot, Controller};
 pub(crate) use context::Ctx;
 pub use envelope::{Envelope, OriginId};
 pub use error::EngineError;

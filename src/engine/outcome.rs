@@ -2,7 +2,7 @@
 
 use seda_stages::StageError;
 
-use super::Envelope;
+use super::{Controller, Envelope};
 use crate::config::StageId;
 
 /// The one way an admitted request ended.
@@ -32,6 +32,8 @@ pub enum RejectReason {
     DroppedOldest { stage: StageId },
     /// The completion layer had `io_capacity` operations in flight already.
     IoFull { stage: StageId },
+    /// The stage's admission controller shed it: the stage was overloaded.
+    Overload { stage: StageId, controller: Controller },
     /// The engine stopped admitting.
     ShuttingDown,
 }
@@ -42,7 +44,8 @@ impl RejectReason {
             RejectReason::QueueFull { stage }
             | RejectReason::BlockTimeout { stage }
             | RejectReason::DroppedOldest { stage }
-            | RejectReason::IoFull { stage } => Some(stage),
+            | RejectReason::IoFull { stage }
+            | RejectReason::Overload { stage, .. } => Some(stage),
             RejectReason::ShuttingDown => None,
         }
     }

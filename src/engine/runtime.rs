@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use crossbeam_deque::Worker as LocalQueue;
 
+use super::admission::Gate;
 use super::context::push_as_room_allows;
 use super::poller::{admit_by_policy, stamp};
 use super::queue::{Batch, StageQueue};
@@ -141,8 +142,10 @@ impl Engine {
             });
             locals.push(local);
         }
+        let gates = plan.stages.iter().map(|s| s.admission.as_ref().map(|a| Gate::new(a, now_ns()))).collect();
         let shared = Arc::new(Shared {
             queues,
+            gates,
             pools,
             ledger: Ledger::default(),
             hand_backs: origins.iter().map(|o| o.hand_back()).collect(),
@@ -412,7 +415,8 @@ impl Submitter<'_> {
         if admission == Admission::Policy || !self.ctx.shared.admitting() {
             admit_by_policy(&mut self.ctx, batch, self.origin, self.entry, None);
         } else {
-            stamp(&mut self.ctx, batch, self.origin);
+            let now = stamp(&mut self.ctx, batch, self.origin);
+            self.ctx.shed_at_entry(batch, self.entry, now);
             self.push_waiting(batch);
         }
         // What the entry's policy rejected shows in the live stats within an interval.

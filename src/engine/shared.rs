@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crossbeam_deque::Stealer;
 
+use super::admission::Gate;
 use super::queue::{Batch, StageQueue};
 use super::{HandBack, Ledger, Origin, Sleep};
 use crate::clock::now_ns;
@@ -23,6 +24,8 @@ pub(super) const STOPPED: u8 = 3;
 pub(crate) struct Shared {
     pub plan: Plan,
     pub queues: Vec<StageQueue>,
+    /// By stage: its admission controller, if it has one.
+    pub gates: Vec<Option<Gate>>,
     pub pools: Vec<PoolShared>,
     pub ledger: Ledger,
     pub origins: Vec<Arc<dyn Origin>>,

@@ -4,7 +4,7 @@
 //! an effect before its cause:
 //! 1. the metrics merged so far (per-stage counts, latency, pool busy time), under the
 //!    collector's lock: a thread publishes what it counted only after the ledger counted it;
-//! 2. the queue depths;
+//! 2. the queue depths and the admission controllers' states;
 //! 3. the ledger, endings before admissions (see [`super::ledger`]).
 //!
 //! So the ledger never shows fewer endings than the published stats (`completed` is at least
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::shared::Shared;
-use super::LedgerCounts;
+use super::{AdmissionSnapshot, LedgerCounts};
 use crate::clock::now_ns;
 use crate::metrics::Percentiles;
 use crate::metrics::{LiveStats, SourceStats, StatMetric};
@@ -60,6 +60,9 @@ pub struct StageSnapshot {
     /// From the start of each asynchronous operation the stage asked for to its completion.
     #[serde(default)]
     pub io_wait_us: Percentiles,
+    /// The stage's admission controller, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<AdmissionSnapshot>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,6 +116,8 @@ impl Observer {
             (stats, Percentiles::of(totals.e2e.as_ref()), busy, spin)
         };
         let depths: Vec<u64> = self.shared.queues.iter().map(|q| q.depth() as u64).collect();
+        let admissions: Vec<Option<AdmissionSnapshot>> =
+            self.shared.gates.iter().zip(&depths).map(|(g, &d)| g.as_ref().map(|g| g.snapshot(d as usize))).collect();
         let ledger = self.shared.ledger.counts();
         let uptime_s = now_ns().saturating_sub(self.started_ns) as f64 / 1e9;
 
@@ -121,10 +126,14 @@ impl Observer {
             .iter()
             .zip(stats)
             .zip(depths)
+            .zip(admissions)
             .map(
                 |(
-                    (stage, ((handled, rejected, failed, timed_out), [queue_wait_us, service_us, io_wait_us])),
-                    queue_depth,
+                    (
+                        (stage, ((handled, rejected, failed, timed_out), [queue_wait_us, service_us, io_wait_us])),
+                        queue_depth,
+                    ),
+                    admission,
                 )| {
                     StageSnapshot {
                         name: stage.name.clone(),
@@ -139,6 +148,7 @@ impl Observer {
                         queue_wait_us,
                         service_us,
                         io_wait_us,
+                        admission,
                     }
                 },
             )

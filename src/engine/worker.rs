@@ -84,6 +84,9 @@ pub(crate) struct Worker {
     idle: IdlePolicy,
     /// When the worker last found work after being idle (or last published its busy time).
     busy_since: u64,
+    /// (class, response time) of each request of the batch in hand, when its stage has an
+    /// admission controller, which is told them when the batch is done.
+    responses: Vec<(usize, u64)>,
 }
 
 impl Worker {
@@ -118,6 +121,7 @@ impl Worker {
             io: None,
             idle: IdlePolicy::default(),
             busy_since: 0,
+            responses: Vec::new(),
         }
     }
 
@@ -255,6 +259,10 @@ impl Worker {
             self.roll(now);
         }
         self.ctx.rec.queue_wait_n(stage, now.saturating_sub(batch.enqueued_ns), n as u32);
+        // A stage with an admission controller: it may shed some now, and hears how long each
+        // of the rest took.
+        let gated = self.ctx.shared.gates[stage].is_some().then_some(batch.enqueued_ns);
+        let started = if gated.is_some() { self.gate_start(&mut batch, now) } else { 0 };
         // Taken from the back, so reversed: requests run in the order they were queued.
         batch.items.reverse();
         // One `catch_unwind` for the batch, not one per request. The request a handler runs is
@@ -264,7 +272,8 @@ impl Worker {
         let mut at = stage;
         loop {
             let items = &mut batch.items;
-            let run = catch_unwind(AssertUnwindSafe(|| self.run_batch(items, stage, &mut in_hand, &mut at, &mut now)));
+            let run =
+                catch_unwind(AssertUnwindSafe(|| self.run_batch(items, stage, gated, &mut in_hand, &mut at, &mut now)));
             let Err(payload) = run else { break };
             let Some(env) = in_hand.take() else {
                 // The engine's own code panicked, not a handler: that is a bug, not a failure.
@@ -277,17 +286,54 @@ impl Worker {
             let error = StageError::new(panics::message(&*payload));
             self.ctx.finish(env, Outcome::Failed { stage: at, error }, now);
         }
+        if gated.is_some() {
+            self.gate_finish(stage, started);
+        }
         self.ctx.give_back(batch);
+    }
+
+    /// A batch of a stage with an admission controller: what a controller deciding at dequeue
+    /// sheds ends now; the rest are counted in service. Returns how many are left.
+    #[cold]
+    fn gate_start(&mut self, batch: &mut Batch, now: u64) -> usize {
+        let shared = self.ctx.shared.clone();
+        let Some(gate) = &shared.gates[batch.stage] else { return 0 };
+        if !gate.at_entry() {
+            let sojourn = now.saturating_sub(batch.enqueued_ns);
+            self.ctx.shed_by_gate(&mut batch.items, batch.stage, now, Some(sojourn));
+        }
+        gate.started(batch.items.len());
+        batch.items.len()
+    }
+
+    /// Tells the stage's controller the batch is done, with its requests' response times.
+    #[cold]
+    fn gate_finish(&mut self, stage: StageId, started: usize) {
+        let shared = self.ctx.shared.clone();
+        if let Some(gate) = &shared.gates[stage] {
+            gate.finished(started, &self.responses, now_ns());
+        }
+        self.responses.clear();
+    }
+
+    /// Keeps a request's response time at a stage with an admission controller.
+    #[inline(never)]
+    fn note_response(&mut self, stage: StageId, env: &Envelope, response_ns: u64) {
+        let class = self.ctx.shared.gates[stage].as_ref().map_or(0, |gate| gate.class_of(&env.req));
+        self.responses.push((class, response_ns));
     }
 
     /// Step 2, for the requests of `items` (last first), queued at `stage`: runs each through
     /// its stage and every same-pool successor, then sends it on, starts its I/O or ends it.
-    /// `in_hand` and `at`: see [`Worker::process_batch`]. `now` is a fresh clock reading (the
-    /// end of the previous request), and is kept one.
+    /// `gated`: when the stage has an admission controller, when the batch was queued (each
+    /// request's response time is kept for it). `in_hand` and `at`: see
+    /// [`Worker::process_batch`]. `now` is a fresh clock reading (the end of the previous
+    /// request), and is kept one.
     fn run_batch(
         &mut self,
         items: &mut Vec<Box<Envelope>>,
         stage: StageId,
+        gated: Option<u64>,
         in_hand: &mut Option<Box<Envelope>>,
         at: &mut StageId,
         now: &mut u64,
@@ -301,8 +347,12 @@ impl Worker {
                 self.sampler.timed(*now - start);
             }
             let env = in_hand.take().expect("put in hand above");
-            // A request that only moves on to another pool needs no clock reading of its own.
-            let end = if timed || matches!(next, Next::Send(_)) { *now } else { now_ns() };
+            // A request that only moves on to another pool needs no clock reading of its own
+            // (unless an admission controller is to hear its response time).
+            let end = if timed || (matches!(next, Next::Send(_)) && gated.is_none()) { *now } else { now_ns() };
+            if let Some(queued_ns) = gated {
+                self.note_response(stage, &env, end.saturating_sub(queued_ns));
+            }
             match next {
                 Next::Send(next) => self.ctx.send(env, next),
                 Next::Io(op, next) => self.ctx.start_io(env, op, *at, next, end),
@@ -459,14 +509,17 @@ enum Route {
     /// one without leaving it): a request may go round for ever without meeting a queue, so
     /// the worker counts these hops and looks whether the engine is aborting.
     InlineLoop(StageId),
-    /// A stage of another pool: through its queue.
+    /// A stage of another pool, or one with an admission controller: through its queue.
     Queue(StageId),
 }
 
 impl Route {
     fn of(plan: &Plan, from: StageId, to: StageId) -> Route {
         let pool = plan.stages[from].pool;
-        if plan.stages[to].pool != pool {
+        // A stage with an admission controller is always entered through its queue, where its
+        // controller decides, even from its own pool.
+        let inline = |stage: StageId| plan.stages[stage].pool == pool && plan.stages[stage].admission.is_none();
+        if !inline(to) {
             return Route::Queue(to);
         }
         // Whether `from` can be reached from `to` along same-pool edges: a search of at most
@@ -480,7 +533,7 @@ impl Route {
             if std::mem::replace(&mut seen[at], true) {
                 continue;
             }
-            todo.extend(plan.stages[at].successors.iter().filter(|&&n| plan.stages[n].pool == pool));
+            todo.extend(plan.stages[at].successors.iter().filter(|&&n| inline(n)));
         }
         Route::Inline(to)
     }

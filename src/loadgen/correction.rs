@@ -55,6 +55,9 @@ pub struct Latencies {
     pub uncorrected: Histogram<u64>,
     pub send_lag: Histogram<u64>,
     pub connection_wait: Histogram<u64>,
+    /// Corrected latency of the responses that passed their checks: goodput's numerator, for
+    /// any SLO.
+    pub good: Histogram<u64>,
 }
 
 impl Default for Latencies {
@@ -64,6 +67,7 @@ impl Default for Latencies {
             uncorrected: new_histogram(),
             send_lag: new_histogram(),
             connection_wait: new_histogram(),
+            good: new_histogram(),
         }
     }
 }
@@ -89,6 +93,7 @@ impl Latencies {
         let _ = self.uncorrected.add(&other.uncorrected);
         let _ = self.send_lag.add(&other.send_lag);
         let _ = self.connection_wait.add(&other.connection_wait);
+        let _ = self.good.add(&other.good);
     }
 
     pub fn reset(&mut self) {
@@ -96,6 +101,7 @@ impl Latencies {
         self.uncorrected.reset();
         self.send_lag.reset();
         self.connection_wait.reset();
+        self.good.reset();
     }
 }
 

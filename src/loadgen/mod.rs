@@ -314,6 +314,11 @@ pub fn load_test(options: &LoadOptions, registry: &Registry, stop: &AtomicBool) 
         results.engine = Some(summary);
         results.recording = recording;
     }
+    if let Some(slo) = options.slo {
+        results.slo = Some(slo);
+        results.total.set_goodput(slo);
+        results.steps.iter_mut().for_each(|step| step.set_goodput(slo));
+    }
     results.thresholds = options.fail_if.iter().map(|t| t.check(&results.total)).collect();
     Ok(results)
 }

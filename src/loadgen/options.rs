@@ -272,6 +272,8 @@ pub struct LoadOptions {
     /// A run record directory (new or empty), which `seda report` reads.
     pub record: Option<PathBuf>,
     pub fail_if: Vec<Threshold>,
+    /// Goodput is what passed the checks within this corrected latency.
+    pub slo: Option<Duration>,
     /// Seed of poisson arrivals and of the request mix's draws.
     pub seed: u64,
 }
@@ -305,6 +307,7 @@ impl LoadOptions {
             json: None,
             record: None,
             fail_if: Vec::new(),
+            slo: None,
             seed: 1,
         }
     }

@@ -63,6 +63,9 @@ pub struct LatencyResults {
     pub corrected: Spectrum,
     /// From its actual send.
     pub uncorrected: Spectrum,
+    /// Corrected, of the responses that passed their checks alone (a server that sheds load
+    /// answers its rejections fast: this is the latency of what it served).
+    pub passed: Spectrum,
 }
 
 /// One phase's results, or the whole measured run's.
@@ -73,6 +76,10 @@ pub struct PhaseResults {
     pub target_rate: Option<f64>,
     /// Responses per second over `elapsed_s`.
     pub achieved_rate: f64,
+    /// With `--slo`: responses that passed their checks within the SLO (corrected latency),
+    /// per second over `elapsed_s`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goodput_rps: Option<f64>,
     /// The phase's scheduled length.
     pub duration_s: f64,
     /// From its start to its last response (at least `duration_s`).
@@ -116,6 +123,7 @@ impl PhaseResults {
             label,
             target_rate,
             achieved_rate: if elapsed_ns == 0 { 0.0 } else { tally.responses as f64 / (elapsed_ns as f64 / 1e9) },
+            goodput_rps: None,
             duration_s: duration_ns as f64 / 1e9,
             elapsed_s: elapsed_ns as f64 / 1e9,
             requests: tally.requests(),
@@ -127,6 +135,7 @@ impl PhaseResults {
             latency_us: LatencyResults {
                 corrected: Spectrum::of(&tally.latencies.corrected),
                 uncorrected: Spectrum::of(&tally.latencies.uncorrected),
+                passed: Spectrum::of(&tally.latencies.good),
             },
             send_lag_us: Spectrum::of(&tally.latencies.send_lag),
             connection_wait_us: Spectrum::of(&tally.latencies.connection_wait),
@@ -145,6 +154,16 @@ impl PhaseResults {
                 })
                 .collect(),
             histograms: tally.latencies.clone(),
+        }
+    }
+
+    /// Sets `goodput_rps` for `slo`, here and per request.
+    pub fn set_goodput(&mut self, slo: Duration) {
+        let good = &self.histograms.good;
+        let within = if good.is_empty() { 0 } else { good.count_between(0, slo.as_nanos() as u64) };
+        self.goodput_rps = Some(if self.elapsed_s > 0.0 { within as f64 / self.elapsed_s } else { 0.0 });
+        for r in self.by_request.values_mut() {
+            r.set_goodput(slo);
         }
     }
 
@@ -194,6 +213,9 @@ pub struct Results {
     /// Each measured phase on its own, when there are several (`--sweep`).
     pub steps: Vec<PhaseResults>,
     pub thresholds: Vec<Verdict>,
+    /// `--slo`: goodput counts the responses within it.
+    #[serde(skip)]
+    pub slo: Option<Duration>,
     /// In-process: the engine's own summary (its stages' queue and service times).
     pub engine: Option<Summary>,
     /// In-process, with `--record`: the engine's intervals.
@@ -256,6 +278,7 @@ impl Results {
             warmup,
             steps,
             thresholds: Vec::new(),
+            slo: None,
             engine: None,
             recording: None,
             intervals: collected.intervals,
@@ -342,6 +365,9 @@ impl fmt::Display for Results {
             "requests: {} ({} sent), {} responses in {:.3} s: {:.1}/s{target}",
             t.requests, t.sent, t.responses, t.elapsed_s, t.achieved_rate
         )?;
+        if let (Some(goodput), Some(slo)) = (t.goodput_rps, self.slo) {
+            writeln!(f, "goodput: {goodput:.1}/s answered within the {slo:?} SLO")?;
+        }
         let kinds: Vec<String> =
             t.errors_by_kind.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect();
         let statuses: Vec<String> = t.status.iter().map(|(c, n)| format!("{c} {n}")).collect();
@@ -407,15 +433,17 @@ impl fmt::Display for Results {
         }
         if !self.steps.is_empty() {
             writeln!(f)?;
+            let goodput = if self.slo.is_some() { format!(" {:>10}", "goodput/s") } else { String::new() };
             writeln!(
                 f,
-                "{:<10} {:>10} {:>11} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10}",
+                "{:<10} {:>10} {:>11}{goodput} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10}",
                 "step", "target/s", "achieved/s", "errors", "p50 (us)", "p99", "p99.9", "uncorr. p99", "lag p99"
             )?;
             for step in &self.steps {
+                let goodput = step.goodput_rps.map_or(String::new(), |g| format!(" {g:>10.1}"));
                 writeln!(
                     f,
-                    "{:<10} {:>10.0} {:>11.1} {:>8} {:>10.2} {:>10.2} {:>10.2} {:>12.2} {:>10.2}",
+                    "{:<10} {:>10.0} {:>11.1}{goodput} {:>8} {:>10.2} {:>10.2} {:>10.2} {:>12.2} {:>10.2}",
                     step.label,
                     step.target_rate.unwrap_or(0.0),
                     step.achieved_rate,
@@ -481,5 +509,22 @@ mod tests {
     fn the_uncorrected_spectrum_goes_beside_the_corrected_one() {
         assert_eq!(beside(Path::new("/tmp/run.hgrm"), "uncorrected"), Path::new("/tmp/run.uncorrected.hgrm"));
         assert_eq!(beside(Path::new("out"), "uncorrected"), Path::new("out.uncorrected"));
+    }
+
+    #[test]
+    fn goodput_counts_the_responses_that_passed_their_checks_within_the_slo() {
+        use crate::loadgen::correction::Timing;
+        let mut tally = Tally::default();
+        let took = |ms: u64| Timing { intended_ns: 0, dispatched_ns: 0, sent_ns: 0, done_ns: ms * 1_000_000 };
+        // Within 20 ms: 5 ms and 19 ms; 30 ms is too late; the 503 in 1 ms failed its check.
+        for ms in [5, 19, 30] {
+            tally.checked_response(&took(ms), 200, None);
+        }
+        tally.checked_response(&took(1), 503, Some(ErrorKind::UnexpectedStatus));
+        let mut results = PhaseResults::new("total".into(), &tally, Some(4.0), (2_000_000_000, 2_000_000_000), &[]);
+        assert_eq!(results.goodput_rps, None);
+        results.set_goodput(Duration::from_millis(20));
+        assert_eq!(results.goodput_rps, Some(1.0), "2 good responses in 2 s");
+        assert_eq!(results.achieved_rate, 2.0, "4 responses in 2 s");
     }
 }

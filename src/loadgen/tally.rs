@@ -143,8 +143,9 @@ impl Tally {
     /// A response; `failed_check` is the check it failed, if any (it still has its latency).
     pub fn checked_response(&mut self, timing: &Timing, status: u16, failed_check: Option<ErrorKind>) {
         self.response(timing, status);
-        if let Some(kind) = failed_check {
-            self.error(kind);
+        match failed_check {
+            Some(kind) => self.error(kind),
+            None => self.latencies.good.saturating_record(timing.corrected_ns().min(HIGHEST_NS)),
         }
     }
 

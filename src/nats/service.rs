@@ -259,6 +259,9 @@ impl Service {
                     RejectReason::IoFull { stage } => {
                         format!("stage `{}`: the completion layer is full", self.stage(stage))
                     }
+                    RejectReason::Overload { stage, controller } => {
+                        format!("overload: stage `{}`'s {} shed it", self.stage(stage), controller.name())
+                    }
                     RejectReason::ShuttingDown => "shutting down".into(),
                 };
                 (503, Some(format!("rejected: {why}")))

@@ -211,7 +211,7 @@ fn unknown_stage_field_is_reported_at_the_field() {
         errors(&config).0,
         vec![error(
             "$.stages.respond.colour",
-            "unknown field `colour`, expected one of `kind`, `params`, `pool`, `threads`, `cpus`, `queue`, `next`",
+            "unknown field `colour`, expected one of `kind`, `params`, `pool`, `threads`, `cpus`, `queue`, `admission`, `next`",
             None
         )]
     );
@@ -306,7 +306,7 @@ fn name_of_a_stage_that_fails_to_parse_is_still_suggested() {
         vec![
             error(
                 "$.stages.check.nxt",
-                "unknown field `nxt`, expected one of `kind`, `params`, `pool`, `threads`, `cpus`, `queue`, `next`",
+                "unknown field `nxt`, expected one of `kind`, `params`, `pool`, `threads`, `cpus`, `queue`, `admission`, `next`",
                 Some("did you mean `next`?")
             ),
             error("$.stages.parse.next", "`chek` names no stage", Some("did you mean `check`?")),
@@ -903,7 +903,7 @@ fn unknown_source_field_is_reported_at_the_field() {
 
 /// The message serde gives for unknown field `field` of a stage.
 fn unknown_stage_field(field: &str) -> String {
-    format!("unknown field `{field}`, expected one of `kind`, `params`, `pool`, `threads`, `cpus`, `queue`, `next`")
+    format!("unknown field `{field}`, expected one of `kind`, `params`, `pool`, `threads`, `cpus`, `queue`, `admission`, `next`")
 }
 
 #[test]

@@ -23,6 +23,7 @@ mod load_requests;
 mod load_tls;
 mod nats;
 mod nats_hosts;
+mod overload;
 mod record;
 mod report;
 mod stage_order;
