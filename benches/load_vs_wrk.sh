@@ -1,32 +1,35 @@
 #!/usr/bin/env bash
-# seda load against wrk, side by side, on the same nginx.
+# seda load against wrk, side by side, on the same nginx, with both of seda's I/O backends.
 #
 # nginx runs one worker pinned to CPU 0 (its own config and prefix in a temporary directory,
-# listening on 127.0.0.1:$PORT, answering `return 200`); each generator runs on CPU 1. Rounds
-# are interleaved (wrk, seda closed, seda open, then again), and the medians are printed:
+# answering `return 200` on 127.0.0.1:$PORT, and over TLS on $PORT+1 with a self-signed
+# certificate this script makes with openssl); each generator runs on CPU 1. Rounds are
+# interleaved (every shape of round 1, then of round 2, ...), and the medians are printed:
 #
-#   closed loop, 64 connections:  wrk -t1 -c64  vs  seda load --connections 64 --threads 1 --cpus 1
-#   open loop at $RATE/s:         seda load --rate $RATE --connections 64 --threads 1 --cpus 1
+#   closed loop, 64 connections, http:// and https://:
+#       wrk -t1 -c64   vs   seda load --io epoll   vs   seda load --io uring
+#       (seda: --connections 64 --threads 1 --cpus 1)
+#   open loop at $RATE/s, http://: seda load --rate $RATE --io epoll | uring
 #
-# Targets (issue 4): seda >= 1.2x wrk's requests/s closed loop; open loop achieved rate within
-# 1% of the target with send lag p99 <= 100 us. Each closed-loop run also reports the CPU time
-# the generator process used per request (user + system, from /usr/bin/time): on a machine
-# where the server's CPU is shared with other work, requests/s follows the server, and CPU per
-# request is what says which generator does more with its core.
+# The closed-loop figure is requests per generator CPU second: requests divided by the
+# generator's user + system CPU time (/usr/bin/time). On a machine whose server CPU is shared
+# with other work, requests/s follows the server; CPU per request says which generator does
+# more with its core. Targets (issue 14): seda >= 1.5x wrk's requests per CPU second on
+# http://, >= 1.0x on https://; open loop achieved within 1% with send lag p99 <= 50 us.
 #
 # Usage: benches/load_vs_wrk.sh [ROUNDS] [SECONDS]   (defaults 3 and 5; RATE, PORT from the env)
 set -euo pipefail
 
 ROUNDS=${1:-3}
 SECONDS_PER_RUN=${2:-5}
-RATE=${RATE:-100000}
+RATE=${RATE:-200000}
 PORT=${PORT:-18480}
 
 cd "$(dirname "$0")/.."
 
-if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null || ! command -v openssl >/dev/null; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk openssl
 fi
 NGINX=$(command -v nginx)
 
@@ -43,6 +46,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 2 \
+    -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" -addext "basicConstraints=critical,CA:FALSE" 2>/dev/null
 mkdir -p "$WORK/tmp"
 cat >"$WORK/nginx.conf" <<EOF
 worker_processes 1;
@@ -64,14 +69,21 @@ http {
         listen 127.0.0.1:$PORT;
         location / { return 200 "ok\n"; }
     }
+    server {
+        listen 127.0.0.1:$((PORT + 1)) ssl;
+        ssl_certificate $WORK/cert.pem;
+        ssl_certificate_key $WORK/key.pem;
+        location / { return 200 "ok\n"; }
+    }
 }
 EOF
-taskset -c 0 "$NGINX" -p "$WORK" -c "$WORK/nginx.conf" 2>/dev/null
+taskset -c 0 "$NGINX" -p "$WORK" -c "$WORK/nginx.conf" 2>"$WORK/nginx.err" || { cat "$WORK/nginx.err" >&2; exit 1; }
 for _ in $(seq 50); do
     curl -sf "http://127.0.0.1:$PORT/" >/dev/null 2>&1 && break
     sleep 0.1
 done
-URL="http://127.0.0.1:$PORT/"
+HTTP_URL="http://127.0.0.1:$PORT/"
+HTTPS_URL="https://127.0.0.1:$((PORT + 1))/"
 
 json_field() { # FILE PATH.TO.FIELD
     python3 -c "import json,sys; v=json.load(open(sys.argv[1]))
@@ -79,54 +91,73 @@ for k in sys.argv[2].split('.'): v=v[k]
 print(v)" "$1" "$2"
 }
 
-cpu_us_per_request() { # TIME_FILE REQUESTS
-    awk -v n="$2" '{printf "%.3f", ($1 + $2) * 1e6 / n}' "$1"
+# Requests per generator CPU second: REQUESTS / (user + system) from a /usr/bin/time file.
+per_cpu_second() { # TIME_FILE REQUESTS
+    awk -v n="$2" '{printf "%.0f", n / ($1 + $2)}' "$1"
 }
 
-wrk_rates=()
-wrk_cpu=()
-closed_cpu=()
-closed_rates=()
-open_rates=()
-open_lags=()
-open_p99=()
+# One line per run: PROTO MODE GENERATOR FIGURE FIGURE (closed: per CPU second, per second;
+# open: achieved rate, send lag p99 in us).
+RESULTS=$WORK/results.txt
+: >"$RESULTS"
 for round in $(seq "$ROUNDS"); do
-    out=$(/usr/bin/time -f '%U %S' -o "$WORK/wrk.time" taskset -c 1 wrk -t1 -c64 -d"${SECONDS_PER_RUN}s" "$URL")
-    rate=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-    requests=$(awk '/requests in/ {print $1}' <<<"$out")
-    wrk_rates+=("$rate")
-    wrk_cpu+=("$(cpu_us_per_request "$WORK/wrk.time" "$requests")")
-
-    /usr/bin/time -f '%U %S' -o "$WORK/seda.time" "$SEDA" load "$URL" --connections 64 --threads 1 --cpus 1 \
-        -d "${SECONDS_PER_RUN}s" --json "$WORK/closed.json" >/dev/null
-    closed_rates+=("$(json_field "$WORK/closed.json" achieved_rate)")
-    closed_cpu+=("$(cpu_us_per_request "$WORK/seda.time" "$(json_field "$WORK/closed.json" responses)")")
-
-    "$SEDA" load "$URL" --rate "$RATE" --connections 64 --threads 1 --cpus 1 -d "${SECONDS_PER_RUN}s" \
-        --json "$WORK/open.json" >/dev/null
-    open_rates+=("$(json_field "$WORK/open.json" achieved_rate)")
-    open_lags+=("$(json_field "$WORK/open.json" send_lag_us.p99)")
-    open_p99+=("$(json_field "$WORK/open.json" latency_us.corrected.p99)")
-
-    printf 'round %d: wrk %.0f/s (%.2f us CPU/request) | seda closed %.0f/s (%.2f us CPU/request) | seda open %.0f/s of %d/s, send lag p99 %.1f us, corrected p99 %.1f us\n' \
-        "$round" "$rate" "${wrk_cpu[-1]}" "${closed_rates[-1]}" "${closed_cpu[-1]}" "${open_rates[-1]}" "$RATE" \
-        "${open_lags[-1]}" "${open_p99[-1]}"
+    for proto in http https; do
+        if [[ $proto == http ]]; then
+            url=$HTTP_URL
+            trust=()
+        else
+            url=$HTTPS_URL
+            trust=(--cacert "$WORK/cert.pem")
+        fi
+        out=$(/usr/bin/time -f '%U %S' -o "$WORK/wrk.time" taskset -c 1 wrk -t1 -c64 -d"${SECONDS_PER_RUN}s" "$url")
+        requests=$(awk '/requests in/ {print $1}' <<<"$out")
+        rate=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+        echo "$proto closed wrk $(per_cpu_second "$WORK/wrk.time" "$requests") $rate" >>"$RESULTS"
+        for io in epoll uring; do
+            /usr/bin/time -f '%U %S' -o "$WORK/seda.time" "$SEDA" load "$url" "${trust[@]}" --io "$io" \
+                --connections 64 --threads 1 --cpus 1 -d "${SECONDS_PER_RUN}s" --json "$WORK/closed.json" >/dev/null
+            responses=$(json_field "$WORK/closed.json" responses)
+            rate=$(json_field "$WORK/closed.json" achieved_rate)
+            echo "$proto closed seda-$io $(per_cpu_second "$WORK/seda.time" "$responses") $rate" >>"$RESULTS"
+        done
+    done
+    for io in epoll uring; do
+        "$SEDA" load "$HTTP_URL" --io "$io" --rate "$RATE" --connections 64 --threads 1 --cpus 1 \
+            -d "${SECONDS_PER_RUN}s" --json "$WORK/open.json" >/dev/null
+        achieved=$(json_field "$WORK/open.json" achieved_rate)
+        echo "http open seda-$io $achieved $(json_field "$WORK/open.json" send_lag_us.p99)" >>"$RESULTS"
+    done
+    echo "round $round:"
+    tail -n 8 "$RESULTS" | sed 's/^/  /'
 done
 
-python3 - "$RATE" "${wrk_rates[*]}" "${closed_rates[*]}" "${open_rates[*]}" "${open_lags[*]}" "${open_p99[*]}" \
-    "${wrk_cpu[*]}" "${closed_cpu[*]}" <<'EOF'
-import statistics, sys
+python3 - "$RATE" "$RESULTS" <<'PY'
+import collections, statistics, sys
 rate = float(sys.argv[1])
-wrk, closed, opened, lag, p99, wrk_cpu, seda_cpu = ([float(x) for x in a.split()] for a in sys.argv[2:9])
-m = statistics.median
+rows = collections.defaultdict(list)
+for line in open(sys.argv[2]):
+    proto, mode, who, a, b = line.split()
+    rows[(proto, mode, who)].append((float(a), float(b)))
+def m(key, i):
+    return statistics.median(v[i] for v in rows[key])
 print()
-print(f"medians of {len(wrk)} rounds")
-print(f"closed loop, 64 connections: wrk {m(wrk):,.0f}/s, seda {m(closed):,.0f}/s: "
-      f"{m(closed) / m(wrk):.2f}x (target >= 1.2x: {'met' if m(closed) / m(wrk) >= 1.2 else 'not met'})")
-print(f"generator CPU per request, closed loop: wrk {m(wrk_cpu):.2f} us, seda {m(seda_cpu):.2f} us: "
-      f"seda does {m(wrk_cpu) / m(seda_cpu):.2f}x the requests per CPU second")
-off = abs(m(opened) - rate) / rate * 100
-print(f"open loop at {rate:,.0f}/s: achieved {m(opened):,.0f}/s ({off:.2f}% off, target <= 1%: "
-      f"{'met' if off <= 1 else 'not met'}), send lag p99 {m(lag):.1f} us (target <= 100 us: "
-      f"{'met' if m(lag) <= 100 else 'not met'}), corrected p99 {m(p99):.1f} us")
-EOF
+print(f"medians of {len(rows[('http', 'closed', 'wrk')])} rounds")
+print()
+print("| closed loop, 64 connections | wrk | seda-epoll | seda-uring | epoll / wrk | uring / wrk | target |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+for proto, target in (("http", 1.5), ("https", 1.0)):
+    w, e, u = (m((proto, "closed", who), 0) for who in ("wrk", "seda-epoll", "seda-uring"))
+    verdict = "met" if max(e, u) / w >= target else "not met"
+    print(f"| {proto}://, requests per CPU second | {w:,.0f} | {e:,.0f} | {u:,.0f} | {e / w:.2f}x | {u / w:.2f}x "
+          f"| >= {target}x: {verdict} |")
+    w, e, u = (m((proto, "closed", who), 1) for who in ("wrk", "seda-epoll", "seda-uring"))
+    print(f"| {proto}://, requests/s | {w:,.0f} | {e:,.0f} | {u:,.0f} | {e / w:.2f}x | {u / w:.2f}x | |")
+print()
+print(f"| open loop at {rate:,.0f}/s, http:// | achieved | off | send lag p99 | target: within 1%, lag <= 50 us |")
+print("| --- | ---: | ---: | ---: | --- |")
+for io in ("epoll", "uring"):
+    achieved, lag = m(("http", "open", f"seda-{io}"), 0), m(("http", "open", f"seda-{io}"), 1)
+    off = abs(achieved - rate) / rate * 100
+    verdict = "met" if off <= 1 and lag <= 50 else "not met"
+    print(f"| seda-{io} | {achieved:,.0f}/s | {off:.2f}% | {lag:.1f} us | {verdict} |")
+PY

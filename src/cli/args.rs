@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::loadgen::options::{
-    parse_cpus, parse_duration, parse_rate, parse_status_set, parse_sweep, parse_target, Body, Checks, StatusSet,
-    Sweep, Trust,
+    parse_cpus, parse_duration, parse_rate, parse_status_set, parse_sweep, parse_target, Body, Checks, IoChoice,
+    StatusSet, Sweep, Trust,
 };
 use crate::loadgen::request_file::parse_header;
 use crate::loadgen::threshold::Threshold;
@@ -178,6 +178,10 @@ struct LoadArgs {
     /// Pin the sending threads to these CPUs, round robin (1, 0,1, 0-3)
     #[arg(long, value_parser = |s: &str| parse_cpus(s).map(CpuList))]
     cpus: Option<CpuList>,
+    /// How the sending threads do their I/O against an HTTP server: io_uring, epoll, or auto
+    /// (io_uring when the kernel allows it, else epoll; the results' header says which)
+    #[arg(long, value_enum, default_value = "auto")]
+    io: Io,
     /// The measured run (each step's, with --sweep)
     #[arg(short, long, value_parser = parse_duration, default_value = "10s")]
     duration: Duration,
@@ -215,6 +219,13 @@ struct LoadArgs {
 /// A list of CPUs as one value (clap would take a `Vec` for a repeated option).
 #[derive(Clone)]
 struct CpuList(Vec<usize>);
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Io {
+    Auto,
+    Uring,
+    Epoll,
+}
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Arrival {
@@ -286,6 +297,11 @@ pub fn parse() -> Action {
             timeout: a.timeout,
             threads: a.threads,
             cpus: a.cpus.map(|c| c.0),
+            io: match a.io {
+                Io::Auto => IoChoice::Auto,
+                Io::Uring => IoChoice::Uring,
+                Io::Epoll => IoChoice::Epoll,
+            },
             duration: a.duration,
             warmup: a.warmup,
             hgrm: a.hgrm,

@@ -280,14 +280,15 @@ pub fn load_test(options: &LoadOptions, registry: &Registry, stop: &AtomicBool) 
     };
     let mix = request_mix(options)?;
     let run = Run { options, schedule: Schedule::new(phases, arrival), open, mix, registry, stop };
-    let (start, collected, engine, threads) = match &options.target {
+    let (start, collected, engine, threads, io) = match &options.target {
         Target::Http(target) => {
-            let (start, collected) = run.http(target)?;
-            (start, collected, None, options.threads)
+            let io = run.io_backend()?;
+            let (start, collected) = run.http(target, io)?;
+            (start, collected, None, options.threads, Some(io.name()))
         }
         Target::Pipeline(path) => {
             let (start, collected, engine) = run.in_process(path)?;
-            (start, collected, Some(engine), 1)
+            (start, collected, Some(engine), 1, None)
         }
     };
     let shape = output::RunShape {
@@ -301,6 +302,7 @@ pub fn load_test(options: &LoadOptions, registry: &Registry, stop: &AtomicBool) 
         pipeline_depth: options.pipeline,
         threads,
         slots: matches!(options.target, Target::Pipeline(_)).then_some(options.connections * options.pipeline),
+        io,
     };
     // Stopped early: the results are those of the schedule as far as it ran.
     let schedule = start.end.cut().map_or(run.schedule.clone(), |at| run.schedule.cut(at));
@@ -328,9 +330,25 @@ impl Run<'_> {
         self.options.cpus.as_ref().map(|cpus| cpus[thread % cpus.len()])
     }
 
+    /// `--io`: what the sending threads use; auto is io_uring when this kernel gives a ring.
+    fn io_backend(&self) -> Result<http::driver::IoBackend, LoadError> {
+        use http::driver::IoBackend;
+        match self.options.io {
+            options::IoChoice::Epoll => Ok(IoBackend::Epoll),
+            options::IoChoice::Auto => Ok(match crate::net::ring::available() {
+                Ok(()) => IoBackend::Uring,
+                Err(_) => IoBackend::Epoll,
+            }),
+            options::IoChoice::Uring => match crate::net::ring::available() {
+                Ok(()) => Ok(IoBackend::Uring),
+                Err(e) => Err(usage(format!("--io uring: this kernel gives no io_uring ring ({e})"))),
+            },
+        }
+    }
+
     /// Against an HTTP server: `--threads` sending threads, each with its share of the
     /// connections and of the schedule; the collector on this thread.
-    fn http(&self, target: &options::HttpTarget) -> Result<(Start, Collected), LoadError> {
+    fn http(&self, target: &options::HttpTarget, io: http::driver::IoBackend) -> Result<(Start, Collected), LoadError> {
         let o = self.options;
         let tls = match (target.tls, &o.trust) {
             (true, trust) => Some(http::tls::TlsClient::new(&target.host, trust).map_err(usage)?),
@@ -365,6 +383,7 @@ impl Run<'_> {
                     start_ns: start.start_ns,
                     run_end: &start.end,
                     tally: ThreadTally::new(thread, start.start_ns, interval_ns, report_tx.clone()),
+                    io,
                 };
                 let cpu = self.cpu_of(thread);
                 let handle = std::thread::Builder::new()

@@ -231,6 +231,16 @@ pub enum ArrivalKind {
     Poisson,
 }
 
+/// `--io`: how the sending threads do their I/O against an HTTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IoChoice {
+    /// io_uring when the kernel allows it, else epoll.
+    #[default]
+    Auto,
+    Uring,
+    Epoll,
+}
+
 /// Everything `seda load` was asked, already parsed; combinations are checked by
 /// [`super::LoadPlan::new`].
 #[derive(Debug, Clone)]
@@ -263,6 +273,8 @@ pub struct LoadOptions {
     pub timeout: Duration,
     pub threads: usize,
     pub cpus: Option<Vec<usize>>,
+    /// How the sending threads do their I/O against an HTTP server (`--io`).
+    pub io: IoChoice,
     /// The measured run (per step, with `sweep`).
     pub duration: Duration,
     pub warmup: Duration,
@@ -300,6 +312,7 @@ impl LoadOptions {
             timeout: Duration::from_secs(2),
             threads: 1,
             cpus: None,
+            io: IoChoice::Auto,
             duration: Duration::from_secs(10),
             warmup: Duration::ZERO,
             hgrm: None,

@@ -199,6 +199,9 @@ pub struct RunShape {
     /// pipeline at once (`connections` x `pipeline_depth`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slots: Option<usize>,
+    /// Against an HTTP server: how the sending threads did their I/O (`uring` or `epoll`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub io: Option<&'static str>,
 }
 
 /// Everything a run reports.
@@ -350,7 +353,8 @@ impl fmt::Display for Results {
             Some(slots) => format!("{} for requests in flight", plural(slots, "slot")),
             None => format!("{} x {} in flight", plural(s.connections, "connection"), s.pipeline_depth),
         };
-        writeln!(f, "seda load {}: {loop_kind}, {in_flight}, {}", s.target, plural(s.threads, "thread"))?;
+        let io = s.io.map(|io| format!(", {io} I/O")).unwrap_or_default();
+        writeln!(f, "seda load {}: {loop_kind}, {in_flight}, {}{io}", s.target, plural(s.threads, "thread"))?;
         if let Some(w) = &self.warmup {
             writeln!(
                 f,

@@ -26,6 +26,7 @@ pub mod framing;
 pub mod limits;
 pub mod reject;
 pub mod response;
+pub(crate) mod ring;
 pub mod server;
 mod stats;
 pub mod status;

@@ -171,6 +171,13 @@ pub fn load(name: &str, args: &[&str]) -> (Value, Output) {
     (results, output)
 }
 
+/// [`load`] with `--io` (`epoll` or `uring`), its files named for both.
+pub fn load_io(io: &str, name: &str, args: &[&str]) -> (Value, Output) {
+    let mut args = args.to_vec();
+    args.extend(["--io", io]);
+    load(&format!("{name}-{io}"), &args)
+}
+
 pub fn count(v: &Value, path: &str) -> u64 {
     path.split('.').fold(v, |v, key| &v[key]).as_u64().unwrap_or_else(|| panic!("{path} in {v}"))
 }

@@ -25,12 +25,24 @@ use load_server::*;
 
 use crate::support::example_config;
 
-#[test]
-fn achieved_rate_is_within_one_percent_of_the_target() {
+/// Under both of the generator's I/O backends.
+mod achieved_rate_is_within_one_percent_of_the_target {
+    #[test]
+    fn epoll() {
+        super::achieved_rate_is_within_one_percent_of_the_target("epoll")
+    }
+
+    #[test]
+    fn uring() {
+        super::achieved_rate_is_within_one_percent_of_the_target("uring")
+    }
+}
+
+fn achieved_rate_is_within_one_percent_of_the_target(io: &str) {
     let server = TestServer::start(Behaviour::Answer);
     // The achieved rate counts until the last answer: over 4 s, 1% leaves that answer 40 ms,
     // what a loaded machine can take from it (over 2 s, one full-suite run here took more).
-    let (r, _) = load("rate", &[&server.url("/"), "--rate", "2000", "--duration", "4s", "--connections", "8"]);
+    let (r, _) = load_io(io, "rate", &[&server.url("/"), "--rate", "2000", "--duration", "4s", "--connections", "8"]);
     assert_eq!((count(&r, "requests"), count(&r, "responses"), count(&r, "errors")), (8000, 8000, 0));
     assert_eq!(r["target_rate"].as_f64(), Some(2000.0));
     let achieved = r["achieved_rate"].as_f64().unwrap();
@@ -38,10 +50,23 @@ fn achieved_rate_is_within_one_percent_of_the_target() {
     assert_eq!(r["status"]["2xx"], 8000);
 }
 
-#[test]
-fn a_closed_loop_has_no_lag_and_both_latencies_agree() {
+/// Under both of the generator's I/O backends.
+mod a_closed_loop_has_no_lag_and_both_latencies_agree {
+    #[test]
+    fn epoll() {
+        super::a_closed_loop_has_no_lag_and_both_latencies_agree("epoll")
+    }
+
+    #[test]
+    fn uring() {
+        super::a_closed_loop_has_no_lag_and_both_latencies_agree("uring")
+    }
+}
+
+fn a_closed_loop_has_no_lag_and_both_latencies_agree(io: &str) {
     let server = TestServer::start(Behaviour::Answer);
-    let (r, _) = load(
+    let (r, _) = load_io(
+        io,
         "closed",
         &[&server.url("/x"), "--connections", "4", "--pipeline", "4", "--duration", "500ms", "--warmup", "200ms"],
     );
@@ -90,12 +115,25 @@ fn a_request_mix_is_sent_in_its_drawn_proportions() {
     let _ = std::fs::remove_file(mix_file);
 }
 
-#[test]
-fn requests_without_answers_time_out_and_are_all_counted() {
+/// Under both of the generator's I/O backends.
+mod requests_without_answers_time_out_and_are_all_counted {
+    #[test]
+    fn epoll() {
+        super::requests_without_answers_time_out_and_are_all_counted("epoll")
+    }
+
+    #[test]
+    fn uring() {
+        super::requests_without_answers_time_out_and_are_all_counted("uring")
+    }
+}
+
+fn requests_without_answers_time_out_and_are_all_counted(io: &str) {
     // 50/s for 1 s on 2 connections, a server that never answers, a 200 ms timeout: every
     // request ends as timed out or, if no connection was free before the end, unsent.
     let server = TestServer::start(Behaviour::Silent);
-    let (r, _) = load(
+    let (r, _) = load_io(
+        io,
         "silent",
         &[&server.url("/"), "--rate", "50", "--duration", "1s", "--connections", "2", "--timeout", "200ms"],
     );
@@ -471,4 +509,19 @@ fn a_recorded_http_load_reads_back_with_its_tags_and_a_sweep_draws_its_knee() {
         assert!(doc.descendants().any(|n| n.text() == Some(rate)), "the step {rate} is labelled");
     }
     let _ = (std::fs::remove_dir_all(&svg), std::fs::remove_dir_all(&sweep));
+}
+
+#[test]
+fn the_header_says_which_io_the_generator_used_and_an_unknown_one_is_refused() {
+    let server = TestServer::start(Behaviour::Answer);
+    for io in ["epoll", "uring"] {
+        let (r, output) = load_io(io, "io-header", &[&server.url("/"), "-c", "1", "-d", "100ms"]);
+        assert_eq!(r["io"], io);
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(stdout.lines().next().unwrap().ends_with(&format!("1 thread, {io} I/O")), "{stdout}");
+    }
+    let output = seda().args(["load", &server.url("/"), "--io", "iouring"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("invalid value 'iouring' for '--io"), "{stderr}");
 }

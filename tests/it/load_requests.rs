@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::load::load_server::{count, load, scratch, seda};
+use crate::load::load_server::{count, load, load_io, scratch, seda};
 
 /// What the raw server answers to a request, given its raw bytes.
 type Answer = fn(&[u8]) -> Vec<u8>;
@@ -109,8 +109,20 @@ fn ok(_: &[u8]) -> Vec<u8> {
     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()
 }
 
-#[test]
-fn headers_and_bodies_reach_the_server_byte_for_byte() {
+/// Under both of the generator's I/O backends.
+mod headers_and_bodies_reach_the_server_byte_for_byte {
+    #[test]
+    fn epoll() {
+        super::headers_and_bodies_reach_the_server_byte_for_byte("epoll")
+    }
+
+    #[test]
+    fn uring() {
+        super::headers_and_bodies_reach_the_server_byte_for_byte("uring")
+    }
+}
+
+fn headers_and_bodies_reach_the_server_byte_for_byte(io: &str) {
     let server = RawServer::start(ok);
     let args = [
         &server.url("/api/items?x=1"),
@@ -129,7 +141,7 @@ fn headers_and_bodies_reach_the_server_byte_for_byte() {
         "-c",
         "1",
     ];
-    let (r, _) = load("raw-body", &args);
+    let (r, _) = load_io(io, "raw-body", &args);
     assert_eq!((count(&r, "requests"), count(&r, "responses"), count(&r, "errors")), (20, 20, 0));
     let expected = format!(
         "POST /api/items?x=1 HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nX-Token: abc def\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nhello, world",
@@ -143,7 +155,7 @@ fn headers_and_bodies_reach_the_server_byte_for_byte() {
 
     // A body from a file, every byte value in it; a Host header of the user's replaces seda's.
     let body: Vec<u8> = (0..=255u8).chain(b"\r\n\r\n".iter().copied()).collect();
-    let file = scratch("raw-body.bin");
+    let file = scratch(&format!("{io}-raw-body.bin"));
     std::fs::write(&file, &body).unwrap();
     let server = RawServer::start(ok);
     let args = [
@@ -161,7 +173,7 @@ fn headers_and_bodies_reach_the_server_byte_for_byte() {
         "-c",
         "1",
     ];
-    let (r, _) = load("raw-body-file", &args);
+    let (r, _) = load_io(io, "raw-body-file", &args);
     assert_eq!((count(&r, "requests"), count(&r, "responses")), (10, 10));
     let mut expected = b"PUT /up HTTP/1.1\r\nHost: example.test\r\nContent-Length: 260\r\n\r\n".to_vec();
     expected.extend_from_slice(&body);
@@ -245,15 +257,37 @@ fn by_path(request: &[u8]) -> Vec<u8> {
     answer.as_bytes().to_vec()
 }
 
-#[test]
-fn failed_checks_are_errors_of_their_own_kind_per_request_name() {
+/// Under both of the generator's I/O backends.
+mod failed_checks_are_errors_of_their_own_kind_per_request_name {
+    #[test]
+    fn epoll() {
+        super::failed_checks_are_errors_of_their_own_kind_per_request_name("epoll")
+    }
+
+    #[test]
+    fn uring() {
+        super::failed_checks_are_errors_of_their_own_kind_per_request_name("uring")
+    }
+}
+
+fn failed_checks_are_errors_of_their_own_kind_per_request_name(io: &str) {
     let server = RawServer::start(by_path);
-    let file = scratch("checks.jsonl");
+    let file = scratch(&format!("{io}-checks.jsonl"));
     let lines = ["ok", "missing", "bad", "created"].map(|p| format!("{{\"name\": \"{p}\", \"path\": \"/{p}\"}}"));
     std::fs::write(&file, lines.join("\n")).unwrap();
-    let json = scratch("checks.json");
+    let json = scratch(&format!("{io}-checks.json"));
     let output = seda()
-        .args(["load", &server.url("/"), "--requests", file.to_str().unwrap(), "--in-order", "--rate", "400"])
+        .args([
+            "load",
+            "--io",
+            io,
+            &server.url("/"),
+            "--requests",
+            file.to_str().unwrap(),
+            "--in-order",
+            "--rate",
+            "400",
+        ])
         .args(["-d", "1s", "--expect-status", "200,201", "--expect-body-contains", "good"])
         .args(["--fail-if", "errors.unexpected_status<=100", "--fail-if", "errors.missing_text<1"])
         .arg("--json")
@@ -276,7 +310,7 @@ fn failed_checks_are_errors_of_their_own_kind_per_request_name() {
     assert_eq!(count(&r["by_request"]["bad"], "latency_us.corrected.count"), 100, "a failed check has a latency");
 
     // Without --expect-status a 4xx or 5xx is the unexpected status.
-    let (r, _) = load("checks-default", &[&server.url("/bad"), "--rate", "100", "-d", "200ms"]);
+    let (r, _) = load_io(io, "checks-default", &[&server.url("/bad"), "--rate", "100", "-d", "200ms"]);
     assert_eq!((count(&r, "errors"), count(&r["errors_by_kind"], "unexpected_status")), (20, 20));
     for file in [file, json] {
         let _ = std::fs::remove_file(file);

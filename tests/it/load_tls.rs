@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use crate::load::load_server::{count, load, scratch, seda};
+use crate::load::load_server::{count, load_io, scratch, seda};
 
 /// A self-signed certificate for 127.0.0.1: its PEM, its DER and its key.
 struct Certificate {
@@ -143,14 +143,26 @@ fn serve(
     }
 }
 
-#[test]
-fn https_is_verified_with_cacert_refused_without_it_and_taken_with_insecure() {
+/// Under both of the generator's I/O backends.
+mod https_is_verified_with_cacert_refused_without_it_and_taken_with_insecure {
+    #[test]
+    fn epoll() {
+        super::https_is_verified_with_cacert_refused_without_it_and_taken_with_insecure("epoll")
+    }
+
+    #[test]
+    fn uring() {
+        super::https_is_verified_with_cacert_refused_without_it_and_taken_with_insecure("uring")
+    }
+}
+
+fn https_is_verified_with_cacert_refused_without_it_and_taken_with_insecure(io: &str) {
     let cert = certificate();
     let server = TlsServer::start(&cert, Closing::Never);
-    let ca = scratch("tls-ca.pem");
+    let ca = scratch(&format!("{io}-tls-ca.pem"));
     std::fs::write(&ca, &cert.pem).unwrap();
     let args = [&server.url(), "--cacert", ca.to_str().unwrap(), "--rate", "200", "-d", "1s", "-c", "2"];
-    let (r, output) = load("tls-cacert", &args);
+    let (r, output) = load_io(io, "tls-cacert", &args);
     assert_eq!((count(&r, "requests"), count(&r, "responses"), count(&r, "errors")), (200, 200, 0));
     assert_eq!(server.received.load(Ordering::SeqCst), 200);
     // Two connections, two handshakes, apart from the requests' latency.
@@ -161,10 +173,17 @@ fn https_is_verified_with_cacert_refused_without_it_and_taken_with_insecure() {
     assert!(stdout.contains("TLS handshake"), "{stdout}");
 
     // The platform's roots do not hold a certificate made a moment ago; nor does another CA.
-    let other = scratch("tls-other-ca.pem");
+    let other = scratch(&format!("{io}-tls-other-ca.pem"));
     std::fs::write(&other, certificate().pem).unwrap();
     for trust in [vec![], vec!["--cacert", other.to_str().unwrap()]] {
-        let output = seda().arg("load").arg(server.url()).args(&trust).args(["-d", "200ms"]).output().unwrap();
+        let output = seda()
+            .arg("load")
+            .args(["--io", io])
+            .arg(server.url())
+            .args(&trust)
+            .args(["-d", "200ms"])
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(5), "{trust:?}: {stderr}");
         assert!(stderr.contains("TLS handshake failed: invalid peer certificate"), "{trust:?}: {stderr}");
@@ -172,7 +191,7 @@ fn https_is_verified_with_cacert_refused_without_it_and_taken_with_insecure() {
     assert_eq!(server.received.load(Ordering::SeqCst), 200, "no request went to an untrusted server");
 
     // --insecure takes it.
-    let (r, _) = load("tls-insecure", &[&server.url(), "--insecure", "--rate", "100", "-d", "500ms", "-c", "1"]);
+    let (r, _) = load_io(io, "tls-insecure", &[&server.url(), "--insecure", "--rate", "100", "-d", "500ms", "-c", "1"]);
     assert_eq!((count(&r, "requests"), count(&r, "responses"), count(&r, "errors")), (50, 50, 0));
     for file in [ca, other] {
         let _ = std::fs::remove_file(file);
@@ -181,13 +200,21 @@ fn https_is_verified_with_cacert_refused_without_it_and_taken_with_insecure() {
 
 #[test]
 fn reconnects_resume_the_tls_session() {
+    // A handshake a request: under both backends, one after the other, so the two do not
+    // share the CPUs (a debug build's handshakes are slow on a loaded machine).
+    for io in ["epoll", "uring"] {
+        reconnects_resume_the_tls_session_under(io);
+    }
+}
+
+fn reconnects_resume_the_tls_session_under(io: &str) {
     let cert = certificate();
     let server = TlsServer::start(&cert, Closing::EachResponse);
-    let ca = scratch("tls-resume-ca.pem");
+    let ca = scratch(&format!("{io}-tls-resume-ca.pem"));
     std::fs::write(&ca, &cert.pem).unwrap();
     // The server closes after every response: each request has a connection of its own.
     let args = [&server.url(), "--cacert", ca.to_str().unwrap(), "--rate", "50", "-d", "1s", "-c", "1"];
-    let (r, _) = load("tls-resume", &args);
+    let (r, _) = load_io(io, "tls-resume", &args);
     assert_eq!((count(&r, "requests"), count(&r, "responses"), count(&r, "errors")), (50, 50, 0));
     let (handshakes, resumed) = (count(&r, "tls_handshakes.count"), count(&r, "tls_handshakes.resumed"));
     // One connection a request, and perhaps one more opened after the last before the end.
@@ -198,14 +225,26 @@ fn reconnects_resume_the_tls_session() {
     let _ = std::fs::remove_file(ca);
 }
 
-#[test]
-fn a_response_framed_by_a_close_without_close_notify_is_complete() {
+/// Under both of the generator's I/O backends.
+mod a_response_framed_by_a_close_without_close_notify_is_complete {
+    #[test]
+    fn epoll() {
+        super::a_response_framed_by_a_close_without_close_notify_is_complete("epoll")
+    }
+
+    #[test]
+    fn uring() {
+        super::a_response_framed_by_a_close_without_close_notify_is_complete("uring")
+    }
+}
+
+fn a_response_framed_by_a_close_without_close_notify_is_complete(io: &str) {
     let cert = certificate();
     let server = TlsServer::start(&cert, Closing::WithoutNotify);
-    let ca = scratch("tls-no-notify-ca.pem");
+    let ca = scratch(&format!("{io}-tls-no-notify-ca.pem"));
     std::fs::write(&ca, &cert.pem).unwrap();
     let args = [&server.url(), "--cacert", ca.to_str().unwrap(), "--rate", "50", "-d", "1s", "-c", "1"];
-    let (r, _) = load("tls-no-notify", &args);
+    let (r, _) = load_io(io, "tls-no-notify", &args);
     assert_eq!((count(&r, "requests"), count(&r, "responses"), count(&r, "errors")), (50, 50, 0));
     let _ = std::fs::remove_file(ca);
 }

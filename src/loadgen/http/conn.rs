@@ -1,6 +1,11 @@
-//! One client connection on mio: requests written out (pipelined up to a depth), responses
-//! read back in order, and every request in flight ended exactly once, by a response or by the
+//! One client connection: requests written out (pipelined up to a depth), responses read back
+//! in order, and every request in flight ended exactly once, by a response or by the
 //! connection's failure.
+//!
+//! Its socket is either watched by mio (epoll: the connection reads and writes it when it is
+//! ready) or driven by a ring ([`RingStream`]: the sending thread's ring receives into the
+//! stream's inbox and sends its outbox; the connection reads and writes those buffers as if
+//! they were the socket, so the rest of this file is the same for both).
 //!
 //! Over TLS the bytes pass through a rustls session (sans I/O) between the socket and the same
 //! buffers: requests are written into the session and its records out to the socket; records
@@ -84,8 +89,115 @@ enum Plaintext {
     Gone,
 }
 
+/// A connection's socket as the sending thread's ring drives it: bytes the ring received wait
+/// in `inbox` to be read; bytes written wait in `outbox` for the ring to send them.
+pub struct RingStream {
+    socket: TcpStream,
+    inbox: Vec<u8>,
+    inbox_read: usize,
+    pub outbox: Vec<u8>,
+    /// The peer ended its stream: reads give 0 once the inbox is empty.
+    pub ended: bool,
+    /// A receive or send failed: reads and writes fail.
+    pub broken: bool,
+}
+
+impl RingStream {
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.socket)
+    }
+
+    /// Bytes the ring received for this connection.
+    pub fn received(&mut self, bytes: &[u8]) {
+        self.inbox.extend_from_slice(bytes);
+    }
+}
+
+impl Read for RingStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let waiting = &self.inbox[self.inbox_read..];
+        if !waiting.is_empty() {
+            let n = waiting.len().min(buf.len());
+            buf[..n].copy_from_slice(&waiting[..n]);
+            self.inbox_read += n;
+            if self.inbox_read == self.inbox.len() {
+                self.inbox.clear();
+                self.inbox_read = 0;
+            }
+            return Ok(n);
+        }
+        match (self.broken, self.ended) {
+            (true, _) => Err(io::ErrorKind::ConnectionReset.into()),
+            (false, true) => Ok(0),
+            (false, false) => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+impl Write for RingStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.broken {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        self.outbox.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for RingStream {
+    /// A receive or send still in flight holds the socket open in the kernel: shutting it down
+    /// ends them (their completions, for a generation gone, are dropped) so it closes.
+    fn drop(&mut self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// A connection's socket: on mio, or driven by a ring.
+enum Stream {
+    Mio(TcpStream),
+    Ring(RingStream),
+}
+
+impl Stream {
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Stream::Mio(s) => s,
+            Stream::Ring(r) => &r.socket,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Mio(s) => s.read(buf),
+            Stream::Ring(r) => r.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Mio(s) => s.write(buf),
+            Stream::Ring(r) => r.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 pub struct Connection {
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
+    /// Counts the connects: the ring tells a completion for this socket from one for an
+    /// earlier socket of the same connection by it.
+    generation: u32,
     /// For an https:// target: how to open a session, and the session while there is one.
     tls_client: Option<TlsClient>,
     tls: Option<Box<ClientConnection>>,
@@ -112,6 +224,7 @@ impl Connection {
     pub fn new(depth: usize, text: Option<std::sync::Arc<[u8]>>, tls_client: Option<TlsClient>) -> Self {
         Connection {
             stream: None,
+            generation: 0,
             tls_client,
             tls: None,
             opening_since_ns: 0,
@@ -131,8 +244,29 @@ impl Connection {
     pub fn connect(&mut self, addr: SocketAddr, registry: &Registry, token: Token) -> Result<(), ErrorKind> {
         let started = TcpStream::connect(addr).and_then(|mut stream| {
             registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
-            Ok(stream)
+            Ok(Stream::Mio(stream))
         });
+        self.started(started)
+    }
+
+    /// Starts opening the connection, for a ring to drive: its connect completes when the ring
+    /// says the socket is writable ([`Connection::ready`]).
+    pub fn connect_ring(&mut self, addr: SocketAddr) -> Result<(), ErrorKind> {
+        let started = TcpStream::connect(addr).map(|socket| {
+            Stream::Ring(RingStream {
+                socket,
+                inbox: Vec::new(),
+                inbox_read: 0,
+                outbox: Vec::new(),
+                ended: false,
+                broken: false,
+            })
+        });
+        self.started(started)
+    }
+
+    fn started(&mut self, started: io::Result<Stream>) -> Result<(), ErrorKind> {
+        self.generation = self.generation.wrapping_add(1);
         match started {
             Ok(stream) => {
                 self.stream = Some(stream);
@@ -144,6 +278,18 @@ impl Connection {
                 self.state = State::Down { retry_ns: now_ns() + CONNECT_RETRY_NS };
                 Err(ErrorKind::Connect)
             }
+        }
+    }
+
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// The socket, when a ring drives it.
+    pub fn ring_stream(&mut self) -> Option<&mut RingStream> {
+        match self.stream.as_mut()? {
+            Stream::Ring(r) => Some(r),
+            Stream::Mio(_) => None,
         }
     }
 
@@ -240,7 +386,7 @@ impl Connection {
     pub fn ready(&mut self, readable: bool, writable: bool, ends: &mut impl FnMut(Pending, Ended)) -> Option<Opening> {
         let mut opening = None;
         if self.state == State::Connecting {
-            let stream = self.stream.as_ref()?;
+            let stream = self.stream.as_ref()?.socket();
             match stream.take_error() {
                 Ok(None) => {}
                 _ => return Some(self.opening_failed(ErrorKind::Connect)),

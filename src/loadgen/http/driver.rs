@@ -1,5 +1,6 @@
 //! One sending thread against an HTTP server: its share of the connections and of the
-//! schedule, on its own mio poll.
+//! schedule, on its own mio poll (`--io epoll`) or its own io_uring ring (`--io uring`, see
+//! [`super::ring_io`]).
 //!
 //! Each turn of the loop:
 //! 1. open loop: every request now due joins the backlog (bounded; a due request that finds it
@@ -8,7 +9,9 @@
 //! 3. each millisecond, connections whose oldest request outlived `--timeout` are failed, and
 //!    closed ones reopened;
 //! 4. poll: without waiting when the next send is less than a millisecond away (epoll waits in
-//!    whole milliseconds), else until the next thing to do.
+//!    whole milliseconds), else until the next thing to do. A ring waits in nanoseconds: it
+//!    spins only for the last few microseconds before a send, and its wait also submits the
+//!    turn's sends (one system call for both).
 //!
 //! After the schedule's end no new request starts; the thread waits up to `--timeout` for the
 //! ones in flight, then counts what is left as timed out (sent) or unsent (never sent).
@@ -22,6 +25,7 @@ use std::time::Duration;
 use mio::{Events, Poll, Token};
 
 use super::conn::{Connection, Ended, Opening, Pending, State};
+use super::ring_io::{Ready, RingIo};
 use super::tls::TlsClient;
 use crate::clock::now_ns;
 use crate::loadgen::correction::Timing;
@@ -56,10 +60,37 @@ pub struct HttpJob<'a> {
     /// Its end, shared too.
     pub run_end: &'a RunEnd,
     pub tally: ThreadTally,
+    pub io: IoBackend,
+}
+
+/// How a sending thread does its I/O (`--io`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoBackend {
+    /// Readiness: mio (epoll), a system call per send and per receive.
+    Epoll,
+    /// Completions: an io_uring ring, a turn's sends and the wait in one system call.
+    Uring,
+}
+
+impl IoBackend {
+    pub fn name(self) -> &'static str {
+        match self {
+            IoBackend::Epoll => "epoll",
+            IoBackend::Uring => "uring",
+        }
+    }
+}
+
+/// A sending thread's I/O mechanism.
+enum Io {
+    Epoll { poll: Poll, events: Events },
+    Ring { ring: Box<RingIo>, ready: Vec<Ready> },
 }
 
 /// A send due sooner than this is waited for by spinning on the poll.
 const SPIN_NS: u64 = 1_000_000;
+/// The same on a ring, whose waits are in nanoseconds: what waking up may take.
+const RING_SPIN_NS: u64 = 20_000;
 /// How often timeouts are checked and closed connections reopened.
 const HOUSEKEEPING_NS: u64 = 1_000_000;
 
@@ -148,7 +179,7 @@ fn count(tally: &mut ThreadTally, counting: Counting<'_>, p: Pending, how: Ended
 /// The state of a running [`HttpJob`].
 struct Sender<'a> {
     job: HttpJob<'a>,
-    poll: Poll,
+    io: Io,
     conns: Vec<Connection>,
     arrivals: Peekable<Arrivals<'a>>,
     /// (intended, dispatched, phase, kind) of each request waiting for a free connection.
@@ -164,8 +195,12 @@ struct Sender<'a> {
 impl HttpJob<'_> {
     pub fn send_until_done(self) -> io::Result<()> {
         let schedule = self.schedule;
+        let io = match self.io {
+            IoBackend::Epoll => Io::Epoll { poll: Poll::new()?, events: Events::with_capacity(1024) },
+            IoBackend::Uring => Io::Ring { ring: Box::new(RingIo::new(self.connections)?), ready: Vec::new() },
+        };
         let mut sender = Sender {
-            poll: Poll::new()?,
+            io,
             conns: (0..self.connections)
                 .map(|_| {
                     let text = self.counting.checks.body_contains.as_deref().map(|t| t.as_bytes().into());
@@ -180,7 +215,6 @@ impl HttpJob<'_> {
             next_housekeeping_ns: 0,
             job: self,
         };
-        let mut events = Events::with_capacity(1024);
         loop {
             let now = now_ns();
             sender.job.tally.tick(now);
@@ -198,17 +232,7 @@ impl HttpJob<'_> {
             if !running && sender.finished(now) {
                 break;
             }
-            let timeout = sender.poll_timeout(running);
-            match sender.poll.poll(&mut events, Some(timeout)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            for event in events.iter() {
-                let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-                let writable = event.is_writable() || event.is_write_closed();
-                sender.ready(event.token().0, readable, writable);
-            }
+            sender.wait(running)?;
         }
         sender.job.tally.finish();
         Ok(())
@@ -216,6 +240,49 @@ impl HttpJob<'_> {
 }
 
 impl Sender<'_> {
+    /// Step 4: waits for the network, and handles what it says.
+    fn wait(&mut self, running: bool) -> io::Result<()> {
+        let timeout = self.poll_timeout(running);
+        match &mut self.io {
+            Io::Epoll { poll, events } => {
+                match poll.poll(events, Some(timeout)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+                let ready: Vec<_> = events
+                    .iter()
+                    .map(|event| {
+                        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+                        let writable = event.is_writable() || event.is_write_closed();
+                        (event.token().0, readable, writable)
+                    })
+                    .collect();
+                for (i, readable, writable) in ready {
+                    self.ready(i, readable, writable);
+                }
+            }
+            Io::Ring { ring, ready } => {
+                ring.wait(timeout, &mut self.conns, ready);
+                let mut ready = std::mem::take(ready);
+                for r in ready.drain(..) {
+                    self.ready(r.slot, r.readable, r.writable);
+                }
+                if let Io::Ring { ready: kept, .. } = &mut self.io {
+                    *kept = ready;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// On a ring: starts what connection `i` needs (its receive, the send of what it wrote).
+    fn sync(&mut self, i: usize) {
+        if let Io::Ring { ring, .. } = &mut self.io {
+            ring.sync(i, &mut self.conns[i]);
+        }
+    }
+
     /// After the end, how long requests in flight are waited for.
     fn give_up_ns(&self) -> u64 {
         self.job.run_end.end_ns() + self.job.timeout_ns
@@ -287,9 +354,15 @@ impl Sender<'_> {
     fn flush(&mut self) {
         let counting = self.job.counting;
         let tally = &mut self.job.tally;
-        for i in self.dirty.drain(..) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &i in &dirty {
             self.conns[i].flush(&mut |p, how| count(tally, counting, p, how));
         }
+        for &i in &dirty {
+            self.sync(i);
+        }
+        dirty.clear();
+        self.dirty = dirty;
     }
 
     /// Step 3: timeouts, and reopening closed connections while they are needed.
@@ -309,12 +382,19 @@ impl Sender<'_> {
             }
             if let State::Down { retry_ns } = conn.state {
                 if needed && retry_ns <= now {
-                    if let Err(kind) = conn.connect(self.job.addr, self.poll.registry(), Token(i)) {
+                    let connected = match &self.io {
+                        Io::Epoll { poll, .. } => conn.connect(self.job.addr, poll.registry(), Token(i)),
+                        Io::Ring { .. } => conn.connect_ring(self.job.addr),
+                    };
+                    if let Err(kind) = connected {
                         let phase = self.job.schedule.phase_at(now.saturating_sub(self.job.start_ns));
                         tally.phase(phase).error(kind);
                     }
                 }
             }
+        }
+        for i in 0..self.conns.len() {
+            self.sync(i);
         }
     }
 
@@ -350,6 +430,18 @@ impl Sender<'_> {
         if now < start_ns {
             coarse = coarse.min(start_ns);
         }
+        if let Io::Ring { .. } = self.io {
+            let mut timeout_ns = coarse.saturating_sub(now);
+            if self.job.open {
+                if let Some(&(due, _)) = self.arrivals.peek() {
+                    timeout_ns = timeout_ns.min((start_ns + due).saturating_sub(now + RING_SPIN_NS));
+                }
+                if !self.backlog.is_empty() && !self.room.is_empty() {
+                    timeout_ns = 0;
+                }
+            }
+            return Duration::from_nanos(timeout_ns);
+        }
         let mut timeout_ms = coarse.saturating_sub(now).div_ceil(1_000_000);
         if self.job.open {
             if let Some(&(due, _)) = self.arrivals.peek() {
@@ -375,5 +467,6 @@ impl Sender<'_> {
             }
         }
         self.room.offer(i, conn);
+        self.sync(i);
     }
 }

@@ -1,10 +1,11 @@
 //! The HTTP/1.1 client side of the load generator: response framing ([`response`]), one
-//! connection on mio ([`conn`]), TLS for https:// ([`tls`]), and the sending thread that
+//! connection on mio or a ring ([`conn`], [`ring_io`]), TLS for https:// ([`tls`]), and the sending thread that
 //! drives its connections ([`driver`]).
 
 pub mod conn;
 pub mod driver;
 pub mod response;
+pub mod ring_io;
 pub mod tls;
 
 use super::mix::Mix;

@@ -23,33 +23,30 @@
 //! 6. Closing a connection cancels its operations; the socket closes when the kernel lets go of
 //!    it, and a send in flight keeps the connection's output alive until it completes.
 //!
+//! What any ring user needs (its setup, the provided buffers, the `user_data` encoding, submit
+//! and wait, the eventfd) is in [`crate::net::ring`], which the load generator uses too.
+//!
 //! Every operation carries its kind, slot and the connection's generation, so a completion for
 //! a connection that has gone (the slot reused since) is recognised and dropped.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use io_uring::types::{BufRingEntry, CancelBuilder, Fd, SubmitArgs, Timespec};
-use io_uring::{cqueue, opcode, squeue, IoUring};
+use io_uring::types::{CancelBuilder, Fd};
+use io_uring::{cqueue, opcode, squeue};
 
 use super::{Backend, Event, Fill};
 use crate::net::connection::{Conn, Slot};
+use crate::net::ring::{self, Ring, WakeFd, BUFFER_GROUP, BUFFER_SIZE};
 
 /// Submission queue entries; the completion queue is four times as long.
 const RING_ENTRIES: u32 = 1024;
-
-/// Provided buffers for receives: how many, and how large each.
-const BUFFERS: u16 = 512;
-const BUFFER_SIZE: usize = 8 * 1024;
-const BUFFER_GROUP: u16 = 0;
 
 /// The most pieces one send gathers.
 const MAX_SLICES: usize = 16;
@@ -65,11 +62,12 @@ enum Op {
 }
 
 fn user_data(op: Op, slot: usize, generation: u32) -> u64 {
-    (op as u64) << 56 | u64::from(generation & 0xffff) << 32 | (slot as u64 & 0xffff_ffff)
+    ring::user_data(op as u8, slot, generation)
 }
 
 fn parse(user_data: u64) -> (Option<Op>, usize, u32) {
-    let op = match user_data >> 56 {
+    let (kind, slot, generation) = ring::parse(user_data);
+    let op = match kind {
         1 => Some(Op::Accept),
         2 => Some(Op::Wake),
         3 => Some(Op::Receive),
@@ -77,19 +75,16 @@ fn parse(user_data: u64) -> (Option<Op>, usize, u32) {
         5 => Some(Op::Cancel),
         _ => None,
     };
-    (op, (user_data & 0xffff_ffff) as usize, ((user_data >> 32) & 0xffff) as u32)
+    (op, slot, generation)
 }
 
 pub(crate) struct Uring {
-    ring: IoUring,
+    ring: Ring,
     listener: Option<TcpListener>,
     /// The multishot accept is in flight.
     accepting: bool,
     accepted: VecDeque<TcpStream>,
-    wake: Arc<OwnedFd>,
-    /// Where the eventfd read puts its count: the kernel writes it while the read is in flight.
-    wake_count: Box<u64>,
-    buffers: BufferRing,
+    wake: WakeFd,
     /// Each slot's operations in flight.
     conns: Vec<ConnOps>,
     /// Connections closed with a send in flight, by its `user_data`: their output (and the
@@ -133,40 +128,21 @@ impl SendMsg {
 /// Whether this kernel gives a ring with what the backend needs (io_uring not disabled, provided
 /// buffer rings: Linux 5.19).
 pub(crate) fn available() -> io::Result<()> {
-    let ring = IoUring::builder().setup_coop_taskrun().setup_taskrun_flag().build(8)?;
-    let probe = BufferRing::new(&ring)?;
-    let _ = ring.submitter().unregister_buf_ring(BUFFER_GROUP);
-    drop(probe);
-    Ok(())
+    ring::available()
 }
 
 impl Uring {
     /// A ring for `listener`, or why this kernel cannot give one (io_uring disabled or too old:
     /// provided buffer rings need Linux 5.19).
     pub fn new(listener: TcpListener) -> io::Result<Uring> {
-        let ring = IoUring::builder()
-            .setup_cqsize(RING_ENTRIES * 4)
-            // Completions are posted when this thread next enters the kernel (or looks), not
-            // by interrupting it; the flag says when there are some waiting to be posted.
-            .setup_coop_taskrun()
-            .setup_taskrun_flag()
-            .build(RING_ENTRIES)?;
-        let buffers = BufferRing::new(&ring)?;
-        // SAFETY: eventfd takes no pointers; the descriptor it returns is ours alone.
-        let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if wake < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `wake` was just opened and is owned by nothing else.
-        let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(wake) });
+        let ring = Ring::new(RING_ENTRIES)?;
+        let wake = WakeFd::new()?;
         let mut uring = Uring {
             ring,
             listener: Some(listener),
             accepting: false,
             accepted: VecDeque::new(),
             wake,
-            wake_count: Box::new(0),
-            buffers,
             conns: Vec::new(),
             closed_sending: HashMap::new(),
             starved: Vec::new(),
@@ -177,21 +153,16 @@ impl Uring {
         };
         uring.arm_accept();
         uring.arm_wake();
-        uring.ring.submit()?;
+        uring.ring.ring.submit()?;
         Ok(uring)
     }
 
     /// Queues `entry`, submitting what is queued first if the queue is full.
     fn push(&mut self, entry: squeue::Entry, counts: bool) {
-        loop {
-            // SAFETY: every buffer an entry points to (the wake count, a connection's output
-            // and its `SendMsg`, the provided buffers) stays where it is until the entry's last
-            // completion: see `release` and `Drop`.
-            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
-                break;
-            }
-            let _ = self.ring.submit();
-        }
+        // SAFETY: every buffer an entry points to (the wake count, a connection's output and
+        // its `SendMsg`, the provided buffers) stays where it is until the entry's last
+        // completion: see `release` and `Drop`.
+        unsafe { self.ring.push(&entry) };
         if counts {
             self.in_flight += 1;
         }
@@ -207,9 +178,8 @@ impl Uring {
     }
 
     fn arm_wake(&mut self) {
-        let count: *mut u64 = &mut *self.wake_count;
-        let entry = opcode::Read::new(Fd(self.wake.as_raw_fd()), count.cast(), 8).build();
-        self.push(entry.user_data(user_data(Op::Wake, 0, 0)), true);
+        let entry = self.wake.read(user_data(Op::Wake, 0, 0));
+        self.push(entry, true);
     }
 
     fn arm_receive(&mut self, slot: usize, conn: &Conn) {
@@ -232,28 +202,9 @@ impl Uring {
     /// (not at all if some are there already); for zero, enters the kernel only if completions
     /// wait there to be posted.
     fn enter(&mut self, timeout: Duration) {
-        let ready = !self.ring.completion().is_empty();
-        let (queued, must_enter) = {
-            let submission = self.ring.submission();
-            (!submission.is_empty(), submission.taskrun() || submission.cq_overflow())
-        };
-        let waits = !timeout.is_zero() && !ready;
-        if !(waits || must_enter || (queued && !timeout.is_zero())) {
-            return;
-        }
-        self.sends_queued = false;
-        self.queued_before = false;
-        let result = if waits {
-            let timespec = Timespec::from(timeout);
-            self.ring.submitter().submit_with_args(1, &SubmitArgs::new().timespec(&timespec))
-        } else {
-            self.ring.submit()
-        };
-        match result {
-            Ok(_) => {}
-            // Out of time, interrupted, or completions to reap first: all normal.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)) => {}
-            Err(e) => panic!("io_uring_enter failed: {e}"),
+        if self.ring.enter(timeout) {
+            self.sends_queued = false;
+            self.queued_before = false;
         }
     }
 
@@ -290,7 +241,7 @@ impl Uring {
             match result {
                 n if n > 0 => {
                     let id = buffer.expect("a receive that returns bytes names its buffer");
-                    conn.received(&self.buffers.bytes(id)[..n as usize]);
+                    conn.received(&self.ring.buffers.bytes(id)[..n as usize]);
                     Some(Event::Input(slot))
                 }
                 0 => {
@@ -308,7 +259,7 @@ impl Uring {
             None
         };
         if let Some(id) = buffer {
-            self.buffers.give_back(id);
+            self.ring.buffers.give_back(id);
         }
         event
     }
@@ -338,7 +289,7 @@ impl Backend for Uring {
     fn wait(&mut self, timeout: Duration, slots: &mut [Slot], events: &mut Vec<Event>) {
         self.enter(timeout);
         let mut completed = std::mem::take(&mut self.completed);
-        completed.extend(self.ring.completion());
+        completed.extend(self.ring.ring.completion());
         for entry in completed.drain(..) {
             let (op, slot, generation) = parse(entry.user_data());
             let (result, flags) = (entry.result(), entry.flags());
@@ -462,27 +413,20 @@ impl Backend for Uring {
     }
 
     fn flush(&mut self) {
-        if self.ring.submission().is_empty() {
+        if self.ring.nothing_queued() {
             return;
         }
         if self.sends_queued || self.queued_before {
             self.sends_queued = false;
             self.queued_before = false;
-            if let Err(e) = self.ring.submit() {
-                assert!(matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)), "{e}");
-            }
+            self.ring.submit();
         } else {
             self.queued_before = true;
         }
     }
 
     fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
-        let wake = self.wake.clone();
-        Arc::new(move || {
-            let one = 1u64;
-            // SAFETY: writes 8 bytes from `one` to an eventfd this closure keeps open.
-            let _ = unsafe { libc::write(wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
-        })
+        self.wake.waker()
     }
 }
 
@@ -496,7 +440,7 @@ impl Uring {
         let deadline = Instant::now() + Duration::from_secs(1);
         while self.in_flight > 0 && Instant::now() < deadline {
             self.enter(Duration::from_millis(10));
-            let completed: Vec<_> = self.ring.completion().collect();
+            let completed: Vec<_> = self.ring.ring.completion().collect();
             for entry in completed {
                 let (op, ..) = parse(entry.user_data());
                 let last = op != Some(Op::Accept) || !cqueue::more(entry.flags());
@@ -514,89 +458,11 @@ impl Drop for Uring {
     /// under it.
     fn drop(&mut self) {
         if self.cancel_all() {
-            let _ = self.ring.submitter().unregister_buf_ring(BUFFER_GROUP);
+            let _ = self.ring.ring.submitter().unregister_buf_ring(BUFFER_GROUP);
         } else {
             std::mem::forget(std::mem::take(&mut self.closed_sending));
-            std::mem::forget(std::mem::replace(&mut self.wake_count, Box::new(0)));
-            self.buffers.leak();
-        }
-    }
-}
-
-/// The provided buffers receives complete into: a ring of buffer descriptions the kernel
-/// takes from, and the buffers themselves, given back as soon as their bytes are fed.
-struct BufferRing {
-    /// The ring of descriptions, page-aligned as the kernel requires.
-    entries: *mut BufRingEntry,
-    layout: Layout,
-    memory: Box<[u8]>,
-    /// The next tail to publish.
-    tail: u16,
-    leaked: bool,
-}
-
-// SAFETY: the ring's memory is owned by this struct alone (and lent to the kernel), and is
-// used only by the thread that owns the reactor.
-unsafe impl Send for BufferRing {}
-
-impl BufferRing {
-    fn new(ring: &IoUring) -> io::Result<BufferRing> {
-        let layout = Layout::from_size_align(usize::from(BUFFERS) * std::mem::size_of::<BufRingEntry>(), 4096)
-            .expect("a valid layout");
-        // SAFETY: the layout has a non-zero size.
-        let entries = unsafe { alloc_zeroed(layout) }.cast::<BufRingEntry>();
-        if entries.is_null() {
-            return Err(io::ErrorKind::OutOfMemory.into());
-        }
-        let mut buffers = BufferRing {
-            entries,
-            layout,
-            memory: vec![0; usize::from(BUFFERS) * BUFFER_SIZE].into_boxed_slice(),
-            tail: 0,
-            leaked: false,
-        };
-        // SAFETY: the ring memory is valid for BUFFERS entries and stays so until it is
-        // unregistered or the ring is dropped (see `Uring`'s `Drop`).
-        unsafe { ring.submitter().register_buf_ring_with_flags(entries as u64, BUFFERS, BUFFER_GROUP, 0)? };
-        for id in 0..BUFFERS {
-            buffers.give_back(id);
-        }
-        Ok(buffers)
-    }
-
-    fn bytes(&self, id: u16) -> &[u8] {
-        let at = usize::from(id) * BUFFER_SIZE;
-        &self.memory[at..at + BUFFER_SIZE]
-    }
-
-    /// Hands buffer `id` to the kernel again.
-    fn give_back(&mut self, id: u16) {
-        let addr = self.bytes(id).as_ptr() as u64;
-        // SAFETY: `tail & mask` is within the ring's BUFFERS entries; the kernel reads an entry
-        // only once the tail published below covers it.
-        unsafe {
-            let entry = &mut *self.entries.add(usize::from(self.tail & (BUFFERS - 1)));
-            entry.set_addr(addr);
-            entry.set_len(BUFFER_SIZE as u32);
-            entry.set_bid(id);
-        }
-        self.tail = self.tail.wrapping_add(1);
-        // SAFETY: the tail is a u16 in the first entry, which the kernel reads; the release store
-        // publishes the entry written above before the tail that covers it.
-        unsafe { (*BufRingEntry::tail(self.entries).cast::<AtomicU16>()).store(self.tail, Ordering::Release) };
-    }
-
-    fn leak(&mut self) {
-        self.leaked = true;
-        std::mem::forget(std::mem::take(&mut self.memory));
-    }
-}
-
-impl Drop for BufferRing {
-    fn drop(&mut self) {
-        if !self.leaked {
-            // SAFETY: allocated in `new` with this layout; the kernel no longer uses it.
-            unsafe { dealloc(self.entries.cast(), self.layout) };
+            self.wake.leak();
+            self.ring.buffers.leak();
         }
     }
 }
