@@ -1,5 +1,5 @@
 //! The synchronisation primitives of our own protocols, swapped for loom's when model checking
-//! (`RUSTFLAGS="--cfg loom"`), so that loom explores every interleaving of the real code.
+//! (`RUSTFLAGS="--cfg seda_loom"`), so that loom explores every interleaving of the real code.
 //!
 //! Also the switch for the models' mutants: [`mutant`] says whether the model run asked for a
 //! protocol with one of its steps taken out (`SEDA_MUTANT=no_recheck`, ...), so that CI can
@@ -8,12 +8,12 @@
 //! (A runtime switch rather than one `--cfg` per mutant: a change of `RUSTFLAGS` rebuilds every
 //! dependency, minutes per mutant on a small machine, where one loom build serves them all.)
 
-#[cfg(loom)]
+#[cfg(seda_loom)]
 pub(crate) use loom::sync::{
     atomic::{fence, AtomicBool, AtomicUsize, Ordering},
     Condvar, Mutex,
 };
-#[cfg(not(loom))]
+#[cfg(not(seda_loom))]
 pub(crate) use std::sync::{
     atomic::{fence, AtomicBool, AtomicUsize, Ordering},
     Condvar, Mutex,
@@ -33,14 +33,14 @@ pub(crate) use std::sync::{
 ///   again after counting itself as a waiter;
 /// - `idle_misses_queues`: a worker's last look before sleeping checks its siblings' deques
 ///   but not the pool's stage queues.
-#[cfg(loom)]
+#[cfg(seda_loom)]
 pub(crate) fn mutant(name: &str) -> bool {
     static CHOSEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     CHOSEN.get_or_init(|| std::env::var("SEDA_MUTANT").ok()).as_deref() == Some(name)
 }
 
 /// Outside loom builds there are no mutants.
-#[cfg(not(loom))]
+#[cfg(not(seda_loom))]
 #[inline(always)]
 pub(crate) const fn mutant(_name: &str) -> bool {
     false

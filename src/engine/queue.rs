@@ -291,7 +291,7 @@ pub(crate) fn steal_from(stealer: &Stealer<Batch>, local: &Worker<Batch>) -> Opt
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, seda_loom))]
 mod loom_model {
     //! The room wake-up: a producer waiting for room in a full queue ([`StageQueue::wait_for_room`],
     //! as `push_as_room_allows` calls it) and the worker releasing room as it starts a batch
@@ -349,7 +349,7 @@ mod loom_model {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(seda_loom)))]
 mod tests {
     use super::*;
     use crate::config::WhenFull;

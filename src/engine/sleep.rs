@@ -24,7 +24,7 @@
 //! (`loom_model` below; `worker.rs` has the model of a worker's idle decision), and finds the
 //! lost wake-up when step 2's look, the producer's fence or a poller's waker is taken out
 //! (the mutants of `crate::sync::mutant`, which `.ci/run` checks are caught):
-//! `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test
+//! `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg seda_loom" CARGO_TARGET_DIR=target/loom cargo test
 //! --profile loom --lib loom_model` (see docs/design.md, "The models").
 
 use crate::sync::{fence, mutant, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
@@ -189,7 +189,7 @@ impl Token {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, seda_loom))]
 mod loom_model {
     use super::*;
     use loom::sync::atomic::AtomicUsize;
@@ -359,7 +359,7 @@ mod loom_model {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(seda_loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;

@@ -698,7 +698,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, seda_loom))]
 mod loom_model {
     //! The idle path of a pool's workers with the real code: producers hand batches in as
     //! `Ctx` does (reserve, push, wake one), and each worker takes work with [`take_own`] and
