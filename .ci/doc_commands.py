@@ -3,8 +3,8 @@
 
 The ```sh blocks of a page run in order as one bash script (so `cmd & sleep 1` works, and a
 server started in one block serves the next), `set -e`, in a scratch
-directory holding copies of configs/ and examples/, with `seda` and the examples' binaries taken
-from target/release. A ```json block that the text just before it names a file of
+directory holding copies of configs/ and examples/, with `seda` (on the PATH) and the examples'
+binaries taken from target/release; whatever a page leaves running is stopped when it ends. A ```json block that the text just before it names a file of
 (`Save this as `mine.json``, `Replace `first.json` with`) is written to that file first, so the commands read exactly the
 config the page shows. Commands a reader stops by hand are bounded here:
 
@@ -20,16 +20,18 @@ fails.
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 PAGES = ["README.md", "docs/guide.md"]
 RELEASE = os.path.join(ROOT, "target", "release")
 
 PRELUDE = """set -euo pipefail
-seda() { "%(release)s/seda" "$@"; }
+export PATH="%(bin)s:$PATH"
 wait_port() {
     for _ in $(seq 1 200); do
         (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0
@@ -94,6 +96,28 @@ def shell_command(line):
     return bare
 
 
+def run_page(script, case, timeout=900):
+    """Runs a page's script in a process group of its own, its output going to files: whatever
+    it left running (a server a block started and did not stop) is ended with the group, and
+    cannot hold the run open by holding its output pipe."""
+    out_path, err_path = os.path.join(case, ".stdout"), os.path.join(case, ".stderr")
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        process = subprocess.Popen(["bash", "-c", script], cwd=case, stdout=out, stderr=err, start_new_session=True)
+        try:
+            returncode = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            returncode = f"timed out after {timeout} s"
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                break
+            time.sleep(2)
+        if process.poll() is None:
+            process.wait()
+    return returncode, open(out_path).read(), open(err_path).read()
+
+
 def main():
     failures = 0
     work = tempfile.mkdtemp(prefix="seda-doc-commands-")
@@ -104,7 +128,12 @@ def main():
             os.makedirs(case)
             for sub in ["configs", "examples"]:
                 shutil.copytree(os.path.join(ROOT, sub), os.path.join(case, sub))
-            script = PRELUDE % {"release": RELEASE}
+            # `seda` on the PATH, as a reader has it after `cargo install`: `seda run ... &` is then
+            # the server's own process, which `kill $!` stops.
+            bin_dir = os.path.join(case, "bin")
+            os.makedirs(bin_dir)
+            os.symlink(os.path.join(RELEASE, "seda"), os.path.join(bin_dir, "seda"))
+            script = PRELUDE % {"bin": bin_dir}
             shown = []
             for n, (lang, body, before) in enumerate(blocks(text)):
                 if lang == "json":
@@ -121,16 +150,16 @@ def main():
                     # Servers stay up from the block that starts them to the blocks that use them.
                     script += f"echo '### {page} block {n}' >&2\n" + "\n".join(lines) + "\n"
                     shown += lines
-            result = subprocess.run(["bash", "-c", script], cwd=case, capture_output=True, text=True, timeout=900)
+            returncode, stdout, stderr = run_page(script, case)
             for l in shown:
                 print(f"    $ {l}")
-            if result.returncode == 0:
+            if returncode == 0:
                 print(f"{page}: every command ran")
             else:
                 failures += 1
-                print(f"{page}: FAILED (exit {result.returncode}); the last block it ran, and its output:")
-                print(result.stdout[-3000:])
-                print(result.stderr[-4000:])
+                print(f"{page}: FAILED (exit {returncode}); the last block it ran, and its output:")
+                print(stdout[-3000:])
+                print(stderr[-4000:])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"doc commands: {failures} page(s) failed")
