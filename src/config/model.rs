@@ -400,6 +400,12 @@ pub struct PoolConfig {
     /// The CPUs its threads are pinned to, one thread per entry unless `threads` says more.
     pub cpus: Option<Vec<usize>>,
     pub threads: Option<usize>,
+    /// How long a worker that runs out of work spins for more before it may sleep, in
+    /// microseconds. Spinning spends the CPU; sleeping adds a wake-up (several microseconds) to
+    /// the next request. Without it (or 0) the worker decides from what it measures: it spins
+    /// only while the next request is expected sooner than a sleep would cost in CPU.
+    #[serde(default)]
+    pub idle_spin_us: u64,
 }
 
 /// One stage.

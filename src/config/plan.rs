@@ -182,6 +182,9 @@ pub struct PoolPlan {
     pub dedicated: bool,
     pub threads: Vec<ThreadPlan>,
     pub stages: Vec<StageId>,
+    /// The least a worker spins for work before it may sleep (the config's `idle_spin_us`);
+    /// zero leaves it to the measured idle policy.
+    pub idle_spin: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,6 +18,9 @@ pub const MAX_STAGE_TIMING_EVERY: u32 = 1 << 20;
 /// Any duration in milliseconds: `deadline_ms`, `drain_timeout_ms`, `metrics_interval_ms`,
 /// the HTTP source's timeouts. One hour.
 pub const MAX_MS: u64 = 3_600_000;
+/// The longest a pool's workers may be told to spin for work before sleeping (10 ms): past it,
+/// sleeping costs less than spinning on any hardware.
+pub const MAX_IDLE_SPIN_US: u64 = 10_000;
 /// A queue's `block_timeout_ms`: how long a sender may wait for room. One minute.
 pub const MAX_BLOCK_TIMEOUT_MS: u64 = 60_000;
 /// The generator's `payload_bytes`, per request.

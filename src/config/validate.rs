@@ -160,7 +160,9 @@ impl Validator<'_> {
             let at = key("$.pools", name);
             if let Some(pool) = self.parse::<PoolConfig>(&at, value) {
                 let threads = self.threads(&at, pool.cpus.as_deref(), pool.threads);
-                pools.push(PoolPlan { name: name.clone(), dedicated: false, threads, stages: Vec::new() });
+                self.at_most(&format!("{at}.idle_spin_us"), pool.idle_spin_us, ranges::MAX_IDLE_SPIN_US);
+                let idle_spin = Duration::from_micros(pool.idle_spin_us);
+                pools.push(PoolPlan { name: name.clone(), dedicated: false, threads, stages: Vec::new(), idle_spin });
             }
         }
 
@@ -757,7 +759,13 @@ impl Validator<'_> {
             }
             None => {
                 let threads = self.threads(at, c.config.cpus.as_deref(), c.config.threads);
-                pools.push(PoolPlan { name: c.name.clone(), dedicated: true, threads, stages: vec![id] });
+                pools.push(PoolPlan {
+                    name: c.name.clone(),
+                    dedicated: true,
+                    threads,
+                    stages: vec![id],
+                    idle_spin: Duration::ZERO,
+                });
                 Some(pools.len() - 1)
             }
         }

@@ -82,6 +82,9 @@ pub(crate) struct Worker {
     io: Option<PolledIo>,
     /// Whether to spin or sleep when out of work, from measured gaps and sleeps.
     idle: IdlePolicy,
+    /// The least it spins for work before it may sleep, in nanoseconds (the pool's
+    /// `idle_spin_us`): what a pipeline that wants microsecond latency pays in CPU.
+    min_spin_ns: u64,
     /// When the worker last found work after being idle (or last published its busy time).
     busy_since: u64,
     /// (class, response time) of each request of the batch in hand, when its stage has an
@@ -107,6 +110,7 @@ impl Worker {
             .collect();
         let sampler = Sampler::new(plan.stage_timing_every);
         let deadlines = plan.deadline.is_some();
+        let min_spin_ns = plan.pools[pool].idle_spin.as_nanos() as u64;
         ctx.rec.for_worker_of(pool);
         Worker {
             ctx,
@@ -120,6 +124,7 @@ impl Worker {
             shares_cpu,
             io: None,
             idle: IdlePolicy::default(),
+            min_spin_ns,
             busy_since: 0,
             responses: Vec::new(),
         }
@@ -366,14 +371,18 @@ impl Worker {
         }
     }
 
-    /// Looks for work before the worker sleeps, spinning as long as the idle policy says (a
-    /// worker alone on its CPU) or yielding (one that shares it). `start`: when it ran out.
-    /// A worker with a poller spins, polling it, as long as its poller asks
-    /// ([`Poller::keep_spinning`]), and does not yield: its poll is where it waits.
+    /// Looks for work before the worker sleeps, spinning as long as the idle policy says, and
+    /// at least the pool's `idle_spin_us` (a worker alone on its CPU), or yielding (one that
+    /// shares it). `start`: when it ran out. A worker with a poller spins, polling it, as long
+    /// as its poller asks ([`Poller::keep_spinning`]) or the pool's spin lasts, and does not
+    /// yield: its poll is where it waits.
     #[cold]
     fn wait_for_work(&mut self, start: u64) -> Option<Batch> {
-        let (spin, yield_) =
-            if self.shares_cpu { (0, SHARED_YIELD.as_nanos() as u64) } else { (self.idle.spin_ns(), 0) };
+        let (spin, yield_) = if self.shares_cpu {
+            (0, SHARED_YIELD.as_nanos() as u64)
+        } else {
+            (self.idle.spin_ns().max(self.min_spin_ns), 0)
+        };
         loop {
             if let Some(batch) = self.take() {
                 let now = now_ns();
@@ -386,7 +395,8 @@ impl Worker {
             }
             let idle = now_ns() - start;
             if let Some(io) = self.io.as_mut() {
-                if self.shares_cpu || !io.poller.keep_spinning(Duration::from_nanos(idle)) {
+                let spinning = idle < self.min_spin_ns || io.poller.keep_spinning(Duration::from_nanos(idle));
+                if self.shares_cpu || !spinning {
                     return None;
                 }
                 self.poll(Some(Duration::ZERO));

@@ -664,6 +664,25 @@ fn zero_threads_is_refused_on_named_and_dedicated_pools() {
 }
 
 #[test]
+fn a_pools_idle_spin_is_in_microseconds_and_at_most_ten_milliseconds() {
+    let mut config = minimal();
+    config["pools"] = json!({ "main": { "cpus": [0], "idle_spin_us": 10_000 } });
+    config["stages"]["parse"]["pool"] = json!("main");
+    let plan = valid(&config);
+    assert_eq!(plan.pools[0].name, "main");
+    assert_eq!(plan.pools[0].idle_spin, std::time::Duration::from_millis(10));
+    // A stage's dedicated pool leaves it to the measured policy.
+    assert_eq!(plan.pools[1].name, "respond");
+    assert_eq!(plan.pools[1].idle_spin, std::time::Duration::ZERO);
+
+    config["pools"]["main"]["idle_spin_us"] = json!(10_001);
+    assert_eq!(
+        errors(&config).0,
+        vec![error("$.pools.main.idle_spin_us", "idle_spin_us must be at most 10000, not 10001", None)]
+    );
+}
+
+#[test]
 fn empty_cpu_list_is_refused() {
     let mut config = minimal();
     config["stages"]["respond"]["cpus"] = json!([]);

@@ -603,3 +603,28 @@ fn a_stage_that_never_returns_cannot_hold_the_run_past_the_drain_timeout() {
     }
     assert!(took >= Duration::from_millis(1200), "it waited the drain timeout and a second: {took:?}");
 }
+
+#[test]
+fn a_pool_told_to_spin_spins_that_long_each_time_it_runs_out_of_work_and_others_sleep_at_once() {
+    let [a, b] = two_cpus();
+    let config = pipeline(
+        json!({
+            "entry": { "kind": "noop", "pool": "spinning", "next": "done" },
+            "done": { "kind": "respond", "pool": "sleeping" }
+        }),
+        json!({ "spinning": { "cpus": [a], "idle_spin_us": 2000 }, "sleeping": { "cpus": [b] } }),
+    );
+    let (engine, collect) = start(plan(config));
+    // Ten requests 10 ms apart: each gap outlasts the 2 ms spin, after which the worker sleeps,
+    // having spun the 2 ms (however late a loaded machine lets it look again). The other
+    // pool's gaps are as long, far past what a sleep costs: it never spins.
+    for i in 0..10u64 {
+        submit(&engine, [i], Admission::WaitForRoom);
+        eventually("the request ends", || collect.ended().len() as u64 == i + 1);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let spun = |pool: &str| engine.snapshot().pools.iter().find(|p| p.name == pool).unwrap().idle_spin_s;
+    eventually("the spinning pool publishes ten spins of 2 ms", || spun("spinning") >= 0.020);
+    assert_eq!(spun("sleeping"), 0.0);
+    engine.shutdown();
+}
