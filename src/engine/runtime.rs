@@ -142,7 +142,11 @@ impl Engine {
             });
             locals.push(local);
         }
-        let gates = plan.stages.iter().map(|s| s.admission.as_ref().map(|a| Gate::new(a, now_ns()))).collect();
+        let gates = plan
+            .stages
+            .iter()
+            .map(|s| s.admission.as_ref().map(|a| Gate::new(a, plan.pools[s.pool].threads.len(), now_ns())))
+            .collect();
         let shared = Arc::new(Shared {
             queues,
             gates,

@@ -268,6 +268,7 @@ impl Worker {
         // of the rest took.
         let gated = self.ctx.shared.gates[stage].is_some().then_some(batch.enqueued_ns);
         let started = if gated.is_some() { self.gate_start(&mut batch, now) } else { 0 };
+        let batch_start = now;
         // Taken from the back, so reversed: requests run in the order they were queued.
         batch.items.reverse();
         // One `catch_unwind` for the batch, not one per request. The request a handler runs is
@@ -292,7 +293,7 @@ impl Worker {
             self.ctx.finish(env, Outcome::Failed { stage: at, error }, now);
         }
         if gated.is_some() {
-            self.gate_finish(stage, started);
+            self.gate_finish(stage, started, batch_start);
         }
         self.ctx.give_back(batch);
     }
@@ -311,12 +312,14 @@ impl Worker {
         batch.items.len()
     }
 
-    /// Tells the stage's controller the batch is done, with its requests' response times.
+    /// Tells the stage's controller the batch is done, with its requests' response times and
+    /// how long the worker was busy with it since `batch_start`.
     #[cold]
-    fn gate_finish(&mut self, stage: StageId, started: usize) {
+    fn gate_finish(&mut self, stage: StageId, started: usize, batch_start: u64) {
         let shared = self.ctx.shared.clone();
         if let Some(gate) = &shared.gates[stage] {
-            gate.finished(started, &self.responses, now_ns());
+            let now = now_ns();
+            gate.finished(started, &self.responses, now.saturating_sub(batch_start), now);
         }
         self.responses.clear();
     }

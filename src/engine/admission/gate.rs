@@ -50,13 +50,14 @@ enum State {
 }
 
 impl Gate {
-    pub fn new(plan: &AdmissionPlan, now: u64) -> Self {
+    /// The controller `plan` describes, for a stage its pool's `workers` serve, at `now`.
+    pub fn new(plan: &AdmissionPlan, workers: usize, now: u64) -> Self {
         let (kind, state, classes) = match plan {
             AdmissionPlan::LatencyTarget(p) => {
                 let classes = p.classes.as_ref().map_or(1, |(_, names)| names.len());
                 (
                     Controller::LatencyTarget,
-                    State::LatencyTarget(LatencyTarget::new(p, classes, now)),
+                    State::LatencyTarget(LatencyTarget::new(p, classes, workers, now)),
                     p.classes.clone(),
                 )
             }
@@ -97,7 +98,7 @@ impl Gate {
         let mut i = 0;
         while i < items.len() {
             let admitted = match &mut *state {
-                State::LatencyTarget(c) => c.admit(self.class_of(&items[i].req), now),
+                State::LatencyTarget(c) => c.admit(self.class_of(&items[i].req), queued + in_service + i, now),
                 State::ConcurrencyLimit(c) => c.admit(queued + in_service + i, now),
                 State::Codel(_) => true,
             };
@@ -130,12 +131,15 @@ impl Gate {
     }
 
     /// A worker has finished with `n` requests it started, `samples` being (class, response
-    /// time) of those that ran, at `now`.
-    pub fn finished(&self, n: usize, samples: &[(usize, u64)], now: u64) {
+    /// time) of those that ran, having been busy with them for `busy_ns`, at `now`.
+    pub fn finished(&self, n: usize, samples: &[(usize, u64)], busy_ns: u64, now: u64) {
         self.in_service.fetch_sub(n, Ordering::Relaxed);
         let mut state = self.state();
         match &mut *state {
-            State::LatencyTarget(c) => samples.iter().for_each(|&(class, ns)| c.observe(class, ns, now)),
+            State::LatencyTarget(c) => {
+                c.busy(n, busy_ns);
+                samples.iter().for_each(|&(class, ns)| c.observe(class, ns, now))
+            }
             State::ConcurrencyLimit(c) => samples.iter().for_each(|&(_, ns)| c.observe(ns, now)),
             State::Codel(_) => {}
         }

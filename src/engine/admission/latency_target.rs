@@ -38,6 +38,18 @@
 //!
 //! The windows close on time as well as count (Sandstorm's default was 1 s; ours 100 ms), so
 //! an estimate is never older than a window even when few requests get through.
+//!
+//! `proportional` also looks ahead, at the queue as it is now: a request is refused when its
+//! predicted response time, the requests ahead of it at the stage times the time a request
+//! keeps a worker busy (a mean over recent batches) over the workers, plus its own, is past
+//! its class's budget: the target for the highest class, a smaller share of it for each lower
+//! one (`target x (classes - k) / classes` for class k), so that a lower class is shed while
+//! the queue still has room for a higher one. A rate acts on response times measured a wait
+//! ago, and any rate above the capacity fills the queue until they show it; the prediction
+//! holds the wait near the target as the load moves, and the rate does the rest (a stage whose
+//! response time is not its queue, such as one that waits on I/O). The prediction counts the
+//! pool's workers as serving this stage alone: on a pool shared with busy stages it is
+//! optimistic, and the rate controller catches what it lets through.
 
 use crate::config::{Adjust, LatencyTargetPlan};
 
@@ -68,7 +80,23 @@ pub(crate) struct LatencyTarget {
     min_rate: f64,
     max_rate: f64,
     classes: Vec<Class>,
+    /// The workers serving the stage (the pool's threads).
+    workers: f64,
+    /// The mean time a request keeps a worker busy, ns (over batches, each weighing
+    /// [`BUSY_WEIGHT`]); `None` until a batch finished.
+    busy_per_request_ns: Option<f64>,
 }
+
+/// `proportional`: the share of the target the prediction lets the highest class's queue take.
+/// Past the capacity a queue of any length keeps the workers busy, so a short one loses no
+/// throughput; the rest of the target is left for what the prediction does not see (the
+/// request's other stages, the network, a worker's CPU taken for a while). With the whole
+/// target, a stage held its p90 at 19.9 ms of a 20 ms target while the requests' own p90, end
+/// to end, was 24.7 ms.
+const QUEUE_SHARE: f64 = 0.5;
+
+/// The weight of each finished batch in the mean busy time per request.
+const BUSY_WEIGHT: f64 = 0.125;
 
 /// One service class's bucket, window and estimate.
 #[derive(Debug, Clone)]
@@ -97,9 +125,9 @@ pub(crate) struct Class {
 }
 
 impl LatencyTarget {
-    /// A controller for `classes` service classes (highest first; 1 without classes), every
-    /// rate starting at `max_rate`, at `now`.
-    pub fn new(plan: &LatencyTargetPlan, classes: usize, now: u64) -> Self {
+    /// A controller for `classes` service classes (highest first; 1 without classes) at a
+    /// stage `workers` serve, every rate starting at `max_rate`, at `now`.
+    pub fn new(plan: &LatencyTargetPlan, classes: usize, workers: usize, now: u64) -> Self {
         let window = Window::new(plan.sample_every, plan.sample_window.as_nanos() as u64, plan.percentile, now);
         let class = Class {
             rate: plan.max_rate,
@@ -127,6 +155,8 @@ impl LatencyTarget {
             min_rate: plan.min_rate,
             max_rate: plan.max_rate,
             classes,
+            workers: workers.max(1) as f64,
+            busy_per_request_ns: None,
         }
     }
 
@@ -134,12 +164,27 @@ impl LatencyTarget {
         &self.classes
     }
 
-    /// Whether a request of `class` arriving at `now` is admitted (takes a token).
-    pub fn admit(&mut self, class: usize, now: u64) -> bool {
+    /// Whether a request of `class` arriving at `now`, with `ahead` requests before it at the
+    /// stage (queued or in service), is admitted: `proportional` predicts it in time (see the
+    /// module doc), and its class's bucket holds a token.
+    pub fn admit(&mut self, class: usize, ahead: usize, now: u64) -> bool {
         if let Some(closed) = self.classes[class].window.tick(now) {
             self.adjust(class, closed, now);
         }
+        let in_time = match self.busy_per_request_ns {
+            Some(busy) if self.adjust == Adjust::Proportional => {
+                let classes = self.classes.len() as f64;
+                let budget = QUEUE_SHARE * self.target_ns * (classes - class as f64) / classes;
+                (ahead as f64 / self.workers + 1.0) * busy <= budget
+            }
+            _ => true,
+        };
         let c = &mut self.classes[class];
+        if !in_time {
+            c.arrived += 1;
+            c.shed_total += 1;
+            return false;
+        }
         let elapsed = now.saturating_sub(c.refilled_ns);
         c.refilled_ns = c.refilled_ns.max(now);
         c.tokens = (c.tokens + c.rate * elapsed as f64 / 1e9).min(burst(c.rate));
@@ -153,6 +198,18 @@ impl LatencyTarget {
             c.shed_total += 1;
             false
         }
+    }
+
+    /// A worker was busy `ns` with a batch of `n` requests of the stage.
+    pub fn busy(&mut self, n: usize, ns: u64) {
+        if n == 0 {
+            return;
+        }
+        let per_request = ns as f64 / n as f64;
+        self.busy_per_request_ns = Some(match self.busy_per_request_ns {
+            Some(mean) => mean + BUSY_WEIGHT * (per_request - mean),
+            None => per_request,
+        });
     }
 
     /// The response time of a request of `class` that the stage has finished with, at `now`.
@@ -275,8 +332,51 @@ mod tests {
     }
 
     #[test]
+    fn proportional_refuses_a_request_predicted_past_half_the_target_and_admits_the_rest() {
+        let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1e6), 1, 2, 0);
+        // Before a batch has finished there is nothing to predict from.
+        assert!(c.admit(0, 1_000_000, 0));
+        // 1 ms a request, two workers: (ahead / 2 + 1) ms against 10 ms, half the 20 ms target.
+        c.busy(4, 4 * MS);
+        assert!(c.admit(0, 18, 0));
+        assert!(!c.admit(0, 19, 0));
+        assert_eq!((c.classes()[0].admitted_total, c.classes()[0].shed_total), (2, 1));
+        // A batch of nothing moves nothing.
+        c.busy(0, 0);
+        assert!(c.admit(0, 18, 0));
+    }
+
+    #[test]
+    fn the_busy_time_per_request_is_a_mean_over_batches_each_weighing_an_eighth() {
+        let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1e6), 1, 1, 0);
+        c.busy(1, MS);
+        c.busy(3, 27 * MS);
+        // 1 + (9 - 1) / 8 = 2 ms a request: 5 x 2 ms is the 10 ms budget, 6 x 2 past it.
+        assert!(c.admit(0, 4, 0));
+        assert!(!c.admit(0, 5, 0));
+    }
+
+    #[test]
+    fn a_lower_class_gets_a_smaller_share_of_the_queue_than_a_higher_one() {
+        let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1e6), 2, 1, 0);
+        c.busy(1, MS);
+        // The high class: 10 ms of queue; the low one: 5 ms.
+        assert!(c.admit(0, 9, 0));
+        assert!(!c.admit(0, 10, 0));
+        assert!(c.admit(1, 4, 0));
+        assert!(!c.admit(1, 5, 0));
+    }
+
+    #[test]
+    fn sandstorm_does_not_predict() {
+        let mut c = LatencyTarget::new(&plan(Adjust::Sandstorm, 1e6), 1, 1, 0);
+        c.busy(1, MS);
+        assert!(c.admit(0, 1_000_000, 0));
+    }
+
+    #[test]
     fn sandstorm_divides_by_1_2_above_the_target_and_adds_2_times_minus_err_less_0_1_well_below() {
-        let mut c = LatencyTarget::new(&plan(Adjust::Sandstorm, 1_000.0), 1, 0);
+        let mut c = LatencyTarget::new(&plan(Adjust::Sandstorm, 1_000.0), 1, 1, 0);
         let mut now = 0;
         // 30 ms: err = 0.5, the first estimate is the sample itself.
         feed(&mut c, 0, 10, 30, &mut now);
@@ -300,7 +400,7 @@ mod tests {
 
     #[test]
     fn proportional_cuts_from_the_throughput_by_the_error_between_1_2_and_2_once_a_span() {
-        let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1e6), 1, 0);
+        let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1e6), 1, 1, 0);
         let mut now = 0;
         // Ten response times of 60 ms (err = 2), 10 ms apart: the window closes by count at
         // 100 ms, the stage having served 100/s; the bucket's rate is far above that, so the
@@ -325,7 +425,7 @@ mod tests {
 
     #[test]
     fn proportional_follows_a_fall_at_once_and_raises_by_up_to_18_percent_once_a_span() {
-        let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1e6), 1, 0);
+        let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1e6), 1, 1, 0);
         let mut now = 0;
         // A first window at 60 ms, 100/s served: cut to 100 / 2, at 100 ms.
         feed_every(&mut c, 0, 10, 60, 10, &mut now);
@@ -338,7 +438,7 @@ mod tests {
         for _ in 0..90 {
             for _ in 0..10 {
                 now += MS;
-                c.admit(0, now);
+                c.admit(0, 0, now);
                 c.observe(0, 0, now);
             }
             assert_eq!(c.classes()[0].estimate_ns, Some(0.0));
@@ -353,7 +453,7 @@ mod tests {
 
     #[test]
     fn proportional_smooths_rises_of_the_estimate_only() {
-        let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1e6), 1, 0);
+        let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1e6), 1, 1, 0);
         let mut now = 0;
         feed(&mut c, 0, 10, 10, &mut now);
         feed(&mut c, 0, 10, 30, &mut now);
@@ -365,13 +465,13 @@ mod tests {
     #[test]
     fn a_raise_never_passes_1_5_times_what_arrived() {
         let raised = |arrivals: usize| {
-            let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1e6), 1, 0);
+            let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1e6), 1, 1, 0);
             c.classes[0].rate = 1_000.0;
             c.classes[0].estimate_ns = Some(0.0);
             let mut now = 0;
             for _ in 0..arrivals {
                 now += 500_000;
-                c.admit(0, now);
+                c.admit(0, 0, now);
             }
             now = 5 * MS;
             feed(&mut c, 0, 10, 0, &mut now);
@@ -382,13 +482,13 @@ mod tests {
         // 10 in 15 ms: 667/s, 1.5 x is 1000: still not (but for rounding).
         assert!((raised(10) - 1_000.0).abs() < 1e-9);
         // 40 in 15 ms: 2667/s: the full raise, 1000 x (1 + 0.2 x 0.9).
-        let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1e6), 1, 0);
+        let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1e6), 1, 1, 0);
         c.classes[0].rate = 1_000.0;
         c.classes[0].estimate_ns = Some(0.0);
         let mut now = 0;
         for _ in 0..40 {
             now += 100_000;
-            c.admit(0, now);
+            c.admit(0, 0, now);
         }
         now = 5 * MS;
         feed(&mut c, 0, 10, 0, &mut now);
@@ -397,19 +497,19 @@ mod tests {
 
     #[test]
     fn a_bucket_admits_its_burst_then_its_rate() {
-        let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1_000.0), 1, 0);
+        let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1_000.0), 1, 1, 0);
         // 1000/s: a burst of 10 tokens, then one a millisecond.
-        let admitted = (0..20).filter(|_| c.admit(0, 0)).count();
+        let admitted = (0..20).filter(|_| c.admit(0, 0, 0)).count();
         assert_eq!(admitted, 10);
-        assert!(!c.admit(0, 500_000));
-        assert!(c.admit(0, 1_000_000));
+        assert!(!c.admit(0, 0, 500_000));
+        assert!(c.admit(0, 0, 1_000_000));
         assert_eq!(c.classes()[0].admitted_total, 11);
         assert_eq!(c.classes()[0].shed_total, 11);
     }
 
     #[test]
     fn a_higher_class_missing_the_target_cuts_the_lower_classes_tenfold_first_and_holds_their_raises() {
-        let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1_000.0), 3, 0);
+        let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1_000.0), 3, 1, 0);
         let mut now = 0;
         // The highest class misses: both lower classes are cut tenfold, it keeps its rate.
         feed_every(&mut c, 0, 10, 30, 10, &mut now);
@@ -426,7 +526,7 @@ mod tests {
         assert!((rates[0] - 100.0 / 1.5).abs() < 1e-6);
         assert_eq!(rates[1..], [10.0, 10.0]);
         // The middle class missing cuts only the lowest.
-        let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1_000.0), 3, 0);
+        let mut c = LatencyTarget::new(&plan(Adjust::Proportional, 1_000.0), 3, 1, 0);
         let mut now = 0;
         feed(&mut c, 1, 10, 30, &mut now);
         let rates: Vec<f64> = c.classes().iter().map(|c| c.rate).collect();
@@ -439,15 +539,15 @@ mod tests {
 
     #[test]
     fn a_window_that_closes_with_nothing_admitted_counts_as_no_wait_and_with_requests_on_their_way_as_no_news() {
-        let mut c = LatencyTarget::new(&plan(Adjust::Sandstorm, 1_000.0), 1, 0);
+        let mut c = LatencyTarget::new(&plan(Adjust::Sandstorm, 1_000.0), 1, 1, 0);
         c.classes[0].estimate_ns = Some(4.0 * MS as f64);
         // Nothing arrived in the window: estimate 0.7 * 4 ms = 2.8 ms, err = -0.86, raised.
-        assert!(c.admit(0, 100 * MS));
+        assert!(c.admit(0, 0, 100 * MS));
         assert_eq!(c.classes()[0].estimate_ns, Some(0.7 * 4.0 * MS as f64));
         assert_eq!(c.classes()[0].rate, 1_000.0);
         // Admitted one above, and it has not come back when the next window closes: no change.
         let before = c.classes()[0].estimate_ns;
-        c.admit(0, 200 * MS);
+        c.admit(0, 0, 200 * MS);
         assert_eq!(c.classes()[0].estimate_ns, before);
     }
 }
