@@ -32,7 +32,7 @@ use crate::clock::now_ns;
 use crate::config::{Plan, StageId};
 use crate::io::{files, ops, timer, FileMsg};
 use crate::metrics::Recording;
-use crate::metrics::{collector, IntervalGrid, Publication, Summary};
+use crate::metrics::{collector, ControllerReading, IntervalGrid, Publication, Summary};
 
 /// Pollers for the workers of one pool (see [`EngineBuilder::pollers`]).
 pub struct WorkerPollers {
@@ -168,12 +168,15 @@ impl Engine {
         });
         let intervals = record.then_some(shared.metrics_grid);
         let sampled = shared.clone();
-        let depths = Box::new(move |depths: &mut [u64]| {
+        let sample = Box::new(move |depths: &mut [u64], controllers: &mut [Option<ControllerReading>]| {
             for (depth, queue) in depths.iter_mut().zip(&sampled.queues) {
                 *depth = queue.take_high_water() as u64;
             }
+            for (reading, gate) in controllers.iter_mut().zip(&sampled.gates) {
+                *reading = gate.as_ref().map(|gate| gate.reading());
+            }
         });
-        let (metrics, collector) = collector::spawn(shared.live.clone(), reusable_counts, intervals, depths);
+        let (metrics, collector) = collector::spawn(shared.live.clone(), reusable_counts, intervals, sample);
 
         let mut engine = Engine {
             shared: shared.clone(),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 use hdrhistogram::Histogram;
 
-use super::intervals::{IntervalBuilder, IntervalGrid, Intervals};
+use super::intervals::{ControllerReading, IntervalBuilder, IntervalGrid, Intervals};
 use super::recorder::{add_counts, ReusableCounts};
 use super::{Counts, Publication, StageStats};
 
@@ -81,9 +81,9 @@ impl Live {
     }
 }
 
-/// Reads the most requests queued in each stage since the last reading into the slice, by
-/// stage id.
-pub type DepthSampler = Box<dyn Fn(&mut [u64]) + Send>;
+/// Reads, by stage id, the most requests queued in each stage since the last reading into the
+/// first slice, and each stage's admission controller (if it has one) into the second.
+pub type StageSampler = Box<dyn Fn(&mut [u64], &mut [Option<ControllerReading>]) + Send>;
 
 /// Emptied counts for recorders to reuse, handed to [`spawn`].
 pub fn reusable_counts() -> ReusableCounts {
@@ -93,13 +93,13 @@ pub fn reusable_counts() -> ReusableCounts {
 /// Starts the collector, merging into `live` (made for the pipeline's stages and pools); it
 /// returns the totals once every sender is gone. Recorders take their counts from `reusable`,
 /// which it refills. With `intervals` (the grid the recorders publish on), it also keeps the
-/// stats of each interval, compressed as each interval closes, and samples queue depths with
-/// `depths`.
+/// stats of each interval, compressed as each interval closes, and samples queue depths and
+/// admission controllers with `sample`.
 pub fn spawn(
     live: Arc<Live>,
     reusable: ReusableCounts,
     intervals: Option<IntervalGrid>,
-    depths: DepthSampler,
+    sample: StageSampler,
 ) -> (flume::Sender<Publication>, JoinHandle<Totals>) {
     let (stages, pools) = {
         let totals = live.lock();
@@ -115,6 +115,7 @@ pub fn spawn(
         .spawn(move || {
             lower_priority();
             let mut depth = vec![0; stages];
+            let mut controllers = vec![None; stages];
             let mut next_sample = Instant::now();
             let file = |builder: &mut Option<IntervalBuilder>, publication: Publication| {
                 if let Some(builder) = builder {
@@ -134,8 +135,8 @@ pub fn spawn(
                             for publication in rx.try_iter().take(rx.len()) {
                                 file(&mut builder, publication);
                             }
-                            depths(&mut depth);
-                            builder.as_mut().expect("recording").sample_depths(&depth);
+                            sample(&mut depth, &mut controllers);
+                            builder.as_mut().expect("recording").sample_stages(&depth, &controllers);
                             // One reading for any number of missed ticks: the marks cover them.
                             next_sample = (next_sample + every).max(Instant::now());
                         }

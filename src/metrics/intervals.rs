@@ -88,6 +88,8 @@ pub struct IntervalStage {
     pub timed_out: u64,
     /// The most requests seen waiting in the queue (the highest of the interval's samples).
     pub queue_depth: u64,
+    /// The stage's admission controller as last read in the interval, if it has one.
+    pub controller: Option<ControllerReading>,
     pub queue_wait: Option<Compressed>,
     pub service: Option<Compressed>,
     pub io_wait: Option<Compressed>,
@@ -98,6 +100,19 @@ impl IntervalStage {
     pub fn series(&self) -> [&Option<Compressed>; 3] {
         [&self.queue_wait, &self.service, &self.io_wait]
     }
+}
+
+/// A reading of a stage's admission controller.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ControllerReading {
+    /// The controller's name in a config (`latency_target`, ...).
+    pub controller: &'static str,
+    /// What it admits at: a rate in requests per second (`latency_target`, all classes'), a
+    /// limit on the requests at the stage (`concurrency_limit`), or 1 while shedding and 0
+    /// otherwise (`codel`).
+    pub level: f64,
+    /// Its latency estimate, in milliseconds, once it has one.
+    pub latency_ms: Option<f64>,
 }
 
 /// A histogram in HdrHistogram's V2 deflate encoding.
@@ -129,6 +144,7 @@ struct Open {
     e2e: Option<Histogram<u64>>,
     pool_busy_ns: Vec<u64>,
     queue_depth: Vec<u64>,
+    controllers: Vec<Option<ControllerReading>>,
 }
 
 /// The wall-clock time of clock reading `ns` (a moment ago). The two clocks are read side by
@@ -190,11 +206,17 @@ impl IntervalBuilder {
         self.close_before(index);
     }
 
-    /// Files a reading of every stage's queue high-water mark (by stage id), taken now.
-    pub fn sample_depths(&mut self, depths: &[u64]) {
+    /// Files a reading of every stage's queue high-water mark and admission controller (by
+    /// stage id), taken now: the interval keeps the highest mark and the last controller reading.
+    pub fn sample_stages(&mut self, depths: &[u64], controllers: &[Option<ControllerReading>]) {
         let (open, index) = self.open_at(now_ns());
         for (max, &depth) in open.queue_depth.iter_mut().zip(depths) {
             *max = (*max).max(depth);
+        }
+        for (last, reading) in open.controllers.iter_mut().zip(controllers) {
+            if reading.is_some() {
+                *last = *reading;
+            }
         }
         self.close_before(index);
     }
@@ -212,6 +234,7 @@ impl IntervalBuilder {
             e2e: None,
             pool_busy_ns: vec![0; pools],
             queue_depth: vec![0; stages],
+            controllers: vec![None; stages],
         });
         (open, index)
     }
@@ -233,12 +256,14 @@ impl IntervalBuilder {
             .stages
             .iter()
             .zip(&open.queue_depth)
-            .map(|(st, &queue_depth)| IntervalStage {
+            .zip(&open.controllers)
+            .map(|((st, &queue_depth), &controller)| IntervalStage {
                 processed: st.processed,
                 rejected: st.rejected,
                 failed: st.failed,
                 timed_out: st.timed_out,
                 queue_depth,
+                controller,
                 queue_wait: Compressed::of(&st.queue_wait, s),
                 service: Compressed::of(&st.service, s),
                 io_wait: Compressed::of(&st.io_wait, s),

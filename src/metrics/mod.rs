@@ -19,7 +19,7 @@ mod summary;
 pub const STAGE_SERIES: [(&str, &str); 3] = [("queue_wait", "queue"), ("service", "service"), ("io_wait", "io wait")];
 
 pub use histogram::{new_histogram, Counts, Percentiles, HIGHEST_NS};
-pub use intervals::{Interval, IntervalGrid, IntervalStage, Intervals};
+pub use intervals::{ControllerReading, Interval, IntervalGrid, IntervalStage, Intervals};
 pub use recorder::{PoolBusy, Publication, Recorder, ReusableCounts, StageCounts, StageStats};
 pub use recording::Recording;
 pub use source::{LiveStats, SourceStats, StatMetric};

@@ -8,6 +8,7 @@
 //! | `summary.json` | the run's summary, as `seda run --json` writes it (its `format` is [`crate::metrics::FORMAT`]) |
 //! | `latency.hlog` | HdrHistogram interval log: per interval, `Tag=<stage>.queue_wait`, `Tag=<stage>.service`, `Tag=<stage>.io_wait` (a stage that asks for I/O), `Tag=e2e` (see [`crate::metrics::hlog`]) |
 //! | `counters.csv` | per interval and stage: [`COUNTERS_HEADER`] (the most requests queued during the interval; the share of the interval the stage's pool's workers had work) |
+//! | `admission.csv` | with an admission controller: per interval and controlled stage, [`ADMISSION_HEADER`] |
 //! | `<stage>.queue_wait.hgrm`, `<stage>.service.hgrm`, `<stage>.io_wait.hgrm` (a stage that asks for I/O), `e2e.hgrm` | percentile spectra of the whole run, in microseconds (see [`crate::metrics::hgrm`]) |
 
 mod read;
@@ -27,6 +28,13 @@ pub const COUNTERS_FILE: &str = "counters.csv";
 /// The columns of [`COUNTERS_FILE`].
 pub const COUNTERS_HEADER: &str =
     "interval_start_s,stage,processed,rejected,failed,timed_out,queue_depth,pool_utilisation";
+
+/// Per interval and stage with an admission controller: its state as last read in the interval.
+pub const ADMISSION_FILE: &str = "admission.csv";
+/// The columns of [`ADMISSION_FILE`]: `level` is what the controller admits at (a rate per
+/// second, a limit, or 1 while codel sheds), `latency_ms` its latency estimate (empty before
+/// it has one).
+pub const ADMISSION_HEADER: &str = "interval_start_s,stage,controller,level,latency_ms";
 
 /// The tag of end-to-end latency in the interval log, and the name of its spectrum.
 pub const E2E_TAG: &str = "e2e";

@@ -26,7 +26,7 @@ use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 use serde::Deserialize;
 
-use super::{COUNTERS_FILE, E2E_TAG, HLOG_FILE, SUMMARY_FILE};
+use super::{ADMISSION_FILE, COUNTERS_FILE, E2E_TAG, HLOG_FILE, SUMMARY_FILE};
 use crate::file_input::{read_regular, InputError};
 use crate::metrics::{Percentiles, Summary, FORMAT, STAGE_SERIES};
 
@@ -60,6 +60,18 @@ pub struct Interval {
     pub length: Duration,
     pub histograms: BTreeMap<String, Histogram<u64>>,
     pub counters: BTreeMap<String, StageCounters>,
+    /// By stage, its admission controller as last read in the interval (`admission.csv`).
+    pub admission: BTreeMap<String, AdmissionReading>,
+}
+
+/// A stage's admission controller in an interval (a row of `admission.csv`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdmissionReading {
+    pub controller: String,
+    /// What it admits at: a rate per second, a limit, or 1 while codel sheds.
+    pub level: f64,
+    /// Its latency estimate, once it has one.
+    pub latency_ms: Option<f64>,
 }
 
 impl Interval {
@@ -145,7 +157,13 @@ pub fn read_run(dir: &Path) -> Result<RecordedRun, ReadError> {
     let log = parse_hlog(&dir.join(HLOG_FILE), &read(HLOG_FILE, MAX_LOG_BYTES)?)?;
     let log_started = log.started;
     let counters = parse_counters(&dir.join(COUNTERS_FILE), &read(COUNTERS_FILE, MAX_LOG_BYTES)?)?;
-    let intervals = join(&dir.join(HLOG_FILE), log, counters)?;
+    // Only a pipeline with an admission controller has the file.
+    let admission = match read(ADMISSION_FILE, MAX_LOG_BYTES) {
+        Ok(bytes) => parse_admission(&dir.join(ADMISSION_FILE), &bytes)?,
+        Err(ReadError::Missing { .. }) => Admission::new(),
+        Err(e) => return Err(e),
+    };
+    let intervals = join(&dir.join(HLOG_FILE), log, counters, admission)?;
     let run = RecordedRun { dir: dir.to_owned(), summary, steps, started: log_started, intervals };
     check_complete(&run, &load_counts)?;
     Ok(run)
@@ -342,6 +360,47 @@ fn parse_counters(path: &Path, bytes: &[u8]) -> Result<Counters, ReadError> {
     Ok(counters)
 }
 
+/// Admission controller readings by interval start (milliseconds) and stage.
+type Admission = BTreeMap<u64, BTreeMap<String, AdmissionReading>>;
+
+/// Reads `admission.csv` by its header's column names.
+fn parse_admission(path: &Path, bytes: &[u8]) -> Result<Admission, ReadError> {
+    let error = |line: usize, detail: String| ReadError::Counters { path: path.to_owned(), line, detail };
+    let text = std::str::from_utf8(bytes).map_err(|e| error(1, format!("not UTF-8 ({e})")))?;
+    if !text.is_empty() && !text.ends_with('\n') {
+        return Err(error(text.lines().count(), "the last line is cut short: the file is truncated".to_owned()));
+    }
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let column =
+        |name: &str| header.iter().position(|h| *h == name).ok_or_else(|| error(1, format!("no `{name}` column")));
+    let [start, stage, controller, level, latency] =
+        ["interval_start_s", "stage", "controller", "level", "latency_ms"].map(column);
+    let (start, stage, controller, level, latency) = (start?, stage?, controller?, level?, latency?);
+    let mut admission = Admission::new();
+    for (index, line) in lines.enumerate() {
+        let line_no = index + 2;
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields.len() != header.len() {
+            return Err(error(line_no, format!("{} fields, the header has {}", fields.len(), header.len())));
+        }
+        let start_ms =
+            parse_millis(fields[start]).ok_or_else(|| error(line_no, format!("bad time `{}`", fields[start])))?;
+        let number = |text: &str| text.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
+        let bad = |what: &str, text: &str| error(line_no, format!("bad {what} `{text}`"));
+        let reading = AdmissionReading {
+            controller: fields[controller].to_owned(),
+            level: number(fields[level]).ok_or_else(|| bad("level", fields[level]))?,
+            latency_ms: match fields[latency] {
+                "" => None,
+                text => Some(number(text).ok_or_else(|| bad("latency", text))?),
+            },
+        };
+        admission.entry(start_ms).or_default().insert(fields[stage].to_owned(), reading);
+    }
+    Ok(admission)
+}
+
 /// `"1.250"` (seconds, three decimals) as 1250 milliseconds.
 fn parse_millis(secs: &str) -> Option<u64> {
     let secs: f64 = secs.parse().ok()?;
@@ -351,7 +410,7 @@ fn parse_millis(secs: &str) -> Option<u64> {
 /// Joins the log's histograms and the counters by interval start (both written to the
 /// millisecond). Histograms of one tag and interval are added up; one whose values do not fit
 /// the first's range (a log seda did not write, or a damaged one) is an error naming its line.
-fn join(hlog: &Path, log: Log, counters: Counters) -> Result<Vec<Interval>, ReadError> {
+fn join(hlog: &Path, log: Log, counters: Counters, admission: Admission) -> Result<Vec<Interval>, ReadError> {
     let typical_length = log.entries.first().map_or(Duration::ZERO, |e| e.2);
     let mut by_start: BTreeMap<u64, Interval> = BTreeMap::new();
     let new = |start_ms: u64, length: Duration| Interval {
@@ -359,6 +418,7 @@ fn join(hlog: &Path, log: Log, counters: Counters) -> Result<Vec<Interval>, Read
         length,
         histograms: BTreeMap::new(),
         counters: BTreeMap::new(),
+        admission: BTreeMap::new(),
     };
     for (tag, start, length, histogram, line) in log.entries {
         let start_ms = start.as_millis() as u64;
@@ -379,6 +439,9 @@ fn join(hlog: &Path, log: Log, counters: Counters) -> Result<Vec<Interval>, Read
     }
     for (start_ms, stages) in counters {
         by_start.entry(start_ms).or_insert_with(|| new(start_ms, typical_length)).counters = stages;
+    }
+    for (start_ms, stages) in admission {
+        by_start.entry(start_ms).or_insert_with(|| new(start_ms, typical_length)).admission = stages;
     }
     Ok(by_start.into_values().collect())
 }
@@ -411,6 +474,9 @@ fn check_complete(run: &RecordedRun, load_counts: &BTreeMap<&str, u64>) -> Resul
         }
         if let Some(stage) = interval.counters.keys().find(|stage| !s.stages.contains_key(*stage)) {
             return Err(missing(&counters, stage));
+        }
+        if let Some(stage) = interval.admission.keys().find(|stage| !s.stages.contains_key(*stage)) {
+            return Err(missing(&run.dir.join(ADMISSION_FILE), stage));
         }
     }
     check(&hlog, format!("`{E2E_TAG}`"), logged(E2E_TAG), s.latency_us.count)?;
@@ -476,7 +542,7 @@ mod tests {
         let entries = [entry(histogram(1_000, 5)), entry(histogram(10_000_000, 5_000_000))];
         write(&mut bytes, std::time::UNIX_EPOCH, entries).unwrap();
         let log = parse_hlog(Path::new("l.hlog"), &bytes).unwrap();
-        let intervals = join(Path::new("l.hlog"), log, Counters::new()).unwrap();
+        let intervals = join(Path::new("l.hlog"), log, Counters::new(), Admission::new()).unwrap();
         let e2e = &intervals[0].histograms["e2e"];
         assert_eq!((e2e.len(), e2e.min(), e2e.max()), (2, 5, e2e.highest_equivalent(5_000_000)));
     }
@@ -497,7 +563,7 @@ mod tests {
             Ok(log) => {
                 // What the report then does with each interval: its end.
                 let ends: Vec<Duration> =
-                    join(Path::new("l.hlog"), log, Counters::new()).unwrap().iter().map(Interval::end).collect();
+                    join(Path::new("l.hlog"), log, Counters::new(), Admission::new()).unwrap().iter().map(Interval::end).collect();
                 panic!("accepted, ending at {ends:?}");
             }
             Err(e) => {

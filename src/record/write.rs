@@ -8,7 +8,10 @@ use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 
-use super::{hgrm_file, CONFIG_FILE, COUNTERS_FILE, COUNTERS_HEADER, E2E_TAG, HLOG_FILE, SUMMARY_FILE};
+use super::{
+    hgrm_file, ADMISSION_FILE, ADMISSION_HEADER, CONFIG_FILE, COUNTERS_FILE, COUNTERS_HEADER, E2E_TAG, HLOG_FILE,
+    SUMMARY_FILE,
+};
 use crate::metrics::{hgrm, hlog, Intervals, Recording, Summary, STAGE_SERIES};
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +117,12 @@ pub fn write_run_with(
         (Some(recording), Some(intervals)) => write_counters(out, recording, intervals),
         _ => writeln!(out, "{COUNTERS_HEADER}"),
     })?;
+    if let (Some(recording), Some(intervals)) = (recording, intervals) {
+        let controlled = intervals.list.iter().any(|i| i.stages.iter().any(|s| s.controller.is_some()));
+        if controlled {
+            file(ADMISSION_FILE, &|out| write_admission(out, recording, intervals))?;
+        }
+    }
     let empty = crate::metrics::new_histogram();
     let or_empty = |h: &Option<Histogram<u64>>| h.as_ref().unwrap_or(&empty).clone();
     if let Some(recording) = recording {
@@ -163,6 +172,18 @@ fn engine_entries<'a>(recording: &'a Recording, intervals: &'a Intervals) -> imp
             histogram: h.map_or_else(crate::metrics::new_histogram, |h| h.decode()),
         })
     })
+}
+
+fn write_admission(out: &mut dyn Write, recording: &Recording, intervals: &Intervals) -> io::Result<()> {
+    writeln!(out, "{ADMISSION_HEADER}")?;
+    for interval in &intervals.list {
+        for (name, s) in recording.stages.iter().zip(&interval.stages) {
+            let Some(c) = s.controller else { continue };
+            let latency = c.latency_ms.map(|ms| format!("{ms:.3}")).unwrap_or_default();
+            writeln!(out, "{:.3},{name},{},{:.3},{latency}", interval.start.as_secs_f64(), c.controller, c.level)?;
+        }
+    }
+    Ok(())
 }
 
 fn write_counters(out: &mut dyn Write, recording: &Recording, intervals: &Intervals) -> io::Result<()> {

@@ -625,3 +625,58 @@ fn a_window_over_histograms_of_different_ranges_is_summed_without_a_panic() {
     assert_eq!(slice.histograms["e2e"].len(), summary.latency_us.count);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_run_with_an_admission_controller_records_its_state_per_interval_and_plots_it() {
+    let dir = scratch("admission");
+    let run = dir.join("guarded");
+    // 2 ms a request on one worker (500/s) under 2000/s for 0.5 s: the controller sheds.
+    let config = json!({
+        "name": "guarded",
+        "metrics_interval_ms": 50,
+        "source": { "kind": "generator", "requests": 1000, "rate": 2000, "entry": "work", "cpu": two_cpus()[1] },
+        "pools": { "p": { "cpus": [two_cpus()[0]] } },
+        "stages": {
+            "work": { "kind": "spin", "pool": "p", "params": { "micros": 2000 }, "next": "done",
+                      "admission": { "kind": "latency_target", "target_ms": 20 } },
+            "done": { "kind": "respond", "pool": "p" }
+        }
+    });
+    let summary = record_run(&run, &config);
+    assert!(summary.stages["work"].rejected > 0, "the controller shed nothing: {summary}");
+
+    // A row per interval the controller was read in, for the controlled stage alone.
+    let csv = std::fs::read_to_string(run.join("admission.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("interval_start_s,stage,controller,level,latency_ms"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    // The collector reads the controller ten times an interval, at the lowest priority: on a
+    // loaded machine it may miss some intervals, never all of a run this long.
+    assert!(rows.len() >= 2, "{csv}");
+    for row in &rows {
+        assert_eq!((row.len(), row[1], row[2]), (5, "work", "latency_target"), "{row:?}");
+        let rate: f64 = row[3].parse().unwrap();
+        assert!(rate > 0.0 && rate <= 1e6, "{row:?}");
+    }
+    // Read back, on the intervals of the log and counters.
+    let read = seda::record::read_run(&run).unwrap();
+    let readings = read.intervals.iter().filter(|i| i.admission.contains_key("work")).count();
+    assert_eq!(readings, rows.len());
+    assert!(read.intervals.iter().all(|i| i.admission.keys().all(|stage| stage == "work")));
+
+    let plots = dir.join("plots");
+    stdout(&seda_report(&[&run, &"--svg", &plots]));
+    assert_eq!(files(&plots), ["admission.svg", "spectrum.svg", "timeline.svg"].map(String::from).into());
+    let series = svg_series(&plots.join("admission.svg"));
+    assert_eq!(series["work (latency_target)"], rows.len(), "a point per reading");
+    let estimates = rows.iter().filter(|row| !row[4].is_empty()).count();
+    assert_eq!(series["work estimate"], estimates);
+    assert_eq!(series["shed/s"], read.intervals.len(), "a bar per interval");
+
+    // A damaged row is refused with its line.
+    let damaged = dir.join("damaged");
+    copy_dir(&run, &damaged);
+    std::fs::write(damaged.join("admission.csv"), csv.replacen(",latency_target,", ",latency_target,-1", 1)).unwrap();
+    fails_with(&[&damaged], "admission.csv:2: bad level");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

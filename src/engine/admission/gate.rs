@@ -11,6 +11,7 @@ use super::codel::Codel;
 use super::concurrency_limit::ConcurrencyLimit;
 use super::latency_target::LatencyTarget;
 use crate::config::AdmissionPlan;
+use crate::metrics::ControllerReading;
 use crate::engine::Envelope;
 
 /// Which controller shed a request.
@@ -143,6 +144,17 @@ impl Gate {
             State::ConcurrencyLimit(c) => samples.iter().for_each(|&(_, ns)| c.observe(ns, now)),
             State::Codel(_) => {}
         }
+    }
+
+    /// The controller's state now, as a run record keeps it per interval.
+    pub fn reading(&self) -> ControllerReading {
+        let s = self.snapshot(0);
+        let level = match self.kind {
+            Controller::LatencyTarget => s.rate.unwrap_or(0.0),
+            Controller::ConcurrencyLimit => s.limit.unwrap_or(0) as f64,
+            Controller::Codel => f64::from(u8::from(s.dropping.unwrap_or(false))),
+        };
+        ControllerReading { controller: self.kind.name(), level, latency_ms: s.latency_ms }
     }
 
     /// The controller's state now, `queued` requests being in the stage's queue.

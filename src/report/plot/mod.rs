@@ -1,7 +1,9 @@
 //! `--svg DIR`: plots as plain SVG, drawn by our own small code ([`svg`], [`chart`]): the
-//! percentile [`spectrum`], latency over time ([`timeline`]) and, for a sweep, throughput
-//! against p99 ([`knee`]).
+//! percentile [`spectrum`], latency over time ([`timeline`]), the admission controllers over
+//! time ([`admission`]) when the run had any, and, for a sweep, throughput against p99
+//! ([`knee`]).
 
+pub mod admission;
 pub mod chart;
 pub mod knee;
 pub mod spectrum;
@@ -21,6 +23,7 @@ use super::window::Slice;
 pub const SPECTRUM_FILE: &str = "spectrum.svg";
 pub const TIMELINE_FILE: &str = "timeline.svg";
 pub const KNEE_FILE: &str = "knee.svg";
+pub const ADMISSION_FILE: &str = "admission.svg";
 
 /// A run to plot: its stats over the window, its table and its label (the record's folder
 /// name, unique among the runs).
@@ -32,8 +35,8 @@ pub struct Plotted<'a> {
     pub dir: PathBuf,
 }
 
-/// Writes each run's spectrum and timeline into its folder, a knee of its steps if its summary
-/// has steps, and with several runs a knee of one point per run into `dir`. Returns the files
+/// Writes each run's spectrum and timeline into its folder, its admission controllers over time
+/// if it had any, a knee of its steps if its summary has steps, and with several runs a knee of one point per run into `dir`. Returns the files
 /// written.
 pub fn write_plots(runs: &[Plotted<'_>], dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
@@ -46,6 +49,9 @@ pub fn write_plots(runs: &[Plotted<'_>], dir: &Path) -> io::Result<Vec<PathBuf>>
     for run in runs {
         write(run.dir.join(SPECTRUM_FILE), spectrum::draw(run.slice, run.label))?;
         write(run.dir.join(TIMELINE_FILE), timeline::draw(run.slice, run.label))?;
+        if admission::any(run.slice) {
+            write(run.dir.join(ADMISSION_FILE), admission::draw(run.slice, run.label))?;
+        }
         let steps = &run.slice.run.steps;
         if !steps.is_empty() {
             let points: Vec<KneePoint> = steps
