@@ -19,8 +19,8 @@ pub use model::{
     PipelineConfig, PoolConfig, QueueConfig, Rate, SourceConfig, SourcePlacement, StageConfig, WhenFull,
 };
 pub use plan::{
-    AdmissionPlan, CodelPlan, ConcurrencyLimitPlan, HttpPlan, JetStreamPlan, LatencyTargetPlan, NatsPlan, Plan,
-    PoolPlan, QueuePlan, SourcePlan, StageId, StagePlan, ThreadPlan,
+    AdmissionPlan, ClassSource, CodelPlan, ConcurrencyLimitPlan, HttpPlan, JetStreamPlan, LatencyTargetPlan, NatsPlan,
+    Plan, PoolPlan, QueuePlan, SourcePlan, StageId, StagePlan, ThreadPlan,
 };
 pub use schema::schema;
 pub use validate::{validate, validate_with, validate_with_cpus};

@@ -526,13 +526,16 @@ pub enum Adjust {
     Sandstorm,
 }
 
-/// Where a request's service class comes from.
+/// Where a request's service class comes from: a request attribute or an HTTP header, one of
+/// the two.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClassesConfig {
-    /// The request attribute holding the class name (set by `http_route` or the generator's
-    /// `attributes`).
-    pub attribute: String,
+    /// The request attribute holding the class name (the generator's `attributes`; in-process,
+    /// `seda load --mix` sets `path`).
+    pub attribute: Option<String>,
+    /// The HTTP request header holding the class name (its first value, as sent).
+    pub header: Option<String>,
     /// Class names, highest first. A request whose attribute is missing or names no class
     /// belongs to the last (lowest).
     pub order: Vec<String>,

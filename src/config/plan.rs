@@ -212,8 +212,17 @@ pub struct LatencyTargetPlan {
     pub adjust: Adjust,
     pub min_rate: f64,
     pub max_rate: f64,
-    /// The attribute naming a request's class, and the class names, highest first.
-    pub classes: Option<(String, Vec<String>)>,
+    /// Where a request's class comes from, and the class names, highest first.
+    pub classes: Option<(ClassSource, Vec<String>)>,
+}
+
+/// Where a request's service class comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClassSource {
+    /// A request attribute.
+    Attribute(String),
+    /// An HTTP request header (its first value).
+    Header(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -22,8 +22,8 @@ use super::model::{
     PoolConfig, SourceConfig, SourcePlacement, StageConfig, WhenFull,
 };
 use super::plan::{
-    AdmissionPlan, CodelPlan, ConcurrencyLimitPlan, HttpPlan, JetStreamPlan, LatencyTargetPlan, NatsPlan, Plan,
-    PoolPlan, QueuePlan, SourcePlan, StagePlan, ThreadPlan,
+    AdmissionPlan, ClassSource, CodelPlan, ConcurrencyLimitPlan, HttpPlan, JetStreamPlan, LatencyTargetPlan, NatsPlan,
+    Plan, PoolPlan, QueuePlan, SourcePlan, StagePlan, ThreadPlan,
 };
 use super::{ranges, ConfigError, ConfigErrors, Rate};
 
@@ -830,9 +830,32 @@ impl Validator<'_> {
                 }
                 let classes = a.classes.as_ref().map(|classes| {
                     let path = format!("{at}.classes");
-                    if classes.attribute.is_empty() {
-                        self.error(format!("{path}.attribute"), "a class attribute needs a name", None);
-                    }
+                    let source = match (&classes.attribute, &classes.header) {
+                        (Some(attribute), None) => {
+                            if attribute.is_empty() {
+                                self.error(format!("{path}.attribute"), "a class attribute needs a name", None);
+                            }
+                            ClassSource::Attribute(attribute.clone())
+                        }
+                        (None, Some(header)) => {
+                            if !seda_stages::http::is_token(header) {
+                                self.error(
+                                    format!("{path}.header"),
+                                    format!("`{header}` is not an HTTP header name"),
+                                    Some("letters, digits and !#$%&'*+-.^_`|~, as `X-Priority`".into()),
+                                );
+                            }
+                            ClassSource::Header(header.clone())
+                        }
+                        _ => {
+                            self.error(
+                                path.clone(),
+                                "a class comes from an `attribute` or a `header`: name one of the two",
+                                None,
+                            );
+                            ClassSource::Attribute(String::new())
+                        }
+                    };
                     let mut names: Vec<&String> = classes.order.iter().collect();
                     names.sort();
                     names.dedup();
@@ -845,7 +868,7 @@ impl Validator<'_> {
                     } else if names.len() != classes.order.len() {
                         self.error(format!("{path}.order"), "a class is named twice", None);
                     }
-                    (classes.attribute.clone(), classes.order.clone())
+                    (source, classes.order.clone())
                 });
                 AdmissionPlan::LatencyTarget(LatencyTargetPlan {
                     target,

@@ -17,6 +17,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use seda_stages::http::is_token_byte;
+
 use super::mix::{RequestKind, MAX_BODY_BYTES};
 use super::options::{parse_target, HttpTarget, Target};
 
@@ -177,11 +179,6 @@ pub fn parse_header(s: &str) -> Result<(String, String), String> {
     let (name, value) = (name.trim(), value.trim());
     check_header(name, value)?;
     Ok((name.to_string(), value.to_string()))
-}
-
-/// RFC 9110's `tchar`.
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //! so a handler cannot make the framing lie. For HEAD the headers are those of the GET, with no
 //! body. No `Date` header yet.
 
+use seda_stages::http::is_token;
+
 use super::status::Status;
 use super::{Request, Version};
 
@@ -109,27 +111,6 @@ pub fn write_head<'n, 'v>(
 fn is_framing_header(name: &str) -> bool {
     ["content-length", "connection", "transfer-encoding"].iter().any(|framing| name.eq_ignore_ascii_case(framing))
 }
-
-/// RFC 9110 §5.6.2 `token`.
-fn is_token(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| TCHAR[usize::from(b)])
-}
-
-/// `tchar`, by byte: checked per header written, so a table rather than a search.
-static TCHAR: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
-            );
-        b += 1;
-    }
-    table
-};
 
 fn is_field_value(value: &[u8]) -> bool {
     !value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)

@@ -562,8 +562,11 @@ mod tests {
         match parse_hlog(Path::new("l.hlog"), text.as_bytes()) {
             Ok(log) => {
                 // What the report then does with each interval: its end.
-                let ends: Vec<Duration> =
-                    join(Path::new("l.hlog"), log, Counters::new(), Admission::new()).unwrap().iter().map(Interval::end).collect();
+                let ends: Vec<Duration> = join(Path::new("l.hlog"), log, Counters::new(), Admission::new())
+                    .unwrap()
+                    .iter()
+                    .map(Interval::end)
+                    .collect();
                 panic!("accepted, ending at {ends:?}");
             }
             Err(e) => {

@@ -187,6 +187,32 @@ fn push_str(text: &mut String, s: &str) -> Span {
     span(start, text.len())
 }
 
+/// Whether `name` is an RFC 9110 §5.6.2 `token`: what a method or a header name must be.
+pub fn is_token(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(is_token_byte)
+}
+
+/// Whether `b` is an RFC 9110 `tchar`.
+pub fn is_token_byte(b: u8) -> bool {
+    TCHAR[usize::from(b)]
+}
+
+/// `tchar`, by byte: checked per header written, so a table rather than a search.
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+            );
+        b += 1;
+    }
+    table
+};
+
 /// Strips optional whitespace (SP, HTAB) from both ends (RFC 9110 §5.5).
 pub fn trim_ows(mut value: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = value {

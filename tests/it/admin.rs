@@ -681,3 +681,46 @@ fn past_the_connection_bound_a_new_client_gets_503_at_once() {
     admin.stop();
     engine.shutdown();
 }
+
+#[test]
+fn an_http_requests_service_class_comes_from_its_header_and_stats_count_each_class() {
+    let config = json!({
+        "name": "classes",
+        "admin": { "listen": "127.0.0.1:0" },
+        "source": { "kind": "http", "listen": "127.0.0.1:0", "entry": "work" },
+        "pools": { "p": { "cpus": [a_cpu()] } },
+        "stages": {
+            "work": { "kind": "respond", "pool": "p",
+                      "admission": { "kind": "latency_target",
+                                     "classes": { "header": "X-Tier", "order": ["gold", "bronze"] } } }
+        }
+    });
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let flag = stop.clone();
+    let run = std::thread::spawn(move || {
+        let told = move |at| tx.send(at).unwrap();
+        seda::run::Runner::new(plan(config)).stop_on(&flag).on_listening(told).run_to_end().unwrap().summary
+    });
+    let (mut source, mut admin) = (None, None);
+    for _ in 0..2 {
+        match rx.recv_timeout(Duration::from_secs(30)).unwrap() {
+            seda::run::Listening::Source(addr) => source = Some(addr),
+            seda::run::Listening::Admin(addr) => admin = Some(addr),
+        }
+    }
+    let (source, admin) = (source.unwrap(), admin.unwrap());
+    // Three gold, one bronze (the name's case does not matter), one with no class and one whose
+    // class is no class's name (both the lowest).
+    for tier in ["X-Tier: gold", "X-Tier: gold", "x-tier: gold", "X-Tier: bronze", "", "X-Tier: platinum"] {
+        let tier = if tier.is_empty() { String::new() } else { format!("{tier}\r\n") };
+        let request = format!("GET / HTTP/1.1\r\nHost: t\r\n{tier}Connection: close\r\n\r\n");
+        let (status, _, _) = exchange(source, &request);
+        assert_eq!(status, 200, "{tier}");
+    }
+    let admission = stage(&stats(admin), "work").admission.clone().unwrap();
+    let classes: Vec<(&str, u64, u64)> = admission.classes.iter().map(|c| (c.name.as_str(), c.admitted, c.shed)).collect();
+    assert_eq!(classes, [("gold", 3, 0), ("bronze", 3, 0)]);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(run.join().unwrap().ledger.completed, 6);
+}

@@ -145,6 +145,29 @@ fn a_bad_admission_block_reports_every_error_at_its_path() {
             "$.stages.entry.admission.classes.order",
         ]
     );
+    // A class comes from an attribute or a header, one of the two, and a header is a token.
+    let classes = |classes: Value| {
+        let admission = json!({ "kind": "latency_target", "classes": classes });
+        let errors = seda::config::validate(&pipeline(admission, json!({ "kind": "noop" }))).err().unwrap();
+        errors.0.iter().map(|e| (e.path.clone(), e.message.clone())).collect::<Vec<_>>()
+    };
+    let neither = "a class comes from an `attribute` or a `header`: name one of the two".to_owned();
+    let at = "$.stages.entry.admission.classes".to_owned();
+    assert_eq!(classes(json!({ "order": ["a"] })), [(at.clone(), neither.clone())]);
+    assert_eq!(classes(json!({ "attribute": "tier", "header": "X-Tier", "order": ["a"] })), [(at.clone(), neither)]);
+    assert_eq!(
+        classes(json!({ "header": "X Tier", "order": ["a"] })),
+        [(format!("{at}.header"), "`X Tier` is not an HTTP header name".to_owned())]
+    );
+    let admission = json!({ "kind": "latency_target", "classes": { "header": "X-Tier", "order": ["gold", "bronze"] } });
+    let plan = seda::config::validate(&pipeline(admission, json!({ "kind": "noop" }))).unwrap();
+    let entry = &plan.stages[plan.stage("entry").unwrap()];
+    let Some(seda::config::AdmissionPlan::LatencyTarget(lt)) = &entry.admission else { panic!("latency_target") };
+    assert_eq!(
+        lt.classes,
+        Some((seda::config::ClassSource::Header("X-Tier".into()), vec!["gold".into(), "bronze".into()]))
+    );
+
     let admission = json!({ "kind": "concurrency_limit", "initial_limit": 0, "backoff": 1 });
     let errors = seda::config::validate(&pipeline(admission, json!({ "kind": "noop" }))).err().unwrap();
     let paths: Vec<&str> = errors.0.iter().map(|e| e.path.as_str()).collect();

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::codel::Codel;
 use super::concurrency_limit::ConcurrencyLimit;
 use super::latency_target::LatencyTarget;
-use crate::config::AdmissionPlan;
-use crate::metrics::ControllerReading;
+use crate::config::{AdmissionPlan, ClassSource};
 use crate::engine::Envelope;
+use crate::metrics::ControllerReading;
 
 /// Which controller shed a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -40,8 +40,8 @@ pub(crate) struct Gate {
     /// Requests of the batches workers have started at the stage and not finished: with the
     /// queue's depth, the requests at the stage (for `concurrency_limit`).
     in_service: AtomicUsize,
-    /// The attribute naming a request's class, and the classes' names, highest first.
-    classes: Option<(String, Vec<String>)>,
+    /// Where a request's class comes from, and the classes' names, highest first.
+    classes: Option<(ClassSource, Vec<String>)>,
 }
 
 enum State {
@@ -86,9 +86,13 @@ impl Gate {
 
     /// A request's class: its index in the order, the lowest when it names none.
     pub fn class_of(&self, req: &Request) -> usize {
-        let Some((attribute, names)) = &self.classes else { return 0 };
+        let Some((source, names)) = &self.classes else { return 0 };
         let lowest = names.len() - 1;
-        req.attrs.get(attribute).and_then(|v| names.iter().position(|n| n == v)).unwrap_or(lowest)
+        let name: Option<&[u8]> = match source {
+            ClassSource::Attribute(attribute) => req.attrs.get(attribute).map(str::as_bytes),
+            ClassSource::Header(header) => req.http.header(header),
+        };
+        name.and_then(|v| names.iter().position(|n| n.as_bytes() == v)).unwrap_or(lowest)
     }
 
     /// Moves the requests of `items` the controller sheds as they are queued (in order) into
@@ -254,4 +258,63 @@ pub struct ClassSnapshot {
     pub latency_ms: Option<f64>,
     pub admitted: u64,
     pub shed: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use seda_stages::http::Version;
+
+    use super::*;
+    use crate::config::{Adjust, LatencyTargetPlan};
+
+    fn gate(source: ClassSource) -> Gate {
+        let plan = LatencyTargetPlan {
+            target: Duration::from_millis(20),
+            percentile: 90.0,
+            sample_every: 100,
+            sample_window: Duration::from_millis(100),
+            smoothing: 0.7,
+            adjust: Adjust::Proportional,
+            min_rate: 10.0,
+            max_rate: 1e6,
+            classes: Some((source, vec!["gold".into(), "silver".into(), "bronze".into()])),
+        };
+        Gate::new(&AdmissionPlan::LatencyTarget(plan), 1, 0)
+    }
+
+    fn http_request(headers: &[(&str, &str)]) -> Request {
+        let mut req = Request::default();
+        req.http.set_line("GET", "/", Version::Http11);
+        for (name, value) in headers {
+            req.http.push_header(name, value.as_bytes());
+        }
+        req
+    }
+
+    #[test]
+    fn a_class_is_read_from_its_header_whatever_the_names_case_and_the_lowest_without_one() {
+        let g = gate(ClassSource::Header("X-Tier".into()));
+        assert_eq!(g.class_of(&http_request(&[("X-Tier", "gold")])), 0);
+        assert_eq!(g.class_of(&http_request(&[("x-tier", "silver")])), 1);
+        // The first value counts; a value is compared exactly.
+        assert_eq!(g.class_of(&http_request(&[("X-Tier", "silver"), ("X-Tier", "gold")])), 1);
+        assert_eq!(g.class_of(&http_request(&[("X-Tier", "Gold")])), 2);
+        assert_eq!(g.class_of(&http_request(&[])), 2);
+        // An attribute of the same name is not the header.
+        let mut req = http_request(&[]);
+        req.attrs.set("X-Tier".into(), "gold".into());
+        assert_eq!(g.class_of(&req), 2);
+    }
+
+    #[test]
+    fn a_class_is_read_from_its_attribute_and_the_lowest_without_one() {
+        let g = gate(ClassSource::Attribute("tier".into()));
+        let mut req = Request::default();
+        assert_eq!(g.class_of(&req), 2);
+        req.attrs.set("tier".into(), "silver".into());
+        assert_eq!(g.class_of(&req), 1);
+        assert_eq!(g.class_of(&http_request(&[("tier", "gold")])), 2);
+    }
 }

@@ -51,7 +51,8 @@ pub fn draw(slice: &Slice<'_>, label: &str) -> String {
     let shed: Vec<(f64, f64, f64)> = intervals
         .iter()
         .map(|i| {
-            let n: u64 = controlled.iter().filter_map(|(_, name)| i.counters.get(name.as_str())).map(|c| c.rejected).sum();
+            let n: u64 =
+                controlled.iter().filter_map(|(_, name)| i.counters.get(name.as_str())).map(|c| c.rejected).sum();
             let secs = i.length.as_secs_f64();
             (i.start.as_secs_f64(), i.end().as_secs_f64(), if secs > 0.0 { n as f64 / secs } else { 0.0 })
         })
@@ -96,8 +97,7 @@ pub fn draw(slice: &Slice<'_>, label: &str) -> String {
     }
     shed_panel.draw_axes(&mut svg, true);
     shed_panel.draw_bars(&mut svg, "shed/s", SHED_FILL, &shed);
-    let entries: Vec<(&str, Stroke)> =
-        levels.iter().chain(&latencies).map(|s| (s.name.as_str(), s.stroke)).collect();
+    let entries: Vec<(&str, Stroke)> = levels.iter().chain(&latencies).map(|s| (s.name.as_str(), s.stroke)).collect();
     legend(&mut svg, (LEVEL.left + LEVEL.width + 30.0, LEVEL.top + 10.0), &entries);
     svg.finish()
 }
