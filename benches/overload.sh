@@ -171,6 +171,50 @@ for name, k in sorted(r["by_request"].items()):
 PY
 
 echo
+echo "== a step from 0.8C to 1.4C: the server's own end-to-end p90 per 100 ms (its run record, 50 ms intervals)"
+echo "| policy | p90 before the step, ms (worst 100 ms) | worst p90 after it, ms | above 20 ms until, ms after the step |"
+echo "| --- | --- | --- | --- |"
+# 0.8C for 6 s; a second loader adds 0.6C from 3 s to 6 s. Recovery: from the step to the end of
+# the last 100 ms window whose p90 is above the 20 ms target (0 when none is).
+for policy in static_queue latency_target concurrency_limit codel; do
+    config "$policy" "$HTTP_SOURCE" | python3 -c "import json, sys; c = json.load(sys.stdin); c['metrics_interval_ms'] = 50; print(json.dumps(c))" >"$WORK/step-$policy.json"
+    "$SEDA" run "$WORK/step-$policy.json" --record "$WORK/step-$policy.record" >"$WORK/step-$policy.out" 2>&1 &
+    SERVER=$!
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
+        sleep 0.05
+    done
+    load "$WORK/step-$policy.base.json" --rate "$(python3 -c "print(int($C * 0.8))")" -d 6s &
+    base=$!
+    sleep 3
+    step_at=$(date +%s.%N)
+    load "$WORK/step-$policy.extra.json" --rate "$(python3 -c "print(int($C * 0.6))")" -d 3s
+    wait $base
+    stop_server
+    python3 - "$SEDA" "$WORK/step-$policy.record" "$step_at" "$policy" <<'PY'
+import re, subprocess, sys
+seda, record, step_at, policy = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+head = open(f"{record}/latency.hlog").read(4096)
+started = float(re.search(r"#\[StartTime: ([0-9.]+)", head).group(1))
+step = step_at - started
+windows = []
+t = max(0.0, step - 1.0)
+while t < step + 2.5:
+    out = subprocess.run([seda, "report", record, "--from", f"{t:.3f}", "--to", f"{t + 0.1:.3f}"],
+                         capture_output=True, text=True).stdout
+    row = next((l.split() for l in out.splitlines() if l.startswith("end to end")), None)
+    windows.append((t - step, float(row[6]) / 1e3 if row else 0.0))
+    t += 0.1
+before = max((p for w, p in windows if w < 0), default=0.0)
+after = [(w, p) for w, p in windows if w >= -0.05]
+late = [w for w, p in after if p > 20.0]
+recovery = (max(late) + 0.1) * 1e3 if late else 0.0
+worst = max((p for _, p in after), default=0.0)
+print(f"| {policy} | {before:.1f} | {worst:.1f} | {recovery:.0f} |")
+PY
+done
+
+echo
 echo "== ${LONG} s at 2C under latency_target: the ledger and the server's RSS"
 start_server latency_target
 rate=$(python3 -c "print(int($C * 2))")

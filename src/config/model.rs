@@ -539,6 +539,9 @@ pub struct ClassesConfig {
     /// Class names, highest first. A request whose attribute is missing or names no class
     /// belongs to the last (lowest).
     pub order: Vec<String>,
+    /// Each class's own target, in the order of `order`; without it every class has the
+    /// controller's `target_ms`.
+    pub targets_ms: Option<Vec<f64>>,
 }
 
 /// An adaptive limit on the requests at the stage (queued or in service): cut by `backoff`

@@ -214,6 +214,8 @@ pub struct LatencyTargetPlan {
     pub max_rate: f64,
     /// Where a request's class comes from, and the class names, highest first.
     pub classes: Option<(ClassSource, Vec<String>)>,
+    /// Each class's target, highest first (one, `target`, without classes).
+    pub class_targets: Vec<Duration>,
 }
 
 /// Where a request's service class comes from.

@@ -870,6 +870,30 @@ impl Validator<'_> {
                     }
                     (source, classes.order.clone())
                 });
+                // Each class's target: its own, or the controller's.
+                let classes_n = a.classes.as_ref().map_or(1, |c| c.order.len().max(1));
+                let class_targets = match a.classes.as_ref().and_then(|c| c.targets_ms.as_ref()) {
+                    None => vec![target; classes_n],
+                    Some(targets) => {
+                        let path = format!("{at}.classes");
+                        if targets.len() != classes_n {
+                            self.error(
+                                format!("{path}.targets_ms"),
+                                format!(
+                                    "{} targets for {} classes: give one per class, in `order`",
+                                    targets.len(),
+                                    classes_n
+                                ),
+                                None,
+                            );
+                        }
+                        targets
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &ms)| self.admission_ms(&path, &format!("targets_ms[{i}]"), ms))
+                            .collect()
+                    }
+                };
                 AdmissionPlan::LatencyTarget(LatencyTargetPlan {
                     target,
                     percentile: a.percentile,
@@ -880,6 +904,7 @@ impl Validator<'_> {
                     min_rate: a.min_rate,
                     max_rate: a.max_rate,
                     classes,
+                    class_targets,
                 })
             }
             AdmissionConfig::ConcurrencyLimit(a) => {

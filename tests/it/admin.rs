@@ -719,7 +719,8 @@ fn an_http_requests_service_class_comes_from_its_header_and_stats_count_each_cla
         assert_eq!(status, 200, "{tier}");
     }
     let admission = stage(&stats(admin), "work").admission.clone().unwrap();
-    let classes: Vec<(&str, u64, u64)> = admission.classes.iter().map(|c| (c.name.as_str(), c.admitted, c.shed)).collect();
+    let classes: Vec<(&str, u64, u64)> =
+        admission.classes.iter().map(|c| (c.name.as_str(), c.admitted, c.shed)).collect();
     assert_eq!(classes, [("gold", 3, 0), ("bronze", 3, 0)]);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(run.join().unwrap().ledger.completed, 6);

@@ -159,6 +159,14 @@ fn a_bad_admission_block_reports_every_error_at_its_path() {
         classes(json!({ "header": "X Tier", "order": ["a"] })),
         [(format!("{at}.header"), "`X Tier` is not an HTTP header name".to_owned())]
     );
+    assert_eq!(
+        classes(json!({ "attribute": "tier", "order": ["a", "b"], "targets_ms": [10] })),
+        [(format!("{at}.targets_ms"), "1 targets for 2 classes: give one per class, in `order`".to_owned())]
+    );
+    assert_eq!(
+        classes(json!({ "attribute": "tier", "order": ["a", "b"], "targets_ms": [10, 0] })),
+        [(format!("{at}.targets_ms[1]"), "targets_ms[1] must be above 0 and at most 3600000, not 0".to_owned())]
+    );
     let admission = json!({ "kind": "latency_target", "classes": { "header": "X-Tier", "order": ["gold", "bronze"] } });
     let plan = seda::config::validate(&pipeline(admission, json!({ "kind": "noop" }))).unwrap();
     let entry = &plan.stages[plan.stage("entry").unwrap()];
@@ -167,6 +175,14 @@ fn a_bad_admission_block_reports_every_error_at_its_path() {
         lt.classes,
         Some((seda::config::ClassSource::Header("X-Tier".into()), vec!["gold".into(), "bronze".into()]))
     );
+    // Without targets of their own, every class has the controller's.
+    assert_eq!(lt.class_targets, [Duration::from_millis(20); 2]);
+    let admission = json!({ "kind": "latency_target", "target_ms": 30,
+                            "classes": { "attribute": "tier", "order": ["gold", "bronze"], "targets_ms": [5, 250.5] } });
+    let plan = seda::config::validate(&pipeline(admission, json!({ "kind": "noop" }))).unwrap();
+    let entry = &plan.stages[plan.stage("entry").unwrap()];
+    let Some(seda::config::AdmissionPlan::LatencyTarget(lt)) = &entry.admission else { panic!("latency_target") };
+    assert_eq!(lt.class_targets, [Duration::from_millis(5), Duration::from_micros(250_500)]);
 
     let admission = json!({ "kind": "concurrency_limit", "initial_limit": 0, "backoff": 1 });
     let errors = seda::config::validate(&pipeline(admission, json!({ "kind": "noop" }))).err().unwrap();

@@ -280,6 +280,7 @@ mod tests {
             min_rate: 10.0,
             max_rate: 1e6,
             classes: Some((source, vec!["gold".into(), "silver".into(), "bronze".into()])),
+            class_targets: vec![Duration::from_millis(20); 3],
         };
         Gate::new(&AdmissionPlan::LatencyTarget(plan), 1, 0)
     }

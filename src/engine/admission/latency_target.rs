@@ -42,9 +42,11 @@
 //! `proportional` also looks ahead, at the queue as it is now: a request is refused when its
 //! predicted response time, the requests ahead of it at the stage times the time a request
 //! keeps a worker busy (a mean over recent batches) over the workers, plus its own, is past
-//! its class's budget: the target for the highest class, a smaller share of it for each lower
-//! one (`target x (classes - k) / classes` for class k), so that a lower class is shed while
-//! the queue still has room for a higher one. A rate acts on response times measured a wait
+//! its class's budget: half its target for the highest class, and for each lower one at most
+//! `(classes - k) / (classes - k + 1)` of the budget of the class above (so with one target for
+//! all, `target / 2 x (classes - k) / classes` for class k): a lower class is shed while the
+//! queue still has room for a higher one, and a lower class with a longer target of its own
+//! cannot fill the queue past what a higher class may wait. A rate acts on response times measured a wait
 //! ago, and any rate above the capacity fills the queue until they show it; the prediction
 //! holds the wait near the target as the load moves, and the rate does the rest (a stage whose
 //! response time is not its queue, such as one that waits on I/O). The prediction counts the
@@ -74,7 +76,6 @@ const RAISE_GAIN: f64 = 0.2;
 
 #[derive(Debug, Clone)]
 pub(crate) struct LatencyTarget {
-    target_ns: f64,
     smoothing: f64,
     adjust: Adjust,
     min_rate: f64,
@@ -101,6 +102,11 @@ const BUSY_WEIGHT: f64 = 0.125;
 /// One service class's bucket, window and estimate.
 #[derive(Debug, Clone)]
 pub(crate) struct Class {
+    /// The class's target, ns.
+    target_ns: f64,
+    /// How long a request of the class may be predicted to wait at most, ns: a share of its
+    /// target, and less than any higher class's (see the module doc).
+    budget_ns: f64,
     /// Requests per second.
     pub rate: f64,
     tokens: f64,
@@ -130,6 +136,8 @@ impl LatencyTarget {
     pub fn new(plan: &LatencyTargetPlan, classes: usize, workers: usize, now: u64) -> Self {
         let window = Window::new(plan.sample_every, plan.sample_window.as_nanos() as u64, plan.percentile, now);
         let class = Class {
+            target_ns: plan.target.as_nanos() as f64,
+            budget_ns: 0.0,
             rate: plan.max_rate,
             tokens: 0.0,
             refilled_ns: now,
@@ -144,12 +152,22 @@ impl LatencyTarget {
             admitted_total: 0,
             shed_total: 0,
         };
-        let mut classes = vec![class; classes.max(1)];
-        for class in &mut classes {
+        let n = classes.max(1);
+        let mut classes = vec![class; n];
+        let mut higher_budget = f64::INFINITY;
+        for (k, class) in classes.iter_mut().enumerate() {
             class.tokens = burst(class.rate);
+            if let Some(target) = plan.class_targets.get(k) {
+                class.target_ns = target.as_nanos() as f64;
+            }
+            // The highest class's budget is its share of its target; each lower one's at most
+            // a share of the one above: (n - k) / (n - k + 1) of it. With one target for all,
+            // class k gets target x share x (n - k) / n.
+            let own = QUEUE_SHARE * class.target_ns;
+            class.budget_ns = if k == 0 { own } else { own.min(higher_budget * (n - k) as f64 / (n - k + 1) as f64) };
+            higher_budget = class.budget_ns;
         }
         LatencyTarget {
-            target_ns: plan.target.as_nanos() as f64,
             smoothing: plan.smoothing,
             adjust: plan.adjust,
             min_rate: plan.min_rate,
@@ -173,9 +191,7 @@ impl LatencyTarget {
         }
         let in_time = match self.busy_per_request_ns {
             Some(busy) if self.adjust == Adjust::Proportional => {
-                let classes = self.classes.len() as f64;
-                let budget = QUEUE_SHARE * self.target_ns * (classes - class as f64) / classes;
-                (ahead as f64 / self.workers + 1.0) * busy <= budget
+                (ahead as f64 / self.workers + 1.0) * busy <= self.classes[class].budget_ns
             }
             _ => true,
         };
@@ -239,7 +255,7 @@ impl LatencyTarget {
             None => sample,
         };
         c.estimate_ns = Some(estimate);
-        let err = (estimate - self.target_ns) / self.target_ns;
+        let err = (estimate - c.target_ns) / c.target_ns;
         // Per second, since the last decision (`proportional`) or over the window.
         let (mut per_second, mut completed) = (1e9 / closed.span_ns as f64, closed.count as u64);
         let mut arrived = arrived;
@@ -315,6 +331,7 @@ mod tests {
             min_rate: 10.0,
             max_rate,
             classes: None,
+            class_targets: Vec::new(),
         }
     }
 
@@ -365,6 +382,36 @@ mod tests {
         assert!(!c.admit(0, 10, 0));
         assert!(c.admit(1, 4, 0));
         assert!(!c.admit(1, 5, 0));
+    }
+
+    #[test]
+    fn a_lower_class_never_waits_longer_than_a_higher_whatever_its_own_target() {
+        let mut p = plan(Adjust::Proportional, 1e6);
+        // Gold 10 ms, silver 40 ms, bronze 8 ms.
+        p.class_targets = [10, 40, 8].map(Duration::from_millis).to_vec();
+        let mut c = LatencyTarget::new(&p, 3, 1, 0);
+        c.busy(1, MS);
+        // Budgets: gold 5 ms; silver min(20, 5 x 2/3) = 3.33 ms; bronze min(4, 3.33 x 1/2) = 1.67.
+        assert!(c.admit(0, 4, 0) && !c.admit(0, 5, 0));
+        assert!(c.admit(1, 2, 0) && !c.admit(1, 3, 0));
+        assert!(c.admit(2, 0, 0) && !c.admit(2, 1, 0));
+    }
+
+    #[test]
+    fn each_class_moves_its_rate_by_its_own_target() {
+        let mut p = plan(Adjust::Proportional, 1e6);
+        p.class_targets = [10, 40].map(Duration::from_millis).to_vec();
+        let mut c = LatencyTarget::new(&p, 2, 1, 0);
+        let mut now = 0;
+        // 30 ms is within the low class's 40 ms (under the shared 20 ms it would be cut) ...
+        feed_every(&mut c, 1, 10, 30, 10, &mut now);
+        assert_eq!(c.classes()[1].rate, 1e6);
+        // ... and 50 ms past it, once the smoothed estimate (36 ms after one window, 40.2 after
+        // two) is.
+        feed_every(&mut c, 1, 10, 50, 10, &mut now);
+        assert_eq!(c.classes()[1].rate, 1e6);
+        feed_every(&mut c, 1, 10, 50, 10, &mut now);
+        assert!(c.classes()[1].rate < 1e6, "{:?}", c.classes()[1]);
     }
 
     #[test]
