@@ -84,6 +84,10 @@ fn step(phase: &PhaseResults) -> Value {
         "target_rate": phase.target_rate,
         "throughput_rps": phase.achieved_rate,
         "latency_us": Percentiles::of(Some(&phase.histograms.corrected)),
+        "goodput_rps": phase.goodput_rps,
+        // What the target served: the answers that passed their checks (a server that sheds
+        // answers its rejections fast).
+        "served_latency_us": Percentiles::of(Some(&phase.histograms.good)),
     })
 }
 

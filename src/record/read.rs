@@ -108,6 +108,15 @@ pub struct SweepStep {
     pub throughput_rps: f64,
     /// End-to-end latency during the step.
     pub latency_us: Percentiles,
+    /// The offered load (`seda load` writes its scheduled rate), requests per second.
+    #[serde(default)]
+    pub target_rate: Option<f64>,
+    /// Answers within the SLO per second (`seda load --slo`).
+    #[serde(default)]
+    pub goodput_rps: Option<f64>,
+    /// The latency of the answers that passed their checks.
+    #[serde(default)]
+    pub served_latency_us: Option<Percentiles>,
 }
 
 #[derive(Debug, thiserror::Error)]

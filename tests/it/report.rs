@@ -680,3 +680,36 @@ fn a_run_with_an_admission_controller_records_its_state_per_interval_and_plots_i
     fails_with(&[&damaged], "admission.csv:2: bad level");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_sweep_with_goodput_gets_goodput_and_served_latency_against_offered_load() {
+    let dir = scratch("goodput");
+    let run_dir = dir.join("sweep");
+    record_run(&run_dir, &config(300, 2_000));
+    let path = run_dir.join("summary.json");
+    let mut summary: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let percentiles = |p90: f64| json!({ "count": 10, "mean": 1.0, "p50": 1.0, "p90": p90, "p99": p90, "p999": p90, "max": p90 });
+    let step = |offered: f64, goodput: f64, served_p90: f64| {
+        json!({ "target_rate": offered, "throughput_rps": offered, "goodput_rps": goodput,
+                "latency_us": percentiles(served_p90), "served_latency_us": percentiles(served_p90) })
+    };
+    summary["steps"] = json!([step(1_000.0, 1_000.0, 900.0), step(2_000.0, 1_900.0, 1_500.0), step(4_000.0, 1_950.0, 1_600.0)]);
+    std::fs::write(&path, serde_json::to_string_pretty(&summary).unwrap()).unwrap();
+
+    let plots = dir.join("plots");
+    stdout(&seda_report(&[&run_dir, &"--svg", &plots]));
+    assert_eq!(files(&plots), ["goodput.svg", "knee.svg", "spectrum.svg", "timeline.svg"].map(String::from).into());
+    let series = svg_series(&plots.join("goodput.svg"));
+    let expected: BTreeMap<String, usize> =
+        ["goodput/s", "throughput/s", "served p90", "served p99"].map(|name| (name.to_owned(), 3)).into();
+    assert_eq!(series, expected);
+    assert!(texts(&plots.join("goodput.svg")).contains(&"offered load (requests/s)".to_owned()));
+
+    // A step without its goodput (a sweep without --slo): no goodput plot.
+    summary["steps"][1]["goodput_rps"] = Value::Null;
+    std::fs::write(&path, serde_json::to_string_pretty(&summary).unwrap()).unwrap();
+    let again = dir.join("again");
+    stdout(&seda_report(&[&run_dir, &"--svg", &again]));
+    assert!(!files(&again).contains("goodput.svg"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,10 +1,12 @@
 //! `--svg DIR`: plots as plain SVG, drawn by our own small code ([`svg`], [`chart`]): the
 //! percentile [`spectrum`], latency over time ([`timeline`]), the admission controllers over
 //! time ([`admission`]) when the run had any, and, for a sweep, throughput against p99
-//! ([`knee`]).
+//! ([`knee`]) and, with `--slo`, goodput and the served latency against the offered load
+//! ([`goodput`]).
 
 pub mod admission;
 pub mod chart;
+pub mod goodput;
 pub mod knee;
 pub mod spectrum;
 pub mod style;
@@ -24,6 +26,7 @@ pub const SPECTRUM_FILE: &str = "spectrum.svg";
 pub const TIMELINE_FILE: &str = "timeline.svg";
 pub const KNEE_FILE: &str = "knee.svg";
 pub const ADMISSION_FILE: &str = "admission.svg";
+pub const GOODPUT_FILE: &str = "goodput.svg";
 
 /// A run to plot: its stats over the window, its table and its label (the record's folder
 /// name, unique among the runs).
@@ -65,6 +68,9 @@ pub fn write_plots(runs: &[Plotted<'_>], dir: &Path) -> io::Result<Vec<PathBuf>>
                 .collect();
             let subtitle = format!("{}: one point per step of the run's summary", run.label);
             write(run.dir.join(KNEE_FILE), knee::draw(&points, &subtitle))?;
+            if let Some(text) = goodput::draw(steps, run.label) {
+                write(run.dir.join(GOODPUT_FILE), text)?;
+            }
         }
     }
     if runs.len() > 1 {
