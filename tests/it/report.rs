@@ -688,12 +688,14 @@ fn a_sweep_with_goodput_gets_goodput_and_served_latency_against_offered_load() {
     record_run(&run_dir, &config(300, 2_000));
     let path = run_dir.join("summary.json");
     let mut summary: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let percentiles = |p90: f64| json!({ "count": 10, "mean": 1.0, "p50": 1.0, "p90": p90, "p99": p90, "p999": p90, "max": p90 });
+    let percentiles =
+        |p90: f64| json!({ "count": 10, "mean": 1.0, "p50": 1.0, "p90": p90, "p99": p90, "p999": p90, "max": p90 });
     let step = |offered: f64, goodput: f64, served_p90: f64| {
         json!({ "target_rate": offered, "throughput_rps": offered, "goodput_rps": goodput,
                 "latency_us": percentiles(served_p90), "served_latency_us": percentiles(served_p90) })
     };
-    summary["steps"] = json!([step(1_000.0, 1_000.0, 900.0), step(2_000.0, 1_900.0, 1_500.0), step(4_000.0, 1_950.0, 1_600.0)]);
+    summary["steps"] =
+        json!([step(1_000.0, 1_000.0, 900.0), step(2_000.0, 1_900.0, 1_500.0), step(4_000.0, 1_950.0, 1_600.0)]);
     std::fs::write(&path, serde_json::to_string_pretty(&summary).unwrap()).unwrap();
 
     let plots = dir.join("plots");
