@@ -329,12 +329,28 @@ fn decompressed_histogram(compressed: &[u8]) -> Result<Vec<u8>, String> {
     Ok(encoded)
 }
 
-/// Counters by interval start (milliseconds, as the file has them) and stage.
-type Counters = BTreeMap<u64, BTreeMap<String, StageCounters>>;
+/// A row of a per-interval, per-stage file (`counters.csv`, `admission.csv`).
+struct Row<'t, const N: usize> {
+    /// Its line number, for errors.
+    line: usize,
+    start_ms: u64,
+    stage: &'t str,
+    /// The asked-for columns, in the order asked.
+    fields: [&'t str; N],
+}
 
-/// Reads `counters.csv` by its header's column names, so that columns added later are skipped.
-fn parse_counters(path: &Path, bytes: &[u8]) -> Result<Counters, ReadError> {
-    let error = |line: usize, detail: String| ReadError::Counters { path: path.to_owned(), line, detail };
+fn csv_error(path: &Path, line: usize, detail: String) -> ReadError {
+    ReadError::Counters { path: path.to_owned(), line, detail }
+}
+
+/// Reads a per-interval, per-stage CSV file by its header's column names (so that columns added
+/// later are skipped): each row's interval start, stage and `columns`, checked to be whole.
+fn interval_rows<'t, const N: usize>(
+    path: &Path,
+    bytes: &'t [u8],
+    columns: [&str; N],
+) -> Result<Vec<Row<'t, N>>, ReadError> {
+    let error = |line: usize, detail: String| csv_error(path, line, detail);
     let text = std::str::from_utf8(bytes).map_err(|e| error(1, format!("not UTF-8 ({e})")))?;
     if !text.is_empty() && !text.ends_with('\n') {
         return Err(error(text.lines().count(), "the last line is cut short: the file is truncated".to_owned()));
@@ -343,11 +359,12 @@ fn parse_counters(path: &Path, bytes: &[u8]) -> Result<Counters, ReadError> {
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
     let column =
         |name: &str| header.iter().position(|h| *h == name).ok_or_else(|| error(1, format!("no `{name}` column")));
-    let [start, stage, processed, rejected, failed, timed_out] =
-        ["interval_start_s", "stage", "processed", "rejected", "failed", "timed_out"].map(column);
-    let (start, stage) = (start?, stage?);
-    let numbers = [processed?, rejected?, failed?, timed_out?];
-    let mut counters = Counters::new();
+    let (start, stage) = (column("interval_start_s")?, column("stage")?);
+    let mut indices = [0; N];
+    for (index, name) in indices.iter_mut().zip(columns) {
+        *index = column(name)?;
+    }
+    let mut rows = Vec::new();
     for (index, line) in lines.enumerate() {
         let line_no = index + 2;
         let fields: Vec<&str> = line.split(',').collect();
@@ -356,15 +373,27 @@ fn parse_counters(path: &Path, bytes: &[u8]) -> Result<Counters, ReadError> {
         }
         let start_ms =
             parse_millis(fields[start]).ok_or_else(|| error(line_no, format!("bad time `{}`", fields[start])))?;
-        let [processed, rejected, failed, timed_out] = numbers.map(|c| fields[c].parse::<u64>());
-        let bad = |_| error(line_no, format!("bad count in `{line}`"));
-        let row = StageCounters {
+        rows.push(Row { line: line_no, start_ms, stage: fields[stage], fields: indices.map(|i| fields[i]) });
+    }
+    Ok(rows)
+}
+
+/// Counters by interval start (milliseconds, as the file has them) and stage.
+type Counters = BTreeMap<u64, BTreeMap<String, StageCounters>>;
+
+/// Reads `counters.csv`.
+fn parse_counters(path: &Path, bytes: &[u8]) -> Result<Counters, ReadError> {
+    let mut counters = Counters::new();
+    for row in interval_rows(path, bytes, ["processed", "rejected", "failed", "timed_out"])? {
+        let [processed, rejected, failed, timed_out] = row.fields.map(str::parse::<u64>);
+        let bad = |_| csv_error(path, row.line, format!("bad count in `{}`", row.fields.join(",")));
+        let counts = StageCounters {
             processed: processed.map_err(bad)?,
             rejected: rejected.map_err(bad)?,
             failed: failed.map_err(bad)?,
             timed_out: timed_out.map_err(bad)?,
         };
-        counters.entry(start_ms).or_default().insert(fields[stage].to_owned(), row);
+        counters.entry(row.start_ms).or_default().insert(row.stage.to_owned(), counts);
     }
     Ok(counters)
 }
@@ -372,40 +401,22 @@ fn parse_counters(path: &Path, bytes: &[u8]) -> Result<Counters, ReadError> {
 /// Admission controller readings by interval start (milliseconds) and stage.
 type Admission = BTreeMap<u64, BTreeMap<String, AdmissionReading>>;
 
-/// Reads `admission.csv` by its header's column names.
+/// Reads `admission.csv`.
 fn parse_admission(path: &Path, bytes: &[u8]) -> Result<Admission, ReadError> {
-    let error = |line: usize, detail: String| ReadError::Counters { path: path.to_owned(), line, detail };
-    let text = std::str::from_utf8(bytes).map_err(|e| error(1, format!("not UTF-8 ({e})")))?;
-    if !text.is_empty() && !text.ends_with('\n') {
-        return Err(error(text.lines().count(), "the last line is cut short: the file is truncated".to_owned()));
-    }
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    let column =
-        |name: &str| header.iter().position(|h| *h == name).ok_or_else(|| error(1, format!("no `{name}` column")));
-    let [start, stage, controller, level, latency] =
-        ["interval_start_s", "stage", "controller", "level", "latency_ms"].map(column);
-    let (start, stage, controller, level, latency) = (start?, stage?, controller?, level?, latency?);
     let mut admission = Admission::new();
-    for (index, line) in lines.enumerate() {
-        let line_no = index + 2;
-        let fields: Vec<&str> = line.split(',').collect();
-        if fields.len() != header.len() {
-            return Err(error(line_no, format!("{} fields, the header has {}", fields.len(), header.len())));
-        }
-        let start_ms =
-            parse_millis(fields[start]).ok_or_else(|| error(line_no, format!("bad time `{}`", fields[start])))?;
+    for row in interval_rows(path, bytes, ["controller", "level", "latency_ms"])? {
+        let [controller, level, latency] = row.fields;
         let number = |text: &str| text.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
-        let bad = |what: &str, text: &str| error(line_no, format!("bad {what} `{text}`"));
+        let bad = |what: &str, text: &str| csv_error(path, row.line, format!("bad {what} `{text}`"));
         let reading = AdmissionReading {
-            controller: fields[controller].to_owned(),
-            level: number(fields[level]).ok_or_else(|| bad("level", fields[level]))?,
-            latency_ms: match fields[latency] {
+            controller: controller.to_owned(),
+            level: number(level).ok_or_else(|| bad("level", level))?,
+            latency_ms: match latency {
                 "" => None,
                 text => Some(number(text).ok_or_else(|| bad("latency", text))?),
             },
         };
-        admission.entry(start_ms).or_default().insert(fields[stage].to_owned(), reading);
+        admission.entry(row.start_ms).or_default().insert(row.stage.to_owned(), reading);
     }
     Ok(admission)
 }
