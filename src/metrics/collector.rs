@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 use hdrhistogram::Histogram;
 
-use super::intervals::{ControllerReading, IntervalBuilder, IntervalGrid, Intervals};
+use super::grid::IntervalGrid;
+use super::intervals::{ControllerReading, IntervalBuilder, Intervals};
 use super::recorder::{add_counts, ReusableCounts};
 use super::{Counts, Publication, StageStats};
 

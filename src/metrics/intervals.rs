@@ -25,36 +25,13 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
+use super::grid::IntervalGrid;
 use super::recorder::add_counts;
 use super::{Publication, StageStats};
 use crate::clock::now_ns;
 
 /// How long an interval stays open after its end for publications still on their way.
 pub const LATE_PUBLICATIONS: Duration = Duration::from_secs(1);
-
-/// The metrics intervals: steps of `every_ns` from `origin_ns` (clock ns), the same for every
-/// thread that records and for the collector.
-#[derive(Debug, Clone, Copy)]
-pub struct IntervalGrid {
-    pub origin_ns: u64,
-    pub every_ns: u64,
-}
-
-impl IntervalGrid {
-    pub fn new(origin_ns: u64, every: Duration) -> Self {
-        IntervalGrid { origin_ns, every_ns: (every.as_nanos() as u64).max(1) }
-    }
-
-    /// The interval holding `ns`, counted from 0.
-    pub fn index_of(&self, ns: u64) -> u64 {
-        ns.saturating_sub(self.origin_ns) / self.every_ns
-    }
-
-    /// The end of the interval holding `ns`: the first boundary after it.
-    pub fn end_of(&self, ns: u64) -> u64 {
-        self.origin_ns + (self.index_of(ns) + 1) * self.every_ns
-    }
-}
 
 /// The intervals of a run.
 pub struct Intervals {

@@ -3,6 +3,7 @@
 //! run reports.
 
 pub mod collector;
+mod grid;
 pub mod hgrm;
 mod histogram;
 pub mod hlog;
@@ -18,8 +19,9 @@ mod summary;
 /// give them in this order.
 pub const STAGE_SERIES: [(&str, &str); 3] = [("queue_wait", "queue"), ("service", "service"), ("io_wait", "io wait")];
 
+pub use grid::IntervalGrid;
 pub use histogram::{new_histogram, Counts, Percentiles, HIGHEST_NS};
-pub use intervals::{ControllerReading, Interval, IntervalGrid, IntervalStage, Intervals};
+pub use intervals::{ControllerReading, Interval, IntervalStage, Intervals};
 pub use recorder::{PoolBusy, Publication, Recorder, ReusableCounts, StageCounts, StageStats};
 pub use recording::Recording;
 pub use source::{LiveStats, SourceStats, StatMetric};

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use crossbeam_queue::ArrayQueue;
 use hdrhistogram::Histogram;
 
+use super::grid::IntervalGrid;
 use super::histogram::Counts;
-use super::intervals::IntervalGrid;
 use super::new_histogram;
 use crate::config::StageId;
 
