@@ -136,7 +136,8 @@ pub enum ReadError {
     #[error("{}:{line}: {detail}", path.display())]
     Hlog { path: PathBuf, line: usize, detail: String },
     #[error("{}:{line}: {detail}", path.display())]
-    Counters { path: PathBuf, line: usize, detail: String },
+    /// A line of `counters.csv` or `admission.csv`.
+    Csv { path: PathBuf, line: usize, detail: String },
     #[error("{}: {what} adds up to {found} but {SUMMARY_FILE} counts {expected}: the record is incomplete (truncated?)", path.display())]
     Incomplete { path: PathBuf, what: String, found: u64, expected: u64 },
     #[error("{}: {detail}: the record is damaged or not seda's", path.display())]
@@ -340,7 +341,7 @@ struct Row<'t, const N: usize> {
 }
 
 fn csv_error(path: &Path, line: usize, detail: String) -> ReadError {
-    ReadError::Counters { path: path.to_owned(), line, detail }
+    ReadError::Csv { path: path.to_owned(), line, detail }
 }
 
 /// Reads a per-interval, per-stage CSV file by its header's column names (so that columns added

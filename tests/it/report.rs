@@ -465,20 +465,26 @@ fn missing_truncated_and_foreign_records_give_clear_errors() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Gives the summary recorded in `run_dir` these sweep `steps`, as `seda load --sweep` writes
+/// them.
+fn set_steps(run_dir: &Path, steps: Value) {
+    let path = run_dir.join("summary.json");
+    let mut summary: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    summary["steps"] = steps;
+    std::fs::write(&path, serde_json::to_string_pretty(&summary).unwrap()).unwrap();
+}
+
 #[test]
 fn a_summary_with_sweep_steps_gets_a_knee_of_its_steps() {
     let dir = scratch("steps");
     let run_dir = dir.join("sweep");
     record_run(&run_dir, &config(300, 2_000));
     // A sweep's summary lists its steps (only `throughput_rps` and `latency_us` are read).
-    let path = run_dir.join("summary.json");
-    let mut summary: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let step = |rps: f64, p99: f64| {
         json!({ "rate": rps, "throughput_rps": rps, "latency_us": {
             "count": 10, "mean": 1.0, "p50": 1.0, "p90": 2.0, "p99": p99, "p999": p99, "max": p99 } })
     };
-    summary["steps"] = json!([step(1_000.0, 10.0), step(2_000.0, 12.0), step(2_500.0, 900.0)]);
-    std::fs::write(&path, serde_json::to_string_pretty(&summary).unwrap()).unwrap();
+    set_steps(&run_dir, json!([step(1_000.0, 10.0), step(2_000.0, 12.0), step(2_500.0, 900.0)]));
 
     let plots = dir.join("plots");
     stdout(&seda_report(&[&run_dir, &"--svg", &plots]));
@@ -686,17 +692,15 @@ fn a_sweep_with_goodput_gets_goodput_and_served_latency_against_offered_load() {
     let dir = scratch("goodput");
     let run_dir = dir.join("sweep");
     record_run(&run_dir, &config(300, 2_000));
-    let path = run_dir.join("summary.json");
-    let mut summary: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let percentiles =
         |p90: f64| json!({ "count": 10, "mean": 1.0, "p50": 1.0, "p90": p90, "p99": p90, "p999": p90, "max": p90 });
     let step = |offered: f64, goodput: f64, served_p90: f64| {
         json!({ "target_rate": offered, "throughput_rps": offered, "goodput_rps": goodput,
                 "latency_us": percentiles(served_p90), "served_latency_us": percentiles(served_p90) })
     };
-    summary["steps"] =
+    let mut steps =
         json!([step(1_000.0, 1_000.0, 900.0), step(2_000.0, 1_900.0, 1_500.0), step(4_000.0, 1_950.0, 1_600.0)]);
-    std::fs::write(&path, serde_json::to_string_pretty(&summary).unwrap()).unwrap();
+    set_steps(&run_dir, steps.clone());
 
     let plots = dir.join("plots");
     stdout(&seda_report(&[&run_dir, &"--svg", &plots]));
@@ -708,8 +712,8 @@ fn a_sweep_with_goodput_gets_goodput_and_served_latency_against_offered_load() {
     assert!(texts(&plots.join("goodput.svg")).contains(&"offered load (requests/s)".to_owned()));
 
     // A step without its goodput (a sweep without --slo): no goodput plot.
-    summary["steps"][1]["goodput_rps"] = Value::Null;
-    std::fs::write(&path, serde_json::to_string_pretty(&summary).unwrap()).unwrap();
+    steps[1]["goodput_rps"] = Value::Null;
+    set_steps(&run_dir, steps);
     let again = dir.join("again");
     stdout(&seda_report(&[&run_dir, &"--svg", &again]));
     assert!(!files(&again).contains("goodput.svg"));

@@ -46,12 +46,12 @@
 //! `(classes - k) / (classes - k + 1)` of the budget of the class above (so with one target for
 //! all, `target / 2 x (classes - k) / classes` for class k): a lower class is shed while the
 //! queue still has room for a higher one, and a lower class with a longer target of its own
-//! cannot fill the queue past what a higher class may wait. A rate acts on response times measured a wait
-//! ago, and any rate above the capacity fills the queue until they show it; the prediction
-//! holds the wait near the target as the load moves, and the rate does the rest (a stage whose
-//! response time is not its queue, such as one that waits on I/O). The prediction counts the
-//! pool's workers as serving this stage alone: on a pool shared with busy stages it is
-//! optimistic, and the rate controller catches what it lets through.
+//! cannot fill the queue past what a higher class may wait. A rate acts on response times
+//! measured a wait ago, and any rate above the capacity fills the queue until they show it; the
+//! prediction holds the wait near the target as the load moves, and the rate does the rest (a
+//! stage whose response time is not its queue, such as one that waits on I/O). The prediction
+//! counts the pool's workers as serving this stage alone: on a pool shared with busy stages it
+//! is optimistic, and the rate controller catches what it lets through.
 
 use crate::config::{Adjust, LatencyTargetPlan};
 
@@ -160,11 +160,11 @@ impl LatencyTarget {
             if let Some(target) = plan.class_targets.get(k) {
                 class.target_ns = target.as_nanos() as f64;
             }
-            // The highest class's budget is its share of its target; each lower one's at most
-            // a share of the one above: (n - k) / (n - k + 1) of it. With one target for all,
+            // A class's budget is its share of its target, and at most (n - k) / (n - k + 1) of
+            // the budget of the class above (none above the highest). With one target for all,
             // class k gets target x share x (n - k) / n.
             let own = QUEUE_SHARE * class.target_ns;
-            class.budget_ns = if k == 0 { own } else { own.min(higher_budget * (n - k) as f64 / (n - k + 1) as f64) };
+            class.budget_ns = own.min(higher_budget * (n - k) as f64 / (n - k + 1) as f64);
             higher_budget = class.budget_ns;
         }
         LatencyTarget {

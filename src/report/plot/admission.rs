@@ -6,6 +6,7 @@
 use super::chart::{count_label, legend, seconds_label, title, Area, Axis, Panel, Series};
 use super::style::{self, Kind};
 use super::svg::{Stroke, Svg};
+use super::timeline::{middle, per_second, time_axis, REJECTED_FILL};
 use crate::report::window::Slice;
 
 const WIDTH: f64 = 980.0;
@@ -13,7 +14,6 @@ const LEVEL: Area = Area { left: 100.0, top: 70.0, width: 600.0, height: 200.0 }
 const LATENCY: Area = Area { left: 100.0, top: 292.0, width: 600.0, height: 160.0 };
 const SHED: Area = Area { left: 100.0, top: 474.0, width: 600.0, height: 90.0 };
 const FOOTER: f64 = 70.0;
-const SHED_FILL: &str = "#e15759";
 
 /// Whether the window has any controller reading to plot.
 pub fn any(slice: &Slice<'_>) -> bool {
@@ -29,7 +29,6 @@ pub fn draw(slice: &Slice<'_>, label: &str) -> String {
         .filter(|(_, name)| intervals.iter().any(|i| i.admission.contains_key(name.as_str())))
         .map(|(index, name)| (index, *name))
         .collect();
-    let middle = |i: &crate::record::Interval| (i.start + i.length / 2).as_secs_f64();
     let stroke = |index: usize| style::stroke(Kind::Stage(index, "service"), stages.len());
     let mut levels = Vec::new();
     let mut latencies = Vec::new();
@@ -53,14 +52,11 @@ pub fn draw(slice: &Slice<'_>, label: &str) -> String {
         .map(|i| {
             let n: u64 =
                 controlled.iter().filter_map(|(_, name)| i.counters.get(name.as_str())).map(|c| c.rejected).sum();
-            let secs = i.length.as_secs_f64();
-            (i.start.as_secs_f64(), i.end().as_secs_f64(), if secs > 0.0 { n as f64 / secs } else { 0.0 })
+            (i.start.as_secs_f64(), i.end().as_secs_f64(), per_second(n, i))
         })
         .collect();
 
-    let start = intervals.first().map_or(0.0, |i| i.start.as_secs_f64());
-    let end = intervals.last().map_or(1.0, |i| i.end().as_secs_f64());
-    let time = Axis::linear(start, end, "time since the start of the run (s)", seconds_label);
+    let time = time_axis(intervals);
     let highest = |series: &[Series]| series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(0.0, f64::max);
     let level = Panel {
         area: LEVEL,
@@ -96,7 +92,7 @@ pub fn draw(slice: &Slice<'_>, label: &str) -> String {
         latency.draw_series(&mut svg, s);
     }
     shed_panel.draw_axes(&mut svg, true);
-    shed_panel.draw_bars(&mut svg, "shed/s", SHED_FILL, &shed);
+    shed_panel.draw_bars(&mut svg, "shed/s", REJECTED_FILL, &shed);
     let entries: Vec<(&str, Stroke)> = levels.iter().chain(&latencies).map(|s| (s.name.as_str(), s.stroke)).collect();
     legend(&mut svg, (LEVEL.left + LEVEL.width + 30.0, LEVEL.top + 10.0), &entries);
     svg.finish()

@@ -39,7 +39,8 @@ pub struct Plotted<'a> {
 }
 
 /// Writes each run's spectrum and timeline into its folder, its admission controllers over time
-/// if it had any, a knee of its steps if its summary has steps, and with several runs a knee of one point per run into `dir`. Returns the files
+/// if it had any, a knee of its steps (and their goodput, with `--slo`) if its summary has
+/// steps, and with several runs a knee of one point per run into `dir`. Returns the files
 /// written.
 pub fn write_plots(runs: &[Plotted<'_>], dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut written = Vec::new();

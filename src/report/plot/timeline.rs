@@ -21,19 +21,28 @@ const FOOTER: f64 = 70.0;
 pub const COMPLETED: &str = "completed/s";
 pub const REJECTED: &str = "rejected/s";
 const COMPLETED_FILL: &str = "#9bb7d4";
-const REJECTED_FILL: &str = "#e15759";
+pub(super) const REJECTED_FILL: &str = "#e15759";
 
-fn middle(i: &Interval) -> f64 {
+/// Where an interval is drawn on a time axis: its middle.
+pub(super) fn middle(i: &Interval) -> f64 {
     (i.start + i.length / 2).as_secs_f64()
 }
 
-fn per_second(n: u64, i: &Interval) -> f64 {
+/// `n` over the interval's length, per second.
+pub(super) fn per_second(n: u64, i: &Interval) -> f64 {
     let s = i.length.as_secs_f64();
     if s > 0.0 {
         n as f64 / s
     } else {
         0.0
     }
+}
+
+/// The time axis of `intervals`, from the first one's start to the last one's end.
+pub(super) fn time_axis(intervals: &[&Interval]) -> Axis {
+    let start = intervals.first().map_or(0.0, |i| i.start.as_secs_f64());
+    let end = intervals.last().map_or(1.0, |i| i.end().as_secs_f64());
+    Axis::linear(start, end, "time since the start of the run (s)", seconds_label)
 }
 
 pub fn draw(slice: &Slice<'_>, label: &str) -> String {
@@ -90,9 +99,7 @@ pub fn draw(slice: &Slice<'_>, label: &str) -> String {
         intervals.iter().map(|i| (i.start.as_secs_f64(), i.end().as_secs_f64(), per_second(rejected(i), i))).collect();
     let any_rejected = intervals.iter().any(|i| rejected(i) > 0);
 
-    let start = intervals.first().map_or(0.0, |i| i.start.as_secs_f64());
-    let end = intervals.last().map_or(1.0, |i| i.end().as_secs_f64());
-    let time = Axis::linear(start, end, "time since the start of the run (s)", seconds_label);
+    let time = time_axis(intervals);
     let all_latency = || latency.iter().flat_map(|s| s.points.iter().map(|p| p.1));
     let lo = all_latency().filter(|&v| v > 0.0).fold(f64::INFINITY, f64::min);
     let hi = all_latency().fold(0.0, f64::max);
