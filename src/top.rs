@@ -160,6 +160,16 @@ fn frame(url: &str, before: &Snapshot, now: &Snapshot) -> String {
             utilisation * 100.0
         );
     }
+    for pool in now.pools.iter().filter(|p| p.max_threads > p.min_threads) {
+        let _ = writeln!(
+            f,
+            "pool {}: {} threads serving ({} to {})",
+            pool.name, pool.threads, pool.min_threads, pool.max_threads
+        );
+    }
+    for stage in now.stages.iter().filter(|s| s.batch_adaptive) {
+        let _ = writeln!(f, "batch at {}: {} (adaptive)", stage.name, stage.batch_size);
+    }
     for stage in &now.stages {
         let Some(a) = &stage.admission else { continue };
         let was = before.stages.iter().find(|s| s.name == stage.name).and_then(|s| s.admission.as_ref());

@@ -80,13 +80,23 @@ pub fn render(s: &Snapshot, source_metrics: &[StatMetric]) -> String {
         o.summary(name, &[("stage", &st.name)], &st.io_wait_us);
     }
     admission_families(o, s);
+    let name = "seda_stage_batch_size";
+    o.family(name, "gauge", "The most requests handed to the stage's queue at a time (its batch, fixed or adaptive).");
+    for st in &s.stages {
+        o.sample(name, &[("stage", &st.name)], st.batch_size as f64);
+    }
     let name = "seda_end_to_end_seconds";
     o.family(name, "summary", "Time from a request's intended start to its completion.");
     o.summary(name, &[], &s.latency_us);
 
-    o.family("seda_pool_threads", "gauge", "Worker threads of the pool.");
+    o.family("seda_pool_threads", "gauge", "Worker threads of the pool serving now.");
     for p in &s.pools {
         o.sample("seda_pool_threads", &[("pool", &p.name)], p.threads as f64);
+    }
+    let name = "seda_pool_max_threads";
+    o.family(name, "gauge", "The most worker threads the pool may have (max_threads, else its threads).");
+    for p in &s.pools {
+        o.sample(name, &[("pool", &p.name)], p.max_threads as f64);
     }
     let name = "seda_pool_busy_seconds_total";
     o.family(name, "counter", "Time the pool's workers had work, summed over them.");

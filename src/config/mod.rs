@@ -15,12 +15,13 @@ pub use dot::to_dot;
 pub use error::{ConfigError, ConfigErrors};
 pub use limits::Limits;
 pub use model::{
-    Adjust, AdminConfig, AdmissionConfig, GeneratorConfig, HttpIo, JetStreamSourceConfig, NatsSourceConfig,
-    PipelineConfig, PoolConfig, QueueConfig, Rate, SourceConfig, SourcePlacement, StageConfig, WhenFull,
+    Adjust, AdminConfig, AdmissionConfig, BatchConfig, BatchMode, GeneratorConfig, HttpIo, JetStreamSourceConfig,
+    NatsSourceConfig, PipelineConfig, PoolConfig, QueueConfig, Rate, SourceConfig, SourcePlacement, StageConfig,
+    WhenFull,
 };
 pub use plan::{
-    AdmissionPlan, ClassSource, CodelPlan, ConcurrencyLimitPlan, HttpPlan, JetStreamPlan, LatencyTargetPlan, NatsPlan,
-    Plan, PoolPlan, QueuePlan, SourcePlan, StageId, StagePlan, ThreadPlan,
+    AdmissionPlan, BatchPlan, ClassSource, CodelPlan, ConcurrencyLimitPlan, HttpPlan, JetStreamPlan, LatencyTargetPlan,
+    NatsPlan, Plan, PoolPlan, PoolSizing, QueuePlan, SourcePlan, StageId, StagePlan, ThreadPlan,
 };
 pub use schema::schema;
 pub use validate::{validate, validate_with, validate_with_cpus};

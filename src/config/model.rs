@@ -406,6 +406,17 @@ pub struct PoolConfig {
     /// only while the next request is expected sooner than a sleep would cost in CPU.
     #[serde(default)]
     pub idle_spin_us: u64,
+    /// Lets the pool grow past `threads`, up to this many, on the same CPUs: a thread is added
+    /// while requests wait in the pool's queues (more than `grow_queue`) and its CPUs are not
+    /// busy, which is what a stage that blocks (a synchronous read, a blocking client) needs;
+    /// a thread idle for `shrink_idle_ms` is retired, down to `threads`. Without it the pool
+    /// keeps `threads`.
+    pub max_threads: Option<usize>,
+    /// With `max_threads`: the requests waiting in the pool's queues, at two samples in a row
+    /// 10 ms apart, above which it adds a thread. Default 32.
+    pub grow_queue: Option<usize>,
+    /// With `max_threads`: how long a thread idles before the pool retires one. Default 1000.
+    pub shrink_idle_ms: Option<u64>,
 }
 
 /// One stage.
@@ -438,6 +449,33 @@ pub struct QueueConfig {
     /// With `block`: how long a sender waits for room before the request is rejected.
     #[serde(default = "default_block_timeout_ms")]
     pub block_timeout_ms: u64,
+    /// How many requests are handed to the queue at a time, and so taken by a worker at a time:
+    /// a number from 1 to 32 (the default), or `"adaptive"`, which moves it between 1 and 32 by
+    /// the stage's measured throughput.
+    #[serde(default)]
+    pub batch: BatchConfig,
+}
+
+/// A queue's batch size: fixed, or adjusted by measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum BatchConfig {
+    Fixed(usize),
+    Adjusted(BatchMode),
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig::Fixed(crate::config::ranges::MAX_BATCH)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchMode {
+    /// Shrinks the batch while the stage's throughput improves, and grows it when throughput
+    /// falls below 0.9 of the best seen (Sandstorm's batching controller).
+    Adaptive,
 }
 
 impl Default for QueueConfig {
@@ -446,6 +484,7 @@ impl Default for QueueConfig {
             capacity: default_capacity(),
             when_full: WhenFull::default(),
             block_timeout_ms: default_block_timeout_ms(),
+            batch: BatchConfig::default(),
         }
     }
 }

@@ -174,6 +174,27 @@ pub struct QueuePlan {
     pub capacity: usize,
     pub when_full: WhenFull,
     pub block_timeout: Duration,
+    /// How many requests are handed to the queue at a time.
+    pub batch: BatchPlan,
+}
+
+/// A queue's batch size (see the config's `QueueConfig::batch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchPlan {
+    Fixed(usize),
+    /// Adjusted by the stage's measured throughput, between 1 and `ranges::MAX_BATCH`.
+    Adaptive,
+}
+
+/// How a pool grows and shrinks (see the config's `PoolConfig::max_threads`). The pool's
+/// `threads` are its most; it starts with `min_threads` serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSizing {
+    pub min_threads: usize,
+    /// Requests waiting in the pool's queues above which it grows.
+    pub grow_queue: usize,
+    /// How long a thread idles before the pool shrinks.
+    pub shrink_idle: Duration,
 }
 
 pub struct PoolPlan {
@@ -185,6 +206,9 @@ pub struct PoolPlan {
     /// The least a worker spins for work before it may sleep (the config's `idle_spin_us`);
     /// zero leaves it to the measured idle policy.
     pub idle_spin: Duration,
+    /// With the config's `max_threads`: `threads` are the most it may have, and this says
+    /// how it moves between them and its least.
+    pub sizing: Option<PoolSizing>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

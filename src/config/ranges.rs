@@ -21,6 +21,10 @@ pub const MAX_MS: u64 = 3_600_000;
 /// The longest a pool's workers may be told to spin for work before sleeping (10 ms): past it,
 /// sleeping costs less than spinning on any hardware.
 pub const MAX_IDLE_SPIN_US: u64 = 10_000;
+/// A queue's `batch`: the most requests handed over at once (the engine's batches hold this many).
+pub const MAX_BATCH: usize = 32;
+/// A pool's `grow_queue`.
+pub const MAX_GROW_QUEUE: usize = MAX_QUEUE_CAPACITY;
 /// A queue's `block_timeout_ms`: how long a sender may wait for room. One minute.
 pub const MAX_BLOCK_TIMEOUT_MS: u64 = 60_000;
 /// The generator's `payload_bytes`, per request.

@@ -18,14 +18,19 @@ use serde_path_to_error::Segment;
 use seda_stages::{BuildError, Needs, Outputs, Registry};
 
 use super::model::{
-    AdminConfig, AdmissionConfig, GeneratorConfig, HttpConfig, JetStreamSourceConfig, NatsSourceConfig, PipelineConfig,
-    PoolConfig, SourceConfig, SourcePlacement, StageConfig, WhenFull,
+    AdminConfig, AdmissionConfig, BatchConfig, BatchMode, GeneratorConfig, HttpConfig, JetStreamSourceConfig,
+    NatsSourceConfig, PipelineConfig, PoolConfig, SourceConfig, SourcePlacement, StageConfig, WhenFull,
 };
 use super::plan::{
-    AdmissionPlan, ClassSource, CodelPlan, ConcurrencyLimitPlan, HttpPlan, JetStreamPlan, LatencyTargetPlan, NatsPlan,
-    Plan, PoolPlan, QueuePlan, SourcePlan, StagePlan, ThreadPlan,
+    AdmissionPlan, BatchPlan, ClassSource, CodelPlan, ConcurrencyLimitPlan, HttpPlan, JetStreamPlan, LatencyTargetPlan,
+    NatsPlan, Plan, PoolPlan, PoolSizing, QueuePlan, SourcePlan, StagePlan, ThreadPlan,
 };
 use super::{ranges, ConfigError, ConfigErrors, Rate};
+
+/// A pool's `grow_queue` when the config leaves it out: a batch's worth of waiting requests.
+const DEFAULT_GROW_QUEUE: usize = ranges::MAX_BATCH;
+/// A pool's `shrink_idle_ms` when the config leaves it out.
+const DEFAULT_SHRINK_IDLE_MS: u64 = 1_000;
 
 /// Validates `config` against the CPUs of this machine.
 pub fn validate(config: &Value) -> Result<Plan, ConfigErrors> {
@@ -159,10 +164,18 @@ impl Validator<'_> {
         for (name, value) in &top.pools {
             let at = key("$.pools", name);
             if let Some(pool) = self.parse::<PoolConfig>(&at, value) {
-                let threads = self.threads(&at, pool.cpus.as_deref(), pool.threads);
+                let mut threads = self.threads(&at, pool.cpus.as_deref(), pool.threads);
                 self.at_most(&format!("{at}.idle_spin_us"), pool.idle_spin_us, ranges::MAX_IDLE_SPIN_US);
                 let idle_spin = Duration::from_micros(pool.idle_spin_us);
-                pools.push(PoolPlan { name: name.clone(), dedicated: false, threads, stages: Vec::new(), idle_spin });
+                let sizing = self.sizing(&at, &pool, &mut threads);
+                pools.push(PoolPlan {
+                    name: name.clone(),
+                    dedicated: false,
+                    threads,
+                    stages: Vec::new(),
+                    idle_spin,
+                    sizing,
+                });
             }
         }
 
@@ -395,6 +408,57 @@ impl Validator<'_> {
                 })
                 .collect(),
         }
+    }
+
+    /// A pool's `max_threads` and its settings, checked: the pool's `threads` (its least) are
+    /// extended to its most, the extra ones pinned round its CPUs in turn.
+    fn sizing(&mut self, at: &str, pool: &PoolConfig, threads: &mut Vec<ThreadPlan>) -> Option<PoolSizing> {
+        let Some(max) = pool.max_threads else {
+            for (field, set) in
+                [("grow_queue", pool.grow_queue.is_some()), ("shrink_idle_ms", pool.shrink_idle_ms.is_some())]
+            {
+                if set {
+                    self.error(
+                        format!("{at}.{field}"),
+                        format!("`{field}` says how the pool grows, and it has no `max_threads`"),
+                        Some("add `max_threads`, or remove it".into()),
+                    );
+                }
+            }
+            return None;
+        };
+        let min = threads.len();
+        if min == 0 {
+            return None;
+        }
+        if max < min || max > ranges::MAX_POOL_THREADS {
+            self.error(
+                format!("{at}.max_threads"),
+                format!(
+                    "`max_threads` must be from the pool's {min} threads to {}, not {max}",
+                    ranges::MAX_POOL_THREADS
+                ),
+                None,
+            );
+            return None;
+        }
+        let grow_queue = pool.grow_queue.unwrap_or(DEFAULT_GROW_QUEUE);
+        let shrink_idle_ms = pool.shrink_idle_ms.unwrap_or(DEFAULT_SHRINK_IDLE_MS);
+        let errors = self.errors.len();
+        if grow_queue == 0 {
+            self.error(format!("{at}.grow_queue"), "`grow_queue` must be at least 1", None);
+        }
+        self.at_most(&format!("{at}.grow_queue"), grow_queue as u64, ranges::MAX_GROW_QUEUE as u64);
+        if shrink_idle_ms == 0 {
+            self.error(format!("{at}.shrink_idle_ms"), "`shrink_idle_ms` must be at least 1", None);
+        }
+        self.at_most(&format!("{at}.shrink_idle_ms"), shrink_idle_ms, ranges::MAX_MS);
+        if self.errors.len() != errors {
+            return None;
+        }
+        let cpus: Vec<usize> = threads.iter().map(|t| t.cpu).collect();
+        threads.extend((min..max).map(|i| ThreadPlan { cpu: cpus[i % cpus.len()] }));
+        Some(PoolSizing { min_threads: min, grow_queue, shrink_idle: Duration::from_millis(shrink_idle_ms) })
     }
 
     /// `$.source.cpu`: one of the machine's, and given only to a source on a thread of its own
@@ -765,6 +829,7 @@ impl Validator<'_> {
                     threads,
                     stages: vec![id],
                     idle_spin: Duration::ZERO,
+                    sizing: None,
                 });
                 Some(pools.len() - 1)
             }
@@ -790,10 +855,24 @@ impl Validator<'_> {
             );
             ok = false;
         }
+        let batch = match q.batch {
+            BatchConfig::Fixed(n) if (1..=ranges::MAX_BATCH).contains(&n) => BatchPlan::Fixed(n),
+            BatchConfig::Fixed(n) => {
+                self.error(
+                    format!("{at}.queue.batch"),
+                    format!("a batch is from 1 to {} requests, not {n}", ranges::MAX_BATCH),
+                    Some("or `\"adaptive\"`".into()),
+                );
+                ok = false;
+                BatchPlan::Fixed(ranges::MAX_BATCH)
+            }
+            BatchConfig::Adjusted(BatchMode::Adaptive) => BatchPlan::Adaptive,
+        };
         ok.then_some(QueuePlan {
             capacity: q.capacity,
             when_full: q.when_full,
             block_timeout: Duration::from_millis(q.block_timeout_ms),
+            batch,
         })
     }
 

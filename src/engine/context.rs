@@ -79,7 +79,7 @@ impl Ctx {
         }
         let items = &mut self.outbox[stage].items;
         items.push(env);
-        if items.len() >= BATCH {
+        if items.len() >= self.shared.queues[stage].batch() {
             self.flush_stage(stage);
         }
     }
@@ -98,7 +98,8 @@ impl Ctx {
     ) {
         let n = batch.len();
         // A stage with an admission controller takes them through the outbox, where it decides.
-        if n > 0 && n <= BATCH && self.outbox[stage].items.is_empty() && self.shared.gates[stage].is_none() {
+        let whole = n > 0 && n <= self.shared.queues[stage].batch() && self.outbox[stage].items.is_empty();
+        if whole && self.shared.gates[stage].is_none() {
             let queue = &self.shared.queues[stage];
             if queue.reserve_all(n) {
                 let whole = self.reusable(stage).fill_from(batch, n, now);
@@ -387,7 +388,7 @@ pub(crate) fn push_as_room_allows(
     let mut tries = 0u32;
     let mut waiting_since = 0;
     while !rest.is_empty() {
-        let n = rest.len();
+        let n = rest.len().min(queue.batch());
         let fit = queue.reserve(n);
         if fit > 0 {
             queue.push_reserved(queue.batch_from(rest, fit, now_ns()));

@@ -6,7 +6,9 @@
 //! its sources, of HTTP or of the admin listener.
 
 mod admission;
+mod batch_size;
 mod context;
+mod control;
 mod envelope;
 mod error;
 mod idle;
@@ -14,6 +16,7 @@ mod ledger;
 mod outcome;
 mod panics;
 mod poller;
+mod pool_size;
 mod queue;
 mod runtime;
 mod sampler;

@@ -31,11 +31,11 @@ use crossbeam_utils::CachePadded;
 
 use super::Envelope;
 use crate::clock::now_ns;
-use crate::config::{QueuePlan, StageId};
+use crate::config::{BatchPlan, QueuePlan, StageId};
 use crate::sync::{mutant, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
 
-/// Most requests in one batch.
-pub(crate) const BATCH: usize = 32;
+/// Most requests in one batch (a queue's `batch` may make them fewer).
+pub(crate) const BATCH: usize = crate::config::ranges::MAX_BATCH;
 
 /// Requests handed over together, all for one stage. The hop's facts (the stage, when the batch
 /// was queued) travel with the batch, not in each envelope, so a request whose stages do not
@@ -82,6 +82,10 @@ pub(crate) struct StageQueue {
     reusable: ArrayQueue<Vec<Box<Envelope>>>,
     stage: StageId,
     pub plan: QueuePlan,
+    /// How many requests a hand-off to this queue carries at most: fixed, or moved by the
+    /// batching controller (`super::batch_size`).
+    batch: std::sync::atomic::AtomicUsize,
+    counts_taken: bool,
 }
 
 /// Requests counted in the queue, the most counted since the last look, and how many
@@ -91,6 +95,10 @@ struct Room {
     len: AtomicUsize,
     high_water: AtomicUsize,
     waiters: AtomicUsize,
+    /// Requests taken by workers, in all: counted only for an adaptive batch, whose
+    /// controller measures the stage's throughput by it (on a line each release writes anyway).
+    /// (A plain atomic, not the sync shim's: no protocol turns on it.)
+    taken: std::sync::atomic::AtomicU64,
 }
 
 impl StageQueue {
@@ -105,8 +113,29 @@ impl StageQueue {
             wake_room: (plan.capacity / 4).clamp(1, 8 * BATCH),
             reusable: ArrayQueue::new(REUSABLE_BATCHES),
             stage,
+            batch: std::sync::atomic::AtomicUsize::new(match plan.batch {
+                BatchPlan::Fixed(n) => n.clamp(1, BATCH),
+                BatchPlan::Adaptive => BATCH,
+            }),
+            counts_taken: plan.batch == BatchPlan::Adaptive,
             plan,
         }
+    }
+
+    /// The most requests a hand-off to this queue carries.
+    #[inline]
+    pub fn batch(&self) -> usize {
+        self.batch.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets the batch size (the batching controller).
+    pub fn set_batch(&self, n: usize) {
+        self.batch.store(n.clamp(1, BATCH), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Requests taken by workers so far (an adaptive batch's queue only; 0 otherwise).
+    pub fn taken(&self) -> u64 {
+        self.room.taken.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Reserves room for up to `n` requests; returns how many fit.
@@ -169,6 +198,9 @@ impl StageQueue {
         // SeqCst, with the waiter's count-then-look in `wait_for_room`: either this sees the
         // waiter, or the waiter sees the room.
         let len = self.room.len.fetch_sub(n, Ordering::SeqCst) - n;
+        if self.counts_taken {
+            self.room.taken.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
         if self.room.waiters.load(Ordering::SeqCst) != 0 && len + self.wake_room <= self.plan.capacity {
             self.wake_room_waiters();
         }
@@ -304,7 +336,15 @@ mod loom_model {
     use loom::thread;
 
     fn full_queue(capacity: usize) -> Arc<StageQueue> {
-        let q = StageQueue::new(0, QueuePlan { capacity, when_full: WhenFull::Block, block_timeout: Duration::ZERO });
+        let q = StageQueue::new(
+            0,
+            QueuePlan {
+                capacity,
+                when_full: WhenFull::Block,
+                block_timeout: Duration::ZERO,
+                batch: BatchPlan::Fixed(BATCH),
+            },
+        );
         assert_eq!(q.reserve(capacity), capacity);
         Arc::new(q)
     }
@@ -356,7 +396,15 @@ mod tests {
     use std::time::Instant;
 
     fn queue(capacity: usize) -> StageQueue {
-        StageQueue::new(0, QueuePlan { capacity, when_full: WhenFull::Block, block_timeout: Duration::ZERO })
+        StageQueue::new(
+            0,
+            QueuePlan {
+                capacity,
+                when_full: WhenFull::Block,
+                block_timeout: Duration::ZERO,
+                batch: BatchPlan::Fixed(BATCH),
+            },
+        )
     }
 
     #[test]

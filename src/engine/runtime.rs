@@ -21,7 +21,9 @@ use crossbeam_deque::Worker as LocalQueue;
 
 use super::admission::Gate;
 use super::context::push_as_room_allows;
+use super::control::Controllers;
 use super::poller::{admit_by_policy, stamp};
+use super::pool_size::PoolSize;
 use super::queue::{Batch, StageQueue};
 use super::shared::{PoolShared, Shared, ABORTING, RUNNING, STOPPED};
 use super::worker::Worker;
@@ -32,7 +34,7 @@ use crate::clock::now_ns;
 use crate::config::{Plan, StageId};
 use crate::io::{files, ops, timer, FileMsg};
 use crate::metrics::Recording;
-use crate::metrics::{collector, ControllerReading, IntervalGrid, Publication, Summary};
+use crate::metrics::{collector, EngineSample, IntervalGrid, Publication, Summary};
 
 /// Pollers for the workers of one pool (see [`EngineBuilder::pollers`]).
 pub struct WorkerPollers {
@@ -77,8 +79,11 @@ impl EngineBuilder {
     /// metrics collector.
     pub fn start(self) -> Result<Engine, EngineError> {
         if let Some(polled) = &self.pollers {
-            let threads = self.plan.pools[polled.pool].threads.len();
-            assert_eq!(polled.pollers.len(), threads, "a poller per worker of the pool");
+            let pool = &self.plan.pools[polled.pool];
+            assert_eq!(polled.pollers.len(), pool.threads.len(), "a poller per worker of the pool");
+            if pool.sizing.is_some() {
+                return Err(EngineError::SizedPollers { pool: pool.name.clone() });
+            }
         }
         Engine::start_with(self.plan, self.origins, self.record, self.pollers)
     }
@@ -91,6 +96,8 @@ pub struct Engine {
     timer: Option<JoinHandle<()>>,
     /// The thread that completions of the stages' own operations come back to.
     ops: Option<JoinHandle<()>>,
+    /// The pool-size and batching controllers' thread, if the plan has any.
+    control: Option<JoinHandle<()>>,
     files: Vec<JoinHandle<()>>,
     metrics: Option<flume::Sender<Publication>>,
     collector: Option<JoinHandle<collector::Totals>>,
@@ -139,6 +146,7 @@ impl Engine {
                 stages: pool.stages.clone(),
                 stealers: local.iter().map(LocalQueue::stealer).collect(),
                 sleep,
+                size: pool.sizing.as_ref().map(|sizing| PoolSize::new(pool.threads.len(), sizing)),
             });
             locals.push(local);
         }
@@ -168,12 +176,16 @@ impl Engine {
         });
         let intervals = record.then_some(shared.metrics_grid);
         let sampled = shared.clone();
-        let sample = Box::new(move |depths: &mut [u64], controllers: &mut [Option<ControllerReading>]| {
-            for (depth, queue) in depths.iter_mut().zip(&sampled.queues) {
+        let sample = Box::new(move |sample: &mut EngineSample| {
+            for ((depth, batch), queue) in sample.depths.iter_mut().zip(&mut sample.batches).zip(&sampled.queues) {
                 *depth = queue.take_high_water() as u64;
+                *batch = queue.batch() as u64;
             }
-            for (reading, gate) in controllers.iter_mut().zip(&sampled.gates) {
+            for (reading, gate) in sample.controllers.iter_mut().zip(&sampled.gates) {
                 *reading = gate.as_ref().map(|gate| gate.reading());
+            }
+            for (threads, pool) in sample.pool_threads.iter_mut().zip(&sampled.pools) {
+                *threads = pool.serving() as u64;
             }
         });
         let (metrics, collector) = collector::spawn(shared.live.clone(), reusable_counts, intervals, sample);
@@ -183,6 +195,7 @@ impl Engine {
             workers: Vec::new(),
             timer: None,
             ops: None,
+            control: None,
             files: Vec::new(),
             metrics: Some(metrics.clone()),
             collector: Some(collector),
@@ -263,6 +276,16 @@ impl Engine {
         if let Some(e) = failure {
             engine.stop_now();
             return Err(e);
+        }
+        if let Some(controllers) = Controllers::of(&shared.plan) {
+            let shared = shared.clone();
+            match std::thread::Builder::new().name("seda-control".into()).spawn(move || controllers.run(shared)) {
+                Ok(h) => engine.control = Some(h),
+                Err(source) => {
+                    engine.stop_now();
+                    return Err(EngineError::Spawn { name: "seda-control".into(), source });
+                }
+            }
         }
         engine.info.sort_by(|a, b| (&a.pool, a.index).cmp(&(&b.pool, b.index)));
         engine.started_ns = now_ns();
@@ -362,6 +385,9 @@ impl Engine {
     /// Steps 4 and 5 of the shutdown protocol.
     fn stop_now(&mut self) -> collector::Totals {
         self.shared.set_state(STOPPED);
+        if let Some(c) = self.control.take() {
+            let _ = c.join();
+        }
         for w in self.workers.drain(..) {
             // A worker catches handler panics; one that still panicked has already lost its
             // requests to the ledger's in-flight count, which the summary shows.

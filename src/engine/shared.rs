@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crossbeam_deque::Stealer;
 
 use super::admission::Gate;
+use super::pool_size::PoolSize;
 use super::queue::{Batch, StageQueue};
 use super::{HandBack, Ledger, Origin, Sleep};
 use crate::clock::now_ns;
@@ -56,6 +57,15 @@ pub(crate) struct PoolShared {
     pub stages: Vec<StageId>,
     pub stealers: Vec<Stealer<Batch>>,
     pub sleep: Sleep,
+    /// With `max_threads`: how many of its threads serve, and what its controller reads.
+    pub size: Option<PoolSize>,
+}
+
+impl PoolShared {
+    /// How many of its threads serve now.
+    pub fn serving(&self) -> usize {
+        self.size.as_ref().map_or(self.stealers.len(), PoolSize::serving)
+    }
 }
 
 impl Shared {
@@ -106,6 +116,9 @@ impl Shared {
         let _ = self.ops.send(OpMsg::Wake);
         for pool in &self.pools {
             pool.sleep.wake_all();
+            if let Some(size) = &pool.size {
+                size.resume_all();
+            }
         }
     }
 }

@@ -63,16 +63,30 @@ pub struct StageSnapshot {
     /// The stage's admission controller, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admission: Option<AdmissionSnapshot>,
+    /// The most requests handed to its queue at a time now (its `batch`, or where the
+    /// batching controller has moved it).
+    #[serde(default)]
+    pub batch_size: u64,
+    /// Whether the batching controller moves `batch_size` (`"batch": "adaptive"`).
+    #[serde(default)]
+    pub batch_adaptive: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PoolSnapshot {
     pub name: String,
+    /// Threads serving now (for a pool with `max_threads`, where its controller has put it).
     pub threads: u64,
+    /// The most threads it may have: `threads`, unless it grows and shrinks.
+    #[serde(default)]
+    pub max_threads: u64,
+    /// The fewest threads it may have: `threads`, unless it grows and shrinks.
+    #[serde(default)]
+    pub min_threads: u64,
     pub stages: Vec<String>,
     /// Time its workers had work (handling requests, handing them on), summed over them.
     pub busy_s: f64,
-    /// `busy_s` over the workers' time since the engine started: 1.0 is never idle.
+    /// `busy_s` over its most threads' time since the engine started: 1.0 is never idle.
     pub utilisation: f64,
     /// Time its workers spun, idle, looking for work (see the idle policy), summed over them.
     #[serde(default)]
@@ -127,13 +141,17 @@ impl Observer {
             .zip(stats)
             .zip(depths)
             .zip(admissions)
+            .enumerate()
             .map(
                 |(
+                    id,
                     (
-                        (stage, ((handled, rejected, failed, timed_out), [queue_wait_us, service_us, io_wait_us])),
-                        queue_depth,
+                        (
+                            (stage, ((handled, rejected, failed, timed_out), [queue_wait_us, service_us, io_wait_us])),
+                            queue_depth,
+                        ),
+                        admission,
                     ),
-                    admission,
                 )| {
                     StageSnapshot {
                         name: stage.name.clone(),
@@ -149,6 +167,8 @@ impl Observer {
                         service_us,
                         io_wait_us,
                         admission,
+                        batch_size: self.shared.queues[id].batch() as u64,
+                        batch_adaptive: stage.queue.batch == crate::config::BatchPlan::Adaptive,
                     }
                 },
             )
@@ -156,15 +176,18 @@ impl Observer {
         let pools = plan
             .pools
             .iter()
+            .zip(&self.shared.pools)
             .zip(pool_busy_ns)
             .zip(pool_idle_spin_ns)
-            .map(|((pool, busy_ns), idle_spin_ns)| {
+            .map(|(((pool, live), busy_ns), idle_spin_ns)| {
                 let busy_s = busy_ns as f64 / 1e9;
-                let threads = pool.threads.len() as u64;
-                let capacity_s = threads as f64 * uptime_s;
+                let max_threads = pool.threads.len() as u64;
+                let capacity_s = max_threads as f64 * uptime_s;
                 PoolSnapshot {
                     name: pool.name.clone(),
-                    threads,
+                    threads: live.serving() as u64,
+                    max_threads,
+                    min_threads: pool.sizing.map_or(max_threads, |s| s.min_threads as u64),
                     stages: pool.stages.iter().map(|&s| plan.stages[s].name.clone()).collect(),
                     busy_s,
                     // At most 1: workers start counting a moment before the engine's uptime does.

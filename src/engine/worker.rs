@@ -148,7 +148,20 @@ impl Worker {
         drop(ready);
         self.busy_since = now_ns();
         self.ctx.rec.skip_to(self.busy_since);
+        let sized = self.ctx.shared.pools[self.pool].size.is_some();
+        if let Some(size) = &self.ctx.shared.pools[self.pool].size {
+            size.note_cpu_clock(self.index);
+        }
         loop {
+            // A thread of a growing and shrinking pool past the serving count stands by, once
+            // its own deque is done.
+            if sized && self.local.is_empty() && self.stands_by() {
+                self.stand_by();
+                if self.ctx.shared.stopped() {
+                    break;
+                }
+                continue;
+            }
             if let Some(batch) = self.take_own() {
                 self.process_batch(batch);
                 if let Some(io) = self.io.as_mut() {
@@ -210,7 +223,10 @@ impl Worker {
                 });
             } else {
                 let cpu = thread_cpu_ns();
+                let size = shared.pools[pool].size.as_ref();
+                size.inspect(|size| size.note_asleep(index, Some(now)));
                 shared.pools[pool].sleep.sleep(index, has_work);
+                size.inspect(|size| size.note_asleep(index, None));
                 self.idle.slept(thread_cpu_ns().saturating_sub(cpu));
             }
             self.busy_since = now_ns();
@@ -222,6 +238,27 @@ impl Worker {
         self.ctx.flush();
         self.fold_processed();
         self.ctx.publish(now_ns());
+    }
+
+    fn stands_by(&self) -> bool {
+        self.ctx.shared.pools[self.pool].size.as_ref().is_some_and(|size| size.stands_by(self.index))
+    }
+
+    /// Parks until the pool's controller has this thread serve again (or the engine stops),
+    /// with its stats published and its busy time counted up to now, as before a sleep.
+    #[cold]
+    fn stand_by(&mut self) {
+        self.ctx.flush();
+        let now = now_ns();
+        self.ctx.rec.busy(now.saturating_sub(self.busy_since));
+        self.fold_processed();
+        self.ctx.publish(now);
+        let shared = self.ctx.shared.clone();
+        if let Some(size) = &shared.pools[self.pool].size {
+            size.stand_by(self.index, || shared.stopped());
+        }
+        self.busy_since = now_ns();
+        self.roll(self.busy_since);
     }
 
     fn pin(&self) -> Result<WorkerInfo, EngineError> {
@@ -740,7 +777,12 @@ mod loom_model {
 
     /// A pool of `workers` serving one stage, and each worker's own deque.
     fn pool(workers: usize) -> (Arc<Pool>, Vec<LocalQueue<Batch>>) {
-        let plan = QueuePlan { capacity: 64, when_full: WhenFull::Reject, block_timeout: Duration::ZERO };
+        let plan = QueuePlan {
+            capacity: 64,
+            when_full: WhenFull::Reject,
+            block_timeout: Duration::ZERO,
+            batch: crate::config::BatchPlan::Fixed(crate::config::ranges::MAX_BATCH),
+        };
         let locals: Vec<_> = (0..workers).map(|_| LocalQueue::new_fifo()).collect();
         let pool = Pool {
             queues: vec![StageQueue::new(0, plan)],

@@ -11,7 +11,7 @@ use crossbeam_queue::ArrayQueue;
 use hdrhistogram::Histogram;
 
 use super::grid::IntervalGrid;
-use super::intervals::{ControllerReading, IntervalBuilder, Intervals};
+use super::intervals::{EngineSample, IntervalBuilder, Intervals};
 use super::recorder::{add_counts, ReusableCounts};
 use super::{Counts, Publication, StageStats};
 
@@ -82,9 +82,8 @@ impl Live {
     }
 }
 
-/// Reads, by stage id, the most requests queued in each stage since the last reading into the
-/// first slice, and each stage's admission controller (if it has one) into the second.
-pub type StageSampler = Box<dyn Fn(&mut [u64], &mut [Option<ControllerReading>]) + Send>;
+/// Reads the engine's levels into an [`EngineSample`] made for its stages and pools.
+pub type StageSampler = Box<dyn Fn(&mut EngineSample) + Send>;
 
 /// Emptied counts for recorders to reuse, handed to [`spawn`].
 pub fn reusable_counts() -> ReusableCounts {
@@ -115,8 +114,7 @@ pub fn spawn(
         .name("seda-metrics".into())
         .spawn(move || {
             lower_priority();
-            let mut depth = vec![0; stages];
-            let mut controllers = vec![None; stages];
+            let mut reading = EngineSample::new(stages, pools);
             let mut next_sample = Instant::now();
             let file = |builder: &mut Option<IntervalBuilder>, publication: Publication| {
                 if let Some(builder) = builder {
@@ -136,8 +134,8 @@ pub fn spawn(
                             for publication in rx.try_iter().take(rx.len()) {
                                 file(&mut builder, publication);
                             }
-                            sample(&mut depth, &mut controllers);
-                            builder.as_mut().expect("recording").sample_stages(&depth, &controllers);
+                            sample(&mut reading);
+                            builder.as_mut().expect("recording").sample_stages(&reading);
                             // One reading for any number of missed ticks: the marks cover them.
                             next_sample = (next_sample + every).max(Instant::now());
                         }

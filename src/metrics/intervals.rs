@@ -55,6 +55,32 @@ pub struct Interval {
     pub e2e: Option<Compressed>,
     /// Per pool: the time its workers had work in this interval, summed over them (ns).
     pub pool_busy_ns: Vec<u64>,
+    /// Per pool: its threads serving, as last read in the interval.
+    pub pool_threads: Vec<u64>,
+}
+
+/// What the collector reads of the engine ten times an interval.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EngineSample {
+    /// By stage: the most requests queued since the last reading.
+    pub depths: Vec<u64>,
+    /// By stage: its admission controller, if it has one.
+    pub controllers: Vec<Option<ControllerReading>>,
+    /// By stage: the most requests handed to its queue at a time.
+    pub batches: Vec<u64>,
+    /// By pool: its threads serving.
+    pub pool_threads: Vec<u64>,
+}
+
+impl EngineSample {
+    pub fn new(stages: usize, pools: usize) -> Self {
+        EngineSample {
+            depths: vec![0; stages],
+            controllers: vec![None; stages],
+            batches: vec![0; stages],
+            pool_threads: vec![0; pools],
+        }
+    }
 }
 
 #[derive(Default)]
@@ -67,6 +93,8 @@ pub struct IntervalStage {
     pub queue_depth: u64,
     /// The stage's admission controller as last read in the interval, if it has one.
     pub controller: Option<ControllerReading>,
+    /// The most requests handed to its queue at a time, as last read in the interval.
+    pub batch_size: u64,
     pub queue_wait: Option<Compressed>,
     pub service: Option<Compressed>,
     pub io_wait: Option<Compressed>,
@@ -122,6 +150,8 @@ struct Open {
     pool_busy_ns: Vec<u64>,
     queue_depth: Vec<u64>,
     controllers: Vec<Option<ControllerReading>>,
+    /// The last reading of the batch sizes and pools' threads, once the interval has one.
+    levels: Option<(Vec<u64>, Vec<u64>)>,
 }
 
 /// The wall-clock time of clock reading `ns` (a moment ago). The two clocks are read side by
@@ -153,6 +183,8 @@ pub(crate) struct IntervalBuilder {
     open: BTreeMap<u64, Open>,
     closed: Vec<Interval>,
     serializer: V2DeflateSerializer,
+    /// The last reading of the batch sizes (by stage) and pools' threads (by pool).
+    last_levels: (Vec<u64>, Vec<u64>),
 }
 
 impl IntervalBuilder {
@@ -168,6 +200,7 @@ impl IntervalBuilder {
             open: BTreeMap::new(),
             closed: Vec::new(),
             serializer: V2DeflateSerializer::new(),
+            last_levels: (vec![0; stages], vec![0; pools]),
         }
     }
 
@@ -183,18 +216,21 @@ impl IntervalBuilder {
         self.close_before(index);
     }
 
-    /// Files a reading of every stage's queue high-water mark and admission controller (by
-    /// stage id), taken now: the interval keeps the highest mark and the last controller reading.
-    pub fn sample_stages(&mut self, depths: &[u64], controllers: &[Option<ControllerReading>]) {
+    /// Files a reading of the engine taken now: the interval keeps each queue's highest mark,
+    /// and the last reading of each controller, batch size and pool's threads.
+    pub fn sample_stages(&mut self, sample: &EngineSample) {
         let (open, index) = self.open_at(now_ns());
-        for (max, &depth) in open.queue_depth.iter_mut().zip(depths) {
+        for (max, &depth) in open.queue_depth.iter_mut().zip(&sample.depths) {
             *max = (*max).max(depth);
         }
-        for (last, reading) in open.controllers.iter_mut().zip(controllers) {
+        for (last, reading) in open.controllers.iter_mut().zip(&sample.controllers) {
             if reading.is_some() {
                 *last = *reading;
             }
         }
+        let levels = (sample.batches.clone(), sample.pool_threads.clone());
+        open.levels = Some(levels.clone());
+        self.last_levels = levels;
         self.close_before(index);
     }
 
@@ -212,6 +248,7 @@ impl IntervalBuilder {
             pool_busy_ns: vec![0; pools],
             queue_depth: vec![0; stages],
             controllers: vec![None; stages],
+            levels: None,
         });
         (open, index)
     }
@@ -228,19 +265,23 @@ impl IntervalBuilder {
 
     fn close_oldest(&mut self) {
         let Some((index, open)) = self.open.pop_first() else { return };
+        // An interval closed before any reading fell in it keeps the last one taken.
+        let (batches, pool_threads) = open.levels.unwrap_or_else(|| self.last_levels.clone());
         let s = &mut self.serializer;
         let stages = open
             .stages
             .iter()
             .zip(&open.queue_depth)
             .zip(&open.controllers)
-            .map(|((st, &queue_depth), &controller)| IntervalStage {
+            .zip(&batches)
+            .map(|(((st, &queue_depth), &controller), &batch_size)| IntervalStage {
                 processed: st.processed,
                 rejected: st.rejected,
                 failed: st.failed,
                 timed_out: st.timed_out,
                 queue_depth,
                 controller,
+                batch_size,
                 queue_wait: Compressed::of(&st.queue_wait, s),
                 service: Compressed::of(&st.service, s),
                 io_wait: Compressed::of(&st.io_wait, s),
@@ -252,6 +293,7 @@ impl IntervalBuilder {
             stages,
             e2e: Compressed::of(&open.e2e, s),
             pool_busy_ns: open.pool_busy_ns,
+            pool_threads,
         });
     }
 

@@ -21,7 +21,7 @@ pub const STAGE_SERIES: [(&str, &str); 3] = [("queue_wait", "queue"), ("service"
 
 pub use grid::IntervalGrid;
 pub use histogram::{new_histogram, Counts, Percentiles, HIGHEST_NS};
-pub use intervals::{ControllerReading, Interval, IntervalStage, Intervals};
+pub use intervals::{ControllerReading, EngineSample, Interval, IntervalStage, Intervals};
 pub use recorder::{PoolBusy, Publication, Recorder, ReusableCounts, StageCounts, StageStats};
 pub use recording::Recording;
 pub use source::{LiveStats, SourceStats, StatMetric};

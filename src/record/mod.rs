@@ -7,7 +7,7 @@
 //! | `config.json` | the pipeline config, as read |
 //! | `summary.json` | the run's summary, as `seda run --json` writes it (its `format` is [`crate::metrics::FORMAT`]) |
 //! | `latency.hlog` | HdrHistogram interval log: per interval, `Tag=<stage>.queue_wait`, `Tag=<stage>.service`, `Tag=<stage>.io_wait` (a stage that asks for I/O), `Tag=e2e` (see [`crate::metrics::hlog`]) |
-//! | `counters.csv` | per interval and stage: [`COUNTERS_HEADER`] (the most requests queued during the interval; the share of the interval the stage's pool's workers had work) |
+//! | `counters.csv` | per interval and stage: [`COUNTERS_HEADER`] (the most requests queued during the interval; the share of the interval the stage's pool's workers had work, of its most threads; its pool's threads serving and its queue's batch size, as last read in the interval) |
 //! | `admission.csv` | with an admission controller: per interval and controlled stage, [`ADMISSION_HEADER`] |
 //! | `<stage>.queue_wait.hgrm`, `<stage>.service.hgrm`, `<stage>.io_wait.hgrm` (a stage that asks for I/O), `e2e.hgrm` | percentile spectra of the whole run, in microseconds (see [`crate::metrics::hgrm`]) |
 
@@ -27,7 +27,7 @@ pub const HLOG_FILE: &str = "latency.hlog";
 pub const COUNTERS_FILE: &str = "counters.csv";
 /// The columns of [`COUNTERS_FILE`].
 pub const COUNTERS_HEADER: &str =
-    "interval_start_s,stage,processed,rejected,failed,timed_out,queue_depth,pool_utilisation";
+    "interval_start_s,stage,processed,rejected,failed,timed_out,queue_depth,pool_utilisation,pool_threads,batch_size";
 
 /// Per interval and stage with an admission controller: its state as last read in the interval.
 pub const ADMISSION_FILE: &str = "admission.csv";

@@ -62,6 +62,17 @@ pub struct Interval {
     pub counters: BTreeMap<String, StageCounters>,
     /// By stage, its admission controller as last read in the interval (`admission.csv`).
     pub admission: BTreeMap<String, AdmissionReading>,
+    /// By stage, its pool's threads and its queue's batch size as last read in the interval
+    /// (`counters.csv`; empty for a record written before it had them).
+    pub levels: BTreeMap<String, StageLevels>,
+}
+
+/// A stage's pool threads and batch size in an interval: where the pool-size and batching
+/// controllers had put them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageLevels {
+    pub pool_threads: u64,
+    pub batch_size: u64,
 }
 
 /// A stage's admission controller in an interval (a row of `admission.csv`).
@@ -166,14 +177,16 @@ pub fn read_run(dir: &Path) -> Result<RecordedRun, ReadError> {
     check_summary(&summary_path, &summary)?;
     let log = parse_hlog(&dir.join(HLOG_FILE), &read(HLOG_FILE, MAX_LOG_BYTES)?)?;
     let log_started = log.started;
-    let counters = parse_counters(&dir.join(COUNTERS_FILE), &read(COUNTERS_FILE, MAX_LOG_BYTES)?)?;
+    let counters_bytes = read(COUNTERS_FILE, MAX_LOG_BYTES)?;
+    let counters = parse_counters(&dir.join(COUNTERS_FILE), &counters_bytes)?;
+    let levels = parse_levels(&dir.join(COUNTERS_FILE), &counters_bytes)?;
     // Only a pipeline with an admission controller has the file.
     let admission = match read(ADMISSION_FILE, MAX_LOG_BYTES) {
         Ok(bytes) => parse_admission(&dir.join(ADMISSION_FILE), &bytes)?,
         Err(ReadError::Missing { .. }) => Admission::new(),
         Err(e) => return Err(e),
     };
-    let intervals = join(&dir.join(HLOG_FILE), log, counters, admission)?;
+    let intervals = join(&dir.join(HLOG_FILE), log, counters, admission, levels)?;
     let run = RecordedRun { dir: dir.to_owned(), summary, steps, started: log_started, intervals };
     check_complete(&run, &load_counts)?;
     Ok(run)
@@ -399,6 +412,26 @@ fn parse_counters(path: &Path, bytes: &[u8]) -> Result<Counters, ReadError> {
     Ok(counters)
 }
 
+/// Pool threads and batch sizes by interval start (milliseconds) and stage.
+type Levels = BTreeMap<u64, BTreeMap<String, StageLevels>>;
+
+/// Reads the `pool_threads` and `batch_size` columns of `counters.csv`, if it has them (a
+/// record written before them has not).
+fn parse_levels(path: &Path, bytes: &[u8]) -> Result<Levels, ReadError> {
+    let mut levels = Levels::new();
+    let header = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    if !header.split(|&b| b == b',').any(|column| column == b"batch_size") {
+        return Ok(levels);
+    }
+    for row in interval_rows(path, bytes, ["pool_threads", "batch_size"])? {
+        let [threads, batch] = row.fields.map(str::parse::<u64>);
+        let bad = |_| csv_error(path, row.line, format!("bad level in `{}`", row.fields.join(",")));
+        let level = StageLevels { pool_threads: threads.map_err(bad)?, batch_size: batch.map_err(bad)? };
+        levels.entry(row.start_ms).or_default().insert(row.stage.to_owned(), level);
+    }
+    Ok(levels)
+}
+
 /// Admission controller readings by interval start (milliseconds) and stage.
 type Admission = BTreeMap<u64, BTreeMap<String, AdmissionReading>>;
 
@@ -431,7 +464,13 @@ fn parse_millis(secs: &str) -> Option<u64> {
 /// Joins the log's histograms and the counters by interval start (both written to the
 /// millisecond). Histograms of one tag and interval are added up; one whose values do not fit
 /// the first's range (a log seda did not write, or a damaged one) is an error naming its line.
-fn join(hlog: &Path, log: Log, counters: Counters, admission: Admission) -> Result<Vec<Interval>, ReadError> {
+fn join(
+    hlog: &Path,
+    log: Log,
+    counters: Counters,
+    admission: Admission,
+    levels: Levels,
+) -> Result<Vec<Interval>, ReadError> {
     let typical_length = log.entries.first().map_or(Duration::ZERO, |e| e.2);
     let mut by_start: BTreeMap<u64, Interval> = BTreeMap::new();
     let new = |start_ms: u64, length: Duration| Interval {
@@ -440,6 +479,7 @@ fn join(hlog: &Path, log: Log, counters: Counters, admission: Admission) -> Resu
         histograms: BTreeMap::new(),
         counters: BTreeMap::new(),
         admission: BTreeMap::new(),
+        levels: BTreeMap::new(),
     };
     for (tag, start, length, histogram, line) in log.entries {
         let start_ms = start.as_millis() as u64;
@@ -463,6 +503,9 @@ fn join(hlog: &Path, log: Log, counters: Counters, admission: Admission) -> Resu
     }
     for (start_ms, stages) in admission {
         by_start.entry(start_ms).or_insert_with(|| new(start_ms, typical_length)).admission = stages;
+    }
+    for (start_ms, stages) in levels {
+        by_start.entry(start_ms).or_insert_with(|| new(start_ms, typical_length)).levels = stages;
     }
     Ok(by_start.into_values().collect())
 }
@@ -563,7 +606,7 @@ mod tests {
         let entries = [entry(histogram(1_000, 5)), entry(histogram(10_000_000, 5_000_000))];
         write(&mut bytes, std::time::UNIX_EPOCH, entries).unwrap();
         let log = parse_hlog(Path::new("l.hlog"), &bytes).unwrap();
-        let intervals = join(Path::new("l.hlog"), log, Counters::new(), Admission::new()).unwrap();
+        let intervals = join(Path::new("l.hlog"), log, Counters::new(), Admission::new(), Levels::new()).unwrap();
         let e2e = &intervals[0].histograms["e2e"];
         assert_eq!((e2e.len(), e2e.min(), e2e.max()), (2, 5, e2e.highest_equivalent(5_000_000)));
     }
@@ -583,11 +626,12 @@ mod tests {
         match parse_hlog(Path::new("l.hlog"), text.as_bytes()) {
             Ok(log) => {
                 // What the report then does with each interval: its end.
-                let ends: Vec<Duration> = join(Path::new("l.hlog"), log, Counters::new(), Admission::new())
-                    .unwrap()
-                    .iter()
-                    .map(Interval::end)
-                    .collect();
+                let ends: Vec<Duration> =
+                    join(Path::new("l.hlog"), log, Counters::new(), Admission::new(), Levels::new())
+                        .unwrap()
+                        .iter()
+                        .map(Interval::end)
+                        .collect();
                 panic!("accepted, ending at {ends:?}");
             }
             Err(e) => {

@@ -195,13 +195,15 @@ fn write_counters(out: &mut dyn Write, recording: &Recording, intervals: &Interv
             let utilisation = interval.pool_busy_ns[pool] as f64 / capacity_ns;
             writeln!(
                 out,
-                "{:.3},{name},{},{},{},{},{},{utilisation:.3}",
+                "{:.3},{name},{},{},{},{},{},{utilisation:.3},{},{}",
                 interval.start.as_secs_f64(),
                 s.processed,
                 s.rejected,
                 s.failed,
                 s.timed_out,
                 s.queue_depth,
+                interval.pool_threads[pool],
+                s.batch_size,
             )?;
         }
     }

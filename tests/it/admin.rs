@@ -589,7 +589,7 @@ fn counters_csv_shows_a_full_queue_and_a_busy_pool() {
     let csv = std::fs::read_to_string(dir.join("counters.csv")).unwrap();
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    assert_eq!(header[6..], ["queue_depth", "pool_utilisation"]);
+    assert_eq!(header[6..], ["queue_depth", "pool_utilisation", "pool_threads", "batch_size"]);
     let mut depth = BTreeMap::<String, Vec<u64>>::new();
     // The pool's utilisation by interval (its stages' rows agree).
     let mut utilisation = BTreeMap::<String, f64>::new();

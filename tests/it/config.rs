@@ -70,7 +70,7 @@ fn unknown_stage_kind_far_from_every_kind_lists_the_kinds() {
             "$.stages.parse.kind",
             "unknown stage kind `zzzzzzzz`",
             Some(
-                "the kinds are chaos, delay, file_cache, gzip, hash, http_route, jetstream_publish, nats_request, \
+                "the kinds are block, chaos, delay, file_cache, gzip, hash, http_route, jetstream_publish, nats_request, \
                  noop, respond, respond_static, route, send, spin, static_file (`seda kinds` describes each)"
             )
         )]
@@ -683,6 +683,79 @@ fn a_pools_idle_spin_is_in_microseconds_and_at_most_ten_milliseconds() {
 }
 
 #[test]
+fn a_pool_with_max_threads_has_them_all_pinned_round_its_cpus_and_starts_with_its_threads() {
+    let mut config = minimal();
+    config["pools"] = json!({ "disk": { "cpus": [0, 1], "max_threads": 5, "shrink_idle_ms": 250 } });
+    config["stages"]["parse"]["pool"] = json!("disk");
+    let plan = valid(&config);
+    let cpus: Vec<usize> = plan.pools[0].threads.iter().map(|t| t.cpu).collect();
+    assert_eq!(cpus, [0, 1, 0, 1, 0]);
+    let sizing = plan.pools[0].sizing.expect("sized");
+    assert_eq!(
+        (sizing.min_threads, sizing.grow_queue, sizing.shrink_idle),
+        (2, 32, std::time::Duration::from_millis(250))
+    );
+    // A pool without it keeps its threads.
+    assert_eq!(plan.pools[1].sizing, None);
+}
+
+#[test]
+fn max_threads_below_threads_and_growth_settings_without_it_are_refused() {
+    let mut config = minimal();
+    config["pools"] = json!({
+        "small": { "cpus": [0], "threads": 3, "max_threads": 2 },
+        "plain": { "cpus": [1], "grow_queue": 8, "shrink_idle_ms": 10 },
+        "zero": { "cpus": [1], "max_threads": 2, "grow_queue": 0, "shrink_idle_ms": 0 }
+    });
+    config["stages"]["parse"]["pool"] = json!("small");
+    config["stages"]["respond"]["pool"] = json!("plain");
+    config["stages"]["more"] = json!({ "kind": "noop", "pool": "zero" });
+    config["stages"]["parse"]["next"] = json!("more");
+    config["stages"]["more"]["next"] = json!("respond");
+    assert_eq!(
+        errors(&config).0,
+        vec![
+            error(
+                "$.pools.plain.grow_queue",
+                "`grow_queue` says how the pool grows, and it has no `max_threads`",
+                Some("add `max_threads`, or remove it")
+            ),
+            error(
+                "$.pools.plain.shrink_idle_ms",
+                "`shrink_idle_ms` says how the pool grows, and it has no `max_threads`",
+                Some("add `max_threads`, or remove it")
+            ),
+            error("$.pools.small.max_threads", "`max_threads` must be from the pool's 3 threads to 1024, not 2", None),
+            error("$.pools.zero.grow_queue", "`grow_queue` must be at least 1", None),
+            error("$.pools.zero.shrink_idle_ms", "`shrink_idle_ms` must be at least 1", None),
+        ]
+    );
+}
+
+#[test]
+fn a_queue_batch_is_from_one_to_thirty_two_or_adaptive() {
+    use seda::config::BatchPlan;
+    let mut config = minimal();
+    config["stages"]["parse"]["queue"] = json!({ "batch": 1 });
+    config["stages"]["respond"]["queue"] = json!({ "batch": "adaptive" });
+    let plan = valid(&config);
+    assert_eq!(plan.stages[plan.stage("parse").unwrap()].queue.batch, BatchPlan::Fixed(1));
+    assert_eq!(plan.stages[plan.stage("respond").unwrap()].queue.batch, BatchPlan::Adaptive);
+    assert_eq!(valid(&minimal()).stages[0].queue.batch, BatchPlan::Fixed(32));
+    for bad in [0, 33] {
+        config["stages"]["parse"]["queue"] = json!({ "batch": bad });
+        assert_eq!(
+            errors(&config).0,
+            vec![error(
+                "$.stages.parse.queue.batch",
+                &format!("a batch is from 1 to 32 requests, not {bad}"),
+                Some("or `\"adaptive\"`")
+            )]
+        );
+    }
+}
+
+#[test]
 fn empty_cpu_list_is_refused() {
     let mut config = minimal();
     config["stages"]["respond"]["cpus"] = json!([]);
@@ -965,7 +1038,7 @@ fn every_unknown_field_is_reported_each_with_its_nearest_field() {
         ]
     );
     config.as_object_mut().unwrap().retain(|k, _| k != "nmae" && k != "drain_timeout");
-    let queue = "expected one of `capacity`, `when_full`, `block_timeout_ms`";
+    let queue = "expected one of `capacity`, `when_full`, `block_timeout_ms`, `batch`";
     assert_eq!(
         errors(&config).0,
         vec![

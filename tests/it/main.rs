@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod config_runs;
 mod configs;
+mod controllers;
 mod custom_ops;
 mod documented;
 mod engine;

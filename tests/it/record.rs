@@ -113,14 +113,16 @@ fn a_recorded_run_writes_an_interval_log_counters_and_spectra() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("interval_start_s,stage,processed,rejected,failed,timed_out,queue_depth,pool_utilisation")
+        Some("interval_start_s,stage,processed,rejected,failed,timed_out,queue_depth,pool_utilisation,pool_threads,batch_size")
     );
     let mut processed = BTreeMap::<String, u64>::new();
     // The pool's utilisation by interval start: both stages run on the one pool.
     let mut utilisation = BTreeMap::<String, f64>::new();
     for line in lines {
         let fields: Vec<&str> = line.split(',').collect();
-        assert_eq!(fields.len(), 8, "{line}");
+        assert_eq!(fields.len(), 10, "{line}");
+        // A fixed pool of one thread, a fixed batch of 32, in every interval.
+        assert_eq!(fields[8..], ["1", "32"], "{line}");
         *processed.entry(fields[1].to_owned()).or_default() += fields[2].parse::<u64>().unwrap();
         // 600 requests into a queue of 4096: never more queued than were sent.
         assert!(fields[6].parse::<u64>().unwrap() <= 600, "{line}");

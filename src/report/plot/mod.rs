@@ -8,6 +8,7 @@ pub mod admission;
 pub mod chart;
 pub mod goodput;
 pub mod knee;
+pub mod levels;
 pub mod spectrum;
 pub mod style;
 pub mod svg;
@@ -26,6 +27,8 @@ pub const SPECTRUM_FILE: &str = "spectrum.svg";
 pub const TIMELINE_FILE: &str = "timeline.svg";
 pub const KNEE_FILE: &str = "knee.svg";
 pub const ADMISSION_FILE: &str = "admission.svg";
+/// Pool threads and batch sizes over time, when a controller moved them.
+pub const LEVELS_FILE: &str = "levels.svg";
 pub const GOODPUT_FILE: &str = "goodput.svg";
 
 /// A run to plot: its stats over the window, its table and its label (the record's folder
@@ -55,6 +58,9 @@ pub fn write_plots(runs: &[Plotted<'_>], dir: &Path) -> io::Result<Vec<PathBuf>>
         write(run.dir.join(TIMELINE_FILE), timeline::draw(run.slice, run.label))?;
         if admission::any(run.slice) {
             write(run.dir.join(ADMISSION_FILE), admission::draw(run.slice, run.label))?;
+        }
+        if levels::any(run.slice) {
+            write(run.dir.join(LEVELS_FILE), levels::draw(run.slice, run.label))?;
         }
         let steps = &run.slice.run.steps;
         if !steps.is_empty() {

@@ -1,6 +1,7 @@
 //! The built-in stage kinds, one file each, registered into a [`Registry`] by
 //! [`Registry::builtin`] as a user's kinds are.
 
+mod block;
 mod chaos;
 mod delay;
 mod file_cache;
@@ -28,6 +29,7 @@ impl Registry {
     /// The built-in kinds, registered with the same call a user's kind goes through.
     pub fn builtin() -> Self {
         Registry::empty()
+            .with_kind::<block::Block>("block")
             .with_kind::<chaos::Chaos>("chaos")
             .with_kind::<delay::Delay>("delay")
             .with_kind::<file_cache::FileCache>("file_cache")
@@ -48,6 +50,14 @@ impl Registry {
 #[cfg(test)]
 pub(crate) fn build(kind: &str, params: &serde_json::Value) -> Result<Arc<dyn StageFactory>, BuildError> {
     Registry::builtin().build(kind, params)
+}
+
+impl StageKind for block::Block {
+    type Params = block::Params;
+    const DESCRIPTION: &'static str = "holds its worker for `micros`, as a blocking call would, then goes on";
+    fn build(params: Self::Params) -> Result<Arc<dyn StageFactory>, BuildError> {
+        Ok(Arc::new(block::Block::new(params)?))
+    }
 }
 
 impl StageKind for chaos::Chaos {
