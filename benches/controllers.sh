@@ -78,7 +78,7 @@ for spec in 'fixed_1|block|1000|4000|{"threads": 1}' \
             'cpu_fixed_1|spin|200|6000|{"threads": 1}' \
             'cpu_grows_1_to_16|spin|200|6000|{"threads": 1, "max_threads": 16}'; do
     IFS='|' read -r name kind micros rate pool <<<"$spec"
-    pool_config "$name" "$kind" "$micros" "$rate" 40000 "$pool" >"$WORK/$name.cfg.json"
+    pool_config "$name" "$kind" "$micros" "$rate" 20000 "$pool" >"$WORK/$name.cfg.json"
     run "$name" "$WORK/$name.cfg.json"
 done
 

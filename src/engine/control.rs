@@ -50,8 +50,11 @@ impl Controllers {
                 let pool = &shared.pools[*p];
                 let Some(size) = &pool.size else { continue };
                 let queued = pool.stages.iter().map(|&s| shared.queues[s].depth()).sum();
-                let cpus: Vec<usize> = shared.plan.pools[*p].threads.iter().map(|t| t.cpu).collect();
-                let serving = sizer.sample(pool_size::read(size, &cpus, queued, now));
+                let r = pool_size::read(size, queued, now);
+                let serving = sizer.sample(r);
+                if std::env::var("SEDA_DEBUG_POOL").is_ok() {
+                    eprintln!("{r:?} -> {serving}");
+                }
                 pool_size::apply(size, serving, || pool.sleep.wake_all());
             }
             tick += 1;

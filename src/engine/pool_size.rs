@@ -6,11 +6,17 @@
 //! samples the pool every [`SAMPLE`] and moves the number serving ([`PoolSize::serving`]):
 //!
 //! - **grow** by one when the requests waiting in the pool's queues stayed above `grow_queue`
-//!   at two samples in a row *and* the serving threads used less than [`BUSY_CPU`] of the
-//!   CPUs they run on. The second condition is what Sandstorm's controller lacked: a queue
-//!   that grows because the CPUs are saturated is not helped by more threads (they only take
-//!   turns), but one that grows because the threads are blocked (a synchronous read, a sleep
-//!   in a client library) is;
+//!   at two samples in a row *and* its serving threads are mostly blocked: the share of them
+//!   found in the kernel's sleeping or disk-wait state (`/proc/self/task/TID/stat`) without
+//!   being asleep for want of work, smoothed over samples (weight 1/4), is at least
+//!   [`BLOCKED`]. (Smoothed, because a thread that computes is now and then caught in a
+//!   futex for a moment, handing work over or publishing its stats.) The second condition
+//!   is what Sandstorm's controller lacked: a queue that grows because the CPUs are saturated
+//!   is not helped by more threads (they only take turns, and a thread waiting for a CPU is
+//!   runnable, not blocked), but one that grows because the threads are blocked (a synchronous
+//!   read, a sleep in a client library) is. (The state is sampled rather than the kernel's
+//!   running and waiting times read: those are brought up to date only at the scheduler's
+//!   ticks and switches, too coarse for a 10 ms sample.)
 //! - **shrink** by one when a serving thread has been asleep for `shrink_idle`, at most once
 //!   per `shrink_idle`: the pool has had a thread more than it needed for that long.
 //!
@@ -27,8 +33,12 @@ use std::sync::{Condvar, Mutex};
 /// How often the control thread samples a sized pool.
 pub(crate) const SAMPLE: Duration = Duration::from_millis(10);
 
-/// The share of its CPUs' time above which a pool is taken to be CPU-bound, and not grown.
-const BUSY_CPU: f64 = 0.9;
+/// The smoothed share of the serving threads found blocked from which a long queue is taken
+/// to be for want of threads.
+const BLOCKED: f64 = 0.5;
+
+/// The weight of each sample in the smoothed blocked share.
+const BLOCKED_WEIGHT: f64 = 0.25;
 
 /// What a sized pool's threads and its controller share.
 pub(crate) struct PoolSize {
@@ -36,21 +46,21 @@ pub(crate) struct PoolSize {
     serving: AtomicUsize,
     /// Per thread: when it went to sleep for want of work (clock ns), or 0 while awake.
     asleep_since: Vec<AtomicU64>,
-    /// Per thread: its CPU-time clock (`pthread_getcpuclockid`), once it has started.
-    cpu_clocks: Vec<AtomicU64>,
+    /// Per thread: its kernel thread id, once it has started.
+    tids: Vec<AtomicU64>,
     standby: Mutex<()>,
     resumed: Condvar,
 }
 
-/// No clock read yet (`cpu_clocks`).
-const NO_CLOCK: u64 = u64::MAX;
+/// No thread id yet (`tids`).
+const NO_TID: u64 = 0;
 
 impl PoolSize {
     pub fn new(threads: usize, sizing: &PoolSizing) -> Self {
         PoolSize {
             serving: AtomicUsize::new(sizing.min_threads),
             asleep_since: (0..threads).map(|_| AtomicU64::new(0)).collect(),
-            cpu_clocks: (0..threads).map(|_| AtomicU64::new(NO_CLOCK)).collect(),
+            tids: (0..threads).map(|_| AtomicU64::new(NO_TID)).collect(),
             standby: Mutex::new(()),
             resumed: Condvar::new(),
         }
@@ -99,32 +109,27 @@ impl PoolSize {
         self.asleep_since[index].store(since.map_or(0, |ns| ns.max(1)), Ordering::Relaxed);
     }
 
-    /// Thread `index`, as it starts: its CPU-time clock, for the controller to read.
-    pub fn note_cpu_clock(&self, index: usize) {
-        let mut clock: libc::clockid_t = 0;
-        // SAFETY: pthread_self is the calling thread; the call writes only `clock`.
-        if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } == 0 {
-            self.cpu_clocks[index].store(clock as u32 as u64, Ordering::Release);
-        }
+    /// Thread `index`, as it starts: its thread id, for the controller to read its times.
+    pub fn note_thread(&self, index: usize) {
+        // SAFETY: gettid has no arguments and cannot fail.
+        let tid = unsafe { libc::gettid() };
+        self.tids[index].store(tid as u64, Ordering::Release);
     }
 
-    /// The CPU time the first `n` threads have used (ns), as far as their clocks can be read.
-    fn cpu_ns(&self, n: usize) -> u64 {
-        self.cpu_clocks[..n]
-            .iter()
-            .map(|clock| match clock.load(Ordering::Acquire) {
-                NO_CLOCK => 0,
-                clock => {
-                    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-                    // SAFETY: clock_gettime writes only the timespec. A clock of a thread that
-                    // has exited is an error, read as nothing.
-                    match unsafe { libc::clock_gettime(clock as u32 as libc::clockid_t, &mut ts) } {
-                        0 => ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64,
-                        _ => 0,
-                    }
-                }
+    /// How many of the first `n` threads are blocked now: sleeping or in a disk wait, as the
+    /// kernel says (`/proc/self/task/TID/stat`), and not asleep for want of work.
+    fn blocked(&self, n: usize) -> usize {
+        (0..n)
+            .filter(|&i| self.asleep_since[i].load(Ordering::Relaxed) == 0)
+            .filter(|&i| match self.tids[i].load(Ordering::Acquire) {
+                NO_TID => false,
+                tid => std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).is_ok_and(|stat| {
+                    // The state follows the command name, which is in parentheses.
+                    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+                    matches!(state, Some("S" | "D"))
+                }),
             })
-            .sum()
+            .count()
     }
 }
 
@@ -134,10 +139,10 @@ pub(crate) struct PoolReading {
     pub now_ns: u64,
     /// Requests waiting in the pool's queues.
     pub queued: usize,
-    /// CPU time the serving threads have used, in all (ns).
-    pub cpu_ns: u64,
-    /// How many distinct CPUs the serving threads are pinned to.
-    pub cpus: usize,
+    /// Serving threads found blocked (not running, not ready to run, not asleep for want of work).
+    pub blocked: usize,
+    /// How many threads serve.
+    pub serving: usize,
     /// The longest any serving thread has been asleep for want of work (ns), if one is.
     pub longest_asleep_ns: Option<u64>,
 }
@@ -150,15 +155,15 @@ pub(crate) struct PoolSizer {
     serving: usize,
     /// Samples in a row with the queue above `grow_queue`.
     long_queue: u32,
-    /// The last sample's reading, to tell CPU use over the interval.
-    last: Option<PoolReading>,
+    /// The share of serving threads found blocked, smoothed over samples.
+    blocked: f64,
     /// When the pool last shrank (clock ns).
     shrunk_ns: u64,
 }
 
 impl PoolSizer {
     pub fn new(sizing: PoolSizing, max: usize) -> Self {
-        PoolSizer { sizing, max, serving: sizing.min_threads, long_queue: 0, last: None, shrunk_ns: 0 }
+        PoolSizer { sizing, max, serving: sizing.min_threads, long_queue: 0, blocked: 0.0, shrunk_ns: 0 }
     }
 
     #[cfg(test)]
@@ -168,7 +173,8 @@ impl PoolSizer {
 
     /// Takes a sample; returns the new number of serving threads.
     pub fn sample(&mut self, reading: PoolReading) -> usize {
-        let last = self.last.replace(reading);
+        let share = reading.blocked as f64 / reading.serving.max(1) as f64;
+        self.blocked += BLOCKED_WEIGHT * (share - self.blocked);
         self.long_queue = if reading.queued > self.sizing.grow_queue { self.long_queue + 1 } else { 0 };
         let idle_enough = reading.longest_asleep_ns.is_some_and(|ns| ns >= self.sizing.shrink_idle.as_nanos() as u64);
         let since_shrink = reading.now_ns.saturating_sub(self.shrunk_ns);
@@ -181,10 +187,7 @@ impl PoolSizer {
             self.long_queue = 0;
             return self.serving;
         }
-        let Some(last) = last else { return self.serving };
-        let wall = reading.now_ns.saturating_sub(last.now_ns) as f64 * reading.cpus.max(1) as f64;
-        let busy = if wall > 0.0 { reading.cpu_ns.saturating_sub(last.cpu_ns) as f64 / wall } else { 1.0 };
-        if self.long_queue >= 2 && busy < BUSY_CPU && self.serving < self.max {
+        if self.long_queue >= 2 && self.blocked >= BLOCKED && self.serving < self.max {
             self.serving += 1;
             self.long_queue = 0;
         }
@@ -192,19 +195,16 @@ impl PoolSizer {
     }
 }
 
-/// Reads a sized pool for its controller: `queued` in its queues, its serving threads' clocks.
-pub(crate) fn read(size: &PoolSize, cpus_of: &[usize], queued: usize, now_ns: u64) -> PoolReading {
+/// Reads a sized pool for its controller: `queued` in its queues, its serving threads' times.
+pub(crate) fn read(size: &PoolSize, queued: usize, now_ns: u64) -> PoolReading {
     let n = size.serving();
-    let mut cpus: Vec<usize> = cpus_of[..n].to_vec();
-    cpus.sort_unstable();
-    cpus.dedup();
     let longest_asleep_ns = size.asleep_since[..n]
         .iter()
         .map(|since| since.load(Ordering::Relaxed))
         .filter(|&since| since != 0)
         .map(|since| now_ns.saturating_sub(since))
         .max();
-    PoolReading { now_ns, queued, cpu_ns: size.cpu_ns(n), cpus: cpus.len(), longest_asleep_ns }
+    PoolReading { now_ns, queued, blocked: size.blocked(n), serving: n, longest_asleep_ns }
 }
 
 /// Applies the controller's decision: resumes threads to serve, or marks the last ones to
@@ -231,62 +231,69 @@ mod tests {
         PoolSizer::new(sizing, 4)
     }
 
-    /// A sample at `ms`, with `queued` waiting, `cpu_ms` of CPU used so far on one CPU.
-    fn at(ms: u64, queued: usize, cpu_ms: u64, asleep_ms: Option<u64>) -> PoolReading {
-        PoolReading {
-            now_ns: ms * MS,
-            queued,
-            cpu_ns: cpu_ms * MS,
-            cpus: 1,
-            longest_asleep_ns: asleep_ms.map(|a| a * MS),
-        }
+    /// A sample at `ms`, with `queued` waiting and one thread serving, `blocked` or not.
+    fn at(ms: u64, queued: usize, blocked: bool, asleep_ms: Option<u64>) -> PoolReading {
+        let asleep = asleep_ms.map(|a| a * MS);
+        PoolReading { now_ns: ms * MS, queued, blocked: blocked.into(), serving: 1, longest_asleep_ns: asleep }
     }
 
     #[test]
     fn a_blocked_pool_with_a_long_queue_grows_a_thread_per_two_samples_up_to_its_most() {
         let mut s = sizer();
-        // Blocked threads: the queue is long, the CPU nearly idle (1 ms in 10).
+        // Blocked threads: the queue is long, and every thread found blocked.
         let mut serving = Vec::new();
         for i in 0..12u64 {
-            serving.push(s.sample(at(i * 10, 100, i, None)));
+            let n = s.serving;
+            serving.push(s.sample(PoolReading { serving: n, blocked: n, ..at(i * 10, 100, true, None) }));
         }
-        assert_eq!(serving, [1, 2, 2, 3, 3, 4, 4, 4, 4, 4, 4, 4]);
+        // The smoothed share passes a half at the third sample; then a thread per two samples.
+        assert_eq!(serving, [1, 1, 2, 2, 3, 3, 4, 4, 4, 4, 4, 4]);
     }
 
     #[test]
-    fn a_cpu_bound_pool_does_not_grow_however_long_its_queue() {
+    fn a_pool_whose_threads_run_or_wait_for_a_cpu_does_not_grow_however_long_its_queue() {
         let mut s = sizer();
-        // 9.5 ms of CPU in each 10 ms: 95% busy.
         for i in 0..10u64 {
-            assert_eq!(s.sample(PoolReading { cpu_ns: i * 9_500_000, ..at(i * 10, 1_000, 0, None) }), 1);
+            assert_eq!(s.sample(at(i * 10, 1_000, false, None)), 1);
         }
+        // Caught blocked at one sample in three: the smoothed share stays under a half.
+        let mut s = sizer();
+        for i in 0..30u64 {
+            assert_eq!(s.sample(at(i * 10, 1_000, i % 3 == 0, None)), 1, "sample {i}");
+        }
+        // Four threads, three of them blocked at every sample: the share passes a half at the
+        // third sample (0.19, 0.33, 0.44, 0.52).
+        let sizing = PoolSizing { min_threads: 4, grow_queue: 32, shrink_idle: Duration::from_millis(1_000) };
+        let mut s = PoolSizer::new(sizing, 8);
+        let four = |ms| PoolReading { serving: 4, blocked: 3, ..at(ms, 1_000, false, None) };
+        assert_eq!([0, 10, 20, 30].map(|ms| s.sample(four(ms))), [4, 4, 4, 5]);
     }
 
     #[test]
     fn a_short_queue_or_one_long_sample_is_not_a_reason_to_grow() {
         let mut s = sizer();
-        assert_eq!(s.sample(at(0, 0, 0, None)), 1);
-        assert_eq!(s.sample(at(10, 33, 0, None)), 1);
-        assert_eq!(s.sample(at(20, 32, 0, None)), 1);
-        assert_eq!(s.sample(at(30, 33, 0, None)), 1);
-        assert_eq!(s.sample(at(40, 33, 0, None)), 2);
+        assert_eq!(s.sample(at(0, 0, true, None)), 1);
+        assert_eq!(s.sample(at(10, 33, true, None)), 1);
+        assert_eq!(s.sample(at(20, 32, true, None)), 1);
+        assert_eq!(s.sample(at(30, 33, true, None)), 1);
+        assert_eq!(s.sample(at(40, 33, true, None)), 2);
     }
 
     #[test]
     fn a_pool_shrinks_by_one_per_idle_period_down_to_its_least() {
         let mut s = sizer();
-        for i in 0..6u64 {
-            s.sample(at(i * 10, 100, 0, None));
+        for i in 0..8u64 {
+            s.sample(at(i * 10, 100, true, None));
         }
         assert_eq!(s.serving(), 4);
         // A thread asleep for 999 ms: not yet.
-        assert_eq!(s.sample(at(2_000, 0, 0, Some(999))), 4);
-        assert_eq!(s.sample(at(2_010, 0, 0, Some(1_000))), 3);
+        assert_eq!(s.sample(at(2_000, 0, false, Some(999))), 4);
+        assert_eq!(s.sample(at(2_010, 0, false, Some(1_000))), 3);
         // Still a thread asleep that long, but the last shrink was only 990 ms ago.
-        assert_eq!(s.sample(at(3_000, 0, 0, Some(1_990))), 3);
-        assert_eq!(s.sample(at(3_010, 0, 0, Some(2_000))), 2);
-        assert_eq!(s.sample(at(4_010, 0, 0, Some(3_000))), 1);
-        assert_eq!(s.sample(at(9_000, 0, 0, Some(8_000))), 1);
+        assert_eq!(s.sample(at(3_000, 0, false, Some(1_990))), 3);
+        assert_eq!(s.sample(at(3_010, 0, false, Some(2_000))), 2);
+        assert_eq!(s.sample(at(4_010, 0, false, Some(3_000))), 1);
+        assert_eq!(s.sample(at(9_000, 0, false, Some(8_000))), 1);
     }
 
     #[test]

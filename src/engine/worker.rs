@@ -150,7 +150,7 @@ impl Worker {
         self.ctx.rec.skip_to(self.busy_since);
         let sized = self.ctx.shared.pools[self.pool].size.is_some();
         if let Some(size) = &self.ctx.shared.pools[self.pool].size {
-            size.note_cpu_clock(self.index);
+            size.note_thread(self.index);
         }
         loop {
             // A thread of a growing and shrinking pool past the serving count stands by, once
