@@ -4,6 +4,7 @@
 # server alike. Prints each run, then medians and ratios.
 #
 #   benches/http_vs_peers.sh [--rounds N] [--duration SECONDS] [--only open|hello|static|idle]
+#   (SEDA_BIN=path/to/seda measures that build instead of this tree's, for a before and after)
 #
 # seda runs with each I/O backend: `seda_uring` ("io": "uring") and `seda_epoll` ("io": "epoll"),
 # the reactor in its worker (the default); `seda_thread` is epoll with the reactor on a thread.
@@ -49,7 +50,8 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 echo "== building seda and the hyper reference server"
 cargo build --release -q
 (cd benches/peers/hyper-hello && CARGO_TARGET_DIR="$ROOT/target/peers" cargo build --release -q)
-SEDA=$ROOT/target/release/seda
+# SEDA_BIN: another seda build to measure (a baseline), instead of this tree's.
+SEDA=${SEDA_BIN:-$ROOT/target/release/seda}
 HYPER=$ROOT/target/peers/release/hyper-hello
 
 WORK=$(mktemp -d)

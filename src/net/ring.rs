@@ -4,8 +4,13 @@
 //! What is here is what any user of a ring needs and nothing about connections:
 //!
 //! 1. [`Ring::new`]: a ring set up so completions are posted when its own thread next enters
-//!    the kernel (or looks), never by interrupting it, with a ring of provided buffers
-//!    ([`BufferRing`]) that receives complete into.
+//!    the kernel, never by interrupting it, with a ring of provided buffers ([`BufferRing`])
+//!    that receives complete into. Where the kernel allows (Linux 6.1), the ring is for a single
+//!    thread with its completion work deferred (`SINGLE_ISSUER`, `DEFER_TASKRUN`): the kernel
+//!    does that work only when the ring's thread asks for completions, in a batch, instead of
+//!    on the way back from any system call. The ring starts disabled and is enabled by the first
+//!    thread that enters the kernel with it ([`Ring::enter`], [`Ring::submit`]), so a ring made
+//!    on one thread and handed to another (an HTTP worker's) belongs to the one that uses it.
 //! 2. [`user_data`] and [`parse`]: each operation carries its kind, slot and the slot's
 //!    generation, so a completion for something that has gone (the slot reused since) is
 //!    recognised and dropped.
@@ -60,21 +65,46 @@ pub(crate) fn available() -> io::Result<()> {
 pub(crate) struct Ring {
     pub ring: IoUring,
     pub buffers: BufferRing,
+    /// Made disabled (for a single thread), and not yet enabled by the thread that uses it.
+    disabled: bool,
 }
 
 impl Ring {
     /// A ring with `entries` submission entries (the completion queue is four times as long),
     /// or why this kernel cannot give one.
     pub fn new(entries: u32) -> io::Result<Ring> {
-        let ring = IoUring::builder()
-            .setup_cqsize(entries * 4)
-            // Completions are posted when this thread next enters the kernel (or looks), not
-            // by interrupting it; the flag says when there are some waiting to be posted.
-            .setup_coop_taskrun()
-            .setup_taskrun_flag()
-            .build(entries)?;
+        let build = |single_thread: bool| {
+            let mut builder = IoUring::builder();
+            builder
+                .setup_cqsize(entries * 4)
+                // Completions are posted when this thread next enters the kernel, not by
+                // interrupting it; the flag says when there are some waiting to be posted.
+                .setup_coop_taskrun()
+                .setup_taskrun_flag();
+            if single_thread {
+                builder.setup_single_issuer().setup_defer_taskrun().setup_r_disabled();
+            }
+            builder.build(entries)
+        };
+        // Before Linux 6.1 the kernel refuses the single-thread flags: the ring goes without.
+        let (ring, disabled) = match build(true) {
+            Ok(ring) => (ring, true),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (build(false)?, false),
+            Err(e) => return Err(e),
+        };
         let buffers = BufferRing::new(&ring)?;
-        Ok(Ring { ring, buffers })
+        Ok(Ring { ring, buffers, disabled })
+    }
+
+    /// Makes the calling thread the ring's own, the first time it enters the kernel with it.
+    #[inline]
+    fn enable(&mut self) {
+        if self.disabled {
+            self.disabled = false;
+            if let Err(e) = self.ring.submitter().register_enable_rings() {
+                panic!("cannot enable an io_uring: {e}");
+            }
+        }
     }
 
     /// Queues `entry`, submitting what is queued first if the queue is full.
@@ -87,7 +117,7 @@ impl Ring {
             if unsafe { self.ring.submission().push(entry) }.is_ok() {
                 break;
             }
-            let _ = self.ring.submit();
+            self.submit();
         }
     }
 
@@ -104,6 +134,7 @@ impl Ring {
         if !(waits || must_enter || (queued && !timeout.is_zero())) {
             return false;
         }
+        self.enable();
         let result = if waits {
             let timespec = Timespec::from(timeout);
             self.ring.submitter().submit_with_args(1, &SubmitArgs::new().timespec(&timespec))
@@ -121,6 +152,7 @@ impl Ring {
 
     /// Submits what is queued, without waiting.
     pub fn submit(&mut self) {
+        self.enable();
         if let Err(e) = self.ring.submit() {
             assert!(matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)), "{e}");
         }

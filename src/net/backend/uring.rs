@@ -151,9 +151,9 @@ impl Uring {
             queued_before: false,
             completed: Vec::new(),
         };
+        // Queued only: the ring is submitted to by the worker that owns it, from its first turn.
         uring.arm_accept();
         uring.arm_wake();
-        uring.ring.ring.submit()?;
         Ok(uring)
     }
 
