@@ -78,8 +78,9 @@ impl PoolSize {
         index >= self.serving()
     }
 
-    /// Thread `index` parks until it is to serve again or `stop()` says so. (The controller
-    /// and shutdown change the count under the lock, then notify: no wake-up is lost.)
+    /// Thread `index` parks until it is to serve again or `stop()` says so. No wake-up is
+    /// lost: the controller changes the count under the lock before it notifies, and shutdown
+    /// sets the engine's state before [`PoolSize::resume_all`] takes the lock to notify.
     pub fn stand_by(&self, index: usize, stop: impl Fn() -> bool) {
         let mut guard = self.standby.lock().unwrap();
         while self.stands_by(index) && !stop() {
