@@ -252,6 +252,11 @@ impl Conn {
                     self.closing = true;
                     return Framing::Stopped(env);
                 }
+                // The client shut its side: what it sent before is framed, and nothing more comes.
+                Framed::NeedMore if self.peer_done => {
+                    self.closing = true;
+                    return Framing::Stopped(env);
+                }
                 Framed::NeedMore if self.reader.take_continue() && self.owed.is_empty() => {
                     // Only with nothing owed before it: an interim answer may not overtake the
                     // answers to earlier requests. (Otherwise the client sends on its own
@@ -274,9 +279,10 @@ impl Conn {
     }
 
     /// The client shut its side (a read returned the end of the stream); it may still read
-    /// what it is owed.
+    /// what it is owed. What it sent before the end is still framed (a completion backend can
+    /// deliver the end with those bytes, before the reactor frames them): the connection stops
+    /// reading when the framer next needs bytes.
     pub fn end_of_input(&mut self) {
-        self.closing = true;
         self.peer_done = true;
     }
 
@@ -293,7 +299,12 @@ impl Conn {
 
     /// Bytes of a request head or body received and not yet framed.
     pub fn partial(&self) -> bool {
-        self.reader.buffered() > 0
+        self.unframed_bytes() > 0
+    }
+
+    /// Bytes received and not yet framed into a request.
+    pub fn unframed_bytes(&self) -> usize {
+        self.reader.buffered()
     }
 
     /// What it waits for now, and so which of its deadlines applies.

@@ -102,6 +102,7 @@ both_backends!("workers":
 
 both_placements!(
     a_client_that_does_not_read_gets_no_more_requests_framed,
+    a_client_that_sends_without_reading_is_stopped_by_tcp_not_buffered,
     the_admin_listener_shows_the_connections_live,
     a_panic_or_failure_in_a_stage_is_500_and_the_server_goes_on,
     a_client_that_expects_100_continue_gets_it_before_sending_the_body,
@@ -960,6 +961,31 @@ fn a_client_that_does_not_read_gets_no_more_requests_framed(reactor: Reactor) {
     }
     drop(stream);
     assert_eq!(server.stop().http().requests, 16);
+}
+
+/// A client that pipelines requests and never reads its answers: once its connection is held
+/// back, the server stops taking its bytes (io_uring: its multishot receive is cancelled), so
+/// the client's writes block on TCP's flow control after the socket buffers and the server's
+/// bounded hold, not after whatever it chooses to send.
+fn a_client_that_sends_without_reading_is_stopped_by_tcp_not_buffered(reactor: Reactor) {
+    let server = start(one_reactor(config(reactor, json!({}))));
+    let mut stream = connect(server.addr);
+    // A write that makes no progress for this long has met the flow control.
+    stream.set_write_timeout(Some(Duration::from_millis(500))).unwrap();
+    let chunk = (0..1_000).map(|_| get("/big/100000")).collect::<String>();
+    let (mut sent, cap) = (0usize, 256 << 20);
+    while sent < cap {
+        match stream.write(chunk.as_bytes()) {
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
+            Err(e) => panic!("write failed: {e}"),
+        }
+    }
+    // The socket buffers (a few MiB each way, autotuned), the server's hold (64 KiB), and the
+    // requests framed before the answers filled the per-connection bound: far under the cap.
+    assert!(sent < 64 << 20, "the client sent {sent} bytes without reading: the server kept taking them");
+    drop(stream);
+    server.stop();
 }
 
 /// A request that outlives its connection must never be answered on another one, however many

@@ -4,11 +4,14 @@
 //! One ring per reactor, used only by the reactor's thread:
 //!
 //! 1. Accepts: one multishot accept on the listener, armed again if the kernel ends it.
-//! 2. Receives: a connection whose framer needs bytes has one receive in flight, into a buffer
-//!    the kernel picks from a ring of provided buffers (so an idle connection holds no buffer
-//!    of its own); the bytes are fed to the connection as the receive completes and the buffer
-//!    goes back to the ring at once. A connection held back (no room) has none in flight, so
-//!    a client that does not read meets TCP's own flow control, as with epoll.
+//! 2. Receives: a connection whose framer needs bytes has one multishot receive in flight,
+//!    which completes each time bytes arrive, into a buffer the kernel picks from a ring of
+//!    provided buffers (so an idle connection holds no buffer of its own), and stays armed: a
+//!    keep-alive connection costs no new operation per request. The bytes are fed to the
+//!    connection as each completion comes and the buffer goes back to the ring at once. A
+//!    connection that is held back (no room) and goes on receiving has its receive cancelled
+//!    (see [`HOLD_BYTES`]), so a client that does not read its answers meets TCP's own flow
+//!    control, as with epoll; it is armed again when the reactor asks for bytes.
 //! 3. Sends: at most one in flight per connection, from its output where it is; until it
 //!    completes the output is lent ([`Conn::output_lent`]) and not touched.
 //! 4. Submission is batched, one `io_uring_enter` per turn at most: a turn that queued sends
@@ -43,13 +46,19 @@ use io_uring::{cqueue, opcode, squeue};
 
 use super::{Backend, Event, Fill};
 use crate::net::connection::{Conn, Slot};
-use crate::net::ring::{self, Ring, WakeFd, BUFFER_GROUP, BUFFER_SIZE};
+use crate::net::ring::{self, Ring, WakeFd, BUFFER_GROUP};
 
 /// Submission queue entries; the completion queue is four times as long.
 const RING_ENTRIES: u32 = 1024;
 
 /// The most pieces one send gathers.
 const MAX_SLICES: usize = 16;
+
+/// A connection the reactor has not asked for bytes since its last receive (held back for want
+/// of room, or closing) has its receive cancelled once it holds this many unframed bytes, or at
+/// once when it is held back: what a client can make the server buffer for it beyond what it
+/// asked for is this, plus what arrives before the cancel takes effect.
+const HOLD_BYTES: usize = 64 * 1024;
 
 /// What an operation is, in the top byte of its `user_data`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +111,10 @@ pub(crate) struct Uring {
 
 struct ConnOps {
     generation: u32,
+    /// Its multishot receive is in flight.
     receiving: bool,
+    /// The reactor asked for bytes ([`Backend::fill`]) since the last it was given.
+    wanted: bool,
     sending: bool,
     /// A gathering send's message and pieces, which must stay put while it is in flight; made
     /// at the first such send, so that an idle connection does not carry it.
@@ -184,11 +196,8 @@ impl Uring {
 
     fn arm_receive(&mut self, slot: usize, conn: &Conn) {
         let fd = Fd(conn.stream.as_raw_fd());
-        let entry = opcode::Recv::new(fd, std::ptr::null_mut(), BUFFER_SIZE as u32)
-            .buf_group(BUFFER_GROUP)
-            .build()
-            .flags(squeue::Flags::BUFFER_SELECT)
-            .user_data(user_data(Op::Receive, slot, conn.generation));
+        let entry =
+            opcode::RecvMulti::new(fd, BUFFER_GROUP).build().user_data(user_data(Op::Receive, slot, conn.generation));
         self.push(entry, true);
         self.conns[slot].receiving = true;
     }
@@ -231,17 +240,31 @@ impl Uring {
         flags: u32,
         slots: &mut [Slot],
     ) -> Option<Event> {
-        self.in_flight -= 1;
+        // A multishot receive's last completion is the one without `more`.
+        let last = !cqueue::more(flags);
+        if last {
+            self.in_flight -= 1;
+        }
         let buffer = cqueue::buffer_select(flags);
         let live = self.conns.get(slot).is_some_and(|c| c.generation == generation && c.receiving)
             && slots[slot].conn.as_ref().is_some_and(|c| c.generation == generation);
         let event = if live {
-            self.conns[slot].receiving = false;
+            let ops = &mut self.conns[slot];
+            if last {
+                ops.receiving = false;
+            }
+            let wanted = std::mem::take(&mut ops.wanted);
             let conn = slots[slot].conn.as_mut().expect("live");
             match result {
                 n if n > 0 => {
                     let id = buffer.expect("a receive that returns bytes names its buffer");
                     conn.received(&self.ring.buffers.bytes(id)[..n as usize]);
+                    // Not asked for: the reactor framed no more since the last bytes. Held
+                    // back, or holding enough, it gets no more until it asks.
+                    let hold = !wanted && (conn.held_back || conn.stalled || conn.unframed_bytes() >= HOLD_BYTES);
+                    if hold && !last {
+                        self.cancel(user_data(Op::Receive, slot, generation));
+                    }
                     Some(Event::Input(slot))
                 }
                 0 => {
@@ -249,10 +272,19 @@ impl Uring {
                     Some(Event::Input(slot))
                 }
                 n if -n == libc::ENOBUFS => {
+                    self.conns[slot].wanted = wanted;
                     self.starved.push((slot, generation));
                     None
                 }
-                n if -n == libc::ECANCELED => None,
+                n if -n == libc::ECANCELED => {
+                    // Cancelled for holding back, while the reactor asked again: receive again.
+                    self.conns[slot].wanted = wanted;
+                    if wanted {
+                        let conn = slots[slot].conn.as_ref().expect("live");
+                        self.arm_receive(slot, conn);
+                    }
+                    None
+                }
                 _ => Some(Event::Broken(slot)),
             }
         } else {
@@ -352,16 +384,24 @@ impl Backend for Uring {
 
     fn watch(&mut self, slot: usize, conn: &Conn) -> io::Result<()> {
         if self.conns.len() <= slot {
-            self.conns.resize_with(slot + 1, || ConnOps { generation: 0, receiving: false, sending: false, msg: None });
+            self.conns.resize_with(slot + 1, || ConnOps {
+                generation: 0,
+                receiving: false,
+                wanted: false,
+                sending: false,
+                msg: None,
+            });
         }
         let ops = &mut self.conns[slot];
         ops.generation = conn.generation;
         ops.receiving = false;
+        ops.wanted = false;
         ops.sending = false;
         Ok(())
     }
 
     fn fill(&mut self, slot: usize, conn: &mut Conn) -> Fill {
+        self.conns[slot].wanted = true;
         if !self.conns[slot].receiving {
             self.arm_receive(slot, conn);
         }
@@ -399,6 +439,7 @@ impl Backend for Uring {
         let ops = &mut self.conns[slot];
         let (receiving, sending) = (ops.receiving, ops.sending);
         ops.receiving = false;
+        ops.wanted = false;
         ops.sending = false;
         if receiving {
             self.cancel(user_data(Op::Receive, slot, generation));
@@ -442,9 +483,8 @@ impl Uring {
             self.enter(Duration::from_millis(10));
             let completed: Vec<_> = self.ring.ring.completion().collect();
             for entry in completed {
-                let (op, ..) = parse(entry.user_data());
-                let last = op != Some(Op::Accept) || !cqueue::more(entry.flags());
-                if last {
+                // Multishot operations (accept, receive) complete many times; the last says so.
+                if !cqueue::more(entry.flags()) {
                     self.in_flight -= 1;
                 }
             }
