@@ -26,6 +26,11 @@ use super::limits::{Limits, HEADER_SLOTS};
 use super::reject::{BadRequest, Reject};
 use seda_stages::http::{trim_ows, HttpRequest as Request, Version};
 
+/// A buffer grown past this (the receive buffer, after a large head or a body that came faster
+/// than it was framed; a request's body) is freed when the reader is reset for another
+/// connection, rather than kept.
+const KEEP_BUF: usize = 32 * 1024;
+
 /// What [`RequestReader::next_request`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Framed {
@@ -92,6 +97,35 @@ impl RequestReader {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Frames within `limits` from now on (a reader reused for another connection).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// Whether it is between requests: nothing of the next one received, and still reading.
+    pub fn between_requests(&self) -> bool {
+        matches!(self.state, State::Head) && self.buffered() == 0 && !self.continue_owed
+    }
+
+    /// Starts again as a new connection's reader, keeping its buffers for it (but not large
+    /// ones): whatever it held is dropped.
+    pub fn reset(&mut self) {
+        self.buf.clear();
+        if self.buf.capacity() > KEEP_BUF {
+            self.buf = Vec::new();
+        }
+        // A body left half read (its client went away) may have grown to `max_body_bytes`.
+        for request in std::iter::once(&mut self.request).chain(&mut self.reusable) {
+            if request.body_mut().capacity() > KEEP_BUF {
+                *request.body_mut() = Vec::new();
+            }
+        }
+        self.start = 0;
+        self.state = State::Head;
+        self.head_tried = 0;
+        self.continue_owed = false;
     }
 
     /// Appends bytes received on the connection. Dropped once the reader is closed.

@@ -46,7 +46,7 @@ use super::backend::{Backend, Event, Fill};
 use super::completions::{Answer, Completions};
 use super::connection::{Conn, Framing, Slot, Waiting, LINGER_TIME};
 use super::stats::HttpLive;
-use super::{fixed_replies, RequestReader};
+use super::{fixed_replies, Limits};
 use crate::clock::now_ns;
 use crate::config::{HttpIo, HttpPlan, Plan, SourcePlacement, SourcePlan};
 use crate::engine::{Admission, Admit, Envelope, Origin, Poller};
@@ -274,6 +274,8 @@ struct Reactor<B> {
     /// Request ids: this reactor's number in the top bits, so ids are unique across reactors.
     next_id: u64,
     plan: HttpPlan,
+    /// The plan's request limits, shared by its connections (each keeps a pointer, not a copy).
+    limits: Arc<Limits>,
     live: Arc<HttpLive>,
     /// Requests framed and answers taken this turn, added to `live` once per turn.
     framed: u64,
@@ -318,6 +320,7 @@ impl<B: Backend> Reactor<B> {
             index: id as usize,
             next_id: u64::from(id) << 48,
             plan: plan.clone(),
+            limits: Arc::new(plan.limits),
             live,
             framed: 0,
             answered: 0,
@@ -605,8 +608,7 @@ impl<B: Backend> Reactor<B> {
         let generation = (self.slots[slot].generation + 1) & 0xffff;
         self.slots[slot].generation = generation;
         let deadline = now_ns().saturating_add(nanos(self.plan.header_timeout));
-        let reader = RequestReader::new(self.plan.limits);
-        let conn = Conn::new(stream, client, reader, generation, deadline);
+        let conn = Conn::new(stream, client, self.limits.clone(), generation, deadline);
         if self.io.watch(slot, &conn).is_err() {
             self.free_slots.push(slot);
             self.live.open.fetch_sub(1, Ordering::AcqRel);
@@ -813,6 +815,11 @@ impl<B: Backend> Reactor<B> {
     fn update_deadline(&mut self, slot: usize) {
         let Some(conn) = self.slots[slot].conn.as_mut().filter(|c| c.waiting != Waiting::Linger) else { return };
         let waiting = conn.wait_kind();
+        if waiting == Waiting::Idle {
+            // Between requests it needs no framer nor output buffer: another connection may use
+            // them meanwhile.
+            conn.give_back_if_idle();
+        }
         let progress = std::mem::take(&mut conn.progress);
         let moved = match waiting {
             Waiting::Body => progress.read,
@@ -919,6 +926,7 @@ impl<B: Backend> Reactor<B> {
             HttpLive::count(&self.live.closed_with_requests_in_flight);
         }
         self.envelopes.extend(conn.take_ready());
+        conn.give_back_on_close();
         // A slot with answers still to come waits for the last of them before it is reused.
         if self.slots[slot].in_pipeline == 0 {
             self.free_slots.push(slot);
