@@ -189,6 +189,12 @@ pub struct HttpConfig {
     /// completions), or `auto`: io_uring where the kernel allows it, else epoll.
     #[serde(default)]
     pub io: HttpIo,
+    /// With io_uring: the longest a sleeping reactor lets the first arrival (a request's bytes,
+    /// a connection) wait for others, so that one wake-up serves several, as a network card
+    /// coalesces its interrupts. Only at rates where at least two arrive within it, and never
+    /// while the reactor waits for answers from other threads; 0 turns it off.
+    #[serde(default = "default_coalesce_us")]
+    pub coalesce_us: u64,
     /// Open connections at most; past it a new connection is closed at accept, and counted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
@@ -262,6 +268,10 @@ pub enum HttpIo {
     /// io_uring where the kernel allows it, else epoll (one log line says which and why).
     #[default]
     Auto,
+}
+
+fn default_coalesce_us() -> u64 {
+    100
 }
 
 fn default_max_connections() -> usize {

@@ -141,6 +141,8 @@ pub struct HttpPlan {
     pub reactor: super::SourcePlacement,
     pub cpu: Option<usize>,
     pub io: super::HttpIo,
+    /// How long a sleeping io_uring reactor lets an arrival wait for others (zero: not at all).
+    pub coalesce: Duration,
     pub max_connections: usize,
     pub max_connections_per_client: usize,
     pub max_unsent_bytes: usize,

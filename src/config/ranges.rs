@@ -41,6 +41,8 @@ pub const MAX_SAMPLE_EVERY: u32 = 100_000;
 pub const MAX_CLASSES: usize = 64;
 /// The HTTP source's `max_connections`.
 pub const MAX_CONNECTIONS: usize = 1_000_000;
+/// The HTTP source's `coalesce_us`: a millisecond.
+pub const MAX_COALESCE_US: u64 = 1_000;
 /// The HTTP source's `max_pipelined`.
 pub const MAX_PIPELINED: usize = 1_024;
 /// The HTTP source's `max_head_bytes`.

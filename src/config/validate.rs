@@ -689,6 +689,7 @@ impl Validator<'_> {
         for (field, value, max) in [
             ("max_connections", h.max_connections as u64, ranges::MAX_CONNECTIONS as u64),
             ("max_pipelined", h.max_pipelined as u64, ranges::MAX_PIPELINED as u64),
+            ("coalesce_us", h.coalesce_us, ranges::MAX_COALESCE_US),
             ("header_timeout_ms", h.header_timeout_ms, ranges::MAX_MS),
             ("idle_timeout_ms", h.idle_timeout_ms, ranges::MAX_MS),
             ("body_timeout_ms", h.body_timeout_ms, ranges::MAX_MS),
@@ -712,6 +713,7 @@ impl Validator<'_> {
             reactor: h.reactor,
             cpu: h.cpu,
             io: h.io,
+            coalesce: Duration::from_micros(h.coalesce_us),
             max_connections: h.max_connections,
             max_connections_per_client: h.max_connections_per_client,
             max_unsent_bytes: h.max_unsent_bytes,

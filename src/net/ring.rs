@@ -67,6 +67,17 @@ pub(crate) struct Ring {
     pub buffers: BufferRing,
     /// Made disabled (for a single thread), and not yet enabled by the thread that uses it.
     disabled: bool,
+    /// The kernel can make a wait gather completions for a while ([`Ring::enter_gathering`]:
+    /// Linux 6.12).
+    can_gather: bool,
+}
+
+/// How a sleeping wait gathers completions, so that one wake-up serves several: it returns
+/// once `completions` are there, or, after `patience`, as soon as there is one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Gather {
+    pub completions: u32,
+    pub patience: Duration,
 }
 
 impl Ring {
@@ -93,7 +104,8 @@ impl Ring {
             Err(e) => return Err(e),
         };
         let buffers = BufferRing::new(&ring)?;
-        Ok(Ring { ring, buffers, disabled })
+        let can_gather = ring.params().is_feature_min_timeout();
+        Ok(Ring { ring, buffers, disabled, can_gather })
     }
 
     /// Makes the calling thread the ring's own, the first time it enters the kernel with it.
@@ -125,6 +137,12 @@ impl Ring {
     /// (not at all if some are there already); for zero, enters the kernel only if completions
     /// wait there to be posted. True if it entered the kernel (so nothing queued is left).
     pub fn enter(&mut self, timeout: Duration) -> bool {
+        self.enter_gathering(timeout, None)
+    }
+
+    /// [`Ring::enter`], but a wait that sleeps gathers completions as `gather` says, where the
+    /// kernel can (else it returns at the first, as [`Ring::enter`] does).
+    pub fn enter_gathering(&mut self, timeout: Duration, gather: Option<Gather>) -> bool {
         let ready = !self.ring.completion().is_empty();
         let (queued, must_enter) = {
             let submission = self.ring.submission();
@@ -137,7 +155,14 @@ impl Ring {
         self.enable();
         let result = if waits {
             let timespec = Timespec::from(timeout);
-            self.ring.submitter().submit_with_args(1, &SubmitArgs::new().timespec(&timespec))
+            let args = SubmitArgs::new().timespec(&timespec);
+            match gather.filter(|g| self.can_gather && g.completions > 1 && g.patience < timeout) {
+                Some(g) => {
+                    let patience_us = g.patience.as_micros().min(u128::from(u32::MAX)) as u32;
+                    self.ring.submitter().submit_with_args(g.completions as usize, &args.min_wait_usec(patience_us))
+                }
+                None => self.ring.submitter().submit_with_args(1, &args),
+            }
         } else {
             self.ring.submit()
         };

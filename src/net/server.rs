@@ -179,7 +179,7 @@ impl Source for HttpSource {
         }
         self.addr = Some(addr);
         match choose_io(http.io)? {
-            HttpIo::Uring => self.start(listeners, http, Uring::new),
+            HttpIo::Uring => self.start(listeners, http, |listener| Uring::new(listener, http.coalesce)),
             _ => self.start(listeners, http, |listener| Epoll::new(mio::net::TcpListener::from_std(listener))),
         }
     }
@@ -357,7 +357,7 @@ impl<B: Backend> Reactor<B> {
         }
         // Taken out for the loop, which needs the reactor mutable.
         let mut events = std::mem::take(&mut self.events);
-        self.io.wait(wait, &mut self.slots, &mut events);
+        self.io.wait(wait, self.in_flight > 0, &mut self.slots, &mut events);
         let mut busy = self.make_room_for_others();
         for event in events.drain(..) {
             busy = true;

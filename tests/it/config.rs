@@ -1584,7 +1584,7 @@ fn http_limits_past_their_range_are_each_reported() {
     let mut config = minimal();
     config["source"] = json!({
         "kind": "http", "listen": "127.0.0.1:0", "entry": "parse",
-        "max_connections": 2_000_000, "max_pipelined": 1_025, "header_timeout_ms": 3_600_001,
+        "max_connections": 2_000_000, "max_pipelined": 1_025, "coalesce_us": 1_001, "header_timeout_ms": 3_600_001,
         "idle_timeout_ms": u64::MAX, "max_head_bytes": 2 << 20, "max_headers": 1_025, "max_body_bytes": 2u64 << 30
     });
     assert_eq!(
@@ -1592,6 +1592,7 @@ fn http_limits_past_their_range_are_each_reported() {
         vec![
             error("$.source.max_connections", "max_connections must be at most 1000000, not 2000000", None),
             error("$.source.max_pipelined", "max_pipelined must be at most 1024, not 1025", None),
+            error("$.source.coalesce_us", "coalesce_us must be at most 1000, not 1001", None),
             error("$.source.header_timeout_ms", "header_timeout_ms must be at most 3600000, not 3600001", None),
             error(
                 "$.source.idle_timeout_ms",

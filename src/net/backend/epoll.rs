@@ -56,7 +56,7 @@ impl Epoll {
 }
 
 impl Backend for Epoll {
-    fn wait(&mut self, timeout: Duration, _slots: &mut [Slot], events: &mut Vec<Event>) {
+    fn wait(&mut self, timeout: Duration, _answers_due: bool, _slots: &mut [Slot], events: &mut Vec<Event>) {
         if let Err(e) = self.poll.poll(&mut self.events, Some(timeout)) {
             assert_eq!(e.kind(), io::ErrorKind::Interrupted, "epoll_wait failed: {e}");
         }

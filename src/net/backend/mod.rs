@@ -49,8 +49,10 @@ pub(crate) enum Fill {
 pub(crate) trait Backend: Send {
     /// Waits up to `timeout` for I/O (not at all for zero), with everything queued since the
     /// last wait submitted first, and reports what happened into `events`. A completion
-    /// backend feeds received bytes to their connections in `slots` here.
-    fn wait(&mut self, timeout: Duration, slots: &mut [Slot], events: &mut Vec<Event>);
+    /// backend feeds received bytes to their connections in `slots` here. `answers_due`: the
+    /// reactor has requests in the pipeline, whose answers another thread may bring (its
+    /// waker ends the wait), so a wait that sleeps must not hold back for more arrivals.
+    fn wait(&mut self, timeout: Duration, answers_due: bool, slots: &mut [Slot], events: &mut Vec<Event>);
 
     /// The next connection waiting to be accepted, and its client's address.
     fn accept(&mut self) -> Option<(TcpStream, IpAddr)>;

@@ -46,7 +46,7 @@ use io_uring::{cqueue, opcode, squeue};
 
 use super::{Backend, Event, Fill};
 use crate::net::connection::{Conn, Slot};
-use crate::net::ring::{self, Ring, WakeFd, BUFFER_GROUP};
+use crate::net::ring::{self, Gather, Ring, WakeFd, BUFFER_GROUP};
 
 /// Submission queue entries; the completion queue is four times as long.
 const RING_ENTRIES: u32 = 1024;
@@ -107,6 +107,56 @@ pub(crate) struct Uring {
     sends_queued: bool,
     queued_before: bool,
     completed: Vec<cqueue::Entry>,
+    /// How fast receives and accepts complete, for how many a sleeping wait gathers.
+    arrivals: Arrivals,
+}
+
+/// The rate at which a reactor's connections bring it something (receives and accepts
+/// completed): a sleeping wait gathers as many as are expected within its patience, so that
+/// at a high rate one wake-up serves several arrivals (as a network card coalesces its
+/// interrupts), and at a low rate each wakes the reactor at once.
+struct Arrivals {
+    patience: Duration,
+    /// Arrivals since `since_ns`.
+    count: u64,
+    since_ns: u64,
+    /// The smoothed rate, per second.
+    per_second: u64,
+}
+
+impl Arrivals {
+    /// The shortest window a rate is measured over.
+    const WINDOW_NS: u64 = 1_000_000;
+    /// The most completions a wait gathers.
+    const MOST: u64 = 64;
+
+    fn new(patience: Duration) -> Arrivals {
+        Arrivals { patience, count: 0, since_ns: crate::clock::now_ns(), per_second: 0 }
+    }
+
+    /// How the coming sleep gathers: none when fewer than two arrivals are expected within
+    /// the patience.
+    fn gather(&mut self) -> Option<Gather> {
+        if self.patience.is_zero() {
+            return None;
+        }
+        self.gather_at(crate::clock::now_ns())
+    }
+
+    fn gather_at(&mut self, now: u64) -> Option<Gather> {
+        let elapsed = now.saturating_sub(self.since_ns);
+        if elapsed >= Self::WINDOW_NS {
+            let rate = self.count * 1_000_000_000 / elapsed;
+            // Smoothed, with weight 1/4 per window the measurement spans: one over four
+            // windows or more (a long idle spell) replaces the rate.
+            let windows = (elapsed / Self::WINDOW_NS).min(4);
+            self.per_second = (self.per_second * (4 - windows) + rate * windows) / 4;
+            self.count = 0;
+            self.since_ns = now;
+        }
+        let expected = self.per_second * self.patience.as_nanos() as u64 / 1_000_000_000;
+        (expected >= 2).then(|| Gather { completions: expected.min(Self::MOST) as u32, patience: self.patience })
+    }
 }
 
 struct ConnOps {
@@ -144,9 +194,10 @@ pub(crate) fn available() -> io::Result<()> {
 }
 
 impl Uring {
-    /// A ring for `listener`, or why this kernel cannot give one (io_uring disabled or too old:
-    /// provided buffer rings need Linux 5.19).
-    pub fn new(listener: TcpListener) -> io::Result<Uring> {
+    /// A ring for `listener`, whose sleeping waits gather arrivals for up to `coalesce` (see
+    /// [`Arrivals`]), or why this kernel cannot give one (io_uring disabled or too old: provided
+    /// buffer rings need Linux 5.19).
+    pub fn new(listener: TcpListener, coalesce: Duration) -> io::Result<Uring> {
         let ring = Ring::new(RING_ENTRIES)?;
         let wake = WakeFd::new()?;
         let mut uring = Uring {
@@ -162,6 +213,7 @@ impl Uring {
             sends_queued: false,
             queued_before: false,
             completed: Vec::new(),
+            arrivals: Arrivals::new(coalesce),
         };
         // Queued only: the ring is submitted to by the worker that owns it, from its first turn.
         uring.arm_accept();
@@ -210,8 +262,9 @@ impl Uring {
     /// For a non-zero `timeout`, submits what is queued and waits up to it for a completion
     /// (not at all if some are there already); for zero, enters the kernel only if completions
     /// wait there to be posted.
-    fn enter(&mut self, timeout: Duration) {
-        if self.ring.enter(timeout) {
+    fn enter(&mut self, timeout: Duration, may_gather: bool) {
+        let gather = if may_gather && !timeout.is_zero() { self.arrivals.gather() } else { None };
+        if self.ring.enter_gathering(timeout, gather) {
             self.sends_queued = false;
             self.queued_before = false;
         }
@@ -318,13 +371,18 @@ impl Uring {
 }
 
 impl Backend for Uring {
-    fn wait(&mut self, timeout: Duration, slots: &mut [Slot], events: &mut Vec<Event>) {
-        self.enter(timeout);
+    fn wait(&mut self, timeout: Duration, answers_due: bool, slots: &mut [Slot], events: &mut Vec<Event>) {
+        // Answers due come through the waker, whose wake-up a gathering wait would hold back
+        // like any other completion (the kernel ends it early only when enough are in).
+        self.enter(timeout, !answers_due);
         let mut completed = std::mem::take(&mut self.completed);
         completed.extend(self.ring.ring.completion());
         for entry in completed.drain(..) {
             let (op, slot, generation) = parse(entry.user_data());
             let (result, flags) = (entry.result(), entry.flags());
+            if matches!(op, Some(Op::Accept | Op::Receive)) {
+                self.arrivals.count += 1;
+            }
             let event = match op {
                 Some(Op::Accept) => {
                     self.on_accept(result, flags);
@@ -480,7 +538,7 @@ impl Uring {
         self.push(entry, true);
         let deadline = Instant::now() + Duration::from_secs(1);
         while self.in_flight > 0 && Instant::now() < deadline {
-            self.enter(Duration::from_millis(10));
+            self.enter(Duration::from_millis(10), false);
             let completed: Vec<_> = self.ring.ring.completion().collect();
             for entry in completed {
                 // Multishot operations (accept, receive) complete many times; the last says so.
@@ -519,13 +577,51 @@ mod tests {
         assert_eq!(parse(0).0, None);
     }
 
+    /// `rate` arrivals per second for `windows` windows of a millisecond, from `now`.
+    fn arrive(arrivals: &mut Arrivals, now: &mut u64, rate: u64, windows: u32) -> Option<Gather> {
+        let mut gather = None;
+        for _ in 0..windows {
+            arrivals.count += rate / 1_000;
+            *now += Arrivals::WINDOW_NS;
+            gather = arrivals.gather_at(*now);
+        }
+        gather
+    }
+
+    #[test]
+    fn a_sleep_gathers_the_arrivals_expected_within_its_patience_and_none_at_a_low_rate() {
+        let mut now = 0;
+        let mut arrivals = Arrivals { patience: Duration::from_micros(100), count: 0, since_ns: now, per_second: 0 };
+        // 100,000/s: ten expected in 100 us, once the smoothed rate has caught up.
+        let gather = arrive(&mut arrivals, &mut now, 100_000, 30).expect("gathers");
+        assert!((9..=10).contains(&gather.completions), "{gather:?}");
+        assert_eq!(gather.patience, Duration::from_micros(100));
+        // 10,000/s: one expected, so each arrival wakes the reactor at once.
+        assert_eq!(arrive(&mut arrivals, &mut now, 10_000, 30), None);
+        // Ten million per second: no more than the most a wait gathers.
+        let gather = arrive(&mut arrivals, &mut now, 10_000_000, 30).expect("gathers");
+        assert_eq!(gather.completions, Arrivals::MOST as u32);
+        // A long idle spell: the first sleep after it does not gather.
+        now += 10_000_000_000;
+        assert_eq!(arrivals.gather_at(now), None);
+    }
+
+    #[test]
+    fn no_patience_never_gathers() {
+        let mut arrivals = Arrivals { patience: Duration::ZERO, count: 0, since_ns: 0, per_second: 10_000_000 };
+        for _ in 0..10 {
+            arrivals.count += 1_000;
+            assert_eq!(arrivals.gather(), None);
+        }
+    }
+
     #[test]
     fn a_ring_dropped_with_operations_in_flight_gets_them_all_back() {
         if available().is_err() {
             return;
         }
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut uring = Uring::new(listener).unwrap();
+        let mut uring = Uring::new(listener, Duration::ZERO).unwrap();
         // The multishot accept and the eventfd read are in flight.
         assert_eq!(uring.in_flight, 2);
         assert!(uring.cancel_all(), "{} operations not given back", uring.in_flight);
