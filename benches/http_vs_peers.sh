@@ -13,7 +13,8 @@
 #         /proc, over the measured run only) at fixed open-loop rates of 10k, 50k and 100k/s with
 #         64 and 1,000 connections, `seda load` on CPU 1 (after a warmup run), with its p99
 #         (corrected latency). configs/http_hello.json vs nginx `return 200` vs hyper.
-# hello:  closed loop (`wrk -t1 -c64`) requests/s, plain and 16-deep pipelined.
+# hello:  closed loop (`wrk -t1 -c64`) requests/s and the server's CPU per request, plain and
+#         16-deep pipelined.
 # static: configs/http_static.json vs nginx over 1,000 files whose sizes follow SPECweb99's
 #         classes (35% 0.1-0.9 KB, 50% 1-9 KB, 14% 10-90 KB, 1% 100-900 KB), requested at random.
 # idle:   resident memory per idle keep-alive connection, 10,000 of them (each has served one
@@ -166,19 +167,25 @@ start_hyper() {
     wait_port "$2"
 }
 
-# wrk on CPU 1 against port $1 with extra args; prints "requests/s p99_us".
+# wrk on CPU 1 against port $1 with extra args; prints "requests/s p99_us cpu=US", cpu being the
+# server's CPU time per request answered (what to compare when wrk, not the server, is the limit).
 drive() {
     local port=$1
     shift
+    local before after
+    before=$(server_cpu_us)
     taskset -c 1 wrk -t1 -c64 -d"${DURATION}s" --latency "$@" "http://127.0.0.1:$port/" >"$WORK/wrk.out" 2>&1
-    python3 - "$WORK/wrk.out" <<'EOF'
+    after=$(server_cpu_us)
+    python3 - "$WORK/wrk.out" "$before" "$after" <<'EOF'
 import re, sys
 text = open(sys.argv[1]).read()
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+requests = int(re.search(r"(\d+) requests in", text).group(1))
+cpu = (int(sys.argv[3]) - int(sys.argv[2])) / max(requests, 1)
 m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
 p99 = float(m.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
 errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", text)
-print(f"{rps:.0f} {p99:.0f}" + (f" errors={errors.group(0)!r}" if errors else ""))
+print(f"{rps:.0f} {p99:.0f} cpu={cpu:.3f}" + (f" errors={errors.group(0)!r}" if errors else ""))
 EOF
 }
 
@@ -353,6 +360,8 @@ for line in open(sys.argv[1]):
     for field in fields[2:]:
         if field.startswith("rate="):
             runs.setdefault(name + ".rate", []).append(float(field[5:]))
+        if field.startswith("cpu="):
+            runs.setdefault(name + ".cpu", []).append(float(field[4:]))
 med = {k: statistics.median(v) for k, v in runs.items()}
 for k in sorted(med):
     print(f"{k:<40} {med[k]:>12.1f}   (runs: {', '.join(f'{x:.0f}' for x in runs[k])})")
@@ -364,6 +373,9 @@ for test in ["hello.plain", "hello.pipelined", "static.random"]:
             p = med.get(f"{test}.{peer}")
             if s and p:
                 print(f"{test}: {seda} / {peer} = {s / p:.2f}x requests/s")
+            s_cpu, p_cpu = med.get(f"{test}.{seda}.cpu"), med.get(f"{test}.{peer}.cpu")
+            if s_cpu and p_cpu:
+                print(f"{test}: {seda} / {peer} = {p_cpu / s_cpu:.2f}x requests per server CPU second")
 if not any(k.startswith("open.") for k in med):
     sys.exit(0)
 print()
