@@ -206,11 +206,7 @@ impl Busy {
     /// of this thread's if there is room.
     fn give_back(mut self: Box<Busy>) {
         self.reader.reset();
-        self.out.clear();
-        if self.out.capacity() > KEEP_OUT {
-            self.out = Vec::new();
-        }
-        self.written = 0;
+        self.empty_output();
         self.spliced.clear();
         self.owed.clear();
         self.ready_bytes = 0;
@@ -547,11 +543,7 @@ impl Conn {
         let Some(busy) = self.busy.as_deref_mut() else { return };
         busy.advance(n);
         if !busy.unsent() {
-            busy.out.clear();
-            busy.written = 0;
-            if busy.out.capacity() > KEEP_OUT {
-                busy.out = Vec::new();
-            }
+            busy.empty_output();
         }
     }
 
@@ -645,6 +637,15 @@ impl Conn {
 }
 
 impl Busy {
+    /// Empties the output buffer for reuse, freeing it if it grew past [`KEEP_OUT`].
+    fn empty_output(&mut self) {
+        self.out.clear();
+        self.written = 0;
+        if self.out.capacity() > KEEP_OUT {
+            self.out = Vec::new();
+        }
+    }
+
     /// Marks `n` more bytes of the output as sent.
     fn advance(&mut self, mut n: usize) {
         while n > 0 {

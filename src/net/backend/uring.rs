@@ -306,10 +306,11 @@ impl Uring {
             if last {
                 ops.receiving = false;
             }
-            let wanted = std::mem::take(&mut ops.wanted);
+            let wanted = ops.wanted;
             let conn = slots[slot].conn.as_mut().expect("live");
             match result {
                 n if n > 0 => {
+                    self.conns[slot].wanted = false;
                     let id = buffer.expect("a receive that returns bytes names its buffer");
                     conn.received(&self.ring.buffers.bytes(id)[..n as usize]);
                     // Not asked for: the reactor framed no more since the last bytes. Held
@@ -321,17 +322,16 @@ impl Uring {
                     Some(Event::Input(slot))
                 }
                 0 => {
+                    self.conns[slot].wanted = false;
                     conn.end_of_input();
                     Some(Event::Input(slot))
                 }
                 n if -n == libc::ENOBUFS => {
-                    self.conns[slot].wanted = wanted;
                     self.starved.push((slot, generation));
                     None
                 }
                 n if -n == libc::ECANCELED => {
                     // Cancelled for holding back, while the reactor asked again: receive again.
-                    self.conns[slot].wanted = wanted;
                     if wanted {
                         let conn = slots[slot].conn.as_ref().expect("live");
                         self.arm_receive(slot, conn);
