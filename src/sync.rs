@@ -9,6 +9,11 @@
 //! dependency, minutes per mutant on a small machine, where one loom build serves them all.)
 
 #[cfg(seda_loom)]
+pub(crate) use loom::thread_local;
+#[cfg(not(seda_loom))]
+pub(crate) use std::thread_local;
+
+#[cfg(seda_loom)]
 pub(crate) use loom::sync::{
     atomic::{fence, AtomicBool, AtomicUsize, Ordering},
     Condvar, Mutex,

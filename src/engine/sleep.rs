@@ -20,6 +20,11 @@
 //! not lost either. A stale token only causes one spurious wake-up, after which the worker looks
 //! for work and goes through the protocol again.
 //!
+//! A worker that sleeps in its poller is still listed while its poll handles what woke it, and
+//! that is where an HTTP reactor admits the requests it read: it is its own producer. Popping
+//! itself there, it sets no token and calls no waker (a futex and a wake-up of its own poller
+//! for every request at low load): it is awake, and looks for work as soon as its poll returns.
+//!
 //! `loom` checks this protocol, for a worker that parks and for one that sleeps in its poller
 //! (`loom_model` below; `worker.rs` has the model of a worker's idle decision), and finds the
 //! lost wake-up when step 2's look, the producer's fence or a poller's waker is taken out
@@ -27,7 +32,19 @@
 //! `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg seda_loom" CARGO_TARGET_DIR=target/loom cargo test
 //! --profile loom --lib loom_model` (see docs/design.md, "The models").
 
-use crate::sync::{fence, mutant, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
+use std::cell::Cell;
+
+use crate::sync::{fence, mutant, thread_local, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
+
+thread_local! {
+    /// The worker this thread is while it turns its poller in [`Sleep::sleep_polling`]: the
+    /// address of its pool's `Sleep` and its index ([`NOT_POLLING`] otherwise).
+    // Not a `const` initialiser: loom's `thread_local!`, which the models use, takes none.
+    #[allow(clippy::missing_const_for_thread_local)]
+    static POLLING: Cell<(usize, usize)> = Cell::new(NOT_POLLING);
+}
+
+const NOT_POLLING: (usize, usize) = (0, usize::MAX);
 
 pub struct Sleep {
     /// How many workers are on the idle list: lets producers skip the lock when none sleeps.
@@ -98,7 +115,10 @@ impl Sleep {
         if !self.register(me, has_work) {
             return;
         }
-        poll(self.tokens[me].take());
+        let woken = self.tokens[me].take();
+        POLLING.with(|p| p.set((self as *const Sleep as usize, me)));
+        poll(woken);
+        POLLING.with(|p| p.set(NOT_POLLING));
         // Woken by its own I/O, it may still be listed: a producer would wake it for nothing.
         // (A producer that pops it after this leaves a token: one spurious wake-up later.)
         if !self.tokens[me].take() {
@@ -125,9 +145,14 @@ impl Sleep {
             self.sleepers.store(idle.len(), Ordering::SeqCst);
             woken
         };
-        if let Some(w) = woken {
+        if let Some(w) = woken.filter(|&w| !self.polling_here(w)) {
             self.notify(w);
         }
+    }
+
+    /// Whether this thread is worker `w` of this pool, inside its poll: awake, then.
+    fn polling_here(&self, w: usize) -> bool {
+        POLLING.with(|p| p.get()) == (self as *const Sleep as usize, w)
     }
 
     fn notify(&self, w: usize) {
@@ -263,12 +288,13 @@ mod loom_model {
             *self.ready.lock().unwrap() = true;
             self.cond.notify_one();
         }
-        fn turn(&self, block: bool) {
+        /// Returns whether it found its readiness set.
+        fn turn(&self, block: bool) -> bool {
             let mut ready = self.ready.lock().unwrap();
             while block && !*ready {
                 ready = self.cond.wait(ready).unwrap();
             }
-            *ready = false;
+            std::mem::take(&mut *ready)
         }
     }
 
@@ -292,9 +318,44 @@ mod loom_model {
                 break;
             }
             let has_work = || queue.has_work() || done.load(Ordering::Acquire) >= items;
-            sleep.sleep_polling(0, has_work, |woken| poll.turn(!woken));
+            sleep.sleep_polling(0, has_work, |woken| {
+                poll.turn(!woken);
+            });
         }
         sleep.wake_all();
+    }
+
+    #[test]
+    fn a_worker_that_admits_work_in_its_own_poll_runs_it() {
+        // As a reactor does: its I/O wakes it, and its turn queues what it read and wakes the
+        // pool, popping itself (it is still listed): no token, no waker, and still done.
+        loom::model(|| {
+            let poll = Arc::new(Poll::default());
+            let sleep = Arc::new(polling_pool(&poll));
+            let queue = Arc::new(Queue(AtomicUsize::new(0)));
+            let done = Arc::new(AtomicUsize::new(0));
+            let (s, q, d, p) = (sleep.clone(), queue.clone(), done.clone(), poll.clone());
+            let w = thread::spawn(move || {
+                while d.load(Ordering::Acquire) < 1 {
+                    if q.try_pop() {
+                        d.fetch_add(1, Ordering::AcqRel);
+                        continue;
+                    }
+                    let has_work = || q.has_work() || d.load(Ordering::Acquire) >= 1;
+                    s.sleep_polling(0, has_work, |woken| {
+                        if p.turn(!woken) {
+                            q.push();
+                            s.wake_one();
+                        }
+                    });
+                }
+            });
+            let p = poll.clone();
+            let io = thread::spawn(move || p.ready());
+            io.join().unwrap();
+            w.join().unwrap();
+            assert_eq!(done.load(Ordering::Acquire), 1);
+        });
     }
 
     #[test]
@@ -383,5 +444,30 @@ mod tests {
         sleep.wake_one();
         t.join().unwrap();
         assert_eq!(sleep.sleepers(), 0);
+    }
+
+    #[test]
+    fn a_worker_waking_its_pool_from_inside_its_own_poll_does_not_wake_itself() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let sleep = Sleep::with_wakers(vec![Some(Arc::new(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        }))]);
+        sleep.sleep_polling(
+            0,
+            || false,
+            |_| {
+                assert_eq!(sleep.sleepers(), 1);
+                sleep.wake_one();
+            },
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        assert_eq!(sleep.sleepers(), 0);
+        assert!(!sleep.tokens[0].take());
+        // Outside its poll, the same thread's wake-up is a real one.
+        assert!(sleep.register(0, || false));
+        sleep.wake_one();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(sleep.tokens[0].take());
     }
 }
