@@ -16,7 +16,7 @@
 //! a [`Busy`] part, from the small part every open connection has (socket, deadline, flags):
 //!
 //! 1. A connection starts without a busy part; it takes one when its first bytes arrive
-//!    ([`Conn::received`]): a spare from this thread's list, else a new one.
+//!    ([`Conn::received`]): a spare from its reactor's [`Spares`], else a new one.
 //! 2. Once idle (nothing owed, nothing unsent, no bytes of a request held), it gives it back
 //!    ([`Conn::give_back_if_idle`]), with its buffers, for the next connection to take; so memory
 //!    follows the busy connections, not the open ones, and serving keep-alive requests allocates
@@ -24,17 +24,16 @@
 //! 3. Never while its output is lent to the kernel ([`Conn::output_lent`]): an io_uring send
 //!    reads it from where it is until the send completes.
 //!
-//! The spares are the thread's, not passed in by the reactor, because a completion backend feeds
-//! received bytes to a connection from inside its own wait, where the reactor's state is not at
-//! hand; a reactor runs on one thread, so the thread's spares are its own. At most [`MAX_SPARES`]
-//! are kept: past that a part given back is freed, so a burst of busy connections does not pin
-//! its memory.
+//! The reactor owns the spares and hands them, with its slots, to whatever takes or gives back a
+//! part: its backend, which feeds received bytes to a connection (from inside its wait, for a
+//! completion backend), and its own close and idle paths. The spares frame within the reactor's
+//! request limits, so a connection carries none of its own. At most [`MAX_SPARES`] are kept:
+//! past that a part given back is freed, so a burst of busy connections does not pin its
+//! memory.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
 
 use super::body::Body;
 use super::completions::Answer;
@@ -108,9 +107,6 @@ pub(crate) struct Conn {
     pub stream: TcpStream,
     /// The framer, answers owed and unsent output; `None` while idle.
     busy: Option<Box<Busy>>,
-    /// The bounds its requests must keep, for a busy part it takes (a spare may have served a
-    /// reactor with other bounds).
-    limits: Arc<Limits>,
     /// The sequence number of the first answer owed (of the next request, when none is).
     first_seq: u64,
     /// Nothing more is read: the reader closed (a `Connection: close` request, a rejection) or
@@ -169,56 +165,61 @@ struct Busy {
     continue_due: bool,
 }
 
-/// The most spare busy parts a thread keeps for its connections to take (see the module docs).
+/// The most spare busy parts a reactor keeps for its connections to take (see the module docs).
 /// A part is made only when a connection turns busy and none is spare, so keep-alive serving
 /// allocates none as long as the number of connections busy at once swings by less than this;
 /// a spare keeps its buffers (a request's and an answer's worth, often 1 or 2 KiB in all), so
 /// the spares cost a reactor well under a MiB however many connections it has open.
 pub(crate) const MAX_SPARES: usize = 256;
 
-thread_local! {
-    /// This thread's (so its reactor's) spare busy parts.
-    static SPARES: RefCell<Vec<Box<Busy>>> = const { RefCell::new(Vec::new()) };
+/// A reactor's spare busy parts, all framing within its request limits.
+pub(crate) struct Spares {
+    parts: Vec<Box<Busy>>,
+    limits: Limits,
 }
 
-impl Busy {
-    /// A spare of this thread's, or a new one, framing within `limits`.
-    fn take(limits: &Limits) -> Box<Busy> {
-        // (`try_with`: a thread being torn down has no spares.)
-        match SPARES.try_with(|spares| spares.borrow_mut().pop()).ok().flatten() {
-            Some(mut busy) => {
-                busy.reader.set_limits(*limits);
-                busy
-            }
-            None => Box::new(Busy {
-                reader: RequestReader::new(*limits),
+impl Spares {
+    pub fn new(limits: Limits) -> Spares {
+        Spares { parts: Vec::new(), limits }
+    }
+
+    /// A spare, or a new part.
+    fn take(&mut self) -> Box<Busy> {
+        self.parts.pop().unwrap_or_else(|| {
+            Box::new(Busy {
+                reader: RequestReader::new(self.limits),
                 out: Vec::new(),
                 written: 0,
                 spliced: VecDeque::new(),
                 owed: VecDeque::new(),
                 ready_bytes: 0,
                 continue_due: false,
-            }),
+            })
+        })
+    }
+
+    /// Empties `busy`, keeping its buffers (a grown output buffer is freed), and keeps it if
+    /// there is room.
+    fn give_back(&mut self, mut busy: Box<Busy>) {
+        if self.parts.len() >= MAX_SPARES {
+            return;
         }
+        busy.reader.reset();
+        busy.empty_output();
+        busy.spliced.clear();
+        busy.owed.clear();
+        busy.ready_bytes = 0;
+        busy.continue_due = false;
+        self.parts.push(busy);
     }
 
-    /// Empties it, keeping its buffers (a grown output buffer is freed), and keeps it as a spare
-    /// of this thread's if there is room.
-    fn give_back(mut self: Box<Busy>) {
-        self.reader.reset();
-        self.empty_output();
-        self.spliced.clear();
-        self.owed.clear();
-        self.ready_bytes = 0;
-        self.continue_due = false;
-        let _ = SPARES.try_with(|spares| {
-            let mut spares = spares.borrow_mut();
-            if spares.len() < MAX_SPARES {
-                spares.push(self);
-            }
-        });
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.parts.len()
     }
+}
 
+impl Busy {
     /// Whether bytes wait for the socket to take them.
     fn unsent(&self) -> bool {
         self.written < self.out.len() || !self.spliced.is_empty()
@@ -261,17 +262,10 @@ pub(crate) const READ_CHUNK: usize = 16 * 1024;
 const KEEP_OUT: usize = 64 * 1024;
 
 impl Conn {
-    pub fn new(
-        stream: TcpStream,
-        peer: std::net::IpAddr,
-        limits: Arc<Limits>,
-        generation: u32,
-        head_deadline_ns: u64,
-    ) -> Self {
+    pub fn new(stream: TcpStream, peer: std::net::IpAddr, generation: u32, head_deadline_ns: u64) -> Self {
         Conn {
             stream,
             busy: None,
-            limits,
             first_seq: 0,
             closing: false,
             rejected: false,
@@ -298,19 +292,14 @@ impl Conn {
         self.busy.is_some()
     }
 
-    /// Its busy part, taken (a spare if this thread has one) if it has none.
-    fn busy(&mut self) -> &mut Busy {
-        self.busy.get_or_insert_with(|| Busy::take(&self.limits))
-    }
-
-    /// Gives its busy part back if it is idle: nothing owed, nothing unsent, no bytes of a
-    /// request held, not closing (a closing connection soon gives it back on close), and its
-    /// output not lent to the kernel. Returns whether it has none now.
-    pub fn give_back_if_idle(&mut self) -> bool {
+    /// Gives its busy part back to `spares` if it is idle: nothing owed, nothing unsent, no
+    /// bytes of a request held, not closing (a closing connection soon gives it back on close),
+    /// and its output not lent to the kernel. Returns whether it has none now.
+    pub fn give_back_if_idle(&mut self, spares: &mut Spares) -> bool {
         match &self.busy {
             None => true,
             Some(busy) if busy.is_empty() && !self.closing && !self.output_lent => {
-                self.busy.take().unwrap().give_back();
+                spares.give_back(self.busy.take().unwrap());
                 true
             }
             Some(_) => false,
@@ -320,10 +309,10 @@ impl Conn {
     /// Gives its busy part back as the connection closes, unless the kernel still reads its
     /// output (then it goes with the connection, which the backend keeps until the send
     /// completes). Call after [`Conn::take_ready`].
-    pub fn give_back_on_close(&mut self) {
+    pub fn give_back_on_close(&mut self, spares: &mut Spares) {
         if !self.output_lent {
             if let Some(busy) = self.busy.take() {
-                busy.give_back();
+                spares.give_back(busy);
             }
         }
     }
@@ -403,15 +392,15 @@ impl Conn {
         }
     }
 
-    /// Takes bytes the client sent: into the framer (taking a busy part if it is idle), or,
-    /// lingering, counted and dropped.
-    pub fn received(&mut self, bytes: &[u8]) {
+    /// Takes bytes the client sent: into the framer (taking a busy part from `spares` if it is
+    /// idle), or, lingering, counted and dropped.
+    pub fn received(&mut self, bytes: &[u8], spares: &mut Spares) {
         if self.waiting == Waiting::Linger {
             self.linger_left = self.linger_left.saturating_sub(bytes.len());
             return;
         }
         self.progress.read = true;
-        self.busy().reader.feed(bytes);
+        self.busy.get_or_insert_with(|| spares.take()).reader.feed(bytes);
     }
 
     /// The client shut its side (a read returned the end of the stream); it may still read
@@ -731,11 +720,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (stream, peer) = listener.accept().unwrap();
-        (Conn::new(stream, peer.ip(), Arc::new(Limits::default()), 1, u64::MAX), client)
-    }
-
-    fn spares() -> usize {
-        SPARES.with(|spares| spares.borrow().len())
+        (Conn::new(stream, peer.ip(), 1, u64::MAX), client)
     }
 
     /// The address of its busy part, to tell a reused one from a new one.
@@ -745,13 +730,13 @@ mod tests {
 
     /// Frames one request, answers it, serialises the answer and has it all sent, checking that
     /// the busy part is kept until then.
-    fn serve_one(conn: &mut Conn) {
-        conn.received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    fn serve_one(conn: &mut Conn, spares: &mut Spares) {
+        conn.received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", spares);
         let Framing::Request(env) = conn.frame(Box::default(), true) else { panic!("no request framed") };
-        assert!(!conn.give_back_if_idle(), "given back with an answer owed");
+        assert!(!conn.give_back_if_idle(spares), "given back with an answer owed");
         conn.answer(conn.next_seq() - 1, env, Answer::Response).unwrap_or_else(|_| panic!("not owed"));
         assert_eq!(conn.serialise(b"Thu, 01 Jan 1970 00:00:00 GMT", drop), 1);
-        assert!(!conn.give_back_if_idle(), "given back with its answer unsent");
+        assert!(!conn.give_back_if_idle(spares), "given back with its answer unsent");
         let unsent = conn.held_bytes();
         conn.sent(unsent);
         assert_eq!(conn.wait_kind(), Waiting::Idle);
@@ -766,50 +751,53 @@ mod tests {
     #[test]
     fn an_idle_connection_gives_its_busy_part_back_and_the_next_request_reuses_it() {
         let (mut conn, _client) = conn();
+        let mut spares = Spares::new(Limits::default());
         assert!(!conn.is_busy(), "a new connection takes a busy part only once it is sent bytes");
-        serve_one(&mut conn);
+        serve_one(&mut conn, &mut spares);
         let first = busy_at(&conn);
-        assert!(conn.give_back_if_idle());
+        assert!(conn.give_back_if_idle(&mut spares));
         assert!(!conn.is_busy());
-        assert_eq!(spares(), 1);
+        assert_eq!(spares.len(), 1);
         // The next request takes the spare, buffers and all, instead of allocating.
-        serve_one(&mut conn);
+        serve_one(&mut conn, &mut spares);
         assert_eq!(busy_at(&conn), first);
-        assert_eq!(spares(), 0);
+        assert_eq!(spares.len(), 0);
         assert_eq!(conn.next_seq(), 2, "sequence numbers go on across idle spells");
     }
 
     #[test]
     fn a_connection_with_a_partial_request_keeps_its_busy_part() {
         let (mut conn, _client) = conn();
-        conn.received(b"GET / HTTP/1.1\r\nHo");
+        let mut spares = Spares::new(Limits::default());
+        conn.received(b"GET / HTTP/1.1\r\nHo", &mut spares);
         assert!(matches!(conn.frame(Box::default(), true), Framing::NeedBytes(_)));
-        assert!(!conn.give_back_if_idle());
-        conn.received(b"st: x\r\n\r\n");
+        assert!(!conn.give_back_if_idle(&mut spares));
+        conn.received(b"st: x\r\n\r\n", &mut spares);
         assert!(matches!(conn.frame(Box::default(), true), Framing::Request(_)));
     }
 
     #[test]
     fn a_busy_part_whose_output_is_lent_to_the_kernel_is_never_given_back() {
         let (mut conn, _client) = conn();
-        serve_one(&mut conn);
+        let mut spares = Spares::new(Limits::default());
+        serve_one(&mut conn, &mut spares);
         // As if a send were still in flight (io_uring): the kernel may still read the output.
         conn.output_lent = true;
-        assert!(!conn.give_back_if_idle());
-        conn.give_back_on_close();
+        assert!(!conn.give_back_if_idle(&mut spares));
+        conn.give_back_on_close(&mut spares);
         assert!(conn.is_busy());
-        assert_eq!(spares(), 0);
+        assert_eq!(spares.len(), 0);
         conn.output_lent = false;
-        conn.give_back_on_close();
+        conn.give_back_on_close(&mut spares);
         assert!(!conn.is_busy());
-        assert_eq!(spares(), 1);
+        assert_eq!(spares.len(), 1);
     }
 
     #[test]
-    fn a_thread_keeps_at_most_max_spares_busy_parts() {
-        let limits = Limits::default();
-        let parts: Vec<_> = (0..MAX_SPARES + 3).map(|_| Busy::take(&limits)).collect();
-        parts.into_iter().for_each(Busy::give_back);
-        assert_eq!(spares(), MAX_SPARES);
+    fn a_reactor_keeps_at_most_max_spares_busy_parts() {
+        let mut spares = Spares::new(Limits::default());
+        let parts: Vec<_> = (0..MAX_SPARES + 3).map(|_| spares.take()).collect();
+        parts.into_iter().for_each(|part| spares.give_back(part));
+        assert_eq!(spares.len(), MAX_SPARES);
     }
 }

@@ -99,11 +99,6 @@ impl RequestReader {
         &self.limits
     }
 
-    /// Frames within `limits` from now on (a reader reused for another connection).
-    pub fn set_limits(&mut self, limits: Limits) {
-        self.limits = limits;
-    }
-
     /// Whether it is between requests: nothing of the next one received, and still reading.
     pub fn between_requests(&self) -> bool {
         matches!(self.state, State::Head) && self.buffered() == 0 && !self.continue_owed

@@ -44,9 +44,9 @@ use super::backend::epoll::Epoll;
 use super::backend::uring::{self, Uring};
 use super::backend::{Backend, Event, Fill};
 use super::completions::{Answer, Completions};
-use super::connection::{Conn, Framing, Slot, Waiting, LINGER_TIME};
+use super::connection::{Conn, Framing, Slot, Spares, Waiting, LINGER_TIME};
+use super::fixed_replies;
 use super::stats::HttpLive;
-use super::{fixed_replies, Limits};
 use crate::clock::now_ns;
 use crate::config::{HttpIo, HttpPlan, Plan, SourcePlacement, SourcePlan};
 use crate::engine::{Admission, Admit, Envelope, Origin, Poller};
@@ -274,8 +274,8 @@ struct Reactor<B> {
     /// Request ids: this reactor's number in the top bits, so ids are unique across reactors.
     next_id: u64,
     plan: HttpPlan,
-    /// The plan's request limits, shared by its connections (each keeps a pointer, not a copy).
-    limits: Arc<Limits>,
+    /// Its connections' spare busy parts, framing within the plan's request limits.
+    spares: Spares,
     live: Arc<HttpLive>,
     /// Requests framed and answers taken this turn, added to `live` once per turn.
     framed: u64,
@@ -320,7 +320,7 @@ impl<B: Backend> Reactor<B> {
             index: id as usize,
             next_id: u64::from(id) << 48,
             plan: plan.clone(),
-            limits: Arc::new(plan.limits),
+            spares: Spares::new(plan.limits),
             live,
             framed: 0,
             answered: 0,
@@ -357,7 +357,7 @@ impl<B: Backend> Reactor<B> {
         }
         // Taken out for the loop, which needs the reactor mutable.
         let mut events = std::mem::take(&mut self.events);
-        self.io.wait(wait, self.in_flight > 0, &mut self.slots, &mut events);
+        self.io.wait(wait, self.in_flight > 0, &mut self.slots, &mut self.spares, &mut events);
         let mut busy = self.make_room_for_others();
         for event in events.drain(..) {
             busy = true;
@@ -608,7 +608,7 @@ impl<B: Backend> Reactor<B> {
         let generation = (self.slots[slot].generation + 1) & 0xffff;
         self.slots[slot].generation = generation;
         let deadline = now_ns().saturating_add(nanos(self.plan.header_timeout));
-        let conn = Conn::new(stream, client, self.limits.clone(), generation, deadline);
+        let conn = Conn::new(stream, client, generation, deadline);
         if self.io.watch(slot, &conn).is_err() {
             self.free_slots.push(slot);
             self.live.open.fetch_sub(1, Ordering::AcqRel);
@@ -649,7 +649,7 @@ impl<B: Backend> Reactor<B> {
                     self.admit.push(framed);
                     env = self.envelopes.pop().unwrap_or_default();
                 }
-                Framing::NeedBytes(unused) => match self.io.fill(slot, conn) {
+                Framing::NeedBytes(unused) => match self.io.fill(slot, conn, &mut self.spares) {
                     Fill::Fed => env = unused,
                     Fill::Later => {
                         self.envelopes.push(unused);
@@ -691,7 +691,7 @@ impl<B: Backend> Reactor<B> {
             if conn.linger_over() {
                 return self.close(slot);
             }
-            match self.io.fill(slot, conn) {
+            match self.io.fill(slot, conn, &mut self.spares) {
                 Fill::Fed => {}
                 Fill::Later => return,
                 Fill::Broken => return self.close(slot),
@@ -818,7 +818,7 @@ impl<B: Backend> Reactor<B> {
         if waiting == Waiting::Idle {
             // Between requests it needs no framer nor output buffer: another connection may use
             // them meanwhile.
-            conn.give_back_if_idle();
+            conn.give_back_if_idle(&mut self.spares);
         }
         let progress = std::mem::take(&mut conn.progress);
         let moved = match waiting {
@@ -926,7 +926,7 @@ impl<B: Backend> Reactor<B> {
             HttpLive::count(&self.live.closed_with_requests_in_flight);
         }
         self.envelopes.extend(conn.take_ready());
-        conn.give_back_on_close();
+        conn.give_back_on_close(&mut self.spares);
         // A slot with answers still to come waits for the last of them before it is reused.
         if self.slots[slot].in_pipeline == 0 {
             self.free_slots.push(slot);

@@ -13,7 +13,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::{Backend, Event, Fill};
-use crate::net::connection::{Conn, Slot, READ_CHUNK};
+use crate::net::connection::{Conn, Slot, Spares, READ_CHUNK};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -56,7 +56,14 @@ impl Epoll {
 }
 
 impl Backend for Epoll {
-    fn wait(&mut self, timeout: Duration, _answers_due: bool, _slots: &mut [Slot], events: &mut Vec<Event>) {
+    fn wait(
+        &mut self,
+        timeout: Duration,
+        _answers_due: bool,
+        _slots: &mut [Slot],
+        _spares: &mut Spares,
+        events: &mut Vec<Event>,
+    ) {
         if let Err(e) = self.poll.poll(&mut self.events, Some(timeout)) {
             assert_eq!(e.kind(), io::ErrorKind::Interrupted, "epoll_wait failed: {e}");
         }
@@ -113,7 +120,7 @@ impl Backend for Epoll {
         self.poll.registry().register(&mut SourceFd(&fd), Token(slot), Interest::READABLE | Interest::WRITABLE)
     }
 
-    fn fill(&mut self, slot: usize, conn: &mut Conn) -> Fill {
+    fn fill(&mut self, slot: usize, conn: &mut Conn, spares: &mut Spares) -> Fill {
         let ready = &mut self.ready[slot];
         if !ready.readable {
             return Fill::Later;
@@ -126,7 +133,7 @@ impl Backend for Epoll {
                 }
                 Ok(n) => {
                     ready.readable = n == self.scratch.len() || ready.read_closed;
-                    conn.received(&self.scratch[..n]);
+                    conn.received(&self.scratch[..n], spares);
                     return Fill::Fed;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -18,7 +18,7 @@ use std::net::{IpAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::connection::{Conn, Slot};
+use super::connection::{Conn, Slot, Spares};
 
 /// What a backend saw in a wait, for the reactor to act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,10 +49,18 @@ pub(crate) enum Fill {
 pub(crate) trait Backend: Send {
     /// Waits up to `timeout` for I/O (not at all for zero), with everything queued since the
     /// last wait submitted first, and reports what happened into `events`. A completion
-    /// backend feeds received bytes to their connections in `slots` here. `answers_due`: the
+    /// backend feeds received bytes to their connections in `slots` here, each taking a busy
+    /// part from `spares` if it is idle. `answers_due`: the
     /// reactor has requests in the pipeline, whose answers another thread may bring (its
     /// waker ends the wait), so a wait that sleeps must not hold back for more arrivals.
-    fn wait(&mut self, timeout: Duration, answers_due: bool, slots: &mut [Slot], events: &mut Vec<Event>);
+    fn wait(
+        &mut self,
+        timeout: Duration,
+        answers_due: bool,
+        slots: &mut [Slot],
+        spares: &mut Spares,
+        events: &mut Vec<Event>,
+    );
 
     /// The next connection waiting to be accepted, and its client's address.
     fn accept(&mut self) -> Option<(TcpStream, IpAddr)>;
@@ -67,8 +75,9 @@ pub(crate) trait Backend: Send {
     /// Starts the I/O of a new connection in `slot`.
     fn watch(&mut self, slot: usize, conn: &Conn) -> std::io::Result<()>;
 
-    /// Gets the connection more of what its client sent, now if the backend can.
-    fn fill(&mut self, slot: usize, conn: &mut Conn) -> Fill;
+    /// Gets the connection more of what its client sent, now if the backend can (taking a busy
+    /// part from `spares` if it is idle).
+    fn fill(&mut self, slot: usize, conn: &mut Conn, spares: &mut Spares) -> Fill;
 
     /// Sends what the connection has unsent, as far as the socket takes it now (or starts the
     /// send: its completion comes as an [`Event::Output`]). Err: the connection is broken.

@@ -45,7 +45,7 @@ use io_uring::types::{CancelBuilder, Fd};
 use io_uring::{cqueue, opcode, squeue};
 
 use super::{Backend, Event, Fill};
-use crate::net::connection::{Conn, Slot};
+use crate::net::connection::{Conn, Slot, Spares};
 use crate::net::ring::{self, Gather, Ring, WakeFd, BUFFER_GROUP};
 
 /// Submission queue entries; the completion queue is four times as long.
@@ -292,6 +292,7 @@ impl Uring {
         result: i32,
         flags: u32,
         slots: &mut [Slot],
+        spares: &mut Spares,
     ) -> Option<Event> {
         // A multishot receive's last completion is the one without `more`.
         let last = !cqueue::more(flags);
@@ -312,7 +313,7 @@ impl Uring {
                 n if n > 0 => {
                     self.conns[slot].wanted = false;
                     let id = buffer.expect("a receive that returns bytes names its buffer");
-                    conn.received(&self.ring.buffers.bytes(id)[..n as usize]);
+                    conn.received(&self.ring.buffers.bytes(id)[..n as usize], spares);
                     // Not asked for: the reactor framed no more since the last bytes. Held
                     // back, or holding enough, it gets no more until it asks.
                     let hold = !wanted && (conn.held_back || conn.stalled || conn.unframed_bytes() >= HOLD_BYTES);
@@ -371,7 +372,14 @@ impl Uring {
 }
 
 impl Backend for Uring {
-    fn wait(&mut self, timeout: Duration, answers_due: bool, slots: &mut [Slot], events: &mut Vec<Event>) {
+    fn wait(
+        &mut self,
+        timeout: Duration,
+        answers_due: bool,
+        slots: &mut [Slot],
+        spares: &mut Spares,
+        events: &mut Vec<Event>,
+    ) {
         // Answers due come through the waker, whose wake-up a gathering wait would hold back
         // like any other completion (the kernel ends it early only when enough are in).
         self.enter(timeout, !answers_due);
@@ -395,7 +403,7 @@ impl Backend for Uring {
                     }
                     None
                 }
-                Some(Op::Receive) => self.on_receive(slot, generation, result, flags, slots),
+                Some(Op::Receive) => self.on_receive(slot, generation, result, flags, slots, spares),
                 Some(Op::Send) => self.on_send(slot, generation, result, slots),
                 Some(Op::Cancel) | None => {
                     self.in_flight -= 1;
@@ -458,7 +466,7 @@ impl Backend for Uring {
         Ok(())
     }
 
-    fn fill(&mut self, slot: usize, conn: &mut Conn) -> Fill {
+    fn fill(&mut self, slot: usize, conn: &mut Conn, _spares: &mut Spares) -> Fill {
         self.conns[slot].wanted = true;
         if !self.conns[slot].receiving {
             self.arm_receive(slot, conn);
