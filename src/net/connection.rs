@@ -679,29 +679,29 @@ fn failed_status(chosen: u16) -> Status {
 /// copied it.
 fn write_answer(out: &mut Vec<u8>, env: &Envelope, answer: Answer, reply: Reply, date: &[u8]) -> Option<Body> {
     let response = &env.req.response;
-    let date = [("Date", date)];
+    let date = Some(date);
     match answer {
         Answer::Response => match Status::new(response.status) {
             Some(status) => {
-                let headers = date.into_iter().chain(response.headers.iter());
+                let headers = response.headers.iter();
                 let sends_body = !reply.head_only && !status.forbids_body();
                 if let Some(file) = &response.file {
                     // The head with the file's length; its bytes follow from the file.
-                    write_head(out, status, headers, file.len, reply);
+                    write_head(out, status, date, headers, file.len, reply);
                     return (sends_body && file.len > 0).then(|| Body::file(file));
                 }
                 let splice = response.shared.as_ref().filter(|body| body.len() >= SPLICE_MIN && sends_body);
                 if let Some(body) = splice {
-                    write_head(out, status, headers, body.len() as u64, reply);
+                    write_head(out, status, date, headers, body.len() as u64, reply);
                     return Some(Body::shared(body.clone()));
                 }
-                write_parts(out, status, headers, response.bytes(), reply);
+                write_parts(out, status, date, headers, response.bytes(), reply);
             }
             // A pipeline that ended without choosing a status is a server error.
-            None => write_parts(out, Status::INTERNAL_SERVER_ERROR, date, b"", reply),
+            None => write_parts(out, Status::INTERNAL_SERVER_ERROR, date, [], b"", reply),
         },
         Answer::Unavailable => out.extend_from_slice(fixed_replies::service_unavailable(reply)),
-        Answer::Failed => write_parts(out, failed_status(response.status), date, b"", reply),
+        Answer::Failed => write_parts(out, failed_status(response.status), date, [], b"", reply),
     }
     None
 }

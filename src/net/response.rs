@@ -5,7 +5,7 @@
 //! `Connection: keep-alive` when an HTTP/1.0 client's connection stays open (an HTTP/1.0 client
 //! assumes close otherwise). Extra headers by those names, or `Transfer-Encoding`, are left out,
 //! so a handler cannot make the framing lie. For HEAD the headers are those of the GET, with no
-//! body. No `Date` header yet.
+//! body. The server's `Date`, when given, is written after the status line.
 
 use seda_stages::http::is_token;
 
@@ -54,28 +54,31 @@ impl Reply {
 /// A header whose name is not a token, or whose value holds CR, LF or NUL, is left out: a value
 /// copied from a request cannot split the response.
 pub fn write_response(out: &mut Vec<u8>, response: &Response<'_>, reply: Reply) {
-    write_parts(out, response.status, response.headers.iter().copied(), response.body, reply);
+    write_parts(out, response.status, None, response.headers.iter().copied(), response.body, reply);
 }
 
-/// [`write_response`] from its parts, for a caller whose headers are not in a slice.
+/// [`write_response`] from its parts, for a caller whose headers are not in a slice, with the
+/// server's `Date` if given (an HTTP date it made, written as it is).
 pub fn write_parts<'n, 'v>(
     out: &mut Vec<u8>,
     status: Status,
+    date: Option<&[u8]>,
     headers: impl IntoIterator<Item = (&'n str, &'v [u8])>,
     body: &[u8],
     reply: Reply,
 ) {
-    write_head(out, status, headers, body.len() as u64, reply);
+    write_head(out, status, date, headers, body.len() as u64, reply);
     if !reply.head_only && !status.forbids_body() {
         out.extend_from_slice(body);
     }
 }
 
 /// The head of a response whose body of `body_len` bytes the caller sends from elsewhere (a
-/// shared buffer, a file), or none of it for a HEAD.
+/// shared buffer, a file), or none of it for a HEAD; with the server's `Date` if given.
 pub fn write_head<'n, 'v>(
     out: &mut Vec<u8>,
     status: Status,
+    date: Option<&[u8]>,
     headers: impl IntoIterator<Item = (&'n str, &'v [u8])>,
     body_len: u64,
     reply: Reply,
@@ -85,6 +88,13 @@ pub fn write_head<'n, 'v>(
     out.push(b' ');
     out.extend_from_slice(status.reason().as_bytes());
     out.extend_from_slice(b"\r\n");
+    if let Some(date) = date {
+        // The server's own, not a stage's: not checked per response.
+        debug_assert!(is_field_value(date));
+        out.extend_from_slice(b"Date: ");
+        out.extend_from_slice(date);
+        out.extend_from_slice(b"\r\n");
+    }
     for (name, value) in headers {
         if is_framing_header(name) || !is_token(name) || !is_field_value(value) {
             continue;
@@ -113,7 +123,7 @@ fn is_framing_header(name: &str) -> bool {
 }
 
 fn is_field_value(value: &[u8]) -> bool {
-    !value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
+    memchr::memchr3(b'\r', b'\n', 0, value).is_none()
 }
 
 fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
@@ -128,4 +138,38 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
         }
     }
     out.extend_from_slice(&digits[at..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(date: Option<&[u8]>, headers: &[(&str, &[u8])]) -> String {
+        let mut out = Vec::new();
+        write_head(&mut out, Status::OK, date, headers.iter().copied(), 3, Reply::default());
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_date_comes_first_and_every_value_with_cr_lf_or_nul_is_left_out_wherever_it_is() {
+        // Values longer than a vector register too: the search goes a vector at a time.
+        let long = "v".repeat(100);
+        let with = |at: usize, b: u8| {
+            let mut v = long.clone().into_bytes();
+            v[at] = b;
+            v
+        };
+        let (cr, lf, nul) = (with(40, b'\r'), with(99, b'\n'), with(0, 0));
+        let text = head(
+            Some(b"Thu, 01 Jan 1970 00:00:00 GMT"),
+            &[("X-Long", long.as_bytes()), ("X-Cr", &cr), ("X-Lf", &lf), ("X-Nul", &nul), ("Content-Length", b"9")],
+        );
+        assert_eq!(
+            text,
+            format!(
+                "HTTP/1.1 200 OK\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\nX-Long: {long}\r\nContent-Length: 3\r\n\r\n"
+            )
+        );
+        assert_eq!(head(None, &[]), "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n");
+    }
 }
