@@ -35,40 +35,13 @@ impl Status {
     /// The reason phrase (RFC 9110 §15); empty for a code it does not name, which the status
     /// line allows.
     pub const fn reason(self) -> &'static str {
-        match self.0 {
-            100 => "Continue",
-            101 => "Switching Protocols",
-            200 => "OK",
-            201 => "Created",
-            202 => "Accepted",
-            204 => "No Content",
-            206 => "Partial Content",
-            301 => "Moved Permanently",
-            302 => "Found",
-            303 => "See Other",
-            304 => "Not Modified",
-            307 => "Temporary Redirect",
-            308 => "Permanent Redirect",
-            400 => "Bad Request",
-            401 => "Unauthorized",
-            403 => "Forbidden",
-            404 => "Not Found",
-            405 => "Method Not Allowed",
-            408 => "Request Timeout",
-            411 => "Length Required",
-            413 => "Content Too Large",
-            414 => "URI Too Long",
-            417 => "Expectation Failed",
-            429 => "Too Many Requests",
-            431 => "Request Header Fields Too Large",
-            500 => "Internal Server Error",
-            501 => "Not Implemented",
-            502 => "Bad Gateway",
-            503 => "Service Unavailable",
-            504 => "Gateway Timeout",
-            505 => "HTTP Version Not Supported",
-            _ => "",
-        }
+        named(self.0).0
+    }
+
+    /// The whole status line, `HTTP/1.1 200 OK` and its CRLF, for a code with a reason phrase
+    /// (written as one copy per response instead of piece by piece); `None` for any other.
+    pub const fn line(self) -> Option<&'static str> {
+        named(self.0).1
     }
 
     /// Whether a response with this status is written without `Content-Length`: 1xx and 204
@@ -82,4 +55,52 @@ impl Status {
     pub const fn forbids_body(self) -> bool {
         self.forbids_content_length()
     }
+}
+
+/// The codes with a reason phrase: each with its phrase and its whole status line, both from
+/// one list.
+macro_rules! named_statuses {
+    ($($code:literal $reason:literal,)*) => {
+        /// A code's reason phrase and status line (`""` and `None` for a code not named here).
+        const fn named(code: u16) -> (&'static str, Option<&'static str>) {
+            match code {
+                $($code => ($reason, Some(concat!("HTTP/1.1 ", stringify!($code), " ", $reason, "\r\n"))),)*
+                _ => ("", None),
+            }
+        }
+    };
+}
+
+named_statuses! {
+    100 "Continue",
+    101 "Switching Protocols",
+    200 "OK",
+    201 "Created",
+    202 "Accepted",
+    204 "No Content",
+    206 "Partial Content",
+    301 "Moved Permanently",
+    302 "Found",
+    303 "See Other",
+    304 "Not Modified",
+    307 "Temporary Redirect",
+    308 "Permanent Redirect",
+    400 "Bad Request",
+    401 "Unauthorized",
+    403 "Forbidden",
+    404 "Not Found",
+    405 "Method Not Allowed",
+    408 "Request Timeout",
+    411 "Length Required",
+    413 "Content Too Large",
+    414 "URI Too Long",
+    417 "Expectation Failed",
+    429 "Too Many Requests",
+    431 "Request Header Fields Too Large",
+    500 "Internal Server Error",
+    501 "Not Implemented",
+    502 "Bad Gateway",
+    503 "Service Unavailable",
+    504 "Gateway Timeout",
+    505 "HTTP Version Not Supported",
 }
