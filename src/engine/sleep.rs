@@ -309,6 +309,13 @@ mod loom_model {
     /// poller through [`Sleep::sleep_polling`] as `worker.rs` does (a turn that only looks when
     /// the token says a wake-up is due, else one that blocks).
     fn polling_worker(sleep: &Sleep, queue: &Queue, done: &AtomicUsize, poll: &Poll, items: usize) {
+        polling_worker_turning(sleep, queue, done, items, |woken| {
+            poll.turn(!woken);
+        });
+    }
+
+    /// [`polling_worker`] with its own turn, given whether a wake-up is due.
+    fn polling_worker_turning(sleep: &Sleep, queue: &Queue, done: &AtomicUsize, items: usize, turn: impl Fn(bool)) {
         while done.load(Ordering::Acquire) < items {
             if queue.try_pop() {
                 done.fetch_add(1, Ordering::AcqRel);
@@ -318,9 +325,7 @@ mod loom_model {
                 break;
             }
             let has_work = || queue.has_work() || done.load(Ordering::Acquire) >= items;
-            sleep.sleep_polling(0, has_work, |woken| {
-                poll.turn(!woken);
-            });
+            sleep.sleep_polling(0, has_work, &turn);
         }
         sleep.wake_all();
     }
@@ -336,19 +341,12 @@ mod loom_model {
             let done = Arc::new(AtomicUsize::new(0));
             let (s, q, d, p) = (sleep.clone(), queue.clone(), done.clone(), poll.clone());
             let w = thread::spawn(move || {
-                while d.load(Ordering::Acquire) < 1 {
-                    if q.try_pop() {
-                        d.fetch_add(1, Ordering::AcqRel);
-                        continue;
+                polling_worker_turning(&s, &q, &d, 1, |woken| {
+                    if p.turn(!woken) {
+                        q.push();
+                        s.wake_one();
                     }
-                    let has_work = || q.has_work() || d.load(Ordering::Acquire) >= 1;
-                    s.sleep_polling(0, has_work, |woken| {
-                        if p.turn(!woken) {
-                            q.push();
-                            s.wake_one();
-                        }
-                    });
-                }
+                })
             });
             let p = poll.clone();
             let io = thread::spawn(move || p.ready());
