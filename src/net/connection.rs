@@ -198,19 +198,12 @@ impl Spares {
         })
     }
 
-    /// Empties `busy`, keeping its buffers (a grown output buffer is freed), and keeps it if
-    /// there is room.
+    /// Keeps `busy`, emptied, if there is room; else frees it.
     fn give_back(&mut self, mut busy: Box<Busy>) {
-        if self.parts.len() >= MAX_SPARES {
-            return;
+        if self.parts.len() < MAX_SPARES {
+            busy.reset();
+            self.parts.push(busy);
         }
-        busy.reader.reset();
-        busy.empty_output();
-        busy.spliced.clear();
-        busy.owed.clear();
-        busy.ready_bytes = 0;
-        busy.continue_due = false;
-        self.parts.push(busy);
     }
 
     #[cfg(test)]
@@ -220,6 +213,16 @@ impl Spares {
 }
 
 impl Busy {
+    /// Empties it for another connection, keeping its buffers (a grown output buffer is freed).
+    fn reset(&mut self) {
+        self.reader.reset();
+        self.empty_output();
+        self.spliced.clear();
+        self.owed.clear();
+        self.ready_bytes = 0;
+        self.continue_due = false;
+    }
+
     /// Whether bytes wait for the socket to take them.
     fn unsent(&self) -> bool {
         self.written < self.out.len() || !self.spliced.is_empty()
