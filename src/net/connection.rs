@@ -34,6 +34,7 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 
 use super::body::Body;
 use super::completions::Answer;
@@ -163,6 +164,12 @@ struct Busy {
     ready_bytes: usize,
     /// A `100 Continue` is due, written before the next answer (see [`Conn::serialise`]).
     continue_due: bool,
+}
+
+/// A closed connection's output, kept where it is until the kernel no longer reads it (see
+/// [`Conn::close_keeping_output`]).
+pub(crate) struct LentOutput {
+    _busy: Option<Box<Busy>>,
 }
 
 /// The most spare busy parts a reactor keeps for its connections to take (see the module docs).
@@ -318,6 +325,29 @@ impl Conn {
                 spares.give_back(busy);
             }
         }
+    }
+
+    /// Closes the socket now and keeps only the output, which a send still in flight reads
+    /// from where it is (io_uring). With `reset`, the socket is reset rather than closed in
+    /// order: the kernel drops the bytes it still holds instead of waiting for a client that may
+    /// never take them, since a zero-copy send's output is free only once it has dropped or
+    /// sent them all.
+    pub fn close_keeping_output(self, reset: bool) -> LentOutput {
+        if reset {
+            let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+            // SAFETY: a valid socket and a linger of the size given; failure leaves an orderly
+            // close, which frees the output later rather than never.
+            unsafe {
+                libc::setsockopt(
+                    self.stream.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&linger as *const libc::linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                )
+            };
+        }
+        LentOutput { _busy: self.busy }
     }
 
     /// Requests admitted and not yet answered, or answered and not yet written.

@@ -13,7 +13,12 @@
 //!    (see [`HOLD_BYTES`]), so a client that does not read its answers meets TCP's own flow
 //!    control, as with epoll; it is armed again when the reactor asks for bytes.
 //! 3. Sends: at most one in flight per connection, from its output where it is; until it
-//!    completes the output is lent ([`Conn::output_lent`]) and not touched.
+//!    completes the output is lent ([`Conn::output_lent`]) and not touched. A send of at least
+//!    [`ZERO_COPY_MIN_BYTES`] goes zero-copy: the network card reads the bytes from where they
+//!    are instead of the kernel copying them, and the output stays lent until the kernel's
+//!    second completion says it no longer reads them. Where the kernel copies anyway (loopback,
+//!    a device that cannot gather), it says so in that completion, and the connection sends
+//!    plainly from then on: zero copy is kept only where it pays.
 //! 4. Submission is batched, one `io_uring_enter` per turn at most: a turn that queued sends
 //!    submits everything queued at its end ([`Backend::flush`]: clients wait for sends);
 //!    receives queued alone wait for the next turn's end, or for the wait that puts the reactor
@@ -45,7 +50,7 @@ use io_uring::types::{CancelBuilder, Fd};
 use io_uring::{cqueue, opcode, squeue};
 
 use super::{Backend, Event, Fill};
-use crate::net::connection::{Conn, Slot, Spares};
+use crate::net::connection::{Conn, LentOutput, Slot, Spares};
 use crate::net::ring::{self, Gather, Ring, WakeFd, BUFFER_GROUP};
 
 /// Submission queue entries; the completion queue is four times as long.
@@ -59,6 +64,18 @@ const MAX_SLICES: usize = 16;
 /// once when it is held back: what a client can make the server buffer for it beyond what it
 /// asked for is this, plus what arrives before the cancel takes effect.
 const HOLD_BYTES: usize = 64 * 1024;
+
+/// The smallest send that goes zero-copy. Below about 10 KiB pinning the pages and the second
+/// completion cost more than the copy saves (the kernel's MSG_ZEROCOPY notes); 16 KiB is also
+/// where a large body starts to be sent from where it is rather than copied into the output.
+pub(crate) const ZERO_COPY_MIN_BYTES: usize = 16 * 1024;
+
+/// `IORING_SEND_ZC_REPORT_USAGE` (Linux 6.2): asks the kernel to say in a zero-copy send's
+/// notification whether it copied the bytes after all. In the entry's `ioprio`.
+const SEND_ZC_REPORT_USAGE: u16 = 8;
+
+/// `IORING_NOTIF_USAGE_ZC_COPIED`: in a notification's result, the kernel copied the bytes.
+const NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
 
 /// What an operation is, in the top byte of its `user_data`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +115,7 @@ pub(crate) struct Uring {
     conns: Vec<ConnOps>,
     /// Connections closed with a send in flight, by its `user_data`: their output (and the
     /// send's own description of it) stays until the kernel gives it back.
-    closed_sending: HashMap<u64, (Conn, Option<Box<SendMsg>>)>,
+    closed_sending: HashMap<u64, (LentOutput, Option<Box<SendMsg>>)>,
     /// Receives that found no free buffer, to start again once buffers are back.
     starved: Vec<(usize, u32)>,
     /// Operations whose last completion has not come: what dropping the ring must wait for.
@@ -106,6 +123,8 @@ pub(crate) struct Uring {
     /// Sends were queued since the last submission; entries were queued before this turn.
     sends_queued: bool,
     queued_before: bool,
+    /// This kernel takes zero-copy sends (until one is refused as unknown).
+    zero_copy: bool,
     completed: Vec<cqueue::Entry>,
     /// How fast receives and accepts complete, for how many a sleeping wait gathers.
     arrivals: Arrivals,
@@ -166,6 +185,12 @@ struct ConnOps {
     /// The reactor asked for bytes ([`Backend::fill`]) since the last it was given.
     wanted: bool,
     sending: bool,
+    /// Its large sends go zero-copy: until the kernel says it copied one anyway.
+    zero_copy: bool,
+    /// The send in flight is zero-copy: the output stays lent until its notification.
+    sending_zero_copy: bool,
+    /// A zero-copy send's result, kept until its notification.
+    zero_copy_result: Option<i32>,
     /// A gathering send's message and pieces, which must stay put while it is in flight; made
     /// at the first such send, so that an idle connection does not carry it.
     msg: Option<Box<SendMsg>>,
@@ -212,6 +237,7 @@ impl Uring {
             in_flight: 0,
             sends_queued: false,
             queued_before: false,
+            zero_copy: true,
             completed: Vec::new(),
             arrivals: Arrivals::new(coalesce),
         };
@@ -350,20 +376,51 @@ impl Uring {
         event
     }
 
-    fn on_send(&mut self, slot: usize, generation: u32, result: i32, slots: &mut [Slot]) -> Option<Event> {
+    fn on_send(&mut self, slot: usize, generation: u32, result: i32, flags: u32, slots: &mut [Slot]) -> Option<Event> {
+        let live = |ops: &&mut ConnOps| ops.generation == generation && ops.sending;
+        if cqueue::more(flags) {
+            // A zero-copy send's first completion: how much it sent. The kernel may still read
+            // the bytes until the notification that follows, so the output stays lent.
+            if let Some(ops) = self.conns.get_mut(slot).filter(live) {
+                ops.zero_copy_result = Some(result);
+                if let Some(conn) = slots[slot].conn.as_mut().filter(|c| c.generation == generation) {
+                    // The socket took bytes: progress for the send timeout, though they stay
+                    // lent.
+                    conn.progress.sent |= result > 0;
+                }
+            }
+            return None;
+        }
         self.in_flight -= 1;
         let key = user_data(Op::Send, slot, generation);
         if self.closed_sending.remove(&key).is_some() {
-            // A closed connection's last send: its output is free, its socket closes.
+            // A closed connection's last send: the kernel reads its output no more.
             return None;
         }
-        let ops = self.conns.get_mut(slot).filter(|c| c.generation == generation && c.sending)?;
+        let ops = self.conns.get_mut(slot).filter(live)?;
         ops.sending = false;
+        let zero_copy = std::mem::take(&mut ops.sending_zero_copy);
+        let result = if cqueue::notif(flags) {
+            if result as u32 & NOTIF_USAGE_ZC_COPIED != 0 {
+                // The kernel copied the bytes anyway: zero copy costs this connection a second
+                // completion and gains it nothing.
+                ops.zero_copy = false;
+            }
+            ops.zero_copy_result.take().unwrap_or(-libc::EIO)
+        } else {
+            result
+        };
         let conn = slots[slot].conn.as_mut().filter(|c| c.generation == generation)?;
         conn.output_lent = false;
         match result {
             n if n > 0 => {
                 conn.sent(n as usize);
+                Some(Event::Output(slot))
+            }
+            n if zero_copy && matches!(-n, libc::EINVAL | libc::EOPNOTSUPP) => {
+                // A kernel without zero-copy sends (before Linux 6.2): nothing was sent. Send
+                // plainly, this time and from now on.
+                self.zero_copy = false;
                 Some(Event::Output(slot))
             }
             _ => Some(Event::Broken(slot)),
@@ -404,7 +461,7 @@ impl Backend for Uring {
                     None
                 }
                 Some(Op::Receive) => self.on_receive(slot, generation, result, flags, slots, spares),
-                Some(Op::Send) => self.on_send(slot, generation, result, slots),
+                Some(Op::Send) => self.on_send(slot, generation, result, flags, slots),
                 Some(Op::Cancel) | None => {
                     self.in_flight -= 1;
                     None
@@ -455,6 +512,9 @@ impl Backend for Uring {
                 receiving: false,
                 wanted: false,
                 sending: false,
+                zero_copy: false,
+                sending_zero_copy: false,
+                zero_copy_result: None,
                 msg: None,
             });
         }
@@ -463,6 +523,9 @@ impl Backend for Uring {
         ops.receiving = false;
         ops.wanted = false;
         ops.sending = false;
+        ops.zero_copy = self.zero_copy;
+        ops.sending_zero_copy = false;
+        ops.zero_copy_result = None;
         Ok(())
     }
 
@@ -482,21 +545,37 @@ impl Backend for Uring {
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         let n = conn.unsent_slices(&mut slices);
         let fd = Fd(conn.stream.as_raw_fd());
-        let entry = if n == 1 {
-            opcode::Send::new(fd, slices[0].as_ptr(), slices[0].len() as u32).flags(libc::MSG_NOSIGNAL).build()
-        } else {
-            let msg = self.conns[slot].msg.get_or_insert_with(SendMsg::new);
-            for (piece, slice) in msg.pieces.iter_mut().zip(&slices[..n]) {
-                *piece = libc::iovec { iov_base: slice.as_ptr() as *mut _, iov_len: slice.len() };
+        let ops = &mut self.conns[slot];
+        let zero_copy = self.zero_copy
+            && ops.zero_copy
+            && slices[..n].iter().map(|s| s.len()).sum::<usize>() >= ZERO_COPY_MIN_BYTES;
+        let nosignal = libc::MSG_NOSIGNAL;
+        let entry = match (n, zero_copy) {
+            (1, false) => opcode::Send::new(fd, slices[0].as_ptr(), slices[0].len() as u32).flags(nosignal).build(),
+            (1, true) => opcode::SendZc::new(fd, slices[0].as_ptr(), slices[0].len() as u32)
+                .flags(nosignal)
+                .zc_flags(SEND_ZC_REPORT_USAGE)
+                .build(),
+            _ => {
+                let msg = ops.msg.get_or_insert_with(SendMsg::new);
+                for (piece, slice) in msg.pieces.iter_mut().zip(&slices[..n]) {
+                    *piece = libc::iovec { iov_base: slice.as_ptr() as *mut _, iov_len: slice.len() };
+                }
+                msg.header.msg_iov = msg.pieces.as_mut_ptr();
+                msg.header.msg_iovlen = n as _;
+                if zero_copy {
+                    opcode::SendMsgZc::new(fd, &msg.header).flags(nosignal as u32).ioprio(SEND_ZC_REPORT_USAGE).build()
+                } else {
+                    opcode::SendMsg::new(fd, &msg.header).flags(nosignal as u32).build()
+                }
             }
-            msg.header.msg_iov = msg.pieces.as_mut_ptr();
-            msg.header.msg_iovlen = n as _;
-            opcode::SendMsg::new(fd, &msg.header).flags(libc::MSG_NOSIGNAL as u32).build()
         };
+        ops.sending = true;
+        ops.sending_zero_copy = zero_copy;
+        ops.zero_copy_result = None;
         self.push(entry.user_data(user_data(Op::Send, slot, conn.generation)), true);
         self.sends_queued = true;
         conn.output_lent = true;
-        self.conns[slot].sending = true;
         Ok(())
     }
 
@@ -504,9 +583,11 @@ impl Backend for Uring {
         let generation = conn.generation;
         let ops = &mut self.conns[slot];
         let (receiving, sending) = (ops.receiving, ops.sending);
+        let zero_copy = ops.sending_zero_copy;
         ops.receiving = false;
         ops.wanted = false;
         ops.sending = false;
+        ops.sending_zero_copy = false;
         if receiving {
             self.cancel(user_data(Op::Receive, slot, generation));
         }
@@ -514,7 +595,9 @@ impl Backend for Uring {
             let key = user_data(Op::Send, slot, generation);
             self.cancel(key);
             let msg = self.conns[slot].msg.take();
-            self.closed_sending.insert(key, (conn, msg));
+            // The socket closes once the kernel's send lets go of it; a zero-copy send's bytes
+            // are dropped with it, which is when its notification comes.
+            self.closed_sending.insert(key, (conn.close_keeping_output(zero_copy), msg));
         }
         // Otherwise `conn` drops here, closing the socket (once a cancelled receive lets go).
     }
@@ -576,6 +659,9 @@ impl Drop for Uring {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::completions::Answer;
+    use crate::net::connection::Framing;
+    use std::io::Read;
 
     #[test]
     fn user_data_gives_back_the_operation_slot_and_generation() {
@@ -621,6 +707,160 @@ mod tests {
             arrivals.count += 1_000;
             assert_eq!(arrivals.gather(), None);
         }
+    }
+
+    /// A reactor's view of one connection, accepted through a ring of its own.
+    struct OneConn {
+        uring: Uring,
+        slots: Vec<Slot>,
+        spares: Spares,
+        client: TcpStream,
+    }
+
+    impl OneConn {
+        fn new() -> OneConn {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut uring = Uring::new(listener, Duration::ZERO).unwrap();
+            let client = TcpStream::connect(addr).unwrap();
+            let mut slots = vec![Slot { conn: None, generation: 1, in_pipeline: 0 }];
+            let mut spares = Spares::new(crate::net::Limits::default());
+            let mut events = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let (stream, peer) = loop {
+                uring.wait(Duration::from_millis(10), false, &mut slots, &mut spares, &mut events);
+                if let Some(accepted) = uring.accept() {
+                    break accepted;
+                }
+                assert!(Instant::now() < deadline, "the ring accepted nothing");
+            };
+            let conn = Conn::new(stream, peer, 1, u64::MAX);
+            uring.watch(0, &conn).unwrap();
+            slots[0].conn = Some(conn);
+            OneConn { uring, slots, spares, client }
+        }
+
+        fn conn(&mut self) -> &mut Conn {
+            self.slots[0].conn.as_mut().unwrap()
+        }
+
+        /// Frames a request and owes it an answer of `body`: shared (sent from where it is,
+        /// after the head) or copied into the output with the head.
+        fn owe(&mut self, body: Vec<u8>, shared: bool) {
+            let spares = &mut self.spares;
+            let conn = self.slots[0].conn.as_mut().unwrap();
+            conn.received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", spares);
+            let Framing::Request(mut env) = conn.frame(Box::default(), true) else { panic!("no request framed") };
+            env.req.response.status = 200;
+            if shared {
+                env.req.response.shared = Some(body.into());
+            } else {
+                env.req.response.body = body;
+            }
+            conn.answer(conn.next_seq() - 1, env, Answer::Response).unwrap_or_else(|_| panic!("not owed"));
+            assert_eq!(conn.serialise(b"Thu, 01 Jan 1970 00:00:00 GMT", drop), 1);
+        }
+
+        /// Sends what the connection owes until it is all sent, as the reactor does. Returns
+        /// whether the first send went zero-copy.
+        fn send_all(&mut self) -> bool {
+            let mut first_zero_copy = None;
+            let mut events = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.slots[0].conn.as_ref().unwrap().unsent() {
+                assert!(Instant::now() < deadline, "not sent in time");
+                if !self.conn().output_lent {
+                    let conn = self.slots[0].conn.as_mut().unwrap();
+                    self.uring.send(0, conn).unwrap();
+                    first_zero_copy.get_or_insert(self.uring.conns[0].sending_zero_copy);
+                    self.uring.flush();
+                }
+                self.uring.wait(Duration::from_millis(10), false, &mut self.slots, &mut self.spares, &mut events);
+                for event in events.drain(..) {
+                    assert!(matches!(event, Event::Output(0)), "{event:?}");
+                }
+            }
+            assert!(!self.conn().output_lent, "the output is still lent");
+            first_zero_copy.expect("sent")
+        }
+
+        /// Reads, on a thread of its own, the one response of `body_len` body bytes the client
+        /// is sent, and gives back its body: the server's sends can be more than a socket
+        /// buffer holds.
+        fn read_response(&self, body_len: usize) -> std::thread::JoinHandle<Vec<u8>> {
+            let mut client = self.client.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\nContent-Length: {body_len}\r\n\r\n"
+                );
+                let mut got = vec![0; head.len() + body_len];
+                client.read_exact(&mut got).unwrap();
+                assert_eq!(&got[..head.len()], head.as_bytes(), "{}", String::from_utf8_lossy(&got[..head.len()]));
+                got.split_off(head.len())
+            })
+        }
+    }
+
+    /// The running kernel's (major, minor) version.
+    fn kernel() -> (u32, u32) {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut parts = release.trim().split(['.', '-']).map(|p| p.parse().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    }
+
+    #[test]
+    fn a_large_send_goes_zero_copy_until_the_kernel_says_it_copied_and_every_byte_arrives() {
+        if available().is_err() {
+            return;
+        }
+        for shared in [true, false] {
+            let mut one = OneConn::new();
+            let body: Vec<u8> = (0..256 * 1024u32).map(|i| (i % 251) as u8).collect();
+            let reader = one.read_response(body.len());
+            one.owe(body.clone(), shared);
+            let zero_copy = one.send_all();
+            assert!(reader.join().unwrap() == body, "the body arrived changed (shared: {shared})");
+            if kernel() >= (6, 2) {
+                // Loopback delivers by copying: the kernel says so, and the connection stops.
+                assert!(zero_copy, "a send of {} bytes did not go zero-copy", body.len());
+                assert!(one.uring.zero_copy);
+                assert!(!one.uring.conns[0].zero_copy, "the connection goes on with zero copy on loopback");
+            } else {
+                // No zero-copy sends with usage reports: refused once, then plain for good.
+                assert!(!one.uring.zero_copy);
+            }
+            // The next large answer goes plainly, and arrives whole too.
+            let next: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 13) as u8).collect();
+            let reader = one.read_response(next.len());
+            one.owe(next.clone(), shared);
+            assert!(!one.send_all(), "zero copy again after the kernel said it copied");
+            assert!(reader.join().unwrap() == next, "the second body arrived changed (shared: {shared})");
+        }
+    }
+
+    #[test]
+    fn a_connection_closed_with_a_zero_copy_send_in_flight_gives_everything_back() {
+        if available().is_err() || kernel() < (6, 2) {
+            return;
+        }
+        let mut one = OneConn::new();
+        one.owe(vec![7; 128 * 1024], true);
+        let conn = one.slots[0].conn.as_mut().unwrap();
+        one.uring.send(0, conn).unwrap();
+        assert!(one.uring.conns[0].sending_zero_copy);
+        one.uring.flush();
+        // Closed at once: its output must stay alive until the notification, and then go.
+        let conn = one.slots[0].conn.take().unwrap();
+        one.uring.release(0, conn);
+        assert_eq!(one.uring.closed_sending.len(), 1);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut events = Vec::new();
+        while !one.uring.closed_sending.is_empty() {
+            assert!(Instant::now() < deadline, "the closed connection's send never ended");
+            one.uring.wait(Duration::from_millis(10), false, &mut one.slots, &mut one.spares, &mut events);
+        }
+        assert!(events.is_empty(), "{events:?}");
+        assert!(one.uring.cancel_all(), "{} operations not given back", one.uring.in_flight);
     }
 
     #[test]
