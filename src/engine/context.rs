@@ -15,7 +15,7 @@ use super::shared::Shared;
 use super::{Envelope, HandBack, Outcome, RejectReason};
 use crate::clock::now_ns;
 use crate::config::{StageId, WhenFull};
-use crate::io::{FileJob, FileMsg, TimerEntry, TimerMsg};
+use crate::io::{FileJob, FileMsg, TimerEntry};
 use crate::metrics::{Publication, Recorder};
 
 pub(crate) struct Ctx {
@@ -280,15 +280,7 @@ impl Ctx {
     /// Starts `op` for `env`, which `stage` asked for; on completion it continues at `next`.
     pub fn start_io(&mut self, env: Box<Envelope>, op: IoOp, stage: StageId, next: StageId, now: u64) {
         match op {
-            IoOp::Timer(wait) => {
-                let fire_ns = now.saturating_add(wait.as_nanos() as u64).min(env.deadline_ns);
-                let entry = TimerMsg::Start(TimerEntry { fire_ns, from: stage, started_ns: now, next, env });
-                if let Err(e) = self.shared.timers.try_send(entry) {
-                    if let TimerMsg::Start(entry) = e.into_inner() {
-                        self.finish(entry.env, Outcome::Rejected(RejectReason::IoFull { stage }), now);
-                    }
-                }
-            }
+            IoOp::Timer(wait) => crate::io::timer::start(self, TimerEntry::new(env, wait, stage, next, now), None, now),
             IoOp::ReadFile(op) => {
                 let job = FileJob { op, from: stage, started_ns: now, next, env };
                 if let Err(e) = self.shared.files.try_send(FileMsg::Read(job)) {

@@ -34,6 +34,14 @@ pub trait Poller: Send {
     fn keep_spinning(&self, _idle: Duration) -> bool {
         false
     }
+
+    /// Whether a `turn` keeps its timeout to the microsecond (an io_uring wait, whose timeout
+    /// is a ring timeout), rather than rounding it up to a millisecond (epoll). A worker whose
+    /// poller does keeps the timers its stages ask for and fires them in its own turns, instead
+    /// of handing them to the timer thread.
+    fn precise_timeouts(&self) -> bool {
+        false
+    }
 }
 
 /// Admission into the pipeline's entry stage for a poller, on its worker's own context.

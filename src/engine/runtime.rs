@@ -166,6 +166,7 @@ impl Engine {
             files: files_tx,
             ops: ops_tx,
             ops_in_flight: AtomicUsize::new(0),
+            timers_in_flight: AtomicUsize::new(0),
             ops_started: AtomicU64::new(0),
             reusable_counts: reusable_counts.clone(),
             live: Arc::new(collector::Live::new(plan.stages.len(), plan.pools.len())),

@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub ops: flume::Sender<OpMsg>,
     /// Those operations in flight, at most `io_capacity`.
     pub ops_in_flight: AtomicUsize,
+    /// Timers started and not yet fired, wherever they wait (`io_capacity` at most).
+    pub timers_in_flight: AtomicUsize,
     /// Those operations started, to tell apart two with the same deadline.
     pub ops_started: AtomicU64,
     /// Emptied latency counts for recorders to reuse.

@@ -32,6 +32,7 @@ use super::EngineError;
 use super::{panics, Admit, Ctx, Envelope, OriginId, Outcome, Poller, Sleep};
 use crate::clock::now_ns;
 use crate::config::{Plan, StageId};
+use crate::io::timer::{self, TimerEntry, TimerHeap};
 use crate::sync::mutant;
 
 /// How long a poller's worker may spin polling (see [`Poller::keep_spinning`]).
@@ -52,6 +53,10 @@ struct PolledIo {
     origin: OriginId,
     entry: StageId,
     batches_since: u32,
+    /// The timers its stages asked for, kept here and fired in its turns when the poller's
+    /// wait keeps to the microsecond ([`Poller::precise_timeouts`]): the request stays on this
+    /// thread. `None`: they go to the timer thread.
+    timers: Option<TimerHeap>,
 }
 
 /// Where a worker runs, as read back from the OS after pinning.
@@ -132,15 +137,31 @@ impl Worker {
 
     /// Gives the worker a poller: it admits what the poller frames as `origin` at `entry`.
     pub fn poll_with(&mut self, poller: Box<dyn Poller>, origin: OriginId, entry: StageId) {
-        self.io = Some(PolledIo { poller, origin, entry, batches_since: 0 });
+        // A thread of a growing and shrinking pool may stand by, and its timers with it.
+        let sized = self.ctx.shared.pools[self.pool].size.is_some();
+        let timers = (poller.precise_timeouts() && !sized).then(TimerHeap::default);
+        self.io = Some(PolledIo { poller, origin, entry, batches_since: 0, timers });
     }
 
-    /// One turn of the worker's poller, if it has one. Returns whether it did anything.
-    fn poll(&mut self, timeout: Option<Duration>) -> bool {
+    /// One turn of the worker's poller, if it has one, waiting no longer than its next timer is
+    /// due, then firing the timers due. Returns whether it did anything.
+    fn poll(&mut self, mut timeout: Option<Duration>) -> bool {
         let Some(io) = self.io.as_mut() else { return false };
         io.batches_since = 0;
+        let due = io.timers.as_ref().and_then(TimerHeap::next_due);
+        if let Some(due) = due {
+            let until = Duration::from_nanos(due.saturating_sub(now_ns()));
+            timeout = Some(timeout.map_or(until, |t| t.min(until)));
+        }
         let mut admit = Admit { ctx: &mut self.ctx, origin: io.origin, entry: io.entry, local: &self.local };
-        io.poller.turn(timeout, &mut admit)
+        let mut busy = io.poller.turn(timeout, &mut admit);
+        if let Some(timers) = io.timers.as_mut().filter(|t| !t.is_empty()) {
+            if timers.fire_due(&mut self.ctx, now_ns()) {
+                self.ctx.flush();
+                busy = true;
+            }
+        }
+        busy
     }
 
     pub fn serve(mut self, ready: flume::Sender<Result<WorkerInfo, EngineError>>) {
@@ -238,6 +259,11 @@ impl Worker {
         self.ctx.flush();
         self.fold_processed();
         self.ctx.publish(now_ns());
+    }
+
+    /// Whether it keeps the timers its stages ask for (see [`PolledIo::timers`]).
+    fn keeps_timers(&self) -> bool {
+        self.io.as_ref().is_some_and(|io| io.timers.is_some())
     }
 
     fn stands_by(&self) -> bool {
@@ -400,6 +426,11 @@ impl Worker {
             }
             match next {
                 Next::Send(next) => self.ctx.send(env, next),
+                Next::Io(IoOp::Timer(wait), next) if self.keeps_timers() => {
+                    let entry = TimerEntry::new(env, wait, *at, next, end);
+                    let own = self.io.as_mut().and_then(|io| io.timers.as_mut());
+                    timer::start(&mut self.ctx, entry, own, end);
+                }
                 Next::Io(op, next) => self.ctx.start_io(env, op, *at, next, end),
                 Next::Complete => self.ctx.complete(env, end),
                 Next::End(outcome) => self.ctx.finish(env, outcome, end),

@@ -945,6 +945,10 @@ impl<B: Backend> Poller for Reactor<B> {
     fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
         Reactor::waker(self)
     }
+
+    fn precise_timeouts(&self) -> bool {
+        self.io.precise_timeouts()
+    }
 }
 
 /// Where an answer goes: the connection's slot, its generation, and the request's sequence

@@ -29,4 +29,5 @@ mod record;
 mod report;
 mod stage_order;
 mod support;
+mod timers;
 mod user_kind;

@@ -92,4 +92,10 @@ pub(crate) trait Backend: Send {
 
     /// What wakes a [`Backend::wait`] blocked on another thread.
     fn waker(&self) -> Arc<dyn Fn() + Send + Sync>;
+
+    /// Whether [`Backend::wait`] keeps its timeout to the microsecond (see
+    /// `Poller::precise_timeouts`).
+    fn precise_timeouts(&self) -> bool {
+        false
+    }
 }

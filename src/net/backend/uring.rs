@@ -618,6 +618,11 @@ impl Backend for Uring {
     fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
         self.wake.waker()
     }
+
+    /// The wait's timeout is a ring timeout, in nanoseconds.
+    fn precise_timeouts(&self) -> bool {
+        true
+    }
 }
 
 impl Uring {

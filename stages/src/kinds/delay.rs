@@ -1,5 +1,5 @@
-//! `delay`: waits `micros` on a timer of the completion layer, off any worker, then continues at
-//! `next`. The simplest asynchronous operation.
+//! `delay`: waits `micros` on a timer of the completion layer, then continues at `next`, without
+//! holding a worker while it waits. The simplest asynchronous operation.
 
 use std::time::Duration;
 
