@@ -5,8 +5,9 @@
 //!    workers and timers go on.
 //! 2. Wait until the ledger shows nothing in flight, or `drain_timeout` passes.
 //! 3. If something is still in flight: `Aborting`. Workers end each request they take as timed
-//!    out, the timer thread fires every pending timer, senders blocked on a full queue give up;
-//!    wait until nothing is in flight.
+//!    out, the timer thread and every worker that keeps timers fire every pending timer (its
+//!    request ends as timed out), senders blocked on a full queue give up; wait until nothing
+//!    is in flight.
 //! 4. `Stopped`: wake every worker; each exits once it finds no work, publishing its stats.
 //!    Join the workers, the timer thread and the operations thread.
 //! 5. Drop the last metrics sender, so the collector returns the run's totals.
