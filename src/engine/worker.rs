@@ -154,14 +154,27 @@ impl Worker {
             timeout = Some(timeout.map_or(until, |t| t.min(until)));
         }
         let mut admit = Admit { ctx: &mut self.ctx, origin: io.origin, entry: io.entry, local: &self.local };
-        let mut busy = io.poller.turn(timeout, &mut admit);
-        if let Some(timers) = io.timers.as_mut().filter(|t| !t.is_empty()) {
-            if timers.fire_due(&mut self.ctx, now_ns()) {
-                self.ctx.flush();
-                busy = true;
-            }
+        let busy = io.poller.turn(timeout, &mut admit);
+        let timing = io.timers.as_ref().is_some_and(|t| !t.is_empty());
+        busy | (timing && self.fire_timers())
+    }
+
+    /// Fires the timers it keeps that are due, sending their requests on. Returns whether any
+    /// fired.
+    fn fire_timers(&mut self) -> bool {
+        let now = now_ns();
+        if self.ctx.rec.past(now) {
+            // Recorded in the interval they fire in. (Busy time is the serve loop's to count:
+            // this may be the end of a sleep.)
+            self.fold_processed();
+            self.ctx.roll(now);
         }
-        busy
+        let Some(timers) = self.io.as_mut().and_then(|io| io.timers.as_mut()) else { return false };
+        let fired = timers.fire_due(&mut self.ctx, now);
+        if fired {
+            self.ctx.flush();
+        }
+        fired
     }
 
     pub fn serve(mut self, ready: flume::Sender<Result<WorkerInfo, EngineError>>) {

@@ -68,7 +68,7 @@ const HOLD_BYTES: usize = 64 * 1024;
 /// The smallest send that goes zero-copy. Below about 10 KiB pinning the pages and the second
 /// completion cost more than the copy saves (the kernel's MSG_ZEROCOPY notes); 16 KiB is also
 /// where a large body starts to be sent from where it is rather than copied into the output.
-pub(crate) const ZERO_COPY_MIN_BYTES: usize = 16 * 1024;
+const ZERO_COPY_MIN_BYTES: usize = 16 * 1024;
 
 /// `IORING_SEND_ZC_REPORT_USAGE` (Linux 6.2): asks the kernel to say in a zero-copy send's
 /// notification whether it copied the bytes after all. In the entry's `ioprio`.
