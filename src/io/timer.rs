@@ -112,24 +112,27 @@ impl TimerHeap {
 /// Starts the timer `entry`: into `own` (a worker's heap) when given, else to the timer
 /// thread; or, with `io_capacity` timers in flight already, ends its request as rejected.
 pub(crate) fn start(ctx: &mut Ctx, entry: TimerEntry, own: Option<&mut TimerHeap>, now: u64) {
-    let shared = &ctx.shared;
-    if shared.timers_in_flight.fetch_add(1, AtomicOrdering::AcqRel) >= shared.plan.io_capacity {
-        shared.timers_in_flight.fetch_sub(1, AtomicOrdering::AcqRel);
+    let room = ctx.shared.timers_in_flight.fetch_add(1, AtomicOrdering::AcqRel) < ctx.shared.plan.io_capacity;
+    let refused = match own {
+        _ if !room => Some(entry),
+        Some(own) => {
+            own.push(entry);
+            None
+        }
+        None => match ctx.shared.timers.try_send(TimerMsg::Start(entry)) {
+            Ok(()) => None,
+            // A full channel gives back the start it was sent.
+            Err(e) => match e.into_inner() {
+                TimerMsg::Start(entry) => Some(entry),
+                TimerMsg::Wake => None,
+            },
+        },
+    };
+    if let Some(entry) = refused {
+        ctx.shared.timers_in_flight.fetch_sub(1, AtomicOrdering::AcqRel);
         let stage = entry.from;
         ctx.finish(entry.env, Outcome::Rejected(RejectReason::IoFull { stage }), now);
-        return;
     }
-    let Some(own) = own else {
-        if let Err(e) = shared.timers.try_send(TimerMsg::Start(entry)) {
-            shared.timers_in_flight.fetch_sub(1, AtomicOrdering::AcqRel);
-            if let TimerMsg::Start(entry) = e.into_inner() {
-                let stage = entry.from;
-                ctx.finish(entry.env, Outcome::Rejected(RejectReason::IoFull { stage }), now);
-            }
-        }
-        return;
-    };
-    own.push(entry);
 }
 
 pub(crate) fn timer_thread(mut ctx: Ctx, rx: flume::Receiver<TimerMsg>) {

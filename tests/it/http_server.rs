@@ -295,8 +295,8 @@ pub(crate) fn connect(addr: SocketAddr) -> TcpStream {
 }
 
 /// One response read off `stream`: status, headers (lowercased names), body.
-struct Response {
-    status: u16,
+pub(crate) struct Response {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
@@ -309,7 +309,7 @@ impl Response {
 
 /// Reads one response, using bytes left over in `buf` from an earlier read first. `head_only`
 /// for the answer to a HEAD request.
-fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>, head_only: bool) -> Response {
+pub(crate) fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>, head_only: bool) -> Response {
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut parsed = httparse::Response::new(&mut headers);

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, stream};
 use serde_json::{json, Value};
 
-use crate::nats::{ledger, nats_server_binary, scratch, NatsServer, SedaProcess};
+use crate::nats::{nats_server_binary, scratch, NatsServer};
+use crate::support::{ledger, SedaProcess};
 
 const N: u64 = 100_000;
 

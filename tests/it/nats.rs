@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::eventually;
+use crate::support::{eventually, ledger, SedaProcess};
 
 /// The `nats-server` binary.
 pub fn nats_server_binary() -> PathBuf {
@@ -85,15 +85,6 @@ impl Drop for NatsServer {
     }
 }
 
-/// A `seda run` of the test's own, killed when dropped (if it has not exited).
-pub struct SedaProcess {
-    pub child: Child,
-    /// Its summary (`--json`), once it has exited.
-    pub summary_path: PathBuf,
-    /// Its HTTP source's address, for a front.
-    pub listening: Option<SocketAddr>,
-}
-
 /// A path of this test's own under the temporary directory.
 pub fn scratch(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("seda-it-nats-{}-{name}", std::process::id()))
@@ -108,60 +99,6 @@ pub fn example_config(name: &str, server: &str) -> Value {
         config["source"]["listen"] = json!("127.0.0.1:0");
     }
     config
-}
-
-impl SedaProcess {
-    /// Runs `config` as `seda run` (through `wrap`, a command to run it under, if given).
-    pub fn start(name: &str, config: &Value, wrap: &[&str]) -> SedaProcess {
-        let config_path = scratch(&format!("{name}.json"));
-        std::fs::write(&config_path, serde_json::to_string_pretty(config).unwrap()).unwrap();
-        let summary_path = scratch(&format!("{name}-summary.json"));
-        let _ = std::fs::remove_file(&summary_path);
-        let seda = env!("CARGO_BIN_EXE_seda");
-        let mut command = match wrap {
-            [] => Command::new(seda),
-            [program, args @ ..] => {
-                let mut command = Command::new(program);
-                command.args(args).arg(seda);
-                command
-            }
-        };
-        command.arg("run").arg(&config_path).arg("--json").arg(&summary_path);
-        let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("seda starts");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let listening = if config["source"]["kind"] == "http" {
-            // Other lines may come first (which HTTP I/O backend it chose, say).
-            let line = lines
-                .find(|line| line.as_ref().is_ok_and(|l| l.starts_with("seda: listening on http://")))
-                .expect("seda says where it listens")
-                .unwrap();
-            Some(line["seda: listening on http://".len()..].parse().unwrap())
-        } else {
-            None
-        };
-        std::thread::spawn(move || lines.for_each(drop));
-        SedaProcess { child, summary_path, listening }
-    }
-
-    pub fn signal(&self, signal: i32) {
-        // SAFETY: kill takes no pointers; the pid is our own child's, not yet waited for.
-        assert_eq!(unsafe { libc::kill(self.child.id() as libc::pid_t, signal) }, 0);
-    }
-
-    /// Stops it with SIGTERM and reads its summary.
-    pub fn stop(mut self) -> Value {
-        self.signal(libc::SIGTERM);
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "seda run exited with {status:?}");
-        serde_json::from_str(&std::fs::read_to_string(&self.summary_path).unwrap()).unwrap()
-    }
-}
-
-impl Drop for SedaProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `POST path` with `body` on a connection of its own: the status and the body.
@@ -185,11 +122,6 @@ pub fn digest(payload: &[u8], rounds: u64) -> Vec<u8> {
     let mut req = seda::stages::Request { payload: payload.to_vec(), ..Default::default() };
     factory.instance(0).handle(&mut req);
     req.response.body
-}
-
-/// A ledger count of a summary written by `--json`.
-pub fn ledger(summary: &Value, field: &str) -> u64 {
-    summary["ledger"][field].as_u64().unwrap_or_else(|| panic!("ledger.{field} in {summary}"))
 }
 
 #[test]

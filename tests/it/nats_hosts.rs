@@ -15,8 +15,9 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
-use crate::nats::{digest, example_config, ledger, nats_server_binary, post, scratch, NatsServer, SedaProcess};
+use crate::nats::{digest, example_config, nats_server_binary, post, scratch, NatsServer};
 use crate::support::eventually;
+use crate::support::{ledger, SedaProcess};
 
 /// The subnet the hosts share: addresses inside this test's own namespaces only.
 const SUBNET: &str = "10.201.0";

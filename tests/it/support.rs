@@ -1,6 +1,11 @@
 //! Helpers shared by the integration tests: building plans, an origin that records how each
-//! request ended, and a gate stage that holds a worker until the test opens it.
+//! request ended, a gate stage that holds a worker until the test opens it, and a `seda run`
+//! child process.
 
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -207,4 +212,81 @@ impl Stage for GateStage {
         self.0.pass();
         Step::Next(Output::NEXT)
     }
+}
+
+/// A `seda run` of the test's own, killed when dropped (if it has not exited).
+pub struct SedaProcess {
+    pub child: Child,
+    /// Its summary (`--json`), once it has exited.
+    pub summary_path: PathBuf,
+    /// Its HTTP source's address, for a front.
+    pub listening: Option<SocketAddr>,
+    /// Its admin listener's address, when its config has one (and an HTTP source).
+    pub admin: Option<SocketAddr>,
+}
+
+impl SedaProcess {
+    /// Runs `config` as `seda run` (through `wrap`, a command to run it under, if given).
+    pub fn start(name: &str, config: &Value, wrap: &[&str]) -> SedaProcess {
+        let scratch = |file: String| std::env::temp_dir().join(format!("seda-it-run-{}-{file}", std::process::id()));
+        let config_path = scratch(format!("{name}.json"));
+        std::fs::write(&config_path, serde_json::to_string_pretty(config).unwrap()).unwrap();
+        let summary_path = scratch(format!("{name}-summary.json"));
+        let _ = std::fs::remove_file(&summary_path);
+        let seda = env!("CARGO_BIN_EXE_seda");
+        let mut command = match wrap {
+            [] => Command::new(seda),
+            [program, args @ ..] => {
+                let mut command = Command::new(program);
+                command.args(args).arg(seda);
+                command
+            }
+        };
+        command.arg("run").arg(&config_path).arg("--json").arg(&summary_path);
+        let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("seda starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let (mut listening, mut admin) = (None, None);
+        if config["source"]["kind"] == "http" {
+            // Other lines may come first: the admin listener's address, the HTTP I/O backend
+            // it chose.
+            for line in lines.by_ref() {
+                let line = line.expect("seda's stderr");
+                if let Some(addr) = line.strip_prefix("admin listening on ") {
+                    admin = Some(addr.trim().parse().unwrap());
+                }
+                if let Some(addr) = line.strip_prefix("seda: listening on http://") {
+                    listening = Some(addr.trim().parse().unwrap());
+                    break;
+                }
+            }
+            assert!(listening.is_some(), "seda did not say where it listens");
+        }
+        std::thread::spawn(move || lines.for_each(drop));
+        SedaProcess { child, summary_path, listening, admin }
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill takes no pointers; the pid is our own child's, not yet waited for.
+        assert_eq!(unsafe { libc::kill(self.child.id() as libc::pid_t, signal) }, 0);
+    }
+
+    /// Stops it with SIGTERM and reads its summary.
+    pub fn stop(mut self) -> Value {
+        self.signal(libc::SIGTERM);
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "seda run exited with {status:?}");
+        serde_json::from_str(&std::fs::read_to_string(&self.summary_path).unwrap()).unwrap()
+    }
+}
+
+impl Drop for SedaProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A ledger count of a summary written by `--json`.
+pub fn ledger(summary: &Value, field: &str) -> u64 {
+    summary["ledger"][field].as_u64().unwrap_or_else(|| panic!("ledger.{field} in {summary}"))
 }

@@ -184,16 +184,24 @@ struct ConnOps {
     receiving: bool,
     /// The reactor asked for bytes ([`Backend::fill`]) since the last it was given.
     wanted: bool,
-    sending: bool,
+    sending: Sending,
     /// Its large sends go zero-copy: until the kernel says it copied one anyway.
     zero_copy: bool,
-    /// The send in flight is zero-copy: the output stays lent until its notification.
-    sending_zero_copy: bool,
-    /// A zero-copy send's result, kept until its notification.
-    zero_copy_result: Option<i32>,
     /// A gathering send's message and pieces, which must stay put while it is in flight; made
     /// at the first such send, so that an idle connection does not carry it.
     msg: Option<Box<SendMsg>>,
+}
+
+/// A connection's send in flight, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sending {
+    No,
+    Plain,
+    /// Zero-copy: the output stays lent until the kernel's notification, and `sent` keeps the
+    /// first completion's result until then.
+    ZeroCopy {
+        sent: Option<i32>,
+    },
 }
 
 struct SendMsg {
@@ -377,12 +385,12 @@ impl Uring {
     }
 
     fn on_send(&mut self, slot: usize, generation: u32, result: i32, flags: u32, slots: &mut [Slot]) -> Option<Event> {
-        let live = |ops: &&mut ConnOps| ops.generation == generation && ops.sending;
+        let live = |ops: &&mut ConnOps| ops.generation == generation && ops.sending != Sending::No;
         if cqueue::more(flags) {
             // A zero-copy send's first completion: how much it sent. The kernel may still read
             // the bytes until the notification that follows, so the output stays lent.
             if let Some(ops) = self.conns.get_mut(slot).filter(live) {
-                ops.zero_copy_result = Some(result);
+                ops.sending = Sending::ZeroCopy { sent: Some(result) };
                 if let Some(conn) = slots[slot].conn.as_mut().filter(|c| c.generation == generation) {
                     // The socket took bytes: progress for the send timeout, though they stay
                     // lent.
@@ -398,17 +406,17 @@ impl Uring {
             return None;
         }
         let ops = self.conns.get_mut(slot).filter(live)?;
-        ops.sending = false;
-        let zero_copy = std::mem::take(&mut ops.sending_zero_copy);
-        let result = if cqueue::notif(flags) {
-            if result as u32 & NOTIF_USAGE_ZC_COPIED != 0 {
-                // The kernel copied the bytes anyway: zero copy costs this connection a second
-                // completion and gains it nothing.
-                ops.zero_copy = false;
+        let sending = std::mem::replace(&mut ops.sending, Sending::No);
+        let result = match sending {
+            Sending::ZeroCopy { sent } if cqueue::notif(flags) => {
+                if result as u32 & NOTIF_USAGE_ZC_COPIED != 0 {
+                    // The kernel copied the bytes anyway: zero copy costs this connection a
+                    // second completion and gains it nothing.
+                    ops.zero_copy = false;
+                }
+                sent.unwrap_or(-libc::EIO)
             }
-            ops.zero_copy_result.take().unwrap_or(-libc::EIO)
-        } else {
-            result
+            _ => result,
         };
         let conn = slots[slot].conn.as_mut().filter(|c| c.generation == generation)?;
         conn.output_lent = false;
@@ -417,7 +425,7 @@ impl Uring {
                 conn.sent(n as usize);
                 Some(Event::Output(slot))
             }
-            n if zero_copy && matches!(-n, libc::EINVAL | libc::EOPNOTSUPP) => {
+            n if matches!(sending, Sending::ZeroCopy { .. }) && matches!(-n, libc::EINVAL | libc::EOPNOTSUPP) => {
                 // A kernel without zero-copy sends (before Linux 6.2): nothing was sent. Send
                 // plainly, this time and from now on.
                 self.zero_copy = false;
@@ -511,10 +519,8 @@ impl Backend for Uring {
                 generation: 0,
                 receiving: false,
                 wanted: false,
-                sending: false,
+                sending: Sending::No,
                 zero_copy: false,
-                sending_zero_copy: false,
-                zero_copy_result: None,
                 msg: None,
             });
         }
@@ -522,10 +528,8 @@ impl Backend for Uring {
         ops.generation = conn.generation;
         ops.receiving = false;
         ops.wanted = false;
-        ops.sending = false;
+        ops.sending = Sending::No;
         ops.zero_copy = self.zero_copy;
-        ops.sending_zero_copy = false;
-        ops.zero_copy_result = None;
         Ok(())
     }
 
@@ -570,9 +574,7 @@ impl Backend for Uring {
                 }
             }
         };
-        ops.sending = true;
-        ops.sending_zero_copy = zero_copy;
-        ops.zero_copy_result = None;
+        ops.sending = if zero_copy { Sending::ZeroCopy { sent: None } } else { Sending::Plain };
         self.push(entry.user_data(user_data(Op::Send, slot, conn.generation)), true);
         self.sends_queued = true;
         conn.output_lent = true;
@@ -582,22 +584,21 @@ impl Backend for Uring {
     fn release(&mut self, slot: usize, conn: Conn) {
         let generation = conn.generation;
         let ops = &mut self.conns[slot];
-        let (receiving, sending) = (ops.receiving, ops.sending);
-        let zero_copy = ops.sending_zero_copy;
+        let receiving = ops.receiving;
+        let sending = std::mem::replace(&mut ops.sending, Sending::No);
         ops.receiving = false;
         ops.wanted = false;
-        ops.sending = false;
-        ops.sending_zero_copy = false;
         if receiving {
             self.cancel(user_data(Op::Receive, slot, generation));
         }
-        if sending {
+        if sending != Sending::No {
             let key = user_data(Op::Send, slot, generation);
             self.cancel(key);
             let msg = self.conns[slot].msg.take();
             // The socket closes once the kernel's send lets go of it; a zero-copy send's bytes
             // are dropped with it, which is when its notification comes.
-            self.closed_sending.insert(key, (conn.close_keeping_output(zero_copy), msg));
+            self.closed_sending
+                .insert(key, (conn.close_keeping_output(matches!(sending, Sending::ZeroCopy { .. })), msg));
         }
         // Otherwise `conn` drops here, closing the socket (once a cancelled receive lets go).
     }
@@ -777,7 +778,8 @@ mod tests {
                 if !self.conn().output_lent {
                     let conn = self.slots[0].conn.as_mut().unwrap();
                     self.uring.send(0, conn).unwrap();
-                    first_zero_copy.get_or_insert(self.uring.conns[0].sending_zero_copy);
+                    let sending = self.uring.conns[0].sending;
+                    first_zero_copy.get_or_insert(matches!(sending, Sending::ZeroCopy { .. }));
                     self.uring.flush();
                 }
                 self.uring.wait(Duration::from_millis(10), false, &mut self.slots, &mut self.spares, &mut events);
@@ -852,7 +854,7 @@ mod tests {
         one.owe(vec![7; 128 * 1024], true);
         let conn = one.slots[0].conn.as_mut().unwrap();
         one.uring.send(0, conn).unwrap();
-        assert!(one.uring.conns[0].sending_zero_copy);
+        assert_eq!(one.uring.conns[0].sending, Sending::ZeroCopy { sent: None });
         one.uring.flush();
         // Closed at once: its output must stay alive until the notification, and then go.
         let conn = one.slots[0].conn.take().unwrap();
